@@ -1,0 +1,141 @@
+"""Benchmark of the geometry diagnostics.
+
+1. N = 10^6 particles in D = 3: pairwise K (kNN), the Lemma 1/2 check and merge
+   detection together, per step, with one shared NeighbourCache (the x(t+1)
+   lists built at step t+1 are x(t)'s at step t+2), against the same three
+   observers each with its own cache (the peer), in the same run.
+2. lambda_max of a teacher-student sigmoid net with N = 10^4 neurons, d = 2:
+   Hessian-vector products per Lanczos solve, cold and warm-started along
+   gradient descent, against power iteration to the same residual (the peer).
+
+Run: python benchmarks/bench_geometry.py [--n 1000000] [--steps 4]
+Prints figures; never asserts on time.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from particledyn.geometry import (LemmaObserver, MergeObserver, NeighbourCache,
+                                  PairwiseLipschitzObserver, geometry_observers, top_eigenpairs)
+from particledyn.geometry.reference_nets import teacher_student
+from particledyn.observers import StepInfo
+
+
+def field(X):
+    """A smooth equivariant field pulling particles towards the integer lattice."""
+    return -0.5 * np.sin(2 * np.pi * X) / (2 * np.pi)
+
+
+def trajectory(n, steps, lr, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.0, 5.0, (n, 3))
+    # 2% of the particles in pairs 0.5 eps apart, so that atoms of size 2 exist
+    m = n // 100
+    X[n - m:] = X[n - 2 * m:n - m] + 0.005 * rng.standard_normal((m, 3)) / np.sqrt(3)
+    frames, updates = [X], []
+    for _ in range(steps):
+        U = field(frames[-1])
+        updates.append(U)
+        frames.append(frames[-1] + lr * U)
+    return frames, updates
+
+
+def run_observers(observers, frames, updates, lr):
+    masses = np.full(len(frames[0]), 1.0 / len(frames[0]))
+    times, last = [], None
+    for step, X in enumerate(frames):
+        info = StepInfo(step=step, time=step * lr, positions=X, masses=masses, lr=lr,
+                        previous_positions=frames[step - 1] if step else None,
+                        update=updates[step - 1] if step else None,
+                        field=updates[step - 1] if step else None)
+        start = time.perf_counter()
+        last = [dict(o.observe(info)) for o in observers]
+        times.append(time.perf_counter() - start)
+    return times, last
+
+
+def bench_pairs(n, steps, lr=1.0):
+    frames, updates = trajectory(n, steps, lr)
+    shared = geometry_observers(K="pairwise", eps=0.01, k=6)
+    times, values = run_observers(shared, frames, updates, lr)
+    separate = [PairwiseLipschitzObserver(cache=NeighbourCache(k=6)),
+                LemmaObserver("pairwise", cache=NeighbourCache(k=6)),
+                MergeObserver(0.01, cache=NeighbourCache(k=6))]
+    peer, _ = run_observers(separate, frames, updates, lr)
+    steady, steady_peer = np.median(times[1:]), np.median(peer[1:])
+    k, lemma, merges = values
+    print(f"[pairs] N={n:,} D=3 k=6 eps=0.01: {shared[0].cache.n_built} neighbour builds for "
+          f"{len(frames)} configurations")
+    print(f"[pairs] step 0 (one configuration): {times[0]:.2f} s; per step after: "
+          f"median {steady:.2f} s over {len(times) - 1} steps "
+          f"(all: {', '.join(f'{t:.2f}' for t in times)})")
+    print(f"[pairs] peer, one cache per observer: median {steady_peer:.2f} s per step "
+          f"-> shared is {steady_peer / steady:.2f}x faster")
+    print(f"[pairs] last step: K={k['K']:.4g} over {k['n_pairs']:,} pairs, eta*K={k['eta_K']:.3g}, "
+          f"ratios [{lemma['min_ratio']:.4f}, {lemma['max_ratio']:.4f}], "
+          f"violations={lemma['n_violations']}, atoms={merges['n_atoms']:,}, "
+          f"merges={merges['n_merges']}, merged mass={merges['merged_mass']:.3g}")
+    return steady
+
+
+def power_iteration(hvp, n, tol, v0, max_hvp=600):
+    v = v0 / np.linalg.norm(v0)
+    for count in range(1, max_hvp + 1):
+        hv = hvp(v)
+        lam = v @ hv
+        if np.linalg.norm(hv - lam * v) <= tol * abs(lam):
+            return lam, count
+        v = hv / np.linalg.norm(hv)
+    return lam, max_hvp
+
+
+def bench_sharpness(n_neurons, gd_steps, tol=1e-6):
+    net, X, _ = teacher_student(n_neurons, d=2, batch=256, seed=0)
+    hvp = net.hvp_flat(X)
+    v = np.random.default_rng(1).standard_normal(X.size)
+    start = time.perf_counter()
+    for _ in range(5):
+        hvp(v)
+    per_hvp = (time.perf_counter() - start) / 5
+    start = time.perf_counter()
+    cold = top_eigenpairs(hvp, X.size, tol=tol)
+    cold_time = time.perf_counter() - start
+    lam_p, n_power = power_iteration(hvp, X.size, tol, v)
+    print(f"[sharpness] teacher-student sigmoid net, N={n_neurons:,} neurons, d=2, B=256, "
+          f"{X.size:,} parameters, tol={tol:g} (Ritz residual / |lambda|); one HVP {per_hvp * 1e3:.1f} ms")
+    print(f"[sharpness] cold Lanczos: lambda_max={cold.lambda_max:.10g} in {cold.n_hvp} HVPs "
+          f"({cold_time:.2f} s), residual/|lambda|={cold.residual / abs(cold.lambda_max):.1e}; "
+          f"peer power iteration: {n_power} HVPs (lambda={lam_p:.10g}) -> "
+          f"{n_power / cold.n_hvp:.1f}x more")
+    lr = 1.0 / cold.lambda_max
+    vector, warm_counts, cold_counts = cold.eigenvector, [], []
+    for _ in range(gd_steps):
+        X = X - lr * net.grad(X)
+        hvp = net.hvp_flat(X)
+        warm = top_eigenpairs(hvp, X.size, tol=tol, v0=vector)
+        fresh = top_eigenpairs(hvp, X.size, tol=tol)
+        vector = warm.eigenvector
+        warm_counts.append(warm.n_hvp)
+        cold_counts.append(fresh.n_hvp)
+    print(f"[sharpness] along {gd_steps} GD steps at eta=1/lambda_max: HVPs warm {warm_counts} "
+          f"(median {np.median(warm_counts):g}) vs cold {cold_counts} "
+          f"(median {np.median(cold_counts):g})")
+    return cold.n_hvp
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10**6, help="particles for the pair diagnostics")
+    parser.add_argument("--steps", type=int, default=4, help="steps for the pair diagnostics")
+    parser.add_argument("--neurons", type=int, default=10**4, help="neurons for lambda_max")
+    parser.add_argument("--gd-steps", type=int, default=5, help="GD steps for warm starts")
+    args = parser.parse_args()
+    bench_pairs(args.n, args.steps)
+    bench_sharpness(args.neurons, args.gd_steps)
+
+
+if __name__ == "__main__":
+    main()

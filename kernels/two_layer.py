@@ -1,0 +1,187 @@
+"""Two-layer network kernel: F(z) = sum_i coef_i a_i sigma(<w_i, z>), neuron x_i = (w_i, a_i).
+
+With one output and MSE loss this is the teacher-student network of the paper
+(Appendix C.1); with C outputs and cross-entropy it is the classifier of
+Appendix C.2 (neuron = (w_i, a_i in R^C)). The per-particle work is fused into
+two numba passes (``two_layer_numba``); ``two_layer_reference`` holds the plain
+numpy formulas it is tested against.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from particledyn.kernel import Kernel
+
+from . import two_layer_numba as fused
+from .activations_reference import activation_reference
+from .two_layer_reference import hessian_vector_reference, loss_and_output_gradient
+
+SCALINGS = ("standard", "mean_field")
+LOSSES = ("mse", "cross_entropy")
+
+
+class TwoLayerNet(Kernel):
+    """Two-layer network on a fixed data set; particles are hidden neurons.
+
+    Parameters
+    ----------
+    inputs : ndarray, shape (n, d)
+        Training inputs z.
+    targets : ndarray
+        Shape (n,) or (n, C) real targets for ``loss="mse"``; shape (n,) integer
+        class labels in [0, C) for ``loss="cross_entropy"``.
+    activation : {"sigmoid", "tanh", "relu"}
+    loss : {"mse", "cross_entropy"}
+        MSE is the mean of (F - y)^2 over batch and outputs (PyTorch's
+        ``MSELoss``); cross-entropy is averaged over the batch.
+    scaling : {"standard", "mean_field"}
+        ``standard``: F = sum_i a_i sigma(<w_i, z>). ``mean_field``:
+        F = sum_i m_i a_i sigma(<w_i, z>) (1/N for equal masses), and the field is
+        the gradient per unit mass, -(1/m_i) dL/dx_i, so the dynamics has an
+        N-independent time scale.
+    n_outputs : int, optional
+        C; inferred from the targets (number of classes for cross-entropy).
+    test_inputs, test_targets : ndarray, optional
+        Held-out data for :meth:`test_loss`.
+
+    Notes
+    -----
+    The batch shared by all particles is drawn by :meth:`context` (full batch
+    when ``batch_size`` is None). Memory per call is O(N D + chunks B C).
+    """
+
+    def __init__(self, inputs, targets, activation="sigmoid", loss="mse", scaling="standard",
+                 n_outputs=None, test_inputs=None, test_targets=None):
+        if activation not in ("sigmoid", "tanh", "relu"):
+            raise ValueError(f"activation={activation!r}: expected one of 'sigmoid', 'tanh', 'relu'")
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r}: expected one of {LOSSES}")
+        if scaling not in SCALINGS:
+            raise ValueError(f"scaling={scaling!r}: expected one of {SCALINGS}")
+        inputs = np.asarray(inputs, dtype=np.float64)
+        if inputs.ndim != 2 or inputs.shape[0] == 0:
+            raise ValueError(f"inputs of shape {inputs.shape}: expected (n, d) with n >= 1")
+        if not np.all(np.isfinite(inputs)):
+            raise ValueError("inputs contain NaN or inf: expected finite values")
+        targets = self._check_targets(np.asarray(targets), inputs.shape[0], loss, n_outputs)
+        self.inputs, self.targets = inputs, targets
+        self.activation, self.loss_name, self.scaling = activation, loss, scaling
+        if loss == "cross_entropy":
+            self.n_outputs = int(n_outputs) if n_outputs else int(targets.max()) + 1
+        else:
+            self.n_outputs = 1 if targets.ndim == 1 else targets.shape[1]
+        self.d_in = inputs.shape[1]
+        self.dim = self.d_in + self.n_outputs
+        self.test_inputs = None if test_inputs is None else np.asarray(test_inputs, dtype=np.float64)
+        self.test_targets = None if test_targets is None else np.asarray(test_targets)
+        self.name = f"two_layer_{activation}_{loss}"
+
+    @staticmethod
+    def _check_targets(targets, n, loss, n_outputs):
+        if targets.shape[0] != n:
+            raise ValueError(f"targets with {targets.shape[0]} rows: expected {n} (one per input)")
+        if loss == "cross_entropy":
+            if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0:
+                raise ValueError("targets for cross_entropy: expected a 1-D array of non-negative integer labels")
+            if n_outputs is not None and targets.max() >= n_outputs:
+                raise ValueError(f"label {targets.max()} with n_outputs={n_outputs}: expected labels < n_outputs")
+            return targets.astype(np.int64)
+        if not np.all(np.isfinite(targets)):
+            raise ValueError("targets contain NaN or inf: expected finite values")
+        return targets.astype(np.float64)
+
+    # -- context -----------------------------------------------------------------
+    def context(self, step, rng, batch_size):
+        """The batch (inputs, targets) shared by all particles at this step."""
+        n = self.inputs.shape[0]
+        if batch_size is None or batch_size >= n:
+            return self.inputs, self.targets
+        index = np.sort(rng.choice(n, size=batch_size, replace=False))
+        return self.inputs[index], self.targets[index]
+
+    def evaluation_context(self):
+        return self.inputs, self.targets
+
+    # -- field, loss, hvp --------------------------------------------------------
+    def _coefficients(self, masses, dtype):
+        if self.scaling == "mean_field":
+            return np.asarray(masses, dtype=dtype)
+        return np.ones(len(masses), dtype=dtype)
+
+    def outputs(self, positions, masses, inputs):
+        """Network outputs F, shape (B, C), computed in float64."""
+        forward, _ = fused.compiled_loops(self.activation, positions.dtype)
+        inputs_t = fused.pad_batch(inputs, positions.dtype)
+        out = forward(positions, self._coefficients(masses, positions.dtype), inputs_t)
+        return out[:, : inputs.shape[0]].T
+
+    def field(self, positions, masses, context):
+        inputs, targets = context
+        outputs = self.outputs(positions, masses, inputs)
+        _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
+        _, field = fused.compiled_loops(self.activation, positions.dtype)
+        inputs_t = fused.pad_batch(inputs, positions.dtype)
+        grad_t = np.zeros((self.n_outputs, inputs_t.shape[1]), dtype=positions.dtype)
+        grad_t[:, : inputs.shape[0]] = grad_out.T
+        out = np.empty_like(positions)
+        field(positions, inputs_t, grad_t, out)
+        return out
+
+    def loss(self, positions, masses, context):
+        inputs, targets = context
+        return loss_and_output_gradient(self.outputs(positions, masses, inputs), targets, self.loss_name)[0]
+
+    def test_loss(self, positions, masses):
+        """Loss on the held-out data, or NaN when there is none."""
+        if self.test_inputs is None:
+            return float("nan")
+        return self.loss(positions, masses, (self.test_inputs, self.test_targets))
+
+    def accuracy(self, positions, masses, inputs, labels):
+        """Fraction of correctly classified inputs (cross-entropy kernels)."""
+        predicted = np.argmax(self.outputs(positions, masses, inputs), axis=1)
+        return float(np.mean(predicted == labels))
+
+    def hvp(self, positions, masses, context, vector, chunk=4096):
+        """Exact Hessian-vector product (float64), chunked over particles: O(chunk B) memory."""
+        inputs, targets = context
+        x = np.asarray(positions, dtype=np.float64)
+        v = np.asarray(vector, dtype=np.float64).reshape(x.shape)
+        m = np.asarray(masses, dtype=np.float64)
+        if x.shape[0] <= chunk:
+            return hessian_vector_reference(x, m, inputs, targets, self.activation, self.scaling,
+                                            self.loss_name, v)
+        return self._hvp_chunked(x, m, inputs, targets, v, chunk)
+
+    def _hvp_chunked(self, x, m, inputs, targets, v, chunk):
+        d = self.d_in
+        coef = m if self.scaling == "mean_field" else np.ones_like(m)
+        outputs = self.outputs(x, m, inputs)
+        _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
+        delta = np.zeros_like(outputs)
+        for lo in range(0, x.shape[0], chunk):
+            sl = slice(lo, lo + chunk)
+            t = x[sl, :d] @ inputs.T
+            s, ds, _ = activation_reference(self.activation, t)
+            tv = v[sl, :d] @ inputs.T
+            delta += (s.T * coef[sl]) @ v[sl, d:] + ((ds * tv).T * coef[sl]) @ x[sl, d:]
+        if self.loss_name == "mse":
+            u = 2.0 * delta / delta.size
+        else:
+            from scipy.special import softmax
+            p = softmax(outputs, axis=1)
+            u = (p * delta - p * np.sum(p * delta, axis=1, keepdims=True)) / outputs.shape[0]
+        out = np.empty_like(x)
+        for lo in range(0, x.shape[0], chunk):
+            sl = slice(lo, lo + chunk)
+            a, va = x[sl, d:], v[sl, d:]
+            t = x[sl, :d] @ inputs.T
+            s, ds, dds = activation_reference(self.activation, t)
+            tv = v[sl, :d] @ inputs.T
+            out[sl, d:] = s @ u + (ds * tv) @ grad_out
+            out[sl, :d] = (((a @ u.T) * ds) + (va @ grad_out.T) * ds + (a @ grad_out.T) * dds * tv) @ inputs
+        return out
+
+    def describe(self):
+        return {"name": self.name, "dim": self.dim, "activation": self.activation, "loss": self.loss_name,
+                "scaling": self.scaling, "n_outputs": self.n_outputs, "n_train": int(self.inputs.shape[0])}

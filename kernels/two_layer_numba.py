@@ -1,0 +1,148 @@
+"""Fused numba loops of the two-layer network kernel.
+
+Two passes over the particles, never forming an N x B matrix:
+
+1. forward: F[c, b] = sum_i coef_i a_ic sigma(<w_i, z_b>), accumulated in float64
+   per fixed-size chunk of particles and summed over chunks in order, so the
+   result does not depend on the number of threads;
+2. field: per particle, recompute sigma and sigma' on the batch and reduce
+   against G = dL/dF.
+
+Inner loops run over the batch with contiguous (d, B) inputs so that LLVM
+vectorises them; reductions over the batch use eight independent lanes (the
+batch is zero-padded to a multiple of eight) because strict IEEE order forbids
+the compiler from reassociating a single accumulator. Activations come from
+:mod:`particledyn.fastmath` (see there why loops compile with
+``error_model="numpy"``).
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from particledyn.fastmath import ACTIVATIONS
+
+CHUNK = 2048
+"""Particles per forward chunk: fixes the summation order (deterministic results)."""
+LANES = 8
+"""Batch padding and reduction lanes."""
+
+
+@numba.njit(inline="always")
+def _lane_dot(x, y, n):
+    a0 = x[0] * y[0]
+    a1 = x[1] * y[1]
+    a2 = x[2] * y[2]
+    a3 = x[3] * y[3]
+    a4 = x[4] * y[4]
+    a5 = x[5] * y[5]
+    a6 = x[6] * y[6]
+    a7 = x[7] * y[7]
+    for b in range(LANES, n, LANES):
+        a0 += x[b] * y[b]
+        a1 += x[b + 1] * y[b + 1]
+        a2 += x[b + 2] * y[b + 2]
+        a3 += x[b + 3] * y[b + 3]
+        a4 += x[b + 4] * y[b + 4]
+        a5 += x[b + 5] * y[b + 5]
+        a6 += x[b + 6] * y[b + 6]
+        a7 += x[b + 7] * y[b + 7]
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+
+
+def _build(act):
+    @numba.njit(parallel=True, error_model="numpy")
+    def forward(positions, coef, inputs_t):
+        n, dim = positions.shape
+        d, batch = inputs_t.shape
+        n_out = dim - d
+        n_chunks = (n + CHUNK - 1) // CHUNK
+        partial = np.zeros((n_chunks, n_out, batch), dtype=np.float64)
+        for chunk in prange(n_chunks):
+            pre = np.empty(batch, dtype=positions.dtype)
+            value = np.empty(batch, dtype=positions.dtype)
+            deriv = np.empty(batch, dtype=positions.dtype)
+            scratch = np.empty(batch, dtype=positions.dtype)
+            wide = np.empty(batch, dtype=np.float64)
+            acc = partial[chunk]
+            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+                _preactivation(positions, i, inputs_t, pre, d, batch)
+                act(pre, value, deriv, scratch, batch)
+                for b in range(batch):
+                    wide[b] = value[b]
+                for c in range(n_out):
+                    weight = np.float64(coef[i] * positions[i, d + c])
+                    row = acc[c]
+                    for b in range(batch):
+                        row[b] += weight * wide[b]
+        out = np.zeros((n_out, batch), dtype=np.float64)
+        for chunk in range(n_chunks):
+            out += partial[chunk]
+        return out
+
+    @numba.njit(parallel=True, error_model="numpy")
+    def field(positions, inputs_t, grad_out, out):
+        n, dim = positions.shape
+        d, batch = inputs_t.shape
+        n_out = dim - d
+        n_chunks = (n + CHUNK - 1) // CHUNK
+        for chunk in prange(n_chunks):
+            pre = np.empty(batch, dtype=positions.dtype)
+            value = np.empty(batch, dtype=positions.dtype)
+            deriv = np.empty(batch, dtype=positions.dtype)
+            weighted = np.empty(batch, dtype=positions.dtype)
+            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+                _preactivation(positions, i, inputs_t, pre, d, batch)
+                act(pre, value, deriv, weighted, batch)
+                a0 = positions[i, d]
+                for b in range(batch):
+                    weighted[b] = grad_out[0, b] * a0
+                for c in range(1, n_out):
+                    ac = positions[i, d + c]
+                    for b in range(batch):
+                        weighted[b] += grad_out[c, b] * ac
+                for b in range(batch):
+                    weighted[b] *= deriv[b]
+                for c in range(n_out):
+                    out[i, d + c] = -_lane_dot(grad_out[c], value, batch)
+                for k in range(d):
+                    out[i, k] = -_lane_dot(inputs_t[k], weighted, batch)
+
+    return forward, field
+
+
+@numba.njit(inline="always")
+def _preactivation(positions, i, inputs_t, pre, d, batch):
+    w0 = positions[i, 0]
+    for b in range(batch):
+        pre[b] = w0 * inputs_t[0, b]
+    for k in range(1, d):
+        wk = positions[i, k]
+        for b in range(batch):
+            pre[b] += wk * inputs_t[k, b]
+
+
+_COMPILED: dict = {}
+
+
+def compiled_loops(activation: str, dtype) -> tuple:
+    """(forward, field) numba functions for an activation name and dtype (compiled once)."""
+    key = (activation, np.dtype(dtype))
+    if key not in _COMPILED:
+        try:
+            act = ACTIVATIONS[activation][np.dtype(dtype)]
+        except KeyError:
+            raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
+                             f"{sorted(ACTIVATIONS)} with float32 or float64") from None
+        _COMPILED[key] = _build(act)
+    return _COMPILED[key]
+
+
+def pad_batch(inputs: np.ndarray, dtype) -> np.ndarray:
+    """Inputs (B, d) as a (d, B_padded) contiguous array, zero-padded to a multiple of LANES."""
+    batch, d = inputs.shape
+    padded = max(LANES, -(-batch // LANES) * LANES)
+    out = np.zeros((d, padded), dtype=dtype)
+    out[:, :batch] = inputs.T
+    return out

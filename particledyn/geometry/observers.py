@@ -1,0 +1,322 @@
+"""Geometry observers: thin wrappers that run the pure functions on a cadence.
+
+The per-pair observers (pairwise K, Lemma checks, merges) share a
+:class:`~particledyn.geometry.neighbours.NeighbourCache`, so one k-d tree and
+one neighbour list per configuration serve all of them; build them with
+:func:`geometry_observers` or pass the same ``cache`` to each.
+
+Values that need x(t-1) are NaN (floats) or 0 (counts) at step 0, where no
+step has been taken yet.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..observers import Observer, StepInfo
+from .conserved import balance_drift, invariant_set_components, relu_balance
+from .lemmas import LEMMA_RTOL, lemma_check
+from .lipschitz import pairwise_lipschitz
+from .merges import DEFAULT_EPS, atom_masses, default_mass_bins, mass_histogram, merge_statistics
+from .neighbours import NeighbourCache
+from .sharpness import (gradient_fraction, preconditioned_hvp, stability_thresholds,
+                        top_eigenpairs)
+
+_NAN = float("nan")
+
+
+def _cache(cache: NeighbourCache | None, k: int) -> NeighbourCache:
+    if cache is None:
+        return NeighbourCache(k=k)
+    if not isinstance(cache, NeighbourCache):
+        raise TypeError(f"cache is {type(cache).__name__}: expected a NeighbourCache or None")
+    return cache
+
+
+def _source(info: StepInfo, source: str) -> np.ndarray:
+    values = info.update if source == "update" else info.field
+    if values is None:
+        raise ValueError(f"StepInfo.{source} is None at step {info.step}: the loop must pass it "
+                         "to observers with needs_previous = True")
+    return values
+
+
+class PairwiseLipschitzObserver(Observer):
+    """Pairwise K of Lemma 4 on the step x(t-1) -> x(t), over neighbour pairs of x(t-1).
+
+    Parameters
+    ----------
+    every : int
+        Cadence in steps.
+    cache : NeighbourCache, optional
+        Shared neighbour lists; a private one (k nearest) otherwise.
+    k : int
+        Neighbours per particle for a private cache.
+    source : {'update', 'field'}
+        Measure K of the optimizer's update (default: the map of Lemma 2) or
+        of the kernel's raw field.
+
+    Records ``K``, ``eta_K``, ``eta_star``, ``n_pairs``, ``n_coincident``.
+    """
+
+    name = "pairwise_lipschitz"
+    needs_previous = True
+
+    def __init__(self, every: int = 1, *, cache: NeighbourCache | None = None, k: int = 6,
+                 source: str = "update"):
+        super().__init__(every)
+        if source not in ("update", "field"):
+            raise ValueError(f"source={source!r}: expected 'update' or 'field'")
+        self.cache = _cache(cache, k)
+        self.source = source
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        if info.previous_positions is None:
+            return {"K": _NAN, "eta_K": _NAN, "eta_star": _NAN, "n_pairs": 0, "n_coincident": 0}
+        pairs = self.cache.get(info.step - 1, info.previous_positions)
+        result = pairwise_lipschitz(pairs, _source(info, self.source))
+        return {"K": result.K, "eta_K": info.lr * result.K,
+                "eta_star": 1.0 / result.K if result.K > 0 else float("inf"),
+                "n_pairs": result.n_pairs, "n_coincident": result.n_coincident}
+
+
+class LemmaObserver(Observer):
+    """Lemma 1 and Lemma 2 checks on the step x(t-1) -> x(t).
+
+    Parameters
+    ----------
+    K : float, callable or 'pairwise'
+        The Lipschitz constant to test: a number, ``K(info) -> float``, or
+        ``'pairwise'`` for the pairwise K of the same step and pairs.
+    every : int
+    cache : NeighbourCache, optional
+    k : int
+    rtol, equal_tol : float
+        See :func:`particledyn.geometry.lemmas.lemma_check`.
+    source : {'update', 'field'}
+        What ``'pairwise'`` measures K of.
+
+    Records ``K``, ``eta_K``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
+    ``upper_bound``, ``n_pairs``, ``n_violations``, ``n_lower_violations``,
+    ``n_upper_violations``, ``n_equal``, ``n_split``.
+    """
+
+    name = "lemmas"
+    needs_previous = True
+
+    def __init__(self, K="pairwise", every: int = 1, *, cache: NeighbourCache | None = None,
+                 k: int = 6, rtol: float = LEMMA_RTOL, equal_tol: float = 0.0,
+                 source: str = "update"):
+        super().__init__(every)
+        if isinstance(K, str):
+            if K != "pairwise":
+                raise ValueError(f"K={K!r}: expected a number, a callable(info) or 'pairwise'")
+        elif not callable(K):
+            K = float(K)
+            if not (np.isfinite(K) and K >= 0):
+                raise ValueError(f"K={K!r}: expected a finite non-negative Lipschitz constant")
+        if source not in ("update", "field"):
+            raise ValueError(f"source={source!r}: expected 'update' or 'field'")
+        self.K, self.rtol, self.equal_tol, self.source = K, rtol, equal_tol, source
+        self.cache = _cache(cache, k)
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        if info.previous_positions is None:
+            return {"K": _NAN, "eta_K": _NAN, "min_ratio": _NAN, "max_ratio": _NAN,
+                    "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0, "n_violations": 0,
+                    "n_lower_violations": 0, "n_upper_violations": 0, "n_equal": 0,
+                    "n_split": 0}
+        pairs = self.cache.get(info.step - 1, info.previous_positions)
+        if self.K == "pairwise":
+            K = pairwise_lipschitz(pairs, _source(info, self.source)).K
+        elif callable(self.K):
+            K = float(self.K(info))
+        else:
+            K = self.K
+        check = lemma_check(pairs, info.positions, info.lr, K, rtol=self.rtol,
+                            equal_tol=self.equal_tol)
+        return {"K": K, "eta_K": info.lr * K, "min_ratio": check.min_ratio,
+                "max_ratio": check.max_ratio, "lower_bound": check.lower_bound,
+                "upper_bound": check.upper_bound, "n_pairs": check.n_pairs,
+                "n_violations": check.n_violations,
+                "n_lower_violations": check.n_lower_violations,
+                "n_upper_violations": check.n_upper_violations, "n_equal": check.n_equal,
+                "n_split": check.n_split}
+
+
+class MergeObserver(Observer):
+    """Atoms at scale eps, merges and merged mass (Theorems 1 and 3).
+
+    Parameters
+    ----------
+    eps : float
+        Atom scale (default 0.01, as the paper's Figure 14).
+    every : int
+    cache : NeighbourCache, optional
+    k : int
+    mass_bins : ndarray, optional
+        Fixed histogram edges for atom masses (default: log-spaced 1e-9 .. 10).
+
+    Records ``n_atoms``, ``n_merges``, ``n_splits``, ``merged_mass``,
+    ``n_merged_particles``, ``largest_atom_mass``, ``mass_in_multi_atoms`` (mass
+    in atoms of two or more particles), ``mass_histogram`` (array),
+    ``mass_underflow``, ``mass_overflow``.
+    """
+
+    name = "merges"
+    needs_previous = True
+
+    def __init__(self, eps: float = DEFAULT_EPS, every: int = 1, *,
+                 cache: NeighbourCache | None = None, k: int = 6, mass_bins=None):
+        super().__init__(every)
+        eps = float(eps)
+        if not (np.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps={eps!r}: expected a finite non-negative distance")
+        self.eps = eps
+        self.cache = _cache(cache, k)
+        self.mass_bins = default_mass_bins() if mass_bins is None else np.asarray(mass_bins, float)
+        mass_histogram(np.empty(0), self.mass_bins)  # validate the edges now
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        n_atoms, labels = self.cache.get(info.step, info.positions).atoms(self.eps)
+        masses = atom_masses(labels, info.masses)
+        sizes = np.bincount(labels)
+        counts, under, over = mass_histogram(masses, self.mass_bins)
+        values = {"n_atoms": n_atoms, "n_merges": 0, "n_splits": 0, "merged_mass": 0.0,
+                  "n_merged_particles": 0,
+                  "largest_atom_mass": float(masses.max()) if len(masses) else 0.0,
+                  "mass_in_multi_atoms": float(masses[sizes >= 2].sum()),
+                  "mass_histogram": counts, "mass_underflow": under, "mass_overflow": over}
+        if info.previous_positions is not None:
+            _, before = self.cache.get(info.step - 1, info.previous_positions).atoms(self.eps)
+            stats = merge_statistics(before, labels, info.masses)
+            values.update(n_merges=stats.n_merges, n_splits=stats.n_splits,
+                          merged_mass=stats.merged_mass,
+                          n_merged_particles=stats.n_merged_particles)
+        return values
+
+
+class BalanceObserver(Observer):
+    """ReLU balance ``c_i = |a_i|^2 - |w_i|^2``, its drift, and the invariant set's components.
+
+    Parameters
+    ----------
+    every : int
+    output_columns : int or sequence of int
+        Columns of a neuron holding its output weight(s) (default: the last).
+    tol : float
+        ``|c_i| <= tol`` counts as balanced (not pathological).
+
+    Records ``c_min``, ``c_max``, ``c_mean``, ``max_drift``, ``max_first_order``,
+    ``max_second_order`` (the O(eta^2) expectation), ``n_pathological``,
+    ``n_pathological_positive``, ``log2_components``, ``n_effective_components``.
+    """
+
+    name = "balance"
+    needs_previous = True
+
+    def __init__(self, every: int = 1, *, output_columns=-1, tol: float = 0.0):
+        super().__init__(every)
+        self.output_columns = output_columns
+        self.tol = float(tol)
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        c = relu_balance(info.positions, self.output_columns)
+        parts = invariant_set_components(info.positions, self.output_columns, self.tol)
+        values = {"c_min": float(c.min()), "c_max": float(c.max()), "c_mean": float(c.mean()),
+                  "max_drift": _NAN, "max_first_order": _NAN, "max_second_order": _NAN,
+                  "n_pathological": parts.n_pathological,
+                  "n_pathological_positive": parts.n_pathological_positive,
+                  "log2_components": parts.log2_components,
+                  "n_effective_components": parts.n_effective_components}
+        if info.previous_positions is not None and info.update is not None:
+            drift = balance_drift(info.previous_positions, info.positions, info.update, info.lr,
+                                  self.output_columns)
+            values.update(max_drift=drift.max_drift, max_first_order=drift.max_first_order,
+                          max_second_order=drift.max_second_order)
+        return values
+
+
+class SharpnessObserver(Observer):
+    """Top Hessian eigenvalue(s) by warm-started Lanczos, and the stability thresholds.
+
+    Parameters
+    ----------
+    hvp : callable
+        ``hvp(info) -> (v -> H v)``: given the step, a flat Hessian-vector
+        product of the loss at ``info.positions`` (length N*D, row-major).
+    every : int
+    k : int
+        Number of top eigenpairs (the gradient fraction uses all k).
+    tol, ncv, which
+        See :func:`particledyn.geometry.sharpness.top_eigenpairs`.
+    momentum : float
+        Heavy-ball beta for the threshold (2 + 2 beta) / eta.
+    preconditioner : callable, optional
+        ``preconditioner(info) -> diagonal of P`` (e.g. Adam's sqrt(v_hat) + eps):
+        the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness).
+    gradient : callable, optional
+        ``gradient(info) -> flat dL/dx at info.positions``; adds ``grad_fraction``,
+        the fraction ||P_k g||^2 / ||g||^2 of the gradient in the top-k eigenspace.
+
+    Records ``lambda_max``, ``K`` (= lambda_max), ``eta_star``, ``eta_K``,
+    ``two_over_eta``, ``stability_threshold``, ``n_hvp``, ``residual``,
+    ``converged``, and with k > 1 ``eigenvalues``.
+    """
+
+    name = "sharpness"
+
+    def __init__(self, hvp: Callable[[StepInfo], Callable], every: int = 1, *, k: int = 1,
+                 tol: float = 1e-6, ncv: int | None = None, which: str = "LA",
+                 momentum: float = 0.0, preconditioner: Callable | None = None,
+                 gradient: Callable | None = None):
+        super().__init__(every)
+        for label, f in (("hvp", hvp), ("preconditioner", preconditioner), ("gradient", gradient)):
+            if f is not None and not callable(f):
+                raise TypeError(f"{label} is {type(f).__name__}: expected a callable(info)")
+        if hvp is None:
+            raise TypeError("hvp is None: expected a callable(info) returning v -> H v")
+        self.hvp, self.preconditioner, self.gradient = hvp, preconditioner, gradient
+        self.k, self.tol, self.ncv, self.which, self.momentum = k, tol, ncv, which, momentum
+        self.eigenvector: np.ndarray | None = None
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        n = int(np.size(info.positions))
+        operator = self.hvp(info)
+        if self.preconditioner is not None:
+            operator = preconditioned_hvp(operator, self.preconditioner(info))
+        v0 = self.eigenvector if self.eigenvector is not None and self.eigenvector.size == n else None
+        result = top_eigenpairs(operator, n, self.k, v0=v0, tol=self.tol, ncv=self.ncv,
+                                which=self.which)
+        self.eigenvector = result.eigenvector
+        values: dict[str, Any] = {"lambda_max": result.lambda_max}
+        values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum))
+        values.update(n_hvp=result.n_hvp, residual=result.residual, converged=result.converged)
+        if self.k > 1:
+            values["eigenvalues"] = result.eigenvalues
+        if self.gradient is not None:
+            values["grad_fraction"] = gradient_fraction(self.gradient(info), result.eigenvectors)
+        return values
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self.eigenvector is None else {"eigenvector": self.eigenvector.copy()}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        vector = state.get("eigenvector")
+        self.eigenvector = None if vector is None else np.asarray(vector, dtype=np.float64)
+
+
+def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *, k: int = 6,
+                       source: str = "update") -> list[Observer]:
+    """Pairwise K, Lemma checks and merges sharing one neighbour cache.
+
+    Returns
+    -------
+    list of Observer
+        ``[PairwiseLipschitzObserver, LemmaObserver, MergeObserver]``.
+    """
+    cache = NeighbourCache(k=k)
+    return [PairwiseLipschitzObserver(every, cache=cache, source=source),
+            LemmaObserver(K, every, cache=cache, source=source),
+            MergeObserver(eps, every, cache=cache)]

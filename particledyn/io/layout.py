@@ -1,0 +1,93 @@
+"""Names and conventions of the particledyn H5MD file, shared by writer and reader.
+
+Layout (H5MD 1.1 plus the ``particledyn`` module)::
+
+    /                          attrs: finished (bool)
+    h5md/                      attrs: version = [1, 1]
+        author/                attrs: name
+        creator/               attrs: name = "particledyn", version
+        modules/particledyn/   attrs: version, writer options, layout notes
+    particles/<group>/
+        box/                   attrs: dimension = D, boundary = ["none"] * D
+        position/              step (n,) int64, time (n,) float64, value (n, N_written, D)
+        <state>/               per-particle optimizer state (adam_m, velocity, ...), same layout
+        mass                   fixed (N_written,)
+        id                     fixed (N_written,) int64: indices of the written particles
+    observables/<observer>/<key>/
+        step, time             (n,)
+        value                  scalar keys: (n,); array keys: flat rows (R, *trailing shape)
+        index                  array keys only: (n, 2) int64, record i is value[start:stop]
+    parameters/                scenario_toml, resolved (JSON) ...; attrs seed, threads, backend
+        versions/              attrs: package and library versions
+    checkpoint/
+        slot_0, slot_1         uint8 (nbytes,): encoded checkpoints (see checkpoint_codec)
+        header                 (2, 4) int64 per slot: [sequence, step, nbytes, crc32]
+
+Commit rule (GSD-style): a time series' rows are written value (and index)
+first, then time, then step, each phase flushed; ``step`` is the commit
+marker and a reader trusts only ``min(len(step), len(time), len(value or index))``
+rows. Steps are strictly increasing within a series.
+"""
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+
+MODULE_NAME = "particledyn"
+MODULE_VERSION = (1, 0)
+H5MD_VERSION = (1, 1)
+STEP_FILL = -1
+CHECKPOINT_SLOTS = 2
+JSON_ENCODING_ATTR = "encoding"
+
+
+def is_series(group) -> bool:
+    """Whether ``group`` is a time series group (has step, time and value)."""
+    return isinstance(group, h5py.Group) and all(k in group for k in ("step", "time", "value"))
+
+
+def committed_length(group) -> int:
+    """Number of committed records of a time series group (see the commit rule)."""
+    step = group["step"]
+    rows = group["index"] if "index" in group else group["value"]
+    for name in ("step", "time", "value", "index"):
+        if name in group and group.file.swmr_mode:
+            group[name].refresh()
+    n = min(step.shape[0], group["time"].shape[0], rows.shape[0])
+    # A torn write can leave a resized step dataset whose new row still holds the fill value.
+    while n > 0 and int(step[n - 1]) == STEP_FILL:
+        n -= 1
+    if "index" in group and n > 0:
+        value_rows = group["value"].shape[0]
+        while n > 0 and int(group["index"][n - 1, 1]) > value_rows:
+            n -= 1
+    return n
+
+
+def write_text(group, name: str, text: str, encoding: str | None = None) -> None:
+    """Store ``text`` as a fixed-length UTF-8 string dataset (no variable-length types: SWMR)."""
+    raw = text.encode("utf-8")
+    ds = group.create_dataset(name, data=np.array(raw, dtype=h5py.string_dtype("utf-8", max(len(raw), 1))))
+    if encoding is not None:
+        ds.attrs[JSON_ENCODING_ATTR] = encoding
+
+
+def read_text(dataset) -> str:
+    """Inverse of :func:`write_text` (also accepts plain string datasets)."""
+    value = dataset[()]
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def to_json(value) -> str:
+    """JSON text of metadata, converting numpy scalars and arrays to Python values."""
+    def default(obj):
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
+    return json.dumps(value, sort_keys=True, default=default)

@@ -1,0 +1,232 @@
+"""Reading a run's H5MD file, finished, still running (SWMR) or killed: :func:`open_run`."""
+from __future__ import annotations
+
+import json
+import os
+import time as _time
+import zlib
+
+import h5py
+import numpy as np
+
+from .checkpoint_codec import decode_checkpoint
+from .layout import JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series, read_text
+
+_RETRY_PAUSE = 0.05
+
+
+def _open_h5(path: str, timeout: float) -> h5py.File:
+    """Open for SWMR reading, retrying transient failures (a writer resuming, a torn flush)."""
+    deadline = _time.monotonic() + timeout
+    while True:
+        try:
+            try:
+                return h5py.File(path, "r", libver="latest", swmr=True)
+            except OSError as exc:
+                # Filesystems without flock support (some network mounts) need locking off;
+                # it must stay on for a file this process itself has open for writing.
+                if "lock" not in str(exc) or "flag values" in str(exc):
+                    raise
+                return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no run file at {path!r} (a run creates it after its first step)") \
+                from None
+        except (OSError, RuntimeError, KeyError) as exc:
+            if _time.monotonic() >= deadline:
+                raise OSError(f"cannot open run file {path!r}: {exc}") from None
+            _time.sleep(_RETRY_PAUSE)
+
+
+def latest_checkpoint_slot(group) -> int | None:
+    """Slot of the newest complete checkpoint in a ``checkpoint`` group, or None."""
+    if group.file.swmr_mode:
+        group["header"].refresh()
+    header = group["header"][()]
+    for slot in np.argsort(-header[:, 0], kind="stable"):
+        seq, _, nbytes, crc = (int(v) for v in header[slot])
+        if seq < 0:
+            continue
+        data = group[f"slot_{slot}"]
+        if group.file.swmr_mode:
+            data.refresh()
+        if data.shape[0] >= nbytes and zlib.crc32(data[:nbytes].tobytes()) == crc:
+            return int(slot)
+    return None
+
+
+class Run:
+    """A run's output file, opened read-only (use :func:`open_run`).
+
+    Every accessor reads the committed records as of the call, so on a file
+    still being written repeated calls see the run advance.
+
+    Attributes
+    ----------
+    file : h5py.File
+        The open file, for anything the accessors do not cover.
+    """
+
+    def __init__(self, path, timeout: float = 10.0):
+        self.path = os.fspath(path)
+        self._timeout = timeout
+        self.file = _open_h5(self.path, timeout)
+        try:
+            if "h5md" not in self.file or f"h5md/modules/{MODULE_NAME}" not in self.file:
+                raise ValueError(f"{self.path!r} is not a particledyn H5MD file "
+                                 f"(no h5md/modules/{MODULE_NAME} group)")
+            group = self.file[f"h5md/modules/{MODULE_NAME}"].attrs.get("particle_group", "all")
+            self._particles = self.file[f"particles/{group}"]
+        except Exception:
+            self.file.close()
+            raise
+
+    # ------------------------------------------------------------- particles
+    def _frames(self, name: str = "position"):
+        if name not in self._particles:
+            return None, 0
+        group = self._particles[name]
+        return group, committed_length(group)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Steps of the committed frames."""
+        group, n = self._frames()
+        return np.zeros(0, dtype=np.int64) if group is None else group["step"][:n]
+
+    @property
+    def times(self) -> np.ndarray:
+        """Times of the committed frames."""
+        group, n = self._frames()
+        return np.zeros(0) if group is None else group["time"][:n]
+
+    def positions(self, step: int | None = None, name: str = "position") -> np.ndarray:
+        """Positions at ``step`` (N_written, D), or all committed frames (n, N_written, D).
+
+        ``name`` reads a per-particle optimizer state series instead (e.g. ``'adam_m'``).
+        """
+        group, n = self._frames(name)
+        if group is None:
+            raise KeyError(f"{self.path!r} has no particle series {name!r}")
+        if step is None:
+            return group["value"][:n]
+        steps = group["step"][:n]
+        hits = np.flatnonzero(steps == int(step))
+        if hits.size == 0:
+            raise KeyError(f"no committed frame at step {step} in {self.path!r}")
+        return group["value"][int(hits[0])]
+
+    @property
+    def particle_series(self) -> list[str]:
+        """Names of the per-particle time series (position and optimizer state)."""
+        return sorted(k for k, g in self._particles.items() if is_series(g))
+
+    @property
+    def ids(self) -> np.ndarray | None:
+        """Indices of the written particles (all of them unless a subset was written)."""
+        return self._particles["id"][()] if "id" in self._particles else None
+
+    @property
+    def masses(self) -> np.ndarray | None:
+        """Masses of the written particles, when the run stored them."""
+        return self._particles["mass"][()] if "mass" in self._particles else None
+
+    # ----------------------------------------------------------- observables
+    @property
+    def observables(self) -> dict[str, list[str]]:
+        """Observer names mapped to their keys."""
+        return {name: sorted(k for k, g in group.items() if is_series(g))
+                for name, group in self.file["observables"].items()}
+
+    def observable(self, name: str, key: str):
+        """Steps and values of ``observables/<name>/<key>``.
+
+        Returns
+        -------
+        steps : ndarray of int64
+        values : ndarray or list of ndarray
+            Scalars as an (n,) array; array records stacked to (n, *shape) when
+            all have the same shape, else a list of the n arrays (ragged).
+        """
+        path = f"observables/{name}/{key}"
+        if path not in self.file:
+            raise KeyError(f"no observable {name!r}/{key!r} in {self.path!r}; "
+                           f"present: {self.observables}")
+        group = self.file[path]
+        n = committed_length(group)
+        steps = group["step"][:n]
+        if "index" not in group:
+            return steps, group["value"][:n]
+        index = group["index"][:n]
+        flat = group["value"][:int(index[-1, 1])] if n else group["value"][:0]
+        records = [flat[a:b] for a, b in index]
+        lengths = {b - a for a, b in index}
+        if n and len(lengths) == 1:
+            return steps, np.stack(records)
+        return steps, records
+
+    # ------------------------------------------------------------ run-level
+    @property
+    def parameters(self) -> dict:
+        """The ``parameters`` group as a dict (JSON entries decoded, versions as a dict)."""
+        group = self.file["parameters"]
+        out: dict = {key: (v.item() if isinstance(v, np.generic) else v)
+                     for key, v in group.attrs.items()}
+        for key, item in group.items():
+            if isinstance(item, h5py.Group):
+                out[key] = {k: str(v) for k, v in item.attrs.items()}
+            else:
+                text = read_text(item)
+                out[key] = json.loads(text) if item.attrs.get(JSON_ENCODING_ATTR) == "json" else text
+        return out
+
+    @property
+    def finished(self) -> bool:
+        """Whether the writer closed the file with ``finished=True``.
+
+        Read through a fresh handle: an open SWMR handle does not see attribute updates.
+        """
+        try:
+            with _open_h5(self.path, self._timeout) as fresh:
+                return bool(fresh.attrs.get("finished", False))
+        except OSError:
+            return bool(self.file.attrs.get("finished", False))
+
+    def checkpoint(self) -> dict | None:
+        """The newest complete checkpoint, or None when the file has none."""
+        group = self.file["checkpoint"]
+        slot = latest_checkpoint_slot(group)
+        if slot is None:
+            return None
+        nbytes = int(group["header"][slot, 2])
+        return decode_checkpoint(group[f"slot_{slot}"][:nbytes].tobytes())
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+
+    def __repr__(self) -> str:
+        if not self.file:
+            return f"Run({self.path!r}, closed)"
+        return f"Run({self.path!r}, frames={len(self.steps)}, observables={list(self.observables)})"
+
+
+def open_run(path, timeout: float = 10.0) -> Run:
+    """Open a run's file read-only: finished, being written (SWMR) or killed.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    timeout : float
+        Seconds to keep retrying transient open failures (a writer resuming).
+
+    Returns
+    -------
+    Run
+    """
+    return Run(path, timeout=timeout)

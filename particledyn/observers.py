@@ -1,0 +1,96 @@
+"""Observers: diagnostics and writers that the simulation loop calls on a cadence.
+
+The loop owns stepping; an observer only looks. Every ``every`` steps the loop
+hands each observer a :class:`StepInfo` and stores the dictionary it returns as
+the observable ``observables/<observer.name>/<key>`` at that step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass
+class StepInfo:
+    """What an observer sees after a step.
+
+    Attributes
+    ----------
+    step : int
+        Step counter of ``positions`` (0 is the initial state, before any update).
+    time : float
+        Integrated time, the sum of learning rates used so far.
+    positions : ndarray, shape (N, D)
+        Current positions x(t). Read-only by convention: never modify in place.
+    masses : ndarray, shape (N,)
+        Per-particle masses (sum to the number of particle groups; 1 per group).
+    previous_positions : ndarray or None
+        x(t-1), given when the observer sets ``needs_previous = True`` and step > 0.
+    update : ndarray or None
+        The update direction U(t-1) that took x(t-1) to x(t) = x(t-1) + lr * U(t-1)
+        (after the optimizer; so for GD it is the negative gradient), same
+        condition as ``previous_positions``.
+    field : ndarray or None
+        The kernel's raw field (negative loss gradient for gradient kernels) at
+        x(t-1), same condition.
+    lr : float
+        Learning rate used for the step into x(t) (the schedule's value at t-1),
+        or the schedule's value at 0 when step == 0.
+    simulation : Any
+        The running :class:`particledyn.Simulation` (kernel, optimizer, state),
+        for observers that need more (e.g. Hessian-vector products).
+    """
+
+    step: int
+    time: float
+    positions: np.ndarray
+    masses: np.ndarray
+    lr: float
+    previous_positions: np.ndarray | None = None
+    update: np.ndarray | None = None
+    field: np.ndarray | None = None
+    simulation: Any = None
+
+
+class Observer:
+    """Base class of everything the loop calls on a cadence.
+
+    Subclasses set ``name`` (the HDF5 group under ``observables/``), accept
+    ``every`` (cadence in steps, >= 1) and implement :meth:`observe`.
+
+    ``observe`` returns a mapping from key to value, each value a Python or
+    numpy scalar, or a numpy array. A key whose arrays change length between
+    calls (a persistence diagram, a list of atom masses) is stored ragged:
+    flat rows plus a ``[start, stop)`` index per record.
+    """
+
+    name: str = "observer"
+    needs_previous: bool = False
+
+    def __init__(self, every: int = 1):
+        if int(every) != every or every < 1:
+            raise ValueError(f"every={every!r}: expected a positive integer cadence in steps")
+        self.every = int(every)
+
+    def wants(self, step: int) -> bool:
+        """Whether this observer runs at ``step``."""
+        return step % self.every == 0
+
+    def start(self, simulation: Any) -> None:
+        """Called once before the first step (and again after a resume)."""
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        """Measure at one step; return the values to record."""
+        raise NotImplementedError
+
+    def finish(self, simulation: Any) -> None:
+        """Called once after the last step."""
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Arrays this observer needs to resume exactly (warm starts, previous diagrams)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` returned."""

@@ -1,0 +1,247 @@
+"""The simulation loop: steps the particles, calls observers on a cadence, feeds a sink."""
+from __future__ import annotations
+
+import os
+import time as _time
+from typing import Iterable, Sequence
+
+import numba
+import numpy as np
+
+from .kernel import Kernel
+from .observers import Observer, StepInfo
+from .optimizers import GD, Optimizer, apply_step
+from .schedules import Schedule, as_schedule
+from .sinks import MemorySink, Sink
+from .state import ParticleState, default_masses, step_rng, validate_masses, validate_positions
+
+
+class DivergenceError(FloatingPointError):
+    """Positions became NaN or inf; ``step`` is the update that produced them."""
+
+    def __init__(self, step: int, count: int, lr: float):
+        self.step, self.count, self.lr = step, count, lr
+        super().__init__(f"positions became non-finite at step {step} ({count} entries NaN or inf, "
+                         f"lr={lr:g}): the run diverged; try a smaller learning rate")
+
+
+class Simulation:
+    """N particles in R^D moved by x <- x + lr(t) * S(t), S the optimizer's step from the kernel's field.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The update kernel (e.g. ``particledyn.kernels.TwoLayerNet``).
+    positions : array_like, shape (N, D)
+        Initial positions (copied; float32 or float64 kept, anything else as float64).
+    optimizer : Optimizer, default GD()
+    lr : float, Schedule or callable
+        Learning rate, constant or a schedule of the step.
+    masses : array_like, optional
+        Per-particle masses; 1/N by default (1/N_g within each group).
+    seed : int
+        Root of the per-step randomness (mini-batches): the context at step t depends
+        only on (seed, t), so reruns and resumed runs are identical.
+    batch_size : int, optional
+        Mini-batch size shared by all particles; None for the full batch.
+    observers : sequence of Observer
+    sink : Sink, optional
+        Where frames, observables and checkpoints go; a :class:`MemorySink` by default.
+    frame_every : int
+        Cadence of position frames sent to the sink (0: only the last frame).
+    checkpoint_every : int
+        Cadence of checkpoints sent to the sink (0: only at the end).
+    dtype : {None, "float32", "float64"}
+        Working precision; None keeps the dtype of ``positions`` (float64 for others).
+    """
+
+    def __init__(self, kernel: Kernel, positions, optimizer: Optimizer | None = None, lr=0.01,
+                 masses=None, seed: int = 0, batch_size: int | None = None,
+                 observers: Sequence[Observer] = (), sink: Sink | None = None,
+                 frame_every: int = 1, checkpoint_every: int = 0, dtype=None):
+        if not isinstance(kernel, Kernel):
+            raise TypeError(f"kernel={kernel!r}: expected a particledyn Kernel")
+        x = validate_positions(positions, dtype)
+        kernel.check_positions(x)
+        groups = getattr(kernel, "groups", None)
+        m = default_masses(x.shape[0], groups) if masses is None else validate_masses(masses, x.shape[0])
+        self.kernel = kernel
+        self.optimizer = optimizer if optimizer is not None else GD()
+        if not isinstance(self.optimizer, Optimizer):
+            raise TypeError(f"optimizer={optimizer!r}: expected a particledyn Optimizer")
+        self.schedule: Schedule = as_schedule(lr)
+        self.schedule(0)
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError(f"batch_size={batch_size!r}: expected a positive integer or None (full batch)")
+        self.batch_size = None if batch_size is None else int(batch_size)
+        for name, value in (("frame_every", frame_every), ("checkpoint_every", checkpoint_every)):
+            if int(value) != value or value < 0:
+                raise ValueError(f"{name}={value!r}: expected an integer >= 0")
+        self.frame_every, self.checkpoint_every = int(frame_every), int(checkpoint_every)
+        self.observers = list(observers)
+        for observer in self.observers:
+            if not isinstance(observer, Observer):
+                raise TypeError(f"observer {observer!r}: expected a particledyn Observer")
+        self.sink = sink if sink is not None else MemorySink()
+        self.state = ParticleState(positions=x, masses=m, optimizer_state=self.optimizer.init_state(x),
+                                   seed=int(seed))
+        self._started = False
+        self.last_field: np.ndarray | None = None
+
+    # -- stepping -----------------------------------------------------------------
+    @property
+    def positions(self) -> np.ndarray:
+        """Current positions (N, D): the live array, do not modify."""
+        return self.state.positions
+
+    def context(self, step: int):
+        """The kernel context of update ``step`` (deterministic in seed and step)."""
+        return self.kernel.context(step, step_rng(self.state.seed, step), self.batch_size)
+
+    def step(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Apply one update; returns (field, direction, lr) of that update.
+
+        Raises
+        ------
+        DivergenceError
+            When an entry of the new positions is NaN or inf.
+        """
+        state = self.state
+        t = state.step
+        lr = self.schedule(t)
+        field = self.kernel.field(state.positions, state.masses, self.context(t))
+        direction = self.optimizer.direction(state.positions, field, state.optimizer_state, t)
+        bad = apply_step(state.positions.ravel(), direction.ravel(), state.positions.dtype.type(lr))
+        state.step = t + 1
+        state.time += lr
+        self.last_field = field
+        if bad:
+            raise DivergenceError(state.step, int(bad), lr)
+        return field, direction, lr
+
+    def run(self, steps: int, progress: bool | None = None) -> "Simulation":
+        """Run ``steps`` more updates, observing and writing on cadence.
+
+        Parameters
+        ----------
+        steps : int
+            Number of updates to apply (>= 0).
+        progress : bool or None
+            Show a progress bar with rate and ETA; None shows it on a terminal only.
+
+        Returns
+        -------
+        Simulation
+            ``self``, for chaining; results are in ``self.sink``.
+        """
+        if int(steps) != steps or steps < 0:
+            raise ValueError(f"steps={steps!r}: expected an integer >= 0")
+        from tqdm.auto import tqdm
+
+        state = self.state
+        end = state.step + int(steps)
+        if not self._started:
+            self._start()
+        bar = tqdm(total=int(steps), disable=(False if progress else None) if progress is not False else True,
+                   unit="step", dynamic_ncols=True, desc=self.kernel.name)
+        finished = False
+        try:
+            while state.step < end:
+                wants_previous = any(o.needs_previous and o.wants(state.step + 1) for o in self.observers)
+                previous = state.positions.copy() if wants_previous else None
+                field, direction, lr = self.step()
+                self._after_step(previous, field, direction, lr, end)
+                bar.update(1)
+            finished = True
+        finally:
+            bar.close()
+            if not finished:
+                self.sink.write_checkpoint(self.checkpoint())
+                self.sink.close(finished=False)
+        return self
+
+    def close(self) -> None:
+        """Final frame and checkpoint, then close the sink as finished."""
+        state = self.state
+        if self.frame_every == 0 or state.step % self.frame_every:
+            self.sink.write_frame(state.step, state.time, state.positions, state.optimizer_state)
+        for observer in self.observers:
+            observer.finish(self)
+        self.sink.write_checkpoint(self.checkpoint())
+        self.sink.close(finished=True)
+
+    def _start(self):
+        state = self.state
+        for observer in self.observers:
+            observer.start(self)
+        if state.step == 0 or self.frame_every and state.step % self.frame_every == 0:
+            self.sink.write_frame(state.step, state.time, state.positions, state.optimizer_state)
+        info = self._info(None, None, None, self.schedule(state.step))
+        for observer in self.observers:
+            self.sink.write_observables(observer.name, state.step, state.time, observer.observe(info))
+        self._started = True
+
+    def _after_step(self, previous, field, direction, lr, end):
+        state = self.state
+        t = state.step
+        if self.frame_every and t % self.frame_every == 0:
+            self.sink.write_frame(t, state.time, state.positions, state.optimizer_state)
+        active = [o for o in self.observers if o.wants(t)]
+        if active:
+            info = self._info(previous, field, direction, lr)
+            for observer in active:
+                self.sink.write_observables(observer.name, t, state.time, observer.observe(info))
+        if self.checkpoint_every and t % self.checkpoint_every == 0 and t < end:
+            self.sink.write_checkpoint(self.checkpoint())
+
+    def _info(self, previous, field, direction, lr):
+        state = self.state
+        return StepInfo(step=state.step, time=state.time, positions=state.positions, masses=state.masses,
+                        lr=lr, previous_positions=previous, update=direction if previous is not None else None,
+                        field=field if previous is not None else None, simulation=self)
+
+    # -- checkpoints ----------------------------------------------------------------
+    def checkpoint(self) -> dict:
+        """Everything needed to continue this run exactly: positions, optimizer state,
+        step, time, seed (the RNG state: contexts derive from (seed, step)), schedule
+        position (the step) and every observer's state."""
+        state = self.state
+        return {
+            "step": state.step, "time": state.time, "seed": state.seed,
+            "positions": state.positions.copy(), "masses": state.masses.copy(),
+            "optimizer_state": {k: v.copy() for k, v in state.optimizer_state.items()},
+            "observers": {o.name: o.state_dict() for o in self.observers},
+            "threads": numba.get_num_threads(),
+        }
+
+    def restore(self, checkpoint: dict) -> "Simulation":
+        """Continue from a :meth:`checkpoint` (positions, optimizer state, step, observers).
+
+        The next :meth:`run` does not re-record step ``checkpoint['step']``'s frame
+        and observables (they were written before the checkpoint)."""
+        x = np.asarray(checkpoint["positions"])
+        self.kernel.check_positions(x)
+        state = self.state
+        if x.shape != state.positions.shape:
+            raise ValueError(f"checkpoint positions of shape {x.shape}: expected {state.positions.shape}")
+        state.positions = np.array(x, dtype=state.positions.dtype, order="C", copy=True)
+        state.masses = validate_masses(checkpoint["masses"], x.shape[0])
+        state.optimizer_state = {k: np.array(v, dtype=state.positions.dtype, order="C", copy=True)
+                                 for k, v in checkpoint["optimizer_state"].items()}
+        state.step, state.time, state.seed = int(checkpoint["step"]), float(checkpoint["time"]), int(checkpoint["seed"])
+        observer_states = checkpoint.get("observers", {})
+        for observer in self.observers:
+            observer.start(self)
+            if observer.name in observer_states:
+                observer.load_state_dict(observer_states[observer.name])
+        self._started = True
+        return self
+
+
+def simulate(kernel: Kernel, positions, steps: int, **options) -> Simulation:
+    """Build a :class:`Simulation`, run ``steps`` updates, close it, and return it."""
+    progress = options.pop("progress", None)
+    sim = Simulation(kernel, positions, **options)
+    sim.run(steps, progress=progress)
+    sim.close()
+    return sim

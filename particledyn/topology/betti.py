@@ -1,0 +1,285 @@
+"""Betti numbers b0..b2 of a neuron cloud at one or several scales.
+
+Two complexes, named explicitly:
+
+* ``"rips"`` (default, as in the paper): the Vietoris-Rips complex; the scale
+  ``r`` is an **edge length** -- Rips(r) holds every simplex whose edges all
+  have length ``<= r``. Computed with giotto-ph (ripser) truncated at the
+  largest scale asked for, after a k-d tree has listed the edges ``<= r`` and
+  with edge collapse on.
+* ``"alpha"``: the alpha complex, which has the homotopy type of the union of
+  closed balls; the scale ``r`` is a **ball radius** (gudhi's filtration
+  values are squared radii; they are converted back). Exact and fast in
+  D <= 3, exponential in D.
+
+Balls of radius ``r`` meet pairwise exactly when Rips(2r) has the edge, so the
+paper's adaptive scale "1/4 of the diameter" (a Rips edge length) is the ball
+radius ``diameter / 8`` for ``"alpha"``.
+
+``b_k(r)`` is the number of dimension-``k`` persistence pairs with
+``birth <= r < death``. The full diagram up to the largest scale is returned
+too; classes still alive there have ``death = inf``. Like every ripser,
+giotto-ph stores filtration values in float32, so a distance within ~1e-7
+(relative) of ``r`` may fall on either side.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import gudhi
+import numba
+import numpy as np
+from gph import ripser_parallel
+from scipy import sparse
+from scipy.spatial import cKDTree
+
+from .diagrams import betti_from_diagram
+from .landmarks import _check_cloud, covering_radius, maxmin_landmarks
+
+__all__ = ["BettiResult", "betti_numbers", "rips_diagram", "alpha_diagram", "cloud_diameter",
+           "resolve_scales", "COMPLEXES", "ADAPTIVE_FRACTION"]
+
+COMPLEXES = ("rips", "alpha")
+ADAPTIVE_FRACTION = 0.25
+_KDTREE_MAX_DIM = 8  # beyond this a k-d tree is no faster than giotto-ph's own distances
+
+
+def default_threads() -> int:
+    """Number of CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_max_dim(max_dim) -> int:
+    if isinstance(max_dim, bool) or int(max_dim) != max_dim or not 0 <= max_dim <= 3:
+        raise ValueError(f"max_dim={max_dim!r}: expected an integer in 0..3")
+    return int(max_dim)
+
+
+@numba.njit(cache=True, parallel=True)
+def _max_sq_distance(X):
+    n, dim = X.shape
+    best = np.zeros(n)
+    for i in numba.prange(n):
+        b = 0.0
+        for j in range(i + 1, n):
+            d = 0.0
+            for k in range(dim):
+                t = X[i, k] - X[j, k]
+                d += t * t
+            if d > b:
+                b = d
+        best[i] = b
+    return best.max()
+
+
+def cloud_diameter(points) -> float:
+    """Exact diameter (largest pairwise distance) of a cloud, O(N^2 D) in parallel."""
+    X = _check_cloud(points)
+    return float(np.sqrt(_max_sq_distance(X)))
+
+
+def resolve_scales(scale, diameter: float | None = None, complex: str = "rips",
+                   fraction: float = ADAPTIVE_FRACTION) -> np.ndarray:
+    """Turn a scale rule into an array of scales.
+
+    Parameters
+    ----------
+    scale : "adaptive", float or sequence of float
+        ``"adaptive"``: ``fraction * diameter`` as a Rips edge length (the
+        paper's rule), i.e. ``fraction * diameter / 2`` as an alpha radius.
+    diameter : float, optional
+        Needed for ``"adaptive"``.
+    complex : {"rips", "alpha"}
+    fraction : float
+
+    Returns
+    -------
+    ndarray of float64, shape (n_scales,)
+    """
+    if complex not in COMPLEXES:
+        raise ValueError(f"complex={complex!r}: expected one of {COMPLEXES}")
+    if isinstance(scale, str):
+        if scale != "adaptive":
+            raise ValueError(f"scale={scale!r}: expected 'adaptive', a float or a list of floats")
+        if diameter is None:
+            raise ValueError("scale='adaptive' needs the cloud's diameter")
+        edge = fraction * float(diameter)
+        return np.array([edge if complex == "rips" else edge / 2.0])
+    try:
+        r = np.atleast_1d(np.asarray(scale, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise TypeError(f"scale={scale!r}: expected 'adaptive', a float or a list of floats") from None
+    if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r < 0):
+        raise ValueError(f"scale={scale!r}: expected finite non-negative scales")
+    return r
+
+
+def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
+                 n_threads: int | None = None) -> np.ndarray:
+    """Persistence diagram of the Rips filtration, truncated at ``thresh``.
+
+    Parameters
+    ----------
+    points : array_like, shape (N, D)
+    max_dim : int
+        Highest homology dimension (H_k needs the (k+1)-simplices; ripser's
+        cohomology takes care of that).
+    thresh : float
+        Largest edge length in the complex; classes alive there get death inf.
+    n_threads : int, optional
+        giotto-ph threads (default: all CPUs available).
+
+    Returns
+    -------
+    ndarray, shape (n_pairs, 3)
+        Rows ``[dim, birth, death]`` in edge-length units.
+    """
+    X = _check_cloud(points)
+    max_dim = _check_max_dim(max_dim)
+    thresh = float(thresh)
+    if not thresh >= 0:
+        raise ValueError(f"thresh={thresh!r}: expected a non-negative edge length")
+    threads = default_threads() if n_threads is None else int(n_threads)
+    n, dim = X.shape
+    if n == 1:
+        return np.array([[0.0, 0.0, np.inf]])
+    if np.isfinite(thresh) and dim <= _KDTREE_MAX_DIM:
+        # Only edges <= thresh matter; listing them with a k-d tree beats the
+        # O(N^2) distance matrix, and ripser's sparse mode then never looks
+        # at longer edges.
+        ij = cKDTree(X).query_pairs(thresh, output_type="ndarray")
+        length = np.sqrt(((X[ij[:, 0]] - X[ij[:, 1]]) ** 2).sum(axis=1))
+        keep = length <= thresh
+        ij, length = ij[keep], length[keep]
+        graph = sparse.coo_matrix((length, (ij[:, 0], ij[:, 1])), shape=(n, n))
+        out = ripser_parallel(graph, maxdim=max_dim, metric="precomputed",
+                              collapse_edges=len(length) > 0, n_threads=threads)
+    else:
+        out = ripser_parallel(X, maxdim=max_dim, thresh=thresh, collapse_edges=True,
+                              n_threads=threads)
+    rows = [np.column_stack([np.full(len(d), k, float), d]) for k, d in enumerate(out["dgms"])]
+    return np.concatenate(rows, axis=0).astype(np.float64)
+
+
+def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf) -> np.ndarray:
+    """Persistence diagram of the alpha complex (union of balls), in radius units.
+
+    Parameters
+    ----------
+    points : array_like, shape (N, D)
+        Best for D <= 3 (the Delaunay triangulation grows fast with D).
+    max_dim : int
+    max_radius : float
+        Largest ball radius; classes alive there get death inf.
+
+    Returns
+    -------
+    ndarray, shape (n_pairs, 3)
+        Rows ``[dim, birth, death]``; births and deaths are radii (square
+        roots of gudhi's alpha^2 filtration values).
+    """
+    X = _check_cloud(points)
+    max_dim = _check_max_dim(max_dim)
+    max_radius = float(max_radius)
+    if not max_radius >= 0:
+        raise ValueError(f"max_radius={max_radius!r}: expected a non-negative radius")
+    tree = gudhi.AlphaComplex(points=X).create_simplex_tree(max_alpha_square=max_radius ** 2)
+    # persistence_dim_max=True: H_k of the top dimension too (e.g. H2 of 2-D points is 0).
+    tree.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
+    rows = []
+    for k in range(max_dim + 1):
+        iv = np.asarray(tree.persistence_intervals_in_dimension(k), dtype=np.float64).reshape(-1, 2)
+        iv = iv[iv[:, 1] > iv[:, 0]]
+        rows.append(np.column_stack([np.full(len(iv), k, float), np.sqrt(np.maximum(iv, 0.0))]))
+    return np.concatenate(rows, axis=0)
+
+
+@dataclass
+class BettiResult:
+    """Betti numbers of a cloud at given scales, with the diagram behind them.
+
+    Attributes
+    ----------
+    betti : ndarray of int64, shape (n_scales, max_dim + 1)
+    scales : ndarray, shape (n_scales,)
+        Rips edge lengths or alpha radii, per ``complex``.
+    diagram : ndarray, shape (n_pairs, 3)
+        ``[dim, birth, death]`` up to ``threshold``.
+    threshold : float
+        ``max(scales)``: the diagram is exact below it.
+    complex : str
+    indices : ndarray of int64 or None
+        Landmark particle indices when a landmark subset was used.
+    covering_radius : float
+        Every particle is within this distance of a landmark (0 without
+        landmarks). Features smaller than about twice it are invisible.
+    diameter : float
+        Diameter of the cloud the complex was built on (the landmarks, if any;
+        the full cloud's is at most ``diameter + 2 * covering_radius``).
+    """
+
+    betti: np.ndarray
+    scales: np.ndarray
+    diagram: np.ndarray
+    threshold: float
+    complex: str
+    indices: np.ndarray | None
+    covering_radius: float
+    diameter: float
+
+
+def betti_numbers(points, scale="adaptive", max_dim: int = 2, complex: str = "rips",
+                  landmarks: int | None = None, landmark_indices=None,
+                  n_threads: int | None = None,
+                  adaptive_fraction: float = ADAPTIVE_FRACTION) -> BettiResult:
+    """Betti numbers b_0..b_max_dim of a cloud at a scale rule.
+
+    Parameters
+    ----------
+    points : array_like, shape (N, D)
+    scale : "adaptive", float or sequence of float
+        ``"adaptive"`` is the paper's rule (Appendix C.2): Rips edge length
+        ``adaptive_fraction * diameter`` (alpha radius half of it).
+    max_dim : int
+        0..3.
+    complex : {"rips", "alpha"}
+        ``"rips"``: scale is an edge length; ``"alpha"``: union of balls of
+        radius scale (exact homotopy type).
+    landmarks : int, optional
+        Build the complex on this many max-min landmarks instead of all points.
+    landmark_indices : array_like of int, optional
+        Use these particle indices as landmarks (e.g. kept from an earlier
+        frame); overrides ``landmarks``.
+    n_threads : int, optional
+    adaptive_fraction : float
+
+    Returns
+    -------
+    BettiResult
+    """
+    X = _check_cloud(points)
+    max_dim = _check_max_dim(max_dim)
+    if complex not in COMPLEXES:
+        raise ValueError(f"complex={complex!r}: expected one of {COMPLEXES}")
+    indices, cover = None, 0.0
+    if landmark_indices is not None:
+        indices = np.asarray(landmark_indices)
+        cover = covering_radius(X, indices)
+        indices = indices.astype(np.int64)
+    elif landmarks is not None:
+        indices, cover = maxmin_landmarks(X, landmarks)
+    Y = X if indices is None else X[indices]
+    diameter = cloud_diameter(Y)
+    scales = resolve_scales(scale, diameter, complex, adaptive_fraction)
+    threshold = float(scales.max())
+    if complex == "rips":
+        diagram = rips_diagram(Y, max_dim, threshold, n_threads)
+    else:
+        diagram = alpha_diagram(Y, max_dim, threshold)
+    return BettiResult(betti=betti_from_diagram(diagram, scales, max_dim), scales=scales,
+                       diagram=diagram, threshold=threshold, complex=complex,
+                       indices=indices, covering_radius=float(cover), diameter=diameter)

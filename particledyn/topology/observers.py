@@ -1,0 +1,230 @@
+"""Topology observers: thin wrappers that call the pure functions on a cadence."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..observers import Observer, StepInfo
+from .betti import COMPLEXES, betti_numbers, resolve_scales, _check_max_dim
+from .diagrams import bottleneck_distances
+from .expansion import MODELS, empirical_lipschitz, expansion_check, min_separation
+from .zigzag import zigzag_barcode
+
+__all__ = ["BettiObserver", "ExpansionObserver", "ZigzagObserver"]
+
+
+class BettiObserver(Observer):
+    """Betti numbers b_0..b_max_dim of the particle cloud, with diagrams.
+
+    Parameters
+    ----------
+    every : int
+        Cadence in steps.
+    scale : "adaptive", float or list of float
+        Scale rule (see :func:`particledyn.topology.betti_numbers`); the
+        paper's is ``"adaptive"`` (Rips edge length diameter / 4).
+    max_dim : int
+    complex : {"rips", "alpha"}
+        Rips (default, scale = edge length) or the union-of-balls alpha
+        complex (scale = ball radius).
+    landmarks : int, optional
+        Build the complex on this many max-min landmarks.
+    fixed_landmarks : bool
+        With ``landmarks``: choose them at the first observed step and keep
+        those particle indices afterwards (the same neurons are followed).
+    n_threads : int, optional
+
+    Notes
+    -----
+    Recorded keys: ``betti`` (n_scales, max_dim + 1), ``scale`` (n_scales,),
+    ``diagram`` (ragged, rows [dim, birth, death]), ``threshold``,
+    ``bottleneck`` (max_dim + 1,) to the previous diagram, both truncated at
+    the smaller threshold (nan at the first record), ``covering_radius``,
+    ``diameter``; with landmarks also ``landmarks`` (their indices).
+    """
+
+    name = "betti"
+
+    def __init__(self, every: int = 1, scale="adaptive", max_dim: int = 2,
+                 complex: str = "rips", landmarks: int | None = None,
+                 fixed_landmarks: bool = False, n_threads: int | None = None):
+        super().__init__(every)
+        self.max_dim = _check_max_dim(max_dim)
+        if complex not in COMPLEXES:
+            raise ValueError(f"complex={complex!r}: expected one of {COMPLEXES}")
+        if landmarks is not None and (isinstance(landmarks, bool) or int(landmarks) != landmarks
+                                      or landmarks < 1):
+            raise ValueError(f"landmarks={landmarks!r}: expected None or a positive integer")
+        if fixed_landmarks and landmarks is None:
+            raise ValueError("fixed_landmarks=True needs landmarks=<count>")
+        resolve_scales(scale, 1.0, complex)  # validate now, not at the first step
+        self.scale = scale
+        self.complex = complex
+        self.landmarks = landmarks
+        self.fixed_landmarks = bool(fixed_landmarks)
+        self.n_threads = n_threads
+        self._indices: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
+        self._previous_threshold = np.nan
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        result = betti_numbers(info.positions, self.scale, self.max_dim, self.complex,
+                               landmarks=self.landmarks,
+                               landmark_indices=self._indices if self.fixed_landmarks else None,
+                               n_threads=self.n_threads)
+        if self.fixed_landmarks and self._indices is None:
+            self._indices = result.indices
+        if self._previous is None:
+            bottleneck = np.full(self.max_dim + 1, np.nan)
+        else:
+            cap = min(self._previous_threshold, result.threshold)
+            bottleneck = bottleneck_distances(self._previous, result.diagram, self.max_dim, cap)
+        self._previous = result.diagram
+        self._previous_threshold = result.threshold
+        values = {"betti": result.betti, "scale": result.scales, "diagram": result.diagram,
+                  "threshold": result.threshold, "bottleneck": bottleneck,
+                  "covering_radius": result.covering_radius, "diameter": result.diameter}
+        if result.indices is not None:
+            values["landmarks"] = result.indices
+        return values
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {}
+        if self._previous is not None:
+            state["previous_diagram"] = self._previous
+            state["previous_threshold"] = np.asarray(self._previous_threshold)
+        if self._indices is not None:
+            state["landmarks"] = self._indices
+        return state
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self._previous = None if "previous_diagram" not in state else np.asarray(state["previous_diagram"])
+        self._previous_threshold = float(state.get("previous_threshold", np.nan))
+        self._indices = None if "landmarks" not in state else np.asarray(state["landmarks"], np.int64)
+
+
+def _resolve_K(K, info: StepInfo) -> float:
+    if callable(K):
+        return float(K(info))
+    if isinstance(K, str):  # "empirical", validated in __init__
+        return empirical_lipschitz(info.previous_positions, info.positions, info.lr)
+    return float(K)
+
+
+class ExpansionObserver(Observer):
+    """Theorem 2 per step: S(t)^r beside S(t+1)^((1 - eta K) r).
+
+    Parameters
+    ----------
+    every : int
+    radii : float or list of float
+        Ball radii r around the previous positions S(t).
+    K : float, callable or "empirical"
+        Lipschitz constant of the update: a number, a function of the
+        :class:`StepInfo`, or ``"empirical"`` (largest neighbour-pair ratio
+        ||U_i - U_j|| / ||x_i - x_j|| of the step itself, a lower bound on K).
+    relative : bool
+        Read ``radii`` as fractions of the current minimum separation delta_t
+        (e.g. [0.25, 0.5, 0.9]), so they stay in the theorem's range as the
+        cloud contracts.
+    max_dim : int
+    model : {"auto", "alpha", "rips"}
+
+    Notes
+    -----
+    Recorded keys: ``delta`` (min separation of S(t)), ``eta_K``, ``radius``,
+    ``radius_after``, ``betti_before``, ``betti_after``, ``lower_before``,
+    ``lower_after``, ``equal``, ``below_separation``, ``disjoint``,
+    ``contradicts_theorem`` (arrays over radii), ``delta_after`` (min
+    separation of S(t+1)). At step 0 there is no previous step: only
+    ``delta_after`` is recorded.
+    """
+
+    name = "expansion"
+    needs_previous = True
+
+    def __init__(self, every: int = 1, radii=(0.25,), K: float | Callable | str = "empirical",
+                 relative: bool = False, max_dim: int = 2, model: str = "auto"):
+        super().__init__(every)
+        r = np.atleast_1d(np.asarray(radii, dtype=np.float64))
+        if r.ndim != 1 or r.size == 0 or np.any(~np.isfinite(r)) or np.any(r <= 0):
+            raise ValueError(f"radii={radii!r}: expected positive finite radii")
+        if isinstance(K, str) and K != "empirical":
+            raise ValueError(f"K={K!r}: expected a number, a callable(info) or 'empirical'")
+        if not (callable(K) or isinstance(K, str)) and not float(K) >= 0:
+            raise ValueError(f"K={K!r}: expected a non-negative Lipschitz constant")
+        if model not in MODELS:
+            raise ValueError(f"model={model!r}: expected one of {MODELS}")
+        self.radii = r
+        self.K = K
+        self.relative = bool(relative)
+        self.max_dim = _check_max_dim(max_dim)
+        self.model = model
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        if info.previous_positions is None:
+            return {"delta_after": min_separation(info.positions)}
+        radii = self.radii
+        if self.relative:
+            delta = min_separation(info.previous_positions)
+            if not np.isfinite(delta) or delta == 0:
+                raise ValueError(f"relative radii need a positive finite separation, got delta={delta}")
+            radii = radii * delta
+        K = _resolve_K(self.K, info)
+        res = expansion_check(info.previous_positions, info.positions, radii, info.lr, K,
+                              self.max_dim, self.model)
+        return {"delta": res.delta, "eta_K": res.eta_K, "radius": res.radii,
+                "radius_after": res.radii_after, "betti_before": res.betti_before,
+                "betti_after": res.betti_after, "lower_before": res.lower_before,
+                "lower_after": res.lower_after, "equal": res.equal,
+                "below_separation": res.below_separation, "disjoint": res.disjoint,
+                "contradicts_theorem": res.contradicts_theorem,
+                "delta_after": min_separation(info.positions)}
+
+
+class ZigzagObserver(Observer):
+    """Buffers frames on a cadence for :func:`zigzag_barcode` at the end of a run.
+
+    Parameters
+    ----------
+    every : int
+    scale : float
+        Rips edge length of the zigzag.
+    max_dim : int
+
+    Notes
+    -----
+    Each call records ``n_frames`` (frames buffered so far). After the run,
+    :meth:`barcode` computes the zigzag barcode; bars are in units of
+    buffered frames, and :attr:`steps` maps frame index to step.
+    """
+
+    name = "zigzag"
+
+    def __init__(self, every: int = 1, scale: float = 0.25, max_dim: int = 1):
+        super().__init__(every)
+        if not (np.isfinite(scale) and scale >= 0):
+            raise ValueError(f"scale={scale!r}: expected a finite non-negative edge length")
+        self.scale = float(scale)
+        self.max_dim = _check_max_dim(max_dim)
+        self.frames: list[np.ndarray] = []
+        self.steps: list[int] = []
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        self.frames.append(np.array(info.positions, dtype=np.float64, copy=True))
+        self.steps.append(int(info.step))
+        return {"n_frames": len(self.frames)}
+
+    def barcode(self) -> np.ndarray:
+        """Zigzag barcode of the buffered frames, rows [dim, birth, death] in frame units."""
+        return zigzag_barcode(self.frames, self.scale, self.max_dim)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        if not self.frames:
+            return {}
+        return {"frames": np.stack(self.frames), "steps": np.asarray(self.steps, np.int64)}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self.frames = [np.asarray(f) for f in state.get("frames", [])]
+        self.steps = [int(s) for s in state.get("steps", [])]

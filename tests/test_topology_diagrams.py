@@ -1,0 +1,92 @@
+"""Diagram helpers: Betti numbers from pairs, packing, bottleneck distance."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from particledyn.topology import (betti_from_diagram, bottleneck_distances, pack_diagrams,
+                                  unpack_diagrams)
+
+
+def random_diagram(rng, n, max_dim=2):
+    dim = rng.integers(0, max_dim + 1, n).astype(float)
+    birth = rng.uniform(0, 1, n)
+    death = birth + rng.exponential(0.5, n)
+    death[rng.uniform(size=n) < 0.2] = np.inf
+    return np.c_[dim, birth, death]
+
+
+def test_betti_from_diagram_matches_a_loop():
+    rng = np.random.default_rng(0)
+    D = random_diagram(rng, 60)
+    scales = [0.0, 0.3, 0.7, 1.2, 5.0]
+    got = betti_from_diagram(D, scales, 2)
+    for s, r in enumerate(scales):
+        for k in range(3):
+            want = sum(1 for dim, b, d in D if dim == k and b <= r < d)
+            assert got[s, k] == want
+
+
+def test_betti_convention_birth_inclusive_death_exclusive():
+    D = np.array([[1.0, 0.5, 1.0]])
+    assert betti_from_diagram(D, [0.5, 1.0], 1)[:, 1].tolist() == [1, 0]
+
+
+def test_pack_unpack_roundtrip():
+    rng = np.random.default_rng(1)
+    ds = [random_diagram(rng, n) for n in (3, 0, 7, 1)]
+    pairs, index = pack_diagrams(ds)
+    assert pairs.shape == (11, 3)
+    assert index.tolist() == [[0, 3], [3, 3], [3, 10], [10, 11]]
+    for a, b in zip(ds, unpack_diagrams(pairs, index)):
+        assert np.array_equal(a, b)
+
+
+def brute_bottleneck(A, B):
+    """Reference: minimise the largest cost over all matchings (points or their diagonal copies)."""
+    A, B = [tuple(p) for p in A], [tuple(p) for p in B]
+    left = A + [("diag", q) for q in B]
+    right = B + [("diag", p) for p in A]
+
+    def cost(u, v):
+        if u[0] == "diag" and v[0] == "diag":
+            return 0.0
+        if u[0] == "diag":
+            return (v[1] - v[0]) / 2
+        if v[0] == "diag":
+            return (u[1] - u[0]) / 2
+        return max(abs(u[0] - v[0]), abs(u[1] - v[1]))
+
+    return min(max([cost(u, v) for u, v in zip(left, perm)] + [0.0])
+               for perm in itertools.permutations(right))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), na=st.integers(0, 3), nb=st.integers(0, 3))
+def test_bottleneck_matches_brute_force(seed, na, nb):
+    rng = np.random.default_rng(seed)
+    A = np.c_[np.zeros(na), rng.uniform(0, 1, (na, 1)), np.zeros(na)]
+    A[:, 2] = A[:, 1] + rng.uniform(0, 1, na)
+    B = np.c_[np.zeros(nb), rng.uniform(0, 1, (nb, 1)), np.zeros(nb)]
+    B[:, 2] = B[:, 1] + rng.uniform(0, 1, nb)
+    got = bottleneck_distances(A, B, max_dim=0)[0]
+    assert got == pytest.approx(brute_bottleneck(A[:, 1:], B[:, 1:]), abs=1e-12)
+
+
+def test_bottleneck_truncates_at_cap():
+    A = np.array([[0.0, 0.0, np.inf], [1.0, 0.2, np.inf]])
+    B = np.array([[0.0, 0.0, np.inf], [1.0, 0.2, 0.9]])
+    assert np.isinf(bottleneck_distances(A, B, 1)[1])
+    # Both read up to 1.0: (0.2, 1.0) against (0.2, 0.9)
+    assert bottleneck_distances(A, B, 1, cap=1.0).tolist() == pytest.approx([0.0, 0.1])
+
+
+def test_bad_diagram():
+    with pytest.raises(ValueError):
+        betti_from_diagram(np.zeros((3, 2)), 0.1, 1)
+    with pytest.raises(ValueError):
+        betti_from_diagram(np.array([[0.0, 1.0, 0.5]]), 0.1, 1)
+    with pytest.raises(ValueError):
+        unpack_diagrams(np.zeros((2, 3)), [[0, 5]])

@@ -1,0 +1,130 @@
+"""Topology observers driven by hand-made StepInfo objects."""
+import numpy as np
+import pytest
+
+from particledyn.observers import Observer, StepInfo
+from particledyn.sinks import MemorySink
+from particledyn.topology import (BettiObserver, ExpansionObserver, ZigzagObserver,
+                                  betti_numbers, bottleneck_distances, expansion_check,
+                                  pack_diagrams, zigzag_barcode)
+
+
+def ring(n, arc=1.0, radius=1.0):
+    t = 2 * np.pi * arc * np.arange(n) / n
+    return np.c_[radius * np.cos(t), radius * np.sin(t), np.zeros(n)]
+
+
+def info(step, positions, previous=None, lr=0.1):
+    return StepInfo(step=step, time=step * lr, positions=positions,
+                    masses=np.full(len(positions), 1.0 / len(positions)), lr=lr,
+                    previous_positions=previous)
+
+
+def test_betti_observer_records_betti_diagram_and_bottleneck():
+    frames = [ring(60), ring(60, radius=1.05), ring(60, arc=0.7)]
+    obs = BettiObserver(every=1, scale=0.4, max_dim=1)
+    assert isinstance(obs, Observer) and obs.name == "betti"
+    sink = MemorySink()
+    for step, X in enumerate(frames):
+        sink.write_observables(obs.name, step, 0.0, obs.observe(info(step, X)))
+    _, betti = sink.series("betti", "betti")
+    assert betti[:, 0].tolist() == [[1, 1], [1, 1], [1, 0]]
+    bn = sink.observables["betti"]["bottleneck"]
+    assert np.all(np.isnan(bn[0]))
+    diagrams = sink.observables["betti"]["diagram"]
+    for a, b, d in zip(diagrams, diagrams[1:], bn[1:]):
+        assert np.allclose(d, bottleneck_distances(a, b, 1, cap=0.4))
+    assert bn[2][1] > bn[1][1]  # the loop vanished: a far bigger change in H1
+    pairs, index = pack_diagrams(diagrams)  # the ragged layout a sink stores
+    assert index[-1, 1] == len(pairs)
+    assert sink.observables["betti"]["covering_radius"] == [0.0, 0.0, 0.0]
+
+
+def test_betti_observer_adaptive_matches_the_function():
+    x = np.random.default_rng(0).normal(size=(300, 3))
+    X = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out = BettiObserver(every=5).observe(info(0, X))
+    ref = betti_numbers(X)
+    assert np.array_equal(out["betti"], ref.betti) and np.array_equal(out["diagram"], ref.diagram)
+    assert out["scale"] == pytest.approx(ref.diameter / 4)
+    assert BettiObserver(every=5).wants(10) and not BettiObserver(every=5).wants(11)
+
+
+def test_fixed_landmarks_follow_the_same_particles_and_resume():
+    rng = np.random.default_rng(1)
+    X0 = ring(2000) + rng.normal(scale=0.01, size=(2000, 3))
+    obs = BettiObserver(scale=0.5, max_dim=1, landmarks=50, fixed_landmarks=True)
+    first = obs.observe(info(0, X0))
+    X1 = 1.1 * X0
+    second = obs.observe(info(1, X1))
+    assert np.array_equal(first["landmarks"], second["landmarks"])
+    assert second["covering_radius"] == pytest.approx(
+        np.min(np.linalg.norm(X1[:, None] - X1[second["landmarks"]][None], axis=2), axis=1).max())
+    assert first["betti"].tolist() == second["betti"].tolist() == [[1, 1]]
+    # resume: a fresh observer with the saved state carries on identically
+    resumed = BettiObserver(scale=0.5, max_dim=1, landmarks=50, fixed_landmarks=True)
+    resumed.load_state_dict(obs.state_dict())
+    a, b = obs.observe(info(2, X0)), resumed.observe(info(2, X0))
+    assert np.array_equal(a["landmarks"], b["landmarks"])
+    assert np.allclose(a["bottleneck"], b["bottleneck"])
+    # without fixed_landmarks the landmarks are re-chosen each time
+    free = BettiObserver(scale=0.5, max_dim=1, landmarks=50)
+    assert not np.array_equal(free.observe(info(0, X0))["landmarks"],
+                              free.observe(info(1, X0[::-1].copy()))["landmarks"])
+
+
+def test_expansion_observer_matches_expansion_check():
+    rng = np.random.default_rng(2)
+    X0 = rng.uniform(-3, 3, size=(30, 3))
+    X1 = X0 + 0.05 * 0.8 * (X0 - X0.mean(axis=0))
+    obs = ExpansionObserver(every=1, radii=[0.2, 0.45, 0.8], K=0.8, relative=True)
+    assert obs.needs_previous
+    assert set(obs.observe(info(0, X0, lr=0.05))) == {"delta_after"}
+    out = obs.observe(info(1, X1, previous=X0, lr=0.05))
+    delta = out["delta"]
+    ref = expansion_check(X0, X1, np.array([0.2, 0.45, 0.8]) * delta, 0.05, 0.8)
+    assert np.array_equal(out["betti_before"], ref.betti_before)
+    assert np.array_equal(out["betti_after"], ref.betti_after)
+    assert out["disjoint"].tolist() == [True, True, False]
+    assert out["eta_K"] == pytest.approx(0.04)
+
+
+def test_expansion_observer_K_callable_and_empirical():
+    X0 = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    X1 = X0 + 0.1 * 0.9 * (X0 - X0.mean(axis=0))
+    seen = []
+    by_callable = ExpansionObserver(radii=[0.52], K=lambda i: seen.append(i.step) or 0.9)
+    empirical = ExpansionObserver(radii=[0.52], K="empirical")
+    for obs in (by_callable, empirical):
+        out = obs.observe(info(3, X1, previous=X0, lr=0.1))
+        assert out["eta_K"] == pytest.approx(0.09)
+        assert out["contradicts_theorem"].tolist() == [True]
+    assert seen == [3]
+
+
+def test_zigzag_observer_buffers_frames():
+    obs = ZigzagObserver(every=2, scale=0.3, max_dim=1)
+    frames = [ring(40) if t < 3 else ring(40, arc=0.8) for t in range(5)]
+    for t, X in enumerate(frames):
+        assert obs.observe(info(2 * t, X)) == {"n_frames": t + 1}
+    assert obs.steps == [0, 2, 4, 6, 8]
+    assert np.array_equal(obs.barcode(), zigzag_barcode(frames, 0.3, 1))
+    restored = ZigzagObserver(every=2, scale=0.3, max_dim=1)
+    restored.load_state_dict(obs.state_dict())
+    assert np.array_equal(restored.barcode(), obs.barcode())
+
+
+@pytest.mark.parametrize("make", [
+    lambda: BettiObserver(every=0),
+    lambda: BettiObserver(scale="diam"),
+    lambda: BettiObserver(complex="cech"),
+    lambda: BettiObserver(landmarks=-3),
+    lambda: BettiObserver(fixed_landmarks=True),
+    lambda: ExpansionObserver(radii=[]),
+    lambda: ExpansionObserver(K="hessian"),
+    lambda: ExpansionObserver(K=-1.0),
+    lambda: ZigzagObserver(scale=float("nan")),
+])
+def test_bad_configuration(make):
+    with pytest.raises(ValueError):
+        make()
