@@ -45,33 +45,36 @@ def trajectory(n, steps, lr, seed=0):
 
 def run_observers(observers, frames, updates, lr):
     masses = np.full(len(frames[0]), 1.0 / len(frames[0]))
-    times, last = [], None
+    times, cpu, last = [], [], None
     for step, X in enumerate(frames):
         info = StepInfo(step=step, time=step * lr, positions=X, masses=masses, lr=lr,
                         previous_positions=frames[step - 1] if step else None,
                         update=updates[step - 1] if step else None,
                         field=updates[step - 1] if step else None)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         last = [dict(o.observe(info)) for o in observers]
         times.append(time.perf_counter() - start)
-    return times, last
+        cpu.append(time.process_time() - start_cpu)
+    return times, cpu, last
 
 
 def bench_pairs(n, steps, lr=1.0):
     frames, updates = trajectory(n, steps, lr)
     shared = geometry_observers(K="pairwise", eps=0.01, k=6)
-    times, values = run_observers(shared, frames, updates, lr)
+    times, cpu, values = run_observers(shared, frames, updates, lr)
     separate = [PairwiseLipschitzObserver(cache=NeighbourCache(k=6)),
                 LemmaObserver("pairwise", cache=NeighbourCache(k=6)),
                 MergeObserver(0.01, cache=NeighbourCache(k=6))]
-    peer, _ = run_observers(separate, frames, updates, lr)
+    peer, _, _ = run_observers(separate, frames, updates, lr)
     steady, steady_peer = np.median(times[1:]), np.median(peer[1:])
     k, lemma, merges = values
     print(f"[pairs] N={n:,} D=3 k=6 eps=0.01: {shared[0].cache.n_built} neighbour builds for "
           f"{len(frames)} configurations")
     print(f"[pairs] step 0 (one configuration): {times[0]:.2f} s; per step after: "
           f"median {steady:.2f} s over {len(times) - 1} steps "
-          f"(all: {', '.join(f'{t:.2f}' for t in times)})")
+          f"(all: {', '.join(f'{t:.2f}' for t in times)}); CPU time of the process per step "
+          f"(all threads; on a loaded machine the steadier figure): "
+          f"{', '.join(f'{t:.2f}' for t in cpu)}")
     print(f"[pairs] peer, one cache per observer: median {steady_peer:.2f} s per step "
           f"-> shared is {steady_peer / steady:.2f}x faster")
     print(f"[pairs] last step: K={k['K']:.4g} over {k['n_pairs']:,} pairs, eta*K={k['eta_K']:.3g}, "
@@ -105,7 +108,8 @@ def bench_sharpness(n_neurons, gd_steps, tol=1e-6):
     cold_time = time.perf_counter() - start
     lam_p, n_power = power_iteration(hvp, X.size, tol, v)
     print(f"[sharpness] teacher-student sigmoid net, N={n_neurons:,} neurons, d=2, B=256, "
-          f"{X.size:,} parameters, tol={tol:g} (Ritz residual / |lambda|); one HVP {per_hvp * 1e3:.1f} ms")
+          f"{X.size:,} parameters, tol={tol:g} (Ritz residual / |lambda|); "
+          f"one HVP {per_hvp * 1e3:.1f} ms")
     print(f"[sharpness] cold Lanczos: lambda_max={cold.lambda_max:.10g} in {cold.n_hvp} HVPs "
           f"({cold_time:.2f} s), residual/|lambda|={cold.residual / abs(cold.lambda_max):.1e}; "
           f"peer power iteration: {n_power} HVPs (lambda={lam_p:.10g}) -> "

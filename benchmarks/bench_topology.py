@@ -6,7 +6,7 @@ threads). Reported: median wall time over repeats, the Betti numbers each tool
 found, and the ratio peer / ours. Nothing here passes or fails on time.
 
     python benchmarks/bench_topology.py            # ripser, giotto-ph, gudhi alpha
-    python benchmarks/bench_topology.py --full     # + dionysus and gudhi Rips (minutes)
+    python benchmarks/bench_topology.py --full     # + dionysus, gudhi Rips, zigzag H2 (minutes)
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from particledyn.topology import betti_numbers, cloud_diameter, maxmin_landmarks
+from particledyn.topology import betti_numbers, cloud_diameter, maxmin_landmarks, zigzag_barcode
 from particledyn.topology.betti import default_threads
 
 
@@ -67,9 +67,10 @@ def peer_dionysus(X, r, max_dim):
                   if k < len(dgms) else np.zeros((0, 2)) for k in range(max_dim + 1)], r)
 
 
-def peer_gudhi_alpha(X, radius, max_dim):
+def peer_gudhi_alpha(X, radius, max_dim, precision="safe"):
     import gudhi
-    tree = gudhi.AlphaComplex(points=X).create_simplex_tree(max_alpha_square=radius ** 2)
+    alpha = gudhi.AlphaComplex(points=X, precision=precision)
+    tree = alpha.create_simplex_tree(max_alpha_square=radius ** 2)
     tree.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
     return count([np.sqrt(np.asarray(tree.persistence_intervals_in_dimension(k)).reshape(-1, 2))
                   for k in range(max_dim + 1)], radius)
@@ -93,15 +94,26 @@ def timed(fn, repeats, *args):
 
 
 def compare(title, X, r, max_dim, ours, peers, repeats):
+    """Time ours and each peer in interleaved rounds (the machine is noisy), report medians."""
     print(f"\n{title}  (N={len(X)}, D={X.shape[1]}, scale={r:.4g}, b0..b{max_dim})")
-    ours(X[:10], r, max_dim)  # warm-up: numba compile / first imports outside the timing
-    t_ours, b_ours = timed(ours, repeats, X, r, max_dim)
-    print(f"  {'particledyn':<22s} {t_ours:9.4f} s   betti={b_ours}")
-    for name, fn, reps in peers:
-        fn(X[:10], r, max_dim)
-        t, b = timed(fn, reps, X, r, max_dim)
-        same = "same" if b == b_ours else "DIFFERENT"
-        print(f"  {name:<22s} {t:9.4f} s   betti={b} ({same})   peer/ours = {t / t_ours:6.2f}")
+    tools = [("particledyn", ours, repeats)] + list(peers)
+    for _, fn, _ in tools:
+        fn(X[:10], r, max_dim)  # warm-up: numba compile / first imports outside the timing
+    times = {name: [] for name, _, _ in tools}
+    betti = {}
+    for round_ in range(repeats):
+        for name, fn, reps in tools:
+            if round_ < reps:
+                t0 = time.perf_counter()
+                betti[name] = fn(X, r, max_dim)
+                times[name].append(time.perf_counter() - t0)
+    t_ours = statistics.median(times["particledyn"])
+    print(f"  {'particledyn':<22s} {t_ours:9.4f} s   betti={betti['particledyn']}")
+    for name, _, _ in peers:
+        t = statistics.median(times[name])
+        same = "same" if betti[name] == betti["particledyn"] else "DIFFERENT"
+        print(f"  {name:<22s} {t:9.4f} s   betti={betti[name]} ({same})   "
+              f"peer/ours = {t / t_ours:6.2f}")
 
 
 def main():
@@ -131,7 +143,21 @@ def main():
         peers = [("ripser (thresh=r)", peer_ripser, slow), ("giotto-ph (thresh=r)", peer_giotto, rep)]
         compare(f"Rips, {name}, r = 0.25", X, 0.25, 1, ours_rips, peers, rep)
         compare(f"alpha (union of balls), {name}, radius 0.125", X, 0.125, 1, ours_alpha,
-                [("gudhi AlphaComplex", peer_gudhi_alpha, rep)], rep)
+                [("gudhi Alpha (default)", peer_gudhi_alpha, rep),
+                 ("gudhi Alpha (fast)", lambda *a: peer_gudhi_alpha(*a, precision="fast"), rep)],
+                rep)
+
+    rng = np.random.default_rng(2)
+    base = sphere(200, seed=2)
+    frames = [base + rng.normal(scale=0.01, size=base.shape) for _ in range(10)]
+    max_dim = 2 if args.full else 1
+    print(f"\nZigzag barcode, 10 frames of a jittered 200-point sphere, Rips at 0.5, H0..H{max_dim}")
+    t_fast, fast = timed(lambda: zigzag_barcode(frames, 0.5, max_dim, method="fast"), slow)
+    t_std, std = timed(lambda: zigzag_barcode(frames, 0.5, max_dim, method="standard"), 1)
+    same = "same" if np.array_equal(fast, std) else "DIFFERENT"
+    print(f"  dionysus fast_zigzag (ours)   {t_fast:9.4f} s   {len(fast)} bars")
+    print(f"  zigzag_homology_persistence   {t_std:9.4f} s   {len(std)} bars ({same})   "
+          f"peer/ours = {t_std / t_fast:6.2f}")
 
     X = sphere(args.big, seed=1)
     print(f"\nLandmarks + Betti, sphere, N={len(X)}, {args.landmarks} landmarks, Rips at diam(L)/4")

@@ -136,13 +136,16 @@ class Simulation:
         """
         if int(steps) != steps or steps < 0:
             raise ValueError(f"steps={steps!r}: expected an integer >= 0")
+        if progress not in (True, False, None):
+            raise ValueError(f"progress={progress!r}: expected True, False or None")
         from tqdm.auto import tqdm
 
         state = self.state
         end = state.step + int(steps)
         if not self._started:
             self._start()
-        bar = tqdm(total=int(steps), disable=(False if progress else None) if progress is not False else True,
+        # tqdm: disable=None hides the bar when stderr is not a terminal
+        bar = tqdm(total=int(steps), disable={True: False, False: True, None: None}[progress],
                    unit="step", dynamic_ncols=True, desc=self.kernel.name)
         finished = False
         try:

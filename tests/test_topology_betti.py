@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist, squareform
 
-from particledyn.topology import (alpha_diagram, betti_numbers, cloud_diameter, resolve_scales,
-                                  rips_diagram)
+from particledyn.topology import (alpha_diagram, betti_from_diagram, betti_numbers, cloud_diameter,
+                                  resolve_scales, rips_diagram)
 
 
 # --- samplers (the tests' own; the project's cloud generators live elsewhere) ---------------
@@ -49,7 +49,7 @@ def ripser_betti(X, r, max_dim):
     """Independent computation: ripser.py (dense, own distances), b_k = #{birth <= r < death}."""
     with warnings.catch_warnings():  # ripser warns about square or wide point clouds
         warnings.simplefilter("ignore", UserWarning)
-        dgms = ripser.ripser(X, maxdim=max_dim, thresh=1.5 * r)["dgms"]
+        dgms = ripser.ripser(X, maxdim=max_dim, thresh=1.01 * r)["dgms"]
     return np.array([np.count_nonzero((d[:, 0] <= r) & (d[:, 1] > r)) for d in dgms])
 
 
@@ -188,3 +188,25 @@ def test_alpha_diagram_radius_units():
 def test_bad_input_is_refused(bad, err):
     with pytest.raises(err):
         betti_numbers(**bad)
+
+
+@pytest.mark.parametrize("n, dim", [(1, 3), (2, 2), (300, 3), (300, 20), (1500, 100), (40, 800)])
+def test_cloud_diameter_matches_pdist(n, dim):
+    X = np.random.default_rng(n * dim).normal(size=(n, dim)) + 3.0
+    want = pdist(X).max() if n > 1 else 0.0
+    assert cloud_diameter(X) == pytest.approx(want, rel=1e-12)
+
+
+def test_cloud_diameter_of_a_merged_cloud_is_zero():
+    assert cloud_diameter(np.full((3000, 30), 2.5)) == 0.0
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 60), dim=st.sampled_from([2, 3]),
+       r=st.floats(0.05, 1.5))
+def test_alpha_fast_precision_gives_the_safe_betti_numbers(seed, n, dim, r):
+    X = np.random.default_rng(seed).normal(size=(n, dim))
+    fast = alpha_diagram(X, 2, precision="fast")
+    safe = alpha_diagram(X, 2, precision="safe")
+    assume(np.min(np.abs(safe[:, 1:][np.isfinite(safe[:, 1:])] - r), initial=1.0) > 1e-9)
+    assert np.array_equal(betti_from_diagram(fast, r, 2), betti_from_diagram(safe, r, 2))

@@ -4,9 +4,9 @@ import pytest
 
 from particledyn.observers import Observer, StepInfo
 from particledyn.sinks import MemorySink
-from particledyn.topology import (BettiObserver, ExpansionObserver, ZigzagObserver,
+from particledyn.topology import (BettiObserver, ExpansionObserver, ZigzagObserver, betti_series,
                                   betti_numbers, bottleneck_distances, expansion_check,
-                                  pack_diagrams, zigzag_barcode)
+                                  pack_diagrams, unpack_diagrams, zigzag_barcode)
 
 
 def ring(n, arc=1.0, radius=1.0):
@@ -79,7 +79,12 @@ def test_expansion_observer_matches_expansion_check():
     X1 = X0 + 0.05 * 0.8 * (X0 - X0.mean(axis=0))
     obs = ExpansionObserver(every=1, radii=[0.2, 0.45, 0.8], K=0.8, relative=True)
     assert obs.needs_previous
-    assert set(obs.observe(info(0, X0, lr=0.05))) == {"delta_after"}
+    first = obs.observe(info(0, X0, lr=0.05))
+    later = obs.observe(info(1, X1, X0, lr=0.05))
+    assert set(first) == set(later)  # every key exists from step 0 on (HDF5 declares them then)
+    for key, value in later.items():
+        assert np.shape(first[key]) == np.shape(value), key
+    assert np.all(first["betti_before"] == -1) and np.isnan(first["delta"])
     out = obs.observe(info(1, X1, previous=X0, lr=0.05))
     delta = out["delta"]
     ref = expansion_check(X0, X1, np.array([0.2, 0.45, 0.8]) * delta, 0.05, 0.8)
@@ -128,3 +133,19 @@ def test_zigzag_observer_buffers_frames():
 def test_bad_configuration(make):
     with pytest.raises(ValueError):
         make()
+
+
+def test_offline_betti_series_equals_the_observer_frame_by_frame():
+    rng = np.random.default_rng(5)
+    frames = [ring(300) + rng.normal(scale=0.01, size=(300, 3)) for _ in range(3)]
+    frames.append(ring(300, arc=0.6))
+    series = betti_series(frames, scale=[0.3, 0.6], max_dim=1, landmarks=80, fixed_landmarks=True)
+    obs = BettiObserver(scale=[0.3, 0.6], max_dim=1, landmarks=80, fixed_landmarks=True)
+    diagrams = unpack_diagrams(series["pairs"], series["index"])
+    for t, X in enumerate(frames):
+        out = obs.observe(info(t, X))
+        assert np.array_equal(series["betti"][t], out["betti"])
+        assert np.array_equal(diagrams[t], out["diagram"])
+        assert np.allclose(series["bottleneck"][t], out["bottleneck"], equal_nan=True)
+        assert series["covering_radius"][t] == out["covering_radius"]
+    assert series["betti"][:, 1, 1].tolist() == [1, 1, 1, 0]

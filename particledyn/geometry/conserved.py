@@ -166,7 +166,8 @@ class InvariantSetComponents:
         return 2 ** self.log2_components
 
 
-def invariant_set_components(positions, output_columns=-1, tol: float = 0.0) -> InvariantSetComponents:
+def invariant_set_components(positions, output_columns=-1,
+                             tol: float = 0.0) -> InvariantSetComponents:
     """Connected components of the invariant set through the current cloud.
 
     Parameters

@@ -286,7 +286,9 @@ class SharpnessObserver(Observer):
         operator = self.hvp(info)
         if self.preconditioner is not None:
             operator = preconditioned_hvp(operator, self.preconditioner(info))
-        v0 = self.eigenvector if self.eigenvector is not None and self.eigenvector.size == n else None
+        v0 = self.eigenvector
+        if v0 is not None and v0.size != n:
+            v0 = None
         result = top_eigenpairs(operator, n, self.k, v0=v0, tol=self.tol, ncv=self.ncv,
                                 which=self.which)
         self.eigenvector = result.eigenvector

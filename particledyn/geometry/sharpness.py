@@ -69,7 +69,8 @@ class CountedOperator(LinearOperator):
         v = np.asarray(v, dtype=np.float64).reshape(-1)
         out = np.asarray(self.hvp(v), dtype=np.float64).reshape(-1)
         if out.shape != v.shape:
-            raise ValueError(f"hvp returned {out.size} numbers: expected {v.size}, one per parameter")
+            raise ValueError(f"hvp returned {out.size} numbers: expected {v.size}, one per "
+                             "parameter")
         self.count += 1
         return out
 
@@ -104,7 +105,8 @@ def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
     tol : float
         Ritz-residual tolerance: stop when ``||H v - lambda v|| <= tol * |lambda|``.
     ncv : int, optional
-        Lanczos basis size (>= max(3, k + 2)); default ``max(2k + 1, 12)``.
+        Lanczos basis size (>= max(3, k + 2)); default ``max(2k + 1, 12)``
+        from a random start, ``max(2k + 1, 8)`` from a given ``v0``.
     which : {'LA', 'LM'}
         Largest algebraic or largest magnitude eigenvalues.
     maxiter : int, optional
@@ -129,7 +131,11 @@ def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
     op = CountedOperator(hvp, n)
     if k >= n - 1 or n <= 3:
         return _dense_eigenpairs(op, k, which)
-    ncv = max(2 * k + 1, 12) if ncv is None else int(ncv)
+    if ncv is None:
+        # ARPACK spends ncv HVPs before its first convergence test: a warm
+        # start converges in few Lanczos steps, so it gets a smaller basis.
+        ncv = max(2 * k + 1, 8 if v0 is not None else 12)
+    ncv = int(ncv)
     if ncv < max(3, k + 2):
         raise ValueError(f"ncv={ncv!r}: expected at least max(3, k + 2) = {max(3, k + 2)}")
     ncv = min(ncv, n)
@@ -182,7 +188,8 @@ def _dense_eigenpairs(op: CountedOperator, k: int, which: str) -> SharpnessResul
                            values, vectors, residuals, True)
 
 
-def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x, h: float | None = None) -> HVP:
+def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x,
+                          h: float | None = None) -> HVP:
     """Hessian-vector products by central differences of a gradient.
 
     ``H v ~ ||v|| (g(x + h u) - g(x - h u)) / (2 h)`` with ``u = v / ||v||``.
@@ -334,7 +341,8 @@ def gradient_fraction(gradient, eigenvectors) -> float:
     if V.ndim == 1:
         V = V[:, None]
     if V.shape[0] != g.size:
-        raise ValueError(f"eigenvectors have {V.shape[0]} rows: expected {g.size}, the gradient's size")
+        raise ValueError(f"eigenvectors have {V.shape[0]} rows: expected {g.size}, the "
+                         "gradient's size")
     total = float(g @ g)
     if total == 0.0:
         return float("nan")

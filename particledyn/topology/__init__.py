@@ -7,7 +7,7 @@ and GUDHI); the alpha / union-of-balls model takes ``r`` as a ball radius.
 ``birth <= r < death``. Diagrams are ``(n_pairs, 3)`` arrays of
 ``[dim, birth, death]``.
 """
-from .betti import (ADAPTIVE_FRACTION, BettiResult, alpha_diagram, betti_numbers,
+from .betti import (ADAPTIVE_FRACTION, BettiResult, alpha_diagram, betti_numbers, betti_series,
                     cloud_diameter, resolve_scales, rips_diagram)
 from .diagrams import (betti_from_diagram, bottleneck_distances, pack_diagrams,
                        unpack_diagrams)
@@ -18,7 +18,8 @@ from .observers import BettiObserver, ExpansionObserver, ZigzagObserver
 from .zigzag import frame_simplices, zigzag_barcode
 
 __all__ = [
-    "ADAPTIVE_FRACTION", "BettiResult", "alpha_diagram", "betti_numbers", "cloud_diameter",
+    "ADAPTIVE_FRACTION", "BettiResult", "alpha_diagram", "betti_numbers", "betti_series",
+    "cloud_diameter",
     "resolve_scales", "rips_diagram",
     "betti_from_diagram", "bottleneck_distances", "pack_diagrams", "unpack_diagrams",
     "ExpansionResult", "empirical_lipschitz", "expansion_check", "min_separation",

@@ -41,7 +41,7 @@ class BettiObserver(Observer):
     ``diagram`` (ragged, rows [dim, birth, death]), ``threshold``,
     ``bottleneck`` (max_dim + 1,) to the previous diagram, both truncated at
     the smaller threshold (nan at the first record), ``covering_radius``,
-    ``diameter``; with landmarks also ``landmarks`` (their indices).
+    ``diameter`` (nan unless adaptive); with landmarks also ``landmarks`` (their indices).
     """
 
     name = "betti"
@@ -137,8 +137,9 @@ class ExpansionObserver(Observer):
     ``radius_after``, ``betti_before``, ``betti_after``, ``lower_before``,
     ``lower_after``, ``equal``, ``below_separation``, ``disjoint``,
     ``contradicts_theorem`` (arrays over radii), ``delta_after`` (min
-    separation of S(t+1)). At step 0 there is no previous step: only
-    ``delta_after`` is recorded.
+    separation of S(t+1)). At step 0 there is no previous step: every key is
+    recorded with the same shape (so the HDF5 file can declare it), filled with
+    NaN, -1 (Betti numbers) or False, beside the real ``delta_after``.
     """
 
     name = "expansion"
@@ -164,7 +165,7 @@ class ExpansionObserver(Observer):
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         if info.previous_positions is None:
-            return {"delta_after": min_separation(info.positions)}
+            return self._no_previous_step(info)
         radii = self.radii
         if self.relative:
             delta = min_separation(info.previous_positions)
@@ -181,6 +182,17 @@ class ExpansionObserver(Observer):
                 "below_separation": res.below_separation, "disjoint": res.disjoint,
                 "contradicts_theorem": res.contradicts_theorem,
                 "delta_after": min_separation(info.positions)}
+
+
+    def _no_previous_step(self, info):
+        n_radii, width = self.radii.size, self.max_dim + 1
+        nan = np.full(n_radii, np.nan)
+        unknown = np.full((n_radii, width), -1, dtype=np.int64)
+        no = np.zeros(n_radii, dtype=bool)
+        return {"delta": np.nan, "eta_K": np.nan, "radius": nan, "radius_after": nan,
+                "betti_before": unknown, "betti_after": unknown, "lower_before": unknown,
+                "lower_after": unknown, "equal": no, "below_separation": no, "disjoint": no,
+                "contradicts_theorem": no, "delta_after": min_separation(info.positions)}
 
 
 class ZigzagObserver(Observer):

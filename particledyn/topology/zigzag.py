@@ -10,6 +10,9 @@ from which frame to which frame a class lives. Zigzag time 2t is frame t and
 (zigzag time / 2): a bar ``[b, d)`` lives in frames ``ceil(b) .. ceil(d) - 1``;
 a half-integer ``b`` means the class is born in a union (seen in no frame
 before); ``d = inf`` means it is alive in the last frame.
+
+The bars are computed by dionysus: ``fast_zigzag`` (default) or the standard
+``zigzag_homology_persistence``, which the tests hold it equal to.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ def _toggle_times(present: np.ndarray) -> list[float]:
     return times
 
 
-def zigzag_barcode(frames, scale: float, max_dim: int = 1) -> np.ndarray:
+def zigzag_barcode(frames, scale: float, max_dim: int = 1, method: str = "fast") -> np.ndarray:
     """Zigzag barcode of Rips(frame t) ⊂ union ⊃ Rips(frame t+1) at edge length ``scale``.
 
     Parameters
@@ -68,6 +71,11 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1) -> np.ndarray:
     max_dim : int
         Highest homology dimension; simplices up to dimension ``max_dim + 1``
         are built (H2 needs the tetrahedra).
+    method : {"fast", "standard"}
+        ``"standard"``: ``dionysus.zigzag_homology_persistence`` (the
+        reference). ``"fast"``: ``dionysus.fast_zigzag``, Dey and Hou's cone
+        construction reduced by ordinary persistence; same bars, measured
+        ~100x faster on a 10-frame, 200-point run with H2.
 
     Returns
     -------
@@ -78,6 +86,8 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1) -> np.ndarray:
     import dionysus as d  # optional dependency (extras "topology"), imported on use
 
     max_dim = _check_max_dim(max_dim)
+    if method not in ("fast", "standard"):
+        raise ValueError(f"method={method!r}: expected 'fast' or 'standard'")
     scale = float(scale)
     if not (np.isfinite(scale) and scale >= 0):
         raise ValueError(f"scale={scale!r}: expected a finite non-negative edge length")
@@ -102,17 +112,21 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1) -> np.ndarray:
         present[np.clip(2 * t - 1, 0, None)] |= t > 0   # union (t-1, t)
         present[np.clip(2 * t + 1, None, n_times - 1)] |= t < n_frames - 1  # union (t, t+1)
         times.append(_toggle_times(present))
-    filtration = d.Filtration([d.Simplex(list(s), 0.0) for s in simplices])
-    # d.Filtration sorts by (data, dim, vertices): realign the times with it.
-    order = {tuple(sorted(fs)): i for i, fs in enumerate(simplices)}
-    times_sorted = [times[order[tuple(sorted(fs))]] for fs in filtration]
-    _, diagrams, _ = d.zigzag_homology_persistence(filtration, times_sorted)
-    bars = []
-    for k, dgm in enumerate(diagrams):
-        if k > max_dim:
-            break
-        for p in dgm:
-            death = np.inf if np.isinf(p.death) else p.death / 2.0
-            bars.append((k, p.birth / 2.0, death))
+    if method == "fast":
+        cone = d.fast_zigzag([list(s) for s in simplices], times)
+        diagrams = d.init_zigzag_diagrams(d.homology_persistence(cone), cone)
+        # Bars come sorted by type (closed/open ends); the numbers are the event
+        # times, as in the standard algorithm.
+        points = [(k, p.birth, p.death) for k, by_type in enumerate(diagrams)
+                  for dgm in by_type.values() for p in dgm]
+    else:
+        filtration = d.Filtration([d.Simplex(list(s), 0.0) for s in simplices])
+        # d.Filtration sorts by (data, dim, vertices): realign the times with it.
+        order = {s: i for i, s in enumerate(simplices)}
+        times_sorted = [times[order[tuple(sorted(fs))]] for fs in filtration]
+        _, diagrams, _ = d.zigzag_homology_persistence(filtration, times_sorted)
+        points = [(k, p.birth, p.death) for k, dgm in enumerate(diagrams) for p in dgm]
+    bars = [(k, b / 2.0, np.inf if np.isinf(e) else e / 2.0)
+            for k, b, e in points if k <= max_dim]
     out = np.array(bars, dtype=np.float64).reshape(-1, 3)
     return out[np.lexsort((out[:, 2], out[:, 1], out[:, 0]))]

@@ -1,0 +1,187 @@
+"""Array backends: where the particle state lives and which kernels step it.
+
+* ``"numba"`` — the default: numpy arrays on the host, numba CPU loops.
+* ``"cupy"`` — the state is resident on an NVIDIA GPU as cupy arrays; the
+  kernels are ``numba.cuda`` kernels launched on those arrays through
+  ``__cuda_array_interface__`` (see ``docs/gpu.md``).
+* ``"cudasim"`` — the same ``numba.cuda`` kernels run in numba's CUDA simulator
+  on numpy arrays: slow, but it tests the GPU code paths on any machine. It
+  needs ``NUMBA_ENABLE_CUDASIM=1`` in the environment before numba is imported.
+
+Every backend exposes the array module ``xp`` (numpy or cupy), ``asarray``
+(host -> backend), ``asnumpy`` (backend -> host copy), ``launch_view`` (what a
+``numba.cuda`` kernel is launched with) and ``synchronize``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BACKENDS = ("numba", "cupy", "cudasim")
+
+_INSTANCES: dict = {}
+
+
+class GpuUnavailableError(RuntimeError):
+    """The GPU backend was asked for on a machine that cannot run it."""
+
+
+class Backend:
+    """Host arrays (numpy); the CPU numba kernels. Base class of the device backends.
+
+    Attributes
+    ----------
+    name : str
+    xp : module
+        The array module of this backend's arrays.
+    on_device : bool
+        True when the state is stepped by ``numba.cuda`` kernels.
+    """
+
+    name = "numba"
+    on_device = False
+
+    def __init__(self):
+        self.xp = np
+
+    def asarray(self, array, dtype=None):
+        """A C-contiguous copy of ``array`` in this backend's memory."""
+        return np.array(array, dtype=dtype, order="C", copy=True)
+
+    def asnumpy(self, array) -> np.ndarray:
+        """A host (numpy) copy of a backend array."""
+        return np.array(array, copy=True)
+
+    def launch_view(self, array):
+        """The object a ``numba.cuda`` kernel is launched with for ``array``."""
+        return array
+
+    def context_to_device(self, context):
+        """A per-step context (tuple of arrays and scalars) ready to pass to a kernel."""
+        return context
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (nothing to wait for on the host)."""
+
+    def __repr__(self):
+        return f"<particledyn backend {self.name!r}>"
+
+
+class CudaSimBackend(Backend):
+    """numpy arrays stepped by the ``numba.cuda`` kernels in numba's CUDA simulator."""
+
+    name = "cudasim"
+    on_device = True
+
+    def __init__(self):
+        super().__init__()
+        from numba.core import config
+
+        if not config.ENABLE_CUDASIM:
+            raise GpuUnavailableError(
+                "backend='cudasim' needs NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported")
+
+    def context_to_device(self, context):
+        from numba import cuda
+
+        return tuple(cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+                     for v in context)
+
+
+class CupyBackend(Backend):
+    """cupy arrays on the current CUDA device, stepped by ``numba.cuda`` kernels."""
+
+    name = "cupy"
+    on_device = True
+
+    def __init__(self):
+        self.xp = _import_cupy()
+        from numba.core import config
+
+        if config.ENABLE_CUDASIM:
+            raise GpuUnavailableError(
+                "backend='cupy' needs an NVIDIA GPU with CUDA: NUMBA_ENABLE_CUDASIM=1 is set, so numba.cuda "
+                "runs the simulator (use backend='cudasim' or unset it)")
+        from numba import cuda
+
+        if not cuda.is_available():
+            raise GpuUnavailableError(
+                "backend='cupy' needs an NVIDIA GPU with CUDA: numba.cuda cannot use the device "
+                "(install numba-cuda[cu12]: pip install 'particledyn[gpu]')")
+        self._cuda = cuda
+
+    def asarray(self, array, dtype=None):
+        return self.xp.array(array, dtype=dtype, order="C", copy=True)
+
+    def asnumpy(self, array) -> np.ndarray:
+        return self.xp.asnumpy(array)
+
+    def launch_view(self, array):
+        # sync=False: cupy and numba both queue on the legacy default stream, so the
+        # per-argument stream synchronisation numba would otherwise do is not needed.
+        return self._cuda.as_cuda_array(array, sync=False)
+
+    def context_to_device(self, context):
+        return tuple(self._cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+                     for v in context)
+
+    def synchronize(self) -> None:
+        self.xp.cuda.Device().synchronize()
+
+
+def _import_cupy():
+    try:
+        import cupy
+    except ImportError as error:
+        raise GpuUnavailableError(
+            f"backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed "
+            f"(pip install 'particledyn[gpu]'; {error})") from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # cupy raises CUDARuntimeError, or ImportError-like errors for missing libs
+        raise GpuUnavailableError(
+            f"backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found ({error})") from None
+    if count < 1:
+        raise GpuUnavailableError("backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found "
+                                  "(cudaGetDeviceCount() = 0)")
+    return cupy
+
+
+def get_backend(name: str | Backend = "numba") -> Backend:
+    """The backend called ``name`` ('numba', 'cupy' or 'cudasim'), created once.
+
+    Raises
+    ------
+    ValueError
+        Unknown name.
+    GpuUnavailableError
+        'cupy' without cupy or a CUDA device; 'cudasim' without NUMBA_ENABLE_CUDASIM=1.
+    """
+    if isinstance(name, Backend):
+        return name
+    if name not in BACKENDS:
+        raise ValueError(f"backend={name!r}: expected one of {BACKENDS}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = {"numba": Backend, "cupy": CupyBackend, "cudasim": CudaSimBackend}[name]()
+    return _INSTANCES[name]
+
+
+def gpu_available() -> bool:
+    """True when backend 'cupy' can be created here (cupy, a CUDA device, numba.cuda)."""
+    try:
+        get_backend("cupy")
+    except GpuUnavailableError:
+        return False
+    return True
+
+
+def get_array_module(array):
+    """numpy or cupy, whichever ``array`` belongs to (numpy for anything not cupy)."""
+    if type(array).__module__.startswith("cupy"):
+        import cupy
+
+        return cupy
+    return np
+
+
+__all__ = ["BACKENDS", "Backend", "CudaSimBackend", "CupyBackend", "GpuUnavailableError", "get_array_module",
+           "get_backend", "gpu_available"]

@@ -1,0 +1,245 @@
+"""The ``particledyn`` command: run scenarios, resume runs, inspect run files.
+
+Exit status: 0 done, 1 I/O or resume error, 2 bad scenario or usage (nothing
+written), 3 the run diverged (the file keeps its committed frames), 130
+interrupted (the file holds a checkpoint to resume from).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import Sequence
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+DESCRIPTION = """\
+Simulate permutation-equivariant particle dynamics: the neurons of a network are
+particles x_i in R^D moved by x_i <- x_i + eta * U_i(X). A run follows a TOML
+scenario and streams positions, diagnostics and checkpoints to an HDF5 (H5MD) file
+that a notebook can read while the run writes it (particledyn.open_run)."""
+
+EPILOG = """\
+examples:
+  particledyn run                          run the built-in default scenario (default.h5)
+  particledyn run my.toml --out a.h5       run a scenario file
+  particledyn run my.toml --steps 5000 --resume
+                                           continue a killed or finished run to 5000 steps
+  particledyn info a.h5                    what a run file holds, how far it got
+  particledyn keys                         every scenario key, its type, default and meaning
+  particledyn show-default > my.toml       a scenario to start from
+
+exit status: 0 done, 1 I/O or resume error, 2 bad scenario or usage (nothing
+written), 3 diverged, 130 interrupted (resume with --resume)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors in the style of the scenario errors."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``particledyn`` command."""
+    from ._version import __version__
+
+    parser = _Parser(prog="particledyn", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"particledyn {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run", help="run a scenario (the default one when none is given), or resume a run",
+        description="Run a TOML scenario, writing an H5MD file; with --resume, continue the run in "
+                    "an existing file from its last checkpoint (bit-identical to an uninterrupted run).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="--steps is the total length of the run: a resumed run continues until it.\n"
+               "Without a scenario, --resume uses the one stored in the file.")
+    run.add_argument("scenario", nargs="?", metavar="SCENARIO.toml",
+                     help="scenario file (default: the built-in default scenario)")
+    run.add_argument("--default", action="store_true", help="run the built-in default scenario")
+    run.add_argument("--out", metavar="PATH", help="output file (default: the scenario's output.path)")
+    run.add_argument("--steps", type=int, metavar="N", help="total number of steps (overrides run.steps)")
+    run.add_argument("--threads", type=int, metavar="N", help="numba threads (overrides run.threads)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in the output file from its last checkpoint")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                     help="progress bar (default: on a terminal only)")
+
+    info = commands.add_parser("info", help="show what a run file holds and how far its run got",
+                               description="Show a run file's status (finished, running, stopped, "
+                                           "diverged), frames, checkpoint, observables and settings.")
+    info.add_argument("path", metavar="RUN.h5")
+
+    commands.add_parser("keys", aliases=["scenario-keys"],
+                        help="list every scenario key with its type, default and meaning",
+                        description="List every documented scenario key.")
+    commands.add_parser("show-default", help="print the built-in default scenario",
+                        description="Print the built-in default scenario (TOML).")
+    return parser
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return code
+
+
+def _load(args):
+    from .scenario import default_scenario, load_scenario
+
+    overrides = {}
+    if args.steps is not None:
+        overrides["run.steps"] = args.steps
+    if args.threads is not None:
+        overrides["run.threads"] = args.threads
+    if args.scenario is not None:
+        return load_scenario(args.scenario, overrides)
+    return default_scenario(overrides)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _summary(path: str) -> str:
+    from .runner import run_info
+
+    try:
+        info = run_info(path)
+    except (OSError, KeyError, ValueError):
+        return ""
+    return (f"{info['frames']} frames (last at step {info['last_step']}), last checkpoint at step "
+            f"{info['checkpoint_step']}")
+
+
+def _command_run(args) -> int:
+    from .config.checks import ScenarioError
+    from .io import H5MDWriteError
+    from .runner import ResumeError, resume_run, start_run
+    from .simulation import DivergenceError
+
+    if args.default and args.scenario is not None:
+        return _fail(f"--default and a scenario ({args.scenario}) given: choose one", EXIT_USAGE)
+    if args.resume and args.overwrite:
+        return _fail("--resume and --overwrite given: choose one", EXIT_USAGE)
+    if args.resume and args.threads is not None:
+        return _fail("--threads with --resume: a resumed run uses the thread count it started with",
+                     EXIT_USAGE)
+    if args.steps is not None and args.steps < 0:
+        return _fail(f"--steps {args.steps}: expected an integer >= 0", EXIT_USAGE)
+    path = args.out
+    try:
+        scenario = None
+        if not (args.resume and args.scenario is None and not args.default and path is not None):
+            scenario = _load(args)
+            path = path if path is not None else scenario.resolved["output"]["path"]
+    except ScenarioError as exc:
+        return _fail(exc, EXIT_USAGE)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.resume:
+            result = resume_run(path, scenario, args.steps, progress=args.progress)
+            if result.final_step == result.start_step:
+                print(f"{path}: already finished at step {result.final_step}; nothing to do")
+            else:
+                print(f"resumed {path} at step {result.start_step}: now at step {result.final_step} "
+                      f"of {result.total_steps}, finished, in {result.elapsed:.1f} s")
+        else:
+            result = start_run(scenario, path, overwrite=args.overwrite, progress=args.progress)
+            print(f"wrote {path}: {result.final_step} steps, finished, in {result.elapsed:.1f} s; "
+                  f"{_summary(path)}")
+        return EXIT_OK
+    except ScenarioError as exc:
+        return _fail(exc, EXIT_USAGE)
+    except FileExistsError as exc:
+        return _fail(exc, EXIT_USAGE)
+    except ResumeError as exc:
+        return _fail(exc, EXIT_ERROR)
+    except DivergenceError as exc:
+        kept = _summary(path) if os.path.exists(path) else "no file was written"
+        return _fail(f"the run diverged at step {exc.step}: {exc.count} position entries became NaN "
+                     f"or inf (lr = {exc.lr:g}); try a smaller learning rate. {path} is marked not "
+                     f"finished and keeps {kept}", EXIT_DIVERGED)
+    except KeyboardInterrupt:
+        where = _summary(path) if os.path.exists(path) else "no file was written"
+        print(f"interrupted: {path} keeps {where}; continue with: particledyn run --resume --out {path}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (H5MDWriteError, OSError) as exc:
+        return _fail(exc, EXIT_ERROR)
+    except MemoryError:
+        return _fail("out of memory: reduce init.n, data.n or the observers' work", EXIT_ERROR)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def format_info(info: dict) -> str:
+    """The text ``particledyn info`` prints for a :func:`particledyn.runner.run_info` dict."""
+    status = {
+        "finished": "finished",
+        "running": f"running (writer {info['writer']})",
+        "diverged": f"diverged at step {info['checkpoint_step']} (not finished)",
+        "stopped": "stopped before the end (killed or interrupted); continue with: "
+                   f"particledyn run --resume --out {info['path']}",
+    }[info["status"]]
+    total = info["total_steps"]
+    lines = [f"{info['path']}: run {info['name']!r} ({info['scenario_source']})",
+             f"  status      {status}"]
+    if info["frames"]:
+        progress = f"  progress    step {info['last_step']}" + (f" of {total}" if total is not None else "")
+        lines.append(progress + f"; {info['frames']} frames (steps {info['first_step']}..{info['last_step']})")
+    else:
+        lines.append("  progress    no committed frame yet")
+    lines.append(f"  checkpoint  " + ("none" if info["checkpoint_step"] is None
+                                       else f"at step {info['checkpoint_step']}"))
+    lines.append(f"  particles   N = {info['n_particles']}, D = {info['dim']}; {info['written']} written "
+                 f"as {info['dtype']}; series: {', '.join(info['particle_series'])}")
+    if info["observables"]:
+        lines.append("  observables")
+        for name, keys in info["observables"].items():
+            counts = sorted(set(keys.values()))
+            records = "/".join(str(c) for c in counts)
+            lines.append(f"    {name} ({records} records): {', '.join(keys)}")
+    versions = info["versions"]
+    lines.append(f"  settings    seed {info['seed']}, threads {info['threads']}, backend {info['backend']}; "
+                 + ", ".join(f"{k} {versions[k]}" for k in ("particledyn", "numpy", "numba", "h5py")
+                             if k in versions))
+    return "\n".join(lines)
+
+
+def _command_info(args) -> int:
+    from .runner import run_info
+
+    try:
+        print(format_info(run_info(args.path)))
+    except (OSError, KeyError, ValueError) as exc:
+        return _fail(exc, EXIT_ERROR)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``particledyn`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "run":
+        return _command_run(args)
+    if args.command == "info":
+        return _command_info(args)
+    if args.command in ("keys", "scenario-keys"):
+        from .scenario import describe_keys
+        sys.stdout.write(describe_keys())
+        return EXIT_OK
+    from .scenario import default_scenario_text
+    sys.stdout.write(default_scenario_text())
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

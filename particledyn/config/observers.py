@@ -1,0 +1,256 @@
+"""Observer registry of scenario files: ``[[observers]] type = "betti"`` -> an Observer.
+
+Every entry of ``[[observers]]`` takes ``type``, ``every`` (cadence in steps)
+and ``name`` (the HDF5 group, default the type), plus the options its
+:class:`ObserverType` documents. The observer classes themselves live in
+:mod:`particledyn.geometry.observers` and :mod:`particledyn.topology.observers`
+(imported only when a scenario uses them); :class:`LossObserver` is here.
+Add a type with :func:`register_observer`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..observers import Observer, StepInfo
+from .checks import (Bool, Choice, Derived, Float, FloatList, Int, Key, Literal, OneOf,
+                     ScenarioError)
+from .kernels import output_columns
+
+
+@dataclass
+class BuildContext:
+    """What an observer factory may use: the run's kernel, optimizer, data and scenario."""
+
+    kernel: Any
+    optimizer: Any
+    dataset: Any
+    resolved: dict
+    caches: dict = field(default_factory=dict)
+
+    def neighbour_cache(self, k: int):
+        """One shared :class:`NeighbourCache` per neighbour count k."""
+        if k not in self.caches:
+            from ..geometry.neighbours import NeighbourCache
+            self.caches[k] = NeighbourCache(k=k)
+        return self.caches[k]
+
+
+@dataclass(frozen=True)
+class ObserverType:
+    """An observer a scenario can name.
+
+    Attributes
+    ----------
+    name : str
+        The value of ``type`` (and the default observer name).
+    summary : str
+        One line for ``particledyn keys``.
+    options : tuple of Key
+        Keys besides ``type``, ``every`` and ``name`` (paths are the option names).
+    build : callable
+        ``build(options, context) -> Observer``: ``options`` the resolved entry
+        (with ``every``), ``context`` a :class:`BuildContext`.
+    """
+
+    name: str
+    summary: str
+    options: tuple[Key, ...]
+    build: Callable[[dict, BuildContext], Observer]
+
+
+OBSERVER_TYPES: dict[str, ObserverType] = {}
+
+
+def register_observer(observer_type: ObserverType) -> ObserverType:
+    """Add (or replace) an observer type; returns it."""
+    OBSERVER_TYPES[observer_type.name] = observer_type
+    return observer_type
+
+
+def _present(options: dict, *names: str) -> dict:
+    """The options among ``names`` that were set (absent optional ones are None)."""
+    return {n: options[n] for n in names if options.get(n) is not None}
+
+
+# ---------------------------------------------------------------- the loss
+class LossObserver(Observer):
+    """Training loss on the full training set, test loss, and accuracies for classifiers.
+
+    Parameters
+    ----------
+    every : int
+        Cadence in steps.
+    labels : tuple, optional
+        ``(train_inputs, train_labels, test_inputs, test_labels)`` of a
+        classification task: adds ``accuracy`` and ``test_accuracy``.
+
+    Records ``loss`` and, when the kernel has held-out data, ``test_loss``.
+    """
+
+    name = "loss"
+
+    def __init__(self, every: int = 1, *, labels=None):
+        super().__init__(every)
+        self.labels = labels
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        kernel = info.simulation.kernel
+        x, m = info.positions, info.masses
+        values = {"loss": float(kernel.loss(x, m, kernel.evaluation_context()))}
+        if getattr(kernel, "test_inputs", None) is not None and hasattr(kernel, "test_loss"):
+            values["test_loss"] = float(kernel.test_loss(x, m))
+        if self.labels is not None:
+            z_train, y_train, z_test, y_test = self.labels
+            values["accuracy"] = kernel.accuracy(x, m, z_train, y_train)
+            values["test_accuracy"] = kernel.accuracy(x, m, z_test, y_test)
+        return values
+
+
+def _build_loss(options, ctx):
+    data = ctx.dataset
+    labels = None
+    if data.y_train.dtype.kind in "iu" and hasattr(ctx.kernel, "accuracy"):
+        labels = (data.z_train, data.y_train, data.z_test, data.y_test)
+    return LossObserver(options["every"], labels=labels)
+
+
+# ---------------------------------------------------------------- geometry
+_K_NEIGHBOURS = Key("k", Int(1, 1000), "Nearest neighbours per particle for the pair lists "
+                    "(shared between observers with the same k).", 6)
+_SOURCE = Key("source", Choice(("update", "field")),
+              'Measure K of the optimizer\'s update ("update") or of the kernel\'s raw field.', "update")
+_MAX_DIM = Key("max_dim", Int(0, 3), "Highest homology dimension.", 2)
+
+
+def _build_pairwise(options, ctx):
+    from ..geometry.observers import PairwiseLipschitzObserver
+    return PairwiseLipschitzObserver(options["every"], cache=ctx.neighbour_cache(options["k"]),
+                                     source=options["source"])
+
+
+def _build_lemmas(options, ctx):
+    from ..geometry.observers import LemmaObserver
+    return LemmaObserver(options["K"], options["every"], cache=ctx.neighbour_cache(options["k"]),
+                         rtol=options["rtol"], equal_tol=options["equal_tol"], source=options["source"])
+
+
+def _build_merges(options, ctx):
+    from ..geometry.observers import MergeObserver
+    return MergeObserver(options["eps"], options["every"], cache=ctx.neighbour_cache(options["k"]))
+
+
+def _build_balance(options, ctx):
+    from ..geometry.observers import BalanceObserver
+    return BalanceObserver(options["every"], output_columns=output_columns(ctx.kernel), tol=options["tol"])
+
+
+def _adam(resolved: dict) -> bool:
+    return resolved["optimizer"]["name"] == "adam"
+
+
+def _build_sharpness(options, ctx):
+    from ..geometry.observers import SharpnessObserver
+
+    kernel, optimizer = ctx.kernel, ctx.optimizer
+    context = kernel.evaluation_context()
+    if options["preconditioned"] and not hasattr(optimizer, "preconditioner"):
+        raise ScenarioError(f'preconditioned = true: expected false for optimizer.name = "{optimizer.name}" '
+                            "(only adam has a preconditioner)")
+
+    def hvp(info):
+        x = np.asarray(info.positions, dtype=np.float64)
+        return lambda v: kernel.hvp(x, info.masses, context, np.reshape(v, x.shape)).ravel()
+
+    def preconditioner(info):
+        return optimizer.preconditioner(info.simulation.state.optimizer_state, info.step).ravel()
+
+    def gradient(info):
+        x = np.asarray(info.positions, dtype=np.float64)
+        return -kernel.field(x, info.masses, context).ravel()
+
+    return SharpnessObserver(hvp, options["every"], k=options["k"], tol=options["tol"],
+                             momentum=float(getattr(optimizer, "beta", 0.0)),
+                             preconditioner=preconditioner if options["preconditioned"] else None,
+                             gradient=gradient if options["gradient"] else None)
+
+
+# ---------------------------------------------------------------- topology
+def _build_betti(options, ctx):
+    from ..topology.observers import BettiObserver
+    scale = options["scale"]
+    if isinstance(scale, list) and len(scale) == 1:
+        scale = scale[0]
+    return BettiObserver(options["every"], scale=scale, max_dim=options["max_dim"],
+                         complex=options["complex"], landmarks=options.get("landmarks"),
+                         fixed_landmarks=options["fixed_landmarks"], n_threads=options.get("n_threads"))
+
+
+def _build_expansion(options, ctx):
+    from ..topology.observers import ExpansionObserver
+    return ExpansionObserver(options["every"], radii=options["radii"], K=options["K"],
+                             relative=options["relative"], max_dim=options["max_dim"],
+                             model=options["model"])
+
+
+def _build_zigzag(options, ctx):
+    from ..topology.observers import ZigzagObserver
+    return ZigzagObserver(options["every"], scale=options["scale"], max_dim=options["max_dim"])
+
+
+_POSITIVE = Float(0.0, lo_open=True)
+_NON_NEGATIVE = Float(0.0)
+
+for _type in (
+    ObserverType("loss", "training loss (full training set), test loss; accuracies for classification",
+                 (), _build_loss),
+    ObserverType("pairwise_lipschitz", "pairwise K of Lemma 4 over neighbour pairs, eta*K, eta* = 1/K",
+                 (_K_NEIGHBOURS, _SOURCE), _build_pairwise),
+    ObserverType("lemmas", "Lemma 1 (no splits) and Lemma 2 ((1 - eta K) d <= d' <= (1 + eta K) d) checks",
+                 (Key("K", OneOf((Literal("pairwise"), _NON_NEGATIVE)),
+                      'Lipschitz constant to test: a number or "pairwise" (the step\'s own pairwise K).',
+                      "pairwise"),
+                  _K_NEIGHBOURS,
+                  Key("rtol", _NON_NEGATIVE, "Relative tolerance of the bound checks.", 1e-12),
+                  Key("equal_tol", _NON_NEGATIVE, "Distance under which two particles count as equal.", 0.0),
+                  _SOURCE), _build_lemmas),
+    ObserverType("merges", "atoms at scale eps, merges, splits and merged mass (Theorems 1 and 3)",
+                 (Key("eps", _NON_NEGATIVE, "Atom scale: particles closer than eps form one atom.", 0.01),
+                  _K_NEIGHBOURS), _build_merges),
+    ObserverType("balance", "ReLU balance |a_i|^2 - |w_i|^2, its drift and pathological neurons",
+                 (Key("tol", _NON_NEGATIVE, "|c_i| <= tol counts as balanced.", 0.0),), _build_balance),
+    ObserverType("sharpness", "top Hessian eigenvalue(s) by warm-started Lanczos, eta* and 2/eta thresholds",
+                 (Key("k", Int(1, 64), "Number of top eigenpairs.", 1),
+                  Key("tol", _POSITIVE, "Ritz residual tolerance of Lanczos.", 1e-6),
+                  Key("preconditioned", Bool(), "Use Adam's P^(-1/2) H P^(-1/2) (adam only).",
+                      Derived("true for adam, else false", _adam)),
+                  Key("gradient", Bool(), "Also record the gradient's fraction in the top-k eigenspace.",
+                      False)), _build_sharpness),
+    ObserverType("betti", "Betti numbers b_0..b_max_dim with persistence diagrams (ripser/gudhi)",
+                 (Key("scale", OneOf((Literal("adaptive"), FloatList(_POSITIVE))),
+                      '"adaptive" (Rips edge length diameter/4, the paper\'s rule) or scale(s) > 0.',
+                      "adaptive"),
+                  _MAX_DIM,
+                  Key("complex", Choice(("rips", "alpha")), "Rips (scale = edge length) or alpha "
+                      "(union of balls, scale = radius).", "rips"),
+                  Key("landmarks", Int(1), "Compute on this many max-min landmarks (optional)."),
+                  Key("fixed_landmarks", Bool(), "Keep the first landmarks' particle indices.", False),
+                  Key("n_threads", Int(1), "Threads of the persistence backend (optional).")),
+                 _build_betti),
+    ObserverType("expansion", "Theorem 2: S(t)^r beside S(t+1)^((1 - eta K) r)",
+                 (Key("radii", FloatList(_POSITIVE), "Ball radii r (or fractions of the minimum "
+                      "separation with relative = true).", [0.25]),
+                  Key("K", OneOf((Literal("empirical"), _NON_NEGATIVE)),
+                      'Lipschitz constant: a number or "empirical" (the step\'s largest neighbour ratio).',
+                      "empirical"),
+                  Key("relative", Bool(), "Read radii as fractions of the minimum separation.", False),
+                  _MAX_DIM,
+                  Key("model", Choice(("auto", "alpha", "rips")), "Union-of-balls model.", "auto")),
+                 _build_expansion),
+    ObserverType("zigzag", "buffers frames for a zigzag barcode after the run",
+                 (Key("scale", _NON_NEGATIVE, "Rips edge length of the zigzag.", 0.25),
+                  Key("max_dim", Int(0, 3), "Highest homology dimension.", 1)), _build_zigzag),
+):
+    register_observer(_type)

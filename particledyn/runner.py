@@ -1,0 +1,526 @@
+"""From a validated scenario to a running simulation writing an H5MD file, and back.
+
+:func:`start_run` builds the data, kernel, cloud, optimizer, schedule and
+observers of a scenario, opens an :class:`~particledyn.io.H5MDSink` and runs;
+:func:`resume_run` rebuilds the same simulation from the scenario stored in a
+run's file and continues from its last checkpoint, appending to the same file;
+:func:`run_info` says what a file holds and how far its run got.
+
+Exactness of a resume: the step-t mini-batch derives from (seed, t), the
+checkpoint holds positions, optimizer state, step, time and every observer's
+state, and the numba thread count is set to the one the run started with, so
+a resumed run ends bit-identical to one that was never interrupted.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config.checks import ScenarioError
+from .config.kernels import KERNEL_TYPES
+from .config.observers import OBSERVER_TYPES, BuildContext
+from .scenario import Scenario, validate_scenario
+from .sinks import Sink
+
+__all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
+           "set_threads"]
+
+_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3}
+
+
+class ResumeError(RuntimeError):
+    """A run file cannot be continued (no checkpoint, diverged, another scenario, ...)."""
+
+
+# ---------------------------------------------------------------- threads
+def set_threads(requested: int) -> int:
+    """Set numba's thread count (0: all it was started with) and return the count in use."""
+    import numba
+
+    available = int(numba.config.NUMBA_NUM_THREADS)
+    threads = available if requested == 0 else int(requested)
+    if threads > available:
+        raise ScenarioError(f"run.threads = {requested}: expected <= {available} (the threads numba "
+                            "was started with; raise NUMBA_NUM_THREADS)")
+    numba.set_num_threads(threads)
+    return threads
+
+
+# ---------------------------------------------------------------- building
+@dataclass
+class Prepared:
+    """The parts of a run built from a resolved scenario (all but the sink)."""
+
+    resolved: dict
+    dataset: Any
+    kernel: Any
+    optimizer: Any
+    schedule: Any
+    positions: np.ndarray | None
+    observers: list
+    subset: np.ndarray | None
+    masses: np.ndarray = field(default=None)
+
+    def simulation(self, sink: Sink | None, positions=None):
+        """A :class:`~particledyn.Simulation` of these parts writing to ``sink``."""
+        from .simulation import Simulation
+
+        run, output = self.resolved["run"], self.resolved["output"]
+        return Simulation(self.kernel, self.positions if positions is None else positions,
+                          optimizer=self.optimizer, lr=self.schedule, masses=self.masses,
+                          seed=run["seed"], batch_size=self.resolved["optimizer"]["batch_size"],
+                          observers=self.observers, sink=sink, frame_every=output["frame_every"],
+                          checkpoint_every=output["checkpoint_every"], dtype=run["dtype"])
+
+
+def _build_dataset(data: dict):
+    from .data import make_dataset
+
+    spec = {"name": data["kind"], **{k: v for k, v in data.items() if k != "kind" and v is not None}}
+    try:
+        return make_dataset(spec)
+    except (ValueError, TypeError, OSError) as exc:
+        raise ScenarioError(f"data: {' '.join(str(exc).split())}") from None
+
+
+def _build_schedule(s: dict):
+    from .schedules import Constant, Cosine, StepDecay
+
+    if s["kind"] == "step":
+        return StepDecay(s["lr"], s["every"], s["factor"])
+    if s["kind"] == "cosine":
+        return Cosine(s["lr"], s["steps"], s["lr_min"], s["warmup"])
+    return Constant(s["lr"])
+
+
+def _build_optimizer(o: dict):
+    from .optimizers import make_optimizer
+
+    options = {"weight_decay": o["weight_decay"]}
+    options.update({k: o[k] for k in ("beta", "beta1", "beta2", "eps") if k in o})
+    return make_optimizer(o["name"], **options)
+
+
+def initial_positions(init: dict, dim: int) -> np.ndarray:
+    """The initial cloud of an ``[init]`` section, placed in R^dim (see the section's docs)."""
+    from .clouds import embed, make_cloud
+
+    shape = init["shape"]
+    spec = {k: v for k, v in init.items() if v is not None and k != "embed"}
+    native = _NATIVE_DIM.get(shape, init.get("k", 0) + 1 if shape == "sphere" else None)
+    if native is not None and native > dim:
+        raise ScenarioError(f'init.shape = "{shape}": a cloud of dimension {native} does not fit '
+                            f"neurons of dimension D = {dim}")
+    try:
+        if shape == "union":
+            points = make_cloud(spec)
+            if points.shape[1] > dim:
+                raise ScenarioError(f"init.parts: a cloud of dimension {points.shape[1]} does not fit "
+                                    f"neurons of dimension D = {dim}")
+            return embed(points, dim, init["embed"], seed=init["seed"])
+        spec["dim"] = dim
+        if shape != "gaussian":
+            spec["embed"] = init["embed"]
+        return make_cloud(spec)
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
+
+
+def _subset(value, n: int) -> np.ndarray | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value > n:
+            raise ScenarioError(f"output.subset = {value}: expected a count <= N = {n}")
+        return np.unique(np.round(np.linspace(0, n - 1, value)).astype(np.int64))
+    indices = np.asarray(value, dtype=np.int64)
+    if indices.max() >= n:
+        raise ScenarioError(f"output.subset: index {int(indices.max())} out of range for N = {n} particles")
+    return indices
+
+
+def _build_observers(entries: list[dict], context: BuildContext) -> list:
+    observers = []
+    for i, entry in enumerate(entries):
+        try:
+            observer = OBSERVER_TYPES[entry["type"]].build(entry, context)
+        except (ValueError, TypeError) as exc:
+            raise ScenarioError(f"observers[{i}] ({entry['type']}): {' '.join(str(exc).split())}") from None
+        observer.name = entry["name"]
+        observers.append(observer)
+    return observers
+
+
+def prepare(resolved: dict, positions: bool = True) -> Prepared:
+    """Build every part of a run from a resolved scenario (see :func:`validate_scenario`).
+
+    Parameters
+    ----------
+    resolved : dict
+    positions : bool
+        Also sample the initial cloud (a resumed run takes its positions from the checkpoint).
+
+    Raises
+    ------
+    ScenarioError
+        A value that only fails once the parts are built (a data file that
+        cannot be read, a cloud that does not fit D, ...), naming the section.
+    """
+    from .state import default_masses
+
+    dataset = _build_dataset(resolved["data"])
+    kernel_type = KERNEL_TYPES[resolved["kernel"]["kind"]]
+    try:
+        kernel = kernel_type.build(resolved["kernel"], dataset)
+    except ScenarioError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ScenarioError(f"kernel: {' '.join(str(exc).split())}") from None
+    optimizer = _build_optimizer(resolved["optimizer"])
+    schedule = _build_schedule(resolved["schedule"])
+    init = resolved["init"]
+    x = initial_positions(init, kernel.dim) if positions else None
+    n = x.shape[0] if x is not None else None
+    if n is None:
+        n = init["n"] if init["shape"] != "union" else None
+    context = BuildContext(kernel, optimizer, dataset, resolved)
+    observers = _build_observers(resolved["observers"], context)
+    subset = _subset(resolved["output"]["subset"], n) if n is not None else None
+    masses = default_masses(n, getattr(kernel, "groups", None)) if n is not None else None
+    return Prepared(resolved, dataset, kernel, optimizer, schedule, x, observers, subset, masses)
+
+
+def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int) -> dict:
+    from . import __version__
+
+    r = prepared.resolved
+    data = prepared.dataset
+    return {
+        "scenario_toml": scenario_text, "scenario_source": source, "resolved": r,
+        "name": r["run"]["name"], "description": r["run"]["description"],
+        "seed": r["run"]["seed"], "threads": threads, "backend": r["run"]["backend"],
+        "kernel": prepared.kernel.describe(), "optimizer": prepared.optimizer.describe(),
+        "schedule": prepared.schedule.describe(),
+        "data": {"name": data.name, "n_train": data.n_train, "n_test": data.n_test,
+                 "input_dim": data.input_dim, "info": data.info},
+        "n_particles": int(prepared.positions.shape[0]), "dim": int(prepared.positions.shape[1]),
+        "versions": {"particledyn": __version__},
+    }
+
+
+# ---------------------------------------------------------------- the sink
+class RunSink(Sink):
+    """Passes a run's output to an H5MDSink; adds the target length to checkpoints and
+    leaves no half-built file behind when a write fails.
+
+    After a failed write the remaining calls of the loop's clean-up (checkpoint,
+    close) do not touch the file again: a file that was never live is removed
+    (an existing file that ``overwrite`` would have replaced stays intact), a
+    live one is closed as not finished with its committed records.
+    """
+
+    def __init__(self, inner, total_steps: int):
+        self.inner = inner
+        self.total_steps = int(total_steps)
+        self.failed: BaseException | None = None
+
+    def _guard(self, method, *args):
+        if self.failed is not None:
+            return None
+        try:
+            return method(*args)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def write_frame(self, step, time, positions, optimizer_state):
+        self._guard(self.inner.write_frame, step, time, positions, optimizer_state)
+
+    def write_observables(self, name, step, time, values):
+        self._guard(self.inner.write_observables, name, step, time, values)
+
+    def write_checkpoint(self, checkpoint):
+        checkpoint = {**checkpoint, "run": {"total_steps": self.total_steps}}
+        self._guard(self.inner.write_checkpoint, checkpoint)
+
+    def close(self, finished):
+        if self.failed is None:
+            self.inner.close(finished)
+            return
+        self.abandon()
+
+    def abandon(self) -> None:
+        """Give up on the file after an error: remove it if it never went live, else close it."""
+        inner = self.inner
+        if inner.live:
+            try:
+                inner.close(False)
+            except OSError:
+                pass
+        else:
+            inner._abandon()  # closes the hidden temporary file and removes it
+
+
+# ---------------------------------------------------------------- running
+@dataclass
+class RunResult:
+    """What a run call did."""
+
+    path: str
+    start_step: int
+    final_step: int
+    total_steps: int
+    elapsed: float
+    finished: bool
+
+
+def _run_loop(sim, sink: RunSink, total: int, progress) -> None:
+    try:
+        sim.run(total - sim.state.step, progress=progress)
+        sim.close()
+    except BaseException:
+        if sink.failed is not None:
+            sink.abandon()
+        raise
+
+
+class _ThreadsRestored:
+    """Context that puts numba's thread count back as it was (runs set their own)."""
+
+    def __enter__(self):
+        import numba
+        self.threads = numba.get_num_threads()
+        return self
+
+    def __exit__(self, *exc):
+        import numba
+        numba.set_num_threads(self.threads)
+
+
+def start_run(scenario: Scenario, out: str | None = None, overwrite: bool = False,
+              progress: bool | None = None) -> RunResult:
+    """Run a scenario from its start, writing ``out`` (default: ``output.path``).
+
+    Raises
+    ------
+    FileExistsError
+        ``out`` exists and ``overwrite`` is false (nothing is built or written).
+    ScenarioError
+        A value that fails while building the parts (no file is created).
+    particledyn.io.H5MDWriteError
+        The file cannot be created or written.
+    particledyn.DivergenceError
+        Positions became non-finite; the file keeps every committed record.
+    """
+    with _ThreadsRestored():
+        return _start_run(scenario, out, overwrite, progress)
+
+
+def _start_run(scenario, out, overwrite, progress) -> RunResult:
+    from .io import H5MDSink
+
+    resolved = scenario.resolved
+    path = out if out is not None else resolved["output"]["path"]
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"output file {path!r} exists; pass --overwrite to replace it or "
+                              "--resume to continue it")
+    threads = set_threads(resolved["run"]["threads"])
+    prepared = prepare(resolved)
+    output = resolved["output"]
+    inner = H5MDSink(path, _metadata(scenario.text, scenario.source, prepared, threads), every=1,
+                     subset=prepared.subset, dtype=output["dtype"], masses=prepared.masses,
+                     optimizer_state=output["optimizer_state"],
+                     compression=None if output["compression"] == "none" else output["compression"],
+                     overwrite=overwrite)
+    total = resolved["run"]["steps"]
+    sink = RunSink(inner, total)
+    began = _time.perf_counter()
+    try:
+        sim = prepared.simulation(sink)
+    except BaseException:
+        sink.failed = sink.failed or RuntimeError("not started")
+        sink.abandon()
+        raise
+    _run_loop(sim, sink, total, progress)
+    return RunResult(path, 0, sim.state.step, total, _time.perf_counter() - began, True)
+
+
+def _first_difference(a, b, path=""):
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if a == b else (path, a, b)
+
+
+def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = None,
+               progress: bool | None = None) -> RunResult:
+    """Continue the run in ``path`` from its last checkpoint until ``steps`` in total.
+
+    Parameters
+    ----------
+    path : str
+        A run file written by :func:`start_run` (killed, interrupted or finished).
+    scenario : Scenario, optional
+        When given, it must equal the scenario stored in the file (``run.steps``
+        and ``output.path`` aside); the stored one is used either way.
+    steps : int, optional
+        New total number of steps; default: the total the run was last started
+        or resumed with.
+
+    Returns
+    -------
+    RunResult
+        ``start_step`` is the checkpoint's step.
+
+    Raises
+    ------
+    ResumeError
+        No checkpoint, a diverged run, another scenario, a total below the checkpoint.
+    """
+    with _ThreadsRestored():
+        return _resume_run(path, scenario, steps, progress)
+
+
+def _resume_run(path, scenario, steps, progress) -> RunResult:
+    from .io import H5MDSink, open_run
+
+    try:
+        with open_run(path) as run:
+            parameters = run.parameters
+            checkpoint = run.checkpoint()
+            finished = run.finished
+    except (OSError, KeyError, ValueError) as exc:
+        raise ResumeError(f"cannot resume {path!r}: {' '.join(str(exc).split())}") from None
+    if "resolved" not in parameters:
+        raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
+    if checkpoint is None:
+        raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
+    stored = parameters["resolved"]
+    if scenario is not None:
+        mine = {**scenario.resolved, "run": {**scenario.resolved["run"], "steps": None},
+                "output": {**scenario.resolved["output"], "path": None}}
+        theirs = {**stored, "run": {**stored["run"], "steps": None},
+                  "output": {**stored["output"], "path": None}}
+        diff = _first_difference(theirs, mine)
+        if diff:
+            key, a, b = diff
+            raise ResumeError(f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file "
+                              f"but {b!r} in the scenario")
+    start = int(checkpoint["step"])
+    if not np.all(np.isfinite(checkpoint["positions"])):
+        raise ResumeError(f"cannot resume {path!r}: the run diverged at step {start}")
+    total = int(steps if steps is not None else checkpoint.get("run", {}).get("total_steps",
+                                                                              stored["run"]["steps"]))
+    if total < start:
+        raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
+    if finished and total == start:
+        return RunResult(path, start, start, total, 0.0, True)
+    threads = int(checkpoint.get("threads", parameters.get("threads", 0)))
+    try:
+        set_threads(threads)
+    except ScenarioError:
+        raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
+                          "more than numba has here (raise NUMBA_NUM_THREADS)") from None
+    prepared = prepare(validate_scenario_resolved(stored), positions=False)
+    inner, checkpoint = H5MDSink.resume(path)
+    sink = RunSink(inner, total)
+    began = _time.perf_counter()
+    try:
+        sim = prepared.simulation(sink, positions=checkpoint["positions"])
+        sim.restore(checkpoint)
+    except BaseException:
+        sink.failed = sink.failed or RuntimeError("not started")
+        sink.abandon()
+        raise
+    _run_loop(sim, sink, total, progress)
+    return RunResult(path, start, sim.state.step, total, _time.perf_counter() - began, True)
+
+
+def validate_scenario_resolved(resolved: dict) -> dict:
+    """A stored resolved scenario, checked again (a resolved scenario validates to itself)."""
+    raw = {section: ({k: v for k, v in table.items() if v is not None} if isinstance(table, dict)
+                     else [{k: v for k, v in e.items() if v is not None} for e in table])
+           for section, table in resolved.items()}
+    return validate_scenario(raw)
+
+
+# ---------------------------------------------------------------- info
+def _writer_alive(pid: int, host: str) -> bool:
+    if pid <= 0 or host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_info(path: str) -> dict:
+    """What a run file holds and how far its run got.
+
+    Returns
+    -------
+    dict
+        ``status`` ('finished', 'running', 'diverged' or 'stopped'), ``name``,
+        ``frames``, ``first_step``, ``last_step`` (last committed frame),
+        ``checkpoint_step``, ``total_steps``, ``observables`` ({name: {key: records}}),
+        ``n_particles``, ``dim``, ``written`` (particles written), ``dtype``,
+        ``particle_series``, ``seed``, ``threads``, ``backend``, ``versions``,
+        ``writer`` ('pid@host'), ``scenario_source``.
+    """
+    from .io import open_run
+    from .io.layout import MODULE_NAME, committed_length
+
+    with open_run(path) as run:
+        parameters = run.parameters
+        module = dict(run.file[f"h5md/modules/{MODULE_NAME}"].attrs)
+        steps = run.steps
+        checkpoint = run.checkpoint()
+        finished = run.finished
+        observables = {}
+        for name, keys in run.observables.items():
+            observables[name] = {key: committed_length(run.file[f"observables/{name}/{key}"]) for key in keys}
+        series = run.particle_series
+        position = run._particles["position"] if "position" in run._particles else None
+        written = dtype = None
+        if position is not None:
+            written, dtype = int(position["value"].shape[1]), str(position["value"].dtype)
+    resolved = parameters.get("resolved") or {}
+    pid, host = int(module.get("writer_pid", -1)), str(module.get("writer_host", ""))
+    checkpoint_step = None if checkpoint is None else int(checkpoint["step"])
+    total = (checkpoint or {}).get("run", {}).get("total_steps", resolved.get("run", {}).get("steps"))
+    if finished:
+        status = "finished"
+    elif _writer_alive(pid, host):
+        status = "running"
+    elif checkpoint is not None and not np.all(np.isfinite(checkpoint["positions"])):
+        status = "diverged"
+    else:
+        status = "stopped"
+    return {
+        "path": path, "status": status, "name": parameters.get("name"),
+        "frames": int(len(steps)), "first_step": int(steps[0]) if len(steps) else None,
+        "last_step": int(steps[-1]) if len(steps) else None, "checkpoint_step": checkpoint_step,
+        "total_steps": None if total is None else int(total), "observables": observables,
+        "n_particles": parameters.get("n_particles"), "dim": parameters.get("dim"),
+        "written": written, "dtype": dtype, "particle_series": series,
+        "seed": parameters.get("seed"), "threads": parameters.get("threads"),
+        "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
+        "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
+    }

@@ -1,0 +1,464 @@
+"""Scenario files: TOML in, a validated and fully resolved scenario out.
+
+Every key a scenario may hold is one :class:`~particledyn.config.checks.Key`
+in the table :func:`schema` returns; validation, defaults and the output of
+``particledyn keys`` all come from it. An unknown key, a wrong type, a missing
+required key or an out-of-range value raises :class:`ScenarioError` with a
+one-line message naming the key path, e.g.
+``optimizer.beta1 = 1.5: expected 0 <= beta1 < 1``.
+
+Sections: ``[run]``, ``[data]``, ``[kernel]``, ``[init]``, ``[optimizer]``,
+``[schedule]``, ``[output]`` and ``[[observers]]`` (see ``particledyn keys``).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+import textwrap
+from dataclasses import dataclass, replace
+from importlib import resources
+from typing import Any, Mapping
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
+
+from .config.checks import (OPTIONAL, REQUIRED, Bool, Checker, Choice, Custom, Derived, Float,
+                            FloatList, Int, Invalid, Key, Literal, OneOf, ScenarioError, Str, Text,
+                            key_error, show, toml_type)
+from .config.kernels import KERNEL_TYPES
+from .config.observers import OBSERVER_TYPES
+
+__all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_scenario", "load_scenario",
+           "default_scenario", "describe_keys", "SECTIONS"]
+
+SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
+#: The key of each section that decides which of its other keys apply.
+SELECTORS = {"data": "kind", "kernel": "kind", "init": "shape", "optimizer": "name", "schedule": "kind"}
+SECTION_DOCS = {
+    "run": "The run as a whole: length, seed, precision, threads.",
+    "data": "The training data (particledyn.data.make_dataset).",
+    "kernel": "The update kernel; the neuron dimension is D = input dimension + number of outputs.",
+    "init": "The initial particle cloud (particledyn.clouds.make_cloud). The shape is sampled in its "
+            "native dimension k (2 for regions and circle, 3 for surfaces and torus, k + 1 for spheres) "
+            "and placed in R^D by init.embed: \"first\" fills coordinates 0..k-1 (the first input "
+            "weights) and sets the rest to 0; \"random_orthonormal\" uses a random k-dimensional "
+            "subspace. k > D is an error; gaussian clouds are drawn in R^D directly.",
+    "optimizer": "The update rule applied to the kernel's field.",
+    "schedule": "The learning rate; `schedule = 0.01` is short for [schedule] lr = 0.01.",
+    "output": "The HDF5 (H5MD) output file: cadences, precision, checkpoints.",
+    "observers": "Diagnostics, each an [[observers]] table with type, every, name and the type's "
+                 "options; every observer records at the first step.",
+}
+
+_INT64 = 2**63 - 1
+_COUNT = 2**31 - 1
+_DATA_KINDS = ("teacher_student", "linear_teacher_task", "digits", "mnist")
+_SHAPES = ("genus_region", "disjoint_regions", "genus_surface", "torus", "sphere", "circle",
+           "gaussian", "union")
+_NOT_UNION = tuple(s for s in _SHAPES if s != "union")
+_ROTATABLE = tuple(s for s in _SHAPES if s not in ("union", "gaussian"))
+_POSITIVE = Float(0.0, lo_open=True)
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def _run_name(value):
+    if not isinstance(value, str):
+        raise Invalid(f"expected a name of letters, digits and _ . + -, got {toml_type(value)}")
+    if not _NAME_RE.match(value) or value in (".", ".."):
+        raise Invalid("expected a name of letters, digits and _ . + -")
+    return value
+
+
+def _rotation(value):
+    if isinstance(value, list):
+        k = len(value)
+        if k and all(isinstance(row, list) and len(row) == k and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
+            return [[float(v) for v in row] for row in value]
+        raise Invalid("expected a square array of arrays of numbers (a rotation matrix)")
+    return OneOf((Literal("random"), Float())).parse(value, "rotation")
+
+
+def _parts(value):
+    if not isinstance(value, list) or not value or not all(isinstance(p, dict) for p in value):
+        raise Invalid("expected a non-empty array of cloud tables (each with shape, n, ...)")
+    return copy.deepcopy(value)
+
+
+def _subset(value):
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _COUNT
+                                for v in value):
+            raise Invalid("expected a count >= 1 or a non-empty array of particle indices >= 0")
+        if len(set(value)) != len(value):
+            raise Invalid("expected distinct particle indices")
+        return [int(v) for v in value]
+    return Int(1, _COUNT).parse(value, "subset")
+
+
+def _derived(text: str, path: str, transform=lambda v: v) -> Derived:
+    section, name = path.split(".")
+    return Derived(text, lambda resolved: transform(resolved[section][name]))
+
+
+_SEED = Int(0, _INT64)
+_TS, _LT = ("teacher_student",), ("linear_teacher_task",)
+
+_BASE_SCHEMA: tuple[Key, ...] = (
+    # [run]
+    Key("run.name", Custom("a name of letters, digits and _ . + -", _run_name),
+        "Name of the run; the default output file is <name>.h5.", "particledyn"),
+    Key("run.description", Text(), "Free text, stored with the run.", ""),
+    Key("run.steps", Int(0, 2**62), "Total number of updates (--steps overrides it; a resumed run "
+        "continues until this total).", REQUIRED),
+    Key("run.seed", _SEED, "Root seed: mini-batches at step t derive from (seed, t); default seed "
+        "of the data and the initial cloud.", 0),
+    Key("run.dtype", Choice(("float32", "float64")), "Working precision of the particles.", "float64"),
+    Key("run.threads", Int(0, 4096), "Numba threads (0: all that numba sees). Bit-identical "
+        "resumes need the same count.", 0),
+    Key("run.backend", Choice(("numba",)), "Compute backend.", "numba"),
+    # [data]
+    Key("data.kind", Choice(_DATA_KINDS), "Which data set.", REQUIRED),
+    Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
+    Key("data.d", Int(1, 100_000), "Input dimension d (1: 2-D neurons, 2: 3-D neurons).", REQUIRED, _TS),
+    Key("data.n", Int(2, _COUNT), "Number of samples, train and test together.", 5000, _TS),
+    Key("data.teacher_width", Int(1, 1_000_000), "Hidden size of the random teacher.", 10, _TS),
+    Key("data.train_fraction", Float(0, 1, True, True), "Fraction of the samples used for training.", 0.7, _TS),
+    Key("data.activation", Choice(("sigmoid", "tanh", "relu")), "Teacher activation.", "sigmoid", _TS),
+    Key("data.input_std", _POSITIVE, "Standard deviation of the inputs.", 2.0, _TS),
+    Key("data.weight_std", _POSITIVE, "Standard deviation of the teacher's first-layer weights.", 0.6, _TS),
+    Key("data.task_index", Int(0, _COUNT), "Task number of the continual-learning sequence.", REQUIRED, _LT),
+    Key("data.d_in", Int(1, 100_000), "Input dimension.", 8, _LT),
+    Key("data.d_out", Int(1, 100_000), "Output dimension.", 8, _LT),
+    Key("data.n_train", Int(1, _COUNT), "Training samples.", 50000, _LT),
+    Key("data.n_eval", Int(1, _COUNT), "Evaluation (test) samples.", 10000, _LT),
+    Key("data.n_train", Int(10, _COUNT), "Keep a seeded stratified subset of this many training "
+        "samples (optional: all).", OPTIONAL, ("digits", "mnist")),
+    Key("data.train_fraction", Float(0, 1, True, True), "Fraction used for training.", 0.8, ("digits",)),
+    Key("data.path", Str(), "Directory of MNIST IDX files or an .npz file (MNIST is not downloaded).",
+        REQUIRED, ("mnist",)),
+    # [kernel]: kernel.kind here, the options from the kernel registry (see schema())
+    # [init]
+    Key("init.shape", Choice(_SHAPES), "Shape of the initial cloud.", REQUIRED),
+    Key("init.n", Int(1, _COUNT), "Number of particles N.", REQUIRED, _NOT_UNION),
+    Key("init.genus", Int(0, 1000), "Number of holes (region) or genus (surface).", 2,
+        ("genus_region", "genus_surface")),
+    Key("init.genus", Int(0, 1000), "Holes per copy.", 1, ("disjoint_regions",)),
+    Key("init.count", Int(1, 10_000), "Number of disjoint copies.", 2, ("disjoint_regions",)),
+    Key("init.gap", _POSITIVE, "Gap between copies over a copy's half-length.", 1.0, ("disjoint_regions",)),
+    Key("init.minor_ratio", Float(0, 1, True, True), "Tube radius over major radius.", 0.4, ("torus",)),
+    Key("init.k", Int(0, 1000), "The sphere S^k (native dimension k + 1).", 2, ("sphere",)),
+    Key("init.size", _POSITIVE, "Scale: bounding radius (gaussian: standard deviation).", 1.0, _NOT_UNION),
+    Key("init.center", FloatList(Float(), scalar_ok=False), "Translation, D numbers (optional: origin).",
+        OPTIONAL, _NOT_UNION),
+    Key("init.rotation", Custom('an angle, "random" or a square matrix', _rotation),
+        'Rotation in the native space: an angle in radians (planar shapes), "random", or a matrix '
+        "(optional: none).", OPTIONAL, _ROTATABLE),
+    Key("init.embed", Choice(("first", "random_orthonormal")), "How the native shape enters R^D.",
+        "first", _ROTATABLE + ("union",)),
+    Key("init.seed", _SEED, "Seed of the cloud.", _derived("run.seed", "run.seed")),
+    Key("init.parts", Custom("an array of cloud tables", _parts), "Clouds to stack, each a table "
+        "with shape, n, ... (as make_cloud takes them, in their native dimension).", REQUIRED, ("union",)),
+    # [optimizer]
+    Key("optimizer.name", Choice(("gd", "sgd", "momentum", "adam")), "Update rule.", "gd"),
+    Key("optimizer.weight_decay", Float(0.0), "Coupled L2: adds weight_decay * x to the gradient.", 0.0),
+    Key("optimizer.batch_size", Int(1, _COUNT), "Mini-batch shared by all particles, drawn from "
+        "(seed, step) (optional: the full training set).", OPTIONAL),
+    Key("optimizer.beta", Float(0, 1, hi_open=True), "Heavy-ball momentum coefficient.", 0.9, ("momentum",)),
+    Key("optimizer.beta1", Float(0, 1, hi_open=True), "Decay of the first moment.", 0.9, ("adam",)),
+    Key("optimizer.beta2", Float(0, 1, hi_open=True), "Decay of the second moment.", 0.999, ("adam",)),
+    Key("optimizer.eps", _POSITIVE, "Denominator offset.", 1e-8, ("adam",)),
+    # [schedule]
+    Key("schedule.kind", Choice(("constant", "step", "cosine")), "Learning-rate schedule.", "constant"),
+    Key("schedule.lr", _POSITIVE, "(Initial) learning rate eta.", REQUIRED),
+    Key("schedule.every", Int(1, 2**62), "Decay period in steps.", REQUIRED, ("step",)),
+    Key("schedule.factor", Float(0, 1, lo_open=True), "Decay factor per period.", 0.1, ("step",)),
+    Key("schedule.steps", Int(1, 2**62), "Length of the cosine decay.",
+        _derived("max(1, run.steps)", "run.steps", lambda v: max(1, v)), ("cosine",)),
+    Key("schedule.lr_min", Float(0.0), "Final learning rate (<= lr).", 0.0, ("cosine",)),
+    Key("schedule.warmup", Int(0, 2**62), "Linear warm-up steps (< steps).", 0, ("cosine",)),
+    # [output]
+    Key("output.path", Str(), "Output file, relative to the working directory (--out overrides it).",
+        _derived('"<run.name>.h5"', "run.name", lambda v: f"{v}.h5")),
+    Key("output.frame_every", Int(0, 2**62), "Position frames every this many steps (0: first and "
+        "last only; the last frame is always written).", 1),
+    Key("output.subset", Custom("a count or an array of indices", _subset),
+        "Write only these particles: a count (evenly spaced indices) or an array of indices "
+        "(optional: all).", OPTIONAL),
+    Key("output.dtype", Choice(("float32", "float64")), "Storage precision of frames.",
+        _derived("run.dtype", "run.dtype")),
+    Key("output.optimizer_state", Bool(), "Also write the per-particle optimizer state with each frame.", True),
+    Key("output.checkpoint_every", Int(0, 2**62), "Checkpoint (for --resume) every this many steps "
+        "(0: only at the end).", 100),
+    Key("output.compression", Choice(("none", "gzip")), "Frame compression (gzip is ~20x slower to "
+        "write and saves little on float data).", "none"),
+)
+
+_OBSERVER_COMMON = (
+    Key("type", Choice(("loss",)), "Which observer (see below).", REQUIRED),
+    Key("every", Int(1, 2**62), "Cadence in steps.", 1),
+    Key("name", Custom("a name without '/'", lambda v: _observer_name(v)),
+        "HDF5 group observables/<name> (default: the type; needed to use a type twice).",
+        OPTIONAL),
+)
+
+
+def _observer_name(value):
+    if not isinstance(value, str):
+        raise Invalid(f"expected a non-empty name without '/', got {toml_type(value)}")
+    if not value or "/" in value or value == "." or "\n" in value or "\x00" in value:
+        raise Invalid("expected a non-empty name without '/'")
+    return value
+
+
+def schema() -> tuple[Key, ...]:
+    """Every documented key of the sections (observers excluded), in order.
+
+    Built on each call so that kernels registered later appear.
+    """
+    kernel_keys = [Key("kernel.kind", Choice(tuple(KERNEL_TYPES)), "Which kernel.", "two_layer")]
+    for kernel_type in KERNEL_TYPES.values():
+        kernel_keys += [replace(k, when=(kernel_type.name,)) for k in kernel_type.options]
+    at = next(i for i, k in enumerate(_BASE_SCHEMA) if k.path.startswith("init."))
+    return _BASE_SCHEMA[:at] + tuple(kernel_keys) + _BASE_SCHEMA[at:]
+
+
+# ---------------------------------------------------------------- validation
+def _resolve_default(key: Key, resolved: dict) -> Any:
+    if isinstance(key.default, Derived):
+        return key.default.fn(resolved)
+    if key.default is OPTIONAL:
+        return None
+    return copy.deepcopy(key.default)
+
+
+def _unknown(where: str, name: str, valid: list[str], context: str) -> ScenarioError:
+    close = difflib.get_close_matches(name, valid, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return ScenarioError(f"{where}: unknown key{hint}; valid keys{context}: {', '.join(valid)}")
+
+
+def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str | None,
+                    resolved: dict) -> dict:
+    """Validate one table against its keys; ``where`` prefixes the paths in errors."""
+    by_name: dict[str, list[Key]] = {}
+    for key in keys:
+        by_name.setdefault(key.name, []).append(key)
+    out: dict[str, Any] = {}
+    choice = None
+    if selector is not None:
+        (sel_key,) = by_name[selector]
+        if selector in table:
+            choice = sel_key.parse(table[selector], f"{where}.{selector}")
+        elif sel_key.default is REQUIRED:
+            raise ScenarioError(f"{where}.{selector}: missing required key ({sel_key.check.describe(selector)})")
+        else:
+            choice = _resolve_default(sel_key, resolved)
+        out[selector] = choice
+    applicable = {name: next((k for k in ks if k.when is None or choice in k.when), None)
+                  for name, ks in by_name.items()}
+    valid = [n for n, k in applicable.items() if k is not None]
+    context = f" for {where}.{selector} = {show(choice)}" if selector else f" in {where}"
+    for name, value in table.items():
+        if name == selector:
+            continue
+        path = f"{where}.{name}"
+        key = applicable.get(name)
+        if key is None:
+            if name in by_name:
+                users = sorted({v for k in by_name[name] for v in (k.when or ())})
+                raise ScenarioError(f"{path} = {show(value)}: not used when {where}.{selector} = "
+                                    f"{show(choice)} (only for {', '.join(users)})")
+            raise _unknown(path, name, valid, context)
+        out[name] = key.parse(value, path)
+    for name in valid:
+        if name in out:
+            continue
+        key = applicable[name]
+        if key.default is REQUIRED:
+            raise ScenarioError(f"{where}.{name}: missing required key ({key.check.describe(name)})"
+                                + (f" for {where}.{selector} = {show(choice)}" if key.when else ""))
+        out[name] = _resolve_default(key, resolved)
+    return {name: out[name] for name in [selector] * (selector is not None) + valid if name in out}
+
+
+def _cross_checks(resolved: dict) -> None:
+    from .schedules import Constant, Cosine, StepDecay
+
+    data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
+    if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
+        raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
+                            "(real-valued targets)")
+    s = resolved["schedule"]
+    try:
+        if s["kind"] == "step":
+            StepDecay(s["lr"], s["every"], s["factor"])
+        elif s["kind"] == "cosine":
+            Cosine(s["lr"], s["steps"], s["lr_min"], s["warmup"])
+        else:
+            Constant(s["lr"])
+    except ValueError as exc:
+        raise ScenarioError(f"schedule: {exc}") from None
+
+
+def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ScenarioError(f"observers = {show(entries)}: expected an array of tables, written "
+                            "[[observers]] (got " + toml_type(entries) + ")")
+    out, names = [], {}
+    types = tuple(OBSERVER_TYPES)
+    for i, entry in enumerate(entries):
+        where = f"observers[{i}]"
+        type_key = replace(_OBSERVER_COMMON[0], check=Choice(types))
+        if "type" not in entry:
+            raise ScenarioError(f"{where}.type: missing required key ({type_key.check.describe('type')})")
+        kind = type_key.parse(entry["type"], f"{where}.type")
+        keys = [type_key, *_OBSERVER_COMMON[1:], *OBSERVER_TYPES[kind].options]
+        options = _validate_table(entry, keys, where, "type", resolved)
+        if options.get("name") is None:
+            options["name"] = kind
+        if options["name"] in names:
+            raise ScenarioError(f"{where}.name = {show(options['name'])}: already used by "
+                                f"observers[{names[options['name']]}]; give one of them another name")
+        names[options["name"]] = i
+        out.append(options)
+    return out
+
+
+def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) -> dict:
+    """Check a parsed scenario and return it resolved (every default filled in).
+
+    Parameters
+    ----------
+    raw : dict
+        The parsed TOML document.
+    overrides : dict, optional
+        Dotted paths to values set before validation (``{"run.steps": 100}``),
+        as the command line's ``--steps`` does.
+
+    Returns
+    -------
+    dict
+        ``{section: {key: value}}`` plus ``observers``: a list of dicts; optional
+        keys left out are None.
+
+    Raises
+    ------
+    ScenarioError
+        One-line message naming the key path.
+    """
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"scenario: expected a table of sections, got {toml_type(raw)}")
+    raw = dict(raw)
+    for path, value in (overrides or {}).items():
+        section, name = path.split(".")
+        table = raw.get(section, {})
+        if isinstance(table, Mapping):
+            raw[section] = {**table, name: value}
+    for name in raw:
+        if name not in SECTIONS:
+            close = difflib.get_close_matches(name, SECTIONS, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise ScenarioError(f"{name}: unknown section{hint}; expected one of {', '.join(SECTIONS)}")
+    shorthand = raw.get("schedule")
+    if isinstance(shorthand, (int, float)) and not isinstance(shorthand, bool):
+        raw["schedule"] = {"lr": shorthand}
+    keys = schema()
+    resolved: dict[str, Any] = {}
+    for section in SECTIONS[:-1]:
+        table = raw.get(section, {})
+        if not isinstance(table, Mapping):
+            raise ScenarioError(f"{section} = {show(table)}: expected a table [{section}], got {toml_type(table)}")
+        section_keys = [k for k in keys if k.path.startswith(section + ".")]
+        resolved[section] = _validate_table(table, section_keys, section, SELECTORS.get(section), resolved)
+    resolved["observers"] = _validate_observers(raw.get("observers", []), resolved)
+    _cross_checks(resolved)
+    return resolved
+
+
+# ---------------------------------------------------------------- files
+@dataclass
+class Scenario:
+    """A validated scenario.
+
+    Attributes
+    ----------
+    resolved : dict
+        Every key with its value or default (see :func:`validate_scenario`).
+    text : str
+        The TOML text as written.
+    source : str
+        Where it came from (a path, or ``"<default>"``).
+    """
+
+    resolved: dict
+    text: str
+    source: str
+
+
+def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Parse and validate TOML text; ScenarioError (one line) on any problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
+    return Scenario(validate_scenario(raw, overrides), text, source)
+
+
+def load_scenario(path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Read, parse and validate a scenario file."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"cannot read scenario {str(path)!r}: {exc}") from None
+    return parse_scenario(text, str(path), overrides)
+
+
+def default_scenario_text() -> str:
+    """The embedded default scenario (``particledyn/scenarios/default.toml``)."""
+    return resources.files("particledyn").joinpath("scenarios/default.toml").read_text(encoding="utf-8")
+
+
+def default_scenario(overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """The embedded default scenario, validated."""
+    return parse_scenario(default_scenario_text(), "<default>", overrides)
+
+
+# ---------------------------------------------------------------- docs
+def _key_lines(key: Key, path: str, selector_path: str | None, width: int) -> list[str]:
+    head = f"  {path} : {key.check.describe(key.name)}; {key.default_text()}"
+    if key.when is not None and selector_path is not None:
+        head += f"  [{selector_path} = {', '.join(key.when)}]"
+    body = textwrap.wrap(key.doc, width=width - 6, initial_indent="      ", subsequent_indent="      ")
+    return [head, *body]
+
+
+def describe_keys(width: int = 100) -> str:
+    """Every documented key, section by section, as ``particledyn keys`` prints it."""
+    lines = ["Scenario keys (TOML). Types, ranges and defaults; [selector = values] marks keys that "
+             "apply only for those values.", ""]
+    keys = schema()
+    for section in SECTIONS[:-1]:
+        lines.append(f"[{section}]")
+        lines += textwrap.wrap(SECTION_DOCS[section], width=width, initial_indent="  # ",
+                               subsequent_indent="  # ")
+        selector = SELECTORS.get(section)
+        for key in (k for k in keys if k.path.startswith(section + ".")):
+            lines += _key_lines(key, key.path, f"{section}.{selector}" if selector else None, width)
+        lines.append("")
+    lines.append("[[observers]]")
+    lines += textwrap.wrap(SECTION_DOCS["observers"], width=width, initial_indent="  # ",
+                           subsequent_indent="  # ")
+    common = (replace(_OBSERVER_COMMON[0], check=Choice(tuple(OBSERVER_TYPES))), *_OBSERVER_COMMON[1:])
+    for key in common:
+        lines += _key_lines(key, f"observers.{key.path}", None, width)
+    for kind, observer_type in OBSERVER_TYPES.items():
+        lines.append(f"  type = \"{kind}\": {observer_type.summary}")
+        for key in observer_type.options:
+            lines += _key_lines(key, f"  observers.{key.path}", None, width)
+    return "\n".join(lines) + "\n"
