@@ -105,15 +105,15 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def _summary(path: str) -> str:
+def _summary(path: str, checkpoint: bool = True) -> str:
     from .runner import run_info
 
     try:
         info = run_info(path)
     except (OSError, KeyError, ValueError):
-        return ""
-    return (f"{info['frames']} frames (last at step {info['last_step']}), last checkpoint at step "
-            f"{info['checkpoint_step']}")
+        return "what it committed"
+    text = f"{info['frames']} frames (last at step {info['last_step']})"
+    return text + (f", last checkpoint at step {info['checkpoint_step']}" if checkpoint else "")
 
 
 def _command_run(args) -> int:
@@ -160,14 +160,16 @@ def _command_run(args) -> int:
     except ResumeError as exc:
         return _fail(exc, EXIT_ERROR)
     except DivergenceError as exc:
-        kept = _summary(path) if os.path.exists(path) else "no file was written"
+        tail = (f"{path} keeps {_summary(path, checkpoint=False)} and is marked not finished"
+                if os.path.exists(path) else "no file was written")
         return _fail(f"the run diverged at step {exc.step}: {exc.count} position entries became NaN "
-                     f"or inf (lr = {exc.lr:g}); try a smaller learning rate. {path} is marked not "
-                     f"finished and keeps {kept}", EXIT_DIVERGED)
+                     f"or inf (lr = {exc.lr:g}); try a smaller learning rate. {tail}", EXIT_DIVERGED)
     except KeyboardInterrupt:
-        where = _summary(path) if os.path.exists(path) else "no file was written"
-        print(f"interrupted: {path} keeps {where}; continue with: particledyn run --resume --out {path}",
-              file=sys.stderr)
+        if os.path.exists(path):
+            print(f"interrupted: {path} keeps {_summary(path)}; continue with: particledyn run --resume "
+                  f"--out {path}", file=sys.stderr)
+        else:
+            print("interrupted: no file was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (H5MDWriteError, OSError) as exc:
         return _fail(exc, EXIT_ERROR)
@@ -194,8 +196,10 @@ def format_info(info: dict) -> str:
         lines.append(progress + f"; {info['frames']} frames (steps {info['first_step']}..{info['last_step']})")
     else:
         lines.append("  progress    no committed frame yet")
-    lines.append(f"  checkpoint  " + ("none" if info["checkpoint_step"] is None
-                                       else f"at step {info['checkpoint_step']}"))
+    checkpoint = "none" if info["checkpoint_step"] is None else f"at step {info['checkpoint_step']}"
+    if info["status"] == "diverged":
+        checkpoint += " (non-finite positions: not resumable)"
+    lines.append(f"  checkpoint  {checkpoint}")
     lines.append(f"  particles   N = {info['n_particles']}, D = {info['dim']}; {info['written']} written "
                  f"as {info['dtype']}; series: {', '.join(info['particle_series'])}")
     if info["observables"]:

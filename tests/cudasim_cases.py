@@ -270,3 +270,16 @@ def test_deepsets_simulation_matches_numba_backend(rng):
     cpu.run(3, progress=False)
     gpu.run(3, progress=False)
     assert relative(gpu.positions, cpu.positions) < 1e-10
+
+
+def test_kernels_without_gpu_code_run_on_host_copies(rng):
+    from particledyn import BlackBoxKernel
+
+    kernel = BlackBoxKernel(lambda x, m, ctx: (m[:, None] * x).sum(axis=0) - x, dim=2)
+    x0 = rng.normal(size=(12, 2))
+    cpu = Simulation(kernel, x0, Momentum(), lr=0.3)
+    with pytest.warns(RuntimeWarning, match="has no GPU implementation"):
+        gpu = DeviceSimulation(kernel, x0, Momentum(), backend="cudasim", lr=0.3)
+    cpu.run(3, progress=False)
+    gpu.run(3, progress=False)
+    assert relative(gpu.positions, cpu.positions) < 1e-12

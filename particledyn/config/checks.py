@@ -105,6 +105,8 @@ class Int(Checker):
         if self.lo is not None and value < self.lo:
             raise self.wrong(value, name, False)
         if self.hi is not None and value > self.hi:
+            if self.hi < _TECHNICAL_LIMIT:
+                raise self.wrong(value, name, False)
             raise Invalid(f"expected an integer {name} <= {self.hi}")
         return int(value)
 

@@ -1,0 +1,65 @@
+"""Small real run files for the plotting, summary and notebook tests.
+
+A two-layer sigmoid net (mean-field scaling) on the paper's teacher-student data
+(d = D - 1), neurons started on a genus-2 shape, trained by GD and streamed to an
+H5MD file with the Betti, pairwise-K, Lemma, merge, sharpness and loss observers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from particledyn import simulate
+from particledyn.clouds import make_cloud
+from particledyn.config.observers import LossObserver
+from particledyn.data import teacher_student
+from particledyn.geometry.observers import SharpnessObserver, geometry_observers
+from particledyn.io import H5MDSink
+from particledyn.kernels import TwoLayerNet
+from particledyn.topology.observers import BettiObserver
+
+_SHAPES = {2: {"shape": "genus_region", "genus": 2}, 3: {"shape": "genus_surface", "genus": 2}}
+
+
+def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int = 5,
+             observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss")) -> Path:
+    """Train and write a run file at ``path``; returns the path.
+
+    ``dim`` 2 or 3 starts on a genus-2 region or surface, any other ``dim`` on a
+    Gaussian cloud. ``observers`` picks the groups of observers to attach.
+    """
+    data = teacher_student(d=dim - 1, n=240, seed=0)
+    kernel = TwoLayerNet(data.z_train, data.y_train, scaling="mean_field",
+                         test_inputs=data.z_test, test_targets=data.y_test)
+    spec = dict(_SHAPES.get(dim, {"shape": "gaussian", "dim": dim}), n=n, size=0.5, seed=1)
+    x = make_cloud(spec)
+    context = kernel.evaluation_context()
+
+    def hvp(info):
+        return lambda v: kernel.hvp(info.positions, info.masses, context, v)
+
+    chosen = []
+    if "betti" in observers:
+        chosen.append(BettiObserver(every, max_dim=min(dim - 1, 2), complex="alpha" if dim <= 3 else "rips"))
+    if "geometry" in observers:
+        chosen.extend(geometry_observers(every=every))
+    if "sharpness" in observers:
+        chosen.append(SharpnessObserver(hvp, every=every))
+    if "loss" in observers:
+        chosen.append(LossObserver(every))
+    sink = H5MDSink(path, {"lr": lr, "note": "test run"})
+    simulate(kernel, x, steps, lr=lr, observers=chosen, sink=sink, frame_every=every, progress=False)
+    return Path(path)
+
+
+def png_is_drawn(path) -> bool:
+    """Whether a PNG exists, is a real image (>= 200 x 200) and not blank (many colours, much ink)."""
+    from matplotlib.image import imread
+
+    image = imread(str(path))[..., :3]
+    if image.shape[0] < 200 or image.shape[1] < 200:
+        return False
+    ink = np.mean(np.any(image < 0.9, axis=-1))  # fraction of non-white pixels
+    colours = len(np.unique((image.reshape(-1, 3) * 255).astype(np.uint8), axis=0))
+    return ink > 0.01 and colours > 20

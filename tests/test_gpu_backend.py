@@ -1,0 +1,127 @@
+"""Backend selection, the no-GPU errors, frame staging and the skip-or-fail helper (CPU only)."""
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import gpu_support
+import particledyn.backends as backends
+from particledyn import GD, Adam, MemorySink, Optimizer
+from particledyn.backends import Backend, GpuUnavailableError, get_array_module, get_backend
+from particledyn.backends.cuda_optimizers import DeviceOptimizer
+from particledyn.backends.device_simulation import DeviceSimulation, FrameStager
+from particledyn.kernels import TwoLayerNet
+
+
+@pytest.fixture
+def fresh_backends(monkeypatch):
+    monkeypatch.setattr(backends, "_INSTANCES", {})
+
+
+def test_numba_backend_is_host_numpy():
+    backend = get_backend("numba")
+    assert backend is get_backend("numba") and backend.xp is np and not backend.on_device
+    a = np.arange(6.0).reshape(2, 3)
+    copy = backend.asarray(a)
+    assert np.array_equal(copy, a) and copy is not a and copy.flags.c_contiguous
+    assert get_array_module(a) is np
+
+
+def test_unknown_backend_is_a_value_error():
+    with pytest.raises(ValueError, match=r"backend='torch': expected one of \('numba', 'cupy', 'cudasim'\)"):
+        get_backend("torch")
+
+
+def test_cupy_backend_without_cupy_is_a_one_line_error(fresh_backends, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(GpuUnavailableError) as info:
+        get_backend("cupy")
+    message = str(info.value)
+    assert message.startswith("backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed")
+    assert "\n" not in message
+
+
+def test_cupy_backend_without_a_device_is_a_one_line_error(fresh_backends, monkeypatch):
+    def no_device():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(GpuUnavailableError, match=r"^backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device "
+                                                  r"found \(cudaErrorNoDevice"):
+        get_backend("cupy")
+    zero = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 0)))
+    monkeypatch.setitem(sys.modules, "cupy", zero)
+    with pytest.raises(GpuUnavailableError, match="no CUDA device found"):
+        get_backend("cupy")
+
+
+def test_cudasim_backend_needs_the_simulator(fresh_backends):
+    from numba.core import config
+
+    assert not config.ENABLE_CUDASIM  # this process imported numba without the simulator
+    with pytest.raises(GpuUnavailableError, match="NUMBA_ENABLE_CUDASIM=1"):
+        get_backend("cudasim")
+
+
+def test_device_simulation_refuses_a_host_backend():
+    net = TwoLayerNet(np.ones((4, 2)), np.zeros(4))
+    with pytest.raises(ValueError, match="backend='numba': expected 'cupy' or 'cudasim'"):
+        DeviceSimulation(net, np.zeros((3, 3)), backend="numba")
+
+
+def test_device_optimizer_refuses_other_optimizers():
+    class Custom(Optimizer):
+        name = "custom"
+
+    with pytest.raises(TypeError, match="expected GD, SGD, Momentum or Adam"):
+        DeviceOptimizer(Custom(), "numba")
+
+
+class _SubsetSink(MemorySink):
+    def __init__(self, every, subset, write_optimizer_state):
+        super().__init__()
+        self.every, self.subset, self.write_optimizer_state = every, subset, write_optimizer_state
+        self.states = []
+
+    def write_frame(self, step, time, positions, optimizer_state):
+        self.steps.append(step)
+        self.frames.append(positions[self.subset].copy() if self.subset is not None else positions.copy())
+        self.states.append({k: v[self.subset].copy() for k, v in optimizer_state.items()})
+
+
+def test_frame_stager_copies_only_what_the_sink_writes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    state = {"adam_m": rng.normal(size=(50, 3))}
+    subset = np.array([3, 10, 49])
+    stager = FrameStager(Backend())
+    sink = _SubsetSink(every=2, subset=subset, write_optimizer_state=True)
+    for step in range(4):
+        stager.write_frame(sink, step, 0.1 * step, x, state)
+    assert sink.steps == [0, 2]
+    assert np.array_equal(sink.frames[0], x[subset])
+    assert np.array_equal(sink.states[1]["adam_m"], state["adam_m"][subset])
+    quiet = _SubsetSink(every=1, subset=None, write_optimizer_state=False)
+    stager.write_frame(quiet, 0, 0.0, x, state)
+    assert np.array_equal(quiet.frames[0], x) and quiet.states == [{}]
+
+
+def test_requires_gpu_skips_or_fails(monkeypatch):
+    ran = []
+
+    @gpu_support.requires_gpu
+    def needs_a_gpu():
+        ran.append(True)
+
+    monkeypatch.setattr(gpu_support, "gpu_unavailable_reason", lambda: "no CUDA device found")
+    monkeypatch.delenv(gpu_support.REQUIRE_GPU_VARIABLE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="needs a GPU: no CUDA device found"):
+        needs_a_gpu()
+    monkeypatch.setenv(gpu_support.REQUIRE_GPU_VARIABLE, "1")
+    with pytest.raises(pytest.fail.Exception, match="PARTICLEDYN_REQUIRE_GPU=1 but no usable GPU"):
+        needs_a_gpu()
+    monkeypatch.setattr(gpu_support, "gpu_unavailable_reason", lambda: None)
+    needs_a_gpu()
+    assert ran == [True]
