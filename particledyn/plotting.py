@@ -131,7 +131,9 @@ def figure_cloud(run) -> Figure | None:
                                  vmin=0, vmax=max(n - 1, 1), depthshade=False)
             ax.set(xlabel="x1", ylabel="x2", zlabel="x3")
             extent = np.ptp(finite, axis=0)
-            ax.set_box_aspect(np.maximum(extent, 0.05 * extent.max() + 1e-12))
+            ax.set_box_aspect(np.maximum(extent, 0.3 * extent.max() + 1e-12))
+            for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+                axis.set_major_locator(MaxNLocator(5))
         else:
             ax = fig.add_subplot(1, len(frames), i + 1)
             if dim == 1:
@@ -209,7 +211,9 @@ def figure_betti(run, summary: dict | None = None) -> Figure | None:
     if scales is not None and not isinstance(scales[1], list):
         first = np.atleast_1d(scales[1][0])
         title += " (scale at first record: " + ", ".join(f"{s:.3g}" for s in first) + ")"
-    ax.set(title=title, xlabel="step", ylabel="Betti number (b_k offset by 0.04 k)")
+    top = max(int(r.max()) for r in records if r.size)
+    ax.set(title=title, xlabel="step", ylabel="Betti number (b_k offset by 0.04 k)",
+           ylim=(-0.3, top + 0.6))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)

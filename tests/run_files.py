@@ -23,16 +23,18 @@ _SHAPES = {2: {"shape": "genus_region", "genus": 2}, 3: {"shape": "genus_surface
 
 
 def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int = 5,
-             observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss")) -> Path:
+             observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss"),
+             eps: float = 1e-2, size: float = 0.5) -> Path:
     """Train and write a run file at ``path``; returns the path.
 
     ``dim`` 2 or 3 starts on a genus-2 region or surface, any other ``dim`` on a
-    Gaussian cloud. ``observers`` picks the groups of observers to attach.
+    Gaussian cloud. ``observers`` picks the groups of observers to attach; ``eps``
+    is the merge scale (the initial sample has pairs closer than 1e-2).
     """
     data = teacher_student(d=dim - 1, n=240, seed=0)
     kernel = TwoLayerNet(data.z_train, data.y_train, scaling="mean_field",
                          test_inputs=data.z_test, test_targets=data.y_test)
-    spec = dict(_SHAPES.get(dim, {"shape": "gaussian", "dim": dim}), n=n, size=0.5, seed=1)
+    spec = dict(_SHAPES.get(dim, {"shape": "gaussian", "dim": dim}), n=n, size=size, seed=1)
     x = make_cloud(spec)
     context = kernel.evaluation_context()
 
@@ -43,7 +45,7 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
     if "betti" in observers:
         chosen.append(BettiObserver(every, max_dim=min(dim - 1, 2), complex="alpha" if dim <= 3 else "rips"))
     if "geometry" in observers:
-        chosen.extend(geometry_observers(every=every))
+        chosen.extend(geometry_observers(eps=eps, every=every))
     if "sharpness" in observers:
         chosen.append(SharpnessObserver(hvp, every=every))
     if "loss" in observers:
@@ -63,3 +65,18 @@ def png_is_drawn(path) -> bool:
     ink = np.mean(np.any(image < 0.9, axis=-1))  # fraction of non-white pixels
     colours = len(np.unique((image.reshape(-1, 3) * 255).astype(np.uint8), axis=0))
     return ink > 0.01 and colours > 20
+
+
+def write_records(path, observables: dict, frames=None, finished: bool = True) -> Path:
+    """Write a run file by hand: ``observables[name] = [(step, {key: value}), ...]``.
+
+    ``frames`` is a list of (step, positions); one frame of 10 points in R^2 by default.
+    """
+    sink = H5MDSink(path)
+    for step, x in frames or [(0, np.random.default_rng(0).normal(size=(10, 2)))]:
+        sink.write_frame(step, float(step), np.asarray(x, dtype=np.float64), {})
+    for name, records in observables.items():
+        for step, values in records:
+            sink.write_observables(name, step, float(step), values)
+    sink.close(finished=finished)
+    return Path(path)

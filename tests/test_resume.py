@@ -21,13 +21,13 @@ from particledyn.runner import run_info
 SCENARIO = """\
 [run]
 name = "resume_{optimizer}"
-steps = 600
+steps = 300
 seed = 3
 threads = 1
 [data]
 kind = "teacher_student"
 d = 1
-n = 300
+n = 200
 [kernel]
 scaling = "mean_field"
 [init]
@@ -57,7 +57,7 @@ type = "sharpness"
 every = 100
 """
 OPTIMIZERS = {"gd": 0.5, "adam": 0.01}
-KILL_AFTER_CHECKPOINT = 100
+KILL_AFTER_CHECKPOINT = 60
 
 
 def _watch_and_kill(process, path, seen):
@@ -122,7 +122,7 @@ def assert_same_records(path_a, path_b):
                 else:
                     np.testing.assert_array_equal(values_a, values_b)
         ca, cb = a.checkpoint(), b.checkpoint()
-        assert ca["step"] == cb["step"] == 600 and ca["time"] == cb["time"]
+        assert ca["step"] == cb["step"] == 300 and ca["time"] == cb["time"]
         np.testing.assert_array_equal(ca["positions"], cb["positions"])
         for key in cb["optimizer_state"]:
             np.testing.assert_array_equal(ca["optimizer_state"][key], cb["optimizer_state"][key])
@@ -139,13 +139,13 @@ def test_sigkilled_run_resumes_bit_identical(runs, optimizer, capsys):
     assert record["running"]["status"] == "running" and "running (writer" in record["running_text"]
     killed = str(directory / f"killed_{optimizer}.h5")
     info = run_info(killed)
-    assert info["status"] == "stopped" and KILL_AFTER_CHECKPOINT <= info["checkpoint_step"] < 600
-    assert info["last_step"] < 600 and not open_run(killed).finished
+    assert info["status"] == "stopped" and KILL_AFTER_CHECKPOINT <= info["checkpoint_step"] < 300
+    assert info["last_step"] < 300 and not open_run(killed).finished
     assert main(["info", killed]) == 0
     assert "stopped before the end" in capsys.readouterr().out
 
     assert main(["run", "--resume", "--out", killed]) == 0
-    assert capsys.readouterr().out.startswith(f"resumed {killed} at step {info['checkpoint_step']}: now at step 600")
+    assert capsys.readouterr().out.startswith(f"resumed {killed} at step {info['checkpoint_step']}: now at step 300")
     assert_same_records(killed, str(directory / f"reference_{optimizer}.h5"))
     if optimizer == "adam":
         with open_run(killed) as run:
@@ -156,7 +156,7 @@ def test_resume_checks_the_scenario_and_the_total(runs, capsys, tmp_path):
     directory, _ = runs
     reference = str(directory / "reference_gd.h5")
     assert main(["run", "--resume", "--out", reference]) == 0
-    assert "already finished at step 600; nothing to do" in capsys.readouterr().out
+    assert "already finished at step 300; nothing to do" in capsys.readouterr().out
     other = tmp_path / "other.toml"
     other.write_text(SCENARIO.format(optimizer="gd", lr=0.25))
     assert main(["run", str(other), "--resume", "--out", reference]) == 1

@@ -155,7 +155,7 @@ def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
         if residual <= tol * abs(rayleigh):
             return SharpnessResult(rayleigh, u, op.count, residual, np.array([rayleigh]),
                                    u[:, None], np.array([residual]), True)
-    for attempt in range(max_restarts + 1):
+    for _ in range(max_restarts + 1):
         try:
             values, vectors = eigsh(op, k=k, which=which, v0=v0, ncv=ncv, tol=tol,
                                     maxiter=maxiter)

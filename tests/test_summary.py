@@ -1,0 +1,146 @@
+"""The run verdict: preserved vs changed topology, when, and eta*K there."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from particledyn.summary import summarize_run, summary_path, write_summary
+from run_files import make_run, write_records
+
+
+@pytest.fixture(scope="module")
+def small_lr_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs") / "small_lr.h5", lr=0.01, steps=40)
+
+
+@pytest.fixture(scope="module")
+def large_lr_run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs") / "large_lr.h5", lr=2.0, steps=40)
+
+
+def _series(path, name, key):
+    """(steps, values) read with plain h5py, independently of the project's reader."""
+    with h5py.File(path, "r") as f:
+        group = f[f"observables/{name}/{key}"]
+        return group["step"][()], group["value"][()]
+
+
+def test_small_learning_rate_keeps_the_topology(small_lr_run):
+    s = summarize_run(small_lr_run)
+    assert s["topology_preserved"] is True
+    assert s["finished"] is True and s["last_step"] == 40
+    assert s["n_particles"] == 120 and s["dimension"] == 2
+    # a genus-2 region: one component, two holes
+    assert s["betti"]["initial"] == (1, 2) and s["betti"]["constant"]
+    assert s["betti"]["first_change_step"] is None and s["change_step"] is None
+    assert s["merges"]["first_merge_step"] is None and s["merges"]["total_merges"] == 0
+    steps, eta_K = _series(small_lr_run, "sharpness", "eta_K")
+    assert s["K_source"] == "sharpness"
+    assert s["eta_K"]["max"]["sharpness"] == pytest.approx(eta_K.max(), rel=1e-12)
+    assert s["eta_K"]["max_step"]["sharpness"] == steps[np.argmax(eta_K)]
+    assert s["eta_K"]["max"]["sharpness"] < 1
+    assert set(s["eta_K"]["sources"]) == {"sharpness", "pairwise_lipschitz", "lemmas"}
+    _, loss = _series(small_lr_run, "loss", "loss")
+    assert s["loss"]["final_train"] == pytest.approx(loss[-1]) and loss[-1] < loss[0]
+    assert s["verdict"] == ("topology preserved: Betti (1, 2) constant over 40 steps, no merges, "
+                            f"max eta*K = {eta_K.max():.3g} (sharpness)")
+
+
+def test_large_learning_rate_changes_the_topology(large_lr_run):
+    s = summarize_run(large_lr_run)
+    assert s["topology_preserved"] is False
+    b_steps, _ = _series(large_lr_run, "betti", "betti")
+    with h5py.File(large_lr_run, "r") as f:
+        group = f["observables/betti/betti"]
+        index, flat = group["index"][()], group["value"][()]
+    records = [flat[a:b] for a, b in index]
+    first = next(i for i, r in enumerate(records) if not np.array_equal(r, records[0]))
+    assert s["betti"]["first_change_step"] == b_steps[first]
+    assert s["betti"]["before_change"] == tuple(records[first - 1][0])
+    assert s["betti"]["after_change"] == tuple(records[first][0])
+
+    m_steps, n_merges = _series(large_lr_run, "merges", "n_merges")
+    _, n_atoms = _series(large_lr_run, "merges", "n_atoms")
+    seen = (n_merges > 0) | np.r_[False, np.diff(n_atoms) < 0]
+    assert seen.any(), "lr = 2 should merge neurons in this setting"
+    assert s["merges"]["first_merge_step"] == m_steps[seen][0]
+    assert s["change_step"] == min(s["betti"]["first_change_step"], s["merges"]["first_merge_step"])
+
+    steps, eta_K = _series(large_lr_run, "sharpness", "eta_K")
+    change = s["betti"]["first_change_step"]
+    expected = eta_K[steps <= change][-1]
+    assert s["eta_K"]["at_betti_change"]["sharpness"] == pytest.approx(expected, rel=1e-12)
+    assert expected > 1  # the topology broke with eta*K above the threshold
+    assert s["verdict"].startswith(
+        f"topology changed at step {change} (Betti ({', '.join(map(str, s['betti']['before_change']))}) "
+        f"-> ({', '.join(map(str, s['betti']['after_change']))})), eta*K = {expected:.3g} there (sharpness)")
+    assert f"first merge at step {s['merges']['first_merge_step']}" in s["verdict"]
+
+
+def test_write_summary_stores_the_verdict_as_json_beside_the_run(large_lr_run, tmp_path):
+    target = write_summary(large_lr_run)
+    assert target == summary_path(large_lr_run) == large_lr_run.with_name("large_lr_summary.json")
+    stored = json.loads(target.read_text())
+    assert stored == json.loads(json.dumps(summarize_run(large_lr_run)))
+    elsewhere = write_summary(large_lr_run, tmp_path / "verdict.json")
+    assert json.loads(elsewhere.read_text())["verdict"] == stored["verdict"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_summary(large_lr_run, tmp_path / "missing" / "verdict.json")
+
+
+def test_atom_drop_between_records_counts_as_a_merge_and_eta_K_is_read_at_or_before(tmp_path):
+    # merges are compared step to step only: the drop 10 -> 9 atoms between records
+    # at steps 10 and 20 is a merge in (10, 20] although n_merges is 0 at step 20
+    merges = [(0, {"n_merges": 0, "n_atoms": 10}), (10, {"n_merges": 0, "n_atoms": 10}),
+              (20, {"n_merges": 0, "n_atoms": 9}), (30, {"n_merges": 1, "n_atoms": 8})]
+    pairwise = [(0, {"K": np.nan, "eta_K": np.nan}), (5, {"K": 4.0, "eta_K": 0.4}),
+                (15, {"K": 9.0, "eta_K": 0.9}), (25, {"K": 30.0, "eta_K": 3.0})]
+    path = write_records(tmp_path / "hand.h5", {"merges": merges, "pairwise_lipschitz": pairwise})
+    s = summarize_run(path)
+    assert s["merges"]["first_merge_step"] == 20 and s["merges"]["records_with_merges"] == 2
+    assert s["merges"]["initial_atoms"] == 10 and s["merges"]["final_atoms"] == 8
+    assert s["eta_K"]["at_first_merge"] == {"pairwise_lipschitz": 0.9}
+    assert s["eta_K"]["max"] == {"pairwise_lipschitz": 3.0}
+    assert s["eta_K"]["max_step"] == {"pairwise_lipschitz": 25}
+    assert s["betti"] == {"recorded": False}
+    assert s["verdict"] == ("topology changed at step 20 (first merge; Betti numbers not recorded), "
+                            "eta*K = 0.9 there (pairwise_lipschitz); max eta*K = 3")
+
+
+def test_betti_change_several_scales_and_unfinished_run(tmp_path):
+    betti = [(0, {"betti": np.array([[1, 2, 0], [1, 0, 0]])}),
+             (10, {"betti": np.array([[1, 2, 0], [1, 0, 0]])}),
+             (20, {"betti": np.array([[1, 1, 0], [1, 0, 0]])})]
+    sharp = [(step, {"K": K, "eta_K": 0.1 * K, "two_over_eta": 20.0})
+             for step, K in ((0, 5.0), (10, 12.0), (20, 30.0))]
+    loss = [(0, {"loss": 2.0, "test_loss": 2.5}), (20, {"loss": 0.5, "test_loss": np.nan})]
+    path = write_records(tmp_path / "unfinished.h5", {"betti": betti, "sharpness": sharp, "loss": loss},
+                         finished=False)
+    s = summarize_run(path)
+    assert s["finished"] is False and s["topology_preserved"] is False
+    assert s["betti"]["before_change"] == [(1, 2, 0), (1, 0, 0)]
+    assert s["eta_K"]["at_betti_change"]["sharpness"] == pytest.approx(3.0)
+    assert s["loss"] == {"initial_train": 2.0, "final_train": 0.5, "initial_test": 2.5, "final_test": None}
+    assert s["verdict"] == ("topology changed at step 20 (Betti [(1, 2, 0), (1, 0, 0)] -> "
+                            "[(1, 1, 0), (1, 0, 0)]), eta*K = 3 there (sharpness); max eta*K = 3; "
+                            "run not finished (last record at step 20)")
+    json.dumps(s, allow_nan=False)  # NaN became None
+
+
+def test_run_without_topology_observables_has_no_verdict_on_topology(tmp_path):
+    path = write_records(tmp_path / "loss_only.h5", {"loss": [(0, {"loss": 1.0}), (5, {"loss": 0.2})]})
+    s = summarize_run(path)
+    assert s["topology_preserved"] is None and s["change_step"] is None and s["K_source"] is None
+    assert s["verdict"].startswith("no topology observables recorded")
+    assert s["last_step"] == 5
+
+
+def test_bad_paths_raise_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no run file"):
+        summarize_run(tmp_path / "absent.h5")
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(ValueError, match="not a particledyn H5MD file"):
+        summarize_run(other)
