@@ -11,7 +11,7 @@ from .kernel import Kernel
 from .observers import Observer, StepInfo
 from .optimizers import GD, SGD, Adam, Momentum, Optimizer, make_optimizer
 from .schedules import Constant, Cosine, Schedule, StepDecay
-from .simulation import DivergenceError, Simulation, simulate
+from .simulation import DivergenceError, Simulation, make_simulation, simulate
 from .sinks import MemorySink, Sink
 from .state import ParticleState
 
@@ -19,7 +19,7 @@ __all__ = [
     "__version__", "Adam", "BlackBoxKernel", "Constant", "Cosine", "DeepSetsKernel", "DivergenceError",
     "GD", "Kernel", "MemorySink", "Momentum", "NotEquivariantError", "Observer", "Optimizer",
     "ParticleState", "SGD", "Schedule", "Simulation", "Sink", "StepDecay", "StepInfo", "make_optimizer",
-    "simulate", "open_run",
+    "simulate", "make_simulation", "open_run",
 ]
 
 

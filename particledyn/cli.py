@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="run a scenario (the default one when none is given), or resume a run",
-        description="Run a TOML scenario, writing an H5MD file; with --resume, continue the run in "
+        description="Run a TOML scenario, writing an H5MD file; with --resume, continue the run in\n"
                     "an existing file from its last checkpoint (bit-identical to an uninterrupted run).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="--steps is the total length of the run: a resumed run continues until it.\n"
@@ -117,6 +117,7 @@ def _summary(path: str, checkpoint: bool = True) -> str:
 
 
 def _command_run(args) -> int:
+    from .backends import GpuUnavailableError
     from .config.checks import ScenarioError
     from .io import H5MDWriteError
     from .runner import ResumeError, resume_run, start_run
@@ -173,6 +174,8 @@ def _command_run(args) -> int:
         return EXIT_INTERRUPTED
     except (H5MDWriteError, OSError) as exc:
         return _fail(exc, EXIT_ERROR)
+    except GpuUnavailableError as exc:
+        return _fail(exc, EXIT_USAGE)
     except MemoryError:
         return _fail("out of memory: reduce init.n, data.n or the observers' work", EXIT_ERROR)
     finally:

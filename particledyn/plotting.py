@@ -83,7 +83,7 @@ def _finite_rows(x: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(x), axis=1)
 
 
-def figure_cloud(run) -> Figure | None:
+def figure_cloud(run, max_points: int = 20000) -> Figure | None:
     """The neuron cloud at the first and the last frame, side by side.
 
     D = 2: scatter of (x_1, x_2); D = 3: 3-D scatter; D > 3: projection onto the
@@ -92,11 +92,20 @@ def figure_cloud(run) -> Figure | None:
     own limits (the shape is what matters; the axes tell where it is). Colour is the
     neuron index, so a neuron has the same colour in both panels.
 
+    Parameters
+    ----------
+    run : Run or path
+    max_points : int
+        Draw at most this many neurons (evenly spaced indices, the same in both
+        frames; the title says so when fewer than N are drawn).
+
     Returns
     -------
     Figure or None
         None when the file holds no frame.
     """
+    if isinstance(max_points, bool) or int(max_points) != max_points or max_points < 1:
+        raise ValueError(f"max_points={max_points!r}: expected a positive integer")
     with _opened(run) as run:
         steps = run.steps
         if len(steps) == 0:
@@ -105,20 +114,23 @@ def figure_cloud(run) -> Figure | None:
         frames = [(first, np.asarray(run.positions(first), dtype=np.float64))]
         if last != first:
             frames.append((last, np.asarray(run.positions(last), dtype=np.float64)))
+        ids = run.ids
     n, dim = frames[0][1].shape
-    colour = np.arange(n)
+    ids = np.arange(n) if ids is None else np.asarray(ids)
+    keep = np.unique(np.linspace(0, n - 1, min(n, int(max_points))).astype(np.int64))
+    frames = [(step, x[keep]) for step, x in frames]
+    colour, vmax = ids[keep], max(int(ids.max(initial=0)), 1)
+    drawn = "" if keep.size == n else f", {keep.size} of {n} drawn"
     fig = Figure(figsize=(5.2 * len(frames), 4.8), dpi=DPI, layout="constrained")
     if dim > 3:
         reference = frames[0][1][_finite_rows(frames[0][1])]
-        projected = []
-        for step, x in frames:
-            p, explained = project_2d(x, reference)
-            projected.append((step, p))
-        frames = projected
-        fig.suptitle(f"Neuron cloud, D = {dim}: PCA projection onto PC1-PC2 of step {first} "
-                     f"({100 * explained.sum():.0f}% of its variance)")
+        reference = reference if len(reference) else np.zeros((1, dim))
+        frames = [(step, project_2d(x, reference)[0]) for step, x in frames]
+        explained = project_2d(reference, reference)[1]
+        fig.suptitle(f"Neuron cloud (N = {n}{drawn}), D = {dim}: PCA projection onto PC1-PC2 of "
+                     f"step {first} ({100 * explained.sum():.0f}% of its variance)")
     else:
-        fig.suptitle(f"Neuron cloud (N = {n}, D = {dim}), colour = neuron index")
+        fig.suptitle(f"Neuron cloud (N = {n}{drawn}, D = {dim}), colour = neuron index")
     scatter = None
     for i, (step, x) in enumerate(frames):
         ok = _finite_rows(x)
@@ -128,7 +140,7 @@ def figure_cloud(run) -> Figure | None:
         if dim == 3:
             ax = fig.add_subplot(1, len(frames), i + 1, projection="3d")
             scatter = ax.scatter(x[ok, 0], x[ok, 1], x[ok, 2], c=colour[ok], s=8, cmap="viridis",
-                                 vmin=0, vmax=max(n - 1, 1), depthshade=False)
+                                 vmin=0, vmax=vmax, depthshade=False)
             ax.set(xlabel="x1", ylabel="x2", zlabel="x3")
             extent = np.ptp(finite, axis=0)
             ax.set_box_aspect(np.maximum(extent, 0.3 * extent.max() + 1e-12))
@@ -138,11 +150,11 @@ def figure_cloud(run) -> Figure | None:
             ax = fig.add_subplot(1, len(frames), i + 1)
             if dim == 1:
                 scatter = ax.scatter(colour[ok], x[ok, 0], c=colour[ok], s=8, cmap="viridis",
-                                     vmin=0, vmax=max(n - 1, 1))
+                                     vmin=0, vmax=vmax)
                 ax.set(xlabel="neuron index", ylabel="x1")
             else:
                 scatter = ax.scatter(x[ok, 0], x[ok, 1], c=colour[ok], s=8, cmap="viridis",
-                                     vmin=0, vmax=max(n - 1, 1))
+                                     vmin=0, vmax=vmax)
                 names = ("PC1", "PC2") if dim > 3 else ("x1", "x2")
                 ax.set(xlabel=names[0], ylabel=names[1], aspect="equal")
         ax.set_title(title)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import time as _time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,18 +64,19 @@ class Prepared:
     positions: np.ndarray | None
     observers: list
     subset: np.ndarray | None
-    masses: np.ndarray = field(default=None)
+    masses: np.ndarray | None
 
     def simulation(self, sink: Sink | None, positions=None):
         """A :class:`~particledyn.Simulation` of these parts writing to ``sink``."""
-        from .simulation import Simulation
+        from .simulation import make_simulation
 
         run, output = self.resolved["run"], self.resolved["output"]
-        return Simulation(self.kernel, self.positions if positions is None else positions,
-                          optimizer=self.optimizer, lr=self.schedule, masses=self.masses,
-                          seed=run["seed"], batch_size=self.resolved["optimizer"]["batch_size"],
-                          observers=self.observers, sink=sink, frame_every=output["frame_every"],
-                          checkpoint_every=output["checkpoint_every"], dtype=run["dtype"])
+        return make_simulation(self.kernel, self.positions if positions is None else positions,
+                               backend=run["backend"], optimizer=self.optimizer, lr=self.schedule,
+                               masses=self.masses, seed=run["seed"],
+                               batch_size=self.resolved["optimizer"]["batch_size"],
+                               observers=self.observers, sink=sink, frame_every=output["frame_every"],
+                               checkpoint_every=output["checkpoint_every"], dtype=run["dtype"])
 
 
 def _build_dataset(data: dict):
@@ -350,6 +351,12 @@ def _start_run(scenario, out, overwrite, progress) -> RunResult:
     return RunResult(path, 0, sim.state.step, total, _time.perf_counter() - began, True)
 
 
+def _comparable(resolved: dict) -> dict:
+    """A resolved scenario without the keys a resume may change (the total, threads, the path)."""
+    return {**resolved, "run": {**resolved["run"], "steps": None, "threads": None},
+            "output": {**resolved["output"], "path": None}}
+
+
 def _first_difference(a, b, path=""):
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
@@ -375,8 +382,9 @@ def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = 
     path : str
         A run file written by :func:`start_run` (killed, interrupted or finished).
     scenario : Scenario, optional
-        When given, it must equal the scenario stored in the file (``run.steps``
-        and ``output.path`` aside); the stored one is used either way.
+        When given, it must equal the scenario stored in the file (``run.steps``,
+        ``run.threads`` and ``output.path`` aside); the stored one is used either
+        way, with the thread count the run started with.
     steps : int, optional
         New total number of steps; default: the total the run was last started
         or resumed with.
@@ -411,11 +419,7 @@ def _resume_run(path, scenario, steps, progress) -> RunResult:
         raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
     stored = parameters["resolved"]
     if scenario is not None:
-        mine = {**scenario.resolved, "run": {**scenario.resolved["run"], "steps": None},
-                "output": {**scenario.resolved["output"], "path": None}}
-        theirs = {**stored, "run": {**stored["run"], "steps": None},
-                  "output": {**stored["output"], "path": None}}
-        diff = _first_difference(theirs, mine)
+        diff = _first_difference(_comparable(stored), _comparable(scenario.resolved))
         if diff:
             key, a, b = diff
             raise ResumeError(f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file "
@@ -436,7 +440,10 @@ def _resume_run(path, scenario, steps, progress) -> RunResult:
         raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
                           "more than numba has here (raise NUMBA_NUM_THREADS)") from None
     prepared = prepare(validate_scenario_resolved(stored), positions=False)
-    inner, checkpoint = H5MDSink.resume(path)
+    try:
+        inner, checkpoint = H5MDSink.resume(path)
+    except (ValueError, OSError) as exc:
+        raise ResumeError(" ".join(str(exc).split())) from None
     sink = RunSink(inner, total)
     began = _time.perf_counter()
     try:

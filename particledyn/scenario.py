@@ -25,9 +25,8 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from .config.checks import (OPTIONAL, REQUIRED, Bool, Checker, Choice, Custom, Derived, Float,
-                            FloatList, Int, Invalid, Key, Literal, OneOf, ScenarioError, Str, Text,
-                            key_error, show, toml_type)
+from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, FloatList, Int,
+                            Invalid, Key, Literal, OneOf, ScenarioError, Str, Text, show, toml_type)
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES
 
@@ -119,7 +118,8 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("run.dtype", Choice(("float32", "float64")), "Working precision of the particles.", "float64"),
     Key("run.threads", Int(0, 4096), "Numba threads (0: all that numba sees). Bit-identical "
         "resumes need the same count.", 0),
-    Key("run.backend", Choice(("numba",)), "Compute backend.", "numba"),
+    Key("run.backend", Choice(("numba", "cupy")), "Compute backend: 'numba' (CPU) or 'cupy' "
+        "(NVIDIA GPU, needs the gpu extra; see docs/gpu.md).", "numba"),
     # [data]
     Key("data.kind", Choice(_DATA_KINDS), "Which data set.", REQUIRED),
     Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
@@ -458,7 +458,8 @@ def describe_keys(width: int = 100) -> str:
     for key in common:
         lines += _key_lines(key, f"observers.{key.path}", None, width)
     for kind, observer_type in OBSERVER_TYPES.items():
-        lines.append(f"  type = \"{kind}\": {observer_type.summary}")
+        target = f" ({observer_type.target.replace(':', '.')})" if observer_type.target else ""
+        lines.append(f"  type = \"{kind}\"{target}: {observer_type.summary}")
         for key in observer_type.options:
             lines += _key_lines(key, f"  observers.{key.path}", None, width)
     return "\n".join(lines) + "\n"

@@ -241,10 +241,22 @@ class Simulation:
         return self
 
 
-def simulate(kernel: Kernel, positions, steps: int, **options) -> Simulation:
-    """Build a :class:`Simulation`, run ``steps`` updates, close it, and return it."""
+def make_simulation(kernel: Kernel, positions, backend: str = "numba", **options) -> Simulation:
+    """A :class:`Simulation` on ``backend``: 'numba' (CPU) or 'cupy' (GPU, state on the device;
+    'cudasim' runs the GPU code in numba's CUDA simulator, for tests)."""
+    if backend == "numba":
+        return Simulation(kernel, positions, **options)
+    if backend in ("cupy", "cudasim"):
+        from .backends.device_simulation import DeviceSimulation
+
+        return DeviceSimulation(kernel, positions, backend=backend, **options)
+    raise ValueError(f"backend={backend!r}: expected 'numba' or 'cupy'")
+
+
+def simulate(kernel: Kernel, positions, steps: int, backend: str = "numba", **options) -> Simulation:
+    """Build a simulation on ``backend``, run ``steps`` updates, close it, and return it."""
     progress = options.pop("progress", None)
-    sim = Simulation(kernel, positions, **options)
+    sim = make_simulation(kernel, positions, backend=backend, **options)
     sim.run(steps, progress=progress)
     sim.close()
     return sim

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from particledyn import simulate
@@ -24,12 +25,12 @@ _SHAPES = {2: {"shape": "genus_region", "genus": 2}, 3: {"shape": "genus_surface
 
 def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int = 5,
              observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss"),
-             eps: float = 1e-2, size: float = 0.5) -> Path:
+             eps: float = 1e-2, size: float = 1.0) -> Path:
     """Train and write a run file at ``path``; returns the path.
 
     ``dim`` 2 or 3 starts on a genus-2 region or surface, any other ``dim`` on a
     Gaussian cloud. ``observers`` picks the groups of observers to attach; ``eps``
-    is the merge scale (the initial sample has pairs closer than 1e-2).
+    is the merge scale (the paper's 0.01).
     """
     data = teacher_student(d=dim - 1, n=240, seed=0)
     kernel = TwoLayerNet(data.z_train, data.y_train, scaling="mean_field",
@@ -51,7 +52,14 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
     if "loss" in observers:
         chosen.append(LossObserver(every))
     sink = H5MDSink(path, {"lr": lr, "note": "test run"})
-    simulate(kernel, x, steps, lr=lr, observers=chosen, sink=sink, frame_every=every, progress=False)
+    # one thread: for 120 neurons parallel loops only add overhead, a lot on a busy machine
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        simulate(kernel, x, steps, lr=lr, observers=chosen, sink=sink, frame_every=every,
+                 progress=False)
+    finally:
+        numba.set_num_threads(threads)
     return Path(path)
 
 
@@ -72,11 +80,15 @@ def write_records(path, observables: dict, frames=None, finished: bool = True) -
 
     ``frames`` is a list of (step, positions); one frame of 10 points in R^2 by default.
     """
+    frames = frames or [(0, np.random.default_rng(0).normal(size=(10, 2)))]
+    events = [(step, 0, "frame", x) for step, x in frames]
+    events += [(step, 1, name, values) for name, records in observables.items()
+               for step, values in records]
     sink = H5MDSink(path)
-    for step, x in frames or [(0, np.random.default_rng(0).normal(size=(10, 2)))]:
-        sink.write_frame(step, float(step), np.asarray(x, dtype=np.float64), {})
-    for name, records in observables.items():
-        for step, values in records:
-            sink.write_observables(name, step, float(step), values)
+    for step, _, name, payload in sorted(events, key=lambda e: (e[0], e[1])):  # the loop's order
+        if name == "frame":
+            sink.write_frame(step, float(step), np.asarray(payload, dtype=np.float64), {})
+        else:
+            sink.write_observables(name, step, float(step), payload)
     sink.close(finished=finished)
     return Path(path)

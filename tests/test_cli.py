@@ -4,7 +4,6 @@ Runs in-process through ``cli.main`` where it can (one numba compile for the
 whole module); a few cases go through a real ``python -m particledyn``
 subprocess, started concurrently to keep the module fast.
 """
-import os
 import resource
 import subprocess
 import sys
@@ -251,3 +250,17 @@ def test_default_scenario_runs_end_to_end_from_the_cli(default_run):
         assert list(steps) == list(range(13)) and loss[-1] < loss[0]
         _, betti = run.observable("betti", "betti")
         assert tuple(betti[0][0]) == (1, 2)  # the genus-2 start: one component, two holes
+
+
+def test_output_options_reach_the_file(tmp_path):
+    scenario = tmp_path / "out.toml"
+    scenario.write_text(TINY.format(seed=0, n=12, lr=0.01, checkpoint_every=0).replace(
+        "checkpoint_every = 0", 'checkpoint_every = 0\nframe_every = 0\nsubset = 5\ndtype = "float32"'))
+    out = str(tmp_path / "run.h5")
+    assert main(["run", str(scenario), "--out", out]) == 0
+    with open_run(out) as run:
+        assert list(run.steps) == [0, 6]  # frame_every = 0: the first and the last frame
+        assert run.positions().shape == (2, 5, 2) and run.positions().dtype == np.float32
+        np.testing.assert_array_equal(run.ids, [0, 3, 6, 8, 11])  # 5 evenly spaced of 12
+        np.testing.assert_allclose(run.masses, np.full(5, 1 / 12))
+        assert run.parameters["resolved"]["output"]["subset"] == 5

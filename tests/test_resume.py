@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from particledyn import open_run
+from particledyn import Simulation, open_run
+from particledyn.config import OBSERVER_TYPES
 from particledyn.cli import format_info, main
 from particledyn.runner import run_info
 
@@ -100,7 +101,7 @@ def runs(tmp_path_factory):
     return directory, seen
 
 
-def assert_same_records(path_a, path_b):
+def assert_same_records(path_a, path_b, total=300):
     with open_run(path_a) as a, open_run(path_b) as b:
         assert a.finished and b.finished
         np.testing.assert_array_equal(a.steps, b.steps)
@@ -122,7 +123,7 @@ def assert_same_records(path_a, path_b):
                 else:
                     np.testing.assert_array_equal(values_a, values_b)
         ca, cb = a.checkpoint(), b.checkpoint()
-        assert ca["step"] == cb["step"] == 300 and ca["time"] == cb["time"]
+        assert ca["step"] == cb["step"] == total and ca["time"] == cb["time"]
         np.testing.assert_array_equal(ca["positions"], cb["positions"])
         for key in cb["optimizer_state"]:
             np.testing.assert_array_equal(ca["optimizer_state"][key], cb["optimizer_state"][key])
@@ -164,3 +165,49 @@ def test_resume_checks_the_scenario_and_the_total(runs, capsys, tmp_path):
     assert err.startswith("error: cannot resume") and "schedule.lr is 0.5 in the file but 0.25 in the scenario" in err
     assert main(["run", "--resume", "--out", str(tmp_path / "missing.h5")]) == 1
     assert "no run file" in capsys.readouterr().err
+
+
+ALL_OBSERVERS = """\
+[run]
+steps = 7
+seed = 5
+threads = 1
+[data]
+kind = "teacher_student"
+d = 1
+n = 60
+[init]
+shape = "genus_region"
+n = 30
+[optimizer]
+batch_size = 16
+[schedule]
+lr = 0.02
+[output]
+frame_every = 2
+checkpoint_every = 0
+"""
+
+
+def test_interrupted_run_with_every_observer_type_resumes_identically(tmp_path, monkeypatch, capsys):
+    scenario = tmp_path / "all.toml"
+    scenario.write_text(ALL_OBSERVERS + "".join(f'[[observers]]\ntype = "{kind}"\n' for kind in OBSERVER_TYPES))
+    reference, cut = str(tmp_path / "reference.h5"), str(tmp_path / "cut.h5")
+    assert main(["run", str(scenario), "--out", reference]) == 0
+    step = Simulation.step
+
+    def interrupted_step(self):
+        if self.state.step == 3:  # Ctrl-C (or SIGTERM) before update 4: the loop checkpoints step 3
+            raise KeyboardInterrupt
+        return step(self)
+
+    monkeypatch.setattr(Simulation, "step", interrupted_step)
+    assert main(["run", str(scenario), "--out", cut]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith(f"interrupted: {cut} keeps 2 frames (last at step 2), last checkpoint at step 3") and f"run --resume --out {cut}" in err
+    info = run_info(cut)
+    assert info["status"] == "stopped" and info["checkpoint_step"] == 3
+    assert set(info["observables"]) == set(OBSERVER_TYPES)
+    monkeypatch.undo()
+    assert main(["run", "--resume", "--out", cut]) == 0
+    assert_same_records(cut, reference, total=7)

@@ -160,6 +160,23 @@ def test_cloud_defaults_match_make_cloud():
             assert _signature_defaults(fn)[key.name] == key.default, (key.path, shape)
 
 
+def test_observer_option_defaults_match_the_classes():
+    import importlib
+
+    for kind, observer_type in OBSERVER_TYPES.items():
+        module, name = observer_type.target.split(":")
+        cls = getattr(importlib.import_module(module), name)
+        defaults = _signature_defaults(cls.__init__)
+        assert defaults["every"] == 1, kind
+        for key in observer_type.options:
+            if key.default in (REQUIRED, OPTIONAL) or isinstance(key.default, Derived):
+                continue
+            if key.name in defaults:
+                expected = defaults[key.name]
+                expected = list(expected) if isinstance(expected, tuple) else expected
+                assert key.default == expected, (kind, key.name)
+
+
 # ---------------------------------------------------------------- fuzzing
 def _leaves():
     """(path, key) of every scalar key set in BASE that a plain checker validates."""

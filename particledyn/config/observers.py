@@ -53,12 +53,15 @@ class ObserverType:
     build : callable
         ``build(options, context) -> Observer``: ``options`` the resolved entry
         (with ``every``), ``context`` a :class:`BuildContext`.
+    target : str
+        ``"module:Class"`` of the observer class built (for docs and checks).
     """
 
     name: str
     summary: str
     options: tuple[Key, ...]
     build: Callable[[dict, BuildContext], Observer]
+    target: str = ""
 
 
 OBSERVER_TYPES: dict[str, ObserverType] = {}
@@ -174,7 +177,7 @@ def _build_sharpness(options, ctx):
     return SharpnessObserver(hvp, options["every"], k=options["k"], tol=options["tol"],
                              momentum=float(getattr(optimizer, "beta", 0.0)),
                              preconditioner=preconditioner if options["preconditioned"] else None,
-                             gradient=gradient if options["gradient"] else None)
+                             gradient=gradient if options["grad_fraction"] else None)
 
 
 # ---------------------------------------------------------------- topology
@@ -205,9 +208,11 @@ _NON_NEGATIVE = Float(0.0)
 
 for _type in (
     ObserverType("loss", "training loss (full training set), test loss; accuracies for classification",
-                 (), _build_loss),
+                 (), _build_loss,
+                 "particledyn.config.observers:LossObserver"),
     ObserverType("pairwise_lipschitz", "pairwise K of Lemma 4 over neighbour pairs, eta*K, eta* = 1/K",
-                 (_K_NEIGHBOURS, _SOURCE), _build_pairwise),
+                 (_K_NEIGHBOURS, _SOURCE), _build_pairwise,
+                 "particledyn.geometry.observers:PairwiseLipschitzObserver"),
     ObserverType("lemmas", "Lemma 1 (no splits) and Lemma 2 ((1 - eta K) d <= d' <= (1 + eta K) d) checks",
                  (Key("K", OneOf((Literal("pairwise"), _NON_NEGATIVE)),
                       'Lipschitz constant to test: a number or "pairwise" (the step\'s own pairwise K).',
@@ -215,19 +220,23 @@ for _type in (
                   _K_NEIGHBOURS,
                   Key("rtol", _NON_NEGATIVE, "Relative tolerance of the bound checks.", 1e-12),
                   Key("equal_tol", _NON_NEGATIVE, "Distance under which two particles count as equal.", 0.0),
-                  _SOURCE), _build_lemmas),
+                  _SOURCE), _build_lemmas,
+                 "particledyn.geometry.observers:LemmaObserver"),
     ObserverType("merges", "atoms at scale eps, merges, splits and merged mass (Theorems 1 and 3)",
                  (Key("eps", _NON_NEGATIVE, "Atom scale: particles closer than eps form one atom.", 0.01),
-                  _K_NEIGHBOURS), _build_merges),
+                  _K_NEIGHBOURS), _build_merges,
+                 "particledyn.geometry.observers:MergeObserver"),
     ObserverType("balance", "ReLU balance |a_i|^2 - |w_i|^2, its drift and pathological neurons",
-                 (Key("tol", _NON_NEGATIVE, "|c_i| <= tol counts as balanced.", 0.0),), _build_balance),
+                 (Key("tol", _NON_NEGATIVE, "|c_i| <= tol counts as balanced.", 0.0),), _build_balance,
+                 "particledyn.geometry.observers:BalanceObserver"),
     ObserverType("sharpness", "top Hessian eigenvalue(s) by warm-started Lanczos, eta* and 2/eta thresholds",
                  (Key("k", Int(1, 64), "Number of top eigenpairs.", 1),
                   Key("tol", _POSITIVE, "Ritz residual tolerance of Lanczos.", 1e-6),
                   Key("preconditioned", Bool(), "Use Adam's P^(-1/2) H P^(-1/2) (adam only).",
                       Derived("true for adam, else false", _adam)),
-                  Key("gradient", Bool(), "Also record the gradient's fraction in the top-k eigenspace.",
-                      False)), _build_sharpness),
+                  Key("grad_fraction", Bool(), "Also record grad_fraction, the gradient's fraction "
+                      "in the top-k eigenspace.", False)), _build_sharpness,
+                 "particledyn.geometry.observers:SharpnessObserver"),
     ObserverType("betti", "Betti numbers b_0..b_max_dim with persistence diagrams (ripser/gudhi)",
                  (Key("scale", OneOf((Literal("adaptive"), FloatList(_POSITIVE))),
                       '"adaptive" (Rips edge length diameter/4, the paper\'s rule) or scale(s) > 0.',
@@ -238,7 +247,8 @@ for _type in (
                   Key("landmarks", Int(1), "Compute on this many max-min landmarks (optional)."),
                   Key("fixed_landmarks", Bool(), "Keep the first landmarks' particle indices.", False),
                   Key("n_threads", Int(1), "Threads of the persistence backend (optional).")),
-                 _build_betti),
+                 _build_betti,
+                 "particledyn.topology.observers:BettiObserver"),
     ObserverType("expansion", "Theorem 2: S(t)^r beside S(t+1)^((1 - eta K) r)",
                  (Key("radii", FloatList(_POSITIVE), "Ball radii r (or fractions of the minimum "
                       "separation with relative = true).", [0.25]),
@@ -248,9 +258,11 @@ for _type in (
                   Key("relative", Bool(), "Read radii as fractions of the minimum separation.", False),
                   _MAX_DIM,
                   Key("model", Choice(("auto", "alpha", "rips")), "Union-of-balls model.", "auto")),
-                 _build_expansion),
+                 _build_expansion,
+                 "particledyn.topology.observers:ExpansionObserver"),
     ObserverType("zigzag", "buffers frames for a zigzag barcode after the run",
                  (Key("scale", _NON_NEGATIVE, "Rips edge length of the zigzag.", 0.25),
-                  Key("max_dim", Int(0, 3), "Highest homology dimension.", 1)), _build_zigzag),
+                  Key("max_dim", Int(0, 3), "Highest homology dimension.", 1)), _build_zigzag,
+                 "particledyn.topology.observers:ZigzagObserver"),
 ):
     register_observer(_type)
