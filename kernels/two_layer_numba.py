@@ -13,7 +13,8 @@ vectorises them; reductions over the batch use eight independent lanes (the
 batch is zero-padded to a multiple of eight) because strict IEEE order forbids
 the compiler from reassociating a single accumulator. Activations come from
 :mod:`particledyn.fastmath` (see there why loops compile with
-``error_model="numpy"``).
+``error_model="numpy"``); the loops are module-level and cached on disk, so a new
+process does not recompile them.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import ACTIVATIONS
+from particledyn.fastmath import ACTIVATION_IDS, activation_batch
 
 CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""
@@ -51,67 +52,6 @@ def _lane_dot(x, y, n):
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-def _build(act):
-    @numba.njit(parallel=True, error_model="numpy")
-    def forward(positions, coef, inputs_t):
-        n, dim = positions.shape
-        d, batch = inputs_t.shape
-        n_out = dim - d
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        partial = np.zeros((n_chunks, n_out, batch), dtype=np.float64)
-        for chunk in prange(n_chunks):
-            pre = np.empty(batch, dtype=positions.dtype)
-            value = np.empty(batch, dtype=positions.dtype)
-            deriv = np.empty(batch, dtype=positions.dtype)
-            scratch = np.empty(batch, dtype=positions.dtype)
-            wide = np.empty(batch, dtype=np.float64)
-            acc = partial[chunk]
-            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-                _preactivation(positions, i, inputs_t, pre, d, batch)
-                act(pre, value, deriv, scratch, batch)
-                for b in range(batch):
-                    wide[b] = value[b]
-                for c in range(n_out):
-                    weight = np.float64(coef[i] * positions[i, d + c])
-                    row = acc[c]
-                    for b in range(batch):
-                        row[b] += weight * wide[b]
-        out = np.zeros((n_out, batch), dtype=np.float64)
-        for chunk in range(n_chunks):
-            out += partial[chunk]
-        return out
-
-    @numba.njit(parallel=True, error_model="numpy")
-    def field(positions, inputs_t, grad_out, out):
-        n, dim = positions.shape
-        d, batch = inputs_t.shape
-        n_out = dim - d
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        for chunk in prange(n_chunks):
-            pre = np.empty(batch, dtype=positions.dtype)
-            value = np.empty(batch, dtype=positions.dtype)
-            deriv = np.empty(batch, dtype=positions.dtype)
-            weighted = np.empty(batch, dtype=positions.dtype)
-            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-                _preactivation(positions, i, inputs_t, pre, d, batch)
-                act(pre, value, deriv, weighted, batch)
-                a0 = positions[i, d]
-                for b in range(batch):
-                    weighted[b] = grad_out[0, b] * a0
-                for c in range(1, n_out):
-                    ac = positions[i, d + c]
-                    for b in range(batch):
-                        weighted[b] += grad_out[c, b] * ac
-                for b in range(batch):
-                    weighted[b] *= deriv[b]
-                for c in range(n_out):
-                    out[i, d + c] = -_lane_dot(grad_out[c], value, batch)
-                for k in range(d):
-                    out[i, k] = -_lane_dot(inputs_t[k], weighted, batch)
-
-    return forward, field
-
-
 @numba.njit(inline="always")
 def _preactivation(positions, i, inputs_t, pre, d, batch):
     w0 = positions[i, 0]
@@ -123,20 +63,75 @@ def _preactivation(positions, i, inputs_t, pre, d, batch):
             pre[b] += wk * inputs_t[k, b]
 
 
-_COMPILED: dict = {}
+@numba.njit(parallel=True, error_model="numpy", cache=True)
+def forward(activation_id, positions, coef, inputs_t):
+    """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum."""
+    n, dim = positions.shape
+    d, batch = inputs_t.shape
+    n_out = dim - d
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    partial = np.zeros((n_chunks, n_out, batch), dtype=np.float64)
+    for chunk in prange(n_chunks):
+        pre = np.empty(batch, dtype=positions.dtype)
+        value = np.empty(batch, dtype=positions.dtype)
+        deriv = np.empty(batch, dtype=positions.dtype)
+        scratch = np.empty(batch, dtype=positions.dtype)
+        wide = np.empty(batch, dtype=np.float64)
+        acc = partial[chunk]
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            _preactivation(positions, i, inputs_t, pre, d, batch)
+            activation_batch(activation_id, pre, value, deriv, scratch, batch)
+            for b in range(batch):
+                wide[b] = value[b]
+            for c in range(n_out):
+                weight = np.float64(coef[i] * positions[i, d + c])
+                row = acc[c]
+                for b in range(batch):
+                    row[b] += weight * wide[b]
+    out = np.zeros((n_out, batch), dtype=np.float64)
+    for chunk in range(n_chunks):
+        out += partial[chunk]
+    return out
+
+
+@numba.njit(parallel=True, error_model="numpy", cache=True)
+def field(activation_id, positions, inputs_t, grad_out, out):
+    """out[i] = -(sum_b G_b sigma_ib, sum_b (G_b . a_i) sigma'_ib z_b), G = grad_out (C, B)."""
+    n, dim = positions.shape
+    d, batch = inputs_t.shape
+    n_out = dim - d
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for chunk in prange(n_chunks):
+        pre = np.empty(batch, dtype=positions.dtype)
+        value = np.empty(batch, dtype=positions.dtype)
+        deriv = np.empty(batch, dtype=positions.dtype)
+        weighted = np.empty(batch, dtype=positions.dtype)
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            _preactivation(positions, i, inputs_t, pre, d, batch)
+            activation_batch(activation_id, pre, value, deriv, weighted, batch)
+            a0 = positions[i, d]
+            for b in range(batch):
+                weighted[b] = grad_out[0, b] * a0
+            for c in range(1, n_out):
+                ac = positions[i, d + c]
+                for b in range(batch):
+                    weighted[b] += grad_out[c, b] * ac
+            for b in range(batch):
+                weighted[b] *= deriv[b]
+            for c in range(n_out):
+                out[i, d + c] = -_lane_dot(grad_out[c], value, batch)
+            for k in range(d):
+                out[i, k] = -_lane_dot(inputs_t[k], weighted, batch)
 
 
 def compiled_loops(activation: str, dtype) -> tuple:
-    """(forward, field) numba functions for an activation name and dtype (compiled once)."""
-    key = (activation, np.dtype(dtype))
-    if key not in _COMPILED:
-        try:
-            act = ACTIVATIONS[activation][np.dtype(dtype)]
-        except KeyError:
-            raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
-                             f"{sorted(ACTIVATIONS)} with float32 or float64") from None
-        _COMPILED[key] = _build(act)
-    return _COMPILED[key]
+    """(forward, field) for an activation name and dtype, as functions of the arrays only."""
+    if activation not in ACTIVATION_IDS or np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
+                         f"{sorted(ACTIVATION_IDS)} with float32 or float64")
+    code = ACTIVATION_IDS[activation]
+    return (lambda positions, coef, inputs_t: forward(code, positions, coef, inputs_t),
+            lambda positions, inputs_t, grad_out, out: field(code, positions, inputs_t, grad_out, out))
 
 
 def pad_batch(inputs: np.ndarray, dtype) -> np.ndarray:

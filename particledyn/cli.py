@@ -27,6 +27,7 @@ examples:
   particledyn run my.toml --steps 5000 --resume
                                            continue a killed or finished run to 5000 steps
   particledyn info a.h5                    what a run file holds, how far it got
+  particledyn plot a.h5                    figures (a_figures/*.png) and the verdict (a_summary.json)
   particledyn keys                         every scenario key, its type, default and meaning
   particledyn show-default > my.toml       a scenario to start from
 
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal only)")
+    run.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+                     help="write figures and the summary verdict after the run (default: on)")
+
+    plot = commands.add_parser("plot", help="draw a run's figures and write its summary verdict",
+                               description="Write PNG figures (neuron cloud before/after, Betti numbers, "
+                                           "eta*K and 2/eta, merges, loss) to RUN_figures/ and the verdict "
+                                           "to RUN_summary.json, for a finished, running or killed run.")
+    plot.add_argument("path", metavar="RUN.h5")
+    plot.add_argument("--out", metavar="DIR", help="folder of the figures (default: RUN_figures/ beside the file)")
 
     info = commands.add_parser("info", help="show what a run file holds and how far its run got",
                                description="Show a run file's status (finished, running, stopped, "
@@ -153,6 +163,8 @@ def _command_run(args) -> int:
             result = start_run(scenario, path, overwrite=args.overwrite, progress=args.progress)
             print(f"wrote {path}: {result.final_step} steps, finished, in {result.elapsed:.1f} s; "
                   f"{_summary(path)}")
+        if args.plots:
+            _plot_and_summarize(path, None)
         return EXIT_OK
     except ScenarioError as exc:
         return _fail(exc, EXIT_USAGE)
@@ -218,6 +230,25 @@ def format_info(info: dict) -> str:
     return "\n".join(lines)
 
 
+def _plot_and_summarize(path: str, out_dir) -> None:
+    from .plotting import plot_run
+    from .summary import summarize_run, write_summary
+
+    figures = plot_run(path, out_dir)
+    summary_file = write_summary(path)
+    where = os.path.dirname(figures[0]) if figures else "nowhere (no plottable observables)"
+    print(f"figures: {len(figures)} in {where}; summary: {summary_file}")
+    print(f"verdict: {summarize_run(path)['verdict']}")
+
+
+def _command_plot(args) -> int:
+    try:
+        _plot_and_summarize(args.path, args.out)
+    except (OSError, KeyError, ValueError) as exc:
+        return _fail(exc, EXIT_ERROR)
+    return EXIT_OK
+
+
 def _command_info(args) -> int:
     from .runner import run_info
 
@@ -239,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _command_run(args)
     if args.command == "info":
         return _command_info(args)
+    if args.command == "plot":
+        return _command_plot(args)
     if args.command in ("keys", "scenario-keys"):
         from .scenario import describe_keys
         sys.stdout.write(describe_keys())

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numba.extending
 import numpy as np
 
 _F64, _F32 = np.float64, np.float32
@@ -124,3 +125,32 @@ exp_neg_f32, _ACT32 = _build(_C32, np.int32)
 ACTIVATIONS = {name: {np.dtype(np.float64): _ACT64[name], np.dtype(np.float32): _ACT32[name]}
                for name in _ACT64}
 """Batch activations ``f(t, value, deriv, scratch, n)`` by name and dtype."""
+
+ACTIVATION_IDS = {"sigmoid": 0, "tanh": 1, "relu": 2}
+"""Integer codes of the activations, for :func:`activation_batch`."""
+
+
+def activation_batch(activation_id, t, value, deriv, scratch, n):
+    """Activation ``activation_id`` (see ACTIVATION_IDS) on a batch buffer, from numba code.
+
+    A module-level entry point (resolved at compile time on the dtype of ``t``) so
+    that the kernels calling it can be cached on disk (``cache=True``); the branch
+    on ``activation_id`` is taken once per batch, not per entry.
+    """
+    raise NotImplementedError("activation_batch is callable from numba-compiled code only")
+
+
+@numba.extending.overload(activation_batch, inline="always")
+def _activation_batch_overload(activation_id, t, value, deriv, scratch, n):
+    table = _ACT64 if t.dtype == numba.types.float64 else _ACT32
+    sigmoid, tanh, relu = table["sigmoid"], table["tanh"], table["relu"]
+
+    def implementation(activation_id, t, value, deriv, scratch, n):
+        if activation_id == 0:
+            sigmoid(t, value, deriv, scratch, n)
+        elif activation_id == 1:
+            tanh(t, value, deriv, scratch, n)
+        else:
+            relu(t, value, deriv, scratch, n)
+
+    return implementation

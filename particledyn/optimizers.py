@@ -8,7 +8,8 @@ the state of particle i (its moments) travels with particle i.
 
 Weight decay adds ``weight_decay * x`` to the gradient (coupled L2, as
 PyTorch's ``weight_decay``). Each update is one fused, parallel numba loop
-over the N * D entries, with constants cast to the working dtype.
+over the N * D entries, with constants cast to the working dtype, cached on
+disk (``cache=True``) so a new process does not recompile it.
 """
 from __future__ import annotations
 
@@ -19,20 +20,20 @@ import numpy as np
 from numba import prange
 
 
-@numba.njit(parallel=True, error_model="numpy")
+@numba.njit(parallel=True, error_model="numpy", cache=True)
 def _gd(x, u, wd, out):
     for j in prange(x.size):
         out[j] = u[j] - wd * x[j]
 
 
-@numba.njit(parallel=True, error_model="numpy")
+@numba.njit(parallel=True, error_model="numpy", cache=True)
 def _momentum(x, u, wd, beta, buf, out):
     for j in prange(x.size):
         buf[j] = beta * buf[j] + (wd * x[j] - u[j])
         out[j] = -buf[j]
 
 
-@numba.njit(parallel=True, error_model="numpy")
+@numba.njit(parallel=True, error_model="numpy", cache=True)
 def _adam(x, u, wd, beta1, beta2, c1, c2, eps, m, v, out):
     one = beta1 - beta1 + 1
     for j in prange(x.size):
@@ -42,7 +43,7 @@ def _adam(x, u, wd, beta1, beta2, c1, c2, eps, m, v, out):
         out[j] = -(m[j] / c1) / (math.sqrt(v[j] / c2) + eps)
 
 
-@numba.njit(parallel=True, error_model="numpy")
+@numba.njit(parallel=True, error_model="numpy", cache=True)
 def apply_step(x, direction, lr):
     """x += lr * direction in place; returns the number of non-finite entries."""
     bad = 0

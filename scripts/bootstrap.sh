@@ -37,7 +37,7 @@ fi
 $pip install -q -e ".[dev,topology]"
 
 case "$action" in
-    run)  exec .venv/bin/particledyn run --default --out out/default.h5 --overwrite ;;
+    run)  mkdir -p out && exec .venv/bin/particledyn run --default --out out/default.h5 --overwrite ;;
     test) exec .venv/bin/python -m pytest -q -p no:cacheprovider tests ;;
     setup) echo "bootstrap: ready; activate with: source .venv/bin/activate" ;;
 esac
