@@ -24,7 +24,7 @@ from numba import prange
 
 from particledyn.fastmath import ACTIVATIONS
 
-from .two_layer_numba import CHUNK, LANES, _lane_dot
+from .two_layer_numba import CHUNK, LANES, tree_dot
 
 __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
 
@@ -78,13 +78,14 @@ def _build(act):
             value = np.empty(batch, dtype=positions.dtype)
             deriv = np.empty(batch, dtype=positions.dtype)
             scratch = np.empty(batch, dtype=positions.dtype)
+            products = np.empty(batch, dtype=positions.dtype)
             for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
                 w = positions[i, 0]
                 for b in range(batch):
                     pre[b] = w * layer_input[b]
                 act(pre, value, deriv, scratch, batch)
-                out[i, 1] = -_lane_dot(grad, value, batch)
-                out[i, 0] = -positions[i, 1] * _lane_dot(grad_times_input, deriv, batch)
+                out[i, 1] = -tree_dot(grad, value, products, batch)
+                out[i, 0] = -positions[i, 1] * tree_dot(grad_times_input, deriv, products, batch)
 
     return forward, field
 

@@ -9,9 +9,9 @@ Two passes over the particles, never forming an N x B matrix:
    against G = dL/dF.
 
 Inner loops run over the batch with contiguous (d, B) inputs so that LLVM
-vectorises them; reductions over the batch use eight independent lanes (the
-batch is zero-padded to a multiple of eight) because strict IEEE order forbids
-the compiler from reassociating a single accumulator. Activations come from
+vectorises them; reductions over the batch are pairwise trees of elementwise
+loops (the batch is zero-padded to a multiple of eight) because strict IEEE
+order forbids the compiler from vectorising a running sum. Activations come from
 :mod:`particledyn.fastmath` (see there why loops compile with
 ``error_model="numpy"``); the loops are module-level and cached on disk, so a new
 process does not recompile them.
@@ -27,29 +27,29 @@ from particledyn.fastmath import ACTIVATION_IDS, activation_batch
 CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""
 LANES = 8
-"""Batch padding and reduction lanes."""
+"""Batch padding: the batch is a multiple of LANES, the width of the reduction trees."""
 
 
 @numba.njit(inline="always")
-def _lane_dot(x, y, n):
-    a0 = x[0] * y[0]
-    a1 = x[1] * y[1]
-    a2 = x[2] * y[2]
-    a3 = x[3] * y[3]
-    a4 = x[4] * y[4]
-    a5 = x[5] * y[5]
-    a6 = x[6] * y[6]
-    a7 = x[7] * y[7]
-    for b in range(LANES, n, LANES):
-        a0 += x[b] * y[b]
-        a1 += x[b + 1] * y[b + 1]
-        a2 += x[b + 2] * y[b + 2]
-        a3 += x[b + 3] * y[b + 3]
-        a4 += x[b + 4] * y[b + 4]
-        a5 += x[b + 5] * y[b + 5]
-        a6 += x[b + 6] * y[b + 6]
-        a7 += x[b + 7] * y[b + 7]
-    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+def tree_dot(x, y, buf, n):
+    """sum_b x[b] y[b] for n a multiple of LANES, by pairwise halving in ``buf``.
+
+    Every step is an elementwise loop, so it vectorises without reassociation
+    (a running sum cannot: strict IEEE order), and the order is fixed.
+    """
+    for b in range(n):
+        buf[b] = x[b] * y[b]
+    m = n
+    while m > LANES and m % (2 * LANES) == 0:
+        half = m // 2
+        for b in range(half):
+            buf[b] += buf[b + half]
+        m = half
+    while m > LANES:
+        m -= LANES
+        for b in range(LANES):
+            buf[b] += buf[m + b]
+    return ((buf[0] + buf[1]) + (buf[2] + buf[3])) + ((buf[4] + buf[5]) + (buf[6] + buf[7]))
 
 
 @numba.njit(inline="always")
@@ -106,6 +106,7 @@ def field(activation_id, positions, inputs_t, grad_out, out):
         value = np.empty(batch, dtype=positions.dtype)
         deriv = np.empty(batch, dtype=positions.dtype)
         weighted = np.empty(batch, dtype=positions.dtype)
+        products = np.empty(batch, dtype=positions.dtype)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             _preactivation(positions, i, inputs_t, pre, d, batch)
             activation_batch(activation_id, pre, value, deriv, weighted, batch)
@@ -119,9 +120,9 @@ def field(activation_id, positions, inputs_t, grad_out, out):
             for b in range(batch):
                 weighted[b] *= deriv[b]
             for c in range(n_out):
-                out[i, d + c] = -_lane_dot(grad_out[c], value, batch)
+                out[i, d + c] = -tree_dot(grad_out[c], value, products, batch)
             for k in range(d):
-                out[i, k] = -_lane_dot(inputs_t[k], weighted, batch)
+                out[i, k] = -tree_dot(inputs_t[k], weighted, products, batch)
 
 
 def compiled_loops(activation: str, dtype) -> tuple:
