@@ -62,7 +62,8 @@ class TwoLayerNet(Kernel):
         if inputs.ndim != 2 or inputs.shape[0] == 0:
             raise ValueError(f"inputs of shape {inputs.shape}: expected (n, d) with n >= 1")
         if not np.all(np.isfinite(inputs)):
-            raise ValueError("inputs contain NaN or inf: expected finite values")
+            row, col = np.argwhere(~np.isfinite(inputs))[0]
+            raise ValueError(f"inputs[{row}, {col}] = {inputs[row, col]}: expected finite values")
         targets = self._check_targets(np.asarray(targets), inputs.shape[0], loss, n_outputs)
         self.inputs, self.targets = inputs, targets
         self.activation, self.loss_name, self.scaling = activation, loss, scaling
@@ -82,12 +83,15 @@ class TwoLayerNet(Kernel):
             raise ValueError(f"targets with {targets.shape[0]} rows: expected {n} (one per input)")
         if loss == "cross_entropy":
             if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0:
-                raise ValueError("targets for cross_entropy: expected a 1-D array of non-negative integer labels")
+                raise ValueError(f"targets of shape {targets.shape} and dtype {targets.dtype} (min "
+                                 f"{targets.min()}) for cross_entropy: expected a 1-D array of "
+                                 f"non-negative integer labels")
             if n_outputs is not None and targets.max() >= n_outputs:
                 raise ValueError(f"label {targets.max()} with n_outputs={n_outputs}: expected labels < n_outputs")
             return targets.astype(np.int64)
         if not np.all(np.isfinite(targets)):
-            raise ValueError("targets contain NaN or inf: expected finite values")
+            index = tuple(int(i) for i in np.argwhere(~np.isfinite(targets))[0])
+            raise ValueError(f"targets[{', '.join(map(str, index))}] = {targets[index]}: expected finite values")
         return targets.astype(np.float64)
 
     # -- context -----------------------------------------------------------------

@@ -146,11 +146,11 @@ Y = np.arange(6) % 3
     ({"scaling": "ntk"}, "scaling='ntk': expected one of"),
     ({"inputs": np.zeros(6)}, "inputs of shape (6,): expected (n, d) with n >= 1"),
     ({"inputs": np.zeros((0, 2)), "targets": np.zeros(0)}, "inputs of shape (0, 2)"),
-    ({"inputs": _with(Z, 2, 1, np.inf)}, "inputs contain NaN or inf: expected finite values"),
+    ({"inputs": _with(Z, 2, 1, np.inf)}, "inputs[2, 1] = inf: expected finite values"),
     ({"targets": np.zeros(5)}, "targets with 5 rows: expected 6 (one per input)"),
-    ({"targets": np.full(6, np.nan)}, "targets contain NaN or inf"),
-    ({"loss": "cross_entropy", "targets": Y + 0.5}, "targets for cross_entropy: expected a 1-D array of non-negative integer"),
-    ({"loss": "cross_entropy", "targets": Y - 1}, "targets for cross_entropy"),
+    ({"targets": np.full(6, np.nan)}, "targets[0] = nan: expected finite values"),
+    ({"loss": "cross_entropy", "targets": Y + 0.5}, "dtype float64 (min 0.5) for cross_entropy: expected a 1-D array of non-negative integer"),
+    ({"loss": "cross_entropy", "targets": Y - 1}, "(min -1) for cross_entropy"),
     ({"loss": "cross_entropy", "targets": Y, "n_outputs": 2}, "label 2 with n_outputs=2: expected labels < n_outputs"),
 ])
 def test_bad_two_layer_arguments(options, text):
