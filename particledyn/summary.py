@@ -217,6 +217,17 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
 
+def _max_by_source(eta: dict[str, Any]) -> str:
+    """'1.25 (sharpness), 0.0002 (pairwise_lipschitz)': every K the run recorded, since
+    lambda_max of the Hessian and the pairwise K of Lemma 4 can differ by orders of magnitude."""
+    sources = [s for s in K_SOURCES if s in eta["max"]]
+    if "pairwise_lipschitz" in sources and "lemmas" in sources:
+        sources.remove("lemmas")  # the same number as pairwise_lipschitz
+    if not sources:
+        return "n/a"
+    return ", ".join(f"{_fmt(eta['max'][s])} ({s})" for s in sources)
+
+
 def _verdict(summary: dict[str, Any]) -> str:
     betti, merges, eta = summary["betti"], summary["merges"], summary["eta_K"]
     source = summary["K_source"]
@@ -225,7 +236,7 @@ def _verdict(summary: dict[str, Any]) -> str:
     tail = "" if summary["finished"] else f"; run not finished (last record at step {last})"
     if summary["topology_preserved"] is None:
         return ("no topology observables recorded (add the betti and merges observers); "
-                f"max eta*K = {_fmt(eta['max'].get(source))}{K_note}{tail}")
+                f"max eta*K = {_max_by_source(eta)}{tail}")
     if summary["topology_preserved"]:
         parts = []
         if betti["recorded"]:
@@ -233,8 +244,7 @@ def _verdict(summary: dict[str, Any]) -> str:
         else:
             parts.append(f"Betti numbers not recorded, over {last} steps")
         parts.append("no merges" if merges["recorded"] else "merges not recorded")
-        return (f"topology preserved: {', '.join(parts)}, max eta*K = "
-                f"{_fmt(eta['max'].get(source))}{K_note}{tail}")
+        return f"topology preserved: {', '.join(parts)}, max eta*K = {_max_by_source(eta)}{tail}"
     merge_step = merges.get("first_merge_step") if merges["recorded"] else None
     if betti["recorded"] and betti["first_change_step"] is not None:
         text = (f"topology changed at step {betti['first_change_step']} (Betti "
@@ -248,7 +258,7 @@ def _verdict(summary: dict[str, Any]) -> str:
                     else "Betti numbers not recorded")
         text = (f"topology changed at step {merge_step} (first merge; {constant}), "
                 f"eta*K = {_fmt(eta['at_first_merge'].get(source))} there{K_note}")
-    return f"{text}; max eta*K = {_fmt(eta['max'].get(source))}{tail}"
+    return f"{text}; max eta*K = {_max_by_source(eta)}{tail}"
 
 
 def summarize_run(path) -> dict[str, Any]:

@@ -43,8 +43,10 @@ def test_small_learning_rate_keeps_the_topology(small_lr_run):
     assert set(s["eta_K"]["sources"]) == {"sharpness", "pairwise_lipschitz", "lemmas"}
     _, loss = _series(small_lr_run, "loss", "loss")
     assert s["loss"]["final_train"] == pytest.approx(loss[-1]) and loss[-1] < loss[0]
+    _, pairwise = _series(small_lr_run, "pairwise_lipschitz", "eta_K")
     assert s["verdict"] == ("topology preserved: Betti (1, 2) constant over 40 steps, no merges, "
-                            f"max eta*K = {eta_K.max():.3g} (sharpness)")
+                            f"max eta*K = {eta_K.max():.3g} (sharpness), "
+                            f"{np.nanmax(pairwise):.3g} (pairwise_lipschitz)")
 
 
 def test_large_learning_rate_changes_the_topology(large_lr_run):
@@ -105,7 +107,7 @@ def test_atom_drop_between_records_counts_as_a_merge_and_eta_K_is_read_at_or_bef
     assert s["eta_K"]["max_step"] == {"pairwise_lipschitz": 25}
     assert s["betti"] == {"recorded": False}
     assert s["verdict"] == ("topology changed at step 20 (first merge; Betti numbers not recorded), "
-                            "eta*K = 0.9 there (pairwise_lipschitz); max eta*K = 3")
+                            "eta*K = 0.9 there (pairwise_lipschitz); max eta*K = 3 (pairwise_lipschitz)")
 
 
 def test_betti_change_several_scales_and_unfinished_run(tmp_path):
@@ -123,7 +125,7 @@ def test_betti_change_several_scales_and_unfinished_run(tmp_path):
     assert s["eta_K"]["at_betti_change"]["sharpness"] == pytest.approx(3.0)
     assert s["loss"] == {"initial_train": 2.0, "final_train": 0.5, "initial_test": 2.5, "final_test": None}
     assert s["verdict"] == ("topology changed at step 20 (Betti [(1, 2, 0), (1, 0, 0)] -> "
-                            "[(1, 1, 0), (1, 0, 0)]), eta*K = 3 there (sharpness); max eta*K = 3; "
+                            "[(1, 1, 0), (1, 0, 0)]), eta*K = 3 there (sharpness); max eta*K = 3 (sharpness); "
                             "run not finished (last record at step 20)")
     json.dumps(s, allow_nan=False)  # NaN became None
 

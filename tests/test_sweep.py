@@ -101,8 +101,8 @@ def test_the_table_agrees_with_the_run_files(interrupted):
         assert table["K_mean"][i] == pytest.approx(np.nanmean(lam), rel=1e-12)
         assert table["final_loss"][i] == pytest.approx(loss[-1], rel=1e-12)
         s = summarize_run(path)
-        assert table["first_merge_step"][i] == (s["merges"]["first_merge_step"] or -1) if \
-            s["merges"]["first_merge_step"] is not None else table["first_merge_step"][i] == -1
+        expected = s["merges"]["first_merge_step"]
+        assert table["first_merge_step"][i] == (-1 if expected is None else expected)
         assert table["topology_preserved"][i] == int(s["topology_preserved"])
 
 

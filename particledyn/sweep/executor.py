@@ -72,6 +72,8 @@ def file_state(path: str, steps: int) -> str:
 
     if not os.path.exists(path):
         return "missing"
+    if not os.path.isfile(path):
+        return "restart"
     try:
         info = run_info(path)
     except (OSError, KeyError, ValueError):
