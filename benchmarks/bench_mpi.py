@@ -1,5 +1,6 @@
 """MPI-sharded step vs one process: seconds per step at N = 10^6 on 1 and 2 ranks (numba 1 thread each),
-and one rank with 2 numba threads as the shared-memory peer. Median of the steps of each run.
+and one rank with 2 numba threads as the shared-memory peer (mean over the steps after a warm-up
+step; OpenMPI gets --bind-to none so that a rank may use 2 threads).
 
     python benchmarks/bench_mpi.py [--n 1000000] [--steps 6]
 """

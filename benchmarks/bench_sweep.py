@@ -7,13 +7,12 @@ shared, and each side is timed --repeats times (median):
 - serial: :func:`particledyn.sweep.execute_run` on each run, in this process;
 - sweep, 1 worker: :func:`particledyn.sweep.run_sweep` on a LocalCluster of one 1-thread worker
   (the same work, one run at a time: its extra time is the sweep's overhead -- scheduling,
-  pickling, file-state checks, the summary table and the phase diagram);
+  pickling, file-state checks and the summary table; the phase diagram is timed apart);
 - sweep, 2 workers: the speed-up on this 2-core machine.
 
     python benchmarks/bench_sweep.py [--repeats 3]
 """
 import argparse
-import logging
 import os
 import shutil
 import statistics
@@ -39,7 +38,6 @@ n = [128]
 
 def main():
     import numba
-    from distributed import Client, LocalCluster
 
     from particledyn.sweep import execute_run, load_sweep, run_sweep
     from particledyn.sweep.executor import measure_grid_K0
@@ -63,20 +61,21 @@ def main():
 
     results = {}
     for workers in (1, 2):
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        with Client(cluster) as client:
+        from particledyn.sweep.executor import open_client
+        from particledyn.sweep.grid import ClusterSpec
+
+        with open_client(ClusterSpec("", workers, 1)) as client:
             if not (root / "K0.json").exists():
                 K0, _ = measure_grid_K0(spec, client, root)
             run_sweep(sweep, out=fresh("warm"), client=client, progress=False)  # compile on the workers
             times = []
             for r in range(args.repeats):
                 began = time.perf_counter()
-                result = run_sweep(sweep, out=fresh(f"w{workers}_{r}"), client=client, progress=False)
+                result = run_sweep(sweep, out=fresh(f"w{workers}_{r}"), client=client, progress=False,
+                                   plot=False)
                 times.append(time.perf_counter() - began)
                 assert result.counts.get("finished", 0) == 8, result.counts
             results[f"sweep, {workers} worker{'s' * (workers > 1)}"] = statistics.median(times)
-        cluster.close()
 
     import json
     K0 = {}
@@ -102,6 +101,12 @@ def main():
     for label, value in results.items():
         print(f"  {label:<19}: {value:.2f} s  ({value / n_runs:.3f} s/run)  ratio to serial {value / serial:.3f}"
               f"  per-run overhead {(value - serial) / serial * 100:+.1f}%")
+    from particledyn.sweep import plot_phase_diagram
+
+    began = time.perf_counter()
+    plot_phase_diagram(result.rows, root / "phase.png")
+    print(f"  (the phase diagram, drawn once per sweep call and left out above: "
+          f"{time.perf_counter() - began:.2f} s)")
     shutil.rmtree(root, ignore_errors=True)
 
 

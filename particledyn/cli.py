@@ -28,6 +28,7 @@ examples:
                                            continue a killed or finished run to 5000 steps
   particledyn info a.h5                    what a run file holds, how far it got
   particledyn plot a.h5                    figures (a_figures/*.png) and the verdict (a_summary.json)
+  particledyn sweep grid.toml              a grid of runs (lr, seeds, N) on Dask, with the phase diagram
   particledyn keys                         every scenario key, its type, default and meaning
   particledyn show-default > my.toml       a scenario to start from
 
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                                            "diverged), frames, checkpoint, observables and settings.")
     info.add_argument("path", metavar="RUN.h5")
 
+    # listed for --help only: main() hands `sweep ...` to particledyn.sweep.sweep_main
+    commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask")
     commands.add_parser("keys", aliases=["scenario-keys"],
                         help="list every scenario key with its type, default and meaning",
                         description="List every documented scenario key.")
@@ -261,6 +264,11 @@ def _command_info(args) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``particledyn`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["sweep"]:
+        from .sweep import sweep_main
+
+        return sweep_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

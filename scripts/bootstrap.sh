@@ -13,6 +13,7 @@ python_bin="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 need_apt=()
 "$python_bin" -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 command -v g++ >/dev/null || need_apt+=(g++)
+command -v mpiexec >/dev/null || need_apt+=(openmpi-bin libopenmpi-dev)   # MPI-sharded runs
 "$python_bin" -c "import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')) else 1)" \
     || need_apt+=(python3-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -34,7 +35,7 @@ if ! .venv/bin/python -c "import dionysus" 2>/dev/null; then
     echo "bootstrap: building dionysus against Boost headers in $boost_include (a few minutes)"
     CPATH="$boost_include${CPATH:+:$CPATH}" $pip install -q "dionysus>=2.2"
 fi
-$pip install -q -e ".[dev,topology]"
+$pip install -q -e ".[dev,topology,dist]"
 
 case "$action" in
     run)  mkdir -p out && exec .venv/bin/particledyn run --default --out out/default.h5 --overwrite ;;

@@ -67,7 +67,6 @@ def test_an_interrupted_sweep_resumes_without_redoing_finished_runs(interrupted)
 def test_learning_rates_are_multiples_of_the_measured_eta_star(interrupted):
     from particledyn.runner import prepare
     from particledyn.scenario import load_scenario
-    from particledyn.geometry.sharpness import top_eigenpairs
 
     rows = interrupted[1].rows
     row = next(r for r in rows if r["seed"] == 1)

@@ -44,7 +44,6 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 __all__ = ["SweepError", "SweepSpec", "RunSpec", "parse_sweep", "load_sweep", "base_raw",
            "run_scenario", "expand_runs", "measure_K0", "K0_fingerprint"]

@@ -17,7 +17,8 @@ Run::
 
     mpiexec -n 2 python -m particledyn.sweep.mpi SCENARIO.toml --steps 100 --out final.npz
 
-(as root, OpenMPI needs ``--allow-run-as-root --oversubscribe``). Observers are not run in a
+(as root, OpenMPI needs ``--allow-run-as-root --oversubscribe``; add ``--bind-to none`` when a
+rank runs several numba threads). Observers are not run in a
 sharded run; rank 0 writes the final positions and the time per step.
 """
 from __future__ import annotations
