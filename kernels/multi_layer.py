@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from particledyn.kernel import Kernel
+from particledyn.kernel import Kernel, output_coefficients, shared_batch
 
 from . import multi_layer_numba as fused
 from .activations_reference import activation_reference
@@ -109,20 +109,14 @@ class MultiLayerNet(Kernel):
     # -- context -----------------------------------------------------------------
     def context(self, step, rng, batch_size):
         """The batch (inputs, targets) shared by all particles at this step."""
-        n = self.inputs.shape[0]
-        if batch_size is None or batch_size >= n:
-            return self.inputs, self.targets
-        index = np.sort(rng.choice(n, size=batch_size, replace=False))
-        return self.inputs[index], self.targets[index]
+        return shared_batch(self.inputs, self.targets, rng, batch_size)
 
     def evaluation_context(self):
         return self.inputs, self.targets
 
     # -- field, loss, hvp --------------------------------------------------------
     def _coefficients(self, masses, dtype):
-        if self.scaling == "mean_field":
-            return np.asarray(masses, dtype=dtype)
-        return np.ones(len(masses), dtype=dtype)
+        return output_coefficients(masses, self.scaling, dtype)
 
     def _forward(self, positions, masses, inputs):
         """Padded block inputs h_0..h_{L-1} (working dtype), chain factors J_l (float64), F (float64)."""

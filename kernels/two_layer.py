@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from particledyn.kernel import Kernel
+from particledyn.kernel import Kernel, output_coefficients, shared_batch
 
 from . import two_layer_numba as fused
 from .activations_reference import activation_reference
@@ -97,20 +97,14 @@ class TwoLayerNet(Kernel):
     # -- context -----------------------------------------------------------------
     def context(self, step, rng, batch_size):
         """The batch (inputs, targets) shared by all particles at this step."""
-        n = self.inputs.shape[0]
-        if batch_size is None or batch_size >= n:
-            return self.inputs, self.targets
-        index = np.sort(rng.choice(n, size=batch_size, replace=False))
-        return self.inputs[index], self.targets[index]
+        return shared_batch(self.inputs, self.targets, rng, batch_size)
 
     def evaluation_context(self):
         return self.inputs, self.targets
 
     # -- field, loss, hvp --------------------------------------------------------
     def _coefficients(self, masses, dtype):
-        if self.scaling == "mean_field":
-            return np.asarray(masses, dtype=dtype)
-        return np.ones(len(masses), dtype=dtype)
+        return output_coefficients(masses, self.scaling, dtype)
 
     def outputs(self, positions, masses, inputs):
         """Network outputs F, shape (B, C), computed in float64."""

@@ -76,6 +76,24 @@ class Kernel:
         return {"name": self.name, "dim": self.dim}
 
 
+def shared_batch(inputs: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
+                 batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The mini-batch (inputs, targets) shared by all particles: ``batch_size`` rows drawn
+    without replacement by ``rng`` (in data order), or the full data set when None."""
+    n = inputs.shape[0]
+    if batch_size is None or batch_size >= n:
+        return inputs, targets
+    index = np.sort(rng.choice(n, size=batch_size, replace=False))
+    return inputs[index], targets[index]
+
+
+def output_coefficients(masses: np.ndarray, scaling: str, dtype) -> np.ndarray:
+    """Per-neuron output coefficients: m_i in mean-field scaling, 1 in standard scaling."""
+    if scaling == "mean_field":
+        return np.asarray(masses, dtype=dtype)
+    return np.ones(len(masses), dtype=dtype)
+
+
 def finite_difference_jvp(kernel: Kernel, positions, masses, context, vector) -> np.ndarray:
     """-(U(X + hV) - U(X - hV)) / 2h: the Jacobian of -U along V by central differences.
 

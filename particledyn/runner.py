@@ -25,6 +25,7 @@ from .config.checks import ScenarioError
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES, BuildContext
 from .scenario import Scenario, validate_scenario
+from .io.h5md_writer import _process_alive
 from .sinks import Sink
 
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
@@ -467,15 +468,9 @@ def validate_scenario_resolved(resolved: dict) -> dict:
 
 # ---------------------------------------------------------------- info
 def _writer_alive(pid: int, host: str) -> bool:
-    if pid <= 0 or host != socket.gethostname() or pid == os.getpid():
+    if host != socket.gethostname() or pid == os.getpid():
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return _process_alive(pid)
 
 
 def run_info(path: str) -> dict:

@@ -243,11 +243,13 @@ def test_default_scenario_runs_end_to_end_from_the_cli(default_run):
     assert out.startswith("wrote default.h5: 12 steps, finished")
     info = run_info(str(directory / "default.h5"))
     assert info["status"] == "finished" and info["last_step"] == 12 and info["total_steps"] == 12
-    assert set(info["observables"]) == {"loss", "pairwise_lipschitz", "merges", "betti"}
-    assert info["n_particles"] == 400 and info["dim"] == 2
+    assert set(info["observables"]) == {"loss", "pairwise_lipschitz", "sharpness", "merges", "betti"}
+    assert info["n_particles"] == 1000 and info["dim"] == 2
     with open_run(str(directory / "default.h5")) as run:
         steps, loss = run.observable("loss", "loss")
-        assert list(steps) == list(range(13)) and loss[-1] < loss[0]
+        assert list(steps) == [0] and np.isfinite(loss[0])   # every 25 steps
+        steps, _ = run.observable("pairwise_lipschitz", "eta_K")
+        assert list(steps) == [0, 10]
         _, betti = run.observable("betti", "betti")
         assert tuple(betti[0][0]) == (1, 2)  # the genus-2 start: one component, two holes
 

@@ -43,12 +43,13 @@ def with_value(path, value):
 
 def test_default_scenario_resolves_every_applicable_key():
     resolved = default_scenario().resolved
-    assert resolved["run"]["steps"] == 200 and resolved["data"]["kind"] == "teacher_student"
+    assert resolved["run"]["steps"] == 500 and resolved["data"]["kind"] == "teacher_student"
     assert resolved["data"]["seed"] == resolved["run"]["seed"]  # derived default
     assert resolved["output"]["path"] == "default.h5" and resolved["output"]["dtype"] == "float64"
     assert resolved["kernel"]["loss"] == "mse"
-    assert [o["type"] for o in resolved["observers"]] == ["loss", "pairwise_lipschitz", "merges", "betti"]
-    assert resolved["observers"][1]["k"] == 6 and resolved["observers"][3]["scale"] == [0.25]
+    assert [o["type"] for o in resolved["observers"]] == ["loss", "pairwise_lipschitz", "sharpness", "merges",
+                                                          "betti"]
+    assert resolved["observers"][1]["k"] == 6 and resolved["observers"][4]["scale"] == [0.1]
     # a resolved scenario validates to itself (what a resumed run relies on)
     assert validate_scenario_resolved(resolved) == resolved
 

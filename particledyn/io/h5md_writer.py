@@ -625,6 +625,7 @@ class H5MDSink(Sink):
 
 
 def _process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0)."""
     if pid <= 0:
         return False
     try:
