@@ -1,6 +1,7 @@
 """Sweep overhead: the same runs through dask.distributed vs one after another in this process.
 
-Eight teacher-student runs (N = 128, 30 steps, sharpness and merges every step). Both sides are
+Eight teacher-student runs (by default N = 128, 30 steps; --n and --steps make them longer),
+with sharpness and merges every step. Both sides are
 warmed up first (numba compiled in this process and in the worker), K0 is measured once and
 shared, and each side is timed --repeats times (median):
 
@@ -10,7 +11,7 @@ shared, and each side is timed --repeats times (median):
   pickling, file-state checks and the summary table; the phase diagram is timed apart);
 - sweep, 2 workers: the speed-up on this 2-core machine.
 
-    python benchmarks/bench_sweep.py [--repeats 3]
+    python benchmarks/bench_sweep.py [--repeats 3] [--steps 30] [--n 128]
 """
 import argparse
 import os
@@ -22,17 +23,17 @@ from pathlib import Path
 
 BASE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps",
                                     "teacher_student_base.toml"))
-SWEEP = f"""
+SWEEP = """
 [sweep]
 name = "bench"
-base = "{BASE}"
-steps = 30
+base = "{base}"
+steps = {steps}
 [sweep.set]
 "output.checkpoint_every" = 10
 [grid]
 lr_factor = [0.05, 0.1, 0.5, 1.0]
 seed = [0, 1]
-n = [128]
+n = [{n}]
 """
 
 
@@ -45,10 +46,12 @@ def main():
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=30, help="steps per run (longer runs: less overhead)")
+    parser.add_argument("--n", type=int, default=128, help="particles per run")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench_sweep_"))
     sweep = root / "bench.toml"
-    sweep.write_text(SWEEP)
+    sweep.write_text(SWEEP.format(base=BASE, steps=args.steps, n=args.n))
     spec = load_sweep(sweep)
     numba.set_num_threads(1)
 

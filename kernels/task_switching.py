@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 
 from particledyn.kernel import Kernel
 

@@ -67,7 +67,7 @@ def hessian_vector_reference(positions, masses, inputs, targets, activation, sca
     """(1/s) H V: the Jacobian of -U applied to V, by the exact second-order formulas."""
     d = inputs.shape[1]
     coef = _coefficients(masses, scaling)
-    w, a = positions[:, :d], positions[:, d:]
+    a = positions[:, d:]
     vw, va = vector[:, :d], vector[:, d:]
     outputs, t = forward_reference(positions, masses, inputs, activation, scaling)
     _, grad_out = loss_and_output_gradient(outputs, targets, loss)

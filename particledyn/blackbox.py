@@ -1,7 +1,7 @@
 """Black-box update rules: any function X -> U, checked for permutation equivariance."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 

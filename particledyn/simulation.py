@@ -1,9 +1,7 @@
 """The simulation loop: steps the particles, calls observers on a cadence, feeds a sink."""
 from __future__ import annotations
 
-import os
-import time as _time
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numba
 import numpy as np

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":  # a misuse, not a skip: the module means nothing without it
     raise RuntimeError("run this module with NUMBA_ENABLE_CUDASIM=1 (see tests/test_gpu_cudasim.py)")
 
-from particledyn import GD, SGD, Adam, DeepSetsKernel, DivergenceError, MemorySink, Momentum, Observer, Simulation
+from particledyn import GD, SGD, Adam, DeepSetsKernel, DivergenceError, Momentum, Observer, Simulation
 from particledyn.backends import cuda_deepsets, cuda_two_layer, get_backend
 from particledyn.backends.cuda_common import SEQUENTIAL_ROWS, sum_rows
 from particledyn.backends.cuda_deepsets import CudaDeepSetsKernel

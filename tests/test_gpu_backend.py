@@ -7,7 +7,7 @@ import pytest
 
 import gpu_support
 import particledyn.backends as backends
-from particledyn import GD, Adam, MemorySink, Optimizer
+from particledyn import MemorySink, Optimizer
 from particledyn.backends import Backend, GpuUnavailableError, get_array_module, get_backend
 from particledyn.backends.cuda_optimizers import DeviceOptimizer
 from particledyn.backends.device_simulation import DeviceSimulation, FrameStager

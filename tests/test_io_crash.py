@@ -1,5 +1,4 @@
 """Crash safety and live reading: writers killed with SIGKILL, readers polling a file being written."""
-import os
 import signal
 import subprocess
 import sys
