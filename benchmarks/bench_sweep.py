@@ -99,7 +99,7 @@ def main():
         times.append(time.perf_counter() - began)
     serial = statistics.median(times)
     n_runs = len(runs)
-    print(f"{n_runs} runs (N = 128, 30 steps), median of {args.repeats}, wall seconds:")
+    print(f"{n_runs} runs (N = {args.n}, {args.steps} steps), median of {args.repeats}, wall seconds:")
     print(f"  serial, in process : {serial:.2f} s  ({serial / n_runs:.3f} s/run)")
     for label, value in results.items():
         print(f"  {label:<19}: {value:.2f} s  ({value / n_runs:.3f} s/run)  ratio to serial {value / serial:.3f}"
