@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-from particledyn.kernel import Kernel, output_coefficients, shared_batch
+from particledyn.kernel import SupervisedKernel
 
 from . import multi_layer_numba as fused
 from .activations_reference import activation_reference
@@ -43,7 +43,7 @@ def _check_groups(groups) -> tuple[int, ...]:
     return tuple(int(size) for size in groups)
 
 
-class MultiLayerNet(Kernel):
+class MultiLayerNet(SupervisedKernel):
     """Multi-layer scalar network on a fixed data set; each hidden layer is a particle group.
 
     Parameters
@@ -106,18 +106,7 @@ class MultiLayerNet(Kernel):
             raise ValueError(f"{targets_name} contain NaN or inf: expected finite values")
         return inputs, targets.reshape(-1)
 
-    # -- context -----------------------------------------------------------------
-    def context(self, step, rng, batch_size):
-        """The batch (inputs, targets) shared by all particles at this step."""
-        return shared_batch(self.inputs, self.targets, rng, batch_size)
-
-    def evaluation_context(self):
-        return self.inputs, self.targets
-
     # -- field, loss, hvp --------------------------------------------------------
-    def _coefficients(self, masses, dtype):
-        return output_coefficients(masses, self.scaling, dtype)
-
     def _forward(self, positions, masses, inputs):
         """Padded block inputs h_0..h_{L-1} (working dtype), chain factors J_l (float64), F (float64)."""
         self.check_positions(positions)

@@ -22,93 +22,85 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import ACTIVATIONS
+from particledyn.fastmath import activation_batch, activation_id
 
 from .two_layer_numba import CHUNK, LANES, tree_dot
 
 __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
 
 
-def _build(act):
-    @numba.njit(parallel=True, error_model="numpy")
-    def forward(positions, coef, layer_input, with_jacobian):
-        n = positions.shape[0]
-        batch = layer_input.shape[0]
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        partial_h = np.zeros((n_chunks, batch), dtype=np.float64)
-        partial_j = np.zeros((n_chunks, batch), dtype=np.float64)
-        for chunk in prange(n_chunks):
-            pre = np.empty(batch, dtype=positions.dtype)
-            value = np.empty(batch, dtype=positions.dtype)
-            deriv = np.empty(batch, dtype=positions.dtype)
-            scratch = np.empty(batch, dtype=positions.dtype)
-            wide = np.empty(batch, dtype=np.float64)
-            acc_h = partial_h[chunk]
-            acc_j = partial_j[chunk]
-            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-                w = positions[i, 0]
+@numba.njit(parallel=True, error_model="numpy", cache=True)
+def forward(activation_id, positions, coef, layer_input, with_jacobian):
+    """h = sum_i c_i a_i sigma(w_i h_in) and (optionally) dh/dh_in, float64, chunk-ordered."""
+    n = positions.shape[0]
+    batch = layer_input.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    partial_h = np.zeros((n_chunks, batch), dtype=np.float64)
+    partial_j = np.zeros((n_chunks, batch), dtype=np.float64)
+    for chunk in prange(n_chunks):
+        pre = np.empty(batch, dtype=positions.dtype)
+        value = np.empty(batch, dtype=positions.dtype)
+        deriv = np.empty(batch, dtype=positions.dtype)
+        scratch = np.empty(batch, dtype=positions.dtype)
+        wide = np.empty(batch, dtype=np.float64)
+        acc_h = partial_h[chunk]
+        acc_j = partial_j[chunk]
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            w = positions[i, 0]
+            for b in range(batch):
+                pre[b] = w * layer_input[b]
+            activation_batch(activation_id, pre, value, deriv, scratch, batch)
+            weight = np.float64(coef[i] * positions[i, 1])
+            for b in range(batch):
+                wide[b] = value[b]
+            for b in range(batch):
+                acc_h[b] += weight * wide[b]
+            if with_jacobian:
+                weight_w = weight * np.float64(w)
                 for b in range(batch):
-                    pre[b] = w * layer_input[b]
-                act(pre, value, deriv, scratch, batch)
-                weight = np.float64(coef[i] * positions[i, 1])
+                    wide[b] = deriv[b]
                 for b in range(batch):
-                    wide[b] = value[b]
-                for b in range(batch):
-                    acc_h[b] += weight * wide[b]
-                if with_jacobian:
-                    weight_w = weight * np.float64(w)
-                    for b in range(batch):
-                        wide[b] = deriv[b]
-                    for b in range(batch):
-                        acc_j[b] += weight_w * wide[b]
-        h = np.zeros(batch, dtype=np.float64)
-        jacobian = np.zeros(batch, dtype=np.float64)
-        for chunk in range(n_chunks):
-            h += partial_h[chunk]
-            jacobian += partial_j[chunk]
-        return h, jacobian
+                    acc_j[b] += weight_w * wide[b]
+    h = np.zeros(batch, dtype=np.float64)
+    jacobian = np.zeros(batch, dtype=np.float64)
+    for chunk in range(n_chunks):
+        h += partial_h[chunk]
+        jacobian += partial_j[chunk]
+    return h, jacobian
 
-    @numba.njit(parallel=True, error_model="numpy")
-    def field(positions, layer_input, grad, grad_times_input, out):
-        n = positions.shape[0]
-        batch = layer_input.shape[0]
-        n_chunks = (n + CHUNK - 1) // CHUNK
-        for chunk in prange(n_chunks):
-            pre = np.empty(batch, dtype=positions.dtype)
-            value = np.empty(batch, dtype=positions.dtype)
-            deriv = np.empty(batch, dtype=positions.dtype)
-            scratch = np.empty(batch, dtype=positions.dtype)
-            products = np.empty(batch, dtype=positions.dtype)
-            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-                w = positions[i, 0]
-                for b in range(batch):
-                    pre[b] = w * layer_input[b]
-                act(pre, value, deriv, scratch, batch)
-                out[i, 1] = -tree_dot(grad, value, products, batch)
-                out[i, 0] = -positions[i, 1] * tree_dot(grad_times_input, deriv, products, batch)
-
-    return forward, field
-
-
-_COMPILED: dict = {}
+@numba.njit(parallel=True, error_model="numpy", cache=True)
+def field(activation_id, positions, layer_input, grad, grad_times_input, out):
+    """The block's field: -(a_i-part, w_i-part) against the backpropagated gradient."""
+    n = positions.shape[0]
+    batch = layer_input.shape[0]
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    for chunk in prange(n_chunks):
+        pre = np.empty(batch, dtype=positions.dtype)
+        value = np.empty(batch, dtype=positions.dtype)
+        deriv = np.empty(batch, dtype=positions.dtype)
+        scratch = np.empty(batch, dtype=positions.dtype)
+        products = np.empty(batch, dtype=positions.dtype)
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            w = positions[i, 0]
+            for b in range(batch):
+                pre[b] = w * layer_input[b]
+            activation_batch(activation_id, pre, value, deriv, scratch, batch)
+            out[i, 1] = -tree_dot(grad, value, products, batch)
+            out[i, 0] = -positions[i, 1] * tree_dot(grad_times_input, deriv, products, batch)
 
 
 def compiled_loops(activation: str, dtype) -> tuple:
-    """(forward, field) numba functions of one block, for an activation name and dtype (compiled once).
+    """(forward, field) of one block for an activation name and dtype, as functions of the arrays.
 
     ``forward(positions, coef, layer_input, with_jacobian) -> (h, jacobian)``, both float64
     of the padded batch length; ``field(positions, layer_input, grad, grad_times_input, out)``
     writes the block's field into ``out``.
     """
-    key = (activation, np.dtype(dtype))
-    if key not in _COMPILED:
-        try:
-            act = ACTIVATIONS[activation][np.dtype(dtype)]
-        except KeyError:
-            raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
-                             f"{sorted(ACTIVATIONS)} with float32 or float64") from None
-        _COMPILED[key] = _build(act)
-    return _COMPILED[key]
+    code = activation_id(activation, dtype)
+    return (lambda positions, coef, layer_input, with_jacobian:
+            forward(code, positions, coef, layer_input, with_jacobian),
+            lambda positions, layer_input, grad, grad_times_input, out:
+            field(code, positions, layer_input, grad, grad_times_input, out))
 
 
 def pad_vector(values: np.ndarray, dtype) -> np.ndarray:

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from particledyn.kernel import Kernel, output_coefficients, shared_batch
+from particledyn.kernel import SupervisedKernel
 
 from . import two_layer_numba as fused
 from .activations_reference import activation_reference
-from .two_layer_reference import hessian_vector_reference, loss_and_output_gradient
+from .two_layer_reference import hessian_vector_reference, loss_and_output_gradient, loss_hessian_product
 
 SCALINGS = ("standard", "mean_field")
 LOSSES = ("mse", "cross_entropy")
 
 
-class TwoLayerNet(Kernel):
+class TwoLayerNet(SupervisedKernel):
     """Two-layer network on a fixed data set; particles are hidden neurons.
 
     Parameters
@@ -94,18 +94,7 @@ class TwoLayerNet(Kernel):
             raise ValueError(f"targets[{', '.join(map(str, index))}] = {targets[index]}: expected finite values")
         return targets.astype(np.float64)
 
-    # -- context -----------------------------------------------------------------
-    def context(self, step, rng, batch_size):
-        """The batch (inputs, targets) shared by all particles at this step."""
-        return shared_batch(self.inputs, self.targets, rng, batch_size)
-
-    def evaluation_context(self):
-        return self.inputs, self.targets
-
     # -- field, loss, hvp --------------------------------------------------------
-    def _coefficients(self, masses, dtype):
-        return output_coefficients(masses, self.scaling, dtype)
-
     def outputs(self, positions, masses, inputs):
         """Network outputs F, shape (B, C), computed in float64."""
         forward, _ = fused.compiled_loops(self.activation, positions.dtype)
@@ -153,7 +142,7 @@ class TwoLayerNet(Kernel):
 
     def _hvp_chunked(self, x, m, inputs, targets, v, chunk):
         d = self.d_in
-        coef = m if self.scaling == "mean_field" else np.ones_like(m)
+        coef = self._coefficients(m, np.float64)
         outputs = self.outputs(x, m, inputs)
         _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
         delta = np.zeros_like(outputs)
@@ -163,12 +152,7 @@ class TwoLayerNet(Kernel):
             s, ds, _ = activation_reference(self.activation, t)
             tv = v[sl, :d] @ inputs.T
             delta += (s.T * coef[sl]) @ v[sl, d:] + ((ds * tv).T * coef[sl]) @ x[sl, d:]
-        if self.loss_name == "mse":
-            u = 2.0 * delta / delta.size
-        else:
-            from scipy.special import softmax
-            p = softmax(outputs, axis=1)
-            u = (p * delta - p * np.sum(p * delta, axis=1, keepdims=True)) / outputs.shape[0]
+        u = loss_hessian_product(outputs, delta, self.loss_name)
         out = np.empty_like(x)
         for lo in range(0, x.shape[0], chunk):
             sl = slice(lo, lo + chunk)

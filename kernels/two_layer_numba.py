@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import ACTIVATION_IDS, activation_batch
+from particledyn.fastmath import activation_batch, activation_id
 
 CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""
@@ -127,10 +127,7 @@ def field(activation_id, positions, inputs_t, grad_out, out):
 
 def compiled_loops(activation: str, dtype) -> tuple:
     """(forward, field) for an activation name and dtype, as functions of the arrays only."""
-    if activation not in ACTIVATION_IDS or np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
-                         f"{sorted(ACTIVATION_IDS)} with float32 or float64")
-    code = ACTIVATION_IDS[activation]
+    code = activation_id(activation, dtype)
     return (lambda positions, coef, inputs_t: forward(code, positions, coef, inputs_t),
             lambda positions, inputs_t, grad_out, out: field(code, positions, inputs_t, grad_out, out))
 

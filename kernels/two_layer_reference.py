@@ -44,6 +44,14 @@ def loss_and_output_gradient(outputs, targets, loss):
     raise ValueError(f"loss={loss!r}: expected 'mse' or 'cross_entropy'")
 
 
+def loss_hessian_product(outputs, delta, loss):
+    """The loss Hessian with respect to the outputs F (B, C) applied to ``delta`` (B, C)."""
+    if loss == "mse":
+        return 2.0 * delta / delta.size
+    p = softmax(outputs, axis=1)
+    return (p * delta - p * np.sum(p * delta, axis=1, keepdims=True)) / outputs.shape[0]
+
+
 def loss_reference(positions, masses, inputs, targets, activation, scaling, loss):
     """Loss of the network on (inputs, targets)."""
     outputs, _ = forward_reference(positions, masses, inputs, activation, scaling)
@@ -74,11 +82,7 @@ def hessian_vector_reference(positions, masses, inputs, targets, activation, sca
     s, ds, dds = activation_reference(activation, t)
     tv = vw @ inputs.T                                  # (N, B): <v_w, z_b>
     delta_out = (s.T * coef) @ va + ((ds * tv).T * coef) @ a       # J v, (B, C)
-    if loss == "mse":
-        u = 2.0 * delta_out / delta_out.size
-    else:
-        p = softmax(outputs, axis=1)
-        u = (p * delta_out - p * np.sum(p * delta_out, axis=1, keepdims=True)) / outputs.shape[0]
+    u = loss_hessian_product(outputs, delta_out, loss)
     # J^T u
     h_a = s @ u
     h_w = ((a @ u.T) * ds) @ inputs

@@ -130,6 +130,14 @@ ACTIVATION_IDS = {"sigmoid": 0, "tanh": 1, "relu": 2}
 """Integer codes of the activations, for :func:`activation_batch`."""
 
 
+def activation_id(activation: str, dtype) -> int:
+    """The code of ``activation`` for :func:`activation_batch`, checking the dtype too."""
+    if activation not in ACTIVATION_IDS or np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
+                         f"{sorted(ACTIVATION_IDS)} with float32 or float64")
+    return ACTIVATION_IDS[activation]
+
+
 def activation_batch(activation_id, t, value, deriv, scratch, n):
     """Activation ``activation_id`` (see ACTIVATION_IDS) on a batch buffer, from numba code.
 

@@ -76,22 +76,31 @@ class Kernel:
         return {"name": self.name, "dim": self.dim}
 
 
-def shared_batch(inputs: np.ndarray, targets: np.ndarray, rng: np.random.Generator,
-                 batch_size: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """The mini-batch (inputs, targets) shared by all particles: ``batch_size`` rows drawn
-    without replacement by ``rng`` (in data order), or the full data set when None."""
-    n = inputs.shape[0]
-    if batch_size is None or batch_size >= n:
-        return inputs, targets
-    index = np.sort(rng.choice(n, size=batch_size, replace=False))
-    return inputs[index], targets[index]
+class SupervisedKernel(Kernel):
+    """A kernel trained on a fixed data set (``inputs``, ``targets``) with an output
+    ``scaling``: the per-step context is a mini-batch shared by all particles."""
 
+    inputs: np.ndarray
+    targets: np.ndarray
+    scaling: str
 
-def output_coefficients(masses: np.ndarray, scaling: str, dtype) -> np.ndarray:
-    """Per-neuron output coefficients: m_i in mean-field scaling, 1 in standard scaling."""
-    if scaling == "mean_field":
-        return np.asarray(masses, dtype=dtype)
-    return np.ones(len(masses), dtype=dtype)
+    def context(self, step, rng, batch_size):
+        """The batch (inputs, targets) shared by all particles at this step: ``batch_size``
+        rows drawn without replacement by ``rng`` (in data order), or the full data set."""
+        n = self.inputs.shape[0]
+        if batch_size is None or batch_size >= n:
+            return self.inputs, self.targets
+        index = np.sort(rng.choice(n, size=batch_size, replace=False))
+        return self.inputs[index], self.targets[index]
+
+    def evaluation_context(self):
+        return self.inputs, self.targets
+
+    def _coefficients(self, masses, dtype):
+        """Per-neuron output coefficients: m_i in mean-field scaling, 1 in standard scaling."""
+        if self.scaling == "mean_field":
+            return np.asarray(masses, dtype=dtype)
+        return np.ones(len(masses), dtype=dtype)
 
 
 def finite_difference_jvp(kernel: Kernel, positions, masses, context, vector) -> np.ndarray:

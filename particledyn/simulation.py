@@ -107,15 +107,22 @@ class Simulation:
         state = self.state
         t = state.step
         lr = self.schedule(t)
-        field = self.kernel.field(state.positions, state.masses, self.context(t))
-        direction = self.optimizer.direction(state.positions, field, state.optimizer_state, t)
-        bad = apply_step(state.positions.ravel(), direction.ravel(), state.positions.dtype.type(lr))
+        field, direction, bad = self._update(t, lr)
         state.step = t + 1
         state.time += lr
         self.last_field = field
         if bad:
             raise DivergenceError(state.step, int(bad), lr)
         return field, direction, lr
+
+    def _update(self, t: int, lr: float):
+        """Field, step direction and the in-place update of update ``t``; returns
+        (field, direction, number of non-finite entries). Backends override this."""
+        state = self.state
+        field = self.kernel.field(state.positions, state.masses, self.context(t))
+        direction = self.optimizer.direction(state.positions, field, state.optimizer_state, t)
+        bad = apply_step(state.positions.ravel(), direction.ravel(), state.positions.dtype.type(lr))
+        return field, direction, bad
 
     def run(self, steps: int, progress: bool | None = None) -> "Simulation":
         """Run ``steps`` more updates, observing and writing on cadence.

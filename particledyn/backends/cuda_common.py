@@ -47,6 +47,20 @@ def _sum_rows_sequential(partial, out):
         out[row] = acc
 
 
+@cuda.jit(device=True)
+def block_tree_sum(shared, t):
+    """Sum of a block's shared array (length a power of two, one entry per thread ``t``)
+    by a fixed pairwise tree; every thread of the block must call it."""
+    cuda.syncthreads()
+    step = shared.shape[0] // 2
+    while step > 0:
+        if t < step:
+            shared[t] += shared[t + step]
+        cuda.syncthreads()
+        step //= 2
+    return shared[0]
+
+
 @cuda.jit
 def _sum_rows_tree(partial, out):
     row = cuda.blockIdx.x
@@ -56,15 +70,9 @@ def _sum_rows_tree(partial, out):
     for j in range(t, partial.shape[1], REDUCE_THREADS):
         acc += partial[row, j]
     shared[t] = acc
-    cuda.syncthreads()
-    step = REDUCE_THREADS // 2
-    while step > 0:
-        if t < step:
-            shared[t] += shared[t + step]
-        cuda.syncthreads()
-        step //= 2
+    total = block_tree_sum(shared, t)
     if t == 0:
-        out[row] = shared[0]
+        out[row] = total
 
 
 def sum_rows(backend, partial):

@@ -21,7 +21,7 @@ from particledyn.deepsets import DeepSetsKernel
 from particledyn.kernel import Kernel
 
 from . import get_backend
-from .cuda_common import THREADS, numba_type, sum_rows
+from .cuda_common import THREADS, block_tree_sum, numba_type, sum_rows
 
 CHUNK = 4096
 """Particles per aggregate block: fixes the summation order."""
@@ -49,15 +49,9 @@ def _build(phi, psi, dtype, agg_dim):
                 acc[q] += masses[i] * buf[q]
         for q in range(agg_dim):
             shared[t] = acc[q]
-            cuda.syncthreads()
-            step = THREADS // 2
-            while step > 0:
-                if t < step:
-                    shared[t] += shared[t + step]
-                cuda.syncthreads()
-                step //= 2
+            total = block_tree_sum(shared, t)
             if t == 0:
-                partial[q, block] = shared[0]
+                partial[q, block] = total
             cuda.syncthreads()
 
     @cuda.jit

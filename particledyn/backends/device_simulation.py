@@ -22,7 +22,7 @@ from particledyn.deepsets import DeepSetsKernel
 from particledyn.kernel import Kernel
 from particledyn.kernels.two_layer import TwoLayerNet
 from particledyn.observers import StepInfo
-from particledyn.simulation import DivergenceError, Simulation
+from particledyn.simulation import Simulation
 
 from . import Backend, get_backend
 from .cuda_optimizers import DeviceOptimizer, apply_step
@@ -131,26 +131,12 @@ class DeviceSimulation(Simulation):
         """A host copy of the current positions (N, D)."""
         return self.backend.asnumpy(self.state.positions)
 
-    def step(self):
-        """Apply one update on the device; returns (field, direction, lr) as device arrays.
-
-        Raises
-        ------
-        DivergenceError
-            When an entry of the new positions is NaN or inf.
-        """
+    def _update(self, t, lr):
+        """The update on the device: field, direction and non-finite count (device arrays)."""
         state = self.state
-        t = state.step
-        lr = self.schedule(t)
         field = self.device_kernel.field(state.positions, state.masses, self.context(t))
         direction = self.device_optimizer.direction(state.positions, field, state.optimizer_state, t)
-        bad = apply_step(self.backend, state.positions, direction, lr)
-        state.step = t + 1
-        state.time += lr
-        self.last_field = field
-        if bad:
-            raise DivergenceError(state.step, int(bad), lr)
-        return field, direction, lr
+        return field, direction, apply_step(self.backend, state.positions, direction, lr)
 
     def _write_frame(self):
         state = self.state

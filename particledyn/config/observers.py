@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-import numpy as np
 
 from ..observers import Observer, StepInfo
 from .checks import (Bool, Choice, Derived, Float, FloatList, Int, Key, Literal, OneOf,
@@ -155,29 +154,15 @@ def _adam(resolved: dict) -> bool:
 
 
 def _build_sharpness(options, ctx):
-    from ..geometry.observers import SharpnessObserver
+    from ..geometry.kernel_sharpness import kernel_sharpness
 
-    kernel, optimizer = ctx.kernel, ctx.optimizer
-    context = kernel.evaluation_context()
+    optimizer = ctx.optimizer
     if options["preconditioned"] and not hasattr(optimizer, "preconditioner"):
         raise ScenarioError(f'preconditioned = true: expected false for optimizer.name = "{optimizer.name}" '
                             "(only adam has a preconditioner)")
-
-    def hvp(info):
-        x = np.asarray(info.positions, dtype=np.float64)
-        return lambda v: kernel.hvp(x, info.masses, context, np.reshape(v, x.shape)).ravel()
-
-    def preconditioner(info):
-        return optimizer.preconditioner(info.simulation.state.optimizer_state, info.step).ravel()
-
-    def gradient(info):
-        x = np.asarray(info.positions, dtype=np.float64)
-        return -kernel.field(x, info.masses, context).ravel()
-
-    return SharpnessObserver(hvp, options["every"], k=options["k"], tol=options["tol"],
-                             momentum=float(getattr(optimizer, "beta", 0.0)),
-                             preconditioner=preconditioner if options["preconditioned"] else None,
-                             gradient=gradient if options["grad_fraction"] else None)
+    return kernel_sharpness(options["every"], k=options["k"], tol=options["tol"],
+                            preconditioned=options["preconditioned"],
+                            gradient_fraction=options["grad_fraction"])
 
 
 # ---------------------------------------------------------------- topology
@@ -236,7 +221,7 @@ for _type in (
                       Derived("true for adam, else false", _adam)),
                   Key("grad_fraction", Bool(), "Also record grad_fraction, the gradient's fraction "
                       "in the top-k eigenspace.", False)), _build_sharpness,
-                 "particledyn.geometry.observers:SharpnessObserver"),
+                 "particledyn.geometry.kernel_sharpness:KernelSharpnessObserver"),
     ObserverType("betti", "Betti numbers b_0..b_max_dim with persistence diagrams (ripser/gudhi)",
                  (Key("scale", OneOf((Literal("adaptive"), FloatList(_POSITIVE))),
                       '"adaptive" (Rips edge length diameter/4, the paper\'s rule) or scale(s) > 0.',

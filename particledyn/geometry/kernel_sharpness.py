@@ -33,8 +33,29 @@ def _adam_preconditioner(info: StepInfo):
     return sim.optimizer.preconditioner(sim.state.optimizer_state, sim.state.step).ravel()
 
 
+class KernelSharpnessObserver(SharpnessObserver):
+    """:class:`SharpnessObserver` on the running simulation's kernel; the optimizer, known
+    at :meth:`start`, decides the operator (see :func:`kernel_sharpness`)."""
+
+    preconditioned: bool | None = None
+
+    def start(self, simulation) -> None:
+        if not getattr(simulation.kernel, "is_gradient", False):
+            raise ValueError(f"sharpness on kernel {simulation.kernel.name!r}: expected a gradient kernel "
+                             f"(one that defines a loss)")
+        optimizer = simulation.optimizer
+        adam = optimizer.name == "adam"
+        if self.preconditioned and not adam:
+            raise ValueError(f"preconditioned=True with optimizer {optimizer.name!r}: expected 'adam' "
+                             f"(only Adam has a preconditioner)")
+        self.momentum = float(getattr(optimizer, "beta", 0.0)) if optimizer.name == "momentum" else 0.0
+        use = adam if self.preconditioned is None else self.preconditioned
+        self.preconditioner = _adam_preconditioner if use else None
+
+
 def kernel_sharpness(every: int = 1, *, k: int = 1, tol: float = 1e-6, which: str = "LA",
-                     gradient_fraction: bool = False) -> SharpnessObserver:
+                     preconditioned: bool | None = None,
+                     gradient_fraction: bool = False) -> KernelSharpnessObserver:
     """Top Hessian eigenvalue of the running simulation's loss, on the kernel's full
     training set (``kernel.evaluation_context()``), with the optimizer's view of it.
 
@@ -54,20 +75,13 @@ def kernel_sharpness(every: int = 1, *, k: int = 1, tol: float = 1e-6, which: st
         Ritz-residual tolerance, relative to lambda.
     which : {"LA", "LM"}
         Largest algebraic eigenvalue, or largest in magnitude (the spectral norm).
+    preconditioned : bool or None
+        Use Adam's P^{-1/2} H P^{-1/2}; None: for Adam only (True with another optimizer
+        is an error at the start of the run).
     gradient_fraction : bool
         Also record the fraction of the gradient in the top-k eigenspace.
     """
-    observer = SharpnessObserver(_kernel_hvp, every, k=k, tol=tol, which=which,
-                                 gradient=_kernel_gradient if gradient_fraction else None)
-    observer.preconditioner = None
-    observer.start = lambda simulation: _configure(observer, simulation)
+    observer = KernelSharpnessObserver(_kernel_hvp, every, k=k, tol=tol, which=which,
+                                       gradient=_kernel_gradient if gradient_fraction else None)
+    observer.preconditioned = preconditioned
     return observer
-
-
-def _configure(observer: SharpnessObserver, simulation) -> None:
-    optimizer = simulation.optimizer
-    if not getattr(simulation.kernel, "is_gradient", False):
-        raise ValueError(f"sharpness on kernel {simulation.kernel.name!r}: expected a gradient kernel "
-                         f"(one that defines a loss)")
-    observer.momentum = float(getattr(optimizer, "beta", 0.0)) if optimizer.name == "momentum" else 0.0
-    observer.preconditioner = _adam_preconditioner if optimizer.name == "adam" else None
