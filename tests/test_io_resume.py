@@ -91,3 +91,31 @@ def test_lookup3_matches_hdf5_superblock_checksum_and_clear_flags(tmp_path):
     assert clear_write_flags(path) is True and write_flags(path) == 0
     with h5py.File(path, "r+", libver="latest") as f:
         f.attrs["ok"] = 1
+
+
+def _fake_killed_writer(path, eoa):
+    """Set the flags a killed SWMR writer leaves and a stale EOA, with a valid checksum."""
+    data = bytearray(path.read_bytes())
+    data[11] = 5
+    data[28:36] = int(eoa).to_bytes(8, "little")
+    data[44:48] = lookup3(bytes(data[:44])).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_clear_write_flags_moves_a_stale_eoa_past_the_data(tmp_path):
+    path = tmp_path / "f.h5"
+    with h5py.File(path, "w", libver="latest") as f:
+        f["a"] = np.arange(10_000.0)
+        offset = f["a"].id.get_offset()
+    _fake_killed_writer(path, eoa=offset)  # the EOA a SWMR writer's superblock can lag at
+    size = path.stat().st_size
+    assert clear_write_flags(path, eoa_increment=4096) is True
+    head = path.read_bytes()[:48]
+    assert head[11] == 0 and lookup3(head[:44]) == int.from_bytes(head[44:48], "little")
+    assert int.from_bytes(head[28:36], "little") == size + 4096 == path.stat().st_size
+    with h5py.File(path, "r+", libver="latest") as f:  # new space must not land on "a"
+        f["b"] = np.full(10_000, -1.0)
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["a"][()], np.arange(10_000.0))
+        np.testing.assert_array_equal(f["b"][()], np.full(10_000, -1.0))
+    assert clear_write_flags(path) is False  # a clean file is left alone
