@@ -13,7 +13,7 @@ an N x B matrix:
    G_l = dL/dh_l: U_i = -[a_i sum_b G_lb h_{l-1,b} sigma'_ib, sum_b G_lb sigma_ib].
 
 Batches are zero-padded to a multiple of ``LANES`` with G = 0 on the padding, so
-padded entries never reach a reduction. Compiled with ``error_model="numpy"``
+padded entries never reach a reduction. Compiled with ``LOOP_OPTIONS``
 (see :mod:`particledyn.fastmath`).
 """
 from __future__ import annotations
@@ -22,14 +22,14 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import activation_batch, activation_id
+from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_id
 
 from .two_layer_numba import CHUNK, LANES, tree_dot
 
 __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@numba.njit(**LOOP_OPTIONS)
 def forward(activation_id, positions, coef, layer_input, with_jacobian):
     """h = sum_i c_i a_i sigma(w_i h_in) and (optionally) dh/dh_in, float64, chunk-ordered."""
     n = positions.shape[0]
@@ -68,7 +68,7 @@ def forward(activation_id, positions, coef, layer_input, with_jacobian):
         jacobian += partial_j[chunk]
     return h, jacobian
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@numba.njit(**LOOP_OPTIONS)
 def field(activation_id, positions, layer_input, grad, grad_times_input, out):
     """The block's field: -(a_i-part, w_i-part) against the backpropagated gradient."""
     n = positions.shape[0]

@@ -12,8 +12,8 @@ Inner loops run over the batch with contiguous (d, B) inputs so that LLVM
 vectorises them; reductions over the batch are pairwise trees of elementwise
 loops (the batch is zero-padded to a multiple of eight) because strict IEEE
 order forbids the compiler from vectorising a running sum. Activations come from
-:mod:`particledyn.fastmath` (see there why loops compile with
-``error_model="numpy"``); the loops are module-level and cached on disk, so a new
+:mod:`particledyn.fastmath` (see there why loops compile with its
+``LOOP_OPTIONS``); the loops are module-level and cached on disk, so a new
 process does not recompile them.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import activation_batch, activation_id
+from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_id
 
 CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""
@@ -63,7 +63,7 @@ def _preactivation(positions, i, inputs_t, pre, d, batch):
             pre[b] += wk * inputs_t[k, b]
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@numba.njit(**LOOP_OPTIONS)
 def forward(activation_id, positions, coef, inputs_t):
     """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum."""
     n, dim = positions.shape
@@ -94,7 +94,7 @@ def forward(activation_id, positions, coef, inputs_t):
     return out
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@numba.njit(**LOOP_OPTIONS)
 def field(activation_id, positions, inputs_t, grad_out, out):
     """out[i] = -(sum_b G_b sigma_ib, sum_b (G_b . a_i) sigma'_ib z_b), G = grad_out (C, B)."""
     n, dim = positions.shape
