@@ -11,6 +11,9 @@ shared, and each side is timed --repeats times (median):
   pickling, file-state checks and the summary table; the phase diagram is timed apart);
 - sweep, 2 workers: the speed-up on this 2-core machine.
 
+Serial and sweep rounds alternate (this machine is noisy) and each ratio is taken against the
+serial round just before; the median ratio is printed.
+
     python benchmarks/bench_sweep.py [--repeats 3] [--steps 30] [--n 128]
 """
 import argparse
@@ -62,48 +65,48 @@ def main():
         shutil.copy(root / "K0.json", out / "K0.json")  # K0 measured once, shared by every side
         return out
 
-    results = {}
-    for workers in (1, 2):
-        from particledyn.sweep.executor import open_client
-        from particledyn.sweep.grid import ClusterSpec
-
-        with open_client(ClusterSpec("", workers, 1)) as client:
-            if not (root / "K0.json").exists():
-                K0, _ = measure_grid_K0(spec, client, root)
-            run_sweep(sweep, out=fresh("warm"), client=client, progress=False)  # compile on the workers
-            times = []
-            for r in range(args.repeats):
-                began = time.perf_counter()
-                result = run_sweep(sweep, out=fresh(f"w{workers}_{r}"), client=client, progress=False,
-                                   plot=False)
-                times.append(time.perf_counter() - began)
-                assert result.counts.get("finished", 0) == 8, result.counts
-            results[f"sweep, {workers} worker{'s' * (workers > 1)}"] = statistics.median(times)
-
-    import json
-    K0 = {}
-    cache = json.loads((root / "K0.json").read_text())
-    runs_template = None
-    for key, value in cache.items():
-        seed, n, _ = key.split(",")
-        K0[(int(seed), int(n))] = value
-    runs_template = expand_runs(spec, K0, root / "serial_warm")
-    execute_run(runs_template[0])  # compile in this process
-    times = []
-    for r in range(args.repeats):
-        runs = expand_runs(spec, K0, fresh(f"serial_{r}"))
+    def serial_round(tag):
+        runs = expand_runs(spec, K0, fresh(tag))
         began = time.perf_counter()
         for run in runs:
             outcome = execute_run(run)
             assert outcome["status"] == "finished", outcome
-        times.append(time.perf_counter() - began)
-    serial = statistics.median(times)
-    n_runs = len(runs)
-    print(f"{n_runs} runs (N = {args.n}, {args.steps} steps), median of {args.repeats}, wall seconds:")
-    print(f"  serial, in process : {serial:.2f} s  ({serial / n_runs:.3f} s/run)")
-    for label, value in results.items():
-        print(f"  {label:<19}: {value:.2f} s  ({value / n_runs:.3f} s/run)  ratio to serial {value / serial:.3f}"
-              f"  per-run overhead {(value - serial) / serial * 100:+.1f}%")
+        return time.perf_counter() - began, len(runs)
+
+    def sweep_round(tag, client):
+        began = time.perf_counter()
+        result = run_sweep(sweep, out=fresh(tag), client=client, progress=False, plot=False)
+        assert result.counts.get("finished", 0) == 8, result.counts
+        return time.perf_counter() - began, result
+
+    # Serial and sweep rounds alternate, so that the load changes of this noisy machine hit
+    # both alike; each sweep round is compared with the serial round just before it.
+    from particledyn.sweep.executor import open_client
+    from particledyn.sweep.grid import ClusterSpec
+
+    rows, K0 = {}, None
+    for workers in (1, 2):
+        with open_client(ClusterSpec("", workers, 1)) as client:
+            if K0 is None:
+                K0, _ = measure_grid_K0(spec, client, root)
+                execute_run(expand_runs(spec, K0, fresh("serial_warm"))[0])  # compile in this process
+            sweep_round("warm", client)  # compile on the workers
+            serial_times, sweep_times = [], []
+            for r in range(args.repeats):
+                serial, n_runs = serial_round(f"serial_{workers}_{r}")
+                elapsed, result = sweep_round(f"w{workers}_{r}", client)
+                serial_times.append(serial)
+                sweep_times.append(elapsed)
+            rows[workers] = (serial_times, sweep_times)
+    print(f"{n_runs} runs (N = {args.n}, {args.steps} steps), {args.repeats} alternating rounds, "
+          "wall seconds (medians):")
+    for workers, (serial_times, sweep_times) in rows.items():
+        serial, swept = statistics.median(serial_times), statistics.median(sweep_times)
+        ratio = statistics.median(s / t for s, t in zip(sweep_times, serial_times))
+        label = f"sweep, {workers} worker{'s' * (workers > 1)}"
+        print(f"  serial, in process : {serial:.2f} s  ({serial / n_runs:.3f} s/run)")
+        print(f"  {label:<19}: {swept:.2f} s  ({swept / n_runs:.3f} s/run)  ratio to serial {ratio:.3f}"
+              f"  per-run overhead {(ratio - 1) * 100:+.1f}%")
     from particledyn.sweep import plot_phase_diagram
 
     began = time.perf_counter()
