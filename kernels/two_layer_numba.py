@@ -28,6 +28,8 @@ CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""
 LANES = 8
 """Batch padding: the batch is a multiple of LANES, the width of the reduction trees."""
+SUB = 32
+"""Particles summed in the working dtype before a float64 add, in the forward pass."""
 
 
 @numba.njit(inline="always")
@@ -65,7 +67,11 @@ def _preactivation(positions, i, inputs_t, pre, d, batch):
 
 @numba.njit(**LOOP_OPTIONS)
 def forward(activation_id, positions, coef, inputs_t):
-    """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum."""
+    """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum.
+
+    Within a chunk, SUB particles at a time are summed in the working dtype (a full-width
+    vector FMA in float32), then added to the chunk's float64 sum.
+    """
     n, dim = positions.shape
     d, batch = inputs_t.shape
     n_out = dim - d
@@ -76,18 +82,23 @@ def forward(activation_id, positions, coef, inputs_t):
         value = np.empty(batch, dtype=positions.dtype)
         deriv = np.empty(batch, dtype=positions.dtype)
         scratch = np.empty(batch, dtype=positions.dtype)
-        wide = np.empty(batch, dtype=np.float64)
+        local = np.zeros((n_out, batch), dtype=positions.dtype)
         acc = partial[chunk]
-        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-            _preactivation(positions, i, inputs_t, pre, d, batch)
-            activation_batch(activation_id, pre, value, deriv, scratch, batch)
-            for b in range(batch):
-                wide[b] = value[b]
+        stop = min(n, (chunk + 1) * CHUNK)
+        for start in range(chunk * CHUNK, stop, SUB):
+            for i in range(start, min(stop, start + SUB)):
+                _preactivation(positions, i, inputs_t, pre, d, batch)
+                activation_batch(activation_id, pre, value, deriv, scratch, batch)
+                for c in range(n_out):
+                    weight = coef[i] * positions[i, d + c]
+                    row = local[c]
+                    for b in range(batch):
+                        row[b] += weight * value[b]
             for c in range(n_out):
-                weight = np.float64(coef[i] * positions[i, d + c])
-                row = acc[c]
+                row, wide = local[c], acc[c]
                 for b in range(batch):
-                    row[b] += weight * wide[b]
+                    wide[b] += row[b]
+                    row[b] = 0
     out = np.zeros((n_out, batch), dtype=np.float64)
     for chunk in range(n_chunks):
         out += partial[chunk]
