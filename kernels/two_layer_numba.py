@@ -39,9 +39,14 @@ def tree_dot(x, y, buf, n):
     Every step is an elementwise loop, so it vectorises without reassociation
     (a running sum cannot: strict IEEE order), and the order is fixed.
     """
-    for b in range(n):
-        buf[b] = x[b] * y[b]
-    m = n
+    if n % (2 * LANES) == 0:  # the first halving fused with the products
+        m = n // 2
+        for b in range(m):
+            buf[b] = x[b] * y[b] + x[b + m] * y[b + m]
+    else:
+        m = n
+        for b in range(n):
+            buf[b] = x[b] * y[b]
     while m > LANES and m % (2 * LANES) == 0:
         half = m // 2
         for b in range(half):
