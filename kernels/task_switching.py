@@ -7,6 +7,9 @@ teacher and the data are resampled every ``epoch_steps`` steps (one epoch). A ta
 a pure function of (seed, task index), so any step's batch can be regenerated and a
 resumed run sees exactly the same data.
 
+With ``hidden_bias`` the student sees one more input, a constant 1, so each neuron carries
+its hidden bias as a coordinate (PyTorch's ``nn.Linear`` default); the teacher does not.
+
 The field on a task is :class:`~particledyn.kernels.TwoLayerNet`'s (MSE loss), so it is
 permutation-equivariant and shares that kernel's numba loops and numpy reference.
 Diagnostics (:meth:`evaluation_context`, :meth:`test_loss`) use the task of the last
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 
 from particledyn.kernel import Kernel
 
@@ -47,10 +51,12 @@ class TaskSwitchingNet(Kernel):
     activation : {"sigmoid", "tanh", "relu"}
     scaling : {"standard", "mean_field"}
         As :class:`~particledyn.kernels.TwoLayerNet`.
+    hidden_bias : bool
+        Append a constant input 1 (a bias coordinate per neuron): D = d_in + 1 + d_out.
     """
 
     def __init__(self, epoch_steps, d_in=8, d_out=8, n_train=50000, n_eval=10000, seed=0,
-                 first_task=0, activation="sigmoid", scaling="standard"):
+                 first_task=0, activation="sigmoid", scaling="standard", hidden_bias=False):
         self.epoch_steps = _positive_int(epoch_steps, "epoch_steps")
         self.d_in, self.d_out = _positive_int(d_in, "d_in"), _positive_int(d_out, "d_out")
         self.n_train, self.n_eval = _positive_int(n_train, "n_train"), _positive_int(n_eval, "n_eval")
@@ -60,7 +66,8 @@ class TaskSwitchingNet(Kernel):
             raise ValueError(f"first_task={first_task!r}: expected an integer >= 0")
         self.seed, self.first_task = int(seed), int(first_task)
         self.activation, self.scaling = activation, scaling
-        self.dim = self.d_in + self.d_out
+        self.hidden_bias = bool(hidden_bias)
+        self.dim = self.d_in + self.hidden_bias + self.d_out
         self.n_outputs = self.d_out
         self.name = f"task_switching_{activation}"
         self._net: TwoLayerNet | None = None
@@ -78,8 +85,12 @@ class TaskSwitchingNet(Kernel):
         from particledyn.data import linear_teacher_task
 
         data = linear_teacher_task(task, self.d_in, self.d_out, self.n_train, self.n_eval, self.seed)
-        return TwoLayerNet(data.z_train, data.y_train, activation=self.activation, loss="mse",
-                           scaling=self.scaling, test_inputs=data.z_test, test_targets=data.y_test)
+        z_train, z_test = data.z_train, data.z_test
+        if self.hidden_bias:
+            z_train = np.hstack([z_train, np.ones((len(z_train), 1))])
+            z_test = np.hstack([z_test, np.ones((len(z_test), 1))])
+        return TwoLayerNet(z_train, data.y_train, activation=self.activation, loss="mse",
+                           scaling=self.scaling, test_inputs=z_test, test_targets=data.y_test)
 
     def _load(self, task: int) -> TwoLayerNet:
         if task != self._task:
@@ -116,5 +127,6 @@ class TaskSwitchingNet(Kernel):
     def describe(self):
         return {"name": self.name, "dim": self.dim, "activation": self.activation, "loss": "mse",
                 "scaling": self.scaling, "epoch_steps": self.epoch_steps, "d_in": self.d_in,
-                "d_out": self.d_out, "n_train": self.n_train, "n_eval": self.n_eval,
+                "d_out": self.d_out, "hidden_bias": self.hidden_bias, "n_train": self.n_train,
+                "n_eval": self.n_eval,
                 "seed": self.seed, "first_task": self.first_task}

@@ -113,7 +113,7 @@ def initial_positions(init: dict, dim: int) -> np.ndarray:
     from .clouds import embed, make_cloud
 
     shape = init["shape"]
-    spec = {k: v for k, v in init.items() if v is not None and k != "embed"}
+    spec = {k: v for k, v in init.items() if v is not None and k not in ("embed", "output_scale")}
     native = _NATIVE_DIM.get(shape, init.get("k", 0) + 1 if shape == "sphere" else None)
     if native is not None and native > dim:
         raise ScenarioError(f'init.shape = "{shape}": a cloud of dimension {native} does not fit '
@@ -131,6 +131,18 @@ def initial_positions(init: dict, dim: int) -> np.ndarray:
         return make_cloud(spec)
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
+
+
+def scale_outputs(positions: np.ndarray, kernel, factor: float) -> np.ndarray:
+    """``positions`` with the output coordinates (the last ``kernel.n_outputs`` of each
+    neuron) multiplied by ``factor`` (``init.output_scale``)."""
+    n_outputs = getattr(kernel, "n_outputs", None)
+    if n_outputs is None or getattr(kernel, "groups", None) is not None:
+        raise ScenarioError(f"init.output_scale = {factor}: expected a kernel whose neurons end with "
+                            f"output weights (two_layer, task_switching), got {type(kernel).__name__}")
+    positions = positions.copy()
+    positions[:, kernel.dim - n_outputs:] *= factor
+    return positions
 
 
 def _subset(value, n: int) -> np.ndarray | None:
@@ -187,6 +199,8 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
     schedule = _build_schedule(resolved["schedule"])
     init = resolved["init"]
     x = initial_positions(init, kernel.dim) if positions else None
+    if x is not None and init.get("output_scale") is not None:
+        x = scale_outputs(x, kernel, init["output_scale"])
     n = x.shape[0] if x is not None else None
     if n is None:
         n = init["n"] if init["shape"] != "union" else None

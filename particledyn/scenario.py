@@ -160,6 +160,9 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("init.embed", Choice(("first", "random_orthonormal")), "How the native shape enters R^D.",
         "first", _ROTATABLE + ("union",)),
     Key("init.seed", _SEED, "Seed of the cloud.", _derived("run.seed", "run.seed")),
+    Key("init.output_scale", _POSITIVE, "Factor on the output coordinates a_i (the last C of each "
+        "neuron) after the cloud is placed, e.g. for a fan-in scale 1/sqrt(N) of the output layer "
+        "(optional: 1).", OPTIONAL),
     Key("init.parts", Custom("an array of cloud tables", _parts), "Clouds to stack, each a table "
         "with shape, n, ... (as make_cloud takes them, in their native dimension).", REQUIRED, ("union",)),
     # [optimizer]

@@ -270,3 +270,16 @@ def test_fuzz_any_mutation_is_valid_or_a_one_line_scenario_error(data_):
         assert "\n" not in str(exc) and str(exc)
     else:
         assert validate_scenario_resolved(resolved) == resolved
+
+
+def test_init_output_scale_multiplies_the_output_coordinates_only():
+    import numpy as np
+
+    from particledyn.runner import prepare
+
+    plain = prepare(validate_scenario(BASE)).positions
+    scaled = prepare(validate_scenario(with_value("init.output_scale", 0.25))).positions
+    d_out = 1  # teacher-student: one output weight per neuron, the last coordinate
+    np.testing.assert_array_equal(scaled[:, :-d_out], plain[:, :-d_out])
+    np.testing.assert_allclose(scaled[:, -d_out:], 0.25 * plain[:, -d_out:], rtol=1e-15)
+    assert error_of(with_value("init.output_scale", 0.0)).startswith("init.output_scale = 0")

@@ -4,7 +4,8 @@ run at reduced size in-process, shows its qualitative claim:
 - eta*K < 1 (pairwise K of Lemma 4, recorded) => Betti numbers constant and no merges;
 - the critical-learning-rate scenario above eta* => merges and a Betti change;
 - ReLU: balance drift O(eta^2), pathological neurons keep their sign, the unreachable teacher;
-- loss of plasticity: the task switches every epoch (the evaluation data change with it).
+- loss of plasticity: the task switches every epoch (the evaluation data change with it); at
+  the large rate the hidden biases catapult negative (units off), and without them GD diverges.
 
 Runs share one process so numba compiles each kernel once.
 """
@@ -208,3 +209,27 @@ def test_relu_obstruction_teacher_is_unreachable(tmp_path):
     with open_run(out) as run:
         final = run.positions(int(run.steps[-1]))
     assert np.all(final[:, -1] > 0)      # no output weight crossed zero
+
+
+@pytest.mark.parametrize("hidden_bias", [True, False])
+def test_plasticity_large_rate_switches_units_off_and_needs_the_bias(tmp_path, hidden_bias):
+    """At lr 0.25 the output layer's curvature (~ (2/8) N / 4 = 64 at N = 1024) puts GD far past
+    2/lambda: with a hidden bias the first steps catapult the biases negative (units off) and
+    training goes on; without one sigmoid units cannot switch off and the run diverges."""
+    from particledyn.simulation import DivergenceError
+
+    path = os.path.join(SCENARIOS, "plasticity_large.toml")
+    observers = [{"type": "loss", "every": 49}, {"type": "merges", "every": 49, "eps": 0.01}]
+    options = dict(run={"steps": 147}, kernel={"hidden_bias": hidden_bias},
+                   data={"n_train": 2048, "n_eval": 512}, observers=observers)
+    if not hidden_bias:
+        with pytest.raises(DivergenceError):
+            _reduced(path, tmp_path, **options)
+        return
+    out, summary = _reduced(path, tmp_path, **options)
+    with open_run(out) as run_file:
+        final = run_file.positions()[-1]
+        loss = run_file.observable("loss", "loss")[1]
+    assert np.all(np.isfinite(loss))
+    assert np.median(final[:, 8]) < -10  # the bias coordinate: most units switched off
+    assert summary["merges"]["total_merges"] == 0  # weight decay has not contracted the cloud yet

@@ -66,3 +66,19 @@ def test_bad_options_are_named(options, text):
     with pytest.raises(ValueError, match=None) as error:
         TaskSwitchingNet(**options).task_network(0) if "activation" in options else TaskSwitchingNet(**options)
     assert text in str(error.value)
+
+
+def test_hidden_bias_is_a_constant_input_the_teacher_does_not_see():
+    net = TaskSwitchingNet(epoch_steps=4, d_in=D_IN, d_out=D_OUT, n_train=64, n_eval=16, seed=5,
+                           hidden_bias=True)
+    assert net.dim == D_IN + 1 + D_OUT
+    rng = np.random.default_rng(2)
+    z, y = net.context(0, rng, None)
+    task0 = linear_teacher_task(0, d_in=D_IN, d_out=D_OUT, n_train=64, n_eval=16, seed=5)
+    np.testing.assert_array_equal(z[:, :D_IN], task0.z_train)
+    np.testing.assert_array_equal(z[:, D_IN], 1.0)
+    np.testing.assert_array_equal(y, task0.y_train)
+    x = rng.normal(size=(30, net.dim))
+    m = np.full(30, 1 / 30)
+    expected = field_reference(x, m, z, y, "sigmoid", "standard", "mse")
+    np.testing.assert_allclose(net.field(x, m, (z, y)), expected, rtol=1e-12, atol=1e-14)

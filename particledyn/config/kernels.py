@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .checks import REQUIRED, Choice, Custom, Derived, Int, Key, ScenarioError
+from .checks import REQUIRED, Bool, Choice, Custom, Derived, Int, Key, ScenarioError
 
 CLASSIFICATION_DATA = ("digits", "mnist")
 
@@ -146,7 +146,7 @@ def _build_task_switching(options: dict, dataset):
     return TaskSwitchingNet(options["epoch_steps"], d_in=dataset.input_dim, d_out=dataset.y_train.shape[1],
                             n_train=dataset.n_train, n_eval=dataset.n_test, seed=int(info["seed"]),
                             first_task=int(info["task_index"]), activation=options["activation"],
-                            scaling=options["scaling"])
+                            scaling=options["scaling"], hidden_bias=options["hidden_bias"])
 
 
 register_kernel(KernelType(
@@ -159,6 +159,8 @@ register_kernel(KernelType(
         Key("kernel.activation", Choice(("sigmoid", "tanh", "relu")), "Hidden activation.", "sigmoid"),
         Key("kernel.scaling", Choice(("standard", "mean_field")),
             'Output scaling: "standard" sums the neurons, "mean_field" averages them.', "standard"),
+        Key("kernel.hidden_bias", Bool(), "A hidden bias per neuron (a constant input 1, as "
+            "PyTorch's nn.Linear): D = d_in + 1 + d_out.", False),
     ),
     build=_build_task_switching,
 ))
