@@ -104,7 +104,10 @@ class TwoLayerNet(SupervisedKernel):
 
     def field(self, positions, masses, context):
         inputs, targets = context
-        outputs = self.outputs(positions, masses, inputs)
+        return self.field_given_outputs(positions, inputs, targets, self.outputs(positions, masses, inputs))
+
+    def field_given_outputs(self, positions, inputs, targets, outputs):
+        """The field once the network outputs F (B, C) are known, e.g. summed over MPI ranks."""
         _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
         _, field = fused.compiled_loops(self.activation, positions.dtype)
         inputs_t = fused.pad_batch(inputs, positions.dtype)

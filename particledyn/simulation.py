@@ -172,7 +172,7 @@ class Simulation:
         """Final frame and checkpoint, then close the sink as finished."""
         state = self.state
         if self.frame_every == 0 or state.step % self.frame_every:
-            self.sink.write_frame(state.step, state.time, state.positions, state.optimizer_state)
+            self._write_frame()
         for observer in self.observers:
             observer.finish(self)
         self.sink.write_checkpoint(self.checkpoint())
@@ -183,7 +183,7 @@ class Simulation:
         for observer in self.observers:
             observer.start(self)
         if state.step == 0 or self.frame_every and state.step % self.frame_every == 0:
-            self.sink.write_frame(state.step, state.time, state.positions, state.optimizer_state)
+            self._write_frame()
         info = self._info(None, None, None, self.schedule(state.step))
         for observer in self.observers:
             self.sink.write_observables(observer.name, state.step, state.time, observer.observe(info))
@@ -193,7 +193,7 @@ class Simulation:
         state = self.state
         t = state.step
         if self.frame_every and t % self.frame_every == 0:
-            self.sink.write_frame(t, state.time, state.positions, state.optimizer_state)
+            self._write_frame()
         active = [o for o in self.observers if o.wants(t)]
         if active:
             info = self._info(previous, field, direction, lr)
@@ -201,6 +201,11 @@ class Simulation:
                 self.sink.write_observables(observer.name, t, state.time, observer.observe(info))
         if self.checkpoint_every and t % self.checkpoint_every == 0 and t < end:
             self.sink.write_checkpoint(self.checkpoint())
+
+    def _write_frame(self):
+        """The current frame to the sink. Backends override this (host copies)."""
+        state = self.state
+        self.sink.write_frame(state.step, state.time, state.positions, state.optimizer_state)
 
     def _info(self, previous, field, direction, lr):
         state = self.state

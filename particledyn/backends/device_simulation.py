@@ -142,30 +142,6 @@ class DeviceSimulation(Simulation):
         state = self.state
         self.stager.write_frame(self.sink, state.step, state.time, state.positions, state.optimizer_state)
 
-    def _start(self):
-        state = self.state
-        for observer in self.observers:
-            observer.start(self)
-        if state.step == 0 or self.frame_every and state.step % self.frame_every == 0:
-            self._write_frame()
-        info = self._info(None, None, None, self.schedule(state.step))
-        for observer in self.observers:
-            self.sink.write_observables(observer.name, state.step, state.time, observer.observe(info))
-        self._started = True
-
-    def _after_step(self, previous, field, direction, lr, end):
-        state = self.state
-        t = state.step
-        if self.frame_every and t % self.frame_every == 0:
-            self._write_frame()
-        active = [o for o in self.observers if o.wants(t)]
-        if active:
-            info = self._info(previous, field, direction, lr)
-            for observer in active:
-                self.sink.write_observables(observer.name, t, state.time, observer.observe(info))
-        if self.checkpoint_every and t % self.checkpoint_every == 0 and t < end:
-            self.sink.write_checkpoint(self.checkpoint())
-
     def _info(self, previous, field, direction, lr):
         state, to_host = self.state, self.backend.asnumpy
         with_previous = previous is not None
@@ -174,16 +150,6 @@ class DeviceSimulation(Simulation):
                         previous_positions=to_host(previous) if with_previous else None,
                         update=to_host(direction) if with_previous else None,
                         field=to_host(field) if with_previous else None, simulation=self)
-
-    def close(self) -> None:
-        """Final frame and checkpoint (host copies), then close the sink as finished."""
-        state = self.state
-        if self.frame_every == 0 or state.step % self.frame_every:
-            self._write_frame()
-        for observer in self.observers:
-            observer.finish(self)
-        self.sink.write_checkpoint(self.checkpoint())
-        self.sink.close(finished=True)
 
     def checkpoint(self) -> dict:
         """As :meth:`Simulation.checkpoint`, with host copies of the device arrays."""

@@ -96,19 +96,9 @@ class ShardedTwoLayer(Kernel):
         return rank_order_sum(self.comm, self.kernel.outputs(positions, masses, inputs))
 
     def field(self, positions, masses, context):
-        from ..kernels import two_layer_numba as fused
-        from ..kernels.two_layer_reference import loss_and_output_gradient
-
         inputs, targets = context
         outputs = self.outputs(positions, masses, inputs)
-        _, grad_out = loss_and_output_gradient(outputs, targets, self.kernel.loss_name)
-        _, field = fused.compiled_loops(self.kernel.activation, positions.dtype)
-        inputs_t = fused.pad_batch(inputs, positions.dtype)
-        grad_t = np.zeros((self.kernel.n_outputs, inputs_t.shape[1]), dtype=positions.dtype)
-        grad_t[:, : inputs.shape[0]] = grad_out.T
-        out = np.empty_like(positions)
-        field(positions, inputs_t, grad_t, out)
-        return out
+        return self.kernel.field_given_outputs(positions, inputs, targets, outputs)
 
     def loss(self, positions, masses, context):
         from ..kernels.two_layer_reference import loss_and_output_gradient
