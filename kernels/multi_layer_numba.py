@@ -24,7 +24,7 @@ from numba import prange
 
 from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_id
 
-from .two_layer_numba import CHUNK, LANES, tree_dot
+from .two_layer_wide_numba import CHUNK, LANES, tree_dot
 
 __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
 

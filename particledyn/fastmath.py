@@ -1,4 +1,4 @@
-"""Vectorisable activations for numba loops, evaluated on a whole batch buffer.
+"""Vectorisable activations for numba loops: scalar functions that inline into a loop body.
 
 numba's ``math.exp`` calls libm and never vectorises (llvmlite ships no SVML),
 which makes it the bottleneck of every activation. Here ``exp(-a)`` (a >= 0)
@@ -7,9 +7,9 @@ is ``2**-k * P(r)`` with ``k = round(a / ln 2)``, ``r = k ln 2 - a`` in
 polynomial with ``P(0) = 1`` (degree 10 in float64, 5 in float32).
 ``k`` is rounded with the magic-number trick (adding 1.5 * 2**52 leaves k in
 the low mantissa bits), and ``2**-k`` is assembled directly in the exponent
-bits through an integer view of a scratch buffer. Every step is a plain loop
-over the buffer with no calls, branches or int<->float conversions, so LLVM
-turns each into AVX2 code.
+bits (:func:`particledyn.llvm_ops.bits_to_float`). There are no calls, branches
+or int<->float conversions, so a loop that calls :func:`activation` on each
+entry becomes one vector loop (AVX-512 here), with every intermediate in registers.
 
 Rules that keep it that way (measured: breaking either costs ~10x):
 
@@ -33,12 +33,15 @@ import numba
 import numba.extending
 import numpy as np
 
+from particledyn.llvm_ops import bits_to_float, float_bits, select
+
 _F64, _F32 = np.float64, np.float32
 
 LOOP_OPTIONS = dict(parallel=True, error_model="numpy", fastmath={"contract"}, cache=True)
 """``numba.njit`` options of the kernel loops that call the activations. ``contract`` lets
 LLVM fuse a multiply and an add into one FMA (1.2x on the two-layer step) and nothing else: no
-reassociation, so the loops stay deterministic."""
+reassociation (a sum that may be split into lanes says so itself, with
+:func:`particledyn.llvm_ops.add_reassoc`), so the loops stay deterministic."""
 
 
 # exp(r) ~ 1 + r + c2 r^2 + ... on [-ln2/2, ln2/2]: Chebyshev fits of expm1(r)/r in 50-digit
@@ -68,79 +71,86 @@ _C64 = _constants(_F64, np.int64, 52, 1023, 708.0, _EXP_POLY64, 17,
 _C32 = _constants(_F32, np.int32, 23, 127, 87.0, _EXP_POLY32, 11, 0.693359375, -2.12194440e-4)
 
 
-def _build(c, itype):
+def _straight_line(step, start, constants, **names):
+    """An inlined ``f(x)``: p = start, then ``step`` once per constant c (unrolled source)."""
+    scope = dict(names, start=start, **{f"c{j}": value for j, value in enumerate(constants)})
+    lines = "".join(f"    {step}{j}\n" for j in range(len(constants)))
+    exec(f"def f(x):\n    p = start\n{lines}    return p\n", scope)
+    return numba.njit(inline="always")(scope["f"])
+
+
+def _build(c):
     log2e, magic, magic_bits = c["log2e"], c["magic"], c["magic_bits"]
     bias, shift, clamp = c["bias"], c["shift"], c["clamp"]
     ln2_hi, ln2_lo, exp_poly = c["ln2_hi"], c["ln2_lo"], c["exp_poly"]
     zero, one, two, four, half = c["zero"], c["one"], c["two"], c["four"], c["half"]
     degree, series_inv = len(exp_poly) - 1, c["series_inv"]
-    terms = len(series_inv)
+
+    # straight-line code: a loop here would leave numba loop-carried temporaries in every caller
+    horner = _straight_line("p = p * x + c", exp_poly[degree], exp_poly[degree - 1::-1])  # P(x)
+    series = _straight_line("p = one - x * p * c", one, series_inv, one=one)  # (1 - e^-x) / x
 
     @numba.njit(inline="always")
-    def horner(r):
-        p = exp_poly[degree]
-        for j in range(degree - 1, -1, -1):  # constant trip count: fully unrolled
-            p = p * r + exp_poly[j]
-        return p
+    def exp_neg(a):
+        """exp(-a) for a >= 0."""
+        x = min(a, clamp)
+        y = x * log2e + magic
+        k = y - magic
+        scale = bits_to_float((bias - (float_bits(y) - magic_bits)) << shift, x)  # 2**-k
+        return horner((k * ln2_hi - x) + k * ln2_lo) * scale
 
     @numba.njit(inline="always")
-    def exp_neg(a, out, scratch, n):
-        """out[b] = exp(-a[b]) for a[b] >= 0; ``scratch`` is a float buffer of length >= n."""
-        for b in range(n):
-            x = min(a[b], clamp)
-            y = x * log2e + magic
-            k = y - magic
-            out[b] = horner((k * ln2_hi - x) + k * ln2_lo)
-            scratch[b] = y
-        bits = scratch.view(itype)
-        for b in range(n):
-            bits[b] = (bias - (bits[b] - magic_bits)) << shift  # the float 2**-k
-        for b in range(n):
-            out[b] *= scratch[b]
+    def sigmoid(t):
+        """(sigmoid(t), sigmoid'(t))."""
+        e = exp_neg(abs(t))
+        inv = one / (one + e)
+        e_inv = e * inv
+        return select(t >= zero, inv, e_inv), e_inv * inv
 
     @numba.njit(inline="always")
-    def sigmoid(t, value, deriv, scratch, n):
-        """value = sigmoid(t), deriv = sigmoid'(t) on the first n entries."""
-        for b in range(n):
-            value[b] = abs(t[b])
-        exp_neg(value, deriv, scratch, n)
-        for b in range(n):
-            e = deriv[b]
-            inv = one / (one + e)
-            value[b] = inv if t[b] >= zero else e * inv
-            deriv[b] = e * inv * inv
+    def tanh(t):
+        """(tanh(t), tanh'(t)); 1 - exp(-2|t|) by its series near 0 (no cancellation)."""
+        y = two * abs(t)
+        e = exp_neg(y)
+        inv = one / (one + e)
+        th = select(y < half, y * series(y), one - e) * inv
+        return select(t >= zero, th, -th), four * e * inv * inv
 
     @numba.njit(inline="always")
-    def tanh(t, value, deriv, scratch, n):
-        """value = tanh(t), deriv = tanh'(t); 1 - exp(-2|t|) by its series near 0 (no cancellation)."""
-        for b in range(n):
-            value[b] = two * abs(t[b])
-        exp_neg(value, deriv, scratch, n)
-        for b in range(n):
-            y = value[b]
-            e = deriv[b]
-            series = one
-            for j in range(terms):  # (1 - e^-y) / y = 1 - y/2 (1 - y/3 (1 - ...))
-                series = one - y * series * series_inv[j]
-            num = y * series if y < half else one - e
-            inv = one / (one + e)
-            th = num * inv
-            value[b] = th if t[b] >= zero else -th
-            deriv[b] = four * e * inv * inv
-
-    @numba.njit(inline="always")
-    def relu(t, value, deriv, scratch, n):
-        """value = max(t, 0), deriv = 1 where t > 0 else 0."""
-        for b in range(n):
-            positive = t[b] > zero
-            value[b] = t[b] if positive else zero
-            deriv[b] = one if positive else zero
+    def relu(t):
+        """(max(t, 0), 1 where t > 0 else 0)."""
+        positive = t > zero
+        return select(positive, t, zero), select(positive, one, zero)
 
     return exp_neg, {"sigmoid": sigmoid, "tanh": tanh, "relu": relu}
 
 
-exp_neg_f64, _ACT64 = _build(_C64, np.int64)
-exp_neg_f32, _ACT32 = _build(_C32, np.int32)
+def _batch(function):
+    """A batch form ``f(t, value, deriv, scratch, n)`` of a scalar activation (one fused loop)."""
+
+    @numba.njit(inline="always")
+    def batch(t, value, deriv, scratch, n):
+        for b in range(n):
+            value[b], deriv[b] = function(t[b])
+
+    return batch
+
+
+def _exp_batch(function):
+    @numba.njit(inline="always")
+    def batch(a, out, scratch, n):
+        """out[b] = exp(-a[b]) for a[b] >= 0."""
+        for b in range(n):
+            out[b] = function(a[b])
+
+    return batch
+
+
+_EXP64, _SCALAR64 = _build(_C64)
+_EXP32, _SCALAR32 = _build(_C32)
+exp_neg_f64, exp_neg_f32 = _exp_batch(_EXP64), _exp_batch(_EXP32)
+_ACT64 = {name: _batch(f) for name, f in _SCALAR64.items()}
+_ACT32 = {name: _batch(f) for name, f in _SCALAR32.items()}
 
 ACTIVATIONS = {name: {np.dtype(np.float64): _ACT64[name], np.dtype(np.float32): _ACT32[name]}
                for name in _ACT64}
@@ -182,3 +192,30 @@ def _activation_batch_overload(activation_id, t, value, deriv, scratch, n):
             relu(t, value, deriv, scratch, n)
 
     return implementation
+
+
+ACTIVATION_TAGS = {"sigmoid": np.int8(0), "tanh": np.int16(0), "relu": np.int32(0)}
+"""The activation as the *type* of a scalar (int8, int16, int32), for :func:`activation`: numba
+compiles one loop per argument type, so the choice is made at compile time and the loop that
+calls it holds no branch on it (a branch per entry would stop vectorisation)."""
+_TAG_ACTIVATIONS = {numba.typeof(tag): name for name, tag in ACTIVATION_TAGS.items()}
+
+
+def activation_tag(activation: str, dtype):
+    """The tag of ``activation`` for :func:`activation`, checking the dtype too."""
+    activation_id(activation, dtype)
+    return ACTIVATION_TAGS[activation]
+
+
+def activation(tag, t):
+    """(sigma(t), sigma'(t)) for the activation tagged ``tag`` (see ACTIVATION_TAGS), from numba
+    code. Inlined: where only sigma is used, LLVM drops the derivative's arithmetic."""
+    raise NotImplementedError("activation is callable from numba-compiled code only")
+
+
+@numba.extending.overload(activation, inline="always")
+def _activation_overload(tag, t):
+    if tag not in _TAG_ACTIVATIONS or not isinstance(t, numba.types.Float):
+        return None
+    function = (_SCALAR64 if t == numba.types.float64 else _SCALAR32)[_TAG_ACTIVATIONS[tag]]
+    return lambda tag, t: function(t)

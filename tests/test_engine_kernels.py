@@ -18,8 +18,10 @@ ACTIVATIONS = ("sigmoid", "tanh", "relu")
 LOSSES = ("mse", "cross_entropy")
 SCALINGS = ("standard", "mean_field")
 CHUNK = two_layer_numba.CHUNK
-# (d, C, B, N): B never a multiple of the 8 lanes; N = 1, N below a chunk, N = 2 chunks + 5
-SHAPES = ((1, 1, 5, 1), (2, 3, 37, 100), (3, 2, 13, 2 * CHUNK + 5))
+# (d, C, B, N): B never a multiple of the 8 lanes; N = 1, N below a chunk, N = 2 chunks + 5;
+# the last shape is past WIDE_DIMS, so it runs the per-particle loops of two_layer_wide_numba
+SHAPES = ((1, 1, 5, 1), (2, 3, 37, 100), (3, 2, 13, 2 * CHUNK + 5),
+          (two_layer_numba.WIDE_DIMS, 3, 11, 300))
 
 
 def assert_rel_close(actual, expected, rtol, what=""):
