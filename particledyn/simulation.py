@@ -15,11 +15,11 @@ from .state import ParticleState, default_masses, step_rng, validate_masses, val
 
 
 class DivergenceError(FloatingPointError):
-    """Positions became NaN or inf; ``step`` is the update that produced them."""
+    """Positions (or, with ``quantity``, another per-step result) became NaN or inf at ``step``."""
 
-    def __init__(self, step: int, count: int, lr: float):
-        self.step, self.count, self.lr = step, count, lr
-        super().__init__(f"positions became non-finite at step {step} ({count} entries NaN or inf, "
+    def __init__(self, step: int, count: int, lr: float, quantity: str = "position entries"):
+        self.step, self.count, self.lr, self.quantity = step, count, lr, quantity
+        super().__init__(f"{quantity} became non-finite at step {step} ({count} NaN or inf, "
                          f"lr={lr:g}): the run diverged; try a smaller learning rate")
 
 

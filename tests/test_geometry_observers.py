@@ -8,6 +8,7 @@ from particledyn.geometry import (BalanceObserver, LemmaObserver, MergeObserver,
                                   top_eigenpairs)
 from particledyn.geometry.reference_nets import TwoLayerNet, teacher_student
 from particledyn.observers import Observer, StepInfo
+from particledyn.simulation import DivergenceError
 
 
 def run(observers, net, X, lr, steps, scale=1.0):
@@ -126,6 +127,16 @@ def test_sharpness_observer_with_a_preconditioner():
     assert observer.observe(info)["lambda_max"] == pytest.approx(exact, rel=1e-8)
     plain = top_eigenpairs(net.hvp_flat(X), X.size, tol=1e-10).lambda_max
     assert not np.isclose(plain, exact, rtol=1e-3)
+
+
+def test_sharpness_observer_reports_an_overflowing_hessian_as_divergence():
+    """Positions still finite but huge (a run about to diverge): H v overflows. The observer raises
+    DivergenceError naming the step, not ARPACK's illegible error."""
+    net, X, _ = teacher_student(12, d=2, batch=30, seed=4)
+    observer = SharpnessObserver(lambda info: (lambda v: net.hvp_flat(info.positions)(v) * np.inf))
+    info = StepInfo(step=7, time=0.7, positions=X, masses=np.ones(12) / 12, lr=0.1)
+    with pytest.raises(DivergenceError, match="Hessian-vector product entries became non-finite at step 7"):
+        observer.observe(info)
 
 
 def test_observer_arguments_are_checked():

@@ -283,7 +283,7 @@ class SharpnessObserver(Observer):
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         n = int(np.size(info.positions))
-        operator = self.hvp(info)
+        operator = _finite_or_diverged(self.hvp(info), info)
         if self.preconditioner is not None:
             operator = preconditioned_hvp(operator, self.preconditioner(info))
         v0 = self.eigenvector
@@ -307,6 +307,21 @@ class SharpnessObserver(Observer):
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         vector = state.get("eigenvector")
         self.eigenvector = None if vector is None else np.asarray(vector, dtype=np.float64)
+
+
+def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
+    """``operator`` that raises DivergenceError when H v overflows (positions still finite but
+    huge: the run is diverging, and ARPACK would fail with an illegible error)."""
+    from ..simulation import DivergenceError
+
+    def checked(vector):
+        product = operator(vector)
+        bad = np.count_nonzero(~np.isfinite(product))
+        if bad:
+            raise DivergenceError(info.step, int(bad), info.lr, "Hessian-vector product entries")
+        return product
+
+    return checked
 
 
 def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *, k: int = 6,
