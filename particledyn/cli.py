@@ -178,8 +178,9 @@ def _command_run(args) -> int:
     except DivergenceError as exc:
         tail = (f"{path} keeps {_summary(path, checkpoint=False)} and is marked not finished"
                 if os.path.exists(path) else "no file was written")
-        return _fail(f"the run diverged at step {exc.step}: {exc.count} {exc.quantity} became NaN "
-                     f"or inf (lr = {exc.lr:g}); try a smaller learning rate. {tail}", EXIT_DIVERGED)
+        return _fail(f"the run diverged at step {exc.step}: {exc.count} entries of the {exc.quantity} "
+                     f"became NaN or inf (lr = {exc.lr:g}); try a smaller learning rate. {tail}",
+                     EXIT_DIVERGED)
     except KeyboardInterrupt:
         if os.path.exists(path):
             print(f"interrupted: {path} keeps {_summary(path)}; continue with: particledyn run --resume "

@@ -17,9 +17,9 @@ from .state import ParticleState, default_masses, step_rng, validate_masses, val
 class DivergenceError(FloatingPointError):
     """Positions (or, with ``quantity``, another per-step result) became NaN or inf at ``step``."""
 
-    def __init__(self, step: int, count: int, lr: float, quantity: str = "position entries"):
+    def __init__(self, step: int, count: int, lr: float, quantity: str = "positions"):
         self.step, self.count, self.lr, self.quantity = step, count, lr, quantity
-        super().__init__(f"{quantity} became non-finite at step {step} ({count} NaN or inf, "
+        super().__init__(f"{quantity} became non-finite at step {step} ({count} entries NaN or inf, "
                          f"lr={lr:g}): the run diverged; try a smaller learning rate")
 
 

@@ -135,7 +135,7 @@ def test_sharpness_observer_reports_an_overflowing_hessian_as_divergence():
     net, X, _ = teacher_student(12, d=2, batch=30, seed=4)
     observer = SharpnessObserver(lambda info: (lambda v: net.hvp_flat(info.positions)(v) * np.inf))
     info = StepInfo(step=7, time=0.7, positions=X, masses=np.ones(12) / 12, lr=0.1)
-    with pytest.raises(DivergenceError, match="Hessian-vector product entries became non-finite at step 7"):
+    with pytest.raises(DivergenceError, match="Hessian-vector products became non-finite at step 7"):
         observer.observe(info)
 
 

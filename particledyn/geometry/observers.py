@@ -318,7 +318,7 @@ def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
         product = operator(vector)
         bad = np.count_nonzero(~np.isfinite(product))
         if bad:
-            raise DivergenceError(info.step, int(bad), info.lr, "Hessian-vector product entries")
+            raise DivergenceError(info.step, int(bad), info.lr, "Hessian-vector products")
         return product
 
     return checked
