@@ -4,8 +4,8 @@ Each is one LLVM instruction, so inside a loop the vectoriser sees exactly what 
 
 * :func:`float_bits` / :func:`bits_to_float`: reinterpret a float as an integer and back (the
   exponent-bit trick of :mod:`particledyn.fastmath` without a round trip through memory);
-* :func:`select`: ``a if cond else b`` without the branch numba emits for a conditional
-  expression (a branch carries a phi between iterations, and LLVM peels the loop to resolve it);
+* :func:`select`: ``a if cond else b`` without the branch and phi numba emits for a
+  conditional expression;
 * :func:`add_reassoc`: ``a + b`` marked ``reassoc``, on the accumulator of a running sum only. It
   lets LLVM split that one sum into vector lanes; nothing else in the loop may be reassociated
   (``fastmath=True`` on the whole loop would fold the rounding trick of exp away). The lane order
