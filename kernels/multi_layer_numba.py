@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_id
+from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_tag
 
 from .two_layer_wide_numba import CHUNK, LANES, tree_dot
 
@@ -30,7 +30,7 @@ __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
 
 
 @numba.njit(**LOOP_OPTIONS)
-def forward(activation_id, positions, coef, layer_input, with_jacobian):
+def forward(act, positions, coef, layer_input, with_jacobian):
     """h = sum_i c_i a_i sigma(w_i h_in) and (optionally) dh/dh_in, float64, chunk-ordered."""
     n = positions.shape[0]
     batch = layer_input.shape[0]
@@ -41,7 +41,6 @@ def forward(activation_id, positions, coef, layer_input, with_jacobian):
         pre = np.empty(batch, dtype=positions.dtype)
         value = np.empty(batch, dtype=positions.dtype)
         deriv = np.empty(batch, dtype=positions.dtype)
-        scratch = np.empty(batch, dtype=positions.dtype)
         wide = np.empty(batch, dtype=np.float64)
         acc_h = partial_h[chunk]
         acc_j = partial_j[chunk]
@@ -49,7 +48,7 @@ def forward(activation_id, positions, coef, layer_input, with_jacobian):
             w = positions[i, 0]
             for b in range(batch):
                 pre[b] = w * layer_input[b]
-            activation_batch(activation_id, pre, value, deriv, scratch, batch)
+            activation_batch(act, pre, value, deriv, batch)
             weight = np.float64(coef[i] * positions[i, 1])
             for b in range(batch):
                 wide[b] = value[b]
@@ -69,7 +68,7 @@ def forward(activation_id, positions, coef, layer_input, with_jacobian):
     return h, jacobian
 
 @numba.njit(**LOOP_OPTIONS)
-def field(activation_id, positions, layer_input, grad, grad_times_input, out):
+def field(act, positions, layer_input, grad, grad_times_input, out):
     """The block's field: -(a_i-part, w_i-part) against the backpropagated gradient."""
     n = positions.shape[0]
     batch = layer_input.shape[0]
@@ -78,13 +77,12 @@ def field(activation_id, positions, layer_input, grad, grad_times_input, out):
         pre = np.empty(batch, dtype=positions.dtype)
         value = np.empty(batch, dtype=positions.dtype)
         deriv = np.empty(batch, dtype=positions.dtype)
-        scratch = np.empty(batch, dtype=positions.dtype)
         products = np.empty(batch, dtype=positions.dtype)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             w = positions[i, 0]
             for b in range(batch):
                 pre[b] = w * layer_input[b]
-            activation_batch(activation_id, pre, value, deriv, scratch, batch)
+            activation_batch(act, pre, value, deriv, batch)
             out[i, 1] = -tree_dot(grad, value, products, batch)
             out[i, 0] = -positions[i, 1] * tree_dot(grad_times_input, deriv, products, batch)
 
@@ -96,11 +94,11 @@ def compiled_loops(activation: str, dtype) -> tuple:
     of the padded batch length; ``field(positions, layer_input, grad, grad_times_input, out)``
     writes the block's field into ``out``.
     """
-    code = activation_id(activation, dtype)
+    act = activation_tag(activation, dtype)
     return (lambda positions, coef, layer_input, with_jacobian:
-            forward(code, positions, coef, layer_input, with_jacobian),
+            forward(act, positions, coef, layer_input, with_jacobian),
             lambda positions, layer_input, grad, grad_times_input, out:
-            field(code, positions, layer_input, grad, grad_times_input, out))
+            field(act, positions, layer_input, grad, grad_times_input, out))
 
 
 def pad_vector(values: np.ndarray, dtype) -> np.ndarray:

@@ -128,5 +128,4 @@ class TaskSwitchingNet(Kernel):
         return {"name": self.name, "dim": self.dim, "activation": self.activation, "loss": "mse",
                 "scaling": self.scaling, "epoch_steps": self.epoch_steps, "d_in": self.d_in,
                 "d_out": self.d_out, "hidden_bias": self.hidden_bias, "n_train": self.n_train,
-                "n_eval": self.n_eval,
-                "seed": self.seed, "first_task": self.first_task}
+                "n_eval": self.n_eval, "seed": self.seed, "first_task": self.first_task}

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_id
+from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_tag
 
 CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""
@@ -74,7 +74,7 @@ def _preactivation(positions, i, inputs_t, pre, d, batch):
 
 
 @numba.njit(**LOOP_OPTIONS)
-def forward(activation_id, positions, coef, inputs_t):
+def forward(act, positions, coef, inputs_t):
     """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum.
 
     Within a chunk, SUB particles at a time are summed in the working dtype (a full-width
@@ -89,14 +89,13 @@ def forward(activation_id, positions, coef, inputs_t):
         pre = np.empty(batch, dtype=positions.dtype)
         value = np.empty(batch, dtype=positions.dtype)
         deriv = np.empty(batch, dtype=positions.dtype)
-        scratch = np.empty(batch, dtype=positions.dtype)
         local = np.zeros((n_out, batch), dtype=positions.dtype)
         acc = partial[chunk]
         stop = min(n, (chunk + 1) * CHUNK)
         for start in range(chunk * CHUNK, stop, SUB):
             for i in range(start, min(stop, start + SUB)):
                 _preactivation(positions, i, inputs_t, pre, d, batch)
-                activation_batch(activation_id, pre, value, deriv, scratch, batch)
+                activation_batch(act, pre, value, deriv, batch)
                 for c in range(n_out):
                     weight = coef[i] * positions[i, d + c]
                     row = local[c]
@@ -114,7 +113,7 @@ def forward(activation_id, positions, coef, inputs_t):
 
 
 @numba.njit(**LOOP_OPTIONS)
-def field(activation_id, positions, inputs_t, grad_out, out):
+def field(act, positions, inputs_t, grad_out, out):
     """out[i] = -(sum_b G_b sigma_ib, sum_b (G_b . a_i) sigma'_ib z_b), G = grad_out (C, B)."""
     n, dim = positions.shape
     d, batch = inputs_t.shape
@@ -128,7 +127,7 @@ def field(activation_id, positions, inputs_t, grad_out, out):
         products = np.empty(batch, dtype=positions.dtype)
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             _preactivation(positions, i, inputs_t, pre, d, batch)
-            activation_batch(activation_id, pre, value, deriv, weighted, batch)
+            activation_batch(act, pre, value, deriv, batch)
             a0 = positions[i, d]
             for b in range(batch):
                 weighted[b] = grad_out[0, b] * a0
@@ -146,9 +145,9 @@ def field(activation_id, positions, inputs_t, grad_out, out):
 
 def compiled_loops(activation: str, dtype) -> tuple:
     """(forward, field) for an activation name and dtype, as functions of the arrays only."""
-    code = activation_id(activation, dtype)
-    return (lambda positions, coef, inputs_t: forward(code, positions, coef, inputs_t),
-            lambda positions, inputs_t, grad_out, out: field(code, positions, inputs_t, grad_out, out))
+    act = activation_tag(activation, dtype)
+    return (lambda positions, coef, inputs_t: forward(act, positions, coef, inputs_t),
+            lambda positions, inputs_t, grad_out, out: field(act, positions, inputs_t, grad_out, out))
 
 
 def pad_batch(inputs: np.ndarray, dtype) -> np.ndarray:

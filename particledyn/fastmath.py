@@ -125,74 +125,9 @@ def _build(c):
     return exp_neg, {"sigmoid": sigmoid, "tanh": tanh, "relu": relu}
 
 
-def _batch(function):
-    """A batch form ``f(t, value, deriv, scratch, n)`` of a scalar activation (one fused loop)."""
-
-    @numba.njit(inline="always")
-    def batch(t, value, deriv, scratch, n):
-        for b in range(n):
-            value[b], deriv[b] = function(t[b])
-
-    return batch
-
-
-def _exp_batch(function):
-    @numba.njit(inline="always")
-    def batch(a, out, scratch, n):
-        """out[b] = exp(-a[b]) for a[b] >= 0."""
-        for b in range(n):
-            out[b] = function(a[b])
-
-    return batch
-
-
-_EXP64, _SCALAR64 = _build(_C64)
-_EXP32, _SCALAR32 = _build(_C32)
-exp_neg_f64, exp_neg_f32 = _exp_batch(_EXP64), _exp_batch(_EXP32)
-_ACT64 = {name: _batch(f) for name, f in _SCALAR64.items()}
-_ACT32 = {name: _batch(f) for name, f in _SCALAR32.items()}
-
-ACTIVATIONS = {name: {np.dtype(np.float64): _ACT64[name], np.dtype(np.float32): _ACT32[name]}
-               for name in _ACT64}
-"""Batch activations ``f(t, value, deriv, scratch, n)`` by name and dtype."""
-
-ACTIVATION_IDS = {"sigmoid": 0, "tanh": 1, "relu": 2}
-"""Integer codes of the activations, for :func:`activation_batch`."""
-
-
-def activation_id(activation: str, dtype) -> int:
-    """The code of ``activation`` for :func:`activation_batch`, checking the dtype too."""
-    if activation not in ACTIVATION_IDS or np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
-                         f"{sorted(ACTIVATION_IDS)} with float32 or float64")
-    return ACTIVATION_IDS[activation]
-
-
-def activation_batch(activation_id, t, value, deriv, scratch, n):
-    """Activation ``activation_id`` (see ACTIVATION_IDS) on a batch buffer, from numba code.
-
-    A module-level entry point (resolved at compile time on the dtype of ``t``) so
-    that the kernels calling it can be cached on disk (``cache=True``); the branch
-    on ``activation_id`` is taken once per batch, not per entry.
-    """
-    raise NotImplementedError("activation_batch is callable from numba-compiled code only")
-
-
-@numba.extending.overload(activation_batch, inline="always")
-def _activation_batch_overload(activation_id, t, value, deriv, scratch, n):
-    table = _ACT64 if t.dtype == numba.types.float64 else _ACT32
-    sigmoid, tanh, relu = table["sigmoid"], table["tanh"], table["relu"]
-
-    def implementation(activation_id, t, value, deriv, scratch, n):
-        if activation_id == 0:
-            sigmoid(t, value, deriv, scratch, n)
-        elif activation_id == 1:
-            tanh(t, value, deriv, scratch, n)
-        else:
-            relu(t, value, deriv, scratch, n)
-
-    return implementation
-
+exp_neg_f64, _SCALAR64 = _build(_C64)
+exp_neg_f32, _SCALAR32 = _build(_C32)
+"""``exp_neg_f64(a)`` / ``exp_neg_f32(a)``: exp(-a) for a >= 0, scalar, from numba code."""
 
 ACTIVATION_TAGS = {"sigmoid": np.int8(0), "tanh": np.int16(0), "relu": np.int32(0)}
 """The activation as the *type* of a scalar (int8, int16, int32), for :func:`activation`: numba
@@ -203,7 +138,9 @@ _TAG_ACTIVATIONS = {numba.typeof(tag): name for name, tag in ACTIVATION_TAGS.ite
 
 def activation_tag(activation: str, dtype):
     """The tag of ``activation`` for :func:`activation`, checking the dtype too."""
-    activation_id(activation, dtype)
+    if activation not in ACTIVATION_TAGS or np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
+                         f"{sorted(ACTIVATION_TAGS)} with float32 or float64")
     return ACTIVATION_TAGS[activation]
 
 
@@ -219,3 +156,10 @@ def _activation_overload(tag, t):
         return None
     function = (_SCALAR64 if t == numba.types.float64 else _SCALAR32)[_TAG_ACTIVATIONS[tag]]
     return lambda tag, t: function(t)
+
+
+@numba.njit(inline="always")
+def activation_batch(tag, t, value, deriv, n):
+    """value[b], deriv[b] = :func:`activation` (tag, t[b]) for b < n, from numba code."""
+    for b in range(n):
+        value[b], deriv[b] = activation(tag, t[b])

@@ -1,6 +1,6 @@
 """The vectorisable activations of particledyn.fastmath against the plain-numpy references.
 
-The batch functions are called from small ``njit(error_model="numpy")`` wrappers, as the kernels
+The activations are called from small ``njit(error_model="numpy")`` wrappers, as the kernels
 call them. Accuracy is checked over the representable range: where the true value (or derivative)
 is a normal float of the working dtype. The implementation clamps the argument of exp(-a) at
 a = 708 (float64) or 87 (float32), a little before the end of the normal range (708.4, 87.3), so
@@ -21,13 +21,12 @@ RTOL = {F64: 1e-12, F32: 1e-6}
 CLAMP = {F64: 708.0, F32: 87.0}
 
 
-def _activation_runner(function):
+def _activation_runner(tag):
     @numba.njit(error_model="numpy")
     def run(t):
         value = np.empty_like(t)
         deriv = np.empty_like(t)
-        scratch = np.empty_like(t)
-        function(t, value, deriv, scratch, t.size)
+        fastmath.activation_batch(tag, t, value, deriv, t.size)
         return value, deriv
 
     return run
@@ -37,14 +36,14 @@ def _exp_runner(function):
     @numba.njit(error_model="numpy")
     def run(a):
         out = np.empty_like(a)
-        scratch = np.empty_like(a)
-        function(a, out, scratch, a.size)
+        for b in range(a.size):
+            out[b] = function(a[b])
         return out
 
     return run
 
 
-RUNNERS = {(name, dtype): _activation_runner(fastmath.ACTIVATIONS[name][dtype])
+RUNNERS = {(name, dtype): _activation_runner(fastmath.ACTIVATION_TAGS[name])
            for name in ("sigmoid", "tanh", "relu") for dtype in (F32, F64)}
 EXP_NEG = {F64: _exp_runner(fastmath.exp_neg_f64), F32: _exp_runner(fastmath.exp_neg_f32)}
 
