@@ -12,6 +12,7 @@ import numpy as np
 
 from particledyn.kernel import SupervisedKernel
 
+from . import two_layer_hvp_numba as hvp_loops
 from . import two_layer_numba as fused
 from .activations_reference import activation_reference
 from .two_layer_reference import hessian_vector_reference, loss_and_output_gradient, loss_hessian_product
@@ -133,15 +134,37 @@ class TwoLayerNet(SupervisedKernel):
         return float(np.mean(predicted == labels))
 
     def hvp(self, positions, masses, context, vector, chunk=4096):
-        """Exact Hessian-vector product (float64), chunked over particles: O(chunk B) memory."""
+        """Exact Hessian-vector product (float64).
+
+        Up to ``WIDE_DIMS`` coordinates per neuron, the fused loops of
+        :mod:`.two_layer_hvp_numba`; wider neurons use numpy, chunked over particles
+        (O(chunk B) memory).
+        """
         inputs, targets = context
-        x = np.asarray(positions, dtype=np.float64)
-        v = np.asarray(vector, dtype=np.float64).reshape(x.shape)
+        x = np.ascontiguousarray(positions, dtype=np.float64)
+        v = np.ascontiguousarray(np.asarray(vector, dtype=np.float64).reshape(x.shape))
         m = np.asarray(masses, dtype=np.float64)
+        if x.shape[1] <= fused.WIDE_DIMS:
+            return self._hvp_fused(x, m, inputs, targets, v)
         if x.shape[0] <= chunk:
             return hessian_vector_reference(x, m, inputs, targets, self.activation, self.scaling,
                                             self.loss_name, v)
         return self._hvp_chunked(x, m, inputs, targets, v, chunk)
+
+    def _hvp_fused(self, x, m, inputs, targets, v):
+        directional, curvature = hvp_loops.compiled_hvp(self.activation)
+        outputs = self.outputs(x, m, inputs)
+        _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
+        inputs_t = fused.pad_batch(inputs, np.float64)
+        batch = inputs.shape[0]
+        delta = directional(x, v, self._coefficients(m, np.float64), inputs_t)[:, :batch].T
+        u = loss_hessian_product(outputs, delta, self.loss_name)
+        u_t = np.zeros((self.n_outputs, inputs_t.shape[1]))
+        grad_t = np.zeros_like(u_t)
+        u_t[:, :batch], grad_t[:, :batch] = u.T, grad_out.T
+        out = np.empty_like(x)
+        curvature(x, v, inputs_t, u_t, grad_t, out)
+        return out
 
     def _hvp_chunked(self, x, m, inputs, targets, v, chunk):
         d = self.d_in

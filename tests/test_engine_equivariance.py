@@ -97,6 +97,20 @@ def test_field_is_permutation_equivariant(name, n, seed, data):
         assert kernel.loss(x[perm], m[perm], context) == pytest.approx(kernel.loss(x, m, context), rel=1e-12)
 
 
+@pytest.mark.parametrize("name", [name for name in KERNELS if name.startswith("two_layer")])
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(1, 40), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
+def test_hessian_vector_product_is_permutation_equivariant(name, n, seed, data):
+    """H(PX) (PV) = P H(X) V: the curvature the sharpness observer measures."""
+    kernel, _, scale = KERNELS[name]
+    perm = np.array(data.draw(st.permutations(range(n))), dtype=np.int64)
+    x, m = _instance(seed, n, kernel.dim, scale)
+    v = np.random.default_rng(seed + 1).standard_normal(x.shape)
+    context = kernel.evaluation_context()
+    product = kernel.hvp(x, m, context, v)
+    _assert_permuted(kernel.hvp(x[perm], m[perm], context, v[perm]), product[perm], "H(PX) PV vs P H(X) V")
+
+
 @pytest.mark.parametrize("optimizer, options, batch_size", OPTIMIZERS,
                          ids=[f"{o}-{'wd' if p.get('weight_decay') else 'nowd'}-{b}" for o, p, b in OPTIMIZERS])
 @pytest.mark.parametrize("name", KERNELS)

@@ -73,8 +73,10 @@ def test_fused_kernel_matches_reference_float64(activation, loss, scaling, d, n_
 @pytest.mark.parametrize("scaling", SCALINGS)
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_chunked_hvp_matches_reference(activation, loss, scaling):
-    kernel, x, m, (z, y) = make_problem(activation, loss, scaling, 2, 3, 21, 150, seed=1)
+@pytest.mark.parametrize("d, n_out, batch, n", SHAPES)
+def test_hvp_matches_reference(activation, loss, scaling, d, n_out, batch, n):
+    """The fused loops of two_layer_hvp_numba, and for the last (wide) shape numpy in chunks."""
+    kernel, x, m, (z, y) = make_problem(activation, loss, scaling, d, n_out, batch, n, seed=1)
     v = np.random.default_rng(2).standard_normal(x.shape)
     expected = hessian_vector_reference(x, m, z, y, activation, scaling, loss, v)
     assert_rel_close(kernel.hvp(x, m, kernel.evaluation_context(), v, chunk=64), expected, 1e-12, "hvp")
