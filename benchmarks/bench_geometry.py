@@ -7,8 +7,12 @@
 2. lambda_max of a teacher-student sigmoid net with N = 10^4 neurons, d = 2:
    Hessian-vector products per Lanczos solve, cold and warm-started along
    gradient descent, against power iteration to the same residual (the peer).
+3. One exact Hessian-vector product of the engine's two-layer kernel (fused numba loops,
+   float64; what the sharpness observer calls) against the plain-numpy reference and, when
+   PyTorch is installed, PyTorch's double backward, in the same run: sigmoid, MSE, d = 2,
+   N = 4000 neurons, 3500 samples (the 3-D Table 1 scenarios).
 
-Run: python benchmarks/bench_geometry.py [--n 1000000] [--steps 4]
+Run: python benchmarks/bench_geometry.py [--n 1000000] [--steps 4] [--hvp-neurons 4000]
 Prints figures; never asserts on time.
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from particledyn.geometry import (LemmaObserver, MergeObserver, NeighbourCache,
                                   PairwiseLipschitzObserver, geometry_observers, top_eigenpairs)
 from particledyn.geometry.reference_nets import teacher_student
+from particledyn.kernels import TwoLayerNet
 from particledyn.observers import StepInfo
 
 
@@ -130,15 +135,64 @@ def bench_sharpness(n_neurons, gd_steps, tol=1e-6):
     return cold.n_hvp
 
 
+def _median_time(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), result
+
+
+def bench_hvp(n_neurons, samples, repeats=7):
+    from particledyn.kernels.two_layer_reference import hessian_vector_reference
+
+    rng = np.random.default_rng(0)
+    inputs, targets = 2.0 * rng.standard_normal((samples, 2)), rng.standard_normal(samples)
+    kernel = TwoLayerNet(inputs, targets, "sigmoid", "mse", "standard")
+    x, v = rng.standard_normal((n_neurons, 3)), rng.standard_normal((n_neurons, 3))
+    masses = np.full(n_neurons, 1.0 / n_neurons)
+    context = kernel.evaluation_context()
+    kernel.hvp(x, masses, context, v)  # compile (or load from the cache)
+    ours, product = _median_time(lambda: kernel.hvp(x, masses, context, v), repeats)
+    numpy_time, expected = _median_time(lambda: hessian_vector_reference(
+        x, masses, inputs, targets, "sigmoid", "standard", "mse", v), max(3, repeats // 2))
+    error = np.max(np.abs(product - expected)) / np.max(np.abs(expected))
+    print(f"[hvp] two-layer sigmoid net, MSE, N={n_neurons:,}, d=2, {samples:,} samples, float64: "
+          f"fused loops {ours * 1e3:.1f} ms; numpy reference {numpy_time * 1e3:.1f} ms "
+          f"({numpy_time / ours:.1f}x); max relative difference {error:.1e}")
+    try:
+        import torch
+    except ImportError:
+        print("[hvp] PyTorch not installed: no PyTorch peer")
+        return
+    z, y = torch.tensor(inputs), torch.tensor(targets)
+    xt, vt = torch.tensor(x, requires_grad=True), torch.tensor(v)
+
+    def torch_hvp():
+        loss = ((torch.sigmoid(xt[:, :2] @ z.T).T @ xt[:, 2] - y) ** 2).mean()
+        (grad,) = torch.autograd.grad(loss, xt, create_graph=True)
+        return torch.autograd.grad(grad, xt, grad_outputs=vt)[0].numpy()
+
+    torch_hvp()
+    torch_time, peer = _median_time(torch_hvp, repeats)
+    error = np.max(np.abs(product - peer)) / np.max(np.abs(peer))
+    print(f"[hvp] PyTorch {torch.__version__} double backward (threads={torch.get_num_threads()}): "
+          f"{torch_time * 1e3:.1f} ms -> {torch_time / ours:.1f}x ours; max relative difference {error:.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10**6, help="particles for the pair diagnostics")
     parser.add_argument("--steps", type=int, default=4, help="steps for the pair diagnostics")
     parser.add_argument("--neurons", type=int, default=10**4, help="neurons for lambda_max")
     parser.add_argument("--gd-steps", type=int, default=5, help="GD steps for warm starts")
+    parser.add_argument("--hvp-neurons", type=int, default=4000, help="neurons for one HVP")
+    parser.add_argument("--hvp-samples", type=int, default=3500, help="samples for one HVP")
     args = parser.parse_args()
     bench_pairs(args.n, args.steps)
     bench_sharpness(args.neurons, args.gd_steps)
+    bench_hvp(args.hvp_neurons, args.hvp_samples)
 
 
 if __name__ == "__main__":
