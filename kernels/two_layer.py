@@ -21,6 +21,14 @@ SCALINGS = ("standard", "mean_field")
 LOSSES = ("mse", "cross_entropy")
 
 
+def _padded_columns(values, width, dtype):
+    """values (B, C) as a (C, width) array, zero past B: per-batch-entry data in the layout of
+    ``pad_batch`` (the zeros keep the padding out of every sum)."""
+    out = np.zeros((values.shape[1], width), dtype=dtype)
+    out[:, : values.shape[0]] = values.T
+    return out
+
+
 class TwoLayerNet(SupervisedKernel):
     """Two-layer network on a fixed data set; particles are hidden neurons.
 
@@ -112,10 +120,8 @@ class TwoLayerNet(SupervisedKernel):
         _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
         _, field = fused.compiled_loops(self.activation, positions.dtype)
         inputs_t = fused.pad_batch(inputs, positions.dtype)
-        grad_t = np.zeros((self.n_outputs, inputs_t.shape[1]), dtype=positions.dtype)
-        grad_t[:, : inputs.shape[0]] = grad_out.T
         out = np.empty_like(positions)
-        field(positions, inputs_t, grad_t, out)
+        field(positions, inputs_t, _padded_columns(grad_out, inputs_t.shape[1], positions.dtype), out)
         return out
 
     def loss(self, positions, masses, context):
@@ -156,14 +162,12 @@ class TwoLayerNet(SupervisedKernel):
         outputs = self.outputs(x, m, inputs)
         _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
         inputs_t = fused.pad_batch(inputs, np.float64)
-        batch = inputs.shape[0]
-        delta = directional(x, v, self._coefficients(m, np.float64), inputs_t)[:, :batch].T
+        delta = directional(x, v, self._coefficients(m, np.float64), inputs_t)[:, : inputs.shape[0]].T
         u = loss_hessian_product(outputs, delta, self.loss_name)
-        u_t = np.zeros((self.n_outputs, inputs_t.shape[1]))
-        grad_t = np.zeros_like(u_t)
-        u_t[:, :batch], grad_t[:, :batch] = u.T, grad_out.T
+        width = inputs_t.shape[1]
         out = np.empty_like(x)
-        curvature(x, v, inputs_t, u_t, grad_t, out)
+        curvature(x, v, inputs_t, _padded_columns(u, width, np.float64),
+                  _padded_columns(grad_out, width, np.float64), out)
         return out
 
     def _hvp_chunked(self, x, m, inputs, targets, v, chunk):

@@ -22,7 +22,7 @@ from numba import prange
 from particledyn.fastmath import LOOP_OPTIONS, activation, activation_curvature, activation_tag
 from particledyn.llvm_ops import add_reassoc
 
-from .two_layer_numba import BLOCK, CHUNK, _load_chunk, accumulate_pair, column, dot
+from .two_layer_numba import BLOCK, CHUNK, _load_chunk, accumulate_pair, column, dot, sum_chunks
 
 
 @numba.njit(**LOOP_OPTIONS)
@@ -60,12 +60,7 @@ def directional_outputs(act, inputs_dims, output_dims, positions, vector, coef, 
                 for j in range(stop - start):
                     total = add_reassoc(total, va[c, j] * value[j] + a[c, j] * slope[j])
                 partial[chunk, c, b] = total
-    out = np.zeros((n_out, batch))
-    for chunk in range(n_chunks):
-        for c in range(n_out):
-            for b in range(batch):
-                out[c, b] += partial[chunk, c, b]
-    return out
+    return sum_chunks(partial)
 
 
 @numba.njit(**LOOP_OPTIONS)

@@ -92,6 +92,17 @@ def _load_chunk(positions, start, stop, inputs_dims, w, a):
             a[c, j] = positions[start + j, d + c]
 
 
+@numba.njit(inline="always")
+def sum_chunks(partial):
+    """sum over the first axis of per-chunk sums (n_chunks, C, B), in chunk order (float64)."""
+    out = np.zeros(partial.shape[1:], dtype=np.float64)
+    for chunk in range(partial.shape[0]):
+        for c in range(partial.shape[1]):
+            for b in range(partial.shape[2]):
+                out[c, b] += partial[chunk, c, b]
+    return out
+
+
 @numba.njit(**LOOP_OPTIONS)
 def forward(act, inputs_dims, output_dims, positions, coef, inputs_t):
     """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum."""
@@ -127,12 +138,7 @@ def forward(act, inputs_dims, output_dims, positions, coef, inputs_t):
                     for j in range(stop - start):
                         total = add_reassoc(total, weight[c, j] * value[j])
                     partial[chunk, c, b] = total
-    out = np.zeros((n_out, batch), dtype=np.float64)
-    for chunk in range(n_chunks):
-        for c in range(n_out):
-            for b in range(batch):
-                out[c, b] += partial[chunk, c, b]
-    return out
+    return sum_chunks(partial)
 
 
 @numba.njit(**LOOP_OPTIONS)
