@@ -34,6 +34,7 @@ if ! .venv/bin/python -c "import dionysus" 2>/dev/null; then
     boost_include="$(.venv/bin/python -c 'import boost_headers, os; print(os.path.join(os.path.dirname(boost_headers.__file__), "include"))')"
     echo "bootstrap: building dionysus against Boost headers in $boost_include (a few minutes)"
     CPATH="$boost_include${CPATH:+:$CPATH}" $pip install -q "dionysus>=2.2"
+    $pip uninstall -q -y boost-headers   # build-only: ~180 MB of headers dionysus no longer needs
 fi
 $pip install -q -e ".[dev,topology,dist]"
 

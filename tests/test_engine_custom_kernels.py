@@ -3,7 +3,7 @@ black-box rules checked for equivariance, and divergence reported with its step.
 import numpy as np
 import pytest
 
-import particledyn as pd
+import particledyn as pdyn
 from particledyn import BlackBoxKernel, DeepSetsKernel, DivergenceError, NotEquivariantError, Simulation
 from particledyn.deepsets import CHUNK, deepsets_reference
 
@@ -29,13 +29,13 @@ def psi(x, summary, ctx, out):      # each particle moves radially: out when too
         out[k] = (x[k] - summary[k]) * summary[D]
 
 
-spread_kernel = pd.DeepSetsKernel(phi, psi, dim=D, agg_dim=D + 1, rho=rho, name="spread")
+spread_kernel = pdyn.DeepSetsKernel(phi, psi, dim=D, agg_dim=D + 1, rho=rho, name="spread")
 # ---------------------------------------------------------------------------------------------------
 
 
 def test_readme_user_kernel():
     x0 = np.random.default_rng(0).normal(size=(1000, D))
-    sim = pd.simulate(spread_kernel, x0, steps=200, lr=0.1, frame_every=0)
+    sim = pdyn.simulate(spread_kernel, x0, steps=200, lr=0.1, frame_every=0)
     x = sim.positions
     mean0, mean = x0.mean(axis=0), x.mean(axis=0)
     # the mean is conserved (sum_i m_i U_i = 0), the spread reaches R2, the shape is only rescaled
@@ -131,7 +131,7 @@ def test_blackbox_equivariant_rule_runs_and_matches_the_rule(rng):
     kernel = BlackBoxKernel(_toward_mean, dim=2)
     x = rng.standard_normal((20, 2))
     assert kernel.check_equivariance(x, np.full(20, 0.05), None) <= 1e-14
-    sim = pd.simulate(kernel, x, steps=3, lr=0.5, frame_every=0)
+    sim = pdyn.simulate(kernel, x, steps=3, lr=0.5, frame_every=0)
     expected = x.copy()
     for _ in range(3):
         expected = expected + 0.5 * (expected.mean(axis=0) - expected)
