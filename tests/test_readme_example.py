@@ -27,7 +27,7 @@ def test_user_kernel_example_runs_and_is_short(capsys):
 
 def test_api_example_runs(tmp_path, monkeypatch):
     code = _python_block_after("## The Python API")
-    code = code.replace("sim.run(1000)", "sim.run(40, progress=False)")
+    code = code.replace("sim.run(200)", "sim.run(40, progress=False)")
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
