@@ -1,9 +1,16 @@
-"""Running a sweep on dask.distributed: K0 per (seed, N), then one task per run, then the table.
+"""Running a sweep on dask.distributed: K0 per grid point, then one task per run, then the table.
 
 By default the runs go to a LocalCluster on this machine (``[cluster] workers`` processes of
 ``threads_per_worker`` threads; each run sets numba to ``sweep.threads``); with
-``[cluster] address`` (or ``address=``) they go to a running Dask scheduler, whose workers
-must have particledyn installed and see the output folder (a shared file system).
+``[cluster] address`` (or ``address=``) they go to a running Dask scheduler, and with
+``[cluster] jobqueue`` to batch jobs (dask-jobqueue). Workers must have particledyn installed
+and see the output folder, which is made absolute on the client and checked writable from the
+workers before anything is launched. Every run is claimed while it runs
+(:mod:`particledyn.sweep.claims`), so two sweeps sharing the folder never run it twice at once.
+
+A job array runs one sweep in parts: ``--shard I/K`` (every K-th run from the I-th) or
+``--index I`` (one run); each part measures the K0 it needs and records its outcomes under
+``<out>/shards/``, and ``--collect`` then writes the table from the run files.
 
 Resuming: a run whose file says finished at the sweep's step count, or whose run diverged
 (a deterministic outcome), is skipped; a stopped file (killed, interrupted) is resumed from
@@ -26,26 +33,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .grid import (ClusterSpec, RunSpec, SweepError, SweepSpec, K0_fingerprint, expand_runs,
-                   grid_points, load_sweep, measure_K0, run_scenario)
-from .table import run_row, write_table
+from .claims import ClaimHeld, acquire, holder
+from .cluster import NoWorkersError, check_workers_can_write, open_client, wait_for_runs
+from .grid import (RunSpec, SweepError, SweepSpec, K0_fingerprint, expand_runs, grid_points, load_sweep,
+                   measure_K0, run_ids, run_scenario)
+from .table import axes_label, run_row, write_table
 
-__all__ = ["SweepResult", "run_sweep", "sweep_main", "execute_run", "file_state", "open_client"]
+__all__ = ["SweepResult", "run_sweep", "collect_sweep", "sweep_main", "execute_run", "file_state",
+           "open_client", "parse_shard", "selected_indices"]
 
 DONE = ("finished", "diverged")
 
 
 @dataclass
 class SweepResult:
-    """What :func:`run_sweep` did.
+    """What :func:`run_sweep` or :func:`collect_sweep` did.
 
     Attributes
     ----------
     out : Path
-        The sweep's folder.
+        The sweep's folder (absolute).
     rows : list of dict
-        The table, one row per run (see :mod:`particledyn.sweep.table`).
-    table_csv, table_h5 : Path
+        The table, one row per run (see :mod:`particledyn.sweep.table`); a shard's own runs only.
+    table_csv, table_h5 : Path or None
+        None for a shard (``--shard``/``--index``): ``--collect`` writes the table.
     phase_png : Path or None
     counts : dict
         Runs by status after this call, plus ``skipped`` (already done) and ``ran``.
@@ -55,8 +66,8 @@ class SweepResult:
 
     out: Path
     rows: list
-    table_csv: Path
-    table_h5: Path
+    table_csv: Path | None
+    table_h5: Path | None
     phase_png: Path | None
     counts: dict
     elapsed: float
@@ -64,12 +75,15 @@ class SweepResult:
 
 
 # ---------------------------------------------------------------- one run (on a worker)
-def file_state(path: str, steps: int) -> str:
+def file_state(path: str, steps: int, own_claim: bool = False) -> str:
     """What to do with a run file: ``missing``, ``finished``/``diverged`` (done), ``extend``
-    (finished at fewer steps), ``resume`` (stopped), ``running`` (its writer is alive) or
-    ``restart`` (unreadable)."""
+    (finished at fewer steps), ``resume`` (stopped), ``running`` (its writer is alive, or a
+    live claim holds it: see :mod:`particledyn.sweep.claims`; ``own_claim``: the caller holds
+    it) or ``restart`` (unreadable)."""
     from ..runner import run_info
 
+    if not own_claim and holder(path) is not None:
+        return "running"
     if not os.path.exists(path):
         return "missing"
     if not os.path.isfile(path):
@@ -93,11 +107,14 @@ def _one_line(exc: BaseException) -> str:
 def execute_run(run: RunSpec, progress: bool = False) -> dict:
     """Run (or resume, or skip) one run of a sweep; never raises for the run's own errors.
 
+    The run is claimed first (:func:`particledyn.sweep.claims.acquire`), so no other
+    process, on any host sharing the folder, runs it at the same time.
+
     Returns
     -------
     dict
-        ``run_id``, ``status`` (finished, diverged, failed, or the done state it found),
-        ``error`` (one line, or ""), ``elapsed`` (seconds), ``action`` (what it did).
+        ``run_id``, ``status`` (finished, diverged, failed, running (claimed elsewhere), or the
+        done state it found), ``error`` (one line, or ""), ``elapsed`` (seconds), ``action``.
     """
     from ..runner import ResumeError, resume_run, start_run
     from ..scenario import Scenario
@@ -109,118 +126,122 @@ def execute_run(run: RunSpec, progress: bool = False) -> dict:
     status, error, action = "finished", "", "start"
     try:
         os.makedirs(os.path.dirname(run.path) or ".", exist_ok=True)
-        state = file_state(run.path, steps)
-        if state in DONE:
-            return {"run_id": run.run_id, "status": state, "error": "", "elapsed": 0.0, "action": "skip"}
-        if state == "running":
-            raise RuntimeError(f"{run.path} is being written by a live process; not touched")
-        if state in ("extend", "resume"):
-            action = state
-            try:
-                resume_run(run.path, scenario, steps=steps, progress=progress)
-            except ResumeError:
-                action = "restart"
+        claim = acquire(run.path)
+    except ClaimHeld as exc:
+        return {"run_id": run.run_id, "status": "running", "error": _one_line(exc), "elapsed": 0.0,
+                "action": "skip"}
+    except OSError as exc:
+        return {"run_id": run.run_id, "status": "failed", "error": _one_line(exc),
+                "elapsed": time.perf_counter() - began, "action": "start"}
+    with claim:
+        try:
+            state = file_state(run.path, steps, own_claim=True)
+            if state in DONE:
+                return {"run_id": run.run_id, "status": state, "error": "", "elapsed": 0.0, "action": "skip"}
+            if state == "running":
+                raise RuntimeError(f"{run.path} is being written by a live process; not touched")
+            if state in ("extend", "resume"):
+                action = state
+                try:
+                    resume_run(run.path, scenario, steps=steps, progress=progress)
+                except ResumeError:
+                    action = "restart"
+                    start_run(scenario, out=run.path, overwrite=True, progress=progress)
+            else:
                 start_run(scenario, out=run.path, overwrite=True, progress=progress)
-        else:
-            start_run(scenario, out=run.path, overwrite=True, progress=progress)
-    except DivergenceError as exc:
-        status, error = "diverged", _one_line(exc)
-    except Exception as exc:  # a failed run is recorded, the sweep goes on
-        status, error = "failed", _one_line(exc)
+        except DivergenceError as exc:
+            status, error = "diverged", _one_line(exc)
+        except Exception as exc:  # a failed run is recorded, the sweep goes on
+            status, error = "failed", _one_line(exc)
     return {"run_id": run.run_id, "status": status, "error": error,
             "elapsed": time.perf_counter() - began, "action": action}
 
 
-# ---------------------------------------------------------------- the cluster
-@contextlib.contextmanager
-def open_client(cluster: ClusterSpec):
-    """A dask.distributed Client: to ``cluster.address``, or to a new LocalCluster (closed after)."""
-    from distributed import Client, LocalCluster
-
-    if cluster.address:
-        client = Client(cluster.address)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    import dask
-
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": local_worker_environ()}):
-        local = LocalCluster(n_workers=cluster.workers, threads_per_worker=cluster.threads_per_worker,
-                             processes=True, dashboard_address=None, silence_logs=logging.ERROR)
-    client = Client(local)
-    try:
-        yield client
-    finally:
-        client.close()
-        local.close()
-
-
-def local_worker_environ() -> dict:
-    """The environment Dask's nanny gives new workers, without ``MALLOC_TRIM_THRESHOLD_``.
-
-    Dask sets it to 64 KiB against memory fragmentation; a run allocates a few arrays per
-    step, and glibc returning memory that often made runs 1.8x slower in a worker than in
-    a plain process (measured: 1.73 s against 0.95 s for one run). The BLAS/OpenMP thread
-    limits (1 per worker) are kept.
-    """
-    import dask
-
-    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
-    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return environ
-
-
 # ---------------------------------------------------------------- K0
+def _K0_key(spec: SweepSpec, point: tuple) -> str:
+    resolved = run_scenario(spec, point, 1.0)
+    return f"{resolved['run']['seed']},{resolved['init'].get('n')},{K0_fingerprint(resolved)}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive lock on ``path`` (fcntl; NFS v4 and Lustre honour it across hosts)."""
+    import fcntl
+
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _load_K0_cache(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        cache = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return cache if isinstance(cache, dict) else {}
 
 
-def measure_grid_K0(spec: SweepSpec, client, out: Path) -> tuple[dict, dict]:
-    """K0 of every (seed, N) of the grid, measured on the cluster, cached in ``<out>/K0.json``.
+def cached_K0(spec: SweepSpec, out: Path, points) -> dict:
+    """``{point: K0}`` for the points whose K0 is in ``<out>/K0.json`` already."""
+    cache = _load_K0_cache(out / "K0.json")
+    found = {}
+    for point in points:
+        key = _K0_key(spec, point)
+        if key in cache:
+            found[point] = float(cache[key])
+    return found
+
+
+def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[dict, dict]:
+    """K0 of the grid points (all, or ``points``), measured on the cluster, cached in
+    ``<out>/K0.json`` (shards of one sweep share the file: updates are merged under a lock).
 
     Returns
     -------
     (dict, dict)
-        ``{(seed, n): K0}`` and ``{(seed, n): error}`` for the points whose measurement failed.
+        ``{point: K0}`` and ``{point: error}`` for the points whose measurement failed.
     """
+    points = grid_points(spec) if points is None else list(points)
     cache_path = out / "K0.json"
-    cache = _load_K0_cache(cache_path)
-    values, errors, futures = {}, {}, {}
-    for seed, n in grid_points(spec):
-        resolved = run_scenario(spec, seed, n, 1.0)
-        key = f"{resolved['run']['seed']},{resolved['init'].get('n')},{K0_fingerprint(resolved)}"
-        if key in cache:
-            values[(seed, n)] = float(cache[key])
-        else:
-            futures[(seed, n)] = (key, client.submit(measure_K0, resolved, spec.sharpness_tol, pure=False))
+    values = cached_K0(spec, out, points)
+    errors, futures = {}, {}
+    for point in points:
+        if point not in values:
+            resolved = run_scenario(spec, point, 1.0)
+            futures[point] = (_K0_key(spec, point),
+                              client.submit(measure_K0, resolved, spec.sharpness_tol, pure=False))
+    measured = {}
     for point, (key, future) in futures.items():
         try:
-            values[point] = cache[key] = float(future.result())
+            values[point] = measured[key] = float(future.result())
         except Exception as exc:
             errors[point] = f"K0 measurement failed: {_one_line(exc)}"
-    if futures:
+    if measured:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = cache_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
-        tmp.replace(cache_path)
+        with _locked(out / "K0.json.lock"):
+            cache = _load_K0_cache(cache_path)
+            cache.update(measured)
+            tmp = cache_path.with_name(f"K0.json.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+            tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+            tmp.replace(cache_path)
     return values, errors
 
 
-def _failed_point_rows(spec: SweepSpec, errors: dict) -> list[dict]:
+def _point_rows(spec: SweepSpec, points: dict, status: str) -> list[dict]:
+    """Rows for the runs of grid points that have no K0 (``{point: error}``)."""
     from .table import COLUMNS, _MISSING
 
     rows = []
-    for (seed, n), error in errors.items():
-        probe = run_scenario(spec, seed, n, 1.0)
+    for point, error in points.items():
+        probe = run_scenario(spec, point, 1.0)
         for i, value in enumerate(spec.lr_factor or spec.lr):
             row = {name: _MISSING[kind] for name, kind in COLUMNS.items()}
-            row.update(run_id=f"n{probe['init'].get('n')}_seed{probe['run']['seed']}_{i}", status="failed",
-                       error=error, seed=probe["run"]["seed"], n=probe["init"].get("n") or -1)
+            row.update(run_id=f"n{probe['init'].get('n')}_seed{probe['run']['seed']}_{i}", status=status,
+                       error=error, seed=probe["run"]["seed"], n=probe["init"].get("n") or -1,
+                       axes=axes_label(tuple(zip((k for k, _ in spec.axes), point[2:]))))
             if spec.lr_factor is not None:
                 row["lr_factor"] = value
             else:
@@ -229,18 +250,107 @@ def _failed_point_rows(spec: SweepSpec, errors: dict) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------- which runs
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/K"`` as ``(I, K)`` with 0 <= I < K.
+
+    Raises
+    ------
+    ValueError
+        One line naming the bad value.
+    """
+    try:
+        i, k = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/K with integers 0 <= I < K") from None
+    if not 0 <= i < k:
+        raise ValueError(f"--shard {text!r}: expected I/K with integers 0 <= I < K")
+    return i, k
+
+
+def selected_indices(spec: SweepSpec, shard: tuple[int, int] | None = None,
+                     index: int | None = None) -> list[int]:
+    """The run numbers (in :func:`particledyn.sweep.grid.run_ids` order) a call runs: all, the
+    shard ``(I, K)`` (every K-th run from the I-th), or the one run ``index``."""
+    total = len(run_ids(spec))
+    if shard is not None and index is not None:
+        raise ValueError("--shard and --index: expected at most one of them")
+    if index is not None:
+        if isinstance(index, bool) or int(index) != index or not 0 <= index < total:
+            raise ValueError(f"--index {index!r}: expected an integer 0 <= I < {total} (this sweep has "
+                             f"{total} runs)")
+        return [int(index)]
+    if shard is not None:
+        i, k = shard
+        return list(range(i, total, k))
+    return list(range(total))
+
+
+def _runs_for(spec: SweepSpec, K0: dict, out: Path, indices: list[int]) -> list[RunSpec]:
+    wanted = {run_ids(spec)[j] for j in indices}
+    return [r for r in expand_runs(spec, K0, out) if r.run_id in wanted]
+
+
+def _points_of(spec: SweepSpec, indices: list[int]) -> list[tuple]:
+    per_point = len(spec.lr_factor or spec.lr)
+    points = grid_points(spec)
+    return list(dict.fromkeys(points[j // per_point] for j in indices))
+
+
 # ---------------------------------------------------------------- the sweep
+def _shard_file(out: Path, shard: tuple[int, int] | None, index: int | None) -> Path | None:
+    if shard is not None:
+        return out / "shards" / f"shard-{shard[0]}-of-{shard[1]}.json"
+    if index is not None:
+        return out / "shards" / f"index-{index}.json"
+    return None
+
+
+def _status_rows(spec: SweepSpec, runs: list[RunSpec], states: dict, outcomes: dict,
+                 missing_K0: dict, missing_status: str) -> list[dict]:
+    rows = []
+    for run in runs:
+        outcome = outcomes.get(run.run_id)
+        if outcome is not None and not (outcome["status"] == "failed" and states[run.run_id] in DONE):
+            rows.append(run_row(run, outcome["status"], outcome["error"], outcome["elapsed"]))
+        else:
+            state = states[run.run_id]
+            status = state if state in DONE + ("running",) else ("pending" if state == "missing" else "stopped")
+            rows.append(run_row(run, status))
+    return rows + _point_rows(spec, missing_K0, missing_status)
+
+
+def _finish(spec: SweepSpec, out: Path, rows: list[dict], plot, began: float, k0_elapsed: float,
+            skipped: int, ran: int, write: bool) -> SweepResult:
+    table_csv = table_h5 = phase_png = None
+    if write:
+        attrs = {"sweep": spec.name, "source": spec.source, "base": spec.base,
+                 "x_axis": "lr_factor = eta / eta*, eta* = 1/K0, K0 = lambda_max of the Hessian at the start"}
+        table_csv, table_h5 = write_table(rows, out, attrs)
+        if plot if plot is not None else spec.plot:
+            from .phase import plot_phase_diagram
+
+            phase_png = plot_phase_diagram(rows, out / "phase_diagram.png", title=spec.name)
+    counts: dict = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    counts["skipped"], counts["ran"] = skipped, ran
+    return SweepResult(out, rows, table_csv, table_h5, phase_png, counts, time.perf_counter() - began,
+                       k0_elapsed)
+
+
 def run_sweep(path, *, out=None, client=None, address: str | None = None, workers: int | None = None,
-              limit: int | None = None, progress: bool | None = None, plot: bool | None = None
-              ) -> SweepResult:
-    """Run every unfinished run of a sweep file and write its summary table (and phase diagram).
+              limit: int | None = None, progress: bool | None = None, plot: bool | None = None,
+              shard: tuple[int, int] | None = None, index: int | None = None) -> SweepResult:
+    """Run every unfinished run of a sweep file (or of one shard of it) and write its table.
 
     Parameters
     ----------
     path : str or Path
         The SWEEP.toml file.
     out : str or Path, optional
-        Output folder (default: the file's ``sweep.out``).
+        Output folder (default: the file's ``sweep.out``), resolved to an absolute path here,
+        on the client, and checked writable from the workers.
     client : distributed.Client, optional
         Use this client (left open); otherwise one is made from ``address`` / ``workers`` /
         the file's ``[cluster]`` and closed at the end.
@@ -254,6 +364,12 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         Progress bar counting runs; None: on a terminal only.
     plot : bool, optional
         Write ``phase_diagram.png`` (default: the file's ``sweep.plot``).
+    shard : (int, int), optional
+        ``(I, K)``: run only every K-th run from the I-th (a job array's task I of K). The
+        outcomes go to ``<out>/shards/``; :func:`collect_sweep` writes the table.
+    index : int, optional
+        Run only the run with this number (0-based, in :func:`particledyn.sweep.grid.run_ids`
+        order), e.g. ``$SLURM_ARRAY_TASK_ID``.
 
     Returns
     -------
@@ -262,7 +378,10 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
     Raises
     ------
     SweepError
-        A malformed sweep file or base scenario (nothing is launched).
+        A malformed sweep file or base scenario, or an output folder the workers cannot write
+        (nothing is launched).
+    NoWorkersError
+        No worker was left for ``cluster.no_worker_timeout`` seconds.
     """
     from dataclasses import replace
 
@@ -272,22 +391,25 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
     spec = load_sweep(path)
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 0):
         raise ValueError(f"limit={limit!r}: expected an integer >= 0 or None")
+    indices = selected_indices(spec, shard, index)
     cluster = spec.cluster
     if address is not None:
-        cluster = replace(cluster, address=address)
+        cluster = replace(cluster, address=address, jobqueue="")
     if workers is not None:
         if int(workers) != workers or workers < 1:
             raise ValueError(f"workers={workers!r}: expected an integer >= 1")
         cluster = replace(cluster, workers=int(workers))
-    out = Path(out if out is not None else spec.out)
+    out = Path(out if out is not None else spec.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with (contextlib.nullcontext(client) if client is not None else open_client(cluster)) as c:
+        check_workers_can_write(c, str(out / "runs"), cluster.no_worker_timeout)
         k0_began = time.perf_counter()
-        K0, K0_errors = measure_grid_K0(spec, c, out)
+        points = _points_of(spec, indices)
+        K0, K0_errors = measure_grid_K0(spec, c, out, points)
         k0_elapsed = time.perf_counter() - k0_began
-        runs = _expand_available(spec, K0, out)
+        runs = _runs_for(spec, K0, out, indices)
         states = {r.run_id: file_state(r.path, int(r.resolved["run"]["steps"])) for r in runs}
-        todo = [r for r in runs if states[r.run_id] not in DONE]
+        todo = [r for r in runs if states[r.run_id] not in DONE + ("running",)]
         launch = todo if limit is None else todo[: int(limit)]
         outcomes: dict[str, dict] = {}
         bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc=f"sweep {spec.name}",
@@ -295,96 +417,135 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         tag = uuid.uuid4().hex[:8]
         futures = {c.submit(execute_run, r, key=f"particledyn-{spec.name}-{r.run_id}-{tag}", pure=False): r
                    for r in launch}
-        try:
-            from distributed import as_completed
 
-            for future in as_completed(futures):
-                run = futures[future]
-                try:
-                    outcomes[run.run_id] = future.result()
-                except Exception as exc:  # the worker died, the task was lost, ...
-                    outcomes[run.run_id] = {"run_id": run.run_id, "status": "failed",
-                                            "error": _one_line(exc), "elapsed": math.nan}
-                bar.update(1)
+        def record(future):
+            run = futures[future]
+            try:
+                outcomes[run.run_id] = future.result()
+            except Exception as exc:  # the worker died, the task was lost, ...
+                outcomes[run.run_id] = {"run_id": run.run_id, "status": "failed",
+                                        "error": _one_line(exc), "elapsed": math.nan}
+            bar.update(1)
+
+        try:
+            wait_for_runs(c, futures, record, cluster.no_worker_timeout)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
         finally:
             bar.close()
-    rows = []
-    for run in runs:
-        outcome = outcomes.get(run.run_id)
-        if outcome is not None:
-            rows.append(run_row(run, outcome["status"], outcome["error"], outcome["elapsed"]))
-        else:
-            state = states[run.run_id]
-            status = state if state in DONE else ("pending" if state == "missing" else "stopped")
-            rows.append(run_row(run, status))
-    rows += _failed_point_rows(spec, K0_errors)
-    attrs = {"sweep": spec.name, "source": spec.source, "base": spec.base,
-             "x_axis": "lr_factor = eta / eta*, eta* = 1/K0, K0 = lambda_max of the Hessian at the start"}
-    table_csv, table_h5 = write_table(rows, out, attrs)
-    phase_png = None
-    if plot if plot is not None else spec.plot:
-        from .phase import plot_phase_diagram
-
-        phase_png = plot_phase_diagram(rows, out / "phase_diagram.png", title=spec.name)
-    counts: dict = {}
-    for row in rows:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    counts["skipped"] = len(runs) - len(todo)
-    counts["ran"] = len(outcomes)
-    return SweepResult(out, rows, table_csv, table_h5, phase_png, counts,
-                       time.perf_counter() - began, k0_elapsed)
+            shard_file = _shard_file(out, shard, index)
+            if shard_file is not None and outcomes:
+                _write_outcomes(shard_file, outcomes)
+    rows = _status_rows(spec, runs, states, outcomes, K0_errors, "failed")
+    return _finish(spec, out, rows, plot, began, k0_elapsed, len(runs) - len(todo), len(outcomes),
+                   write=shard is None and index is None)
 
 
-def _expand_available(spec: SweepSpec, K0: dict, out: Path) -> list[RunSpec]:
-    """The runs of the grid points whose K0 was measured."""
-    from dataclasses import replace
+def _write_outcomes(path: Path, outcomes: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(path.with_name(path.name + ".lock")):
+        known = _load_K0_cache(path)  # the same tolerant JSON-object reader
+        known.update(outcomes)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(known, indent=1, sort_keys=True, default=float) + "\n")
+        tmp.replace(path)
 
-    runs = []
-    for seed, n in grid_points(spec):
-        if (seed, n) in K0:
-            runs += expand_runs(replace(spec, seeds=(seed,), sizes=(n,)), K0, out)
-    return runs
+
+def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
+    """Assemble the table (and phase diagram) of a sweep run in parts (``--shard``/``--index``),
+    from the run files, the K0 cache and the shards' outcomes; runs nothing.
+
+    Returns
+    -------
+    SweepResult
+        The same table a single call of :func:`run_sweep` writes (``elapsed`` per run as the
+        shards measured it); runs not done yet are ``pending`` or ``stopped``.
+    """
+    began = time.perf_counter()
+    spec = load_sweep(path)
+    out = Path(out if out is not None else spec.out).resolve()
+    if not out.is_dir():
+        raise SweepError(f"--collect: no sweep folder at {str(out)!r}; run the sweep (or its shards) first")
+    K0 = cached_K0(spec, out, grid_points(spec))
+    missing = {p: "K0 not measured yet: no shard of this point has run" for p in grid_points(spec) if p not in K0}
+    runs = expand_runs(spec, K0, out)
+    outcomes: dict = {}
+    for shard_file in sorted((out / "shards").glob("*.json")):
+        outcomes.update(_load_K0_cache(shard_file))
+    states = {r.run_id: file_state(r.path, int(r.resolved["run"]["steps"])) for r in runs}
+    rows = _status_rows(spec, runs, states, outcomes, missing, "pending")
+    return _finish(spec, out, rows, plot, began, 0.0, len(runs), 0, write=True)
 
 
 # ---------------------------------------------------------------- command line
 def sweep_main(argv: Sequence[str] | None = None) -> int:
-    """``particledyn sweep SWEEP.toml [--out DIR] [--address A] [--workers N] [--limit N]``.
+    """``particledyn sweep SWEEP.toml [--out DIR] [--address A] [--workers N] [--limit N]
+    [--shard I/K | --index I | --collect | --list]``.
 
-    Exit status: 0 every run finished or diverged, 1 some run failed or is left to do,
-    2 a bad sweep file, 130 interrupted (run it again to resume).
+    Exit status: 0 every run (of this shard) finished or diverged, 1 some run failed, is left
+    to do or no worker was left, 2 a bad sweep file or option, 130 interrupted (run it again
+    to resume).
     """
     parser = argparse.ArgumentParser(
         prog="particledyn sweep",
-        description="Run a grid of learning rates (absolute or multiples of eta* = 1/K0), seeds and N "
-                    "over a base scenario on dask.distributed; write one HDF5 file per run, "
-                    "summary.csv / summary.h5 and phase_diagram.png. Run again to resume.")
+        description="Run a grid of learning rates (absolute or multiples of eta* = 1/K0), seeds, N and "
+                    "any other scenario keys over a base scenario on dask.distributed; write one HDF5 "
+                    "file per run, summary.csv / summary.h5 and phase_diagram.png. Run again to resume.")
     parser.add_argument("sweep", metavar="SWEEP.toml")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: sweep.out)")
     parser.add_argument("--address", metavar="ADDR", help="a running Dask scheduler (default: a LocalCluster)")
     parser.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: cluster.workers)")
     parser.add_argument("--limit", type=int, metavar="N", help="launch at most N of the runs left to do")
+    part = parser.add_mutually_exclusive_group()
+    part.add_argument("--shard", metavar="I/K", help="run only part I of K (a job array's task); "
+                      "then assemble the table with --collect")
+    part.add_argument("--index", type=int, metavar="I", help="run only run number I (see --list), "
+                      "e.g. $SLURM_ARRAY_TASK_ID")
+    part.add_argument("--collect", action="store_true", help="run nothing: write the table and phase "
+                      "diagram from the run files of all parts")
+    part.add_argument("--list", action="store_true", help="print the runs with their numbers and states")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the phase diagram")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar counting runs (default: on a terminal only)")
     args = parser.parse_args(argv)
+    plot = False if args.no_plot else None
     try:
-        result = run_sweep(args.sweep, out=args.out, address=args.address, workers=args.workers,
-                           limit=args.limit, progress=args.progress, plot=False if args.no_plot else None)
+        if args.list:
+            return _list_runs(args.sweep, args.out)
+        if args.collect:
+            result = collect_sweep(args.sweep, out=args.out, plot=plot)
+        else:
+            shard = parse_shard(args.shard) if args.shard is not None else None
+            result = run_sweep(args.sweep, out=args.out, address=args.address, workers=args.workers,
+                               limit=args.limit, progress=args.progress, plot=plot, shard=shard,
+                               index=args.index)
     except (SweepError, ValueError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except NoWorkersError as exc:
+        print(f"error: {exc}; run the sweep again to resume", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: run the sweep again to resume (finished runs are skipped)", file=sys.stderr)
         return 130
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()))
-    print(f"sweep {result.out}: {counts}; table {result.table_csv}"
+    where = (f"table {result.table_csv}" if result.table_csv is not None
+             else f"part done; assemble with: particledyn sweep {args.sweep} --collect")
+    print(f"sweep {result.out}: {counts}; {where}"
           + (f"; phase diagram {result.phase_png}" if result.phase_png else ""))
     for row in result.rows:
         if row["status"] == "failed":
             print(f"  failed {row['run_id']}: {row['error']}", file=sys.stderr)
-    left = sum(v for k, v in result.counts.items() if k in ("failed", "pending", "stopped"))
+    left = sum(v for k, v in result.counts.items() if k in ("failed", "pending", "stopped", "running"))
     return 0 if left == 0 else 1
+
+
+def _list_runs(path, out) -> int:
+    spec = load_sweep(path)
+    root = Path(out if out is not None else spec.out).resolve()
+    steps = int(run_scenario(spec, grid_points(spec)[0], 1.0)["run"]["steps"])
+    for number, run_id in enumerate(run_ids(spec)):
+        print(f"{number}\t{run_id}\t{file_state(str(root / 'runs' / f'{run_id}.h5'), steps)}")
+    return 0

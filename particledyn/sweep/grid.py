@@ -20,6 +20,8 @@ A sweep file::
     seed = [0, 1]                    # run.seed (default [base's]); data and cloud seeds derive
                                      # from it unless the base scenario fixes them
     n = [64, 256]                    # init.n (default [base's])
+    "optimizer.name" = ["gd", "adam"]  # any other scenario key, quoted and dotted: one more axis
+
 
     [sharpness]
     every = 1        # add a sharpness observer (K along training) when the base has none; 0: no
@@ -29,11 +31,20 @@ A sweep file::
     address = ""     # a running Dask scheduler ("tcp://host:8786"); empty: a LocalCluster
     workers = 2      # LocalCluster worker processes
     threads_per_worker = 1
+    # jobqueue = "slurm"   # or pbs, sge, lsf, htcondor, oar, moab: workers as batch jobs
+    # jobs = 4             # (dask-jobqueue); see docs/cluster.md
+    # options = { queue = "short", cores = 2, memory = "8GB", walltime = "01:00:00" }
+    no_worker_timeout = 120   # seconds with no worker left before the sweep stops (exit 1)
 
 K0 is lambda_max of the loss Hessian at the initial state (Lanczos on the
 kernel's exact Hessian-vector products, full training set), measured once per
-(seed, N) and cached in ``<out>/K0.json``; the measured eta* = 1/K0 sets the
-learning rates of ``lr_factor`` and the eta/eta* axis of the phase diagram.
+grid point (seed, N and the values of the other axes) and cached in ``<out>/K0.json``;
+the measured eta* = 1/K0 sets the learning rates of ``lr_factor`` and the eta/eta* axis
+of the phase diagram.
+
+A grid point is the tuple ``(seed, n, *axis_values)`` (None: the base scenario's value),
+in the order of :func:`grid_points`; the runs of a sweep are numbered in the order of
+:func:`expand_runs`, which is what ``--shard`` and ``--index`` select from.
 """
 from __future__ import annotations
 
@@ -46,22 +57,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["SweepError", "SweepSpec", "RunSpec", "parse_sweep", "load_sweep", "base_raw",
-           "run_scenario", "expand_runs", "measure_K0", "K0_fingerprint"]
+           "run_scenario", "expand_runs", "measure_K0", "K0_fingerprint", "grid_points",
+           "point_overrides", "run_ids"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
+# set by the sweep itself, never by sweep.set or a grid axis
+_SWEEP_KEYS = ("schedule.lr", "run.seed", "init.n", "run.steps", "run.threads", "run.name",
+               "output.path")
 
 
 class SweepError(ValueError):
     """A sweep file is malformed (one-line message naming the key)."""
 
 
+JOBQUEUES = ("slurm", "pbs", "sge", "lsf", "htcondor", "oar", "moab", "local")
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
-    """Where the runs go: a running scheduler's ``address``, or a LocalCluster."""
+    """Where the runs go: a running scheduler's ``address``, batch jobs of a ``jobqueue``
+    (dask-jobqueue; ``local`` runs its job scripts as local processes), or a LocalCluster."""
 
     address: str = ""
     workers: int = 2
     threads_per_worker: int = 1
+    jobqueue: str = ""
+    jobs: int = 1
+    options: dict = field(default_factory=dict)
+    no_worker_timeout: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,7 @@ class SweepSpec:
     sharpness_every: int = 1
     sharpness_tol: float = 1e-6
     cluster: ClusterSpec = ClusterSpec()
+    axes: tuple[tuple[str, tuple], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,8 @@ class RunSpec:
     resolved: dict
     text: str
     source: str
+    axes: tuple[tuple[str, object], ...] = ()
+    point: tuple = ()  # the grid point, as grid_points lists it (the K0 key)
 
 
 # ---------------------------------------------------------------- parsing
@@ -160,7 +187,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     if not isinstance(grid, dict):
         raise SweepError(f"{source}: missing [grid] table (lr or lr_factor, seed, n)")
     _check_keys(sweep, ("name", "base", "out", "steps", "threads", "plot", "set"), "sweep")
-    _check_keys(grid, ("lr", "lr_factor", "seed", "n"), "grid")
+    _check_keys(grid, ("lr", "lr_factor", "seed", "n") + tuple(k for k in grid if "." in k), "grid")
     name = sweep.get("name", Path(source).stem if source != "<string>" else "sweep")
     if not isinstance(name, str) or not _NAME.match(name):
         raise SweepError(f"sweep.name = {name!r}: expected a name of letters, digits and _ . + -")
@@ -185,7 +212,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     for key in overrides:
         if key.count(".") != 1:
             raise SweepError(f"sweep.set.{key}: expected a dotted key \"section.key\"")
-        if key in ("schedule.lr", "run.seed", "init.n", "run.steps", "run.threads"):
+        if key in _SWEEP_KEYS:
             raise SweepError(f"sweep.set.{key}: set by the sweep itself; use [grid] or sweep.steps/threads")
     if ("lr" in grid) == ("lr_factor" in grid):
         raise SweepError("grid: expected exactly one of lr (absolute) and lr_factor (multiples of eta* = 1/K0)")
@@ -193,6 +220,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     factors = _positive_list(grid["lr_factor"], "grid.lr_factor") if "lr_factor" in grid else None
     seeds = _positive_list(grid["seed"], "grid.seed", int) if "seed" in grid else (None,)
     sizes = _positive_list(grid["n"], "grid.n", int) if "n" in grid else (None,)
+    axes = tuple((key, _axis_values(grid[key], f"grid.{key}")) for key in grid if "." in key)
     plot = sweep.get("plot", True)
     if not isinstance(plot, bool):
         raise SweepError(f"sweep.plot = {plot!r}: expected true or false")
@@ -202,10 +230,22 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise SweepError(f"sharpness.tol = {tol!r}: expected a number in (0, 1)")
     cluster = raw.get("cluster", {})
-    _check_keys(cluster, ("address", "workers", "threads_per_worker"), "cluster")
+    _check_keys(cluster, ("address", "workers", "threads_per_worker", "jobqueue", "jobs", "options",
+                          "no_worker_timeout"), "cluster")
     address = cluster.get("address", "")
     if not isinstance(address, str):
         raise SweepError(f"cluster.address = {address!r}: expected a scheduler address string")
+    jobqueue = cluster.get("jobqueue", "")
+    if jobqueue not in ("",) + JOBQUEUES:
+        raise SweepError(f"cluster.jobqueue = {jobqueue!r}: expected one of {', '.join(JOBQUEUES)}")
+    if jobqueue and address:
+        raise SweepError("cluster: expected at most one of address and jobqueue")
+    options = cluster.get("options", {})
+    if not isinstance(options, dict):
+        raise SweepError(f"cluster.options = {options!r}: expected a table of dask-jobqueue arguments")
+    patience = cluster.get("no_worker_timeout", 120)
+    if isinstance(patience, bool) or not isinstance(patience, (int, float)) or not patience > 0:
+        raise SweepError(f"cluster.no_worker_timeout = {patience!r}: expected a number of seconds > 0")
     spec = SweepSpec(
         name=name, source=source, base=base_source, base_text=base_text, out=Path(out),
         lr=lr, lr_factor=factors, seeds=seeds, sizes=sizes,
@@ -214,10 +254,35 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
         overrides=dict(overrides), sharpness_every=_int(sharp.get("every", 1), "sharpness.every"),
         sharpness_tol=float(tol),
         cluster=ClusterSpec(address, _int(cluster.get("workers", 2), "cluster.workers", 1),
-                            _int(cluster.get("threads_per_worker", 1), "cluster.threads_per_worker", 1)))
-    # validate the base with the grid's first point now: a bad base fails before any launch
-    run_scenario(spec, spec.seeds[0], spec.sizes[0], 1.0)
+                            _int(cluster.get("threads_per_worker", 1), "cluster.threads_per_worker", 1),
+                            jobqueue, _int(cluster.get("jobs", 1), "cluster.jobs", 1), dict(options),
+                            float(patience)),
+        axes=axes)
+    # validate the base with the grid's first point, and every value of every other axis, now:
+    # a bad base or axis value fails before any launch
+    first = grid_points(spec)[0]
+    run_scenario(spec, first, 1.0)
+    for i, (_, values) in enumerate(axes):
+        for value in values[1:]:
+            run_scenario(spec, first[:2 + i] + (value,) + first[3 + i:], 1.0)
     return spec
+
+
+def _axis_values(value, where: str) -> tuple:
+    """The values of a grid axis over a scenario key: a non-empty array of distinct scalars."""
+    if not isinstance(value, list) or not value:
+        raise SweepError(f"{where} = {value!r}: expected a non-empty array of values")
+    key = where.removeprefix("grid.")
+    if key in _SWEEP_KEYS:
+        raise SweepError(f"{where}: set by the sweep itself; use grid.lr / lr_factor, seed or n")
+    if key.count(".") != 1:
+        raise SweepError(f"{where}: expected a dotted key \"section.key\"")
+    for i, item in enumerate(value):
+        if not isinstance(item, (str, int, float, bool)):
+            raise SweepError(f"{where}[{i}] = {item!r}: expected a string, number or boolean")
+    if len({repr(v) for v in value}) != len(value):
+        raise SweepError(f"{where} = {value!r}: expected distinct values")
+    return tuple(value)
 
 
 def load_sweep(path) -> SweepSpec:
@@ -242,9 +307,28 @@ def base_raw(spec: SweepSpec) -> dict:
     return raw
 
 
-def run_scenario(spec: SweepSpec, seed: int | None, n: int | None, lr: float,
-                 extra: dict | None = None) -> dict:
+def point_overrides(spec: SweepSpec, point: tuple) -> dict:
+    """The dotted overrides a grid point ``(seed, n, *axis_values)`` sets (None: not set)."""
+    seed, n, values = point[0], point[1], point[2:]
+    overrides = {key: value for (key, _), value in zip(spec.axes, values)}
+    if seed is not None:
+        overrides["run.seed"] = seed
+    if n is not None:
+        overrides["init.n"] = n
+    return overrides
+
+
+def run_scenario(spec: SweepSpec, point: tuple, lr: float, extra: dict | None = None) -> dict:
     """The resolved scenario of one grid point (base + ``sweep.set`` + grid values).
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    point : tuple
+        ``(seed, n, *axis_values)``, as :func:`grid_points` lists them.
+    lr : float
+    extra : dict, optional
+        Further dotted overrides.
 
     Raises
     ------
@@ -256,10 +340,7 @@ def run_scenario(spec: SweepSpec, seed: int | None, n: int | None, lr: float,
 
     overrides = dict(spec.overrides)
     overrides.update({"schedule.lr": lr, "run.threads": spec.threads})
-    if seed is not None:
-        overrides["run.seed"] = seed
-    if n is not None:
-        overrides["init.n"] = n
+    overrides.update(point_overrides(spec, point))
     if spec.steps is not None:
         overrides["run.steps"] = spec.steps
     overrides.update(extra or {})
@@ -308,13 +389,39 @@ def measure_K0(resolved: dict, tol: float = 1e-6) -> float:
     return float(result.lambda_max)
 
 
-def grid_points(spec: SweepSpec) -> list[tuple[int | None, int | None]]:
-    """The (seed, N) pairs of the grid, in order (None: the base scenario's value)."""
-    return [(seed, n) for n in spec.sizes for seed in spec.seeds]
+def grid_points(spec: SweepSpec) -> list[tuple]:
+    """The points ``(seed, n, *axis_values)`` of the grid, in order (None: the base's value):
+    by N, then the other axes in the file's order, then seed."""
+    import itertools
+
+    points = []
+    for n in spec.sizes:
+        for values in itertools.product(*(v for _, v in spec.axes)):
+            points += [(seed, n, *values) for seed in spec.seeds]
+    return points
 
 
-def _label(x: float) -> str:
-    return f"{x:.6g}"
+def _label(x) -> str:
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return _UNSAFE.sub("_", str(x).lower() if isinstance(x, bool) else str(x))
+
+
+def _rate_tags(spec: SweepSpec) -> list[str]:
+    if spec.lr_factor is not None:
+        return [f"x{_label(f)}" for f in spec.lr_factor]
+    return [f"lr{_label(lr)}" for lr in spec.lr]
+
+
+def _point_id(spec: SweepSpec, point: tuple) -> str:
+    probe = run_scenario(spec, point, 1.0)
+    axes = "".join(f"_{key}-{_label(value)}" for (key, _), value in zip(spec.axes, point[2:]))
+    return f"n{probe['init'].get('n')}_seed{probe['run']['seed']}{axes}"
+
+
+def run_ids(spec: SweepSpec) -> list[str]:
+    """The run ids of the sweep in run order (no K0 needed: the index ``--shard``/``--index`` use)."""
+    return [f"{_point_id(spec, point)}_{tag}" for point in grid_points(spec) for tag in _rate_tags(spec)]
 
 
 def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None) -> list[RunSpec]:
@@ -324,27 +431,31 @@ def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None
     ----------
     spec : SweepSpec
     K0 : dict
-        ``{(seed, n): K0}`` for every grid point (see :func:`measure_K0`).
+        ``{point: K0}`` for every grid point (see :func:`grid_points`, :func:`measure_K0`).
     out : Path, optional
         Output folder (default ``spec.out``); run files go to ``<out>/runs/<run_id>.h5``.
     """
     out = Path(out if out is not None else spec.out)
     runs = []
-    for seed, n in grid_points(spec):
-        k0 = K0[(seed, n)]
-        probe = run_scenario(spec, seed, n, 1.0)
+    for point in grid_points(spec):
+        if point not in K0:
+            continue
+        k0 = K0[point]
+        probe = run_scenario(spec, point, 1.0)
         real_seed, real_n = probe["run"]["seed"], probe["init"].get("n")
         if spec.lr_factor is not None:
             rates = [(f / k0, f) for f in spec.lr_factor]
         else:
             rates = [(lr, lr * k0) for lr in spec.lr]
-        for lr, factor in rates:
-            tag = f"x{_label(factor)}" if spec.lr_factor is not None else f"lr{_label(lr)}"
-            run_id = f"n{real_n}_seed{real_seed}_{tag}"
+        axes = tuple((key, value) for (key, _), value in zip(spec.axes, point[2:]))
+        point_id = _point_id(spec, point)
+        for (lr, factor), tag in zip(rates, _rate_tags(spec)):
+            run_id = f"{point_id}_{tag}"
             path = str(out / "runs" / f"{run_id}.h5")
-            resolved = run_scenario(spec, seed, n, lr, {"run.name": run_id, "output.path": path})
+            resolved = run_scenario(spec, point, lr, {"run.name": run_id, "output.path": path})
+            set_axes = "".join(f", {key} = {value!r}" for key, value in axes)
             source = (f"sweep {spec.name} ({spec.source}), run {run_id}: base {spec.base} with "
-                      f"schedule.lr = {lr!r}, run.seed = {real_seed}, init.n = {real_n}")
+                      f"schedule.lr = {lr!r}, run.seed = {real_seed}, init.n = {real_n}{set_axes}")
             runs.append(RunSpec(run_id, path, int(real_seed), int(real_n or 0), float(lr), float(factor),
-                                float(k0), resolved, spec.base_text, source))
+                                float(k0), resolved, spec.base_text, source, axes, point))
     return runs

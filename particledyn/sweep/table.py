@@ -3,7 +3,8 @@
 Columns (``COLUMNS``; NaN / -1 / "" where a value does not exist, "never" happened):
 
 - ``run_id``, ``path``, ``status`` (finished, diverged, failed, stopped, pending), ``error``;
-- ``seed``, ``n``, ``lr_factor`` (eta / eta*), ``eta``, ``K0`` (lambda_max at the start),
+- ``seed``, ``n``, ``axes`` (the values of the grid's other axes, ``key=value; ...``),
+  ``lr_factor`` (eta / eta*), ``eta``, ``K0`` (lambda_max at the start),
   ``eta_star`` (1 / K0), ``eta_K0`` (eta * K0);
 - K along training from the run's sharpness observer (``lambda_max``; the pairwise K of
   Lemma 4 when the run has no sharpness): ``K_source``, ``K_mean``, ``K_min``, ``K_max``,
@@ -24,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["COLUMNS", "run_row", "write_table", "read_table", "K_series"]
+__all__ = ["COLUMNS", "run_row", "write_table", "read_table", "K_series", "axes_label"]
 
 _STR, _INT, _FLOAT = "str", "int", "float"
 COLUMNS: dict[str, str] = {
     "run_id": _STR, "path": _STR, "status": _STR, "error": _STR,
-    "seed": _INT, "n": _INT, "lr_factor": _FLOAT, "eta": _FLOAT, "K0": _FLOAT, "eta_star": _FLOAT,
+    "seed": _INT, "n": _INT, "axes": _STR, "lr_factor": _FLOAT, "eta": _FLOAT, "K0": _FLOAT, "eta_star": _FLOAT,
     "eta_K0": _FLOAT,
     "K_source": _STR, "K_mean": _FLOAT, "K_min": _FLOAT, "K_max": _FLOAT, "K_final": _FLOAT,
     "max_eta_K": _FLOAT,
@@ -52,6 +53,11 @@ def K_series(run):
         if K is not None and eta_K is not None:
             return source, K[0], K[1], eta_K[1]
     return None
+
+
+def axes_label(axes) -> str:
+    """``(("optimizer.name", "adam"), ...)`` as ``"optimizer.name=adam; ..."`` (the ``axes`` column)."""
+    return "; ".join(f"{key}={value}" for key, value in axes)
 
 
 def _or(value, default):
@@ -81,7 +87,7 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
 
     row = {name: _MISSING[kind] for name, kind in COLUMNS.items()}
     row.update(run_id=run.run_id, path=run.path, status=status, error=error, seed=run.seed, n=run.n,
-               lr_factor=run.lr_factor, eta=run.lr, K0=run.K0,
+               axes=axes_label(run.axes), lr_factor=run.lr_factor, eta=run.lr, K0=run.K0,
                eta_star=1.0 / run.K0 if run.K0 > 0 else math.nan, eta_K0=run.lr * run.K0,
                elapsed=elapsed)
     if not os.path.isfile(run.path):
