@@ -321,3 +321,36 @@ def test_the_sweep_stops_with_a_clear_error_when_no_worker_is_left(tmp_path, ext
     killer.join()
     assert status == 1 and time.time() - began < 120
     assert "no Dask worker left for 3 s" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bisection
+def test_bisection_brackets_the_smallest_rate_of_divergence(tmp_path, client):
+    text = SWEEP.format(steps=30).replace("lr_factor = [0.1, 2.0]\n", "").replace("seed = [0, 1]", "seed = [0]")
+    path = tmp_path / "b.toml"
+    path.write_text(text + '[bisect]\nevent = "diverged"\nlo = 0.5\nhi = 64.0\niterations = 4\n')
+    result = run_sweep(path, out=tmp_path / "out", client=client, progress=False)
+    (bracket,) = result.bisection
+    assert bracket["status"] == "bracketed" and bracket["runs"] == 6
+    lo, hi = bracket["lo_factor"], bracket["hi_factor"]
+    assert 0.5 <= lo < hi <= 64.0 and hi / lo == pytest.approx((64.0 / 0.5) ** (1 / 16))
+    by_factor = {r["lr_factor"]: r["status"] for r in result.rows}
+    assert by_factor[hi] == "diverged" and by_factor[lo] == "finished"
+    # every rate tried below lo kept finite, every one above hi diverged: the bracket is monotone
+    for factor, status in by_factor.items():
+        assert status == ("diverged" if factor >= hi else "finished"), (factor, status)
+    again = run_sweep(path, out=tmp_path / "out", client=client, progress=False)  # resumes: nothing reruns
+    assert again.bisection == result.bisection
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('[bisect]\nevent = "merges"\n', "bisect.event = 'merges'"),
+    ('[bisect]\nlo = 2.0\nhi = 1.0\n', "expected lo < hi"),
+    ('[bisect]\niterations = 0\n', "bisect.iterations = 0"),
+])
+def test_bad_bisections_are_one_line_errors(tmp_path, extra, message):
+    text = SWEEP.format(steps=3).replace("lr_factor = [0.1, 2.0]\n", "") + extra
+    with pytest.raises(SweepError) as info:
+        parse_sweep(text, "s.toml", tmp_path)
+    assert message in str(info.value)
+    with pytest.raises(SweepError, match="chooses its own rates"):
+        parse_sweep(SWEEP.format(steps=3) + '[bisect]\nevent = "merge"\n', "s.toml", tmp_path)

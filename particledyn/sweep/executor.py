@@ -58,6 +58,8 @@ class SweepResult:
     table_csv, table_h5 : Path or None
         None for a shard (``--shard``/``--index``): ``--collect`` writes the table.
     phase_png : Path or None
+    bisection_csv : Path or None
+        A ``[bisect]`` sweep's per-point brackets (``bisection``: the same rows as dicts).
     counts : dict
         Runs by status after this call, plus ``skipped`` (already done) and ``ran``.
     elapsed : float
@@ -72,6 +74,8 @@ class SweepResult:
     counts: dict
     elapsed: float
     K0_elapsed: float
+    bisection_csv: Path | None = None
+    bisection: list | None = None
 
 
 # ---------------------------------------------------------------- one run (on a worker)
@@ -391,6 +395,8 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
     spec = load_sweep(path)
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 0):
         raise ValueError(f"limit={limit!r}: expected an integer >= 0 or None")
+    if spec.bisect is not None and (shard is not None or index is not None or limit is not None):
+        raise ValueError("a [bisect] sweep runs its rounds itself: expected no --shard, --index or --limit")
     indices = selected_indices(spec, shard, index)
     cluster = spec.cluster
     if address is not None:
@@ -407,6 +413,13 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         points = _points_of(spec, indices)
         K0, K0_errors = measure_grid_K0(spec, c, out, points)
         k0_elapsed = time.perf_counter() - k0_began
+        if spec.bisect is not None:
+            from .bisect import run_bisection
+
+            rows, brackets, bisection_csv = run_bisection(spec, c, out, K0, K0_errors,
+                                                          cluster.no_worker_timeout)
+            result = _finish(spec, out, rows, False, began, k0_elapsed, 0, len(rows), write=True)
+            return replace(result, bisection_csv=bisection_csv, bisection=brackets)
         runs = _runs_for(spec, K0, out, indices)
         states = {r.run_id: file_state(r.path, int(r.resolved["run"]["steps"])) for r in runs}
         todo = [r for r in runs if states[r.run_id] not in DONE + ("running",)]
@@ -534,7 +547,8 @@ def sweep_main(argv: Sequence[str] | None = None) -> int:
     where = (f"table {result.table_csv}" if result.table_csv is not None
              else f"part done; assemble with: particledyn sweep {args.sweep} --collect")
     print(f"sweep {result.out}: {counts}; {where}"
-          + (f"; phase diagram {result.phase_png}" if result.phase_png else ""))
+          + (f"; phase diagram {result.phase_png}" if result.phase_png else "")
+          + (f"; brackets {result.bisection_csv}" if result.bisection_csv else ""))
     for row in result.rows:
         if row["status"] == "failed":
             print(f"  failed {row['run_id']}: {row['error']}", file=sys.stderr)

@@ -22,6 +22,11 @@ A sweep file::
     n = [64, 256]                    # init.n (default [base's])
     "optimizer.name" = ["gd", "adam"]  # any other scenario key, quoted and dotted: one more axis
 
+    # [bisect]         # instead of grid.lr / lr_factor: per grid point, the smallest eta / eta*
+    # event = "merge"  # in [lo, hi] at which merge, betti_change, change (either) or diverged
+    # lo = 0.1         # happens, bracketed by `iterations` geometric bisection steps
+    # hi = 10.0        # (see particledyn.sweep.bisect)
+    # iterations = 6
 
     [sharpness]
     every = 1        # add a sharpness observer (K along training) when the base has none; 0: no
@@ -109,6 +114,40 @@ class SweepSpec:
     sharpness_tol: float = 1e-6
     cluster: ClusterSpec = ClusterSpec()
     axes: tuple[tuple[str, tuple], ...] = ()
+    bisect: "BisectSpec | None" = None
+
+
+EVENTS = ("merge", "betti_change", "change", "diverged")
+
+
+@dataclass(frozen=True)
+class BisectSpec:
+    """``[bisect]``: per grid point, the smallest eta / eta* in ``[lo, hi]`` at which ``event``
+    happens, bracketed by ``iterations`` geometric bisection steps."""
+
+    event: str
+    lo: float
+    hi: float
+    iterations: int
+
+
+def _parse_bisect(table) -> BisectSpec:
+    if not isinstance(table, dict):
+        raise SweepError(f"bisect = {table!r}: expected a table (event, lo, hi, iterations)")
+    _check_keys(table, ("event", "lo", "hi", "iterations"), "bisect")
+    event = table.get("event", "change")
+    if event not in EVENTS:
+        raise SweepError(f"bisect.event = {event!r}: expected one of {', '.join(EVENTS)}")
+    bounds = []
+    for key, default in (("lo", 0.1), ("hi", 10.0)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value > 0):
+            raise SweepError(f"bisect.{key} = {value!r}: expected a finite multiple of eta* > 0")
+        bounds.append(float(value))
+    if not bounds[0] < bounds[1]:
+        raise SweepError(f"bisect.lo = {bounds[0]!r}, bisect.hi = {bounds[1]!r}: expected lo < hi")
+    return BisectSpec(event, bounds[0], bounds[1], _int(table.get("iterations", 6), "bisect.iterations", 1))
 
 
 @dataclass(frozen=True)
@@ -181,7 +220,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
-    _check_keys(raw, ("sweep", "grid", "sharpness", "cluster"), "sweep file")
+    _check_keys(raw, ("sweep", "grid", "sharpness", "cluster", "bisect"), "sweep file")
     sweep = raw.get("sweep", {})
     grid = raw.get("grid")
     if not isinstance(grid, dict):
@@ -214,6 +253,11 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
             raise SweepError(f"sweep.set.{key}: expected a dotted key \"section.key\"")
         if key in _SWEEP_KEYS:
             raise SweepError(f"sweep.set.{key}: set by the sweep itself; use [grid] or sweep.steps/threads")
+    bisect = _parse_bisect(raw["bisect"]) if "bisect" in raw else None
+    if bisect is not None:
+        if "lr" in grid or "lr_factor" in grid:
+            raise SweepError("grid: a [bisect] sweep chooses its own rates; expected no grid.lr or grid.lr_factor")
+        grid = dict(grid, lr_factor=[bisect.lo, bisect.hi])
     if ("lr" in grid) == ("lr_factor" in grid):
         raise SweepError("grid: expected exactly one of lr (absolute) and lr_factor (multiples of eta* = 1/K0)")
     lr = _positive_list(grid["lr"], "grid.lr") if "lr" in grid else None
@@ -257,7 +301,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
                             _int(cluster.get("threads_per_worker", 1), "cluster.threads_per_worker", 1),
                             jobqueue, _int(cluster.get("jobs", 1), "cluster.jobs", 1), dict(options),
                             float(patience)),
-        axes=axes)
+        axes=axes, bisect=bisect)
     # validate the base with the grid's first point, and every value of every other axis, now:
     # a bad base or axis value fails before any launch
     first = grid_points(spec)[0]

@@ -1,0 +1,165 @@
+"""Bisection sweeps: per grid point (N, seed, other axes), the smallest eta / eta* at which an
+event happens, located by geometric bisection between ``bisect.lo`` and ``bisect.hi``.
+
+Round 0 runs both ends for every point at once; each later round runs the geometric midpoint
+sqrt(lo * hi) of every point still bracketed, all points in parallel on the cluster. After
+``iterations`` rounds the smallest rate with the event lies in (lo, hi] (in units of
+eta* = 1/K0). Events (from the run's verdict, :func:`particledyn.sweep.table.run_row`):
+
+- ``merge``: the merge observer saw a merge (``first_merge_step`` >= 0);
+- ``betti_change``: the Betti numbers changed (``betti_change_step`` >= 0);
+- ``change``: either of the two;
+- ``diverged``: the run diverged.
+
+Run files go to ``<out>/runs`` like any sweep's (a rerun skips the finished ones and resumes
+the rest); ``<out>/bisection.csv`` holds one row per point, ``summary.csv`` one per run.
+The bracket assumes the event is monotone in the rate over [lo, hi]; each point's row keeps
+every rate tried and its outcome, so a non-monotone point can be seen.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .grid import RunSpec, SweepSpec, expand_runs
+
+__all__ = ["BisectPoint", "run_bisection", "has_event", "BISECT_COLUMNS"]
+
+BISECT_COLUMNS = ("seed", "n", "axes", "event", "status", "K0", "eta_star", "lo_factor", "hi_factor",
+                  "lo_eta", "hi_eta", "runs", "tried", "error")
+
+
+def has_event(row: dict, event: str) -> bool:
+    """Whether a run's table row shows ``event`` (merge, betti_change, change, diverged)."""
+    if event == "diverged":
+        return row["status"] == "diverged"
+    column = {"merge": "first_merge_step", "betti_change": "betti_change_step", "change": "change_step"}[event]
+    return int(row[column]) >= 0
+
+
+@dataclass
+class BisectPoint:
+    """The bracket of one grid point: the event is absent at ``lo`` and present at ``hi``."""
+
+    point: tuple
+    K0: float
+    lo: float
+    hi: float
+    tried: dict = field(default_factory=dict)  # factor -> event seen (bool)
+    status: str = "bracketing"
+    error: str = ""
+
+    def next_factors(self, bounds: tuple[float, float]) -> list[float]:
+        if self.status != "bracketing":
+            return []
+        ends = [f for f in bounds if f not in self.tried]
+        if ends:
+            return ends
+        return [math.sqrt(self.lo * self.hi)]
+
+    def update(self, factor: float, event: bool, bounds: tuple[float, float]) -> None:
+        self.tried[factor] = event
+        if factor == bounds[0] and event:
+            self.status = "event_at_lo"
+        elif factor == bounds[1] and not event:
+            self.status = "no_event_at_hi"
+        elif factor not in bounds:
+            if event:
+                self.hi = factor
+            else:
+                self.lo = factor
+
+
+def _run_at(spec: SweepSpec, point: tuple, K0: float, factor: float, out: Path) -> RunSpec:
+    single = replace(spec, lr_factor=(factor,), lr=None, seeds=(point[0],), sizes=(point[1],),
+                     axes=tuple((key, (value,)) for (key, _), value in zip(spec.axes, point[2:])))
+    return expand_runs(single, {point: K0}, out)[0]
+
+
+def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict, patience: float,
+                  progress=None) -> tuple[list[dict], list[dict], Path]:
+    """Bisect every grid point of ``spec`` on ``client``.
+
+    Returns
+    -------
+    (list of dict, list of dict, Path)
+        The per-run table rows, the per-point rows (:data:`BISECT_COLUMNS`) and the CSV written.
+    """
+    from .cluster import wait_for_runs
+    from .executor import _one_line, execute_run
+    from .table import axes_label, run_row
+
+    bounds = (spec.bisect.lo, spec.bisect.hi)
+    points = {p: BisectPoint(p, K0[p], *bounds) for p in K0}
+    rows: dict[str, dict] = {}
+    for _ in range(spec.bisect.iterations + 1):  # both ends, then one midpoint a round
+        wanted = {}
+        for p, state in points.items():
+            for factor in state.next_factors(bounds):
+                wanted[(p, factor)] = _run_at(spec, p, state.K0, factor, out)
+        if not wanted:
+            break
+        futures = {client.submit(execute_run, run, pure=False,
+                                 key=f"particledyn-bisect-{run.run_id}-{time.monotonic_ns()}"): key
+                   for key, run in wanted.items()}
+
+        def record(future):
+            p, factor = futures[future]
+            run = wanted[(p, factor)]
+            try:
+                outcome = future.result()
+            except Exception as exc:
+                outcome = {"status": "failed", "error": _one_line(exc), "elapsed": math.nan}
+            row = run_row(run, outcome["status"], outcome["error"], outcome["elapsed"])
+            rows[run.run_id] = row
+            state = points[p]
+            if row["status"] not in ("finished", "diverged"):
+                state.status, state.error = "failed", row["error"] or row["status"]
+                return
+            state.update(factor, has_event(row, spec.bisect.event), bounds)
+
+        try:
+            wait_for_runs(client, futures, record, patience)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    for state in points.values():
+        if state.status == "bracketing":
+            state.status = "bracketed"
+    point_rows = [_point_row(spec, state, axes_label(tuple(zip((k for k, _ in spec.axes), state.point[2:]))))
+                  for state in points.values()]
+    for p, error in K0_errors.items():
+        point_rows.append(_point_row(spec, BisectPoint(p, math.nan, *bounds, status="failed", error=error),
+                                     axes_label(tuple(zip((k for k, _ in spec.axes), p[2:])))))
+    path = out / "bisection.csv"
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(BISECT_COLUMNS))
+        writer.writeheader()
+        writer.writerows(point_rows)
+    tmp.replace(path)
+    return list(rows.values()), point_rows, path
+
+
+def _point_row(spec: SweepSpec, state: BisectPoint, axes: str) -> dict:
+    K0 = state.K0
+    lo, hi = state.lo, state.hi
+    if state.status == "event_at_lo":
+        lo, hi = 0.0, spec.bisect.lo
+    elif state.status == "no_event_at_hi":
+        lo, hi = spec.bisect.hi, math.inf
+    elif state.status == "failed":
+        lo = hi = math.nan
+    tried = "; ".join(f"{f:.6g}:{'yes' if e else 'no'}" for f, e in sorted(state.tried.items()))
+    from .grid import run_scenario
+
+    probe = run_scenario(spec, state.point, 1.0)
+    return {"seed": probe["run"]["seed"], "n": probe["init"].get("n"), "axes": axes, "event": spec.bisect.event,
+            "status": state.status, "K0": K0, "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
+            "lo_factor": lo, "hi_factor": hi, "lo_eta": lo / K0 if K0 else math.nan,
+            "hi_eta": hi / K0 if K0 else math.nan, "runs": len(state.tried), "tried": tried,
+            "error": state.error}
