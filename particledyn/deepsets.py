@@ -48,30 +48,43 @@ class UserKernelError(RuntimeError):
 
 
 def _compile(phi, psi, boundscheck: bool):
-    """The parallel loops over the particles. A failing call of phi or psi is caught in a small
-    wrapper (a try inside the prange body would make numba run it serially) and reported as
-    the failing particle's index + 1, since exceptions do not leave numba's parallel loops
-    reliably (some are dropped, the others lose their message)."""
+    """The parallel loops over the particles, in chunks of CHUNK particles.
+
+    Exceptions do not leave numba's parallel loops reliably (some are dropped, the others
+    lose their message), and a try inside the prange body would make numba run it serially:
+    each chunk runs in a function of its own that catches a failure and reports the index + 1
+    of the particle it was at (0: no failure). These loops index only within their arrays
+    (i < n, q < agg_dim), so only phi and psi carry bounds checks (a few per cent of the
+    time of a small kernel).
+    """
     phi_jit = numba.njit(boundscheck=boundscheck)(phi)
     psi_jit = numba.njit(boundscheck=boundscheck)(psi)
 
-    @numba.njit(boundscheck=boundscheck)
-    def phi_ok(x, context, out):
+    @numba.njit(error_model="numpy")
+    def phi_chunk(positions, masses, context, lo, hi, buf, partial):
+        i = lo
         try:
-            phi_jit(x, context, out)
+            while i < hi:
+                phi_jit(positions[i], context, buf)
+                for q in range(buf.size):
+                    partial[q] += masses[i] * buf[q]
+                i += 1
         except Exception:
-            return False
-        return True
+            return i + 1
+        return 0
 
-    @numba.njit(boundscheck=boundscheck)
-    def psi_ok(x, summary, context, out):
+    @numba.njit(error_model="numpy")
+    def psi_chunk(positions, summary, context, out, lo, hi):
+        i = lo
         try:
-            psi_jit(x, summary, context, out)
+            while i < hi:
+                psi_jit(positions[i], summary, context, out[i])
+                i += 1
         except Exception:
-            return False
-        return True
+            return i + 1
+        return 0
 
-    @numba.njit(parallel=True, error_model="numpy", boundscheck=boundscheck)
+    @numba.njit(parallel=True, error_model="numpy")
     def aggregate(positions, masses, context, agg_dim):
         n = positions.shape[0]
         n_chunks = (n + CHUNK - 1) // CHUNK
@@ -79,31 +92,27 @@ def _compile(phi, psi, boundscheck: bool):
         failed = np.zeros(n_chunks, dtype=np.int64)
         for chunk in prange(n_chunks):
             buf = np.empty(agg_dim, dtype=positions.dtype)
-            for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
-                if failed[chunk] == 0:
-                    if not phi_ok(positions[i], context, buf):
-                        failed[chunk] = i + 1
-                    for q in range(agg_dim):
-                        partial[chunk, q] += masses[i] * buf[q]
+            failed[chunk] = phi_chunk(positions, masses, context, chunk * CHUNK,
+                                      min(n, (chunk + 1) * CHUNK), buf, partial[chunk])
         total = np.zeros(agg_dim, dtype=np.float64)
         for chunk in range(n_chunks):
             total += partial[chunk]
-        first = 0
         for chunk in range(n_chunks):
             if failed[chunk] != 0:
-                first = failed[chunk]
-                break
-        return total, first
+                return total, failed[chunk]
+        return total, 0
 
-    @numba.njit(parallel=True, error_model="numpy", boundscheck=boundscheck)
+    @numba.njit(parallel=True, error_model="numpy")
     def apply(positions, summary, context, out):
         n = positions.shape[0]
-        failed = np.zeros(n, dtype=np.bool_)
-        for i in prange(n):
-            failed[i] = not psi_ok(positions[i], summary, context, out[i])
-        for i in range(n):
-            if failed[i]:
-                return i + 1
+        n_chunks = (n + CHUNK - 1) // CHUNK
+        failed = np.zeros(n_chunks, dtype=np.int64)
+        for chunk in prange(n_chunks):
+            failed[chunk] = psi_chunk(positions, summary, context, out, chunk * CHUNK,
+                                      min(n, (chunk + 1) * CHUNK))
+        for chunk in range(n_chunks):
+            if failed[chunk] != 0:
+                return failed[chunk]
         return 0
 
     return aggregate, apply
