@@ -233,7 +233,8 @@ class DeepSetsKernel(Kernel):
         except Exception as exc:
             raise self._diagnose("psi", positions, (summary, context), self.dim, exc) from None
         if failed:
-            raise self._diagnose("psi", positions[failed - 1:], (summary, context), self.dim, None, failed - 1)
+            raise self._diagnose("psi", positions[failed - 1:], (summary, context), self.dim, None,
+                                 failed - 1)
         return out
 
     def loss(self, positions, masses, context):
@@ -265,7 +266,8 @@ class DeepSetsKernel(Kernel):
             except Exception as exc:
                 written = self._extent(checked, positions[i], args, size)
                 if written is not None:
-                    return self._error(function, first + i, f"writes {written} entries: expected {label} = {size}")
+                    return self._error(function, first + i,
+                                       f"writes {written} entries: expected {label} = {size}")
                 return self._error(function, first + i, f"raised {type(exc).__name__}: {exc}")
         cause = "" if original is None else f" ({type(original).__name__}: {original})"
         return self._error(function, None, f"failed in the parallel loop{cause} but not when rerun serially")

@@ -309,8 +309,8 @@ def _cross_checks(resolved: dict) -> None:
 
     kernel, init = resolved["kernel"], resolved["init"]
     if kernel["kind"] == "multi_layer" and init.get("n") is not None and init["n"] != sum(kernel["layers"]):
-        raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = {sum(kernel['layers'])} "
-                            f"(one particle per neuron of {show(kernel['layers'])})")
+        raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = "
+                            f"{sum(kernel['layers'])} (one particle per neuron of {show(kernel['layers'])})")
     data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
     if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
         raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '

@@ -88,13 +88,15 @@ _MULTI = TINY.replace("[init]", '[kernel]\nkind = "multi_layer"\nlayers = [5, 5]
 
 #: name -> (scenario text, a part of the expected error): the adversarial corpus of issue 15.
 CORPUS = {
-    "deep_array": ("x = " + "[" * 5000 + "]" * 5000 + "\n" + TINY, "not valid TOML for a scenario: arrays or tables nested too deeply"),
+    "deep_array": ("x = " + "[" * 5000 + "]" * 5000 + "\n" + TINY,
+                   "not valid TOML for a scenario: arrays or tables nested too deeply"),
     "deep_inline_table": (TINY.replace("[run]\n", "[run]\nq = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"),
                           "not valid TOML for a scenario: arrays or tables nested too deeply"),
     "deep_value": (TINY.replace("[init]\n", "[init]\nrotation = " + "[" * 40 + "]" * 40 + "\n"),
                    "error: init.rotation: arrays or tables nested more than 16 levels deep"),
-    "deep_part": (TINY.replace('shape = "genus_region"\nn = 12', 'shape = "union"\nparts = [{shape = "circle", '
-                               'n = 3, x = ' + "[" * 30 + "]" * 30 + "}]"),
+    "deep_part": (TINY.replace('shape = "genus_region"\nn = 12',
+                               'shape = "union"\nparts = [{shape = "circle", n = 3, x = '
+                               + "[" * 30 + "]" * 30 + "}]"),
                   "error: init.parts: arrays or tables nested more than 16 levels deep"),
     "multi_layer_count": (_MULTI, "error: init.n = 12: expected the sum of kernel.layers = 10"),
     "multi_layer_union": (_MULTI.replace('shape = "genus_region"\nn = 12',
@@ -108,13 +110,16 @@ CORPUS = {
                           "error: observers[1].k = 2.5: expected an integer"),
     "bom_then_bad_key": ("\ufeff" + TINY.replace("steps = 3", "stepz = 3"),
                          "error: run.stepz: unknown key (did you mean steps?)"),
-    "nul_byte": (TINY.replace('name = "tiny"', 'name = "ti\x00ny"'), "not valid TOML: Illegal character '\\x00'"),
+    "nul_byte": (TINY.replace('name = "tiny"', 'name = "ti\x00ny"'),
+                 "not valid TOML: Illegal character '\\x00'"),
     "not_utf8": (TINY.replace('"tiny"', '"ti\udcffny"'), "error: cannot read scenario"),
     "huge_steps": (TINY.replace("steps = 3", "steps = 99999999999999999999"),
                    "error: run.steps = 99999999999999999999: expected an integer steps <= "),
     "nan_lr": (TINY.replace("lr = 0.01", "lr = nan"), "error: schedule.lr = nan: expected a number lr > 0"),
-    "date_as_n": (TINY.replace("n = 12", "n = 1979-05-27"), "error: init.n = 1979-05-27: expected an integer"),
-    "subset_too_large": (TINY + "[output]\nsubset = 13\n", "error: output.subset = 13: expected a count <= N = 12"),
+    "date_as_n": (TINY.replace("n = 12", "n = 1979-05-27"),
+                  "error: init.n = 1979-05-27: expected an integer"),
+    "subset_too_large": (TINY + "[output]\nsubset = 13\n",
+                         "error: output.subset = 13: expected a count <= N = 12"),
 }
 
 

@@ -103,7 +103,8 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
     for args in (["keys"], ["show-default"], ["info", "out.h5"], ["--help"]):
         done = _with_closed_stdout(*args, cwd=tmp_path)
         # argparse itself ignores a failed write of --help and exits 0
-        assert (done.returncode, done.stderr) == (0 if args == ["--help"] else 1, ""), (args, done.stderr[-2000:])
+        expected = 0 if args == ["--help"] else 1
+        assert (done.returncode, done.stderr) == (expected, ""), (args, done.stderr[-2000:])
 
 
 @settings(max_examples=100, deadline=None,

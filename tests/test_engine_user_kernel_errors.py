@@ -69,8 +69,10 @@ def _step(kernel, positions=X):
 
 @pytest.mark.parametrize("phi, psi, expected", [
     (_phi_mean, _psi_one_too_many, "t: psi for particle 0 at step 0 writes 3 entries: expected dim = 2"),
-    (_phi_one_too_many, _psi_toward, "t: phi for particle 0 at step 0 writes 3 entries: expected agg_dim = 2"),
-    (_phi_mean, _psi_reads_too_far, "t: psi for particle 0 at step 0 raised IndexError: index is out of bounds"),
+    (_phi_one_too_many, _psi_toward,
+     "t: phi for particle 0 at step 0 writes 3 entries: expected agg_dim = 2"),
+    (_phi_mean, _psi_reads_too_far,
+     "t: psi for particle 0 at step 0 raised IndexError: index is out of bounds"),
     (_phi_mean, _psi_raises, "t: psi for particle 3 at step 0 raised ValueError: x[0] above 0.5"),
 ])
 def test_errors_in_phi_and_psi_name_the_function_particle_step_and_message(phi, psi, expected):

@@ -13,8 +13,8 @@ from particledyn.config.checks import OPTIONAL, REQUIRED, Choice, Derived, Float
 from particledyn.runner import validate_scenario_resolved
 from particledyn.config.memory import check_memory, estimate_bytes
 from particledyn.runner import prepare
-from particledyn.scenario import (ScenarioError, default_scenario, describe_keys, load_scenario, parse_scenario,
-                                  schema, validate_scenario)
+from particledyn.scenario import (ScenarioError, default_scenario, describe_keys, load_scenario,
+                                  parse_scenario, schema, validate_scenario)
 
 from scenario_fuzz import TINY, TOML_VALUES, mutate, toml_dumps
 
@@ -299,7 +299,8 @@ def test_deep_nesting_is_a_one_line_error(text, expected):
 
 def test_multi_layer_particle_count_is_checked_with_the_scenario():
     raw = {**copy.deepcopy(BASE), "kernel": {"kind": "multi_layer", "layers": [5, 5]}}
-    assert error_of(raw) == "init.n = 20: expected the sum of kernel.layers = 10 (one particle per neuron of [5, 5])"
+    assert error_of(raw) == ("init.n = 20: expected the sum of kernel.layers = 10 "
+                             "(one particle per neuron of [5, 5])")
     raw["kernel"]["layers"] = [15, 5]
     assert validate_scenario(raw)["kernel"]["layers"] == [15, 5]
 
@@ -309,6 +310,8 @@ def test_memory_is_estimated_before_anything_is_allocated():
     parts = estimate_bytes(resolved)
     assert parts == {"data.n": (50, 50 * (1 + 1 + 10) * 8), "init.n": (20, 20 * 2 * 8 * 5)}
     check_memory(resolved, available=sum(size for _, size in parts.values()))
+    on_gpu = validate_scenario(with_value("run.backend", "cupy"))
+    assert estimate_bytes(on_gpu)["init.n"] == (20, 20 * 2 * 8)
     huge = validate_scenario(with_value("init.n", 2_000_000_000))
     with pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: the run needs at least 160 GB of memory "
                                             r"\(the particles: 160 GB\), more than the 8 GB of this machine; "
@@ -327,12 +330,12 @@ FUZZ_BASES = [BASE, {**BASE, "kernel": {"kind": "multi_layer", "layers": [12, 8]
                      "init": {"shape": "union", "parts": [{"shape": "circle", "n": 20}]},
                      "observers": [{"type": "sharpness", "k": 3}, {"type": "pairwise_lipschitz", "k": 4}]}]
 FUZZ_OUTCOMES: list = []  # built (True) or refused (False), one per example: printed with -s
-_SMALL_MEMORY = 2**30
+_SMALL_MEMORY = 2**30  # the fuzzers build the parts: sizes 1 GiB cannot hold are refused
 _CHOICES = sorted({o for k in schema() if isinstance(k.check, Choice) for o in k.check.options}
                   | set(OBSERVER_TYPES))
 #: mostly values some key accepts (so that many mutants build), and any TOML value
 PLAUSIBLE_VALUES = st.one_of(st.integers(-2, 40), st.floats(0, 2), st.sampled_from(_CHOICES),
-                             st.lists(st.integers(1, 6), min_size=1, max_size=3), TOML_VALUES)  # the fuzzers build the parts: sizes the schema allows but 1 GiB cannot hold are refused
+                             st.lists(st.integers(1, 6), min_size=1, max_size=3), TOML_VALUES)
 
 
 def _builds_or_fails_in_one_line(raw) -> bool:

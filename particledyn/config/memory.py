@@ -68,11 +68,14 @@ def estimate_bytes(resolved: dict) -> dict[str, tuple[object, int]]:
     -------
     dict
         ``{key path: (its value, bytes)}`` for the particles (``init.n``: positions,
-        field, update and optimizer state, in ``run.dtype``) and the data set.
+        field, update and optimizer state, in ``run.dtype``; the positions only with
+        ``run.backend = "cupy"``) and the data set.
     """
     d_in, dim = _dimensions(resolved)
     itemsize = 4 if resolved["run"]["dtype"] == "float32" else 8
-    copies = 3 + _OPTIMIZER_COPIES[resolved["optimizer"]["name"]]
+    # on the GPU the field and the optimizer state live on the device: the host keeps the positions
+    on_host = resolved["run"]["backend"] != "cupy"
+    copies = 3 + _OPTIMIZER_COPIES[resolved["optimizer"]["name"]] if on_host else 1
     key, value, data_bytes = _data_bytes(resolved, d_in)
     parts = {key: (value, data_bytes)}
     n = _particles(resolved["init"])
