@@ -423,20 +423,24 @@ class Scenario:
     source: str
 
 
-def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
-    """Parse and validate TOML text; ScenarioError (one line) on any problem.
+def parse_toml(text: str, source: str = "<string>") -> dict:
+    """TOML text as a dict; ScenarioError (one line) if it is not valid TOML.
 
     A leading UTF-8 byte order mark (as some Windows editors write) is dropped.
     """
-    text = text.removeprefix("\ufeff")
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise ScenarioError(f"{source}: not valid TOML for a scenario: arrays or tables nested too deeply "
                             f"(a scenario needs at most {_MAX_DEPTH} levels)") from None
-    return Scenario(validate_scenario(raw, overrides), text, source)
+
+
+def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Parse and validate TOML text; ScenarioError (one line) on any problem (see :func:`parse_toml`)."""
+    text = text.removeprefix("\ufeff")
+    return Scenario(validate_scenario(parse_toml(text, source), overrides), text, source)
 
 
 def load_scenario(path, overrides: Mapping[str, Any] | None = None) -> Scenario:
