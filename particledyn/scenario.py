@@ -424,9 +424,21 @@ class Scenario:
 
 
 def parse_toml(text: str, source: str = "<string>") -> dict:
-    """TOML text as a dict; ScenarioError (one line) if it is not valid TOML.
+    """TOML text as a dict.
 
     A leading UTF-8 byte order mark (as some Windows editors write) is dropped.
+
+    Parameters
+    ----------
+    text : str
+    source : str
+        Where the text came from, for messages.
+
+    Raises
+    ------
+    ScenarioError
+        One line: not valid TOML (with tomllib's reason), or nested so deeply that the
+        parser runs out of recursion.
     """
     try:
         return tomllib.loads(text.removeprefix("\ufeff"))

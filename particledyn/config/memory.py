@@ -89,8 +89,22 @@ def _gb(n_bytes: int) -> str:
 
 
 def check_memory(resolved: dict, available: int | None = None) -> None:
-    """Raise ScenarioError when the run's arrays cannot fit in ``available`` bytes (default:
-    :func:`machine_memory`), naming the key of the largest part."""
+    """Refuse a scenario whose arrays cannot fit in memory.
+
+    Parameters
+    ----------
+    resolved : dict
+        A resolved scenario (:func:`particledyn.scenario.validate_scenario`).
+    available : int, optional
+        Bytes available (default: :func:`machine_memory`).
+
+    Raises
+    ------
+    ScenarioError
+        The lower bound of :func:`estimate_bytes` exceeds ``available``; the message
+        names the key of the largest part, e.g. ``init.n = 2000000000: the run needs
+        at least 160 GB of memory ...``.
+    """
     available = machine_memory() if available is None else available
     parts = estimate_bytes(resolved)
     total = sum(size for _, size in parts.values())

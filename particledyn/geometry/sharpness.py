@@ -85,7 +85,25 @@ def _check_n(n) -> int:
 
 
 def check_eigenpair_count(k, n: int) -> int:
-    """``k`` as an int if 1 <= k <= n (the number of parameters, N * D), else ValueError."""
+    """Check a number of eigenpairs against the number of parameters.
+
+    Parameters
+    ----------
+    k : int
+        Number of eigenpairs asked for.
+    n : int
+        Number of parameters (N * D).
+
+    Returns
+    -------
+    int
+        ``k``, if it is an integer with 1 <= k <= n.
+
+    Raises
+    ------
+    ValueError
+        ``k`` is not such an integer.
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer, float)) or int(k) != k or not 1 <= k <= n:
         raise ValueError(f"k={k!r}: expected an integer number of eigenpairs in 1..{n} "
                          f"(at most the number of parameters N * D = {n})")
