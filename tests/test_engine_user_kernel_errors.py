@@ -105,6 +105,9 @@ def test_boundscheck_off_runs_correct_kernels_and_is_validated():
     masses = np.full(4, 0.25)
     np.testing.assert_allclose(fast.field(X, masses, ()), deepsets_reference(fast, X, masses, ()),
                                rtol=1e-15)
+    unchecked = DeepSetsKernel(_phi_mean, _psi_raises, dim=2, agg_dim=2, boundscheck=False, name="u")
+    with pytest.raises(UserKernelError, match=r"^u: psi for particle 3 at step 0 raised ValueError: x\[0\] above 0.5$"):
+        _step(unchecked)
     with pytest.raises(TypeError, match="boundscheck='yes': expected True or False"):
         DeepSetsKernel(_phi_mean, _psi_toward, dim=2, agg_dim=2, boundscheck="yes")
 
