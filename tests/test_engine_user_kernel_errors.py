@@ -106,8 +106,9 @@ def test_boundscheck_off_runs_correct_kernels_and_is_validated():
     np.testing.assert_allclose(fast.field(X, masses, ()), deepsets_reference(fast, X, masses, ()),
                                rtol=1e-15)
     unchecked = DeepSetsKernel(_phi_mean, _psi_raises, dim=2, agg_dim=2, boundscheck=False, name="u")
-    with pytest.raises(UserKernelError, match=r"^u: psi for particle 3 at step 0 raised ValueError: x\[0\] above 0.5$"):
+    with pytest.raises(UserKernelError) as info:
         _step(unchecked)
+    assert str(info.value) == "u: psi for particle 3 at step 0 raised ValueError: x[0] above 0.5"
     with pytest.raises(TypeError, match="boundscheck='yes': expected True or False"):
         DeepSetsKernel(_phi_mean, _psi_toward, dim=2, agg_dim=2, boundscheck="yes")
 
