@@ -6,7 +6,7 @@ from the HDF5 file with :func:`open_run`.
 """
 from ._version import __version__
 from .blackbox import BlackBoxKernel, NotEquivariantError
-from .deepsets import DeepSetsKernel
+from .deepsets import DeepSetsKernel, UserKernelError
 from .kernel import Kernel
 from .observers import Observer, StepInfo
 from .optimizers import GD, SGD, Adam, Momentum, Optimizer, make_optimizer
@@ -19,7 +19,7 @@ __all__ = [
     "__version__", "Adam", "BlackBoxKernel", "Constant", "Cosine", "DeepSetsKernel", "DivergenceError",
     "GD", "Kernel", "MemorySink", "Momentum", "NotEquivariantError", "Observer", "Optimizer",
     "ParticleState", "SGD", "Schedule", "Simulation", "Sink", "StepDecay", "StepInfo", "make_optimizer",
-    "simulate", "make_simulation", "open_run",
+    "simulate", "make_simulation", "open_run", "UserKernelError",
 ]
 
 

@@ -188,6 +188,8 @@ def _command_run(args) -> int:
         else:
             print("interrupted: no file was written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        raise
     except (H5MDWriteError, OSError) as exc:
         return _fail(exc, EXIT_ERROR)
     except GpuUnavailableError as exc:
@@ -248,6 +250,8 @@ def _plot_and_summarize(path: str, out_dir) -> None:
 def _command_plot(args) -> int:
     try:
         _plot_and_summarize(args.path, args.out)
+    except BrokenPipeError:
+        raise
     except (OSError, KeyError, ValueError) as exc:
         return _fail(exc, EXIT_ERROR)
     return EXIT_OK
@@ -258,13 +262,32 @@ def _command_info(args) -> int:
 
     try:
         print(format_info(run_info(args.path)))
+    except BrokenPipeError:
+        raise
     except (OSError, KeyError, ValueError) as exc:
         return _fail(exc, EXIT_ERROR)
     return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``particledyn`` command; returns the exit status."""
+    """Entry point of the ``particledyn`` command; returns the exit status.
+
+    Output into a pipe closed early (``particledyn info a.h5 | head``) ends the
+    command quietly with status 1.
+    """
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader is gone: point stdout at /dev/null so the flush at exit cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_ERROR
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["sweep"]:
         from .sweep import sweep_main

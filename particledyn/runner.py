@@ -185,8 +185,10 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         A value that only fails once the parts are built (a data file that
         cannot be read, a cloud that does not fit D, ...), naming the section.
     """
+    from .config.memory import check_memory
     from .state import default_masses
 
+    check_memory(resolved)
     dataset = _build_dataset(resolved["data"])
     kernel_type = KERNEL_TYPES[resolved["kernel"]["kind"]]
     try:
@@ -201,10 +203,15 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
     x = initial_positions(init, kernel.dim) if positions else None
     if x is not None and init.get("output_scale") is not None:
         x = scale_outputs(x, kernel, init["output_scale"])
+    if x is not None:
+        try:
+            kernel.check_positions(x)
+        except ValueError as exc:
+            raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
     n = x.shape[0] if x is not None else None
     if n is None:
         n = init["n"] if init["shape"] != "union" else None
-    context = BuildContext(kernel, optimizer, dataset, resolved)
+    context = BuildContext(kernel, optimizer, dataset, resolved, n_particles=n)
     observers = _build_observers(resolved["observers"], context)
     subset = _subset(resolved["output"]["subset"], n) if n is not None else None
     masses = default_masses(n, getattr(kernel, "groups", None)) if n is not None else None

@@ -53,6 +53,7 @@ SECTION_DOCS = {
 }
 
 _INT64 = 2**63 - 1
+_MAX_DEPTH = 16  # arrays and tables nested deeper than any key needs (rotation matrices use 2)
 _COUNT = 2**31 - 1
 _DATA_KINDS = ("teacher_student", "linear_teacher_task", "digits", "mnist")
 _SHAPES = ("genus_region", "disjoint_regions", "genus_surface", "torus", "sphere", "circle",
@@ -288,9 +289,28 @@ def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str |
     return {name: out[name] for name in [selector] * (selector is not None) + valid if name in out}
 
 
+def _check_depth(raw: Mapping) -> None:
+    """Refuse values nested deeper than ``_MAX_DEPTH`` (iteratively: no recursion to exhaust)."""
+    stack = [(raw, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise ScenarioError(f"{path}: arrays or tables nested more than {_MAX_DEPTH} levels deep: "
+                                "expected a value a scenario key takes")
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for name, child in items:
+            if isinstance(child, (Mapping, list)):
+                where = path if depth >= 2 else f"{path}.{name}" if path else str(name)  # the key's path
+                stack.append((child, where, depth + 1))
+
+
 def _cross_checks(resolved: dict) -> None:
     from .schedules import Constant, Cosine, StepDecay
 
+    kernel, init = resolved["kernel"], resolved["init"]
+    if kernel["kind"] == "multi_layer" and init.get("n") is not None and init["n"] != sum(kernel["layers"]):
+        raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = "
+                            f"{sum(kernel['layers'])} (one particle per neuron of {show(kernel['layers'])})")
     data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
     if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
         raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
@@ -355,6 +375,7 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     """
     if not isinstance(raw, Mapping):
         raise ScenarioError(f"scenario: expected a table of sections, got {toml_type(raw)}")
+    _check_depth(raw)
     raw = dict(raw)
     for path, value in (overrides or {}).items():
         section, name = path.split(".")
@@ -402,13 +423,36 @@ class Scenario:
     source: str
 
 
-def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
-    """Parse and validate TOML text; ScenarioError (one line) on any problem."""
+def parse_toml(text: str, source: str = "<string>") -> dict:
+    """TOML text as a dict.
+
+    A leading UTF-8 byte order mark (as some Windows editors write) is dropped.
+
+    Parameters
+    ----------
+    text : str
+    source : str
+        Where the text came from, for messages.
+
+    Raises
+    ------
+    ScenarioError
+        One line: not valid TOML (with tomllib's reason), or nested so deeply that the
+        parser runs out of recursion.
+    """
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
-    return Scenario(validate_scenario(raw, overrides), text, source)
+    except RecursionError:
+        raise ScenarioError(f"{source}: not valid TOML for a scenario: arrays or tables nested too deeply "
+                            f"(a scenario needs at most {_MAX_DEPTH} levels)") from None
+
+
+def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Parse and validate TOML text; ScenarioError (one line) on any problem (see :func:`parse_toml`)."""
+    text = text.removeprefix("\ufeff")
+    return Scenario(validate_scenario(parse_toml(text, source), overrides), text, source)
 
 
 def load_scenario(path, overrides: Mapping[str, Any] | None = None) -> Scenario:

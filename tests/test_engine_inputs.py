@@ -177,3 +177,14 @@ def test_bad_user_kernels():
     flat = BlackBoxKernel(lambda x, m, c: x.sum(axis=1), dim=2, name="flat")
     with raises(ValueError, "flat returned shape (4,): expected (4, 2)"):
         Simulation(flat, GOOD).step()
+
+
+def test_sharpness_k_above_the_parameter_count_is_refused_before_the_first_frame():
+    from particledyn.geometry.kernel_sharpness import kernel_sharpness
+
+    net = TwoLayerNet(Z[:, :1], Z[:, 1])                    # D = 2: three particles have 6 parameters
+    sim = Simulation(net, GOOD[:3], observers=[kernel_sharpness(k=7)])
+    with raises(ValueError, "k=7: expected an integer number of eigenpairs in 1..6 (at most the number of "
+                            "parameters N * D = 6)"):
+        sim.run(1, progress=False)
+    assert sim.sink.steps == [] and sim.state.step == 0

@@ -1,7 +1,7 @@
 """Scenario schema: defaults, documented keys, one-line errors naming the key path."""
 import copy
-import datetime
 import inspect
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -9,10 +9,14 @@ from hypothesis import strategies as st
 
 from particledyn import clouds, data
 from particledyn.config import OBSERVER_TYPES
-from particledyn.config.checks import OPTIONAL, REQUIRED, Derived, Float, Int, Invalid
+from particledyn.config.checks import OPTIONAL, REQUIRED, Choice, Derived, Float, Int, Invalid
 from particledyn.runner import validate_scenario_resolved
-from particledyn.scenario import (ScenarioError, default_scenario, describe_keys, parse_scenario, schema,
-                                  validate_scenario)
+from particledyn.config.memory import check_memory, estimate_bytes
+from particledyn.runner import prepare
+from particledyn.scenario import (ScenarioError, default_scenario, describe_keys, load_scenario,
+                                  parse_scenario, schema, validate_scenario)
+
+from scenario_fuzz import TINY, TOML_VALUES, mutate, toml_dumps
 
 BASE = {
     "run": {"name": "t", "steps": 10, "seed": 1, "threads": 1},
@@ -188,12 +192,6 @@ def _leaves():
 
 
 LEAVES = _leaves()
-TOML_VALUES = st.one_of(
-    st.integers(-2**63, 2**63 - 1), st.floats(allow_nan=True), st.booleans(), st.text(max_size=12),
-    st.datetimes(min_value=datetime.datetime(1900, 1, 1)), st.just([]), st.lists(st.integers(), max_size=3),
-    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(leaf=st.sampled_from(LEAVES), value=TOML_VALUES)
 def test_fuzz_wrong_values_give_one_line_error_naming_the_key(leaf, value):
@@ -243,27 +241,12 @@ def test_fuzz_missing_and_unknown_keys(data_):
         assert error_of(raw).startswith(f"{key.path}: missing required key")
 
 
-def _mutate(tree, draw):
-    """Replace one random node of a nested dict/list with a random TOML value."""
-    node = tree
-    while True:
-        children = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
-        if not children:
-            return
-        slot, child = draw(st.sampled_from(children))
-        if isinstance(child, (dict, list)) and child and draw(st.booleans()):
-            node = child
-            continue
-        node[slot] = draw(TOML_VALUES)
-        return
-
-
 @settings(max_examples=300, deadline=None)
 @given(data_=st.data())
 def test_fuzz_any_mutation_is_valid_or_a_one_line_scenario_error(data_):
     raw = copy.deepcopy(BASE)
     for _ in range(data_.draw(st.integers(1, 3))):
-        _mutate(raw, data_.draw)
+        mutate(raw, data_.draw)
     try:
         resolved = validate_scenario(raw)
     except ScenarioError as exc:
@@ -283,3 +266,129 @@ def test_init_output_scale_multiplies_the_output_coordinates_only():
     np.testing.assert_array_equal(scaled[:, :-d_out], plain[:, :-d_out])
     np.testing.assert_allclose(scaled[:, -d_out:], 0.25 * plain[:, -d_out:], rtol=1e-15)
     assert error_of(with_value("init.output_scale", 0.0)).startswith("init.output_scale = 0")
+
+
+# ---------------------------------------------------------------- adversarial inputs (issue 15)
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
+    plain = parse_scenario(TINY).resolved
+    assert parse_scenario("\ufeff" + TINY).resolved == plain
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + TINY.encode())
+    scenario = load_scenario(path)
+    assert scenario.resolved == plain and not scenario.text.startswith("\ufeff")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("x = " + "[" * 5000 + "]" * 5000, "<string>: not valid TOML for a scenario: arrays or tables nested too "
+                                       "deeply (a scenario needs at most 16 levels)"),
+    ("x = " + "{a = " * 3000 + "1" + "}" * 3000, "<string>: not valid TOML for a scenario: arrays or tables "
+                                                 "nested too deeply"),
+    (TINY.replace("[run]\n", "[run]\nq = " + "[" * 17 + "]" * 17 + "\n"),
+     "run.q: arrays or tables nested more than 16 levels deep: expected a value a scenario key takes"),
+])
+def test_deep_nesting_is_a_one_line_error(text, expected):
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text)
+    assert str(info.value).startswith(expected)
+    nested = [1]
+    for _ in range(20):
+        nested = [nested]
+    raw = {**copy.deepcopy(BASE), "output": {"subset": nested}}
+    assert error_of(raw).startswith("output.subset: arrays or tables nested more than 16 levels deep")
+
+
+def test_multi_layer_particle_count_is_checked_with_the_scenario():
+    raw = {**copy.deepcopy(BASE), "kernel": {"kind": "multi_layer", "layers": [5, 5]}}
+    assert error_of(raw) == ("init.n = 20: expected the sum of kernel.layers = 10 "
+                             "(one particle per neuron of [5, 5])")
+    raw["kernel"]["layers"] = [15, 5]
+    assert validate_scenario(raw)["kernel"]["layers"] == [15, 5]
+
+
+def test_memory_is_estimated_before_anything_is_allocated():
+    resolved = validate_scenario(BASE)              # adam: positions, field, update, two moments
+    parts = estimate_bytes(resolved)
+    assert parts == {"data.n": (50, 50 * (1 + 1 + 10) * 8), "init.n": (20, 20 * 2 * 8 * 5)}
+    check_memory(resolved, available=sum(size for _, size in parts.values()))
+    on_gpu = validate_scenario(with_value("run.backend", "cupy"))
+    assert estimate_bytes(on_gpu)["init.n"] == (20, 20 * 2 * 8)
+    huge = validate_scenario(with_value("init.n", 2_000_000_000))
+    with pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: the run needs at least 160 GB of memory "
+                                            r"\(the particles: 160 GB\), more than the 8 GB of this machine; "
+                                            r"expected a smaller init\.n$"):
+        check_memory(huge, available=8 * 10**9)
+    big_data = validate_scenario(with_value("data.n", 1_000_000_000))
+    with pytest.raises(ScenarioError, match=r"^data\.n = 1000000000: the run needs at least 96 GB"):
+        check_memory(big_data, available=8 * 10**9)
+    with mock.patch("particledyn.config.memory.machine_memory", return_value=8 * 10**9), \
+            pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: "):
+        prepare(huge)
+
+
+# Scenarios every part of which the fuzzers below may change: a cloud union, an observer with k, ...
+FUZZ_BASES = [BASE, {**BASE, "kernel": {"kind": "multi_layer", "layers": [12, 8]},
+                     "init": {"shape": "union", "parts": [{"shape": "circle", "n": 20}]},
+                     "observers": [{"type": "sharpness", "k": 3}, {"type": "pairwise_lipschitz", "k": 4}]}]
+FUZZ_OUTCOMES: list = []  # built (True) or refused (False), one per example: printed with -s
+_SMALL_MEMORY = 2**30  # the fuzzers build the parts: sizes 1 GiB cannot hold are refused
+_CHOICES = sorted({o for k in schema() if isinstance(k.check, Choice) for o in k.check.options}
+                  | set(OBSERVER_TYPES))
+#: mostly values some key accepts (so that many mutants build), and any TOML value
+PLAUSIBLE_VALUES = st.one_of(st.integers(-2, 40), st.floats(0, 2), st.sampled_from(_CHOICES),
+                             st.lists(st.integers(1, 6), min_size=1, max_size=3), TOML_VALUES)
+
+
+def _builds_or_fails_in_one_line(raw) -> bool:
+    """True when the scenario builds (its simulation and observers started, as a run begins);
+    False when it is refused with a one-line ScenarioError."""
+    try:
+        with mock.patch("particledyn.config.memory.machine_memory", return_value=_SMALL_MEMORY):
+            prepared = prepare(validate_scenario(raw))
+    except ScenarioError as exc:
+        assert "\n" not in str(exc) and str(exc)
+        return False
+    simulation = prepared.simulation(None)
+    for observer in simulation.observers:
+        observer.start(simulation)
+    return True
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data_=st.data())
+def test_fuzz_mutated_scenarios_build_or_fail_in_one_line(data_):
+    """Validation and the building of every part (data, kernel, cloud, observers): no other exception."""
+    raw = copy.deepcopy(data_.draw(st.sampled_from(FUZZ_BASES)))
+    for _ in range(data_.draw(st.integers(1, 3))):
+        mutate(raw, data_.draw, PLAUSIBLE_VALUES, leaf=data_.draw(st.booleans()))
+    FUZZ_OUTCOMES.append(_builds_or_fails_in_one_line(raw))
+
+
+_EDITS = st.sampled_from(["[", "]", "{", "}", "=", '"', "'", ",", ".", "\n", "\ufeff", "\x00", "#", "0", "-",
+                          "1e999", "nan", "[[", "]]"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(data_=st.data())
+def test_fuzz_edited_scenario_text_parses_or_fails_in_one_line(data_):
+    text = toml_dumps(copy.deepcopy(data_.draw(st.sampled_from(FUZZ_BASES))))
+    for _ in range(data_.draw(st.integers(1, 4))):
+        at = data_.draw(st.integers(0, len(text)))
+        cut = data_.draw(st.integers(0, 3))
+        text = text[:at] + data_.draw(_EDITS) + text[at + cut:]
+    try:
+        parse_scenario(text)
+    except ScenarioError as exc:
+        assert "\n" not in str(exc) and str(exc)
+
+
+def test_toml_writer_round_trips_the_fuzz_bases():
+    for raw in FUZZ_BASES:
+        assert parse_scenario(toml_dumps(raw)).resolved == validate_scenario(raw)
+
+
+def test_fuzz_outcomes_cover_both_sides():
+    """The mutation fuzzer above both builds scenarios and has them refused (run after it)."""
+    if FUZZ_OUTCOMES:
+        print(f"mutation fuzz: {len(FUZZ_OUTCOMES)} examples, {sum(FUZZ_OUTCOMES)} built, "
+              f"{len(FUZZ_OUTCOMES) - sum(FUZZ_OUTCOMES)} refused in one line")
+        assert any(FUZZ_OUTCOMES) and not all(FUZZ_OUTCOMES)

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from particledyn.sweep import SweepError, parse_sweep, read_table, run_sweep, sweep_main
+from particledyn.sweep.grid import run_scenario
 from particledyn.summary import summarize_run
 from run_files import png_is_drawn
+from scenario_fuzz import TINY
 
 BASE = os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
 SWEEP = f"""
@@ -143,11 +145,20 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, client)
     ("[sweep]\nset={'init.shpe'='x'}\n[grid]\nlr=[0.1]", "init.shpe"),
     ("[sweep]\nbase='nowhere.toml'\n[grid]\nlr=[0.1]", "sweep.base = 'nowhere.toml'"),
     ("[grid]\nlr=[0.1]\n[cluster]\nworkers=0", "cluster.workers = 0"),
+    ("x = " + "[" * 3000 + "]" * 3000 + "\n[grid]\nlr=[0.1]", "s.toml: not valid TOML for a scenario: arrays or "
+                                                            "tables nested too deeply"),
 ])
 def test_bad_sweep_files_raise_one_line_errors(text, message, tmp_path):
     with pytest.raises(SweepError, match=None) as info:
         parse_sweep(text, "s.toml", tmp_path)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_byte_order_marks_are_accepted_in_sweep_files_and_their_base(tmp_path):
+    (tmp_path / "base.toml").write_bytes(b"\xef\xbb\xbf" + TINY.encode())
+    spec = parse_sweep("\ufeff[sweep]\nbase = 'base.toml'\n[grid]\nlr = [0.1]\n", "s.toml", tmp_path)
+    assert tuple(spec.lr) == (0.1,)
+    assert run_scenario(spec, None, None, 0.1)["init"]["n"] == 12
 
 
 def test_sweep_main_reports_a_bad_file_with_exit_status_2(tmp_path, capsys):

@@ -28,6 +28,7 @@ class BuildContext:
     dataset: Any
     resolved: dict
     caches: dict = field(default_factory=dict)
+    n_particles: int | None = None  # N where known before the cloud is drawn (None: a union cloud)
 
     def neighbour_cache(self, k: int):
         """One shared :class:`NeighbourCache` per neighbour count k."""
@@ -155,11 +156,14 @@ def _adam(resolved: dict) -> bool:
 
 def _build_sharpness(options, ctx):
     from ..geometry.kernel_sharpness import kernel_sharpness
+    from ..geometry.sharpness import check_eigenpair_count
 
     optimizer = ctx.optimizer
     if options["preconditioned"] and not hasattr(optimizer, "preconditioner"):
         raise ScenarioError(f'preconditioned = true: expected false for optimizer.name = "{optimizer.name}" '
                             "(only adam has a preconditioner)")
+    if ctx.n_particles is not None:
+        check_eigenpair_count(options["k"], ctx.n_particles * ctx.kernel.dim)
     return kernel_sharpness(options["every"], k=options["k"], tol=options["tol"],
                             preconditioned=options["preconditioned"],
                             gradient_fraction=options["grad_fraction"])

@@ -5,6 +5,7 @@ import numpy as np
 
 from ..observers import StepInfo
 from .observers import SharpnessObserver
+from .sharpness import check_eigenpair_count
 
 
 def _kernel_hvp(info: StepInfo):
@@ -40,6 +41,7 @@ class KernelSharpnessObserver(SharpnessObserver):
     preconditioned: bool | None = None
 
     def start(self, simulation) -> None:
+        check_eigenpair_count(self.k, simulation.state.positions.size)
         if not getattr(simulation.kernel, "is_gradient", False):
             raise ValueError(f"sharpness on kernel {simulation.kernel.name!r}: expected a gradient kernel "
                              f"(one that defines a loss)")

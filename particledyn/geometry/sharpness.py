@@ -84,6 +84,32 @@ def _check_n(n) -> int:
     return int(n)
 
 
+def check_eigenpair_count(k, n: int) -> int:
+    """Check a number of eigenpairs against the number of parameters.
+
+    Parameters
+    ----------
+    k : int
+        Number of eigenpairs asked for.
+    n : int
+        Number of parameters (N * D).
+
+    Returns
+    -------
+    int
+        ``k``, if it is an integer with 1 <= k <= n.
+
+    Raises
+    ------
+    ValueError
+        ``k`` is not such an integer.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer, float)) or int(k) != k or not 1 <= k <= n:
+        raise ValueError(f"k={k!r}: expected an integer number of eigenpairs in 1..{n} "
+                         f"(at most the number of parameters N * D = {n})")
+    return int(k)
+
+
 def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
                    ncv: int | None = None, which: str = "LA", maxiter: int | None = None,
                    max_restarts: int = 2, seed: int = 0) -> SharpnessResult:
@@ -121,9 +147,7 @@ def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
     SharpnessResult
     """
     n = _check_n(n)
-    if int(k) != k or k < 1 or k > n:
-        raise ValueError(f"k={k!r}: expected an integer number of eigenpairs in 1..{n}")
-    k = int(k)
+    k = check_eigenpair_count(k, n)
     if which not in ("LA", "LM"):
         raise ValueError(f"which={which!r}: expected 'LA' (largest algebraic) or 'LM' (magnitude)")
     if not (np.isfinite(tol) and tol > 0):

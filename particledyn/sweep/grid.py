@@ -57,7 +57,6 @@ import hashlib
 import json
 import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,12 +213,12 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     SweepError
         One line naming the bad key and what was expected.
     """
-    from ..scenario import default_scenario_text
+    from ..scenario import ScenarioError, default_scenario_text, parse_toml
 
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
+        raw = parse_toml(text, source)
+    except ScenarioError as exc:
+        raise SweepError(str(exc)) from None
     _check_keys(raw, ("sweep", "grid", "sharpness", "cluster", "bisect"), "sweep file")
     sweep = raw.get("sweep", {})
     grid = raw.get("grid")
@@ -342,7 +341,9 @@ def load_sweep(path) -> SweepSpec:
 # ---------------------------------------------------------------- runs
 def base_raw(spec: SweepSpec) -> dict:
     """The base scenario as parsed TOML, with a sharpness observer added when asked and missing."""
-    raw = tomllib.loads(spec.base_text)
+    from ..scenario import parse_toml
+
+    raw = parse_toml(spec.base_text, spec.base)  # ScenarioError, made a SweepError by run_scenario
     observers = list(raw.get("observers", []))
     if spec.sharpness_every and not any(o.get("type") == "sharpness" for o in observers
                                         if isinstance(o, dict)):
