@@ -354,3 +354,27 @@ def test_bad_bisections_are_one_line_errors(tmp_path, extra, message):
     assert message in str(info.value)
     with pytest.raises(SweepError, match="chooses its own rates"):
         parse_sweep(SWEEP.format(steps=3) + '[bisect]\nevent = "merge"\n', "s.toml", tmp_path)
+
+
+@pytest.mark.parametrize("threshold", [0.7, 3.7, 63.0])
+def test_the_bracket_holds_the_threshold_and_shrinks_geometrically(threshold):
+    from particledyn.sweep.bisect import BisectPoint
+
+    bounds, iterations = (0.5, 64.0), 5
+    state = BisectPoint((0, 32), 1.0, *bounds)
+    for _ in range(iterations + 1):
+        for factor in state.next_factors(bounds):
+            state.update(factor, factor >= threshold, bounds)
+    assert state.status == "bracketing" and len(state.tried) == iterations + 2
+    assert state.lo < threshold <= state.hi
+    assert state.hi / state.lo == pytest.approx((64.0 / 0.5) ** (1 / 2 ** iterations))
+
+
+def test_a_range_that_misses_the_event_says_so():
+    from particledyn.sweep.bisect import BisectPoint
+
+    for event_at, status in ((lambda f: True, "event_at_lo"), (lambda f: False, "no_event_at_hi")):
+        state = BisectPoint((0, 32), 1.0, 0.5, 64.0)
+        for factor in state.next_factors((0.5, 64.0)):
+            state.update(factor, event_at(factor), (0.5, 64.0))
+        assert state.status == status and state.next_factors((0.5, 64.0)) == []
