@@ -19,6 +19,7 @@ import struct
 _FLOCK = "hhqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
 _SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
 _GETLK = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
+_HELD: set[tuple[int, int]] = set()  # (device, inode) of the files this process holds locked
 
 
 class FileLockedError(OSError):
@@ -29,13 +30,17 @@ def _request(kind: int) -> bytes:
     return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
 
 
-def is_locked(path: str | os.PathLike) -> bool:
-    """Whether some process (this one included, through another descriptor) holds the write lock."""
+def is_locked(path: str | os.PathLike, others_only: bool = False) -> bool:
+    """Whether some process holds the write lock (``others_only``: a process other than this one)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
     try:
+        if others_only:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) in _HELD:
+                return False
         answer = fcntl.fcntl(fd, _GETLK, _request(fcntl.F_WRLCK))
     except OSError:
         return False  # a filesystem without record locks: nothing can be known from them
@@ -72,6 +77,9 @@ class WriteLock:
                 raise
             fd = os.open(self.path, os.O_RDWR)
         self.fd = fd
+        info = os.fstat(fd)
+        self._key = (info.st_dev, info.st_ino)
+        _HELD.add(self._key)
         return self
 
     def fsync(self) -> None:
@@ -83,4 +91,5 @@ class WriteLock:
         """Drop the lock (closing its descriptor); idempotent."""
         if self.fd is not None:
             fd, self.fd = self.fd, None
+            _HELD.discard(self._key)
             os.close(fd)

@@ -11,8 +11,8 @@ file could block a reader for hours. :func:`open_h5` therefore
   truncated finished file is an error, not a healthy file;
 * opens a file that is being written, or was left by a killed writer, in SWMR
   mode with the metadata read attempts bounded (:data:`READ_ATTEMPTS`);
-* retries failed opens only while a live writer holds the file's write lock
-  (a resume clearing the flags), up to ``timeout`` seconds.
+* retries failed opens only while another process's live writer holds the
+  file's write lock (a resume clearing the flags), up to ``timeout`` seconds.
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def open_h5(path: str, timeout: float = 10.0) -> h5py.File:
                 # that handle's settings, so open it the same way
                 return _open_once(path, True, locking=True)
         except (OSError, RuntimeError, KeyError) as exc:
-            if _time.monotonic() >= deadline or not is_locked(path):
+            if _time.monotonic() >= deadline or not is_locked(path, others_only=True):
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 raise OSError(f"cannot open run file {path!r}: {reason} (damaged or truncated?)") \
                     from None
