@@ -53,6 +53,7 @@ _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 DURABILITY = ("checkpoint", "frame")
 # h5py raises RuntimeError for some failed writes (ENOSPC in a flush), OSError for others
 _WRITE_ERRORS = (OSError, RuntimeError)
+_RESERVE_MARGIN = 2**20  # free disk space kept for HDF5's metadata writes
 
 
 class H5MDWriteError(OSError):
@@ -274,6 +275,8 @@ class H5MDSink(Sink):
         try:
             self._lock = WriteLock(self._tmp_path).acquire()
             self._file = h5py.File(self._tmp_path, "w", libver="latest")
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             self._file = None
             self._abandon()
@@ -282,6 +285,8 @@ class H5MDSink(Sink):
         try:
             self._write_skeleton(dict(metadata or {}))
             self._file.flush()
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             self._abandon()
             raise H5MDWriteError(f"cannot write output file {self.path!r}: {_reason(exc)}") from None
@@ -406,10 +411,33 @@ class H5MDSink(Sink):
         except FileExistsError:
             self._abandon()
             raise
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             self._abandon()
             raise H5MDWriteError(f"cannot create output file {self.path!r}: {_reason(exc)}") from None
         self._live = True
+
+    def _reserve(self, nbytes: int, when: str) -> None:
+        """Raise before HDF5 writes anything when the disk lacks room for ``nbytes`` (plus
+        room for HDF5's metadata).
+
+        HDF5 cannot recover from a write that fails inside it (ENOSPC in a flush leaves its
+        cache dirty, and the process later segfaults closing the file), so the free space
+        is checked first. Another process filling the disk at the same moment can still
+        make HDF5 fail; that error is reported as well.
+        """
+        if self._lock is None or self._lock.fd is None:
+            return
+        try:
+            fs = os.fstatvfs(self._lock.fd)
+        except OSError:
+            return  # a filesystem that cannot tell: HDF5's own errors are all there is
+        needed = int(nbytes) + _RESERVE_MARGIN
+        if fs.f_frsize and fs.f_blocks and fs.f_bavail * fs.f_frsize < needed:
+            raise H5MDWriteError(f"writing {self.path!r} failed {when}: no space left on device "
+                                 f"({fs.f_bavail * fs.f_frsize} bytes free, {needed} needed); the "
+                                 "file keeps every record committed before")
 
     def _sync(self) -> None:
         if self._lock is not None:
@@ -547,16 +575,20 @@ class H5MDSink(Sink):
     def _commit(self, staged, step: int, time: float) -> None:
         if not staged:
             return
+        self._reserve(sum(value.nbytes for _, value in staged) + 16 * len(staged), f"at step {step}")
         try:
             for series, value in staged:
                 series.write_value(value, step, time)
                 series.write_time(time)
             self._file.flush()
+            self._reserve(16 * len(staged), f"at step {step}")
             for series, _ in staged:
                 series.commit(step)
             self._file.flush()
             if self.durability == "frame":
                 self._sync()
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             raise H5MDWriteError(f"writing {self.path!r} failed at step {step}: {_reason(exc)}") \
                 from None
@@ -572,15 +604,19 @@ class H5MDSink(Sink):
         header = group["header"][()]
         slot = 0 if header[0, 0] <= header[1, 0] else 1
         self._checkpoint_seq = max(self._checkpoint_seq, int(header[:, 0].max())) + 1
+        self._reserve(len(blob), "writing the checkpoint")
         try:
             data = group[f"slot_{slot}"]
             data.resize(len(blob), axis=0)
             data[:] = np.frombuffer(blob, dtype=np.uint8)
             self._file.flush()
+            self._reserve(0, "writing the checkpoint")
             self._sync()
             group["header"][slot] = (self._checkpoint_seq, step, len(blob), zlib.crc32(blob))
             self._file.flush()
             self._sync()
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             raise H5MDWriteError(f"writing the checkpoint to {self.path!r} failed: {_reason(exc)}") \
                 from None
@@ -590,6 +626,11 @@ class H5MDSink(Sink):
         if self._closed:
             return
         try:
+            self._reserve(0, "closing the file")
+        except H5MDWriteError:
+            self._abandon()  # HDF5's cache is clean: closing writes nothing new
+            raise
+        try:
             self.start_swmr()
             self._file[f"h5md/modules/{MODULE_NAME}/{FINISHED}"][0] = bool(finished)
             self._file.attrs.modify("finished", bool(finished))
@@ -597,6 +638,8 @@ class H5MDSink(Sink):
             self._sync()
             self._file.close()
             self._sync()
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             self._abandon()
             raise H5MDWriteError(f"closing {self.path!r} failed: {_reason(exc)}") from None
@@ -671,7 +714,7 @@ class H5MDSink(Sink):
 
     @staticmethod
     def _validate_for_resume(path: str, force: bool) -> tuple[dict, dict]:
-        from .reader import open_run
+        from .reader import latest_checkpoint_slot, open_run
 
         with open_run(path) as run:
             module = dict(run.file[f"h5md/modules/{MODULE_NAME}"].attrs)
@@ -680,7 +723,7 @@ class H5MDSink(Sink):
             if checkpoint is None:
                 raise ValueError(f"cannot resume {path!r}: the file holds no checkpoint")
             newest = int(np.argmax(header[:, 0]))
-            if int(header[newest, 1]) != int(checkpoint["step"]):
+            if newest != latest_checkpoint_slot(run.file["checkpoint"]):
                 raise ValueError(f"cannot resume {path!r}: its newest checkpoint (step "
                                  f"{int(header[newest, 1])}) is damaged; resuming from the older one "
                                  f"(step {int(checkpoint['step'])}) would drop the records after it")
@@ -714,6 +757,8 @@ class H5MDSink(Sink):
         try:
             clear_write_flags(path)
             self._file = h5py.File(path, "r+", libver="latest")
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             raise H5MDWriteError(f"cannot reopen {path!r} for writing: {_reason(exc)}") from None
         self._init_state(live=False)
@@ -736,6 +781,8 @@ class H5MDSink(Sink):
             self._file.flush()
             self._file.swmr_mode = True
             self._sync()
+        except H5MDWriteError:
+            raise
         except _WRITE_ERRORS as exc:
             _close_quietly(self._file)
             raise H5MDWriteError(f"cannot reopen {path!r} for writing: {_reason(exc)}") from None
