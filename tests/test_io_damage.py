@@ -136,3 +136,19 @@ def test_a_foreign_file_is_rejected_before_hdf5_reads_it(tmp_path):
     assert time.monotonic() - began < 1.0
     with pytest.raises(NotARunFileError, match="not a regular file"):
         open_run(str(tmp_path))
+
+
+def test_info_and_plot_commands_on_a_damaged_frame(tmp_path, capsys):
+    from particledyn.cli import main
+
+    path = tmp_path / "run.h5"
+    write_base(path)
+    _flip_frame(path, 7)
+    assert main(["info", str(path)]) == 0
+    assert "DAMAGED     particles/position: records at steps 7 (checksum mismatch)" in capsys.readouterr().out
+    assert main(["plot", str(path), "--out", str(tmp_path / "fig")]) == 0  # draws frames 0 and 29 only
+    capsys.readouterr()
+    _flip_frame(path, STEPS - 1)
+    assert main(["plot", str(path), "--out", str(tmp_path / "fig")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err

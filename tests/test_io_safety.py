@@ -144,3 +144,30 @@ def test_a_reused_writer_pid_needs_force_and_force_clears_it(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_fsync_at_checkpoints_and_close_and_every_frame_with_durability_frame(tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    for durability, per_frame in (("checkpoint", 0), ("frame", 1)):
+        synced.clear()
+        sink = H5MDSink(tmp_path / f"{durability}.h5", durability=durability)
+        sink.write_frame(0, 0.0, frame(0))
+        sink.write_frame(1, 0.5, frame(1))  # goes live (one fsync before the rename)
+        live = len(synced)
+        for k in range(2, 12):
+            sink.write_frame(k, 0.5 * k, frame(k))
+        assert len(synced) - live == 10 * per_frame
+        before = len(synced)
+        sink.write_checkpoint(checkpoint(11))
+        assert len(synced) - before == 2  # the slot's bytes, then its header
+        sink.close(finished=True)
+    with pytest.raises(ValueError, match="durability='always': expected one of"):
+        H5MDSink(tmp_path / "x.h5", durability="always")
+
+
+def test_force_is_for_resume_only(capsys):
+    from particledyn.cli import main
+
+    assert main(["run", "--force"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --force applies to --resume only"
