@@ -431,7 +431,7 @@ def _resume_run(path, scenario, steps, progress, force=False) -> RunResult:
             parameters = run.parameters
             checkpoint = run.checkpoint()
             finished = run.finished
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ResumeError(f"cannot resume {path!r}: {' '.join(str(exc).split())}") from None
     if "resolved" not in parameters:
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
@@ -522,6 +522,15 @@ def run_info(path: str) -> dict:
         ``writer`` ('pid@host'), ``scenario_source``, ``damaged`` ({series: [steps]}: committed
         records whose checksum fails).
     """
+    from .io.reader import LOW_LEVEL_ERRORS, damaged_file_error
+
+    try:
+        return _run_info(path)
+    except LOW_LEVEL_ERRORS as exc:
+        raise damaged_file_error(path, exc) from None
+
+
+def _run_info(path: str) -> dict:
     from .io import open_run
     from .io.layout import FINISHED, MODULE_NAME, committed_length
 

@@ -712,8 +712,17 @@ class H5MDSink(Sink):
             raise
         return self, checkpoint
 
+    @classmethod
+    def _validate_for_resume(cls, path: str, force: bool) -> tuple[dict, dict]:
+        from .reader import LOW_LEVEL_ERRORS, damaged_file_error
+
+        try:
+            return cls._check_resumable(path, force)
+        except LOW_LEVEL_ERRORS as exc:
+            raise damaged_file_error(path, exc) from None
+
     @staticmethod
-    def _validate_for_resume(path: str, force: bool) -> tuple[dict, dict]:
+    def _check_resumable(path: str, force: bool) -> tuple[dict, dict]:
         from .reader import latest_checkpoint_slot, open_run
 
         with open_run(path) as run:

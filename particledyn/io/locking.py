@@ -87,6 +87,9 @@ class WriteLock:
         if self.fd is not None:
             os.fsync(self.fd)
 
+    def __del__(self):  # a writer dropped without close must not keep its file locked
+        self.release()
+
     def release(self) -> None:
         """Drop the lock (closing its descriptor); idempotent."""
         if self.fd is not None:

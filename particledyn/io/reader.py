@@ -6,6 +6,7 @@ against their checksums as they are read (:mod:`particledyn.io.integrity`).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import zlib
@@ -17,6 +18,27 @@ from .checkpoint_codec import decode_checkpoint
 from .integrity import check_structure, damaged_steps, verify_record
 from .layout import FINISHED, JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series, read_text
 from .opening import open_h5
+
+# what h5py raises on damaged metadata past the open (a bad checksum, an object it cannot open)
+LOW_LEVEL_ERRORS = (RuntimeError, TypeError, AttributeError, IndexError, SystemError)
+
+
+def damaged_file_error(path: str, exc: BaseException) -> OSError:
+    """The one-line error for a low-level failure while reading ``path``."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return OSError(f"cannot read run file {path!r}: {reason} (damaged?)")
+
+
+def _guarded(method):
+    """Report h5py's low-level errors on a damaged file as one OSError naming the path."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except LOW_LEVEL_ERRORS as exc:
+            raise damaged_file_error(self.path, exc) from None
+    return wrapper
+
 
 def latest_checkpoint_slot(group) -> int | None:
     """Slot of the newest complete checkpoint in a ``checkpoint`` group, or None."""
@@ -66,9 +88,8 @@ class Run:
                     raise ValueError(f"{self.path!r} is not a particledyn run file (no {name} group)")
         except BaseException as exc:
             self.file.close()
-            if isinstance(exc, (OSError, RuntimeError, KeyError, TypeError)):
-                reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise OSError(f"cannot read run file {self.path!r}: {reason} (damaged?)") from None
+            if isinstance(exc, (OSError, KeyError) + LOW_LEVEL_ERRORS):
+                raise damaged_file_error(self.path, exc) from None
             raise
 
     def refresh(self) -> "Run":
@@ -85,17 +106,20 @@ class Run:
         return group, committed_length(group)
 
     @property
+    @_guarded
     def steps(self) -> np.ndarray:
         """Steps of the committed frames."""
         group, n = self._frames()
         return np.zeros(0, dtype=np.int64) if group is None else group["step"][:n]
 
     @property
+    @_guarded
     def times(self) -> np.ndarray:
         """Times of the committed frames."""
         group, n = self._frames()
         return np.zeros(0) if group is None else group["time"][:n]
 
+    @_guarded
     def positions(self, step: int | None = None, name: str = "position") -> np.ndarray:
         """Positions at ``step`` (N_written, D), or all committed frames (n, N_written, D).
 
@@ -116,27 +140,32 @@ class Run:
         return verify_record(group, int(hits[0]), where)
 
     @property
+    @_guarded
     def particle_series(self) -> list[str]:
         """Names of the per-particle time series (position and optimizer state)."""
         return sorted(k for k, g in self._particles.items() if is_series(g))
 
     @property
+    @_guarded
     def ids(self) -> np.ndarray | None:
         """Indices of the written particles (all of them unless a subset was written)."""
         return self._particles["id"][()] if "id" in self._particles else None
 
     @property
+    @_guarded
     def masses(self) -> np.ndarray | None:
         """Masses of the written particles, when the run stored them."""
         return self._particles["mass"][()] if "mass" in self._particles else None
 
     # ----------------------------------------------------------- observables
     @property
+    @_guarded
     def observables(self) -> dict[str, list[str]]:
         """Observer names mapped to their keys."""
         return {name: sorted(k for k, g in group.items() if is_series(g))
                 for name, group in self.file["observables"].items()}
 
+    @_guarded
     def observable(self, name: str, key: str):
         """Steps and values of ``observables/<name>/<key>``.
 
@@ -170,6 +199,7 @@ class Run:
 
     # ------------------------------------------------------------ run-level
     @property
+    @_guarded
     def parameters(self) -> dict:
         """The ``parameters`` group as a dict (JSON entries decoded, versions as a dict)."""
         group = self.file["parameters"]
@@ -183,6 +213,7 @@ class Run:
                 out[key] = json.loads(text) if item.attrs.get(JSON_ENCODING_ATTR) == "json" else text
         return out
 
+    @_guarded
     def damaged(self, upto: int | None = None) -> dict[str, list[int]]:
         """Every time series with committed records whose checksum fails, mapped to their steps.
 
@@ -199,6 +230,7 @@ class Run:
         return found
 
     @property
+    @_guarded
     def finished(self) -> bool:
         """Whether the writer closed the file with ``finished=True`` (re-read at every access)."""
         module = self.file[f"h5md/modules/{MODULE_NAME}"]
@@ -209,6 +241,7 @@ class Run:
             return bool(flag[0])
         return bool(self.file.attrs.get("finished", False))
 
+    @_guarded
     def checkpoint(self) -> dict | None:
         """The newest complete checkpoint, or None when the file has none."""
         group = self.file["checkpoint"]
