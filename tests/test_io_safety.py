@@ -171,3 +171,9 @@ def test_force_is_for_resume_only(capsys):
 
     assert main(["run", "--force"]) == 2
     assert capsys.readouterr().err.strip() == "error: --force applies to --resume only"
+
+
+def test_bad_metadata_leaves_no_temporary_file_and_no_lock(tmp_path):
+    with pytest.raises(TypeError, match=r"metadata\['bad'\]"):
+        H5MDSink(tmp_path / "run.h5", {"bad": object()})
+    assert os.listdir(tmp_path) == []

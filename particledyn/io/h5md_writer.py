@@ -285,11 +285,12 @@ class H5MDSink(Sink):
         try:
             self._write_skeleton(dict(metadata or {}))
             self._file.flush()
-        except H5MDWriteError:
-            raise
         except _WRITE_ERRORS as exc:
             self._abandon()
             raise H5MDWriteError(f"cannot write output file {self.path!r}: {_reason(exc)}") from None
+        except BaseException:  # bad metadata: no temporary file, no lock left behind
+            self._abandon()
+            raise
 
     # ----------------------------------------------------------------- setup
     def _check_replaceable(self) -> None:
