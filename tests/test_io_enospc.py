@@ -82,3 +82,32 @@ def test_disk_full_at_the_start_keeps_the_file_overwrite_would_replace(tmp_path,
     assert len(lines) == 1 and "no space left on device" in lines[0]
     assert out.read_bytes() == b"the previous run's file"
     assert sorted(os.listdir(small_disk)) == ["filler", "run.h5"]
+
+
+def test_an_io_error_inside_hdf5_is_one_line_exit_1_and_the_file_resumes(tmp_path, monkeypatch, capsys):
+    """h5py reports some failed writes as RuntimeError (only OSError was caught: a traceback)."""
+    import h5py
+
+    from particledyn.cli import main
+
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.replace("n = 4000", "n = 12").replace("steps = 100", "steps = 30"))
+    real_flush, calls = h5py.File.flush, []
+
+    def failing_flush(self):
+        calls.append(1)
+        if len(calls) > 40:  # some steps in, after the first checkpoints
+            raise RuntimeError("Unable to synchronously flush file (file write failed: errno = 5, "
+                               "error message = 'Input/output error')")
+        return real_flush(self)
+
+    monkeypatch.setattr(h5py.File, "flush", failing_flush)
+    out = tmp_path / "run.h5"
+    assert main(["run", str(scenario), "--out", str(out), "--no-plots"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "input/output error" in err, err
+    monkeypatch.setattr(h5py.File, "flush", real_flush)
+    assert sorted(os.listdir(tmp_path)) == ["run.h5", "s.toml"]
+    assert main(["run", "--resume", "--out", str(out), "--no-plots"]) == 0
+    with open_run(out) as run:
+        assert run.finished and run.steps[-1] == 30
