@@ -226,7 +226,8 @@ def format_info(info: dict) -> str:
         checkpoint += " (non-finite positions: not resumable)"
     lines.append(f"  checkpoint  {checkpoint}")
     for series, steps in info.get("damaged", {}).items():
-        shown = ", ".join(str(s) for s in steps[:10]) + (f" ... ({len(steps)} in all)" if len(steps) > 10 else "")
+        shown = ", ".join(str(s) for s in steps[:10])
+        shown += f" ... ({len(steps)} in all)" if len(steps) > 10 else ""
         lines.append(f"  DAMAGED     {series}: records at steps {shown} (checksum mismatch)")
     lines.append(f"  particles   N = {info['n_particles']}, D = {info['dim']}; {info['written']} written "
                  f"as {info['dtype']}; series: {', '.join(info['particle_series'])}")

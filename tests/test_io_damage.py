@@ -75,7 +75,7 @@ def test_a_damaged_frame_is_detected_named_by_info_and_blocks_resume(tmp_path):
     assert info["damaged"] == {"particles/position": [12]}
     assert "DAMAGED     particles/position: records at steps 12" in format_info(info)
     before = digest(path)
-    with pytest.raises(ValueError, match=r"records before its checkpoint are damaged \(particles/position: steps 12"):
+    with pytest.raises(ValueError, match=r"before its checkpoint are damaged \(particles/position: steps 12"):
         H5MDSink.resume(path)
     assert digest(path) == before
 
