@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, metavar="N", help="numba threads (overrides run.threads)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in the output file from its last checkpoint")
-    run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing output file (never one a live run is writing)")
+    run.add_argument("--force", action="store_true",
+                     help="with --resume: resume although the writer PID stamped in the file is alive "
+                          "(a reused PID; a file whose write lock a live run holds is never resumed)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal only)")
     run.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
@@ -140,6 +144,8 @@ def _command_run(args) -> int:
         return _fail(f"--default and a scenario ({args.scenario}) given: choose one", EXIT_USAGE)
     if args.resume and args.overwrite:
         return _fail("--resume and --overwrite given: choose one", EXIT_USAGE)
+    if args.force and not args.resume:
+        return _fail("--force applies to --resume only", EXIT_USAGE)
     if args.resume and args.threads is not None:
         return _fail("--threads with --resume: a resumed run uses the thread count it started with",
                      EXIT_USAGE)
@@ -156,7 +162,7 @@ def _command_run(args) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.resume:
-            result = resume_run(path, scenario, args.steps, progress=args.progress)
+            result = resume_run(path, scenario, args.steps, progress=args.progress, force=args.force)
             if result.final_step == result.start_step:
                 print(f"{path}: already finished at step {result.final_step}; nothing to do")
             else:
@@ -221,6 +227,10 @@ def format_info(info: dict) -> str:
     if info["status"] == "diverged":
         checkpoint += " (non-finite positions: not resumable)"
     lines.append(f"  checkpoint  {checkpoint}")
+    for series, steps in info.get("damaged", {}).items():
+        shown = ", ".join(str(s) for s in steps[:10])
+        shown += f" ... ({len(steps)} in all)" if len(steps) > 10 else ""
+        lines.append(f"  DAMAGED     {series}: records at steps {shown} (checksum mismatch)")
     lines.append(f"  particles   N = {info['n_particles']}, D = {info['dim']}; {info['written']} written "
                  f"as {info['dtype']}; series: {', '.join(info['particle_series'])}")
     if info["observables"]:
@@ -252,7 +262,7 @@ def _command_plot(args) -> int:
         _plot_and_summarize(args.path, args.out)
     except BrokenPipeError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
         return _fail(exc, EXIT_ERROR)
     return EXIT_OK
 
@@ -264,7 +274,7 @@ def _command_info(args) -> int:
         print(format_info(run_info(args.path)))
     except BrokenPipeError:
         raise
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
         return _fail(exc, EXIT_ERROR)
     return EXIT_OK
 

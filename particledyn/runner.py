@@ -359,7 +359,7 @@ def _start_run(scenario, out, overwrite, progress) -> RunResult:
                      subset=prepared.subset, dtype=output["dtype"], masses=prepared.masses,
                      optimizer_state=output["optimizer_state"],
                      compression=None if output["compression"] == "none" else output["compression"],
-                     overwrite=overwrite)
+                     overwrite=overwrite, durability=output["durability"])
     total = resolved["run"]["steps"]
     sink = RunSink(inner, total)
     began = _time.perf_counter()
@@ -376,7 +376,7 @@ def _start_run(scenario, out, overwrite, progress) -> RunResult:
 def _comparable(resolved: dict) -> dict:
     """A resolved scenario without the keys a resume may change (the total, threads, the path)."""
     return {**resolved, "run": {**resolved["run"], "steps": None, "threads": None},
-            "output": {**resolved["output"], "path": None}}
+            "output": {**resolved["output"], "path": None, "durability": None}}
 
 
 def _first_difference(a, b, path=""):
@@ -396,7 +396,7 @@ def _first_difference(a, b, path=""):
 
 
 def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = None,
-               progress: bool | None = None) -> RunResult:
+               progress: bool | None = None, force: bool = False) -> RunResult:
     """Continue the run in ``path`` from its last checkpoint until ``steps`` in total.
 
     Parameters
@@ -410,6 +410,10 @@ def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = 
     steps : int, optional
         New total number of steps; default: the total the run was last started
         or resumed with.
+    force : bool
+        Resume although the writer PID stamped in the file is alive on this host
+        while no process holds the file's write lock (a reused PID); a file whose
+        lock is held is never resumed.
 
     Returns
     -------
@@ -419,13 +423,14 @@ def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = 
     Raises
     ------
     ResumeError
-        No checkpoint, a diverged run, another scenario, a total below the checkpoint.
+        No checkpoint, a diverged run, another scenario, a total below the checkpoint,
+        a damaged or crafted file, a live writer. Nothing in the file is changed then.
     """
     with _ThreadsRestored():
-        return _resume_run(path, scenario, steps, progress)
+        return _resume_run(path, scenario, steps, progress, force)
 
 
-def _resume_run(path, scenario, steps, progress) -> RunResult:
+def _resume_run(path, scenario, steps, progress, force=False) -> RunResult:
     from .io import H5MDSink, open_run
 
     try:
@@ -433,7 +438,7 @@ def _resume_run(path, scenario, steps, progress) -> RunResult:
             parameters = run.parameters
             checkpoint = run.checkpoint()
             finished = run.finished
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ResumeError(f"cannot resume {path!r}: {' '.join(str(exc).split())}") from None
     if "resolved" not in parameters:
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
@@ -461,10 +466,20 @@ def _resume_run(path, scenario, steps, progress) -> RunResult:
     except ScenarioError:
         raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
                           "more than numba has here (raise NUMBA_NUM_THREADS)") from None
-    prepared = prepare(validate_scenario_resolved(stored), positions=False)
+    resolved = validate_scenario_resolved(stored)
+    prepared = prepare(resolved, positions=False)
+
+    def restorable(state):  # restore on a throw-away simulation before the file is cut
+        try:
+            prepared.simulation(Sink(), positions=state["positions"]).restore(state)
+        except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
+            raise ValueError(f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
+                             f"does not restore ({type(exc).__name__}: {exc})") from None
+
     try:
-        inner, checkpoint = H5MDSink.resume(path)
-    except (ValueError, OSError) as exc:
+        inner, checkpoint = H5MDSink.resume(path, validate=restorable, force=force,
+                                            durability=resolved["output"]["durability"])
+    except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None
     sink = RunSink(inner, total)
     began = _time.perf_counter()
@@ -488,8 +503,14 @@ def validate_scenario_resolved(resolved: dict) -> dict:
 
 
 # ---------------------------------------------------------------- info
-def _writer_alive(pid: int, host: str) -> bool:
-    if host != socket.gethostname() or pid == os.getpid():
+def _writer_alive(path: str, pid: int, host: str, locks: bool) -> bool:
+    """Whether a live process writes ``path``: it holds the file's write lock; for files of an
+    older particledyn, which took no lock (``locks`` false), whether its writer PID is alive."""
+    from .io.locking import is_locked
+
+    if is_locked(path):
+        return True
+    if locks or host != socket.gethostname() or pid == os.getpid():
         return False
     return _process_alive(pid)
 
@@ -505,14 +526,26 @@ def run_info(path: str) -> dict:
         ``checkpoint_step``, ``total_steps``, ``observables`` ({name: {key: records}}),
         ``n_particles``, ``dim``, ``written`` (particles written), ``dtype``,
         ``particle_series``, ``seed``, ``threads``, ``backend``, ``versions``,
-        ``writer`` ('pid@host'), ``scenario_source``.
+        ``writer`` ('pid@host'), ``scenario_source``, ``damaged`` ({series: [steps]}: committed
+        records whose checksum fails).
     """
+    from .io.reader import LOW_LEVEL_ERRORS, damaged_file_error
+
+    try:
+        return _run_info(path)
+    except LOW_LEVEL_ERRORS as exc:
+        raise damaged_file_error(path, exc) from None
+
+
+def _run_info(path: str) -> dict:
     from .io import open_run
-    from .io.layout import MODULE_NAME, committed_length
+    from .io.layout import FINISHED, MODULE_NAME, committed_length
 
     with open_run(path) as run:
         parameters = run.parameters
         module = dict(run.file[f"h5md/modules/{MODULE_NAME}"].attrs)
+        locks = FINISHED in run.file[f"h5md/modules/{MODULE_NAME}"]
+        damaged = run.damaged()
         steps = run.steps
         checkpoint = run.checkpoint()
         finished = run.finished
@@ -530,7 +563,7 @@ def run_info(path: str) -> dict:
     total = (checkpoint or {}).get("run", {}).get("total_steps", resolved.get("run", {}).get("steps"))
     if finished:
         status = "finished"
-    elif _writer_alive(pid, host):
+    elif _writer_alive(path, pid, host, locks):
         status = "running"
     elif checkpoint is not None and not np.all(np.isfinite(checkpoint["positions"])):
         status = "diverged"
@@ -546,4 +579,5 @@ def run_info(path: str) -> dict:
         "seed": parameters.get("seed"), "threads": parameters.get("threads"),
         "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
         "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
+        "damaged": damaged,
     }

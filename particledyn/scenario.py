@@ -199,6 +199,9 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         "(0: only at the end).", 100),
     Key("output.compression", Choice(("none", "gzip")), "Frame compression (gzip is ~20x slower to "
         "write and saves little on float data).", "none"),
+    Key("output.durability", Choice(("checkpoint", "frame")), "When the file is fsync'ed: at every "
+        "checkpoint and at the end, or also after every frame (slower; survives a power loss).",
+        "checkpoint"),
 )
 
 _OBSERVER_COMMON = (

@@ -17,6 +17,11 @@ Life of a file
    half-built file and a run killed in its first step leaves no file at ``path``.
 4. Every record is committed GSD-style (see :mod:`particledyn.io.layout`) and
    flushed; a killed run leaves a file whose committed records are intact.
+   Each record carries a CRC-32 (:mod:`particledyn.io.integrity`). The file is
+   fsync'ed at every checkpoint and at close (``durability='frame'``: after
+   every record too), so a power loss cannot lose what a checkpoint covers.
+5. From the temporary file on, the writer holds the file's advisory write lock
+   (:mod:`particledyn.io.locking`): no other run can replace or resume it.
 """
 from __future__ import annotations
 
@@ -34,8 +39,10 @@ from particledyn._version import __version__
 from particledyn.sinks import Sink
 
 from .checkpoint_codec import encode_checkpoint
-from .layout import (CHECKPOINT_SLOTS, H5MD_VERSION, MODULE_NAME, MODULE_VERSION, STEP_FILL,
-                     committed_length, is_series, to_json, write_text)
+from .integrity import CHECKSUM, record_checksum
+from .layout import (CHECKPOINT_SLOTS, FINISHED, H5MD_VERSION, MODULE_NAME, MODULE_VERSION,
+                     STEP_FILL, committed_length, is_series, to_json, write_text)
+from .locking import FileLockedError, WriteLock, is_locked
 from .superblock import clear_write_flags
 
 _MAX_CHUNK_BYTES = 512 * 2**20      # HDF5 caps a chunk at 4 GiB; frames above this split
@@ -43,6 +50,10 @@ _ROW_CHUNK_BYTES = 2**16            # target chunk size of flat observable rows
 _SCALAR_CHUNK = 1024                # records per chunk of step, time and scalar values
 _VERSIONED = ("numpy", "numba", "h5py", "scipy")
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
+DURABILITY = ("checkpoint", "frame")
+# h5py raises RuntimeError for some failed writes (ENOSPC in a flush), OSError for others
+_WRITE_ERRORS = (OSError, RuntimeError)
+_RESERVE_MARGIN = 2**20  # free disk space kept for HDF5's metadata writes
 
 
 class H5MDWriteError(OSError):
@@ -92,6 +103,7 @@ class _Series:
         self.time = group["time"]
         self.value = group["value"]
         self.index = group["index"] if "index" in group else None
+        self.checksum = group[CHECKSUM] if CHECKSUM in group else None
         self.length = committed_length(group)
         self.last_step = int(self.step[self.length - 1]) if self.length else None
         self.rows = int(self.index[self.length - 1, 1]) if (self.index is not None and self.length) else 0
@@ -103,6 +115,8 @@ class _Series:
         group.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64,
                              chunks=(_SCALAR_CHUNK,), fillvalue=STEP_FILL)
         group.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
+                             chunks=(_SCALAR_CHUNK,))
+        group.create_dataset(CHECKSUM, shape=(0,), maxshape=(None,), dtype=np.uint32,
                              chunks=(_SCALAR_CHUNK,))
         if ragged:
             trailing = tuple(record_shape[1:])
@@ -126,9 +140,13 @@ class _Series:
                                  dtype=dtype, chunks=chunks, **options)
         return cls(group)
 
-    def write_value(self, value: np.ndarray) -> None:
-        """Phase 1: value (and index) rows of the next record."""
+    def write_value(self, value: np.ndarray, step: int, time: float) -> None:
+        """Phase 1: value (and index) rows of the next record, and its checksum."""
         n = self.length
+        if self.checksum is not None:
+            stored = np.ascontiguousarray(value, dtype=self.value.dtype)
+            self.checksum.resize(n + 1, axis=0)
+            self.checksum[n] = record_checksum(step, time, stored)
         if self.index is None:
             self.value.resize(n + 1, axis=0)
             self.value[n] = value
@@ -157,6 +175,8 @@ class _Series:
         """Cut to ``length`` records: the commit marker first, the rows last."""
         self.step.resize(length, axis=0)
         self.time.resize(length, axis=0)
+        if self.checksum is not None:
+            self.checksum.resize(length, axis=0)
         if self.index is not None:
             self.rows = int(self.index[length - 1, 1]) if length else 0
             self.index.resize(length, axis=0)
@@ -196,6 +216,12 @@ class H5MDSink(Sink):
         Compression of frames (off by default: ~20x slower to write, saves little).
     overwrite : bool
         Replace an existing file at ``path`` (atomically, when the new one goes live).
+        Only a regular file is replaced, and never one a live run is writing
+        (it holds the file's write lock).
+    durability : {'checkpoint', 'frame'}
+        When to fsync: at every checkpoint and at close (default), or also
+        after every committed record ('frame': slower, loses nothing a crash of
+        the machine could take).
     particle_group : str
         Name of the H5MD particles group.
 
@@ -215,9 +241,12 @@ class H5MDSink(Sink):
     def __init__(self, path, metadata: Mapping[str, Any] | None = None, *, every: int = 1,
                  subset=None, dtype=None, masses=None, optimizer_state: bool = True,
                  compression: str | None = None, overwrite: bool = False,
-                 particle_group: str = "all"):
+                 particle_group: str = "all", durability: str = "checkpoint"):
         self.path = os.fspath(path)
         self._validate_options(every, dtype, compression)
+        if durability not in DURABILITY:
+            raise ValueError(f"durability={durability!r}: expected one of {DURABILITY}")
+        self.durability = durability
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata: expected a dict, got {type(metadata).__name__}")
         self.every = int(every)
@@ -228,8 +257,9 @@ class H5MDSink(Sink):
         self.compression = compression
         self.overwrite = bool(overwrite)
         self.particle_group = _check_name("particle group", particle_group)
-        if os.path.exists(self.path) and not self.overwrite:
+        if os.path.lexists(self.path) and not self.overwrite:
             raise FileExistsError(f"output file {self.path!r} exists; pass overwrite=True to replace it")
+        self._check_replaceable()
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise H5MDWriteError(f"cannot create output file {self.path!r}: directory {directory!r} "
@@ -238,18 +268,42 @@ class H5MDSink(Sink):
             fd, self._tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.",
                                                   suffix=".tmp", dir=directory)
             os.close(fd)
-            self._file = h5py.File(self._tmp_path, "w", libver="latest")
         except OSError as exc:
             raise H5MDWriteError(f"cannot create output file {self.path!r}: {exc}") from None
+        self._lock = None
+        self._live = False
+        try:
+            self._lock = WriteLock(self._tmp_path).acquire()
+            self._file = h5py.File(self._tmp_path, "w", libver="latest")
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            self._file = None
+            self._abandon()
+            raise H5MDWriteError(f"cannot create output file {self.path!r}: {_reason(exc)}") from None
         self._init_state(live=False)
         try:
             self._write_skeleton(dict(metadata or {}))
             self._file.flush()
-        except OSError as exc:
+        except _WRITE_ERRORS as exc:
             self._abandon()
-            raise H5MDWriteError(f"cannot write output file {self.path!r}: {exc}") from None
+            raise H5MDWriteError(f"cannot write output file {self.path!r}: {_reason(exc)}") from None
+        except BaseException:  # bad metadata: no temporary file, no lock left behind
+            self._abandon()
+            raise
 
     # ----------------------------------------------------------------- setup
+    def _check_replaceable(self) -> None:
+        """Refuse to replace anything at ``path`` but a regular file no live run is writing."""
+        if not os.path.lexists(self.path):
+            return
+        if os.path.islink(self.path) or not os.path.isfile(self.path):
+            raise FileExistsError(f"output {self.path!r} exists and is not a regular file; "
+                                  "not replacing it")
+        if is_locked(self.path):
+            raise FileLockedError(f"output file {self.path!r} is being written by a live run "
+                                  "(it holds the file's write lock); not replacing it")
+
     @staticmethod
     def _validate_options(every, dtype, compression):
         if isinstance(every, bool) or int(every) != every or every < 1:
@@ -300,6 +354,7 @@ class H5MDSink(Sink):
         module.attrs["optimizer_state"] = self.write_optimizer_state
         module.attrs["compression"] = self.compression or ""
         module.attrs["particle_group"] = self.particle_group
+        module.create_dataset(FINISHED, shape=(1,), maxshape=(1,), chunks=(1,), dtype=np.int8)
         self._stamp_writer()
         f.create_group(f"particles/{self.particle_group}")
         f.create_group("observables")
@@ -348,22 +403,57 @@ class H5MDSink(Sink):
         try:
             self._file.flush()
             self._file.swmr_mode = True
-            if os.path.exists(self.path) and not self.overwrite:
+            self._sync()
+            if os.path.lexists(self.path) and not self.overwrite:
                 raise FileExistsError(f"output file {self.path!r} appeared while the run started; "
                                       "not replacing it")
+            self._check_replaceable()
             os.replace(self._tmp_path, self.path)
-        except OSError as exc:
+        except FileExistsError:
             self._abandon()
-            raise H5MDWriteError(f"cannot create output file {self.path!r}: {exc}") from None
+            raise
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            self._abandon()
+            raise H5MDWriteError(f"cannot create output file {self.path!r}: {_reason(exc)}") from None
         self._live = True
 
-    def _abandon(self) -> None:
+    def _reserve(self, nbytes: int, when: str) -> None:
+        """Raise before HDF5 writes anything when the disk lacks room for ``nbytes`` (plus
+        room for HDF5's metadata).
+
+        HDF5 cannot recover from a write that fails inside it (ENOSPC in a flush leaves its
+        cache dirty, and the process later segfaults closing the file), so the free space
+        is checked first. Another process filling the disk at the same moment can still
+        make HDF5 fail; that error is reported as well.
+        """
+        if self._lock is None or self._lock.fd is None:
+            return
         try:
-            self._file.close()
-        except Exception:  # noqa: BLE001 - best effort clean-up after a failed write
-            pass
+            fs = os.fstatvfs(self._lock.fd)
+        except OSError:
+            return  # a filesystem that cannot tell: HDF5's own errors are all there is
+        needed = int(nbytes) + _RESERVE_MARGIN
+        if fs.f_frsize and fs.f_blocks and fs.f_bavail * fs.f_frsize < needed:
+            raise H5MDWriteError(f"writing {self.path!r} failed {when}: no space left on device "
+                                 f"({fs.f_bavail * fs.f_frsize} bytes free, {needed} needed); the "
+                                 "file keeps every record committed before")
+
+    def _sync(self) -> None:
+        if self._lock is not None:
+            self._lock.fsync()
+
+    def _abandon(self) -> None:
+        """Give up after a failed write: close, drop the lock, remove a file that never went live."""
+        _close_quietly(self._file)
         if not self._live and os.path.exists(self._tmp_path):
-            os.remove(self._tmp_path)
+            try:
+                os.remove(self._tmp_path)
+            except OSError:
+                pass
+        if self._lock is not None:
+            self._lock.release()
         self._closed = True
 
     def _before_record(self, step: int) -> None:
@@ -486,16 +576,23 @@ class H5MDSink(Sink):
     def _commit(self, staged, step: int, time: float) -> None:
         if not staged:
             return
+        self._reserve(sum(value.nbytes for _, value in staged) + 16 * len(staged), f"at step {step}")
         try:
             for series, value in staged:
-                series.write_value(value)
+                series.write_value(value, step, time)
                 series.write_time(time)
             self._file.flush()
+            self._reserve(16 * len(staged), f"at step {step}")
             for series, _ in staged:
                 series.commit(step)
             self._file.flush()
-        except OSError as exc:
-            raise H5MDWriteError(f"writing {self.path!r} failed at step {step}: {exc}") from None
+            if self.durability == "frame":
+                self._sync()
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            raise H5MDWriteError(f"writing {self.path!r} failed at step {step}: {_reason(exc)}") \
+                from None
 
     def write_checkpoint(self, checkpoint):
         """Store ``checkpoint`` crash-safely in the slot not holding the latest one."""
@@ -508,29 +605,49 @@ class H5MDSink(Sink):
         header = group["header"][()]
         slot = 0 if header[0, 0] <= header[1, 0] else 1
         self._checkpoint_seq = max(self._checkpoint_seq, int(header[:, 0].max())) + 1
+        self._reserve(len(blob), "writing the checkpoint")
         try:
             data = group[f"slot_{slot}"]
             data.resize(len(blob), axis=0)
             data[:] = np.frombuffer(blob, dtype=np.uint8)
             self._file.flush()
+            self._reserve(0, "writing the checkpoint")
+            self._sync()
             group["header"][slot] = (self._checkpoint_seq, step, len(blob), zlib.crc32(blob))
             self._file.flush()
-        except OSError as exc:
-            raise H5MDWriteError(f"writing the checkpoint to {self.path!r} failed: {exc}") from None
+            self._sync()
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            raise H5MDWriteError(f"writing the checkpoint to {self.path!r} failed: {_reason(exc)}") \
+                from None
 
     def close(self, finished: bool = False):
         """Go live if not yet, mark ``finished`` and close the file (idempotent)."""
         if self._closed:
             return
         try:
+            self._reserve(0, "closing the file")
+        except H5MDWriteError:
+            self._abandon()  # HDF5's cache is clean: closing writes nothing new
+            raise
+        try:
             self.start_swmr()
+            self._file[f"h5md/modules/{MODULE_NAME}/{FINISHED}"][0] = bool(finished)
             self._file.attrs.modify("finished", bool(finished))
             self._file.flush()
+            self._sync()
             self._file.close()
-        except OSError as exc:
-            raise H5MDWriteError(f"closing {self.path!r} failed: {exc}") from None
+            self._sync()
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            self._abandon()
+            raise H5MDWriteError(f"closing {self.path!r} failed: {_reason(exc)}") from None
         finally:
             self._closed = True
+            if self._lock is not None:
+                self._lock.release()
 
     def __enter__(self):
         return self
@@ -540,12 +657,16 @@ class H5MDSink(Sink):
 
     # ----------------------------------------------------------------- resume
     @classmethod
-    def resume(cls, path, *, every: int | None = None) -> tuple["H5MDSink", dict]:
+    def resume(cls, path, *, every: int | None = None, force: bool = False, validate=None,
+               durability: str = "checkpoint") -> tuple["H5MDSink", dict]:
         """Reopen a run's file to continue it from its last checkpoint.
 
-        Clears the write flags a killed writer left, cuts every time series to
-        its committed records at steps <= the checkpoint's step, and returns the
-        sink (live: SWMR started, so no new series can be created) with the
+        Takes the file's write lock, then checks everything before it changes a
+        byte: the file's structure, that its newest checkpoint is intact, that no
+        record up to the checkpoint's step is damaged, and ``validate``. Only then
+        does it clear the write flags a killed writer left, cut every time series
+        to its committed records at steps <= the checkpoint's step, and return
+        the sink (live: SWMR started, so no new series can be created) with the
         checkpoint to restore.
 
         Parameters
@@ -554,27 +675,83 @@ class H5MDSink(Sink):
             A file written by :class:`H5MDSink`.
         every : int, optional
             Frame cadence; the stored one when None.
+        force : bool
+            Resume although the writer PID stamped in the file is alive on this
+            host (a reused PID: no process holds the file's write lock).
+        validate : callable, optional
+            Called with the checkpoint before the file is changed; an exception
+            it raises aborts the resume with the file untouched.
+        durability : {'checkpoint', 'frame'}
+            As for the constructor.
 
         Returns
         -------
         sink : H5MDSink
         checkpoint : dict
+
+        Raises
+        ------
+        FileLockedError
+            A live run holds the file's write lock (even with ``force``).
+        ValueError
+            No checkpoint, a damaged checkpoint or record, a crafted file, a live writer PID.
         """
-        from .reader import open_run
+        from .opening import check_signature
 
         path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"cannot resume {path!r}: no such file")
+        if durability not in DURABILITY:
+            raise ValueError(f"durability={durability!r}: expected one of {DURABILITY}")
+        check_signature(path)
+        lock = WriteLock(path).acquire()
+        try:
+            module, checkpoint = cls._validate_for_resume(path, force)
+            if validate is not None:
+                validate(checkpoint)
+            self = cls._reopen(path, module, every, lock, durability)
+        except BaseException:
+            lock.release()
+            raise
+        return self, checkpoint
+
+    @classmethod
+    def _validate_for_resume(cls, path: str, force: bool) -> tuple[dict, dict]:
+        from .reader import LOW_LEVEL_ERRORS, damaged_file_error
+
+        try:
+            return cls._check_resumable(path, force)
+        except LOW_LEVEL_ERRORS as exc:
+            raise damaged_file_error(path, exc) from None
+
+    @staticmethod
+    def _check_resumable(path: str, force: bool) -> tuple[dict, dict]:
+        from .reader import latest_checkpoint_slot, open_run
+
         with open_run(path) as run:
             module = dict(run.file[f"h5md/modules/{MODULE_NAME}"].attrs)
+            header = run.file["checkpoint/header"][()]
             checkpoint = run.checkpoint()
-        if checkpoint is None:
-            raise ValueError(f"cannot resume {path!r}: the file holds no checkpoint")
+            if checkpoint is None:
+                raise ValueError(f"cannot resume {path!r}: the file holds no checkpoint")
+            newest = int(np.argmax(header[:, 0]))
+            if newest != latest_checkpoint_slot(run.file["checkpoint"]):
+                raise ValueError(f"cannot resume {path!r}: its newest checkpoint (step "
+                                 f"{int(header[newest, 1])}) is damaged; resuming from the older one "
+                                 f"(step {int(checkpoint['step'])}) would drop the records after it")
+            damaged = run.damaged(upto=int(checkpoint["step"]))
+        if damaged:
+            listed = "; ".join(f"{key}: steps {', '.join(map(str, steps[:5]))}"
+                               + (" ..." if len(steps) > 5 else "") for key, steps in damaged.items())
+            raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged "
+                             f"({listed})")
         pid, host = int(module.get("writer_pid", -1)), str(module.get("writer_host", ""))
-        if host == socket.gethostname() and pid != os.getpid() and _process_alive(pid):
-            raise ValueError(f"cannot resume {path!r}: process {pid} on this host may still be "
-                             "writing it")
-        clear_write_flags(path)
+        if not force and host == socket.gethostname() and pid != os.getpid() and _process_alive(pid):
+            raise ValueError(f"cannot resume {path!r}: its writer's PID {pid} is alive on this host, "
+                             "but no process holds the file's write lock (a reused PID, or a writer "
+                             "of an older particledyn): pass --force (force=True) to resume anyway")
+        return module, checkpoint
+
+    @classmethod
+    def _reopen(cls, path: str, module: dict, every, lock: WriteLock, durability: str) -> "H5MDSink":
         self = cls.__new__(cls)
         self.path = path
         self.every = int(module["every"]) if every is None else every
@@ -584,29 +761,44 @@ class H5MDSink(Sink):
         self.compression = module["compression"] or None
         self.particle_group = str(module["particle_group"])
         self.overwrite = False
+        self.durability = durability
         self._tmp_path = path
+        self._lock = lock
         try:
+            clear_write_flags(path)
             self._file = h5py.File(path, "r+", libver="latest")
-        except OSError as exc:
-            raise H5MDWriteError(f"cannot reopen {path!r} for writing: {exc}") from None
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            raise H5MDWriteError(f"cannot reopen {path!r} for writing: {_reason(exc)}") from None
         self._init_state(live=False)
-        particles = self._file[f"particles/{self.particle_group}"]
-        self.subset = particles["id"][()] if "id" in particles else None
-        self.masses = None
-        ckpt_step = int(self._checkpoint_header_step())
-        self._checkpoint_seq = int(self._file["checkpoint/header"][:, 0].max())
-        for key, group in self._all_series():
-            series = _Series(group)
-            steps = series.step[:series.length]
-            series.truncate(int(np.searchsorted(steps, ckpt_step, side="right")))
-            self._series[key] = series
-        self._file.attrs.modify("finished", False)
-        self._stamp_writer()
-        self._file.flush()
-        self._file.swmr_mode = True
+        try:
+            particles = self._file[f"particles/{self.particle_group}"]
+            self.subset = particles["id"][()] if "id" in particles else None
+            self.masses = None
+            ckpt_step = int(self._checkpoint_header_step())
+            self._checkpoint_seq = int(self._file["checkpoint/header"][:, 0].max())
+            for key, group in self._all_series():
+                series = _Series(group)
+                steps = series.step[:series.length]
+                series.truncate(int(np.searchsorted(steps, ckpt_step, side="right")))
+                self._series[key] = series
+            self._file.attrs.modify("finished", False)
+            module_group = self._file[f"h5md/modules/{MODULE_NAME}"]
+            if FINISHED in module_group:
+                module_group[FINISHED][0] = 0
+            self._stamp_writer()
+            self._file.flush()
+            self._file.swmr_mode = True
+            self._sync()
+        except H5MDWriteError:
+            raise
+        except _WRITE_ERRORS as exc:
+            _close_quietly(self._file)
+            raise H5MDWriteError(f"cannot reopen {path!r} for writing: {_reason(exc)}") from None
         self._live = True
         self._first_step = self._last_step = ckpt_step
-        return self, checkpoint
+        return self
 
     def _checkpoint_header_step(self) -> int:
         from .reader import latest_checkpoint_slot
@@ -622,6 +814,28 @@ class H5MDSink(Sink):
             for key, group in obs.items():
                 if is_series(group):
                     yield f"observables/{obs_name}/{key}", group
+
+
+def _reason(exc: BaseException) -> str:
+    """One line of an HDF5/OS error, naming the errno when there is one (ENOSPC, EIO)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    for code, name in ((28, "no space left on device"), (5, "input/output error")):
+        if getattr(exc, "errno", None) == code or f"errno = {code}," in text:
+            return f"{name} ({text})"
+    return text
+
+
+def _close_quietly(file) -> None:
+    """Close an h5py file after a failed write; its flush may fail again and is given up."""
+    if file is None:
+        return
+    try:
+        file.close()
+    except Exception:  # noqa: BLE001 - the first error is the one reported
+        try:
+            file.id.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _process_alive(pid: int) -> bool:

@@ -6,7 +6,8 @@ Layout (H5MD 1.1 plus the ``particledyn`` module)::
     h5md/                      attrs: version = [1, 1]
         author/                attrs: name
         creator/               attrs: name = "particledyn", version
-        modules/particledyn/   attrs: version, writer options, layout notes
+        modules/particledyn/   attrs: version, writer options, layout notes, writer_pid/host
+            finished           (1,) int8: the finished flag a SWMR reader can refresh
     particles/<group>/
         box/                   attrs: dimension = D, boundary = ["none"] * D
         position/              step (n,) int64, time (n,) float64, value (n, N_written, D)
@@ -15,6 +16,7 @@ Layout (H5MD 1.1 plus the ``particledyn`` module)::
         id                     fixed (N_written,) int64: indices of the written particles
     observables/<observer>/<key>/
         step, time             (n,)
+        checksum               (n,) uint32: CRC-32 of each record (see integrity)
         value                  scalar keys: (n,); array keys: flat rows (R, *trailing shape)
         index                  array keys only: (n, 2) int64, record i is value[start:stop]
     parameters/                scenario_toml, resolved (JSON) ...; attrs seed, threads, backend
@@ -23,7 +25,7 @@ Layout (H5MD 1.1 plus the ``particledyn`` module)::
         slot_0, slot_1         uint8 (nbytes,): encoded checkpoints (see checkpoint_codec)
         header                 (2, 4) int64 per slot: [sequence, step, nbytes, crc32]
 
-Commit rule (GSD-style): a time series' rows are written value (and index)
+Commit rule (GSD-style): a time series' rows are written value (index, checksum)
 first, then time, then step, each phase flushed; ``step`` is the commit
 marker and a reader trusts only ``min(len(step), len(time), len(value or index))``
 rows. Steps are strictly increasing within a series.
@@ -39,6 +41,7 @@ MODULE_NAME = "particledyn"
 MODULE_VERSION = (1, 0)
 H5MD_VERSION = (1, 1)
 STEP_FILL = -1
+FINISHED = "finished"
 CHECKPOINT_SLOTS = 2
 JSON_ENCODING_ATTR = "encoding"
 
@@ -52,10 +55,12 @@ def committed_length(group) -> int:
     """Number of committed records of a time series group (see the commit rule)."""
     step = group["step"]
     rows = group["index"] if "index" in group else group["value"]
-    for name in ("step", "time", "value", "index"):
+    for name in ("step", "time", "value", "index", "checksum"):
         if name in group and group.file.swmr_mode:
             group[name].refresh()
     n = min(step.shape[0], group["time"].shape[0], rows.shape[0])
+    if "checksum" in group:
+        n = min(n, group["checksum"].shape[0])
     # A torn write can leave a resized step dataset whose new row still holds the fill value.
     while n > 0 and int(step[n - 1]) == STEP_FILL:
         n -= 1

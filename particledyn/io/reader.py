@@ -1,40 +1,43 @@
-"""Reading a run's H5MD file, finished, still running (SWMR) or killed: :func:`open_run`."""
+"""Reading a run's H5MD file, finished, still running (SWMR) or killed: :func:`open_run`.
+
+Opening never hangs on a damaged file (see :mod:`particledyn.io.opening`), a
+file with links or data outside itself is refused, and records are checked
+against their checksums as they are read (:mod:`particledyn.io.integrity`).
+"""
 from __future__ import annotations
 
+import functools
 import json
 import os
-import time as _time
 import zlib
 
 import h5py
 import numpy as np
 
 from .checkpoint_codec import decode_checkpoint
-from .layout import JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series, read_text
+from .integrity import check_structure, damaged_steps, verify_record
+from .layout import FINISHED, JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series, read_text
+from .opening import open_h5
 
-_RETRY_PAUSE = 0.05
+# what h5py raises on damaged metadata past the open (a bad checksum, an object it cannot open)
+LOW_LEVEL_ERRORS = (RuntimeError, TypeError, AttributeError, IndexError, SystemError)
 
 
-def _open_h5(path: str, timeout: float) -> h5py.File:
-    """Open for SWMR reading, retrying transient failures (a writer resuming, a torn flush)."""
-    deadline = _time.monotonic() + timeout
-    while True:
+def damaged_file_error(path: str, exc: BaseException) -> OSError:
+    """The one-line error for a low-level failure while reading ``path``."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return OSError(f"cannot read run file {path!r}: {reason} (damaged?)")
+
+
+def _guarded(method):
+    """Report h5py's low-level errors on a damaged file as one OSError naming the path."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
         try:
-            try:
-                return h5py.File(path, "r", libver="latest", swmr=True)
-            except OSError as exc:
-                # Filesystems without flock support (some network mounts) need locking off;
-                # it must stay on for a file this process itself has open for writing.
-                if "lock" not in str(exc) or "flag values" in str(exc):
-                    raise
-                return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no run file at {path!r} (a run creates it after its first step)") \
-                from None
-        except (OSError, RuntimeError, KeyError) as exc:
-            if _time.monotonic() >= deadline:
-                raise OSError(f"cannot open run file {path!r}: {exc}") from None
-            _time.sleep(_RETRY_PAUSE)
+            return method(self, *args, **kwargs)
+        except LOW_LEVEL_ERRORS as exc:
+            raise damaged_file_error(self.path, exc) from None
+    return wrapper
 
 
 def latest_checkpoint_slot(group) -> int | None:
@@ -69,16 +72,31 @@ class Run:
     def __init__(self, path, timeout: float = 10.0):
         self.path = os.fspath(path)
         self._timeout = timeout
-        self.file = _open_h5(self.path, timeout)
+        self._open()
+
+    def _open(self) -> None:
+        self.file = open_h5(self.path, self._timeout)
         try:
             if "h5md" not in self.file or f"h5md/modules/{MODULE_NAME}" not in self.file:
                 raise ValueError(f"{self.path!r} is not a particledyn H5MD file "
                                  f"(no h5md/modules/{MODULE_NAME} group)")
+            check_structure(self.file)
             group = self.file[f"h5md/modules/{MODULE_NAME}"].attrs.get("particle_group", "all")
             self._particles = self.file[f"particles/{group}"]
-        except Exception:
+            for name in ("observables", "parameters", "checkpoint"):
+                if not isinstance(self.file.get(name), h5py.Group):
+                    raise ValueError(f"{self.path!r} is not a particledyn run file (no {name} group)")
+        except BaseException as exc:
             self.file.close()
+            if isinstance(exc, (OSError, KeyError) + LOW_LEVEL_ERRORS):
+                raise damaged_file_error(self.path, exc) from None
             raise
+
+    def refresh(self) -> "Run":
+        """Reopen the file: see everything a writer did since (``finished`` included); returns self."""
+        self.file.close()
+        self._open()
+        return self
 
     # ------------------------------------------------------------- particles
     def _frames(self, name: str = "position"):
@@ -88,17 +106,20 @@ class Run:
         return group, committed_length(group)
 
     @property
+    @_guarded
     def steps(self) -> np.ndarray:
         """Steps of the committed frames."""
         group, n = self._frames()
         return np.zeros(0, dtype=np.int64) if group is None else group["step"][:n]
 
     @property
+    @_guarded
     def times(self) -> np.ndarray:
         """Times of the committed frames."""
         group, n = self._frames()
         return np.zeros(0) if group is None else group["time"][:n]
 
+    @_guarded
     def positions(self, step: int | None = None, name: str = "position") -> np.ndarray:
         """Positions at ``step`` (N_written, D), or all committed frames (n, N_written, D).
 
@@ -107,36 +128,44 @@ class Run:
         group, n = self._frames(name)
         if group is None:
             raise KeyError(f"{self.path!r} has no particle series {name!r}")
+        where = f"{self.path}: particles/{name}"
         if step is None:
-            return group["value"][:n]
+            if n == 0:
+                return group["value"][:0]
+            return np.stack([verify_record(group, i, where) for i in range(n)])
         steps = group["step"][:n]
         hits = np.flatnonzero(steps == int(step))
         if hits.size == 0:
             raise KeyError(f"no committed frame at step {step} in {self.path!r}")
-        return group["value"][int(hits[0])]
+        return verify_record(group, int(hits[0]), where)
 
     @property
+    @_guarded
     def particle_series(self) -> list[str]:
         """Names of the per-particle time series (position and optimizer state)."""
         return sorted(k for k, g in self._particles.items() if is_series(g))
 
     @property
+    @_guarded
     def ids(self) -> np.ndarray | None:
         """Indices of the written particles (all of them unless a subset was written)."""
         return self._particles["id"][()] if "id" in self._particles else None
 
     @property
+    @_guarded
     def masses(self) -> np.ndarray | None:
         """Masses of the written particles, when the run stored them."""
         return self._particles["mass"][()] if "mass" in self._particles else None
 
     # ----------------------------------------------------------- observables
     @property
+    @_guarded
     def observables(self) -> dict[str, list[str]]:
         """Observer names mapped to their keys."""
         return {name: sorted(k for k, g in group.items() if is_series(g))
                 for name, group in self.file["observables"].items()}
 
+    @_guarded
     def observable(self, name: str, key: str):
         """Steps and values of ``observables/<name>/<key>``.
 
@@ -154,6 +183,10 @@ class Run:
         group = self.file[path]
         n = committed_length(group)
         steps = group["step"][:n]
+        damaged = damaged_steps(group, n)
+        if damaged:
+            raise ValueError(f"{self.path}: {path}: the records at steps {damaged[:5]} are damaged "
+                             "(their checksums do not match)")
         if "index" not in group:
             return steps, group["value"][:n]
         index = group["index"][:n]
@@ -166,6 +199,7 @@ class Run:
 
     # ------------------------------------------------------------ run-level
     @property
+    @_guarded
     def parameters(self) -> dict:
         """The ``parameters`` group as a dict (JSON entries decoded, versions as a dict)."""
         group = self.file["parameters"]
@@ -179,18 +213,35 @@ class Run:
                 out[key] = json.loads(text) if item.attrs.get(JSON_ENCODING_ATTR) == "json" else text
         return out
 
-    @property
-    def finished(self) -> bool:
-        """Whether the writer closed the file with ``finished=True``.
+    @_guarded
+    def damaged(self, upto: int | None = None) -> dict[str, list[int]]:
+        """Every time series with committed records whose checksum fails, mapped to their steps.
 
-        Read through a fresh handle: an open SWMR handle does not see attribute updates.
+        Reads every record (the whole file); ``upto`` checks only steps <= it.
         """
-        try:
-            with _open_h5(self.path, self._timeout) as fresh:
-                return bool(fresh.attrs.get("finished", False))
-        except OSError:
-            return bool(self.file.attrs.get("finished", False))
+        found = {}
+        series = [(f"particles/{k}", self._particles[k]) for k in self.particle_series]
+        series += [(f"observables/{name}/{key}", self.file[f"observables/{name}/{key}"])
+                   for name, keys in self.observables.items() for key in keys]
+        for where, group in series:
+            bad = damaged_steps(group, committed_length(group), upto)
+            if bad:
+                found[where] = bad
+        return found
 
+    @property
+    @_guarded
+    def finished(self) -> bool:
+        """Whether the writer closed the file with ``finished=True`` (re-read at every access)."""
+        module = self.file[f"h5md/modules/{MODULE_NAME}"]
+        if FINISHED in module:  # a dataset: unlike an attribute, a SWMR reader can refresh it
+            flag = module[FINISHED]
+            if self.file.swmr_mode:
+                flag.refresh()
+            return bool(flag[0])
+        return bool(self.file.attrs.get("finished", False))
+
+    @_guarded
     def checkpoint(self) -> dict | None:
         """The newest complete checkpoint, or None when the file has none."""
         group = self.file["checkpoint"]
@@ -198,7 +249,11 @@ class Run:
         if slot is None:
             return None
         nbytes = int(group["header"][slot, 2])
-        return decode_checkpoint(group[f"slot_{slot}"][:nbytes].tobytes())
+        try:
+            return decode_checkpoint(group[f"slot_{slot}"][:nbytes].tobytes())
+        except Exception as exc:  # noqa: BLE001 - a crafted blob can fail in zipfile, json, numpy
+            raise ValueError(f"{self.path!r}: the checkpoint in slot {slot} cannot be decoded "
+                             f"({type(exc).__name__}: {exc})") from None
 
     def close(self) -> None:
         """Close the file."""

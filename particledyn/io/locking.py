@@ -1,0 +1,98 @@
+"""The advisory write lock of a run file: one writer at a time, and readers can tell it is live.
+
+A writer holds an exclusive open-file-description lock (Linux ``F_OFD_SETLK``)
+on the whole file for as long as it writes, from the hidden temporary file on
+(the lock belongs to the inode, so it survives the rename to ``path``). The
+kernel drops it when the writer exits, however it exits, so a lock that is held
+means a live writer, and a PID stamped in the file that is alive without the
+lock means a reused PID. HDF5 locks with ``flock``, which does not interact
+with these locks. Where OFD locks are missing, classic POSIX record locks are
+used (released when the process closes any descriptor of the file: the writer
+never reopens its own file while it writes).
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+
+_FLOCK = "hhqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
+_SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
+_GETLK = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
+_HELD: set[tuple[int, int]] = set()  # (device, inode) of the files this process holds locked
+
+
+class FileLockedError(OSError):
+    """Another process holds the write lock of a run file (its run is live)."""
+
+
+def _request(kind: int) -> bytes:
+    return struct.pack(_FLOCK, kind, os.SEEK_SET, 0, 0, 0)
+
+
+def is_locked(path: str | os.PathLike, others_only: bool = False) -> bool:
+    """Whether some process holds the write lock (``others_only``: a process other than this one)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        if others_only:
+            info = os.fstat(fd)
+            if (info.st_dev, info.st_ino) in _HELD:
+                return False
+        answer = fcntl.fcntl(fd, _GETLK, _request(fcntl.F_WRLCK))
+    except OSError:
+        return False  # a filesystem without record locks: nothing can be known from them
+    finally:
+        os.close(fd)
+    return struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK
+
+
+class WriteLock:
+    """The exclusive write lock of one file, held from :meth:`acquire` until :meth:`release`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An existing regular file, opened read-write to be locked (the descriptor
+        is also what :meth:`fsync` syncs).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.fd: int | None = None
+
+    def acquire(self) -> "WriteLock":
+        """Take the lock; raise :class:`FileLockedError` when another process holds it."""
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            fcntl.fcntl(fd, _SETLK, _request(fcntl.F_WRLCK))
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (11, 13):  # EAGAIN, EACCES: held by another process
+                raise FileLockedError(f"{self.path!r} is being written by a live run "
+                                      "(another process holds its write lock)") from None
+            if exc.errno not in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: no locks here
+                raise
+            fd = os.open(self.path, os.O_RDWR)
+        self.fd = fd
+        info = os.fstat(fd)
+        self._key = (info.st_dev, info.st_ino)
+        _HELD.add(self._key)
+        return self
+
+    def fsync(self) -> None:
+        """Force the file's written data and metadata to the disk."""
+        if self.fd is not None:
+            os.fsync(self.fd)
+
+    def __del__(self):  # a writer dropped without close must not keep its file locked
+        self.release()
+
+    def release(self) -> None:
+        """Drop the lock (closing its descriptor); idempotent."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            _HELD.discard(self._key)
+            os.close(fd)
