@@ -152,15 +152,16 @@ def _command_run(args) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = _run_deferring_signals(args, scenario, path)
-        if code != EXIT_OK or not args.plots:
+        # a diverged run's figures show what it recorded up to the divergence
+        if code not in (EXIT_OK, EXIT_DIVERGED) or not args.plots or not os.path.exists(path):
             return code
         try:
             _plot_and_summarize(path, None)
         except KeyboardInterrupt:
-            print(f"interrupted while drawing the figures: {path} is complete; draw them with: "
-                  f"particledyn plot {path}", file=sys.stderr)
+            print(f"interrupted while drawing the figures: draw them with: particledyn plot {path}",
+                  file=sys.stderr)
             return EXIT_INTERRUPTED
-        return EXIT_OK
+        return code
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -263,7 +264,7 @@ def format_info(info: dict) -> str:
         lines.append("  progress    no committed frame yet")
     checkpoint = "none" if info["checkpoint_step"] is None else f"at step {info['checkpoint_step']}"
     if info["status"] == "diverged":
-        checkpoint += " (non-finite positions: not resumable)"
+        checkpoint += " (the run diverged: not resumable)"
     lines.append(f"  checkpoint  {checkpoint}")
     lines.append(f"  particles   N = {info['n_particles']}, D = {info['dim']}; {info['written']} written "
                  f"as {info['dtype']}; series: {', '.join(info['particle_series'])}")

@@ -100,7 +100,8 @@ class Server:
     """The fork server of ``signal_driver.py``: one import of particledyn, one child per job."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
         self.process = subprocess.Popen([sys.executable, DRIVER], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env)
         assert self.process.stdout.readline().strip() == "ready"
@@ -187,3 +188,21 @@ def test_signals_at_any_moment_of_a_step_never_break_exact_resume(server, tmp_pa
     print(f"\n{len(trials)} interrupted runs: {exact} resumed bit-identically, {unwritten} stopped "
           "in their first step by a second signal (no file, nothing to resume)")
     assert not failures, f"{len(failures)} of {len(trials)} trials failed:\n" + "\n".join(failures.values())
+
+
+def test_a_run_killed_before_its_first_periodic_checkpoint_resumes_from_step_0(server, tmp_path):
+    text = BASE.format(steps=6, data=40, n=100, optimizer="adam", batch=8, lr=0.01, frame_every=1,
+                       checkpoint_every=0) + observers("loss", "merges")
+    scenario = tmp_path / "late.toml"
+    scenario.write_text(text)
+    reference, killed = tmp_path / "reference.h5", str(tmp_path / "killed.h5")
+    trial = {"point": "step", "call": 3, "signal": "KILL", "mode": "single", "out": killed}
+    codes = server.run([{"argv": run_argv(reference, str(scenario)), "log": str(tmp_path / "ref.log")},
+                        {"argv": run_argv(killed, str(scenario)), "log": str(tmp_path / "killed.log"),
+                         "trial": trial}])
+    assert codes == [0, -9]
+    info = run_info(killed)
+    assert info["status"] == "stopped" and info["checkpoint_step"] == 0 and info["last_step"] == 2
+    assert main(["info", killed]) == 0
+    assert main(run_argv(killed, "--resume")) == 0
+    assert_same_records(killed, reference, 6)

@@ -93,6 +93,7 @@ class LossObserver(Observer):
     """
 
     name = "loss"
+    divergence_keys = ("loss",)
 
     def __init__(self, every: int = 1, *, labels=None):
         super().__init__(every)
