@@ -186,6 +186,7 @@ def _run_or_resume(args, scenario, path) -> int:
     from .backends import GpuUnavailableError
     from .config.checks import ScenarioError
     from .io import H5MDWriteError
+    from .observers import ObserverError
     from .runner import ResumeError, resume_run, start_run
     from .simulation import DivergenceError
 
@@ -215,10 +216,20 @@ def _run_or_resume(args, scenario, path) -> int:
         return EXIT_INTERRUPTED
     except (H5MDWriteError, OSError) as exc:
         return _fail(exc, EXIT_ERROR)
+    except ObserverError as exc:
+        return _fail(f"{exc}; {_kept(path)}", EXIT_ERROR)
     except GpuUnavailableError as exc:
         return _fail(exc, EXIT_USAGE)
     except MemoryError:
-        return _fail("out of memory: reduce init.n, data.n or the observers' work", EXIT_ERROR)
+        return _fail(f"out of memory: reduce init.n, data.n or the observers' work; {_kept(path)}",
+                     EXIT_ERROR)
+
+
+def _kept(path: str) -> str:
+    """What an error left: the file and its checkpoint, or no file."""
+    if not os.path.exists(path):
+        return "no file was written"
+    return f"{path} keeps {_summary(path)} (not finished)"
 
 
 def _diverged_message(exc, path: str) -> str:

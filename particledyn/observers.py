@@ -54,6 +54,15 @@ class StepInfo:
     simulation: Any = None
 
 
+class ObserverError(RuntimeError):
+    """An observer raised at ``step``: names the observer and the original error."""
+
+    def __init__(self, name: str, step: int, error: BaseException):
+        self.name, self.step, self.error = name, int(step), error
+        super().__init__(f"observer {name!r} failed at step {step}: {type(error).__name__}: "
+                         f"{' '.join(str(error).split())}")
+
+
 class Observer:
     """Base class of everything the loop calls on a cadence.
 

@@ -9,7 +9,7 @@ import numpy as np
 from .divergence import DivergenceError, FloatWarnings, non_finite_keys
 from .interrupts import deferred_signals
 from .kernel import Kernel
-from .observers import Observer, StepInfo
+from .observers import Observer, ObserverError, StepInfo
 from .optimizers import GD, Optimizer, apply_step
 from .schedules import Schedule, as_schedule
 from .sinks import MemorySink, Sink
@@ -231,10 +231,16 @@ class Simulation:
 
     def _observe(self, observers, info: StepInfo) -> None:
         """Record each observer's values at ``info.step``; then raise DivergenceError if one
-        of their ``divergence_keys`` (the loss) is NaN or inf."""
+        of their ``divergence_keys`` (the loss) is NaN or inf. An observer's error is raised
+        as :class:`~particledyn.observers.ObserverError` (MemoryError as it is)."""
         state, bad = self.state, []
         for observer in observers:
-            values = observer.observe(info)
+            try:
+                values = observer.observe(info)
+            except (DivergenceError, ObserverError, MemoryError):
+                raise
+            except Exception as exc:
+                raise ObserverError(observer.name, state.step, exc) from exc
             self.sink.write_observables(observer.name, state.step, state.time, values)
             bad += [f"{observer.name}/{key}" for key in non_finite_keys(observer, values)]
         if bad:
