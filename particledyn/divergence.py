@@ -32,8 +32,9 @@ class DivergenceError(FloatingPointError):
     def __init__(self, step: int, count: int, lr: float, quantity: str = "positions"):
         self.step, self.count, self.lr, self.quantity = int(step), int(count), float(lr), quantity
         self.numpy_warnings: list[str] = []
-        super().__init__(f"{self.what()} at step {step} (lr={lr:g}): the run diverged; "
-                         "try a smaller learning rate")
+        entries = f"{count} entries NaN or inf, " if count else ""
+        super().__init__(f"{quantity} became non-finite at step {step} ({entries}lr={lr:g}): "
+                         "the run diverged; try a smaller learning rate")
 
     def what(self) -> str:
         """'100 entries of the positions became NaN or inf' or 'the loss became inf'."""
