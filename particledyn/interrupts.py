@@ -105,15 +105,16 @@ def deferred_signals() -> Iterator[Deferral]:
     place before it (a signal ignored with ``SIG_IGN`` stays ignored) come back
     when it ends. A signal that no :meth:`Deferral.check` acted on is raised as
     :class:`Interrupted` when the outermost block ends, so none is lost.
+    Outside the main thread the block gets a Deferral of its own and installs nothing.
     """
     global _active
+    if threading.current_thread() is not threading.main_thread():
+        yield Deferral()  # signals go to the main thread only: nothing to defer here
+        return
     if _active is not None:
         yield _active
         return
     deferral = Deferral()
-    if threading.current_thread() is not threading.main_thread():
-        yield deferral
-        return
     previous = {}
     try:
         for signum in SIGNALS:

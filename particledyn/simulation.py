@@ -1,13 +1,14 @@
 """The simulation loop: steps the particles, calls observers on a cadence, feeds a sink."""
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numba
 import numpy as np
 
 from .divergence import DivergenceError, FloatWarnings, non_finite_keys
-from .interrupts import deferred_signals
+from .interrupts import Deferral, deferred_signals
 from .kernel import Kernel
 from .observers import Observer, ObserverError, StepInfo
 from .optimizers import GD, Optimizer, apply_step
@@ -44,7 +45,18 @@ class Simulation:
         Cadence of checkpoints sent to the sink (0: only at the end).
     dtype : {None, "float32", "float64"}
         Working precision; None keeps the dtype of ``positions`` (float64 for others).
+
+    Notes
+    -----
+    :meth:`run` defers SIGINT and SIGTERM (in the main thread) to the end of the step
+    they arrive in: the step is recorded and checkpointed, then
+    :class:`~particledyn.interrupts.Interrupted` (a KeyboardInterrupt) is raised; a second
+    signal abandons the step at once and the sink keeps its last checkpoint. Set
+    ``defer_signals = False`` for a run whose steps must all stop together or not at
+    all (MPI ranks in a collective): a signal then raises where it lands.
     """
+
+    defer_signals = True
 
     def __init__(self, kernel: Kernel, positions, optimizer: Optimizer | None = None, lr=0.01,
                  masses=None, seed: int = 0, batch_size: int | None = None,
@@ -148,7 +160,8 @@ class Simulation:
         # The step's in-place updates, frame, observables and checkpoint happen between two
         # boundaries; a signal is acted on only at a boundary (see particledyn.interrupts), and
         # an error between two leaves the last checkpoint, a fully recorded step, as it is.
-        with deferred_signals() as signals, FloatWarnings() as float_warnings:
+        guard = deferred_signals() if self.defer_signals else contextlib.nullcontext(Deferral())
+        with guard as signals, FloatWarnings() as float_warnings:
             recorded = self._started
             try:
                 signals.abortable = True
