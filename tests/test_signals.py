@@ -26,7 +26,7 @@ from particledyn.runner import run_info
 from test_resume import assert_same_records
 
 DRIVER = str(Path(__file__).with_name("signal_driver.py"))
-TRIALS = 44
+TRIALS = 40
 PARALLEL = 2
 
 BASE = """\
@@ -63,7 +63,7 @@ CONFIGS = {
     "gd_every_observer": (BASE.format(steps=6, data=60, n=100, optimizer="gd", batch=16, lr=0.05,
                                       frame_every=1, checkpoint_every=2)
                           + observers("loss", *[k for k in OBSERVER_TYPES if k != "loss"], every=2), 6),
-    "momentum_geometry": (BASE.format(steps=8, data=80, n=1000, optimizer="momentum", batch=32, lr=0.05,
+    "momentum_geometry": (BASE.format(steps=8, data=80, n=500, optimizer="momentum", batch=32, lr=0.05,
                                       frame_every=2, checkpoint_every=3)
                           + observers("loss", "merges", "pairwise_lipschitz", "balance", "lemmas"), 8),
     "adam_topology": (BASE.format(steps=8, data=80, n=300, optimizer="adam", batch=32, lr=0.01,
