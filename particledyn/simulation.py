@@ -144,6 +144,15 @@ class Simulation:
         -------
         Simulation
             ``self``, for chaining; results are in ``self.sink``.
+
+        Raises
+        ------
+        particledyn.interrupts.Interrupted
+            SIGINT or SIGTERM arrived: the step it arrived in was recorded and
+            checkpointed, and the sink closed as not finished.
+        DivergenceError
+            Positions, or an observer's ``divergence_keys`` (the loss), became NaN
+            or inf; the checkpoint sent last carries a ``diverged`` entry.
         """
         if int(steps) != steps or steps < 0:
             raise ValueError(f"steps={steps!r}: expected an integer >= 0")
