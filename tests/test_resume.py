@@ -207,7 +207,8 @@ def test_interrupted_run_with_every_observer_type_resumes_identically(tmp_path, 
     monkeypatch.setattr(Simulation, "step", interrupted_step)
     assert main(["run", str(scenario), "--out", cut]) == 130
     err = capsys.readouterr().err
-    assert err.startswith(f"interrupted: {cut} keeps 3 frames (last at step 4), last checkpoint at step 4") and f"run --resume --out {cut}" in err
+    assert err.startswith(f"interrupted: {cut} keeps 3 frames (last at step 4), last checkpoint at step 4")
+    assert f"run --resume --out {cut}" in err
     info = run_info(cut)
     assert info["status"] == "stopped" and info["checkpoint_step"] == 4
     assert set(info["observables"]) == set(OBSERVER_TYPES)

@@ -74,7 +74,8 @@ CONFIGS = {
     "momentum_1e5": (BASE.format(steps=5, data=16, n=100_000, optimizer="momentum", batch=8, lr=0.05,
                                  frame_every=1, checkpoint_every=3) + observers("loss"), 5),
 }
-WEIGHTS = {"gd_every_observer": 3, "momentum_geometry": 3, "adam_topology": 3, "adam_1e5": 1, "momentum_1e5": 1}
+WEIGHTS = {"gd_every_observer": 3, "momentum_geometry": 3, "adam_topology": 3, "adam_1e5": 1,
+           "momentum_1e5": 1}
 POINTS = ("field", "direction", "apply", "step", "commit", "observer", "checkpoint")
 MODES = {"single": 0.6, "twice": 0.2, "cleanup": 0.2}
 
@@ -179,7 +180,8 @@ def test_signals_at_any_moment_of_a_step_never_break_exact_resume(server, tmp_pa
     for i, code, job in zip(checked, server.run(resumes), resumes):
         trial = trials[i]
         try:
-            assert code == 0, f"trial {i} {trial}: resume exit {code}: {Path(job['log'] + '.err').read_text()}"
+            errors = Path(job["log"] + ".err").read_text()
+            assert code == 0, f"trial {i} {trial}: resume exit {code}: {errors}"
             assert_same_records(trial["out"], str(tmp_path / f"{trial['config']}.h5"),
                                 CONFIGS[trial["config"]][1])
             exact += 1
