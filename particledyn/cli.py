@@ -134,11 +134,7 @@ def _summary(path: str, checkpoint: bool = True) -> str:
 
 
 def _command_run(args) -> int:
-    from .backends import GpuUnavailableError
     from .config.checks import ScenarioError
-    from .io import H5MDWriteError
-    from .runner import ResumeError, resume_run, start_run
-    from .simulation import DivergenceError
 
     if args.default and args.scenario is not None:
         return _fail(f"--default and a scenario ({args.scenario}) given: choose one", EXIT_USAGE)
@@ -161,6 +157,46 @@ def _command_run(args) -> int:
         return _fail(exc, EXIT_USAGE)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        code = _run_deferring_signals(args, scenario, path)
+        # a diverged run's figures show what it recorded up to the divergence
+        if code not in (EXIT_OK, EXIT_DIVERGED) or not args.plots or not os.path.exists(path):
+            return code
+        try:
+            _plot_and_summarize(path, None)
+        except KeyboardInterrupt:
+            print(f"interrupted while drawing the figures: draw them with: particledyn plot {path}",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_deferring_signals(args, scenario, path) -> int:
+    """Start or resume the run, its messages and exit status. SIGINT and SIGTERM stop it at a
+    step boundary, after that step's checkpoint (:mod:`particledyn.interrupts`); once it has
+    stopped, further signals are ignored until the message is out."""
+    from .interrupts import deferred_signals
+
+    try:
+        with deferred_signals() as signals:
+            code = _run_or_resume(args, scenario, path)
+            signals.settle()  # the outcome is decided (and said): later signals change nothing
+            return code
+    except KeyboardInterrupt:  # a signal after the run had stopped, acted on as the guard ends
+        print(_interrupted_message(path), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run_or_resume(args, scenario, path) -> int:
+    from .backends import GpuUnavailableError
+    from .config.checks import ScenarioError
+    from .io import H5MDWriteError
+    from .observers import ObserverError
+    from .runner import ResumeError, resume_run, start_run
+    from .simulation import DivergenceError
+
+    try:
         if args.resume:
             result = resume_run(path, scenario, args.steps, progress=args.progress, force=args.force)
             if result.final_step == result.start_step:
@@ -172,8 +208,6 @@ def _command_run(args) -> int:
             result = start_run(scenario, path, overwrite=args.overwrite, progress=args.progress)
             print(f"wrote {path}: {result.final_step} steps, finished, in {result.elapsed:.1f} s; "
                   f"{_summary(path)}")
-        if args.plots:
-            _plot_and_summarize(path, None)
         return EXIT_OK
     except ScenarioError as exc:
         return _fail(exc, EXIT_USAGE)
@@ -182,28 +216,52 @@ def _command_run(args) -> int:
     except ResumeError as exc:
         return _fail(exc, EXIT_ERROR)
     except DivergenceError as exc:
-        tail = (f"{path} keeps {_summary(path, checkpoint=False)} and is marked not finished"
-                if os.path.exists(path) else "no file was written")
-        return _fail(f"the run diverged at step {exc.step}: {exc.count} entries of the {exc.quantity} "
-                     f"became NaN or inf (lr = {exc.lr:g}); try a smaller learning rate. {tail}",
-                     EXIT_DIVERGED)
+        return _fail(_diverged_message(exc, path), EXIT_DIVERGED)
     except KeyboardInterrupt:
-        if os.path.exists(path):
-            print(f"interrupted: {path} keeps {_summary(path)}; continue with: particledyn run --resume "
-                  f"--out {path}", file=sys.stderr)
-        else:
-            print("interrupted: no file was written", file=sys.stderr)
+        print(_interrupted_message(path), file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         raise
     except (H5MDWriteError, OSError) as exc:
         return _fail(exc, EXIT_ERROR)
+    except ObserverError as exc:
+        return _fail(f"{exc}; {_kept(path)}", EXIT_ERROR)
     except GpuUnavailableError as exc:
         return _fail(exc, EXIT_USAGE)
     except MemoryError:
-        return _fail("out of memory: reduce init.n, data.n or the observers' work", EXIT_ERROR)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return _fail(f"out of memory: reduce init.n, data.n or the observers' work; {_kept(path)}",
+                     EXIT_ERROR)
+
+
+def _kept(path: str) -> str:
+    """What an error left: the file and its checkpoint, or no file."""
+    if not os.path.exists(path):
+        return "no file was written"
+    return f"{path} keeps {_summary(path)} (not finished)"
+
+
+def _diverged_message(exc, path: str) -> str:
+    tail = (f"{path} keeps {_summary(path, checkpoint=False)} and is marked not finished"
+            if os.path.exists(path) else "no file was written")
+    text = f"the run diverged at step {exc.step}: {exc.what()} (lr = {exc.lr:g}); try a smaller learning rate"
+    if exc.numpy_warnings:
+        text += f" (numpy warned: {'; '.join(exc.numpy_warnings[:3])}"
+        text += f"; and {len(exc.numpy_warnings) - 3} more)" if len(exc.numpy_warnings) > 3 else ")"
+    return f"{text}. {tail}"
+
+
+def _interrupted_message(path: str) -> str:
+    from .runner import run_info
+
+    if not os.path.exists(path):
+        return "interrupted: no file was written"
+    try:
+        finished = run_info(path)["status"] == "finished"
+    except (OSError, KeyError, ValueError):
+        finished = False
+    if finished:
+        return f"interrupted as the run finished: {path} is complete ({_summary(path)})"
+    return f"interrupted: {path} keeps {_summary(path)}; continue with: particledyn run --resume --out {path}"
 
 
 def format_info(info: dict) -> str:
@@ -225,7 +283,7 @@ def format_info(info: dict) -> str:
         lines.append("  progress    no committed frame yet")
     checkpoint = "none" if info["checkpoint_step"] is None else f"at step {info['checkpoint_step']}"
     if info["status"] == "diverged":
-        checkpoint += " (non-finite positions: not resumable)"
+        checkpoint += " (the run diverged: not resumable)"
     lines.append(f"  checkpoint  {checkpoint}")
     for series, steps in info.get("damaged", {}).items():
         shown = ", ".join(str(s) for s in steps[:10])

@@ -54,6 +54,15 @@ class StepInfo:
     simulation: Any = None
 
 
+class ObserverError(RuntimeError):
+    """An observer raised at ``step``: names the observer and the original error."""
+
+    def __init__(self, name: str, step: int, error: BaseException):
+        self.name, self.step, self.error = name, int(step), error
+        super().__init__(f"observer {name!r} failed at step {step}: {type(error).__name__}: "
+                         f"{' '.join(str(error).split())}")
+
+
 class Observer:
     """Base class of everything the loop calls on a cadence.
 
@@ -64,10 +73,15 @@ class Observer:
     numpy scalar, or a numpy array. A key whose arrays change length between
     calls (a persistence diagram, a list of atom masses) is stored ragged:
     flat rows plus a ``[start, stop)`` index per record.
+
+    ``divergence_keys`` names the keys whose NaN or inf value means the run
+    diverged (the loss observer's ``loss``): the loop records the step, then
+    raises :class:`~particledyn.DivergenceError`.
     """
 
     name: str = "observer"
     needs_previous: bool = False
+    divergence_keys: tuple[str, ...] = ()
 
     def __init__(self, every: int = 1):
         if int(every) != every or every < 1:

@@ -83,6 +83,13 @@ def _finite_rows(x: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(x), axis=1)
 
 
+def _resolvable(points: np.ndarray) -> bool:
+    """Whether equal axis scales can be drawn: the cloud's extent is not lost in the rounding of
+    its coordinates (a diverging run reaches 1e150 along one axis and a spread of 1e20)."""
+    extent = float(np.max(np.ptp(points, axis=0)))
+    return extent > 1e-9 * float(np.max(np.abs(points)))
+
+
 def figure_cloud(run, max_points: int = 20000) -> Figure | None:
     """The neuron cloud at the first and the last frame, side by side.
 
@@ -156,7 +163,7 @@ def figure_cloud(run, max_points: int = 20000) -> Figure | None:
                 scatter = ax.scatter(x[ok, 0], x[ok, 1], c=colour[ok], s=8, cmap="viridis",
                                      vmin=0, vmax=vmax)
                 names = ("PC1", "PC2") if dim > 3 else ("x1", "x2")
-                ax.set(xlabel=names[0], ylabel=names[1], aspect="equal")
+                ax.set(xlabel=names[0], ylabel=names[1], aspect="equal" if _resolvable(finite) else "auto")
         ax.set_title(title)
     fig.colorbar(scatter, ax=fig.axes, label="neuron index", shrink=0.8)
     return fig
@@ -167,6 +174,10 @@ def _mark_events(ax, summary: dict | None) -> None:
     """Vertical lines at the first Betti change and the first merge, when known."""
     if not summary:
         return
+    diverged = summary.get("diverged")
+    if diverged:
+        ax.axvline(diverged["step"], color="black", ls="-", lw=1.5,
+                   label=f"diverged (step {diverged['step']}: {diverged['quantity']} non-finite)")
     change = summary.get("betti", {}).get("first_change_step")
     merge = summary.get("merges", {}).get("first_merge_step")
     if change is not None:
@@ -433,7 +444,8 @@ def plot_run(path, out_dir=None) -> list[Path]:
         raise NotADirectoryError(f"out_dir={str(out)!r} exists and is not a directory")
     summary = summarize_run(path)
     written = []
-    with open_run(path) as run:
+    # values near the float range (a diverging run) overflow in the log scale's ticks
+    with open_run(path) as run, np.errstate(over="ignore", invalid="ignore"):
         for name, draw in _FIGURES.items():
             fig = draw(run, summary)
             if fig is None:

@@ -13,6 +13,7 @@ a resumed run ends bit-identical to one that was never interrupted.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time as _time
@@ -24,6 +25,7 @@ import numpy as np
 from .config.checks import ScenarioError
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES, BuildContext
+from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.h5md_writer import _process_alive
 from .sinks import Sink
@@ -244,13 +246,16 @@ class RunSink(Sink):
     After a failed write the remaining calls of the loop's clean-up (checkpoint,
     close) do not touch the file again: a file that was never live is removed
     (an existing file that ``overwrite`` would have replaced stays intact), a
-    live one is closed as not finished with its committed records.
+    live one is closed as not finished with its committed records. A run that
+    stops before its first checkpoint (an observer error or MemoryError at the
+    first step) leaves no file either: it could not be resumed.
     """
 
     def __init__(self, inner, total_steps: int):
         self.inner = inner
         self.total_steps = int(total_steps)
         self.failed: BaseException | None = None
+        self.checkpointed = False
 
     def _guard(self, method, *args):
         if self.failed is not None:
@@ -270,11 +275,13 @@ class RunSink(Sink):
     def write_checkpoint(self, checkpoint):
         checkpoint = {**checkpoint, "run": {"total_steps": self.total_steps}}
         self._guard(self.inner.write_checkpoint, checkpoint)
+        self.checkpointed = self.failed is None
 
     def close(self, finished):
-        if self.failed is None:
+        if self.failed is None and (finished or self.checkpointed or self.inner.live):
             self.inner.close(finished)
             return
+        self.failed = self.failed or RuntimeError("stopped before its first checkpoint")
         self.abandon()
 
     def abandon(self) -> None:
@@ -303,6 +310,7 @@ class RunResult:
 
 
 def _run_loop(sim, sink: RunSink, total: int, progress) -> None:
+    """Run to ``total`` and close (inside the caller's :func:`_deferred`)."""
     try:
         sim.run(total - sim.state.step, progress=progress)
         sim.close()
@@ -310,6 +318,29 @@ def _run_loop(sim, sink: RunSink, total: int, progress) -> None:
         if sink.failed is not None:
             sink.abandon()
         raise
+
+
+@contextlib.contextmanager
+def _deferred():
+    """SIGINT/SIGTERM deferred for a whole run call (see :mod:`particledyn.interrupts`):
+    a signal while the parts are built stops the call before the file is created (a
+    second one aborts the building at once); one during the loop stops it at a step
+    boundary, after that step's checkpoint; one while the file is closed, after it.
+    Either way :class:`~particledyn.interrupts.Interrupted` is raised."""
+    from .interrupts import deferred_signals
+
+    with deferred_signals() as signals:
+        yield signals
+
+
+def _prepare_interruptibly(signals, resolved: dict, positions: bool = True) -> "Prepared":
+    signals.abortable = True
+    try:
+        prepared = prepare(resolved, positions=positions)
+    finally:
+        signals.abortable = False
+    signals.check()
+    return prepared
 
 
 class _ThreadsRestored:
@@ -340,11 +371,11 @@ def start_run(scenario: Scenario, out: str | None = None, overwrite: bool = Fals
     particledyn.DivergenceError
         Positions became non-finite; the file keeps every committed record.
     """
-    with _ThreadsRestored():
-        return _start_run(scenario, out, overwrite, progress)
+    with _ThreadsRestored(), _deferred() as signals:
+        return _start_run(scenario, out, overwrite, progress, signals)
 
 
-def _start_run(scenario, out, overwrite, progress) -> RunResult:
+def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
     from .io import H5MDSink
 
     resolved = scenario.resolved
@@ -353,7 +384,7 @@ def _start_run(scenario, out, overwrite, progress) -> RunResult:
         raise FileExistsError(f"output file {path!r} exists; pass --overwrite to replace it or "
                               "--resume to continue it")
     threads = set_threads(resolved["run"]["threads"])
-    prepared = prepare(resolved)
+    prepared = _prepare_interruptibly(signals, resolved)
     output = resolved["output"]
     inner = H5MDSink(path, _metadata(scenario.text, scenario.source, prepared, threads), every=1,
                      subset=prepared.subset, dtype=output["dtype"], masses=prepared.masses,
@@ -426,11 +457,11 @@ def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = 
         No checkpoint, a diverged run, another scenario, a total below the checkpoint,
         a damaged or crafted file, a live writer. Nothing in the file is changed then.
     """
-    with _ThreadsRestored():
-        return _resume_run(path, scenario, steps, progress, force)
+    with _ThreadsRestored(), _deferred() as signals:
+        return _resume_run(path, scenario, steps, progress, signals, force)
 
 
-def _resume_run(path, scenario, steps, progress, force=False) -> RunResult:
+def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunResult:
     from .io import H5MDSink, open_run
 
     try:
@@ -452,8 +483,10 @@ def _resume_run(path, scenario, steps, progress, force=False) -> RunResult:
             raise ResumeError(f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file "
                               f"but {b!r} in the scenario")
     start = int(checkpoint["step"])
-    if not np.all(np.isfinite(checkpoint["positions"])):
-        raise ResumeError(f"cannot resume {path!r}: the run diverged at step {start}")
+    diverged = divergence_of(checkpoint)
+    if diverged is not None:
+        raise ResumeError(f"cannot resume {path!r}: the run diverged at step {diverged['step']} "
+                          f"(the {diverged['quantity']} became NaN or inf)")
     total = int(steps if steps is not None else checkpoint.get("run", {}).get("total_steps",
                                                                               stored["run"]["steps"]))
     if total < start:
@@ -467,7 +500,7 @@ def _resume_run(path, scenario, steps, progress, force=False) -> RunResult:
         raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
                           "more than numba has here (raise NUMBA_NUM_THREADS)") from None
     resolved = validate_scenario_resolved(stored)
-    prepared = prepare(resolved, positions=False)
+    prepared = _prepare_interruptibly(signals, resolved, positions=False)
 
     def restorable(state):  # restore on a throw-away simulation before the file is cut
         try:
@@ -565,7 +598,7 @@ def _run_info(path: str) -> dict:
         status = "finished"
     elif _writer_alive(path, pid, host, locks):
         status = "running"
-    elif checkpoint is not None and not np.all(np.isfinite(checkpoint["positions"])):
+    elif divergence_of(checkpoint) is not None:
         status = "diverged"
     else:
         status = "stopped"

@@ -1,26 +1,20 @@
 """The simulation loop: steps the particles, calls observers on a cadence, feeds a sink."""
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import numba
 import numpy as np
 
+from .divergence import DivergenceError, FloatWarnings, non_finite_keys
+from .interrupts import Deferral, deferred_signals
 from .kernel import Kernel
-from .observers import Observer, StepInfo
+from .observers import Observer, ObserverError, StepInfo
 from .optimizers import GD, Optimizer, apply_step
 from .schedules import Schedule, as_schedule
 from .sinks import MemorySink, Sink
 from .state import ParticleState, default_masses, step_rng, validate_masses, validate_positions
-
-
-class DivergenceError(FloatingPointError):
-    """Positions (or, with ``quantity``, another per-step result) became NaN or inf at ``step``."""
-
-    def __init__(self, step: int, count: int, lr: float, quantity: str = "positions"):
-        self.step, self.count, self.lr, self.quantity = step, count, lr, quantity
-        super().__init__(f"{quantity} became non-finite at step {step} ({count} entries NaN or inf, "
-                         f"lr={lr:g}): the run diverged; try a smaller learning rate")
 
 
 class Simulation:
@@ -51,7 +45,18 @@ class Simulation:
         Cadence of checkpoints sent to the sink (0: only at the end).
     dtype : {None, "float32", "float64"}
         Working precision; None keeps the dtype of ``positions`` (float64 for others).
+
+    Notes
+    -----
+    :meth:`run` defers SIGINT and SIGTERM (in the main thread) to the end of the step
+    they arrive in: the step is recorded and checkpointed, then
+    :class:`~particledyn.interrupts.Interrupted` (a KeyboardInterrupt) is raised; a second
+    signal abandons the step at once and the sink keeps its last checkpoint. Set
+    ``defer_signals = False`` for a run whose steps must all stop together or not at
+    all (MPI ranks in a collective): a signal then raises where it lands.
     """
+
+    defer_signals = True
 
     def __init__(self, kernel: Kernel, positions, optimizer: Optimizer | None = None, lr=0.01,
                  masses=None, seed: int = 0, batch_size: int | None = None,
@@ -84,6 +89,7 @@ class Simulation:
         self.state = ParticleState(positions=x, masses=m, optimizer_state=self.optimizer.init_state(x),
                                    seed=int(seed))
         self._started = False
+        self._checkpointed: int | None = None  # step of the last checkpoint sent to the sink
         self.last_field: np.ndarray | None = None
 
     # -- stepping -----------------------------------------------------------------
@@ -138,6 +144,15 @@ class Simulation:
         -------
         Simulation
             ``self``, for chaining; results are in ``self.sink``.
+
+        Raises
+        ------
+        particledyn.interrupts.Interrupted
+            SIGINT or SIGTERM arrived: the step it arrived in was recorded and
+            checkpointed, and the sink closed as not finished.
+        DivergenceError
+            Positions, or an observer's ``divergence_keys`` (the loss), became NaN
+            or inf; the checkpoint sent last carries a ``diverged`` entry.
         """
         if int(steps) != steps or steps < 0:
             raise ValueError(f"steps={steps!r}: expected an integer >= 0")
@@ -147,36 +162,71 @@ class Simulation:
 
         state = self.state
         end = state.step + int(steps)
-        if not self._started:
-            self._start()
         # tqdm: disable=None hides the bar when stderr is not a terminal
         bar = tqdm(total=int(steps), disable={True: False, False: True, None: None}[progress],
                    unit="step", dynamic_ncols=True, desc=self.kernel.name)
-        finished = False
-        try:
-            while state.step < end:
-                wants_previous = any(o.needs_previous and o.wants(state.step + 1) for o in self.observers)
-                previous = state.positions.copy() if wants_previous else None
-                field, direction, lr = self.step()
-                self._after_step(previous, field, direction, lr, end)
-                bar.update(1)
-            finished = True
-        finally:
-            bar.close()
-            if not finished:
-                self.sink.write_checkpoint(self.checkpoint())
-                self.sink.close(finished=False)
+        finished, diverged = False, None
+        # The step's in-place updates, frame, observables and checkpoint happen between two
+        # boundaries; a signal is acted on only at a boundary (see particledyn.interrupts), and
+        # an error between two leaves the last checkpoint, a fully recorded step, as it is.
+        guard = deferred_signals() if self.defer_signals else contextlib.nullcontext(Deferral())
+        with guard as signals, FloatWarnings() as float_warnings:
+            recorded = self._started
+            try:
+                signals.abortable = True
+                if not self._started:
+                    self._start()
+                recorded = True
+                signals.check(state.step)
+                while state.step < end:
+                    recorded = False
+                    wants_previous = any(o.needs_previous and o.wants(state.step + 1) for o in self.observers)
+                    previous = state.positions.copy() if wants_previous else None
+                    field, direction, lr = self.step()
+                    self._after_step(previous, field, direction, lr, end)
+                    recorded = True
+                    bar.update(1)
+                    signals.check(state.step)
+                finished = True
+            except DivergenceError as exc:
+                exc.numpy_warnings = float_warnings.take()
+                diverged = exc
+                raise
+            finally:
+                signals.abortable = False
+                bar.close()
+                if not finished:
+                    self._stop(recorded, diverged)
         return self
 
+    def _stop(self, recorded: bool, diverged: DivergenceError | None) -> None:
+        """Checkpoint the last fully recorded step (or the divergence) and close the sink unfinished."""
+        if diverged is not None:
+            self._send_checkpoint({**self.checkpoint(), "diverged": diverged.record()})
+        elif recorded and self._checkpointed != self.state.step:
+            self._send_checkpoint(self.checkpoint())
+        self.sink.close(finished=False)
+
+    def _send_checkpoint(self, checkpoint: dict) -> None:
+        self.sink.write_checkpoint(checkpoint)
+        self._checkpointed = int(checkpoint["step"])
+
     def close(self) -> None:
-        """Final frame and checkpoint, then close the sink as finished."""
+        """Final frame and checkpoint, then close the sink as finished.
+
+        A SIGINT or SIGTERM arriving meanwhile waits until the sink is closed, then
+        raises :class:`~particledyn.interrupts.Interrupted`.
+        """
         state = self.state
-        if self.frame_every == 0 or state.step % self.frame_every:
-            self._write_frame()
-        for observer in self.observers:
-            observer.finish(self)
-        self.sink.write_checkpoint(self.checkpoint())
-        self.sink.close(finished=True)
+        with deferred_signals() as signals:
+            with signals.critical():
+                if self.frame_every == 0 or state.step % self.frame_every:
+                    self._write_frame()
+                for observer in self.observers:
+                    observer.finish(self)
+                self._send_checkpoint(self.checkpoint())
+                self.sink.close(finished=True)
+            signals.check(state.step)
 
     def _start(self):
         state = self.state
@@ -185,8 +235,9 @@ class Simulation:
         if state.step == 0 or self.frame_every and state.step % self.frame_every == 0:
             self._write_frame()
         info = self._info(None, None, None, self.schedule(state.step))
-        for observer in self.observers:
-            self.sink.write_observables(observer.name, state.step, state.time, observer.observe(info))
+        self._observe(self.observers, info)
+        # a checkpoint at the first step: a run killed before its first periodic one resumes
+        self._send_checkpoint(self.checkpoint())
         self._started = True
 
     def _after_step(self, previous, field, direction, lr, end):
@@ -196,11 +247,27 @@ class Simulation:
             self._write_frame()
         active = [o for o in self.observers if o.wants(t)]
         if active:
-            info = self._info(previous, field, direction, lr)
-            for observer in active:
-                self.sink.write_observables(observer.name, t, state.time, observer.observe(info))
+            self._observe(active, self._info(previous, field, direction, lr))
         if self.checkpoint_every and t % self.checkpoint_every == 0 and t < end:
-            self.sink.write_checkpoint(self.checkpoint())
+            self._send_checkpoint(self.checkpoint())
+
+    def _observe(self, observers, info: StepInfo) -> None:
+        """Record each observer's values at ``info.step``; then raise DivergenceError if one
+        of their ``divergence_keys`` (the loss) is NaN or inf. An observer's error is raised
+        as :class:`~particledyn.observers.ObserverError` (MemoryError as it is)."""
+        state, bad = self.state, []
+        for observer in observers:
+            try:
+                values = observer.observe(info)
+            except (DivergenceError, ObserverError, MemoryError):
+                raise
+            except Exception as exc:
+                raise ObserverError(observer.name, state.step, exc) from exc
+            self.sink.write_observables(observer.name, state.step, state.time, values)
+            bad += [f"{observer.name}/{key}" for key in non_finite_keys(observer, values)]
+        if bad:
+            quantity = bad[0].split("/", 1)[1] if bad[0].startswith("loss/") else bad[0]
+            raise DivergenceError(state.step, 0, info.lr, quantity)
 
     def _write_frame(self):
         """The current frame to the sink. Backends override this (host copies)."""
@@ -248,6 +315,7 @@ class Simulation:
             if observer.name in observer_states:
                 observer.load_state_dict(observer_states[observer.name])
         self._started = True
+        self._checkpointed = state.step
         return self
 
 

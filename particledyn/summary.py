@@ -17,7 +17,9 @@ the file. Only the observables the run recorded are used:
   holds all of them. "eta*K at step s" is the last finite record at or before s;
 - ``loss/loss`` (or ``train_loss``) and ``loss/test_loss``.
 
-A run without Betti numbers and merges gets ``topology_preserved = None``.
+A run without Betti numbers and merges gets ``topology_preserved = None``. A run that
+diverged (its last checkpoint says so, or its training loss became NaN or inf) gets a
+verdict starting "diverged at step s".
 """
 from __future__ import annotations
 
@@ -213,6 +215,22 @@ def _loss_summary(run) -> dict[str, Any]:
     return out
 
 
+def _divergence(run) -> dict[str, Any] | None:
+    """``{"step", "quantity"}`` of a diverged run (its checkpoint's mark, else the first
+    non-finite training loss), or None."""
+    from .divergence import divergence_of
+
+    try:
+        found = divergence_of(run.checkpoint())
+    except (OSError, KeyError, ValueError):
+        found = None
+    if found is None:
+        loss = train_loss_series(run)
+        if loss is not None and not np.all(np.isfinite(loss[1])):
+            found = {"step": loss[0][~np.isfinite(loss[1])][0], "quantity": "loss"}
+    return None if found is None else {"step": int(found["step"]), "quantity": str(found["quantity"])}
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
@@ -233,6 +251,10 @@ def _verdict(summary: dict[str, Any]) -> str:
     source = summary["K_source"]
     K_note = f" ({source})" if source else ""
     last = summary["last_step"]
+    diverged = summary["diverged"]
+    if diverged is not None:
+        head = f"diverged at step {diverged['step']} (the {diverged['quantity']} became NaN or inf); "
+        return head + _verdict({**summary, "diverged": None, "finished": True})
     tail = "" if summary["finished"] else f"; run not finished (last record at step {last})"
     if summary["topology_preserved"] is None:
         return ("no topology observables recorded (add the betti and merges observers); "
@@ -281,8 +303,9 @@ def summarize_run(path) -> dict[str, Any]:
         ``total_merged_mass``, ``initial_atoms``, ``final_atoms``, ...), ``K_source``
         (the source the verdict quotes), ``eta_K`` (per source: ``max``, ``max_step``,
         ``final``, ``at_betti_change``, ``at_first_merge``), ``loss``
-        (``initial_train``, ``final_train``, ``final_test`` when recorded) and
-        ``verdict``, a one-line sentence.
+        (``initial_train``, ``final_train``, ``final_test`` when recorded),
+        ``diverged`` (``step`` and ``quantity``, or None) and ``verdict``, a
+        one-line sentence ("diverged at step s ..." first for a diverged run).
 
     Raises
     ------
@@ -316,6 +339,7 @@ def summarize_run(path) -> dict[str, Any]:
             "K_source": next(iter(series), None),
             "eta_K": _eta_K_summary(series, betti_step, merge_step),
             "loss": _loss_summary(run),
+            "diverged": _divergence(run),
         }
     summary["verdict"] = _verdict(summary)
     return summary

@@ -208,6 +208,36 @@ def test_device_simulation_observers_checkpoint_and_resume(rng):
     assert np.array_equal(resumed.positions, full.positions)
 
 
+def test_device_simulation_stops_at_a_step_boundary_on_a_signal(rng):
+    import signal
+
+    from particledyn.interrupts import Interrupted
+
+    net = make_net(rng)
+    x0 = rng.normal(size=(30, net.dim))
+    full = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1)
+    full.run(4, progress=False)
+    stopped = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1)
+    update = stopped._update
+
+    def signalled(t, lr):  # SIGINT after the in-place device update of step 2
+        out = update(t, lr)
+        if t == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    stopped._update = signalled
+    with pytest.raises(Interrupted, match="SIGINT: stopped after step 2"):
+        stopped.run(4, progress=False)
+    checkpoint = stopped.sink.checkpoint
+    assert checkpoint["step"] == 2 and stopped.sink.steps == [0, 1, 2] and not stopped.sink.finished
+    resumed = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1).restore(checkpoint)
+    resumed.run(2, progress=False)
+    assert np.array_equal(resumed.positions, full.positions)
+    for name, value in full.checkpoint()["optimizer_state"].items():
+        assert np.array_equal(resumed.checkpoint()["optimizer_state"][name], value)
+
+
 def test_device_simulation_streams_only_the_written_subset(rng, tmp_path):
     net = make_net(rng)
     x0 = rng.normal(size=(30, net.dim))

@@ -225,9 +225,11 @@ def test_divergence_exit_code_message_and_file(tmp_path, capsys):
     assert code == 3
     err = one_line_error(capsys)
     assert err.startswith("error: the run diverged at step ") and "marked not finished" in err
+    # the loss overflows one step before the positions: that step is recorded, then the run stops
+    assert "the loss became NaN or inf" in err
     step = int(err.split("at step ")[1].split(":")[0])
     info = run_info(out)
-    assert info["status"] == "diverged" and info["last_step"] == step - 1 and info["frames"] == step
+    assert info["status"] == "diverged" and info["last_step"] == step and info["frames"] == step + 1
     with open_run(out) as run:
         assert not run.finished and np.isfinite(run.positions()).all()
     assert main(["info", out]) == 0

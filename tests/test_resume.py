@@ -5,6 +5,7 @@ a watcher thread once a few checkpoints are on disk; then this process computes
 the uninterrupted reference runs, and each killed file is resumed and compared
 with its reference record by record.
 """
+import os
 import signal
 import subprocess
 import sys
@@ -199,16 +200,17 @@ def test_interrupted_run_with_every_observer_type_resumes_identically(tmp_path, 
     step = Simulation.step
 
     def interrupted_step(self):
-        if self.state.step == 3:  # Ctrl-C (or SIGTERM) before update 4: the loop checkpoints step 3
-            raise KeyboardInterrupt
+        if self.state.step == 3:  # Ctrl-C during update 4: the loop stops once step 4 is recorded
+            os.kill(os.getpid(), signal.SIGINT)
         return step(self)
 
     monkeypatch.setattr(Simulation, "step", interrupted_step)
     assert main(["run", str(scenario), "--out", cut]) == 130
     err = capsys.readouterr().err
-    assert err.startswith(f"interrupted: {cut} keeps 2 frames (last at step 2), last checkpoint at step 3") and f"run --resume --out {cut}" in err
+    assert err.startswith(f"interrupted: {cut} keeps 3 frames (last at step 4), last checkpoint at step 4")
+    assert f"run --resume --out {cut}" in err
     info = run_info(cut)
-    assert info["status"] == "stopped" and info["checkpoint_step"] == 3
+    assert info["status"] == "stopped" and info["checkpoint_step"] == 4
     assert set(info["observables"]) == set(OBSERVER_TYPES)
     monkeypatch.undo()
     assert main(["run", "--resume", "--out", cut]) == 0

@@ -107,16 +107,22 @@ def test_expansion_observer_K_callable_and_empirical():
     assert seen == [3]
 
 
-def test_zigzag_observer_buffers_frames():
+def test_zigzag_observer_records_frames_where_the_run_records_go(tmp_path):
+    from particledyn.sinks import MemorySink
+
     obs = ZigzagObserver(every=2, scale=0.3, max_dim=1)
     frames = [ring(40) if t < 3 else ring(40, arc=0.8) for t in range(5)]
+    sink = MemorySink()
     for t, X in enumerate(frames):
-        assert obs.observe(info(2 * t, X)) == {"n_frames": t + 1}
-    assert obs.steps == [0, 2, 4, 6, 8]
-    assert np.array_equal(obs.barcode(), zigzag_barcode(frames, 0.3, 1))
+        values = obs.observe(info(2 * t, X))
+        assert values["n_frames"] == t + 1 and np.array_equal(values["frame"], X)
+        sink.write_observables("zigzag", 2 * t, float(t), values)
+    steps, stored = obs.frames(sink)
+    assert steps.tolist() == [0, 2, 4, 6, 8] and all(np.array_equal(a, b) for a, b in zip(stored, frames))
+    assert np.array_equal(obs.barcode(sink), zigzag_barcode(frames, 0.3, 1))
     restored = ZigzagObserver(every=2, scale=0.3, max_dim=1)
     restored.load_state_dict(obs.state_dict())
-    assert np.array_equal(restored.barcode(), obs.barcode())
+    assert np.array_equal(restored.barcode(sink), obs.barcode(sink))
 
 
 @pytest.mark.parametrize("make", [

@@ -94,6 +94,7 @@ class LossObserver(Observer):
     """
 
     name = "loss"
+    divergence_keys = ("loss",)
 
     def __init__(self, every: int = 1, *, labels=None):
         super().__init__(every)
@@ -249,7 +250,7 @@ for _type in (
                   Key("model", Choice(("auto", "alpha", "rips")), "Union-of-balls model.", "auto")),
                  _build_expansion,
                  "particledyn.topology.observers:ExpansionObserver"),
-    ObserverType("zigzag", "buffers frames for a zigzag barcode after the run",
+    ObserverType("zigzag", "records frames (key frame) for a zigzag barcode after the run",
                  (Key("scale", _NON_NEGATIVE, "Rips edge length of the zigzag.", 0.25),
                   Key("max_dim", Int(0, 3), "Highest homology dimension.", 1)), _build_zigzag,
                  "particledyn.topology.observers:ZigzagObserver"),

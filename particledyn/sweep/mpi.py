@@ -133,6 +133,8 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     sim = Simulation(kernel, x[lo:hi], optimizer=prepared.optimizer, lr=prepared.schedule, masses=m[lo:hi],
                      seed=run["seed"], batch_size=optimizer["batch_size"], observers=(),
                      sink=MemorySink(keep_frames=False), frame_every=0, dtype=run["dtype"])
+    # a rank stopping at its own step boundary would leave the others blocked in the next Allreduce
+    sim.defer_signals = False
     sim.step()  # compile and warm up outside the timing; counted in the steps
     comm.Barrier()
     began = time.perf_counter()

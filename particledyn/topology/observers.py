@@ -196,7 +196,7 @@ class ExpansionObserver(Observer):
 
 
 class ZigzagObserver(Observer):
-    """Buffers frames on a cadence for :func:`zigzag_barcode` at the end of a run.
+    """Records frames on a cadence for :func:`zigzag_barcode` after (or during) a run.
 
     Parameters
     ----------
@@ -207,9 +207,13 @@ class ZigzagObserver(Observer):
 
     Notes
     -----
-    Each call records ``n_frames`` (frames buffered so far). After the run,
-    :meth:`barcode` computes the zigzag barcode; bars are in units of
-    buffered frames, and :attr:`steps` maps frame index to step.
+    Each call records ``frame`` (the positions, float64) and ``n_frames`` (frames
+    recorded so far). The frames live where the run's records go (the run file,
+    or a :class:`~particledyn.sinks.MemorySink`), not in the observer: its memory
+    and its checkpoint state (the number of frames, a reference to the first
+    ``n_frames`` records of ``observables/<name>/frame``) do not grow with the run.
+    :meth:`barcode` reads the frames back; bars are in units of recorded frames,
+    and the ``frame`` records' steps map frame index to step.
     """
 
     name = "zigzag"
@@ -220,23 +224,53 @@ class ZigzagObserver(Observer):
             raise ValueError(f"scale={scale!r}: expected a finite non-negative edge length")
         self.scale = float(scale)
         self.max_dim = _check_max_dim(max_dim)
-        self.frames: list[np.ndarray] = []
-        self.steps: list[int] = []
+        self.n_frames = 0
+        self._sink = None
+
+    def start(self, simulation: Any) -> None:
+        self._sink = getattr(simulation, "sink", None)
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
-        self.frames.append(np.array(info.positions, dtype=np.float64, copy=True))
-        self.steps.append(int(info.step))
-        return {"n_frames": len(self.frames)}
+        self.n_frames += 1
+        return {"frame": np.array(info.positions, dtype=np.float64), "n_frames": self.n_frames}
 
-    def barcode(self) -> np.ndarray:
-        """Zigzag barcode of the buffered frames, rows [dim, birth, death] in frame units."""
-        return zigzag_barcode(self.frames, self.scale, self.max_dim)
+    def frames(self, source=None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Steps and positions of the recorded frames.
+
+        Parameters
+        ----------
+        source : path, Run or MemorySink, optional
+            Where the run's records are: a run file (its path or an open
+            :class:`~particledyn.io.Run`) or a MemorySink; by default the sink of
+            the simulation this observer ran in (the file once the run is closed).
+        """
+        from ..sinks import MemorySink
+
+        source = self._sink if source is None else source
+        source = getattr(source, "inner", source)  # the runner's wrapper of the file's sink
+        if source is None:
+            raise ValueError("no source: expected a run file, a Run or a MemorySink (the observer "
+                             "has not run in a simulation)")
+        if isinstance(source, MemorySink):
+            table = source.observables.get(self.name, {"step": [], "frame": []})
+            steps, frames = table["step"], table.get("frame", [])
+        elif hasattr(source, "observable"):
+            steps, frames = source.observable(self.name, "frame")
+        else:
+            from ..io import open_run
+
+            with open_run(getattr(source, "path", source)) as run:
+                steps, frames = run.observable(self.name, "frame")
+        count = self.n_frames if self.n_frames else len(steps)
+        return np.asarray(steps[:count], dtype=np.int64), [np.asarray(f) for f in frames[:count]]
+
+    def barcode(self, source=None) -> np.ndarray:
+        """Zigzag barcode of the recorded frames (see :meth:`frames` for ``source``), rows
+        [dim, birth, death] in frame units."""
+        return zigzag_barcode(self.frames(source)[1], self.scale, self.max_dim)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        if not self.frames:
-            return {}
-        return {"frames": np.stack(self.frames), "steps": np.asarray(self.steps, np.int64)}
+        return {"n_frames": np.asarray(self.n_frames, dtype=np.int64)}
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
-        self.frames = [np.asarray(f) for f in state.get("frames", [])]
-        self.steps = [int(s) for s in state.get("steps", [])]
+        self.n_frames = int(state.get("n_frames", 0))

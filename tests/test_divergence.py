@@ -1,0 +1,128 @@
+"""An infinite or NaN loss is divergence: exit 3, the file says so, the verdict and the figures too."""
+import numpy as np
+import pytest
+
+from particledyn import DivergenceError, Simulation, open_run
+from particledyn.cli import main
+from particledyn.divergence import FloatWarnings
+from particledyn.runner import run_info
+from particledyn.summary import summarize_run
+
+from run_files import png_is_drawn
+
+# lr = 1e4 on a sigmoid net: the positions grow to ~1e150 and stay finite, the loss overflows at step 26
+DIVERGING = """\
+[run]
+steps = 40
+seed = 3
+threads = 1
+[data]
+kind = "teacher_student"
+d = 1
+n = 100
+[init]
+shape = "genus_region"
+n = 100
+[schedule]
+lr = 1e4
+[output]
+checkpoint_every = 10
+[[observers]]
+type = "loss"
+[[observers]]
+type = "betti"
+every = 5
+max_dim = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("diverged")
+    scenario = directory / "diverging.toml"
+    scenario.write_text(DIVERGING)
+    return directory, scenario
+
+
+def test_an_infinite_loss_ends_the_run_as_diverged(diverged, capsys):
+    directory, scenario = diverged
+    path = str(directory / "run.h5")
+    assert main(["run", str(scenario), "--out", path]) == 3
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err  # no raw RuntimeWarning before the message
+    assert lines[0].startswith("error: the run diverged at step 26: the loss became NaN or inf (lr = 10000)")
+    assert "numpy warned: overflow encountered in" in lines[0] and "RuntimeWarning" not in captured.err
+    # the figures and the verdict of what the run recorded were written after it
+    assert "verdict: diverged at step 26 (the loss became NaN or inf)" in captured.out
+    assert png_is_drawn(directory / "run_figures" / "cloud.png")
+    assert png_is_drawn(directory / "run_figures" / "loss.png")
+    with open_run(path) as run:
+        assert not run.finished and int(run.steps[-1]) == 26
+        steps, loss = run.observable("loss", "loss")
+        assert steps[-1] == 26 and np.isinf(loss[-1]) and np.all(np.isfinite(loss[:-1]))
+        assert np.all(np.isfinite(run.positions(26)))  # positions alone would not have told
+        assert run.checkpoint()["diverged"] == {"step": 26, "quantity": "loss", "count": 0, "lr": 1e4}
+    assert run_info(path)["status"] == "diverged"
+    assert main(["info", path]) == 0
+    assert "diverged at step 26" in capsys.readouterr().out
+    assert main(["run", "--resume", "--out", path]) == 1
+    assert "cannot resume" in capsys.readouterr().err
+
+
+def test_plot_and_verdict_of_a_diverged_run(diverged, capsys, tmp_path):
+    directory, scenario = diverged
+    path = str(directory / "plotted.h5")
+    assert main(["run", str(scenario), "--out", path, "--no-plots"]) == 3
+    capsys.readouterr()
+    summary = summarize_run(path)
+    assert summary["diverged"] == {"step": 26, "quantity": "loss"}
+    assert summary["verdict"].startswith("diverged at step 26 (the loss became NaN or inf); topology")
+    with _no_warnings():
+        assert main(["plot", path, "--out", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    assert "figures: 3 in" in out and "verdict: diverged at step 26" in out
+    for name in ("cloud.png", "betti.png", "loss.png"):
+        assert png_is_drawn(tmp_path / "figs" / name), name
+
+
+class _no_warnings:
+    """Fail on any warning raised inside the block."""
+
+    def __enter__(self):
+        import warnings
+        self._catch = warnings.catch_warnings(record=True)
+        self.caught = self._catch.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, *exc):
+        self._catch.__exit__(*exc)
+        assert not self.caught, [str(w.message) for w in self.caught]
+
+
+def test_non_finite_positions_are_marked_in_the_checkpoint(tmp_path):
+    from particledyn.kernels import TwoLayerNet
+    from particledyn.sinks import MemorySink
+
+    x = np.linspace(0, 1, 20).reshape(10, 2)
+    kernel = TwoLayerNet(x[:, :1], x[:, 1], scaling="mean_field")
+    sink = MemorySink()
+    sim = Simulation(kernel, x, lr=1e300, sink=sink)
+    with pytest.raises(DivergenceError, match="became non-finite|NaN or inf") as caught:
+        sim.run(5, progress=False)
+    assert sink.checkpoint["diverged"]["quantity"] == "positions"
+    assert sink.checkpoint["diverged"]["step"] == caught.value.step and not sink.finished
+
+
+def test_float_warnings_are_held_and_shown_when_nothing_diverged(recwarn):
+    with FloatWarnings() as held:
+        np.exp(np.array([1000.0]))
+        import warnings
+        warnings.warn("another warning", UserWarning)
+        assert [str(w.message) for w in recwarn] == ["another warning"]
+    assert sorted(str(w.message) for w in recwarn) == ["another warning", "overflow encountered in exp"]
+    with FloatWarnings() as held:
+        np.exp(np.array([1000.0]))
+        assert held.take() and held.take() == []
+    assert len(recwarn) == 2
