@@ -13,7 +13,8 @@ keeps its last checkpoint, an earlier fully recorded step); during the clean-up
 hammered Ctrl-C never interrupts the clean-up itself.
 
 Handlers can only be installed in the main thread; elsewhere (a Dask worker
-thread) the context is a no-op apart from :meth:`Deferral.request_stop`.
+thread) nested blocks share one Deferral per thread, and another thread stops the
+run at its next step boundary with :func:`request_stop` (a sweep's Ctrl-C does).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import signal
 import threading
 from typing import Iterator
 
-__all__ = ["Interrupted", "Deferral", "deferred_signals"]
+__all__ = ["Interrupted", "Deferral", "deferred_signals", "request_stop"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -95,6 +96,42 @@ class Deferral:
 
 
 _active: Deferral | None = None
+_by_thread: dict[int, Deferral] = {}  # the Deferrals of threads other than the main one
+_by_thread_lock = threading.Lock()
+
+
+def request_stop(thread_id: int) -> bool:
+    """Ask the run in thread ``thread_id`` (a ``threading.get_ident()``) to stop at its next
+    step boundary; False when that thread is in no :func:`deferred_signals` block now."""
+    if thread_id == threading.main_thread().ident:
+        deferral = _active
+    else:
+        with _by_thread_lock:
+            deferral = _by_thread.get(thread_id)
+    if deferral is None:
+        return False
+    deferral.request_stop()
+    return True
+
+
+@contextlib.contextmanager
+def _thread_deferral() -> Iterator[Deferral]:
+    ident = threading.get_ident()
+    with _by_thread_lock:
+        deferral = _by_thread.get(ident)
+        outermost = deferral is None
+        if outermost:
+            deferral = _by_thread[ident] = Deferral()
+    if not outermost:
+        yield deferral
+        return
+    try:
+        yield deferral
+    finally:
+        with _by_thread_lock:
+            _by_thread.pop(ident, None)
+    if deferral.pending and not deferral.raised:
+        raise Interrupted(deferral.signum)
 
 
 @contextlib.contextmanager
@@ -105,11 +142,13 @@ def deferred_signals() -> Iterator[Deferral]:
     place before it (a signal ignored with ``SIG_IGN`` stays ignored) come back
     when it ends. A signal that no :meth:`Deferral.check` acted on is raised as
     :class:`Interrupted` when the outermost block ends, so none is lost.
-    Outside the main thread the block gets a Deferral of its own and installs nothing.
+    Outside the main thread the block installs nothing (signals go to the main thread
+    only); nested blocks of one thread share its Deferral, which :func:`request_stop` reaches.
     """
     global _active
     if threading.current_thread() is not threading.main_thread():
-        yield Deferral()  # signals go to the main thread only: nothing to defer here
+        with _thread_deferral() as deferral:
+            yield deferral
         return
     if _active is not None:
         yield _active

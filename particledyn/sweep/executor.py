@@ -108,18 +108,54 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
-def execute_run(run: RunSpec, progress: bool = False) -> dict:
+@contextlib.contextmanager
+def _stop_when(event_name: str | None, poll: float = 0.5):
+    """While the block runs in a Dask task, stop its run at the next step boundary once the
+    Dask Event ``event_name`` is set (the sweep's client sets it on Ctrl-C)."""
+    if not event_name:
+        yield
+        return
+    import threading
+
+    from distributed import Event, get_client
+
+    from ..interrupts import request_stop
+
+    event, runner, done = Event(event_name, client=get_client()), threading.get_ident(), threading.Event()
+
+    def watch():
+        while not done.wait(poll):
+            try:
+                if event.is_set():
+                    request_stop(runner)  # again each poll: the run may not have started its loop yet
+            except Exception:  # the scheduler is away for a moment
+                pass
+
+    watcher = threading.Thread(target=watch, name="particledyn-stop-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = None) -> dict:
     """Run (or resume, or skip) one run of a sweep; never raises for the run's own errors.
 
     The run is claimed first (:func:`particledyn.sweep.claims.acquire`), so no other
-    process, on any host sharing the folder, runs it at the same time.
+    process, on any host sharing the folder, runs it at the same time. With ``stop_event``
+    (the name of a Dask Event), setting the event stops the run at its next step boundary,
+    checkpointed and resumable.
 
     Returns
     -------
     dict
-        ``run_id``, ``status`` (finished, diverged, failed, running (claimed elsewhere), or the
-        done state it found), ``error`` (one line, or ""), ``elapsed`` (seconds), ``action``.
+        ``run_id``, ``status`` (finished, diverged, failed, stopped (by ``stop_event``), running
+        (claimed elsewhere), or the done state it found), ``error`` (one line, or ""),
+        ``elapsed`` (seconds), ``action``.
     """
+    from ..interrupts import Interrupted
     from ..runner import ResumeError, resume_run, start_run
     from ..scenario import Scenario
     from ..simulation import DivergenceError
@@ -137,7 +173,7 @@ def execute_run(run: RunSpec, progress: bool = False) -> dict:
     except OSError as exc:
         return {"run_id": run.run_id, "status": "failed", "error": _one_line(exc),
                 "elapsed": time.perf_counter() - began, "action": "start"}
-    with claim:
+    with claim, _stop_when(stop_event):
         try:
             state = file_state(run.path, steps, own_claim=True)
             if state in DONE:
@@ -155,6 +191,8 @@ def execute_run(run: RunSpec, progress: bool = False) -> dict:
                 start_run(scenario, out=run.path, overwrite=True, progress=progress)
         except DivergenceError as exc:
             status, error = "diverged", _one_line(exc)
+        except Interrupted as exc:
+            status, error = "stopped", f"stopped by the sweep: {exc}"
         except Exception as exc:  # a failed run is recorded, the sweep goes on
             status, error = "failed", _one_line(exc)
     return {"run_id": run.run_id, "status": status, "error": error,
@@ -428,8 +466,9 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc=f"sweep {spec.name}",
                    disable={True: False, False: True, None: None}[progress], dynamic_ncols=True)
         tag = uuid.uuid4().hex[:8]
-        futures = {c.submit(execute_run, r, key=f"particledyn-{spec.name}-{r.run_id}-{tag}", pure=False): r
-                   for r in launch}
+        stop_event = f"particledyn-stop-{spec.name}-{tag}"
+        futures = {c.submit(execute_run, r, False, stop_event, key=f"particledyn-{spec.name}-{r.run_id}-{tag}",
+                            pure=False): r for r in launch}
 
         def record(future):
             run = futures[future]
@@ -442,6 +481,9 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
 
         try:
             wait_for_runs(c, futures, record, cluster.no_worker_timeout)
+        except KeyboardInterrupt:
+            _stop_running(c, stop_event, futures)
+            raise
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -454,6 +496,27 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
     rows = _status_rows(spec, runs, states, outcomes, K0_errors, "failed")
     return _finish(spec, out, rows, plot, began, k0_elapsed, len(runs) - len(todo), len(outcomes),
                    write=shard is None and index is None)
+
+
+def _stop_running(client, stop_event: str, futures: dict, patience: float = 60.0) -> None:
+    """On Ctrl-C: stop the running runs at their next step boundary (checkpointed), drop the
+    ones not started, and wait until the claims are released, so every file is resumable and
+    no task writes on after the sweep has exited. A second Ctrl-C stops the wait."""
+    from distributed import Event
+
+    print("interrupted: stopping the running runs at their next step (Ctrl-C again to stop "
+          "waiting)", file=sys.stderr)
+    try:
+        Event(stop_event, client=client).set()
+    finally:
+        for future in futures:  # a task already running goes on in its thread until it stops
+            future.cancel()
+    deadline = time.monotonic() + patience
+    try:
+        while time.monotonic() < deadline and any(holder(r.path) is not None for r in futures.values()):
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
 
 
 def _write_outcomes(path: Path, outcomes: dict) -> None:
