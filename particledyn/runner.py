@@ -31,7 +31,8 @@ from .sinks import Sink
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
            "set_threads"]
 
-_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3}
+_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3,
+               "figure_eight": 2, "two_circles": 2, "solid_double_torus": 3}
 
 
 class ResumeError(RuntimeError):

@@ -55,9 +55,11 @@ SECTION_DOCS = {
 _INT64 = 2**63 - 1
 _COUNT = 2**31 - 1
 _DATA_KINDS = ("teacher_student", "linear_teacher_task", "digits", "mnist")
+_AUTHORS_SHAPES = ("figure_eight", "two_circles", "solid_double_torus")
 _SHAPES = ("genus_region", "disjoint_regions", "genus_surface", "torus", "sphere", "circle",
-           "gaussian", "union")
+           "gaussian") + _AUTHORS_SHAPES + ("union",)
 _NOT_UNION = tuple(s for s in _SHAPES if s != "union")
+_SIZED = tuple(s for s in _NOT_UNION if s not in _AUTHORS_SHAPES)
 _ROTATABLE = tuple(s for s in _SHAPES if s not in ("union", "gaussian"))
 _POSITIVE = Float(0.0, lo_open=True)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -72,13 +74,24 @@ def _run_name(value):
 
 
 def _rotation(value):
+    if isinstance(value, list) and len(value) == 3 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [float(v) for v in value]
     if isinstance(value, list):
         k = len(value)
         if k and all(isinstance(row, list) and len(row) == k and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
             return [[float(v) for v in row] for row in value]
-        raise Invalid("expected a square array of arrays of numbers (a rotation matrix)")
+        raise Invalid("expected a square array of arrays of numbers (a rotation matrix) or 3 Euler angles")
     return OneOf((Literal("random"), Float())).parse(value, "rotation")
+
+
+def _matrix(value):
+    if isinstance(value, list) and value and all(
+            isinstance(row, list) and len(row) == len(value) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
+        return [[float(v) for v in row] for row in value]
+    raise Invalid("expected a square array of arrays of numbers")
 
 
 def _parts(value):
@@ -151,12 +164,25 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("init.gap", _POSITIVE, "Gap between copies over a copy's half-length.", 1.0, ("disjoint_regions",)),
     Key("init.minor_ratio", Float(0, 1, True, True), "Tube radius over major radius.", 0.4, ("torus",)),
     Key("init.k", Int(0, 1000), "The sphere S^k (native dimension k + 1).", 2, ("sphere",)),
-    Key("init.size", _POSITIVE, "Scale: bounding radius (gaussian: standard deviation).", 1.0, _NOT_UNION),
+    Key("init.radius", _POSITIVE, "Radius of each circle.", 1.0, ("two_circles",)),
+    Key("init.separation", _POSITIVE, "Distance between the circles' centres (> 2 radius).", 2.4,
+        ("two_circles",)),
+    Key("init.major", _POSITIVE, "Major radius of each torus.", 0.5, ("solid_double_torus",)),
+    Key("init.minor", _POSITIVE, "Tube radius of each torus (< major).", 0.2, ("solid_double_torus",)),
+    Key("init.offset", _POSITIVE, "The tori are centred at (+-offset, 0, 0).", 0.8, ("solid_double_torus",)),
+    Key("init.sharpness", _POSITIVE, "k of the soft minimum joining the tori.", 5.0, ("solid_double_torus",)),
+    Key("init.size", _POSITIVE, "Scale: bounding radius (gaussian: standard deviation).", 1.0, _SIZED),
     Key("init.center", FloatList(Float(), scalar_ok=False), "Translation, D numbers (optional: origin).",
         OPTIONAL, _NOT_UNION),
-    Key("init.rotation", Custom('an angle, "random" or a square matrix', _rotation),
-        'Rotation in the native space: an angle in radians (planar shapes), "random", or a matrix '
-        "(optional: none).", OPTIONAL, _ROTATABLE),
+    Key("init.rotation", Custom('an angle, 3 Euler angles, "random" or a square matrix', _rotation),
+        'Rotation in the native space: an angle in radians (planar shapes), 3 angles about the fixed '
+        'x, y, z axes (3-D shapes: R = Rz Ry Rx), "random", or a matrix (optional: none).', OPTIONAL,
+        _ROTATABLE),
+    Key("init.axis_scale", FloatList(Float(), scalar_ok=False), "Per-axis factors, D numbers, applied "
+        "after embedding and before init.center (optional: none); e.g. axis_scale = [0.1, 1] with "
+        "center = [-2, 0] is the map w -> 0.1 w - 2 of the paper's code.", OPTIONAL, _NOT_UNION),
+    Key("init.linear_map", Custom("a D x D matrix", _matrix), "A D x D matrix applied after embedding "
+        "and before init.center, instead of axis_scale (optional: none).", OPTIONAL, _NOT_UNION),
     Key("init.embed", Choice(("first", "random_orthonormal")), "How the native shape enters R^D.",
         "first", _ROTATABLE + ("union",)),
     Key("init.seed", _SEED, "Seed of the cloud.", _derived("run.seed", "run.seed")),

@@ -283,3 +283,28 @@ def test_init_output_scale_multiplies_the_output_coordinates_only():
     np.testing.assert_array_equal(scaled[:, :-d_out], plain[:, :-d_out])
     np.testing.assert_allclose(scaled[:, -d_out:], 0.25 * plain[:, -d_out:], rtol=1e-15)
     assert error_of(with_value("init.output_scale", 0.0)).startswith("init.output_scale = 0")
+
+
+def test_authors_starts_as_scenario_keys():
+    """The 3-D start of the paper's code: solid double torus, Euler rotation, w -> 0.1 w - 2."""
+    import numpy as np
+
+    from particledyn.runner import prepare
+
+    raw = copy.deepcopy(BASE)
+    raw["data"]["d"] = 2
+    raw["init"] = {"shape": "solid_double_torus", "n": 30, "seed": 4, "rotation": [0.6, 0.3, 1.1],
+                   "axis_scale": [0.1, 1, 1], "center": [-2, 0, 0]}
+    positions = prepare(validate_scenario(raw)).positions
+    native = clouds.solid_double_torus(30, seed=4) @ clouds.euler_rotation(0.6, 0.3, 1.1).T
+    np.testing.assert_allclose(positions, native * [0.1, 1, 1] + [-2, 0, 0], rtol=0, atol=1e-15)
+    raw["init"] = {"shape": "two_circles", "n": 30, "linear_map": [[0.1, 0], [0, 1]], "center": [-2, 0]}
+    raw["data"]["d"] = 1
+    np.testing.assert_allclose(prepare(validate_scenario(raw)).positions,
+                               clouds.two_circles(30) * [0.1, 1] + [-2, 0], atol=1e-15)
+    raw["init"] = {"shape": "figure_eight", "n": 30, "size": 2.0}
+    assert "init.size = 2.0: not used when init.shape" in error_of(raw)
+    raw["init"] = {"shape": "figure_eight", "n": 30, "linear_map": [[1, 0]]}
+    assert error_of(raw).startswith("init.linear_map")
+    raw["init"] = {"shape": "figure_eight", "n": 30, "rotation": [1, 2]}
+    assert error_of(raw).startswith("init.rotation")
