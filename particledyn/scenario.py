@@ -143,6 +143,8 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("data.activation", Choice(("sigmoid", "tanh", "relu")), "Teacher activation.", "sigmoid", _TS),
     Key("data.input_std", _POSITIVE, "Standard deviation of the inputs.", 2.0, _TS),
     Key("data.weight_std", _POSITIVE, "Standard deviation of the teacher's first-layer weights.", 0.6, _TS),
+    Key("data.output_std", _POSITIVE, "Standard deviation of the teacher's output weights (the paper's "
+        "code: 0.6 with weight_std = 1 in 2-D, 128^(-1/4) for both in 3-D).", 1.0, _TS),
     Key("data.task_index", Int(0, _COUNT), "Task number of the continual-learning sequence.", REQUIRED, _LT),
     Key("data.d_in", Int(1, 100_000), "Input dimension.", 8, _LT),
     Key("data.d_out", Int(1, 100_000), "Output dimension.", 8, _LT),
@@ -151,6 +153,9 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("data.n_train", Int(10, _COUNT), "Keep a seeded stratified subset of this many training "
         "samples (optional: all).", OPTIONAL, ("digits", "mnist")),
     Key("data.train_fraction", Float(0, 1, True, True), "Fraction used for training.", 0.8, ("digits",)),
+    Key("data.normalize", FloatList(Float(), scalar_ok=False), "[mean, std]: features x -> (x - mean) / "
+        "std after scaling to [0, 1] (the paper's code: [0.1307, 0.3081] on MNIST; optional: none).",
+        OPTIONAL, ("digits", "mnist")),
     Key("data.path", Str(), "Directory of MNIST IDX files or an .npz file (MNIST is not downloaded).",
         REQUIRED, ("mnist",)),
     # [kernel]: kernel.kind here, the options from the kernel registry (see schema())
