@@ -196,6 +196,11 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         raise
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"kernel: {' '.join(str(exc).split())}") from None
+    if resolved["optimizer"]["sampling"] == "epoch":
+        if not hasattr(kernel, "sample_by_epoch"):
+            raise ScenarioError(f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
+                                f"got {type(kernel).__name__}")
+        kernel.sample_by_epoch(resolved["optimizer"]["batch_size"], resolved["run"]["seed"])
     optimizer = _build_optimizer(resolved["optimizer"])
     schedule = _build_schedule(resolved["schedule"])
     init = resolved["init"]

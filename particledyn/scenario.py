@@ -201,6 +201,10 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("optimizer.weight_decay", Float(0.0), "Coupled L2: adds weight_decay * x to the gradient.", 0.0),
     Key("optimizer.batch_size", Int(1, _COUNT), "Mini-batch shared by all particles, drawn from "
         "(seed, step) (optional: the full training set).", OPTIONAL),
+    Key("optimizer.sampling", Choice(("step", "epoch")), '"step": a fresh batch every step, from (seed, '
+        'step); "epoch": as PyTorch\'s DataLoader(shuffle=True): one permutation of the training rows per '
+        "epoch, from (seed, epoch), walked in consecutive batches, the last one short (3500 rows, batch "
+        "128: 28 steps per epoch).", "step"),
     Key("optimizer.beta", Float(0, 1, hi_open=True), "Heavy-ball momentum coefficient.", 0.9, ("momentum",)),
     Key("optimizer.beta1", Float(0, 1, hi_open=True), "Decay of the first moment.", 0.9, ("adam",)),
     Key("optimizer.beta2", Float(0, 1, hi_open=True), "Decay of the second moment.", 0.999, ("adam",)),
@@ -322,6 +326,10 @@ def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str |
 def _cross_checks(resolved: dict) -> None:
     from .schedules import Constant, Cosine, StepDecay
 
+    o = resolved["optimizer"]
+    if o["sampling"] == "epoch" and o["batch_size"] is None:
+        raise ScenarioError('optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
+                            "per batch of each epoch)")
     data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
     if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
         raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '

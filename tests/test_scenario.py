@@ -58,6 +58,7 @@ def test_overrides_and_derived_defaults():
     resolved = validate_scenario(BASE, {"run.steps": 77})
     assert resolved["run"]["steps"] == 77
     assert resolved["optimizer"] == {"name": "adam", "weight_decay": 0.0, "batch_size": None,
+                                     "sampling": "step",
                                      "beta1": 0.8, "beta2": 0.999, "eps": 1e-8}
     cosine = validate_scenario(with_value("schedule.kind", "cosine"), {"run.steps": 0})
     assert cosine["schedule"]["steps"] == 1
