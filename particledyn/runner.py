@@ -160,8 +160,13 @@ def _subset(value, n: int) -> np.ndarray | None:
 
 
 def _build_observers(entries: list[dict], context: BuildContext) -> list:
+    from .scenario import cadence_steps
+
+    batches = getattr(context.kernel, "batches", None)
+    per_epoch = None if batches is None else batches.steps_per_epoch
     observers = []
     for i, entry in enumerate(entries):
+        entry = {**entry, "every": cadence_steps(entry["every"], per_epoch)}
         try:
             observer = OBSERVER_TYPES[entry["type"]].build(entry, context)
         except (ValueError, TypeError) as exc:

@@ -237,11 +237,36 @@ _BASE_SCHEMA: tuple[Key, ...] = (
 
 _OBSERVER_COMMON = (
     Key("type", Choice(("loss",)), "Which observer (see below).", REQUIRED),
-    Key("every", Int(1, 2**62), "Cadence in steps.", 1),
+    Key("every", Custom('a count of steps >= 1 or "N epochs"', lambda v: _cadence(v)),
+        'Cadence in steps, or "N epochs" with optimizer.sampling = "epoch" (N times the steps per '
+        "epoch, e.g. 28 for 3500 rows in batches of 128).", 1),
     Key("name", Custom("a name without '/'", lambda v: _observer_name(v)),
         "HDF5 group observables/<name> (default: the type; needed to use a type twice).",
         OPTIONAL),
 )
+
+
+_EPOCHS_RE = re.compile(r"^\s*([0-9]+)\s+epochs?\s*$")
+
+
+def _cadence(value):
+    if isinstance(value, str):
+        match = _EPOCHS_RE.match(value)
+        if match and 1 <= int(match.group(1)) <= 2**62:
+            count = int(match.group(1))
+            return f"{count} epoch{'s' * (count != 1)}"
+        raise Invalid('expected a count of steps >= 1 or "N epochs" (N >= 1)')
+    return Int(1, 2**62).parse(value, "every")
+
+
+def cadence_steps(every, steps_per_epoch: int | None) -> int:
+    """An observer's cadence in steps: ``every`` as validated (a count, or ``"N epochs"``)."""
+    if isinstance(every, str):
+        if steps_per_epoch is None:
+            raise ScenarioError(f'every = "{every}": expected optimizer.sampling = "epoch" (epochs '
+                                "count its batches)")
+        return int(every.split()[0]) * int(steps_per_epoch)
+    return int(every)
 
 
 def _observer_name(value):
@@ -366,6 +391,9 @@ def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
             raise ScenarioError(f"{where}.name = {show(options['name'])}: already used by "
                                 f"observers[{names[options['name']]}]; give one of them another name")
         names[options["name"]] = i
+        if isinstance(options["every"], str) and resolved["optimizer"]["sampling"] != "epoch":
+            raise ScenarioError(f'{where}.every = "{options["every"]}": expected optimizer.sampling = '
+                                f'"epoch" (epochs count its batches), got "{resolved["optimizer"]["sampling"]}"')
         out.append(options)
     return out
 

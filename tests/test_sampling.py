@@ -95,3 +95,21 @@ def test_epoch_sampling_needs_a_batch_size():
     text = SCENARIO.replace("batch_size = 16\n", "")
     with pytest.raises(ScenarioError, match='optimizer.sampling = "epoch": expected optimizer.batch_size'):
         parse_scenario(text)
+
+
+def test_observer_cadence_in_epochs(tmp_path):
+    text = SCENARIO.replace("steps = 40", "steps = 20") + (
+        '[[observers]]\ntype = "loss"\nevery = "1 epoch"\n'
+        '[[observers]]\ntype = "loss"\nname = "slow"\nevery = " 2  epochs "\n')
+    (tmp_path / "e.toml").write_text(text)
+    assert main(["run", str(tmp_path / "e.toml"), "--out", str(tmp_path / "e.h5")]) == 0
+    with open_run(tmp_path / "e.h5") as run:  # 70 training rows in batches of 16: 5 steps per epoch
+        assert list(run.observable("loss", "loss")[0]) == [0, 5, 10, 15, 20]
+        assert list(run.observable("slow", "loss")[0]) == [0, 10, 20]
+    assert parse_scenario(text).resolved["observers"][1]["every"] == "2 epochs"
+    with pytest.raises(ScenarioError, match=r'observers\[0\].every = "1 epoch": expected optimizer.sampling'):
+        parse_scenario(text.replace('sampling = "epoch"', 'sampling = "step"'))
+    with pytest.raises(ScenarioError, match=r'observers\[0\].every = "1 week"'):
+        parse_scenario(text.replace('every = "1 epoch"', 'every = "1 week"'))
+    with pytest.raises(ScenarioError, match=r"observers\[0\].every = 0"):
+        parse_scenario(text.replace('every = "1 epoch"', "every = 0"))

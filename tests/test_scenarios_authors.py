@@ -58,6 +58,7 @@ def test_low_dim_files_carry_the_command(name):
     assert r["optimizer"].get("beta", 0.9) == 0.9 and r["optimizer"].get("beta1", 0.9) == 0.9
     assert r["run"]["steps"] == epochs * 28  # ceil(3500 / 128) = 28 steps per epoch
     assert r["output"]["frame_every"] == 1  # their weight logger: every neuron after every step
+    assert all(o["every"] == "1 epoch" for o in r["observers"])
     d = r["data"]
     assert (d["kind"], d["d"], d["n"], d["train_fraction"], d["teacher_width"], d["input_std"]) == \
         ("teacher_student", 2 if three else 1, 5000, 0.7, 128, 2.0)
@@ -88,7 +89,7 @@ def test_high_dim_files_carry_the_command(name, data):
     assert (authors["complex"], authors["scale"], authors["max_dim"], authors["coeff"], authors["landmarks"]) == \
         ("rips", "adaptive", 2, 11, None)
     assert observers["sharpness_raw"]["preconditioned"] is False
-    assert all(o["every"] == per_epoch for o in r["observers"])  # once per epoch, before training it
+    assert all(o["every"] == "1 epoch" for o in r["observers"])  # once per epoch, before training it
 
 
 def _reduced(path, tmp_path):
