@@ -113,3 +113,31 @@ def test_observer_cadence_in_epochs(tmp_path):
         parse_scenario(text.replace('every = "1 epoch"', 'every = "1 week"'))
     with pytest.raises(ScenarioError, match=r"observers\[0\].every = 0"):
         parse_scenario(text.replace('every = "1 epoch"', "every = 0"))
+
+
+def test_epoch_sampling_needs_a_kernel_with_a_data_set():
+    from particledyn.runner import prepare
+
+    text = """\
+[run]
+steps = 2
+[data]
+kind = "linear_teacher_task"
+task_index = 0
+n_train = 100
+n_eval = 10
+[kernel]
+kind = "task_switching"
+epoch_steps = 2
+[init]
+shape = "gaussian"
+n = 4
+[optimizer]
+batch_size = 10
+sampling = "epoch"
+[schedule]
+lr = 0.01
+"""
+    with pytest.raises(ScenarioError, match='optimizer.sampling = "epoch": expected a kernel trained on a data '
+                                            "set, got TaskSwitchingNet"):
+        prepare(parse_scenario(text).resolved)
