@@ -28,8 +28,19 @@ seed
     from three independent streams spawned from it, so e.g. the embedding subspace
     for a seed does not depend on ``n``.
 
+axis_scale, linear_map (scenario keys; :func:`make_cloud` and :func:`affine` only)
+    A linear map of R^dim applied after embedding and before ``center``: per-axis
+    factors (``dim`` numbers) or a (dim, dim) matrix. With ``center`` it is an affine
+    placement, e.g. the map ``w -> 0.1 w - 2`` of the first coordinate that the paper's
+    code applies to every start (``axis_scale = [0.1, 1]``, ``center = [-2, 0]``).
+
 Order of operations: sample the shape at the origin at scale ``size`` -> rotate ->
-embed into R^dim -> add ``center``.
+embed into R^dim -> linear map -> add ``center``.
+
+The authors' starts (``figure_eight``, ``two_circles``, ``solid_double_torus``) follow
+their code (GitHub YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning,
+``low-dim/models/initializations.py``): they are drawn in the authors' coordinates and
+take no ``size``; place them with ``axis_scale`` / ``linear_map`` and ``center``.
 """
 from __future__ import annotations
 
@@ -49,6 +60,11 @@ __all__ = [
     "circle",
     "gaussian",
     "union",
+    "figure_eight",
+    "two_circles",
+    "solid_double_torus",
+    "euler_rotation",
+    "affine",
     "make_cloud",
     "known_betti",
     "SHAPES",
@@ -137,6 +153,72 @@ def random_rotation(k: int, seed: Any = 0) -> np.ndarray:
     return q
 
 
+def _is_euler(rotation: Any) -> bool:
+    return (isinstance(rotation, (list, tuple)) and len(rotation) == 3 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in rotation))
+
+
+def euler_rotation(x: float, y: float, z: float) -> np.ndarray:
+    """Rotation of R^3 by angles about the fixed x, y and z axes, in that order.
+
+    ``R = Rz(z) @ Ry(y) @ Rx(x)`` (radians), the matrix the paper's code rotates its
+    3-D start by (angles (0.6, 0.3, 1.1)). A point ``p`` becomes ``R @ p``.
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+    """
+    for name, value in (("x", x), ("y", y), ("z", z)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise ValueError(f"Euler angle {name} must be a finite number (radians), got {value!r}")
+    (cx, sx), (cy, sy), (cz, sz) = ((np.cos(a), np.sin(a)) for a in (float(x), float(y), float(z)))
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]])
+    ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    rz = np.array([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    return rz @ ry @ rx
+
+
+def affine(points: np.ndarray, axis_scale=None, linear_map=None, center=None) -> np.ndarray:
+    """``x -> L x + center`` for every point, ``L = diag(axis_scale)`` or ``linear_map``.
+
+    Parameters
+    ----------
+    points : array_like, shape (n, dim)
+    axis_scale : sequence of dim finite numbers, optional
+        Per-axis factors.
+    linear_map : array_like, shape (dim, dim), optional
+        A matrix (not with ``axis_scale``).
+    center : sequence of dim finite numbers, optional
+        Translation, added last.
+
+    Returns
+    -------
+    ndarray, shape (n, dim), float64
+    """
+    out = np.array(points, dtype=np.float64)
+    dim = out.shape[1]
+    if axis_scale is not None and linear_map is not None:
+        raise ValueError("give axis_scale or linear_map, not both")
+    if axis_scale is not None:
+        out *= _finite_array(axis_scale, (dim,), "axis_scale", f"a sequence of {dim} finite numbers")
+    if linear_map is not None:
+        out = out @ _finite_array(linear_map, (dim, dim), "linear_map", f"a ({dim}, {dim}) matrix").T
+    if center is not None:
+        out += _finite_array(center, (dim,), "center",
+                             f"a sequence of {dim} finite numbers (one per coordinate of dim)")
+    return out
+
+
+def _finite_array(value: Any, shape: tuple, name: str, expected: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be {expected}, got {value!r}") from None
+    if arr.shape != shape or not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return arr
+
+
 def _rotation_matrix(rotation: Any, k: int, seed: np.random.SeedSequence) -> np.ndarray | None:
     if rotation is None:
         return None
@@ -144,6 +226,10 @@ def _rotation_matrix(rotation: Any, k: int, seed: np.random.SeedSequence) -> np.
         if rotation != "random":
             raise ValueError(f"rotation must be None, an angle, a ({k}, {k}) orthogonal matrix or 'random', got {rotation!r}")
         return random_rotation(k, seed)
+    if _is_euler(rotation):
+        if k != 3:
+            raise ValueError(f"rotation given as 3 Euler angles needs a 3-D shape, this shape lives in R^{k}")
+        return euler_rotation(*rotation)
     if isinstance(rotation, numbers.Real) and not isinstance(rotation, bool):
         if k != 2:
             raise ValueError(f"rotation given as an angle needs a 2-D shape, this shape lives in R^{k}; pass a ({k}, {k}) matrix")
@@ -536,6 +622,128 @@ def gaussian(n: int, dim: int = 2, size: float = 1.0, center=None, seed=0) -> np
                   rotation_seed=rot_ss, embed_seed=emb_ss)
 
 
+def figure_eight(n: int, center=None, rotation=None, dim: int | None = None,
+                 embed_rule: str = "first", seed=0) -> np.ndarray:
+    """The figure-eight curve ``(sin t, sin 2t)``, ``t ~ U(0, 2 pi)``: the paper code's 2-D start.
+
+    A closed curve crossing itself once at the origin, so two loops: Betti numbers
+    (1, 2, 0). Native dimension 2; the points lie in ``[-1, 1]^2``.
+
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    center, rotation, dim, embed_rule, seed
+        See the module docstring.
+
+    Returns
+    -------
+    ndarray, shape (n, dim), float64
+    """
+    n = _check_n(n)
+    rng, rot_ss, emb_ss = _streams(seed)
+    t = rng.uniform(0.0, 2.0 * np.pi, n)
+    pts = np.column_stack([np.sin(t), np.sin(2.0 * t)])
+    return _place(pts, rotation=rotation, dim=dim, embed_rule=embed_rule, center=center,
+                  rotation_seed=rot_ss, embed_seed=emb_ss)
+
+
+def two_circles(n: int, radius: float = 1.0, separation: float = 2.4, center=None, rotation=None,
+                dim: int | None = None, embed_rule: str = "first", seed=0) -> np.ndarray:
+    """Two circles of ``radius`` centred at ``(0, +-separation / 2)``, evenly spaced points.
+
+    The paper code's ``--alt`` 2-D start: the first ``n // 2`` points on the upper
+    circle at angles ``2 pi j / (n // 2)``, the rest likewise on the lower one. No
+    randomness (``seed`` only drives a ``"random"`` rotation or embedding). Betti
+    numbers (2, 2, 0). Native dimension 2.
+
+    Parameters
+    ----------
+    n : int
+        Number of points, >= 2.
+    radius : float
+        Radius of each circle.
+    separation : float
+        Distance between the centres, > 2 radius (disjoint circles).
+    center, rotation, dim, embed_rule, seed
+        See the module docstring.
+
+    Returns
+    -------
+    ndarray, shape (n, dim), float64
+    """
+    n = _check_n(n)
+    if n < 2:
+        raise ValueError(f"n must be an integer >= 2 (one point per circle at least), got {n!r}")
+    radius = _check_positive(radius, "radius")
+    separation = _check_positive(separation, "separation")
+    if separation <= 2.0 * radius:
+        raise ValueError(f"separation must be > 2 radius = {2.0 * radius} (disjoint circles), got {separation!r}")
+    _, rot_ss, emb_ss = _streams(seed)
+    parts = []
+    for count, cy in ((n // 2, separation / 2.0), (n - n // 2, -separation / 2.0)):
+        theta = 2.0 * np.pi * np.arange(count) / count
+        parts.append(np.column_stack([radius * np.cos(theta), cy + radius * np.sin(theta)]))
+    return _place(np.concatenate(parts), rotation=rotation, dim=dim, embed_rule=embed_rule,
+                  center=center, rotation_seed=rot_ss, embed_seed=emb_ss)
+
+
+def _soft_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
+    return -np.logaddexp(-k * a, -k * b) / k
+
+
+def solid_double_torus(n: int, major: float = 0.5, minor: float = 0.2, offset: float = 0.8,
+                       sharpness: float = 5.0, center=None, rotation=None, dim: int | None = None,
+                       embed_rule: str = "first", seed=0) -> np.ndarray:
+    """Uniform sample of the solid soft-min double torus: the paper code's 3-D start.
+
+    The set ``softmin_k(f(x - offset), f(x + offset)) <= 0`` with
+    ``f = (sqrt(x^2 + y^2) - major)^2 + z^2 - minor^2`` (a solid torus about the z axis,
+    shifted along x) and ``softmin_k(a, b) = -log(exp(-k a) + exp(-k b)) / k``, drawn by
+    rejection from the box ``|x| <= offset + major + minor``, ``|y| <= major + minor``,
+    ``|z| <= 1.05 minor`` (the box of the authors' code, which trims the junction's
+    bulge in z). A genus-2 handlebody: Betti numbers (1, 2, 0). Native dimension 3.
+    The paper rotates it by :func:`euler_rotation` ``(0.6, 0.3, 1.1)``
+    (``rotation = [0.6, 0.3, 1.1]``).
+
+    Parameters
+    ----------
+    n : int
+        Number of points.
+    major, minor : float
+        Radii of each torus (``minor < major``).
+    offset : float
+        The tori are centred at ``(+-offset, 0, 0)``.
+    sharpness : float
+        k of the soft minimum (larger: closer to the plain union).
+    center, rotation, dim, embed_rule, seed
+        See the module docstring.
+
+    Returns
+    -------
+    ndarray, shape (n, dim), float64
+    """
+    n = _check_n(n)
+    major, minor = _check_positive(major, "major"), _check_positive(minor, "minor")
+    offset, sharpness = _check_positive(offset, "offset"), _check_positive(sharpness, "sharpness")
+    if minor >= major:
+        raise ValueError(f"minor must be < major = {major} (a torus with a hole), got {minor!r}")
+    rng, rot_ss, emb_ss = _streams(seed)
+    half = np.array([offset + major + minor, major + minor, 1.05 * minor])
+
+    def propose(g, m):
+        return g.uniform(-half, half, size=(m, 3))
+
+    def accept(p):
+        x, y, z = p[:, 0], p[:, 1], p[:, 2]
+        f = [(np.hypot(x - c, y) - major) ** 2 + z ** 2 - minor ** 2 for c in (offset, -offset)]
+        return _soft_min(f[0], f[1], sharpness) <= 0.0
+
+    pts = _rejection_sample(rng, n, propose, accept, 0.3)
+    return _place(pts, rotation=rotation, dim=dim, embed_rule=embed_rule, center=center,
+                  rotation_seed=rot_ss, embed_seed=emb_ss)
+
+
 def union(*clouds: np.ndarray) -> np.ndarray:
     """Stack point clouds of equal dimension into one (n_1 + n_2 + ..., dim) array.
 
@@ -555,7 +763,9 @@ def union(*clouds: np.ndarray) -> np.ndarray:
 # registry for TOML scenarios
 # ---------------------------------------------------------------------------
 
-_PLACEMENT = ("size", "center", "rotation", "dim", "embed", "seed")
+_AFFINE = ("axis_scale", "linear_map")
+_PLACEMENT = ("size", "center", "rotation", "dim", "embed", "seed") + _AFFINE
+_AUTHORS_PLACEMENT = tuple(k for k in _PLACEMENT if k != "size")
 
 SHAPES: dict[str, dict[str, Any]] = {
     "genus_region": {"fn": genus_region, "keys": ("n", "genus") + _PLACEMENT},
@@ -564,7 +774,11 @@ SHAPES: dict[str, dict[str, Any]] = {
     "torus": {"fn": torus, "keys": ("n", "minor_ratio") + _PLACEMENT},
     "sphere": {"fn": sphere, "keys": ("n", "k") + _PLACEMENT},
     "circle": {"fn": circle, "keys": ("n",) + _PLACEMENT},
-    "gaussian": {"fn": gaussian, "keys": ("n", "dim", "size", "center", "seed")},
+    "gaussian": {"fn": gaussian, "keys": ("n", "dim", "size", "center", "seed") + _AFFINE},
+    "figure_eight": {"fn": figure_eight, "keys": ("n",) + _AUTHORS_PLACEMENT},
+    "two_circles": {"fn": two_circles, "keys": ("n", "radius", "separation") + _AUTHORS_PLACEMENT},
+    "solid_double_torus": {"fn": solid_double_torus,
+                           "keys": ("n", "major", "minor", "offset", "sharpness") + _AUTHORS_PLACEMENT},
     "union": {"fn": None, "keys": ("parts", "dim", "seed")},
 }
 
@@ -603,7 +817,8 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
     ----
     shape : str, required
         One of ``genus_region``, ``disjoint_regions``, ``genus_surface``, ``torus``,
-        ``sphere``, ``circle``, ``gaussian``, ``union``.
+        ``sphere``, ``circle``, ``gaussian``, ``figure_eight``, ``two_circles``,
+        ``solid_double_torus``, ``union``.
     n : int, required (all shapes but ``union``)
         Number of points (``disjoint_regions``: in total).
     genus : int
@@ -622,8 +837,15 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
         ``gaussian``.
     center : list of float
         Translation, length ``dim`` (default origin).
-    rotation : None, float, list of lists, or "random"
-        Rotation in the native space (not for ``gaussian``).
+    rotation : None, float, list of lists, list of 3 floats, or "random"
+        Rotation in the native space (not for ``gaussian``); 3 numbers are Euler
+        angles of a 3-D shape (:func:`euler_rotation`).
+    axis_scale, linear_map : list of float, list of lists
+        Linear map after embedding, before ``center`` (see :func:`affine`).
+    radius, separation : float
+        ``two_circles`` only (see :func:`two_circles`).
+    major, minor, offset, sharpness : float
+        ``solid_double_torus`` only (see :func:`solid_double_torus`).
     dim : int
         Output dimension (default native: 2 for regions and circle, 3 for
         surfaces/torus, k+1 for sphere; required-in-effect for ``gaussian``, default 2).
@@ -660,11 +882,12 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
             raise ValueError(f"cloud spec key 'dim' is {params['dim']!r} but the union's parts have dimension {out.shape[1]}")
         return out
     kwargs = dict(params)
+    placement = {k: kwargs.pop(k, None) for k in ("axis_scale", "linear_map", "center")}
     if "embed" in kwargs:
         kwargs["embed_rule"] = kwargs.pop("embed")
         if kwargs["embed_rule"] not in EMBED_RULES:
             raise ValueError(f"cloud spec key 'embed' must be one of {EMBED_RULES}, got {kwargs['embed_rule']!r}")
-    return SHAPES[shape]["fn"](**kwargs)
+    return affine(SHAPES[shape]["fn"](**kwargs), **placement)
 
 
 def known_betti(spec: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -702,5 +925,9 @@ def known_betti(spec: Mapping[str, Any]) -> tuple[int, int, int]:
         return (1, 1, 0)
     if shape == "gaussian":
         return (1, 0, 0)
+    if shape in ("figure_eight", "solid_double_torus"):
+        return (1, 2, 0)
+    if shape == "two_circles":
+        return (2, 2, 0)
     k = _check_genus(params.get("k", 2), "k")  # sphere
     return {0: (2, 0, 0), 1: (1, 1, 0), 2: (1, 0, 1)}.get(k, (1, 0, 0))

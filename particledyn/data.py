@@ -109,13 +109,17 @@ def _check_fraction(value: Any, name: str) -> float:
 
 def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fraction: float = 0.7,
                     activation: str = "sigmoid", input_std: float = 2.0, weight_std: float = 0.6,
-                    seed: int = 0) -> Dataset:
+                    output_std: float = 1.0, seed: int = 0) -> Dataset:
     """Regression data from a random two-layer teacher (paper, Appendix C.1).
 
     Inputs ``z_s ~ N(0, input_std^2 I_d)`` (the paper: variance 4), labels
-    ``y_s = sum_j a*_j act(<w*_j, z_s>)`` with ``a*_j ~ N(0, 1)`` and
+    ``y_s = sum_j a*_j act(<w*_j, z_s>)`` with ``a*_j ~ N(0, output_std^2)`` and
     ``w*_jk ~ N(0, weight_std^2)`` (the paper: variance 0.36). The paper does not give
     the teacher's hidden size h*; ``teacher_width=10`` is this project's choice. The
+    paper's code (GitHub YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning,
+    ``low-dim/dataloaders/teacher*.py``) uses ``teacher_width=128`` and puts the 0.6 on
+    the output layer in 2-D (``weight_std=1, output_std=0.6``) and ``128^(-1/4)`` on both
+    layers in 3-D (``weight_std = output_std = 0.29730177875068026``). The
     first ``round(train_fraction * n)`` samples are the training set (samples are
     i.i.d., so no shuffle is needed); the paper uses n = 5000 and 70% for training.
     The teacher and the inputs come from independent streams of ``seed``, so the
@@ -133,8 +137,9 @@ def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fracti
         Fraction of samples for training, in (0, 1).
     activation : {"sigmoid", "tanh", "relu"}
         Teacher activation.
-    input_std, weight_std : float
-        Standard deviations of the inputs and of the teacher's first-layer weights.
+    input_std, weight_std, output_std : float
+        Standard deviations of the inputs, of the teacher's first-layer weights and of its
+        output weights.
     seed : int
         Seed, >= 0.
 
@@ -150,7 +155,7 @@ def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fracti
     train_fraction = _check_fraction(train_fraction, "train_fraction")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-    for name, value in (("input_std", input_std), ("weight_std", weight_std)):
+    for name, value in (("input_std", input_std), ("weight_std", weight_std), ("output_std", output_std)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
             raise ValueError(f"{name} must be a number > 0, got {value!r}")
     seed = _check_seed(seed)
@@ -160,7 +165,7 @@ def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fracti
 
     teacher_ss, input_ss = np.random.SeedSequence(seed).spawn(2)
     trng = np.random.default_rng(teacher_ss)
-    a_star = trng.standard_normal(teacher_width)
+    a_star = trng.standard_normal(teacher_width) * output_std
     w_star = trng.standard_normal((teacher_width, d)) * weight_std
     z = np.random.default_rng(input_ss).standard_normal((n, d)) * input_std
     y = ACTIVATIONS[activation](z @ w_star.T) @ a_star
@@ -475,8 +480,17 @@ def load_digits_dataset(seed: int = 0, train_fraction: float = 0.8, n_train: int
     return Dataset(x_tr, y_tr, x_te, y_te, "digits", info)
 
 
+def _check_normalize(value: Any) -> tuple[float, float]:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+    if not ok or not value[1] > 0:
+        raise ValueError(f"normalize must be [mean, std] with std > 0, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
 def classification_dataset(name: str = "digits", path: str | os.PathLike | None = None, seed: int = 0,
-                           n_train: int | None = None, train_fraction: float = 0.8) -> Dataset:
+                           n_train: int | None = None, train_fraction: float = 0.8,
+                           normalize=None) -> Dataset:
     """A classification data set with float features in [0, 1] and int64 labels.
 
     Parameters
@@ -494,12 +508,20 @@ def classification_dataset(name: str = "digits", path: str | os.PathLike | None 
         Keep only a seeded stratified subset of this many training samples.
     train_fraction : float
         Digits only: fraction used for training.
+    normalize : (mean, std), optional
+        Then map every feature ``x -> (x - mean) / std``; the paper's code uses
+        torchvision's ``Normalize((0.1307,), (0.3081,))`` on MNIST in [0, 1].
 
     Returns
     -------
     Dataset
         ``info["n_classes"]`` is 10; use :func:`one_hot` for one-hot targets.
     """
+    if normalize is not None:
+        mean, std = _check_normalize(normalize)
+        ds = classification_dataset(name, path, seed, n_train, train_fraction)
+        return Dataset((ds.z_train - mean) / std, ds.y_train, (ds.z_test - mean) / std, ds.y_test, ds.name,
+                       {**ds.info, "normalize": (mean, std)})
     if name == "digits":
         if path is not None:
             raise ValueError("path is only used for name='mnist'; digits ship with scikit-learn")
@@ -531,10 +553,11 @@ def classification_dataset(name: str = "digits", path: str | os.PathLike | None 
 
 _DATASETS = {
     "teacher_student": (teacher_student, ("d", "n", "teacher_width", "train_fraction", "activation",
-                                          "input_std", "weight_std", "seed")),
+                                          "input_std", "weight_std", "output_std", "seed")),
     "linear_teacher_task": (linear_teacher_task, ("task_index", "d_in", "d_out", "n_train", "n_eval", "seed")),
-    "digits": (lambda **kw: classification_dataset("digits", **kw), ("seed", "n_train", "train_fraction")),
-    "mnist": (lambda **kw: classification_dataset("mnist", **kw), ("path", "seed", "n_train")),
+    "digits": (lambda **kw: classification_dataset("digits", **kw),
+               ("seed", "n_train", "train_fraction", "normalize")),
+    "mnist": (lambda **kw: classification_dataset("mnist", **kw), ("path", "seed", "n_train", "normalize")),
 }
 
 
@@ -544,11 +567,12 @@ def make_dataset(spec: Mapping[str, Any]) -> Dataset:
     ``spec["name"]`` picks the generator; every other key is passed on as a keyword:
 
     - ``teacher_student``: d (required), n, teacher_width, train_fraction, activation,
-      input_std, weight_std, seed — see :func:`teacher_student`;
+      input_std, weight_std, output_std, seed — see :func:`teacher_student`;
     - ``linear_teacher_task``: task_index (required), d_in, d_out, n_train, n_eval, seed
       — see :func:`linear_teacher_task`;
-    - ``digits``: seed, n_train, train_fraction — see :func:`load_digits_dataset`;
-    - ``mnist``: path (required), seed, n_train — see :func:`classification_dataset`.
+    - ``digits``: seed, n_train, train_fraction, normalize — see :func:`load_digits_dataset`
+      and :func:`classification_dataset`;
+    - ``mnist``: path (required), seed, n_train, normalize — see :func:`classification_dataset`.
 
     Raises
     ------

@@ -83,11 +83,27 @@ class SupervisedKernel(Kernel):
     inputs: np.ndarray
     targets: np.ndarray
     scaling: str
+    #: None (a fresh draw every step) or a particledyn.sampling.EpochBatches
+    batches = None
+
+    def sample_by_epoch(self, batch_size: int, seed: int) -> None:
+        """Draw batches epoch by epoch from now on, as a shuffling DataLoader does
+        (:class:`particledyn.sampling.EpochBatches` of the training rows)."""
+        from .sampling import EpochBatches
+
+        self.batches = EpochBatches(self.inputs.shape[0], batch_size, seed)
 
     def context(self, step, rng, batch_size):
         """The batch (inputs, targets) shared by all particles at this step: ``batch_size``
-        rows drawn without replacement by ``rng`` (in data order), or the full data set."""
+        rows drawn without replacement by ``rng`` (in data order), or the full data set;
+        after :meth:`sample_by_epoch`, the rows of the epoch's permutation for this step."""
         n = self.inputs.shape[0]
+        if self.batches is not None:
+            if batch_size != self.batches.batch_size:
+                raise ValueError(f"batch_size={batch_size!r}: expected {self.batches.batch_size}, the "
+                                 "batch size the epoch sampling was set up with")
+            index = self.batches.indices(step)
+            return self.inputs[index], self.targets[index]
         if batch_size is None or batch_size >= n:
             return self.inputs, self.targets
         index = np.sort(rng.choice(n, size=batch_size, replace=False))

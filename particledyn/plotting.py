@@ -260,11 +260,12 @@ def _learning_rate(run, series) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def figure_stability(run, summary: dict | None = None) -> Figure | None:
-    """eta*K against the thresholds, K against 1/eta and 2/eta, and eta* = 1/K against eta.
+    """eta*K against the thresholds, K against 1/eta and the edge, and eta* = 1/K against eta.
 
     Three panels over steps, one line per recorded K (sharpness, pairwise K, ...):
     eta*K with the topological threshold eta*K = 1 (Theorem 1) and the edge of stability
-    eta*K = 2 (GD; (2 + 2 beta) with momentum); K with 1/eta and 2/eta; and the
+    the sharpness observer recorded (2 for GD; 2 + 2 beta with momentum; (2 + 2 beta1) /
+    (1 - beta1) = 38 for Adam's preconditioned sharpness); K with 1/eta and edge/eta; and the
     topological critical learning rate eta* = 1/K with the run's eta (topology can
     break where eta > eta*). The lines in K units need eta, read from the sharpness
     (2 / two_over_eta) or from eta_K / K.
@@ -307,9 +308,11 @@ def figure_stability(run, summary: dict | None = None) -> Figure | None:
             ax.plot(steps, K, marker="o", ms=3, label=_K_LABELS.get(source, source))
         if eta is not None:
             ax.plot(eta[0], 1.0 / eta[1], color="crimson", ls="--", lw=1, label="1/eta")
-            ax.plot(eta[0], 2.0 / eta[1], color="black", ls=":", lw=1.2, label="2/eta (edge of stability)")
+            # the recorded edge: 2/eta (GD), (2 + 2 beta)/eta (momentum), 38/eta (Adam, preconditioned)
+            ax.plot(eta[0], edge / eta[1], color="black", ls=":", lw=1.2,
+                    label=f"{edge:.3g}/eta (edge of stability)")
         _maybe_log(ax, *(K for _, K in Ks.values()))
-        ax.set(ylabel="K", title="K with the thresholds 1/eta and 2/eta")
+        ax.set(ylabel="K", title=f"K with the thresholds 1/eta and {edge:.3g}/eta")
 
         ax = axes[2]
         stars = []

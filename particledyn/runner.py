@@ -33,7 +33,8 @@ from .sinks import Sink
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
            "set_threads"]
 
-_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3}
+_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3,
+               "figure_eight": 2, "two_circles": 2, "solid_double_torus": 3}
 
 
 class ResumeError(RuntimeError):
@@ -161,8 +162,13 @@ def _subset(value, n: int) -> np.ndarray | None:
 
 
 def _build_observers(entries: list[dict], context: BuildContext) -> list:
+    from .scenario import cadence_steps
+
+    batches = getattr(context.kernel, "batches", None)
+    per_epoch = None if batches is None else batches.steps_per_epoch
     observers = []
     for i, entry in enumerate(entries):
+        entry = {**entry, "every": cadence_steps(entry["every"], per_epoch)}
         try:
             observer = OBSERVER_TYPES[entry["type"]].build(entry, context)
         except (ValueError, TypeError) as exc:
@@ -199,6 +205,11 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         raise
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"kernel: {' '.join(str(exc).split())}") from None
+    if resolved["optimizer"]["sampling"] == "epoch":
+        if not hasattr(kernel, "sample_by_epoch"):
+            raise ScenarioError(f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
+                                f"got {type(kernel).__name__}")
+        kernel.sample_by_epoch(resolved["optimizer"]["batch_size"], resolved["run"]["seed"])
     optimizer = _build_optimizer(resolved["optimizer"])
     schedule = _build_schedule(resolved["schedule"])
     init = resolved["init"]

@@ -56,9 +56,11 @@ _INT64 = 2**63 - 1
 _MAX_DEPTH = 16  # arrays and tables nested deeper than any key needs (rotation matrices use 2)
 _COUNT = 2**31 - 1
 _DATA_KINDS = ("teacher_student", "linear_teacher_task", "digits", "mnist")
+_AUTHORS_SHAPES = ("figure_eight", "two_circles", "solid_double_torus")
 _SHAPES = ("genus_region", "disjoint_regions", "genus_surface", "torus", "sphere", "circle",
-           "gaussian", "union")
+           "gaussian") + _AUTHORS_SHAPES + ("union",)
 _NOT_UNION = tuple(s for s in _SHAPES if s != "union")
+_SIZED = tuple(s for s in _NOT_UNION if s not in _AUTHORS_SHAPES)
 _ROTATABLE = tuple(s for s in _SHAPES if s not in ("union", "gaussian"))
 _POSITIVE = Float(0.0, lo_open=True)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -73,13 +75,24 @@ def _run_name(value):
 
 
 def _rotation(value):
+    if isinstance(value, list) and len(value) == 3 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [float(v) for v in value]
     if isinstance(value, list):
         k = len(value)
         if k and all(isinstance(row, list) and len(row) == k and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
             return [[float(v) for v in row] for row in value]
-        raise Invalid("expected a square array of arrays of numbers (a rotation matrix)")
+        raise Invalid("expected a square array of arrays of numbers (a rotation matrix) or 3 Euler angles")
     return OneOf((Literal("random"), Float())).parse(value, "rotation")
+
+
+def _matrix(value):
+    if isinstance(value, list) and value and all(
+            isinstance(row, list) and len(row) == len(value) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
+        return [[float(v) for v in row] for row in value]
+    raise Invalid("expected a square array of arrays of numbers")
 
 
 def _parts(value):
@@ -131,6 +144,8 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("data.activation", Choice(("sigmoid", "tanh", "relu")), "Teacher activation.", "sigmoid", _TS),
     Key("data.input_std", _POSITIVE, "Standard deviation of the inputs.", 2.0, _TS),
     Key("data.weight_std", _POSITIVE, "Standard deviation of the teacher's first-layer weights.", 0.6, _TS),
+    Key("data.output_std", _POSITIVE, "Standard deviation of the teacher's output weights (the paper's "
+        "code: 0.6 with weight_std = 1 in 2-D, 128^(-1/4) for both in 3-D).", 1.0, _TS),
     Key("data.task_index", Int(0, _COUNT), "Task number of the continual-learning sequence.", REQUIRED, _LT),
     Key("data.d_in", Int(1, 100_000), "Input dimension.", 8, _LT),
     Key("data.d_out", Int(1, 100_000), "Output dimension.", 8, _LT),
@@ -139,6 +154,9 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("data.n_train", Int(10, _COUNT), "Keep a seeded stratified subset of this many training "
         "samples (optional: all).", OPTIONAL, ("digits", "mnist")),
     Key("data.train_fraction", Float(0, 1, True, True), "Fraction used for training.", 0.8, ("digits",)),
+    Key("data.normalize", FloatList(Float(), scalar_ok=False), "[mean, std]: features x -> (x - mean) / "
+        "std after scaling to [0, 1] (the paper's code: [0.1307, 0.3081] on MNIST; optional: none).",
+        OPTIONAL, ("digits", "mnist")),
     Key("data.path", Str(), "Directory of MNIST IDX files or an .npz file (MNIST is not downloaded).",
         REQUIRED, ("mnist",)),
     # [kernel]: kernel.kind here, the options from the kernel registry (see schema())
@@ -152,12 +170,25 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("init.gap", _POSITIVE, "Gap between copies over a copy's half-length.", 1.0, ("disjoint_regions",)),
     Key("init.minor_ratio", Float(0, 1, True, True), "Tube radius over major radius.", 0.4, ("torus",)),
     Key("init.k", Int(0, 1000), "The sphere S^k (native dimension k + 1).", 2, ("sphere",)),
-    Key("init.size", _POSITIVE, "Scale: bounding radius (gaussian: standard deviation).", 1.0, _NOT_UNION),
+    Key("init.radius", _POSITIVE, "Radius of each circle.", 1.0, ("two_circles",)),
+    Key("init.separation", _POSITIVE, "Distance between the circles' centres (> 2 radius).", 2.4,
+        ("two_circles",)),
+    Key("init.major", _POSITIVE, "Major radius of each torus.", 0.5, ("solid_double_torus",)),
+    Key("init.minor", _POSITIVE, "Tube radius of each torus (< major).", 0.2, ("solid_double_torus",)),
+    Key("init.offset", _POSITIVE, "The tori are centred at (+-offset, 0, 0).", 0.8, ("solid_double_torus",)),
+    Key("init.sharpness", _POSITIVE, "k of the soft minimum joining the tori.", 5.0, ("solid_double_torus",)),
+    Key("init.size", _POSITIVE, "Scale: bounding radius (gaussian: standard deviation).", 1.0, _SIZED),
     Key("init.center", FloatList(Float(), scalar_ok=False), "Translation, D numbers (optional: origin).",
         OPTIONAL, _NOT_UNION),
-    Key("init.rotation", Custom('an angle, "random" or a square matrix', _rotation),
-        'Rotation in the native space: an angle in radians (planar shapes), "random", or a matrix '
-        "(optional: none).", OPTIONAL, _ROTATABLE),
+    Key("init.rotation", Custom('an angle, 3 Euler angles, "random" or a square matrix', _rotation),
+        'Rotation in the native space: an angle in radians (planar shapes), 3 angles about the fixed '
+        'x, y, z axes (3-D shapes: R = Rz Ry Rx), "random", or a matrix (optional: none).', OPTIONAL,
+        _ROTATABLE),
+    Key("init.axis_scale", FloatList(Float(), scalar_ok=False), "Per-axis factors, D numbers, applied "
+        "after embedding and before init.center (optional: none); e.g. axis_scale = [0.1, 1] with "
+        "center = [-2, 0] is the map w -> 0.1 w - 2 of the paper's code.", OPTIONAL, _NOT_UNION),
+    Key("init.linear_map", Custom("a D x D matrix", _matrix), "A D x D matrix applied after embedding "
+        "and before init.center, instead of axis_scale (optional: none).", OPTIONAL, _NOT_UNION),
     Key("init.embed", Choice(("first", "random_orthonormal")), "How the native shape enters R^D.",
         "first", _ROTATABLE + ("union",)),
     Key("init.seed", _SEED, "Seed of the cloud.", _derived("run.seed", "run.seed")),
@@ -171,6 +202,10 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("optimizer.weight_decay", Float(0.0), "Coupled L2: adds weight_decay * x to the gradient.", 0.0),
     Key("optimizer.batch_size", Int(1, _COUNT), "Mini-batch shared by all particles, drawn from "
         "(seed, step) (optional: the full training set).", OPTIONAL),
+    Key("optimizer.sampling", Choice(("step", "epoch")), '"step": a fresh batch every step, from (seed, '
+        'step); "epoch": as PyTorch\'s DataLoader(shuffle=True): one permutation of the training rows per '
+        "epoch, from (seed, epoch), walked in consecutive batches, the last one short (3500 rows, batch "
+        "128: 28 steps per epoch).", "step"),
     Key("optimizer.beta", Float(0, 1, hi_open=True), "Heavy-ball momentum coefficient.", 0.9, ("momentum",)),
     Key("optimizer.beta1", Float(0, 1, hi_open=True), "Decay of the first moment.", 0.9, ("adam",)),
     Key("optimizer.beta2", Float(0, 1, hi_open=True), "Decay of the second moment.", 0.999, ("adam",)),
@@ -206,11 +241,36 @@ _BASE_SCHEMA: tuple[Key, ...] = (
 
 _OBSERVER_COMMON = (
     Key("type", Choice(("loss",)), "Which observer (see below).", REQUIRED),
-    Key("every", Int(1, 2**62), "Cadence in steps.", 1),
+    Key("every", Custom('a count of steps >= 1 or "N epochs"', lambda v: _cadence(v)),
+        'Cadence in steps, or "N epochs" with optimizer.sampling = "epoch" (N times the steps per '
+        "epoch, e.g. 28 for 3500 rows in batches of 128).", 1),
     Key("name", Custom("a name without '/'", lambda v: _observer_name(v)),
         "HDF5 group observables/<name> (default: the type; needed to use a type twice).",
         OPTIONAL),
 )
+
+
+_EPOCHS_RE = re.compile(r"^\s*([0-9]+)\s+epochs?\s*$")
+
+
+def _cadence(value):
+    if isinstance(value, str):
+        match = _EPOCHS_RE.match(value)
+        if match and 1 <= int(match.group(1)) <= 2**62:
+            count = int(match.group(1))
+            return f"{count} epoch{'s' * (count != 1)}"
+        raise Invalid('expected a count of steps >= 1 or "N epochs" (N >= 1)')
+    return Int(1, 2**62).parse(value, "every")
+
+
+def cadence_steps(every, steps_per_epoch: int | None) -> int:
+    """An observer's cadence in steps: ``every`` as validated (a count, or ``"N epochs"``)."""
+    if isinstance(every, str):
+        if steps_per_epoch is None:
+            raise ScenarioError(f'every = "{every}": expected optimizer.sampling = "epoch" (epochs '
+                                "count its batches)")
+        return int(every.split()[0]) * int(steps_per_epoch)
+    return int(every)
 
 
 def _observer_name(value):
@@ -314,6 +374,10 @@ def _cross_checks(resolved: dict) -> None:
     if kernel["kind"] == "multi_layer" and init.get("n") is not None and init["n"] != sum(kernel["layers"]):
         raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = "
                             f"{sum(kernel['layers'])} (one particle per neuron of {show(kernel['layers'])})")
+    o = resolved["optimizer"]
+    if o["sampling"] == "epoch" and o["batch_size"] is None:
+        raise ScenarioError('optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
+                            "per batch of each epoch)")
     data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
     if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
         raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
@@ -350,6 +414,9 @@ def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
             raise ScenarioError(f"{where}.name = {show(options['name'])}: already used by "
                                 f"observers[{names[options['name']]}]; give one of them another name")
         names[options["name"]] = i
+        if isinstance(options["every"], str) and resolved["optimizer"]["sampling"] != "epoch":
+            raise ScenarioError(f'{where}.every = "{options["every"]}": expected optimizer.sampling = '
+                                f'"epoch" (epochs count its batches), got "{resolved["optimizer"]["sampling"]}"')
         out.append(options)
     return out
 

@@ -342,3 +342,93 @@ def test_bad_spec_type_and_known_betti_validation():
         clouds.known_betti({"shape": "circle", "n": 3, "radius": 1})
     with pytest.raises(ValueError, match="genus"):
         clouds.known_betti({"shape": "genus_surface", "n": 3, "genus": -2})
+
+
+# ---------------------------------------------------------------------------
+# the authors' starts (GitHub YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning,
+# low-dim/models/initializations.py) and the affine placement of their code
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_figure_eight_betti_and_curve(seed):
+    pts = clouds.figure_eight(500, seed=seed)
+    assert rips_betti(pts, 0.3) == (1, 2)
+    assert clouds.known_betti({"shape": "figure_eight", "n": 500}) == (1, 2, 0)
+    # (sin t, sin 2t): y^2 = 4 x^2 (1 - x^2)
+    np.testing.assert_allclose(pts[:, 1] ** 2, 4 * pts[:, 0] ** 2 * (1 - pts[:, 0] ** 2), atol=1e-12)
+
+
+def test_two_circles_betti_and_layout():
+    pts = clouds.two_circles(501)
+    assert rips_betti(pts, 0.3) == (2, 2)
+    assert clouds.known_betti({"shape": "two_circles", "n": 501}) == (2, 2, 0)
+    top, bottom = pts[:250], pts[250:]
+    np.testing.assert_allclose(np.linalg.norm(top - [0, 1.2], axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(bottom - [0, -1.2], axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(top[:2], [[1.0, 1.2], [np.cos(2 * np.pi / 250), 1.2 + np.sin(2 * np.pi / 250)]])
+    np.testing.assert_array_equal(pts, clouds.two_circles(501, seed=5))  # evenly spaced: no randomness
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_solid_double_torus_betti(seed):
+    pts = clouds.solid_double_torus(4000, seed=seed, rotation=[0.6, 0.3, 1.1])
+    assert alpha_betti(pts, 0.12) == (1, 2, 0)
+    assert clouds.known_betti({"shape": "solid_double_torus", "n": 10}) == (1, 2, 0)
+
+
+def test_solid_double_torus_is_the_soft_min_set():
+    pts = clouds.solid_double_torus(3000, seed=2)
+    x, y, z = pts.T
+    f = [(np.hypot(x - c, y) - 0.5) ** 2 + z ** 2 - 0.04 for c in (0.8, -0.8)]
+    assert np.all(-np.log(np.exp(-5 * f[0]) + np.exp(-5 * f[1])) / 5 <= 0)
+    assert np.all(np.abs(pts) <= [1.5, 0.7, 0.21])
+    assert pts[:, 2].max() > 0.2  # the box trims the bulge at the junction, as in the authors' code
+    rotated = clouds.solid_double_torus(3000, seed=2, rotation=[0.6, 0.3, 1.1])
+    np.testing.assert_allclose(rotated, pts @ clouds.euler_rotation(0.6, 0.3, 1.1).T, atol=1e-15)
+
+
+def test_euler_rotation():
+    r = clouds.euler_rotation(0.6, 0.3, 1.1)
+    np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-15)
+    assert np.linalg.det(r) == pytest.approx(1.0)
+    # about the fixed x axis first, then y, then z
+    np.testing.assert_allclose(clouds.euler_rotation(np.pi / 2, 0, 0) @ [0, 1, 0], [0, 0, 1], atol=1e-15)
+    np.testing.assert_allclose(clouds.euler_rotation(np.pi / 2, 0, np.pi / 2) @ [0, 1, 0], [0, 0, 1],
+                               atol=1e-15)
+    np.testing.assert_allclose(clouds.euler_rotation(np.pi / 2, np.pi / 2, 0) @ [0, 1, 0], [1, 0, 0],
+                               atol=1e-15)
+    with pytest.raises(ValueError, match="Euler angle y"):
+        clouds.euler_rotation(0, float("nan"), 0)
+    with pytest.raises(ValueError, match="3 Euler angles needs a 3-D shape"):
+        clouds.make_cloud({"shape": "circle", "n": 5, "rotation": [0.1, 0.2, 0.3]})
+
+
+def test_affine_placement_of_the_authors_start():
+    native = clouds.figure_eight(50, seed=3)
+    placed = clouds.make_cloud({"shape": "figure_eight", "n": 50, "seed": 3, "axis_scale": [0.1, 1.0],
+                                "center": [-2.0, 0.0]})
+    np.testing.assert_array_equal(placed[:, 0], native[:, 0] * 0.1 - 2)
+    np.testing.assert_array_equal(placed[:, 1], native[:, 1])
+    matrix = [[0.0, 1.0], [2.0, 0.0]]
+    mapped = clouds.make_cloud({"shape": "figure_eight", "n": 50, "seed": 3, "linear_map": matrix,
+                                "center": [1.0, 1.0]})
+    np.testing.assert_allclose(mapped, native @ np.array(matrix).T + 1.0, atol=1e-15)
+    gauss = clouds.make_cloud({"shape": "gaussian", "n": 20, "dim": 3, "axis_scale": [1, 0, 2]})
+    assert np.all(gauss[:, 1] == 0)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ({"shape": "figure_eight", "n": 5, "size": 2.0}, "'size'"),
+    ({"shape": "two_circles", "n": 5, "separation": 2.0}, "separation must be > 2 radius"),
+    ({"shape": "two_circles", "n": 1}, "n must be an integer >= 2"),
+    ({"shape": "two_circles", "n": 5, "radius": 0}, "radius must be"),
+    ({"shape": "solid_double_torus", "n": 5, "minor": 0.6}, "minor must be < major"),
+    ({"shape": "solid_double_torus", "n": 5, "sharpness": -1}, "sharpness must be"),
+    ({"shape": "figure_eight", "n": 5, "axis_scale": [1.0]}, "axis_scale must be a sequence of 2"),
+    ({"shape": "figure_eight", "n": 5, "axis_scale": [1.0, float("inf")]}, "axis_scale"),
+    ({"shape": "figure_eight", "n": 5, "linear_map": [[1, 0]]}, r"linear_map must be a \(2, 2\) matrix"),
+    ({"shape": "figure_eight", "n": 5, "linear_map": [[1, 0], [0, 1]], "axis_scale": [1, 1]}, "not both"),
+])
+def test_bad_authors_specs(spec, match):
+    with pytest.raises(ValueError, match=match):
+        clouds.make_cloud(spec)

@@ -366,3 +366,28 @@ def test_make_dataset(tmp_path):
         data.make_dataset({"name": "teacher_student"})
     with pytest.raises(TypeError, match="dict"):
         data.make_dataset("digits")
+
+
+def test_teacher_output_std_and_the_authors_teachers():
+    base = data.teacher_student(1, n=200, seed=3)
+    scaled = data.teacher_student(1, n=200, output_std=0.6, weight_std=1.0, seed=3)
+    np.testing.assert_array_equal(scaled.info["teacher_a"], 0.6 * base.info["teacher_a"])
+    np.testing.assert_allclose(scaled.info["teacher_w"], base.info["teacher_w"] / 0.6, rtol=1e-15)
+    np.testing.assert_allclose(scaled.y_train, data.ACTIVATIONS["sigmoid"](
+        scaled.z_train @ scaled.info["teacher_w"].T) @ scaled.info["teacher_a"], rtol=1e-13)
+    std3 = 128 ** -0.25
+    three = data.make_dataset({"name": "teacher_student", "d": 2, "teacher_width": 128, "weight_std": std3,
+                               "output_std": std3, "seed": 1})
+    assert three.info["teacher_w"].shape == (128, 2) and three.n_train == 3500
+    with pytest.raises(ValueError, match="output_std must be a number > 0, got 0"):
+        data.teacher_student(1, n=20, output_std=0)
+
+
+def test_classification_normalize():
+    plain = data.classification_dataset("digits", seed=0)
+    norm = data.make_dataset({"name": "digits", "seed": 0, "normalize": [0.1307, 0.3081]})
+    np.testing.assert_allclose(norm.z_train, (plain.z_train - 0.1307) / 0.3081, rtol=1e-15)
+    np.testing.assert_array_equal(norm.y_test, plain.y_test)
+    assert norm.info["normalize"] == (0.1307, 0.3081)
+    with pytest.raises(ValueError, match=r"normalize must be \[mean, std\] with std > 0, got \[0, 0\]"):
+        data.classification_dataset("digits", normalize=[0, 0])

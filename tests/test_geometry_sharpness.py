@@ -139,3 +139,33 @@ def test_bad_inputs_raise_clear_errors():
         stability_thresholds(1.0, lr=0.0)
     with pytest.raises(ValueError, match="inputs"):
         TwoLayerNet(np.zeros((3, 2)), np.zeros(4))
+
+
+def test_adam_edge_of_stability_is_38_over_eta():
+    out = stability_thresholds(4.0, lr=0.1, adam_beta1=0.9)
+    assert out["stability_threshold"] == pytest.approx(380.0) and out["two_over_eta"] == pytest.approx(20.0)
+    assert stability_thresholds(1.0, lr=1.0, adam_beta1=0.5)["stability_threshold"] == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="adam_beta1=1.0"):
+        stability_thresholds(1.0, lr=0.1, adam_beta1=1.0)
+
+
+def test_kernel_sharpness_uses_adams_edge_for_the_preconditioned_operator():
+    from particledyn import simulate
+    from particledyn.clouds import make_cloud
+    from particledyn.data import teacher_student
+    from particledyn.geometry.kernel_sharpness import kernel_sharpness
+    from particledyn.kernels import TwoLayerNet
+    from particledyn.optimizers import make_optimizer
+
+    data = teacher_student(1, n=60, seed=0)
+    kernel = TwoLayerNet(data.z_train, data.y_train)
+    x = make_cloud({"shape": "two_circles", "n": 16})
+    pre, raw = kernel_sharpness(2), kernel_sharpness(2, preconditioned=False)
+    raw.name = "raw"
+    sim = simulate(kernel, x, 4, optimizer=make_optimizer("adam"), lr=0.01, observers=[pre, raw], progress=False)
+    steps, edge = sim.sink.series("sharpness", "stability_threshold")
+    assert list(steps) == [0, 2, 4] and np.allclose(edge, 38 / 0.01)
+    np.testing.assert_allclose(sim.sink.series("raw", "stability_threshold")[1], 2 / 0.01)
+    # after step 0 the two operators differ: P^-1/2 H P^-1/2 is not H
+    pre_k, raw_k = sim.sink.series("sharpness", "lambda_max")[1], sim.sink.series("raw", "lambda_max")[1]
+    assert pre_k[0] == pytest.approx(raw_k[0], rel=1e-6) and abs(pre_k[-1] / raw_k[-1] - 1) > 1e-2

@@ -62,6 +62,7 @@ def test_overrides_and_derived_defaults():
     resolved = validate_scenario(BASE, {"run.steps": 77})
     assert resolved["run"]["steps"] == 77
     assert resolved["optimizer"] == {"name": "adam", "weight_decay": 0.0, "batch_size": None,
+                                     "sampling": "step",
                                      "beta1": 0.8, "beta2": 0.999, "eps": 1e-8}
     cosine = validate_scenario(with_value("schedule.kind", "cosine"), {"run.steps": 0})
     assert cosine["schedule"]["steps"] == 1
@@ -392,3 +393,28 @@ def test_fuzz_outcomes_cover_both_sides():
         print(f"mutation fuzz: {len(FUZZ_OUTCOMES)} examples, {sum(FUZZ_OUTCOMES)} built, "
               f"{len(FUZZ_OUTCOMES) - sum(FUZZ_OUTCOMES)} refused in one line")
         assert any(FUZZ_OUTCOMES) and not all(FUZZ_OUTCOMES)
+
+
+def test_authors_starts_as_scenario_keys():
+    """The 3-D start of the paper's code: solid double torus, Euler rotation, w -> 0.1 w - 2."""
+    import numpy as np
+
+    from particledyn.runner import prepare
+
+    raw = copy.deepcopy(BASE)
+    raw["data"]["d"] = 2
+    raw["init"] = {"shape": "solid_double_torus", "n": 30, "seed": 4, "rotation": [0.6, 0.3, 1.1],
+                   "axis_scale": [0.1, 1, 1], "center": [-2, 0, 0]}
+    positions = prepare(validate_scenario(raw)).positions
+    native = clouds.solid_double_torus(30, seed=4) @ clouds.euler_rotation(0.6, 0.3, 1.1).T
+    np.testing.assert_allclose(positions, native * [0.1, 1, 1] + [-2, 0, 0], rtol=0, atol=1e-15)
+    raw["init"] = {"shape": "two_circles", "n": 30, "linear_map": [[0.1, 0], [0, 1]], "center": [-2, 0]}
+    raw["data"]["d"] = 1
+    np.testing.assert_allclose(prepare(validate_scenario(raw)).positions,
+                               clouds.two_circles(30) * [0.1, 1] + [-2, 0], atol=1e-15)
+    raw["init"] = {"shape": "figure_eight", "n": 30, "size": 2.0}
+    assert "init.size = 2.0: not used when init.shape" in error_of(raw)
+    raw["init"] = {"shape": "figure_eight", "n": 30, "linear_map": [[1, 0]]}
+    assert error_of(raw).startswith("init.linear_map")
+    raw["init"] = {"shape": "figure_eight", "n": 30, "rotation": [1, 2]}
+    assert error_of(raw).startswith("init.rotation")

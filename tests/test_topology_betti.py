@@ -1,6 +1,7 @@
 """Betti numbers of known clouds, agreement with ripser, landmarks on dense samples."""
 import warnings
 
+import gudhi
 import numpy as np
 import pytest
 import ripser
@@ -210,3 +211,37 @@ def test_alpha_fast_precision_gives_the_safe_betti_numbers(seed, n, dim, r):
     safe = alpha_diagram(X, 2, precision="safe")
     assume(np.min(np.abs(safe[:, 1:][np.isfinite(safe[:, 1:])] - r), initial=1.0) > 1e-9)
     assert np.array_equal(betti_from_diagram(fast, r, 2), betti_from_diagram(safe, r, 2))
+
+
+def _projective_plane(n, seed):
+    from particledyn.clouds import sphere
+
+    x, y, z = sphere(n, k=2, seed=seed).T
+    return np.column_stack([x * x - y * y, x * y, x * z, y * z])  # S^2 / +-1 embedded in R^4
+
+
+def test_coefficient_field_changes_the_projective_plane():
+    points = _projective_plane(600, 0)
+    assert tuple(betti_numbers(points, 0.4, max_dim=2).betti[0]) == (1, 1, 1)  # Z/2: H1 = H2 = Z/2
+    assert tuple(betti_numbers(points, 0.4, max_dim=2, coeff=11).betti[0]) == (1, 0, 0)
+    # the alpha complex takes the field too: at radius 0.25 this sample's H1, H2 differ over Z/2 and Z/3
+    assert tuple(betti_numbers(points, 0.25, max_dim=2, complex="alpha").betti[0]) == (1, 2, 1)
+    assert tuple(betti_numbers(points, 0.25, max_dim=2, complex="alpha", coeff=3).betti[0]) == (1, 1, 0)
+    with pytest.raises(ValueError, match="coeff=4: expected a prime"):
+        betti_numbers(points, 0.4, coeff=4)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_authors_recipe_equals_gudhi_rips(seed):
+    """high-dim/topology.py of the paper's code: gudhi Rips at diameter/4, dimension 3, Z/11."""
+    from scipy.spatial.distance import pdist
+
+    from particledyn.clouds import sphere, torus
+
+    for points in (_projective_plane(150, seed), torus(200, seed=seed), sphere(150, k=2, seed=seed)):
+        eps = pdist(points).max() * 0.25
+        tree = gudhi.RipsComplex(points=points, max_edge_length=eps).create_simplex_tree(max_dimension=3)
+        tree.persistence(homology_coeff_field=11)
+        theirs = tuple(tree.betti_numbers()[:3])
+        ours = betti_numbers(points, "adaptive", max_dim=2, complex="rips", coeff=11).betti[0]
+        assert tuple(int(b) for b in ours) == theirs + (0,) * (3 - len(theirs))

@@ -178,7 +178,8 @@ def _build_betti(options, ctx):
         scale = scale[0]
     return BettiObserver(options["every"], scale=scale, max_dim=options["max_dim"],
                          complex=options["complex"], landmarks=options.get("landmarks"),
-                         fixed_landmarks=options["fixed_landmarks"], n_threads=options.get("n_threads"))
+                         fixed_landmarks=options["fixed_landmarks"], n_threads=options.get("n_threads"),
+                         coeff=options["coeff"])
 
 
 def _build_expansion(options, ctx):
@@ -236,7 +237,10 @@ for _type in (
                       "(union of balls, scale = radius).", "rips"),
                   Key("landmarks", Int(1), "Compute on this many max-min landmarks (optional)."),
                   Key("fixed_landmarks", Bool(), "Keep the first landmarks' particle indices.", False),
-                  Key("n_threads", Int(1), "Threads of the persistence backend (optional).")),
+                  Key("n_threads", Int(1), "Threads of the persistence backend (optional)."),
+                  Key("coeff", Int(2, 65521), "Prime p of the coefficient field Z/p. The paper's code: "
+                      "Rips at diameter/4 to dimension 3 over Z/11, i.e. scale = \"adaptive\", complex = "
+                      "\"rips\", max_dim = 2, coeff = 11, no landmarks.", 2)),
                  _build_betti,
                  "particledyn.topology.observers:BettiObserver"),
     ObserverType("expansion", "Theorem 2: S(t)^r beside S(t+1)^((1 - eta K) r)",

@@ -53,6 +53,9 @@ class KernelSharpnessObserver(SharpnessObserver):
         self.momentum = float(getattr(optimizer, "beta", 0.0)) if optimizer.name == "momentum" else 0.0
         use = adam if self.preconditioned is None else self.preconditioned
         self.preconditioner = _adam_preconditioner if use else None
+        # the preconditioned sharpness has Adam's own edge, 38/eta at beta1 = 0.9; the raw
+        # Hessian (the paper's Figure 12) has no such line, so it keeps 2/eta for reference
+        self.adam_beta1 = float(optimizer.beta1) if use else None
 
 
 def kernel_sharpness(every: int = 1, *, k: int = 1, tol: float = 1e-6, which: str = "LA",
@@ -64,7 +67,9 @@ def kernel_sharpness(every: int = 1, *, k: int = 1, tol: float = 1e-6, which: st
     GD/SGD: lambda_max of H (K = lambda_max, eta* = 1/K). Momentum: the same, with the
     stability threshold (2 + 2 beta) / eta. Adam: the preconditioned operator
     P^{-1/2} H P^{-1/2}, P = sqrt(v_hat) + eps from the current second moments
-    (the plain Hessian at step 0, before any second moment exists).
+    (the plain Hessian at step 0, before any second moment exists), with the adaptive edge
+    of stability (2 + 2 beta1) / ((1 - beta1) eta) = 38 / eta as its threshold; with
+    ``preconditioned=False`` the raw Hessian, as the paper's Figure 12 plots K for Adam.
     Uses the kernel's exact ``hvp`` where it has one, central differences otherwise.
 
     Parameters

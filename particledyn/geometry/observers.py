@@ -253,6 +253,9 @@ class SharpnessObserver(Observer):
         See :func:`particledyn.geometry.sharpness.top_eigenpairs`.
     momentum : float
         Heavy-ball beta for the threshold (2 + 2 beta) / eta.
+    adam_beta1 : float, optional
+        With Adam's ``preconditioner``: its beta1, for the adaptive edge
+        (2 + 2 beta1) / ((1 - beta1) eta) (38 / eta at 0.9).
     preconditioner : callable, optional
         ``preconditioner(info) -> diagonal of P`` (e.g. Adam's sqrt(v_hat) + eps):
         the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness).
@@ -270,7 +273,7 @@ class SharpnessObserver(Observer):
     def __init__(self, hvp: Callable[[StepInfo], Callable], every: int = 1, *, k: int = 1,
                  tol: float = 1e-6, ncv: int | None = None, which: str = "LA",
                  momentum: float = 0.0, preconditioner: Callable | None = None,
-                 gradient: Callable | None = None):
+                 gradient: Callable | None = None, adam_beta1: float | None = None):
         super().__init__(every)
         for label, f in (("hvp", hvp), ("preconditioner", preconditioner), ("gradient", gradient)):
             if f is not None and not callable(f):
@@ -279,6 +282,7 @@ class SharpnessObserver(Observer):
             raise TypeError("hvp is None: expected a callable(info) returning v -> H v")
         self.hvp, self.preconditioner, self.gradient = hvp, preconditioner, gradient
         self.k, self.tol, self.ncv, self.which, self.momentum = k, tol, ncv, which, momentum
+        self.adam_beta1 = adam_beta1
         self.eigenvector: np.ndarray | None = None
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
@@ -293,7 +297,7 @@ class SharpnessObserver(Observer):
                                 which=self.which)
         self.eigenvector = result.eigenvector
         values: dict[str, Any] = {"lambda_max": result.lambda_max}
-        values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum))
+        values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum, self.adam_beta1))
         values.update(n_hvp=result.n_hvp, residual=result.residual, converged=result.converged)
         if self.k > 1:
             values["eigenvalues"] = result.eigenvalues

@@ -319,7 +319,8 @@ def adam_preconditioner(second_moment, step: int, beta2: float = 0.999,
     return np.sqrt(v / (1.0 - beta2 ** int(step))) + eps
 
 
-def stability_thresholds(lambda_max: float, lr: float, momentum: float = 0.0) -> dict[str, float]:
+def stability_thresholds(lambda_max: float, lr: float, momentum: float = 0.0,
+                         adam_beta1: float | None = None) -> dict[str, float]:
     """The edge-of-stability picture for one sharpness value.
 
     Parameters
@@ -330,21 +331,33 @@ def stability_thresholds(lambda_max: float, lr: float, momentum: float = 0.0) ->
         Learning rate eta.
     momentum : float
         Heavy-ball beta (0 for plain GD).
+    adam_beta1 : float, optional
+        For Adam's preconditioned sharpness: its beta1. The edge is then the adaptive
+        edge of stability (2 + 2 beta1) / ((1 - beta1) eta), 38 / eta at beta1 = 0.9
+        (Cohen et al. 2022), not 2 / eta.
 
     Returns
     -------
     dict
         ``K``; ``eta_star = 1 / K`` (the topological critical point, inf for
         K <= 0); ``eta_K = eta K``; ``two_over_eta = 2 / eta`` (GD stability
-        threshold for the sharpness); ``stability_threshold = (2 + 2 beta) / eta``.
+        threshold for the sharpness); ``stability_threshold = (2 + 2 beta) / eta``,
+        or (2 + 2 beta1) / ((1 - beta1) eta) with ``adam_beta1``.
     """
     K, lr, momentum = float(lambda_max), float(lr), float(momentum)
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr={lr!r}: expected a positive learning rate")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"momentum={momentum!r}: expected 0 <= beta < 1")
+    if adam_beta1 is None:
+        edge = (2.0 + 2.0 * momentum) / lr
+    elif momentum != 0.0 or not 0.0 <= float(adam_beta1) < 1.0:
+        raise ValueError(f"adam_beta1={adam_beta1!r} with momentum={momentum!r}: expected 0 <= beta1 < 1 "
+                         "and no heavy-ball momentum")
+    else:
+        edge = (2.0 + 2.0 * float(adam_beta1)) / ((1.0 - float(adam_beta1)) * lr)
     return {"K": K, "eta_star": 1.0 / K if K > 0 else float("inf"), "eta_K": lr * K,
-            "two_over_eta": 2.0 / lr, "stability_threshold": (2.0 + 2.0 * momentum) / lr}
+            "two_over_eta": 2.0 / lr, "stability_threshold": edge}
 
 
 def gradient_fraction(gradient, eigenvectors) -> float:

@@ -144,8 +144,16 @@ def resolve_scales(scale, diameter: float | None = None, complex: str = "rips",
     return r
 
 
+def _check_coeff(coeff) -> int:
+    c = coeff
+    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 2 or any(
+            c % p == 0 for p in range(2, int(c ** 0.5) + 1)):
+        raise ValueError(f"coeff={coeff!r}: expected a prime p (homology over the field Z/p)")
+    return int(c)
+
+
 def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
-                 n_threads: int | None = None) -> np.ndarray:
+                 n_threads: int | None = None, coeff: int = 2) -> np.ndarray:
     """Persistence diagram of the Rips filtration, truncated at ``thresh``.
 
     Parameters
@@ -158,6 +166,8 @@ def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
         Largest edge length in the complex; classes alive there get death inf.
     n_threads : int, optional
         giotto-ph threads (default: all CPUs available).
+    coeff : int
+        Prime p of the coefficient field Z/p (the paper's code: gudhi's default 11).
 
     Returns
     -------
@@ -166,6 +176,7 @@ def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
     """
     X = _check_cloud(points)
     max_dim = _check_max_dim(max_dim)
+    coeff = _check_coeff(coeff)
     thresh = float(thresh)
     if not thresh >= 0:
         raise ValueError(f"thresh={thresh!r}: expected a non-negative edge length")
@@ -186,16 +197,16 @@ def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
         # here) and costs a little for H0/H1 alone.
         out = ripser_parallel(graph, maxdim=max_dim, metric="precomputed",
                               collapse_edges=max_dim >= 2 and len(length) > 0,
-                              n_threads=threads)
+                              n_threads=threads, coeff=coeff)
     else:
         out = ripser_parallel(X, maxdim=max_dim, thresh=thresh, collapse_edges=True,
-                              n_threads=threads)
+                              n_threads=threads, coeff=coeff)
     rows = [np.column_stack([np.full(len(d), k, float), d]) for k, d in enumerate(out["dgms"])]
     return np.concatenate(rows, axis=0).astype(np.float64)
 
 
 def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf,
-                  precision: str = "fast") -> np.ndarray:
+                  precision: str = "fast", coeff: int = 2) -> np.ndarray:
     """Persistence diagram of the alpha complex (union of balls), in radius units.
 
     Parameters
@@ -209,6 +220,8 @@ def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf,
         gudhi's setting. "fast" keeps CGAL's exact predicates (so the complex
         itself is right) and computes circumradii in double precision; it
         builds ~5x faster than gudhi's default "safe" here.
+    coeff : int
+        Prime p of the coefficient field Z/p.
 
     Returns
     -------
@@ -219,6 +232,7 @@ def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf,
     X = _check_cloud(points)
     max_dim = _check_max_dim(max_dim)
     max_radius = float(max_radius)
+    coeff = _check_coeff(coeff)
     if not max_radius >= 0:
         raise ValueError(f"max_radius={max_radius!r}: expected a non-negative radius")
     if precision not in ("fast", "safe", "exact"):
@@ -227,7 +241,7 @@ def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf,
     tree = alpha.create_simplex_tree(max_alpha_square=max_radius ** 2)
     tree.prune_above_dimension(max_dim + 1)  # H_k needs (k+1)-simplices, no more
     # H_k of the top dimension is only computed on request (e.g. H2 of 2-D points, 0).
-    tree.compute_persistence(homology_coeff_field=2,
+    tree.compute_persistence(homology_coeff_field=coeff,
                              persistence_dim_max=tree.dimension() <= max_dim)
     rows = []
     for k in range(max_dim + 1):
@@ -275,7 +289,7 @@ class BettiResult:
 def betti_numbers(points, scale="adaptive", max_dim: int = 2, complex: str = "rips",
                   landmarks: int | None = None, landmark_indices=None,
                   n_threads: int | None = None,
-                  adaptive_fraction: float = ADAPTIVE_FRACTION) -> BettiResult:
+                  adaptive_fraction: float = ADAPTIVE_FRACTION, coeff: int = 2) -> BettiResult:
     """Betti numbers b_0..b_max_dim of a cloud at a scale rule.
 
     Parameters
@@ -296,6 +310,12 @@ def betti_numbers(points, scale="adaptive", max_dim: int = 2, complex: str = "ri
         frame); overrides ``landmarks``.
     n_threads : int, optional
     adaptive_fraction : float
+    coeff : int
+        Prime p of the coefficient field Z/p (default 2). The paper's code (GitHub
+        YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning,
+        ``high-dim/topology.py``) takes gudhi's Rips complex at edge length diameter/4,
+        filled to dimension 3, over Z/11: ``scale="adaptive", complex="rips", max_dim=2,
+        coeff=11`` on the full cloud gives the same numbers (tested against gudhi).
 
     Returns
     -------
@@ -318,9 +338,9 @@ def betti_numbers(points, scale="adaptive", max_dim: int = 2, complex: str = "ri
     scales = resolve_scales(scale, diameter if adaptive else None, complex, adaptive_fraction)
     threshold = float(scales.max())
     if complex == "rips":
-        diagram = rips_diagram(Y, max_dim, threshold, n_threads)
+        diagram = rips_diagram(Y, max_dim, threshold, n_threads, coeff=coeff)
     else:
-        diagram = alpha_diagram(Y, max_dim, threshold)
+        diagram = alpha_diagram(Y, max_dim, threshold, coeff=coeff)
     return BettiResult(betti=betti_from_diagram(diagram, scales, max_dim), scales=scales,
                        diagram=diagram, threshold=threshold, complex=complex,
                        indices=indices, covering_radius=float(cover), diameter=diameter)

@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..observers import Observer, StepInfo
-from .betti import COMPLEXES, betti_numbers, resolve_scales, _check_max_dim
+from .betti import COMPLEXES, _check_coeff, _check_max_dim, betti_numbers, resolve_scales
 from .diagrams import bottleneck_distances
 from .expansion import MODELS, empirical_lipschitz, expansion_check, min_separation
 from .zigzag import zigzag_barcode
@@ -34,6 +34,8 @@ class BettiObserver(Observer):
         With ``landmarks``: choose them at the first observed step and keep
         those particle indices afterwards (the same neurons are followed).
     n_threads : int, optional
+    coeff : int
+        Prime p of the coefficient field Z/p (default 2; the paper's code: 11).
 
     Notes
     -----
@@ -48,8 +50,9 @@ class BettiObserver(Observer):
 
     def __init__(self, every: int = 1, scale="adaptive", max_dim: int = 2,
                  complex: str = "rips", landmarks: int | None = None,
-                 fixed_landmarks: bool = False, n_threads: int | None = None):
+                 fixed_landmarks: bool = False, n_threads: int | None = None, coeff: int = 2):
         super().__init__(every)
+        self.coeff = _check_coeff(coeff)
         self.max_dim = _check_max_dim(max_dim)
         if complex not in COMPLEXES:
             raise ValueError(f"complex={complex!r}: expected one of {COMPLEXES}")
@@ -72,7 +75,7 @@ class BettiObserver(Observer):
         result = betti_numbers(info.positions, self.scale, self.max_dim, self.complex,
                                landmarks=self.landmarks,
                                landmark_indices=self._indices if self.fixed_landmarks else None,
-                               n_threads=self.n_threads)
+                               n_threads=self.n_threads, coeff=self.coeff)
         if self.fixed_landmarks and self._indices is None:
             self._indices = result.indices
         if self._previous is None:
