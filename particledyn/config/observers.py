@@ -136,7 +136,9 @@ def _build_pairwise(options, ctx):
 def _build_lemmas(options, ctx):
     from ..geometry.observers import LemmaObserver
     return LemmaObserver(options["K"], options["every"], cache=ctx.neighbour_cache(options["k"]),
-                         rtol=options["rtol"], equal_tol=options["equal_tol"], source=options["source"])
+                         rtol=options.get("rtol"), equal_tol=options.get("equal_tol"),
+                         source=options["source"], n_sample=options["n_sample"],
+                         seed=ctx.resolved["run"]["seed"])
 
 
 def _build_merges(options, ctx):
@@ -189,6 +191,7 @@ def _build_zigzag(options, ctx):
 
 
 _POSITIVE = Float(0.0, lo_open=True)
+_LEMMA_KINDS = ("pairwise", "previous", "held_out", "apriori", "jacobian_sup")
 _NON_NEGATIVE = Float(0.0)
 
 for _type in (
@@ -199,12 +202,16 @@ for _type in (
                  (_K_NEIGHBOURS, _SOURCE), _build_pairwise,
                  "particledyn.geometry.observers:PairwiseLipschitzObserver"),
     ObserverType("lemmas", "Lemma 1 (no splits) and Lemma 2 ((1 - eta K) d <= d' <= (1 + eta K) d) checks",
-                 (Key("K", OneOf((Literal("pairwise"), _NON_NEGATIVE)),
-                      'Lipschitz constant to test: a number or "pairwise" (the step\'s own pairwise K).',
-                      "pairwise"),
+                 (Key("K", OneOf((Choice(_LEMMA_KINDS), _NON_NEGATIVE)),
+                      'Lipschitz constant to test: a number, "apriori" (certified per-neuron Jacobian '
+                      'bound), "jacobian_sup", "previous" (last step\'s pairwise K), "held_out" (half '
+                      'the pairs) or "pairwise" (the step\'s own: cannot fail).', "pairwise"),
                   _K_NEIGHBOURS,
-                  Key("rtol", _NON_NEGATIVE, "Relative tolerance of the bound checks.", 1e-12),
-                  Key("equal_tol", _NON_NEGATIVE, "Distance under which two particles count as equal.", 0.0),
+                  Key("rtol", _NON_NEGATIVE, "Relative tolerance of the bound checks (optional: "
+                      "tied to the dtype)."),
+                  Key("equal_tol", _NON_NEGATIVE, "Distance under which two particles count as equal "
+                      "(optional: 8 ulps of the largest coordinate)."),
+                  Key("n_sample", Int(0), "Random particles whose extreme partners join kNN pairs.", 64),
                   _SOURCE), _build_lemmas,
                  "particledyn.geometry.observers:LemmaObserver"),
     ObserverType("merges", "atoms at scale eps, merges, splits and merged mass (Theorems 1 and 3)",

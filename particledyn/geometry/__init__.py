@@ -7,7 +7,8 @@ cadence and share one :class:`NeighbourPairs` per configuration.
 """
 from .conserved import (BalanceDrift, InvariantSetComponents, balance_drift,
                         invariant_set_components, relu_balance, split_neurons)
-from .lemmas import LEMMA_RTOL, LemmaCheck, lemma_check, rounding_atol
+from .lemmas import (LEMMA_RTOL, LemmaCheck, bounds_check, extreme_pairs, lemma_check,
+                     lemma_tolerances, rounding_atol)
 from .lipschitz import PairwiseLipschitz, pairwise_lipschitz
 from .merges import (DEFAULT_EPS, MergeStatistics, atom_masses, default_mass_bins,
                      mass_histogram, merge_statistics)

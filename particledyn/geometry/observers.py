@@ -16,10 +16,11 @@ import numpy as np
 
 from ..observers import Observer, StepInfo
 from .conserved import balance_drift, invariant_set_components, relu_balance
-from .lemmas import LEMMA_RTOL, lemma_check
-from .lipschitz import pairwise_lipschitz
+from .apriori import APRIORI_KINDS, check_applicable, step_lipschitz
+from .lemmas import bounds_check, extreme_pairs, lemma_tolerances
+from .lipschitz import max_ratio, pairwise_lipschitz
 from .merges import DEFAULT_EPS, atom_masses, default_mass_bins, mass_histogram, merge_statistics
-from .neighbours import NeighbourCache
+from .neighbours import NeighbourCache, pair_norms
 from .sharpness import (gradient_fraction, preconditioned_hvp, stability_thresholds,
                         top_eigenpairs)
 
@@ -86,63 +87,130 @@ class LemmaObserver(Observer):
 
     Parameters
     ----------
-    K : float, callable or 'pairwise'
-        The Lipschitz constant to test: a number, ``K(info) -> float``, or
-        ``'pairwise'`` for the pairwise K of the same step and pairs.
+    K : float, callable or str
+        The Lipschitz constant to test. Only a K obtained outside the checked pairs and step
+        makes a check that can fail:
+
+        * a number, or ``K(info) -> float``;
+        * ``'apriori'``: the certified bound from the per-neuron Jacobian of the two-layer net
+          under GD/SGD (:func:`particledyn.geometry.apriori.lipschitz_bound`);
+        * ``'jacobian_sup'``: the per-neuron Jacobian's norm maximised over the cloud (an
+          estimate, :func:`particledyn.geometry.apriori.jacobian_sup`);
+        * ``'previous'``: the pairwise K measured at the previous observed step predicting this
+          one (no check at the first);
+        * ``'held_out'``: the pairwise K of a random half of the pairs (seeded by ``seed`` and
+          the step) checked on the other half;
+        * ``'pairwise'``: the same step's pairwise K -- a tautology (0 violations for any
+          dynamics), kept for the record of eta*K.
     every : int
     cache : NeighbourCache, optional
     k : int
-    rtol, equal_tol : float
-        See :func:`particledyn.geometry.lemmas.lemma_check`.
+    rtol, equal_tol : float, optional
+        See :func:`particledyn.geometry.lemmas.lemma_check` (None: tied to the run's dtype).
     source : {'update', 'field'}
-        What ``'pairwise'`` measures K of.
+        What the pairwise kinds measure K of.
+    n_sample : int
+        When the cache uses kNN pairs (N above its all-pairs limit), this many random particles
+        also contribute their most contracted and most expanded partner over all particles
+        (:func:`particledyn.geometry.lemmas.extreme_pairs`).
+    seed : int
+        Seed of the sampled particles and of the held-out split.
 
-    Records ``K``, ``eta_K``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
-    ``upper_bound``, ``n_pairs``, ``n_violations``, ``n_lower_violations``,
-    ``n_upper_violations``, ``n_equal``, ``n_split``.
+    Records ``K``, ``eta_K``, ``fraction_used``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
+    ``upper_bound``, ``n_pairs``, ``n_sampled`` (pairs added by sampling), ``n_violations``,
+    ``n_lower_violations``, ``n_upper_violations``, ``n_equal``, ``n_split``.
     """
 
     name = "lemmas"
     needs_previous = True
+    KINDS = ("pairwise", "previous", "held_out", "apriori", "jacobian_sup")
 
     def __init__(self, K="pairwise", every: int = 1, *, cache: NeighbourCache | None = None,
-                 k: int = 6, rtol: float = LEMMA_RTOL, equal_tol: float = 0.0,
-                 source: str = "update"):
+                 k: int = 6, rtol: float | None = None, equal_tol: float | None = None,
+                 source: str = "update", n_sample: int = 64, seed: int = 0):
         super().__init__(every)
         if isinstance(K, str):
-            if K != "pairwise":
-                raise ValueError(f"K={K!r}: expected a number, a callable(info) or 'pairwise'")
+            if K not in self.KINDS:
+                raise ValueError(f"K={K!r}: expected a number, a callable(info) or one of "
+                                 f"{self.KINDS}")
         elif not callable(K):
             K = float(K)
             if not (np.isfinite(K) and K >= 0):
                 raise ValueError(f"K={K!r}: expected a finite non-negative Lipschitz constant")
         if source not in ("update", "field"):
             raise ValueError(f"source={source!r}: expected 'update' or 'field'")
+        if int(n_sample) != n_sample or n_sample < 0:
+            raise ValueError(f"n_sample={n_sample!r}: expected a non-negative integer")
         self.K, self.rtol, self.equal_tol, self.source = K, rtol, equal_tol, source
+        self.n_sample, self.seed = int(n_sample), int(seed)
         self.cache = _cache(cache, k)
+        self._previous_K = _NAN
+
+    def start(self, simulation) -> None:
+        if self.K in APRIORI_KINDS:
+            check_applicable(simulation, self.K)
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         if info.previous_positions is None:
-            return {"K": _NAN, "eta_K": _NAN, "min_ratio": _NAN, "max_ratio": _NAN,
-                    "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0, "n_violations": 0,
-                    "n_lower_violations": 0, "n_upper_violations": 0, "n_equal": 0,
-                    "n_split": 0}
+            return self._empty()
         pairs = self.cache.get(info.step - 1, info.previous_positions)
-        if self.K == "pairwise":
-            K = pairwise_lipschitz(pairs, _source(info, self.source)).K
+        before, after = pairs.distances, pairs.norms(info.positions)
+        n_sampled = 0
+        extra = None
+        if not pairs.all_pairs and self.n_sample:
+            rng = np.random.default_rng([self.seed, info.step])
+            extra = extreme_pairs(info.previous_positions, info.positions, self.n_sample, rng)
+            n_sampled = len(extra[0])
+            before = np.concatenate([before, pair_norms(pairs.positions, *extra)])
+            after = np.concatenate([after, pair_norms(np.asarray(info.positions, float), *extra)])
+        checked = np.ones(len(before), dtype=bool)
+        if self.K in ("pairwise", "previous", "held_out"):
+            values = np.asarray(_source(info, self.source), dtype=np.float64)
+            spread = pairs.norms(values)
+            if extra is not None:
+                spread = np.concatenate([spread, pair_norms(values, *extra)])
+            measured = max_ratio(spread, before)
+            if self.K == "pairwise":
+                K = measured
+            elif self.K == "previous":
+                K, self._previous_K = self._previous_K, measured
+                if not np.isfinite(K):
+                    return self._empty(n_sampled)
+            else:
+                rng = np.random.default_rng([self.seed, info.step, 1])
+                checked = rng.random(len(before)) < 0.5
+                K = max_ratio(spread[~checked], before[~checked])
+        elif self.K in APRIORI_KINDS:
+            K = step_lipschitz(info, self.K)
         elif callable(self.K):
             K = float(self.K(info))
         else:
             K = self.K
-        check = lemma_check(pairs, info.positions, info.lr, K, rtol=self.rtol,
-                            equal_tol=self.equal_tol)
-        return {"K": K, "eta_K": info.lr * K, "min_ratio": check.min_ratio,
-                "max_ratio": check.max_ratio, "lower_bound": check.lower_bound,
-                "upper_bound": check.upper_bound, "n_pairs": check.n_pairs,
+        rtol, atol = lemma_tolerances(info.positions.dtype, pairs.positions, info.positions)
+        check = bounds_check(before[checked], after[checked], info.lr, K,
+                             rtol=rtol if self.rtol is None else self.rtol, atol=atol,
+                             equal_tol=self.equal_tol)
+        return {"K": K, "eta_K": info.lr * K, "fraction_used": check.fraction_used,
+                "min_ratio": check.min_ratio, "max_ratio": check.max_ratio,
+                "lower_bound": check.lower_bound, "upper_bound": check.upper_bound,
+                "n_pairs": check.n_pairs, "n_sampled": n_sampled,
                 "n_violations": check.n_violations,
                 "n_lower_violations": check.n_lower_violations,
                 "n_upper_violations": check.n_upper_violations, "n_equal": check.n_equal,
                 "n_split": check.n_split}
+
+    @staticmethod
+    def _empty(n_sampled: int = 0) -> dict[str, Any]:
+        return {"K": _NAN, "eta_K": _NAN, "fraction_used": _NAN, "min_ratio": _NAN,
+                "max_ratio": _NAN, "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0,
+                "n_sampled": n_sampled, "n_violations": 0, "n_lower_violations": 0,
+                "n_upper_violations": 0, "n_equal": 0, "n_split": 0}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"previous_K": np.array(self._previous_K)}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self._previous_K = float(state.get("previous_K", _NAN))
 
 
 class MergeObserver(Observer):
