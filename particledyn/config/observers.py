@@ -143,7 +143,14 @@ def _build_lemmas(options, ctx):
 
 def _build_merges(options, ctx):
     from ..geometry.observers import MergeObserver
-    return MergeObserver(options["eps"], options["every"], cache=ctx.neighbour_cache(options["k"]))
+    return MergeObserver(options["eps"], options["every"], cache=ctx.neighbour_cache(options["k"]),
+                         eps_relative=options.get("eps_relative"),
+                         allow_close_start=options["allow_close_start"])
+
+
+def _build_closest(options, ctx):
+    from ..geometry.observers import ClosestApproachObserver
+    return ClosestApproachObserver(options["every"])
 
 
 def _build_balance(options, ctx):
@@ -216,8 +223,14 @@ for _type in (
                  "particledyn.geometry.observers:LemmaObserver"),
     ObserverType("merges", "atoms at scale eps, merges, splits and merged mass (Theorems 1 and 3)",
                  (Key("eps", _NON_NEGATIVE, "Atom scale: particles closer than eps form one atom.", 0.01),
+                  Key("eps_relative", _POSITIVE, "Atom scale as a fraction of the start's closest-pair "
+                      "distance (optional; replaces eps)."),
+                  Key("allow_close_start", Bool(), "Accept a start with pairs already within eps "
+                      "(refused otherwise).", False),
                   _K_NEIGHBOURS), _build_merges,
                  "particledyn.geometry.observers:MergeObserver"),
+    ObserverType("closest_approach", "closest pair at every step (merges between sparse records)",
+                 (), _build_closest, "particledyn.geometry.observers:ClosestApproachObserver"),
     ObserverType("balance", "ReLU balance |a_i|^2 - |w_i|^2, its drift and pathological neurons",
                  (Key("tol", _NON_NEGATIVE, "|c_i| <= tol counts as balanced.", 0.0),), _build_balance,
                  "particledyn.geometry.observers:BalanceObserver"),

@@ -13,11 +13,12 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..observers import Observer, StepInfo
 from .conserved import balance_drift, invariant_set_components, relu_balance
 from .apriori import APRIORI_KINDS, check_applicable, step_lipschitz
-from .lemmas import bounds_check, extreme_pairs, lemma_tolerances
+from .lemmas import bounds_check, extreme_pairs, lemma_tolerances, rounding_atol
 from .lipschitz import max_ratio, pairwise_lipschitz
 from .merges import DEFAULT_EPS, atom_masses, default_mass_bins, mass_histogram, merge_statistics
 from .neighbours import NeighbourCache, pair_norms
@@ -116,7 +117,8 @@ class LemmaObserver(Observer):
     seed : int
         Seed of the sampled particles and of the held-out split.
 
-    Records ``K``, ``eta_K``, ``fraction_used``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
+    Records ``K``, ``eta_K``, ``certified`` (K is the certified a-priori bound),
+    ``fraction_used``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
     ``upper_bound``, ``n_pairs``, ``n_sampled`` (pairs added by sampling), ``n_violations``,
     ``n_lower_violations``, ``n_upper_violations``, ``n_equal``, ``n_split``.
     """
@@ -190,7 +192,8 @@ class LemmaObserver(Observer):
         check = bounds_check(before[checked], after[checked], info.lr, K,
                              rtol=rtol if self.rtol is None else self.rtol, atol=atol,
                              equal_tol=self.equal_tol)
-        return {"K": K, "eta_K": info.lr * K, "fraction_used": check.fraction_used,
+        return {"K": K, "eta_K": info.lr * K, "certified": self.K == "apriori",
+                "fraction_used": check.fraction_used,
                 "min_ratio": check.min_ratio, "max_ratio": check.max_ratio,
                 "lower_bound": check.lower_bound, "upper_bound": check.upper_bound,
                 "n_pairs": check.n_pairs, "n_sampled": n_sampled,
@@ -201,7 +204,7 @@ class LemmaObserver(Observer):
 
     @staticmethod
     def _empty(n_sampled: int = 0) -> dict[str, Any]:
-        return {"K": _NAN, "eta_K": _NAN, "fraction_used": _NAN, "min_ratio": _NAN,
+        return {"K": _NAN, "eta_K": _NAN, "certified": False, "fraction_used": _NAN, "min_ratio": _NAN,
                 "max_ratio": _NAN, "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0,
                 "n_sampled": n_sampled, "n_violations": 0, "n_lower_violations": 0,
                 "n_upper_violations": 0, "n_equal": 0, "n_split": 0}
@@ -214,7 +217,7 @@ class LemmaObserver(Observer):
 
 
 class MergeObserver(Observer):
-    """Atoms at scale eps, merges and merged mass (Theorems 1 and 3).
+    """Atoms at scale eps, merges and merged mass (Theorems 1 and 3), and the pairs that merged.
 
     Parameters
     ----------
@@ -225,44 +228,148 @@ class MergeObserver(Observer):
     k : int
     mass_bins : ndarray, optional
         Fixed histogram edges for atom masses (default: log-spaced 1e-9 .. 10).
+    eps_relative : float, optional
+        Atom scale as a fraction of the start's own closest-pair distance delta_0 (replaces
+        ``eps``): a pair then merges only after it has closed to ``eps_relative`` of the closest
+        start distance, not by drifting across a fixed threshold it started near.
+    allow_close_start : bool
+        Accept a start that already has a pair within eps (refused otherwise: such pairs are
+        merged before any step, and the count would mix the start with the dynamics).
 
-    Records ``n_atoms``, ``n_merges``, ``n_splits``, ``merged_mass``,
-    ``n_merged_particles``, ``largest_atom_mass``, ``mass_in_multi_atoms`` (mass
-    in atoms of two or more particles), ``mass_histogram`` (array),
-    ``mass_underflow``, ``mass_overflow``.
+    Notes
+    -----
+    Records ``n_atoms``, ``n_close_pairs`` (pairs within eps: the paper's Figure 14 count),
+    ``n_exact_pairs`` (pairs equal at the run's float precision, 8 ulps of the largest
+    coordinate: an exact merge of the finite set when it grows),
+    ``min_distance`` (the closest pair now), ``eps`` (the absolute scale used), ``n_merges``,
+    ``n_splits``, ``merged_mass``, ``n_merged_particles``, ``largest_atom_mass``,
+    ``mass_in_multi_atoms`` (mass in atoms of two or more particles), ``mass_histogram``
+    (array), ``mass_underflow``, ``mass_overflow``, and for the closest pair that joined two
+    atoms of the previous step (-1 and NaN when none did): ``merge_i``, ``merge_j``,
+    ``merge_distance``, ``merge_previous_distance`` (its distance one step before).
     """
 
     name = "merges"
     needs_previous = True
 
     def __init__(self, eps: float = DEFAULT_EPS, every: int = 1, *,
-                 cache: NeighbourCache | None = None, k: int = 6, mass_bins=None):
+                 cache: NeighbourCache | None = None, k: int = 6, mass_bins=None,
+                 eps_relative: float | None = None, allow_close_start: bool = False):
         super().__init__(every)
         eps = float(eps)
         if not (np.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps={eps!r}: expected a finite non-negative distance")
-        self.eps = eps
+        if eps_relative is not None:
+            eps_relative = float(eps_relative)
+            if not (np.isfinite(eps_relative) and eps_relative > 0):
+                raise ValueError(f"eps_relative={eps_relative!r}: expected a positive fraction of "
+                                 "the start's closest-pair distance")
+        self.eps, self.eps_relative = eps, eps_relative
+        self.allow_close_start = bool(allow_close_start)
+        self.start_delta = _NAN
         self.cache = _cache(cache, k)
         self.mass_bins = default_mass_bins() if mass_bins is None else np.asarray(mass_bins, float)
         mass_histogram(np.empty(0), self.mass_bins)  # validate the edges now
 
+    def _fix_scale(self, pairs) -> None:
+        """At the first observation: delta_0, the relative scale, the close-start refusal."""
+        delta, (i, j) = closest_pair(pairs)
+        self.start_delta = delta
+        if self.eps_relative is not None:
+            self.eps = self.eps_relative * delta
+        if delta <= self.eps and not self.allow_close_start:
+            raise ValueError(f"merges: eps={self.eps:.6g} but the start already has particles {i} "
+                             f"and {j} at distance {delta:.6g}: expected eps below the start's "
+                             "closest-pair distance (use eps_relative < 1, or allow_close_start)")
+
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
-        n_atoms, labels = self.cache.get(info.step, info.positions).atoms(self.eps)
+        pairs = self.cache.get(info.step, info.positions)
+        if not np.isfinite(self.start_delta):
+            self._fix_scale(pairs)
+        n_atoms, labels = pairs.atoms(self.eps)
         masses = atom_masses(labels, info.masses)
         sizes = np.bincount(labels)
         counts, under, over = mass_histogram(masses, self.mass_bins)
-        values = {"n_atoms": n_atoms, "n_merges": 0, "n_splits": 0, "merged_mass": 0.0,
-                  "n_merged_particles": 0,
+        close_i, close_j = pairs.close_pairs(self.eps)
+        exact = pairs.close_pairs(rounding_atol(pairs.positions, dtype=info.positions.dtype))[0]
+        values = {"n_atoms": n_atoms, "n_close_pairs": int(len(close_i)),
+                  "n_exact_pairs": int(len(exact)),
+                  "min_distance": closest_pair(pairs)[0], "eps": self.eps,
+                  "n_merges": 0, "n_splits": 0, "merged_mass": 0.0, "n_merged_particles": 0,
                   "largest_atom_mass": float(masses.max()) if len(masses) else 0.0,
                   "mass_in_multi_atoms": float(masses[sizes >= 2].sum()),
-                  "mass_histogram": counts, "mass_underflow": under, "mass_overflow": over}
+                  "mass_histogram": counts, "mass_underflow": under, "mass_overflow": over,
+                  "merge_i": -1, "merge_j": -1, "merge_distance": _NAN,
+                  "merge_previous_distance": _NAN}
         if info.previous_positions is not None:
             _, before = self.cache.get(info.step - 1, info.previous_positions).atoms(self.eps)
             stats = merge_statistics(before, labels, info.masses)
             values.update(n_merges=stats.n_merges, n_splits=stats.n_splits,
                           merged_mass=stats.merged_mass,
                           n_merged_particles=stats.n_merged_particles)
+            joining = before[close_i] != before[close_j]
+            if joining.any():
+                i, j = close_i[joining], close_j[joining]
+                now = pair_norms(pairs.positions, i, j)
+                best = int(np.argmin(now))
+                i, j = int(i[best]), int(j[best])
+                previous = np.asarray(info.previous_positions, dtype=np.float64)
+                values.update(merge_i=i, merge_j=j, merge_distance=float(now[best]),
+                              merge_previous_distance=float(np.linalg.norm(previous[i] - previous[j])))
         return values
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"start_delta": np.array(self.start_delta), "eps": np.array(self.eps)}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        if "start_delta" in state:
+            self.start_delta = float(state["start_delta"])
+            self.eps = float(state["eps"])
+
+
+class ClosestApproachObserver(Observer):
+    """The closest pair at every step: a cheap tracker of merges between sparse records.
+
+    One nearest-neighbour query per step (k-d tree, O(N log N)); a record at every step, so a pair
+    that closes below a merge scale between two merge records is seen at the step it did.
+
+    Records ``min_distance`` and the pair ``i``, ``j`` attaining it (distinct particles; 0.0
+    when two coincide).
+    """
+
+    name = "closest_approach"
+
+    def __init__(self, every: int = 1):
+        super().__init__(every)
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        X = np.asarray(info.positions, dtype=np.float64)
+        if len(X) < 2:
+            return {"min_distance": float("inf"), "i": -1, "j": -1}
+        dist, idx = cKDTree(X).query(X, k=2)
+        # Coincident particles may list each other first: take the column that is not the particle.
+        other = np.where(idx[:, 0] == np.arange(len(X)), idx[:, 1], idx[:, 0])
+        d = np.where(idx[:, 0] == np.arange(len(X)), dist[:, 1], dist[:, 0])
+        best = int(np.argmin(d))
+        i, j = sorted((best, int(other[best])))
+        return {"min_distance": float(d[best]), "i": i, "j": j}
+
+
+def closest_pair(pairs) -> tuple[float, tuple[int, int]]:
+    """Smallest distance over a configuration's pairs and the pair, (inf, (-1, -1)) without any.
+
+    In kNN mode the nearest neighbours hold the closest pair, so this is exact in both modes.
+    """
+    if pairs.n < 2:
+        return float("inf"), (-1, -1)
+    if pairs.all_pairs:
+        d = pairs.distances
+        best = int(np.argmin(d))
+        i, j = pairs.pairs
+        return float(d[best]), (int(i[best]), int(j[best]))
+    dist, idx = pairs.knn
+    best = int(np.argmin(dist[:, 0]))
+    return float(dist[best, 0]), tuple(sorted((best, int(idx[best, 0]))))
 
 
 class BalanceObserver(Observer):
