@@ -257,9 +257,10 @@ for _type in (
     ObserverType("expansion", "Theorem 2: S(t)^r beside S(t+1)^((1 - eta K) r)",
                  (Key("radii", FloatList(_POSITIVE), "Ball radii r (or fractions of the minimum "
                       "separation with relative = true).", [0.25]),
-                  Key("K", OneOf((Literal("empirical"), _NON_NEGATIVE)),
-                      'Lipschitz constant: a number or "empirical" (the step\'s largest neighbour ratio).',
-                      "empirical"),
+                  Key("K", OneOf((Choice(("empirical", "apriori")), _NON_NEGATIVE)),
+                      'Lipschitz constant: a number (declared an upper bound), "apriori" (the certified '
+                      'per-neuron Jacobian bound) or "empirical" (the step\'s largest neighbour ratio, a '
+                      'lower bound: never flags a contradiction).', "empirical"),
                   Key("relative", Bool(), "Read radii as fractions of the minimum separation.", False),
                   _MAX_DIM,
                   Key("model", Choice(("auto", "alpha", "rips")), "Union-of-balls model.", "auto")),
