@@ -500,8 +500,9 @@ def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
 
 
 def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *, k: int = 6,
-                       source: str = "update") -> list[Observer]:
-    """Pairwise K, Lemma checks and merges sharing one neighbour cache.
+                       source: str = "update", eps_relative: float | None = None,
+                       allow_close_start: bool = False) -> list[Observer]:
+    """Pairwise K, Lemma checks and merges sharing one neighbour cache (options as the observers').
 
     Returns
     -------
@@ -511,4 +512,5 @@ def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *
     cache = NeighbourCache(k=k)
     return [PairwiseLipschitzObserver(every, cache=cache, source=source),
             LemmaObserver(K, every, cache=cache, source=source),
-            MergeObserver(eps, every, cache=cache)]
+            MergeObserver(eps, every, cache=cache, eps_relative=eps_relative,
+                          allow_close_start=allow_close_start)]
