@@ -119,7 +119,8 @@ class LemmaObserver(Observer):
 
     Records ``K``, ``eta_K``, ``certified`` (K is the certified a-priori bound),
     ``fraction_used``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
-    ``upper_bound``, ``n_pairs``, ``n_sampled`` (pairs added by sampling), ``n_violations``,
+    ``upper_bound``, ``n_pairs``, ``n_sampled`` (pairs added by sampling), ``sample_size``
+    (particles sampled), ``n_violations``,
     ``n_lower_violations``, ``n_upper_violations``, ``n_equal``, ``n_split``.
     """
 
@@ -197,6 +198,7 @@ class LemmaObserver(Observer):
                 "min_ratio": check.min_ratio, "max_ratio": check.max_ratio,
                 "lower_bound": check.lower_bound, "upper_bound": check.upper_bound,
                 "n_pairs": check.n_pairs, "n_sampled": n_sampled,
+                "sample_size": min(self.n_sample, pairs.n) if extra is not None else 0,
                 "n_violations": check.n_violations,
                 "n_lower_violations": check.n_lower_violations,
                 "n_upper_violations": check.n_upper_violations, "n_equal": check.n_equal,
@@ -206,7 +208,7 @@ class LemmaObserver(Observer):
     def _empty(n_sampled: int = 0) -> dict[str, Any]:
         return {"K": _NAN, "eta_K": _NAN, "certified": False, "fraction_used": _NAN, "min_ratio": _NAN,
                 "max_ratio": _NAN, "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0,
-                "n_sampled": n_sampled, "n_violations": 0, "n_lower_violations": 0,
+                "n_sampled": n_sampled, "sample_size": 0, "n_violations": 0, "n_lower_violations": 0,
                 "n_upper_violations": 0, "n_equal": 0, "n_split": 0}
 
     def state_dict(self) -> dict[str, np.ndarray]:
