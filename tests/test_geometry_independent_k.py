@@ -159,3 +159,38 @@ def test_fraction_used_of_the_bounds():
     assert check.fraction_used == pytest.approx(0.5) and check.n_violations == 0
     assert bounds_check(np.array([1.0]), np.array([1.3]), 0.5, 0.4, rtol=0,
                         atol=0).n_upper_violations == 1
+
+
+def test_scenario_with_the_certified_k_end_to_end(tmp_path):
+    """The phase-transition base: lemmas with K = "apriori" and the expansion check with the same
+    certified K, through the TOML schema and the runner; the verdict names the K certified."""
+    import os
+    import tomllib
+
+    from particledyn.runner import start_run
+    from particledyn.scenario import Scenario, validate_scenario
+    from particledyn.summary import summarize_run
+
+    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios",
+                        "sweeps", "phase_transition_base.toml")
+    with open(base, "rb") as handle:
+        raw = tomllib.load(handle)
+    raw["run"]["steps"], raw["init"]["n"] = 6, 40
+    raw["observers"] = [o for o in raw["observers"] if o["type"] != "sharpness"]
+    raw["observers"].append({"type": "expansion", "K": "apriori", "radii": [0.25, 0.5],
+                             "relative": True, "max_dim": 1})
+    out = str(tmp_path / "apriori.h5")
+    start_run(Scenario(validate_scenario(raw), "", base), out=out, overwrite=True, progress=False)
+    s = summarize_run(out)
+    from particledyn.io import open_run
+    with open_run(out) as run:
+        violations = np.asarray(run.observable("lemmas", "n_violations")[1])
+        certified = np.asarray(run.observable("expansion", "certified")[1])
+        contradicts = np.asarray(run.observable("expansion", "contradicts_theorem")[1])
+    assert violations.sum() == 0 and certified.all() and not contradicts.any()
+    assert "lemmas" in s["eta_K"]["sources"]
+    from particledyn.summary import _certified
+    with open_run(out) as run:
+        assert _certified(run) == {"lemmas": True, "expansion": True}
+    for change in s["changes"]:  # the summary reads the certified flag from the file itself
+        assert change["eta_K"]["lemmas"]["name"] == "a certified bound"

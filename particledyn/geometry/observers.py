@@ -204,9 +204,9 @@ class LemmaObserver(Observer):
                 "n_upper_violations": check.n_upper_violations, "n_equal": check.n_equal,
                 "n_split": check.n_split}
 
-    @staticmethod
-    def _empty(n_sampled: int = 0) -> dict[str, Any]:
-        return {"K": _NAN, "eta_K": _NAN, "certified": False, "fraction_used": _NAN, "min_ratio": _NAN,
+    def _empty(self, n_sampled: int = 0) -> dict[str, Any]:
+        return {"K": _NAN, "eta_K": _NAN, "certified": self.K == "apriori", "fraction_used": _NAN,
+                "min_ratio": _NAN,
                 "max_ratio": _NAN, "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0,
                 "n_sampled": n_sampled, "sample_size": 0, "n_violations": 0, "n_lower_violations": 0,
                 "n_upper_violations": 0, "n_equal": 0, "n_split": 0}
