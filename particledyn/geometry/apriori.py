@@ -179,6 +179,10 @@ def check_applicable(simulation, kind: str) -> None:
     if not all(hasattr(kernel, a) for a in ("outputs", "activation", "loss_name", "d_in")):
         raise ValueError(f"K={kind!r} on kernel {getattr(kernel, 'name', kernel)!r}: expected the "
                          "built-in two-layer net (the analytic per-neuron Jacobian)")
+    if kind == "apriori" and not math.isfinite(ACTIVATION_DERIVATIVE_BOUNDS.get(kernel.activation,
+                                                                              (0, math.inf))[1]):
+        raise ValueError(f"K='apriori' with activation {kernel.activation!r}: expected a smooth "
+                         "activation (sigmoid, tanh); ReLU's update is not Lipschitz (sigma' jumps)")
     if optimizer.name not in _GD_OPTIMIZERS:
         raise ValueError(f"K={kind!r} with optimizer {optimizer.name!r}: expected 'gd' or 'sgd' "
                          "(momentum and Adam updates carry state the Jacobian bound ignores)")
