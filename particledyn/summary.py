@@ -312,7 +312,8 @@ def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, A
         (the earlier of the first Betti change and the first merge), ``betti``
         (``initial``, ``final``, ``constant``, ``first_change_step``, ``before_change``,
         ``after_change``, ...), ``merges`` (``first_merge_step``, ``total_merges``,
-        ``total_merged_mass``, ``initial_atoms``, ``final_atoms``, ...), ``K_source``
+        ``total_merged_mass``, ``initial_atoms``, ``final_atoms``, ``pairs``: each recorded merging
+        pair with its distances and eta*K at that step, ...), ``K_source``
         (the source the verdict quotes), ``eta_K`` (per source: ``max``, ``max_step``,
         ``final``, ``at_betti_change``, ``at_first_merge``), ``changes`` (one record per kind
         of change seen, earliest first: ``kind`` "exact", "union_of_balls" or
@@ -356,6 +357,8 @@ def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, A
             "loss": _loss_summary(run),
         }
         summary["changes"], summary["exact"] = _changes(run, betti, merges, series, confirm_max_n)
+        if merges["recorded"]:
+            merges["pairs"] = kinds.merge_pairs(run, scalar_series, series)
     summary["verdict"] = _verdict(summary)
     return summary
 

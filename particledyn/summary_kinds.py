@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["WINDOW_RATIO", "CONFIRM_MAX_N", "K_NAMES", "betti_window", "eta_K_in_window",
-           "prediction", "exact_change", "atom_change", "betti_change", "describe_change"]
+           "prediction", "exact_change", "atom_change", "merge_pairs", "betti_change",
+           "describe_change"]
 
 #: A Betti change whose window of scales spans less than this factor is "geometric".
 WINDOW_RATIO = 2.0
@@ -205,6 +206,28 @@ def atom_change(run, scalar_series, merge_step: int | None) -> dict[str, Any] | 
     if change.get("merge_i", -1) >= 0:
         change["pair_history"] = _pair_history(run, change["merge_i"], change["merge_j"], merge_step)
     return change
+
+
+def merge_pairs(run, scalar_series, series, limit: int = 100) -> list[dict[str, Any]]:
+    """Every record that named a merging pair: step, pair, its distance one step before and at the
+    step, and eta*K per source recorded at that very step (the first ``limit`` records)."""
+    found = {key: scalar_series(run, "merges", key) for key in
+             ("merge_i", "merge_j", "merge_previous_distance", "merge_distance")}
+    if any(v is None for v in found.values()):
+        return []
+    steps, first = found["merge_i"]
+    out = []
+    for k in np.flatnonzero(first >= 0)[:limit]:
+        step = int(steps[k])
+        at = {}
+        for source, (s_steps, values) in series.items():
+            hit = (s_steps == step) & np.isfinite(values)
+            if hit.any():
+                at[source] = float(values[hit][-1])
+        out.append({"step": step, "i": int(first[k]), "j": int(found["merge_j"][1][k]),
+                    "previous_distance": float(found["merge_previous_distance"][1][k]),
+                    "distance": float(found["merge_distance"][1][k]), "eta_K": at})
+    return out
 
 
 def betti_change(run, betti: dict[str, Any], read_series, confirm_max_n: int) -> dict | None:

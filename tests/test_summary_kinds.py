@@ -87,3 +87,28 @@ def test_a_landmark_change_states_its_cover_and_is_checked_on_the_full_cloud(tmp
     assert change["confirmed"] == {"before": [1, 1], "after": [1, 1], "changed": False}
     assert "6 landmarks, covering radius 0.3" in s["verdict"] and "NOT confirmed" in s["verdict"]
     assert summarize_run(path, confirm_max_n=0)["changes"][0]["confirmed"] is None
+
+
+def test_every_recorded_merge_pair_is_listed_with_its_distances_and_eta_K_at_that_step(tmp_path):
+    blank = {"merge_i": -1, "merge_j": -1, "merge_previous_distance": np.nan, "merge_distance": np.nan}
+    merges = [(0, {"n_merges": 0, "n_atoms": 10, "eps": 0.1, **blank}),
+              (1, {"n_merges": 1, "n_atoms": 9, "eps": 0.1, "merge_i": 2, "merge_j": 5,
+                   "merge_previous_distance": 0.104, "merge_distance": 0.099}),
+              (2, {"n_merges": 0, "n_atoms": 9, "eps": 0.1, **blank}),
+              (3, {"n_merges": 1, "n_atoms": 8, "eps": 0.1, "merge_i": 0, "merge_j": 1,
+                   "merge_previous_distance": 0.5, "merge_distance": 0.01})]
+    pairwise = [(s, {"K": 1.0, "eta_K": e}) for s, e in ((0, np.nan), (1, 0.2), (2, 0.3), (3, 1.4))]
+    frames = [(s, np.random.default_rng(s).normal(size=(10, 2))) for s in range(4)]
+    path = write_records(tmp_path / "pairs.h5", {"merges": merges, "pairwise_lipschitz": pairwise},
+                         frames=frames)
+    s = summarize_run(path)
+    assert s["merges"]["pairs"] == [
+        {"step": 1, "i": 2, "j": 5, "previous_distance": 0.104, "distance": 0.099,
+         "eta_K": {"pairwise_lipschitz": 0.2}},
+        {"step": 3, "i": 0, "j": 1, "previous_distance": 0.5, "distance": 0.01,
+         "eta_K": {"pairwise_lipschitz": 1.4}}]
+    first = s["changes"][0]
+    assert first["merge_i"] == 2 and [h[0] for h in first["pair_history"]] == [0, 1]
+    d = np.linalg.norm(frames[1][1][2] - frames[1][1][5])
+    assert first["pair_history"][1][1] == pytest.approx(d)
+    assert "pair 2-5: 0.104 -> 0.099" in s["verdict"]
