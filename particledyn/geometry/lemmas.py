@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from .neighbours import NeighbourPairs, as_positions, pair_norms
@@ -219,18 +220,38 @@ def extreme_pairs(before, after, n_sample: int, rng: np.random.Generator):
     if n < 2 or n_sample <= 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty.copy()
-    chosen = rng.choice(n, size=min(int(n_sample), n), replace=False)
-    out = []
-    for i in chosen:
-        d0 = np.sqrt(((X - X[i]) ** 2).sum(axis=1))
-        d1 = np.sqrt(((Y - Y[i]) ** 2).sum(axis=1))
-        ok = d0 > 0
-        if not ok.any():
-            continue
-        ratio = np.where(ok, d1 / np.where(ok, d0, 1.0), np.nan)
-        out += [(i, int(np.nanargmin(ratio))), (i, int(np.nanargmax(ratio)))]
-    if not out:
+    chosen = rng.choice(n, size=min(int(n_sample), n), replace=False).astype(np.int64)
+    low, high = _extreme_partners(X, Y, chosen)
+    keep = low >= 0
+    pairs = np.concatenate([np.c_[chosen[keep], low[keep]], np.c_[chosen[keep], high[keep]]])
+    if not len(pairs):
         empty = np.empty(0, dtype=np.int64)
         return empty, empty.copy()
-    pairs = np.unique(np.sort(np.asarray(out, dtype=np.int64), axis=1), axis=0)
+    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
     return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+@numba.njit(parallel=True, cache=True)
+def _extreme_partners(X, Y, chosen):
+    """Per sampled particle, the partner with the smallest and largest d(t+1)^2 / d(t)^2 (-1: none)."""
+    n, dim = X.shape
+    low = np.full(len(chosen), -1, dtype=np.int64)
+    high = np.full(len(chosen), -1, dtype=np.int64)
+    for s in numba.prange(len(chosen)):
+        i = chosen[s]
+        best_low, best_high = np.inf, -np.inf
+        for j in range(n):
+            d0 = 0.0
+            d1 = 0.0
+            for k in range(dim):
+                a = X[j, k] - X[i, k]
+                b = Y[j, k] - Y[i, k]
+                d0 += a * a
+                d1 += b * b
+            if d0 > 0.0:
+                ratio = d1 / d0
+                if ratio < best_low:
+                    best_low, low[s] = ratio, j
+                if ratio > best_high:
+                    best_high, high[s] = ratio, j
+    return low, high
