@@ -178,6 +178,11 @@ class ExpansionObserver(Observer):
         self.max_dim = _check_max_dim(max_dim)
         self.model = model
 
+    def start(self, simulation) -> None:
+        if self.K == "apriori":
+            from ..geometry.apriori import check_applicable
+            check_applicable(simulation, self.K)
+
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         if info.previous_positions is None:
             return self._no_previous_step(info)
