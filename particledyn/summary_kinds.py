@@ -11,7 +11,8 @@ under ``changes``):
   which the two records' Betti numbers differ (read off both persistence diagrams); a window
   narrower than a factor :data:`WINDOW_RATIO` is called ``geometric`` (a feature moving across
   the scale), a wider one ``persistent``. The diagrams stop at the record's threshold, so a
-  window reaching it is open there (``hi_capped``).
+  window reaching it is open there (``hi_capped``); a capped window narrower than the factor is
+  ``unresolved`` (record diagrams beyond the scale to decide).
 - ``landmark_estimate``: a Betti change computed on landmarks, with the covering radius (features
   below about twice it are invisible), confirmed or not on the full cloud when the frames of both
   records are stored and N allows.
@@ -92,8 +93,12 @@ def betti_window(before, after, scale: float, threshold: float, max_dim: int) ->
         hi += 1
     low, high = float(cuts[lo]), float(cuts[hi + 1])
     ratio = high / low if low > 0 else math.inf
-    return {"lo": low, "hi": high, "hi_capped": bool(high >= threshold), "ratio": ratio,
-            "kind": "persistent" if ratio >= WINDOW_RATIO else "geometric"}
+    capped = bool(high >= threshold)
+    if ratio >= WINDOW_RATIO:
+        kind = "persistent"
+    else:
+        kind = "unresolved" if capped else "geometric"
+    return {"lo": low, "hi": high, "hi_capped": capped, "ratio": ratio, "kind": kind}
 
 
 def eta_K_in_window(series, certified, start: int | None, step: int) -> dict[str, dict]:

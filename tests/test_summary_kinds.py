@@ -22,6 +22,9 @@ def test_a_tube_thinning_across_the_scale_is_geometric_a_hole_filling_is_persist
     persistent = betti_window(before, filled, 0.15, 0.3, 1)
     assert (persistent["lo"], persistent["hi"], persistent["kind"]) == (0.05, 0.20, "persistent")
     assert betti_window(before, thinner, 0.08, 0.3, 1)["kind"] is None  # they agree at 0.08
+    # the diagrams stop at the scale: a narrow window below it says nothing about above
+    capped = betti_window(before, thinner, 0.15, 0.15, 1)
+    assert capped["hi_capped"] and capped["kind"] == "unresolved"
 
 
 def betti_records(after_diagram, scale=0.15):
