@@ -504,10 +504,13 @@ def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
     return checked
 
 
-def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *, k: int = 6,
+def geometry_observers(K="pairwise", eps: float | None = None, every: int = 1, *, k: int = 6,
                        source: str = "update", eps_relative: float | None = None,
                        allow_close_start: bool = False) -> list[Observer]:
     """Pairwise K, Lemma checks and merges sharing one neighbour cache (options as the observers').
+
+    With neither ``eps`` nor ``eps_relative`` the merge scale is half the start's closest-pair
+    distance (``eps_relative = 0.5``).
 
     Returns
     -------
@@ -517,5 +520,6 @@ def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *
     cache = NeighbourCache(k=k)
     return [PairwiseLipschitzObserver(every, cache=cache, source=source),
             LemmaObserver(K, every, cache=cache, source=source),
-            MergeObserver(eps, every, cache=cache, eps_relative=eps_relative,
+            MergeObserver(DEFAULT_EPS if eps is None else eps, every, cache=cache,
+                          eps_relative=0.5 if eps is None and eps_relative is None else eps_relative,
                           allow_close_start=allow_close_start)]
