@@ -65,11 +65,11 @@ def run_observers(observers, frames, updates, lr):
 
 def bench_pairs(n, steps, lr=1.0):
     frames, updates = trajectory(n, steps, lr)
-    shared = geometry_observers(K="pairwise", eps=0.01, k=6)
+    shared = geometry_observers(K="pairwise", eps=0.01, k=6, allow_close_start=True)  # a fixed scale
     times, cpu, values = run_observers(shared, frames, updates, lr)
     separate = [PairwiseLipschitzObserver(cache=NeighbourCache(k=6)),
                 LemmaObserver("pairwise", cache=NeighbourCache(k=6)),
-                MergeObserver(0.01, cache=NeighbourCache(k=6))]
+                MergeObserver(0.01, cache=NeighbourCache(k=6), allow_close_start=True)]
     peer, _, _ = run_observers(separate, frames, updates, lr)
     steady, steady_peer = np.median(times[1:]), np.median(peer[1:])
     k, lemma, merges = values

@@ -20,6 +20,12 @@ the file. Only the observables the run recorded are used:
 A run without Betti numbers and merges gets ``topology_preserved = None``. A run that
 diverged (its last checkpoint says so, or its training loss became NaN or inf) gets a
 verdict starting "diverged at step s".
+
+``topology_preserved`` only says that nothing changed at the recorded scales; the verdict names
+what kind of change each one is (:mod:`particledyn.summary_kinds`): an exact change of the
+finite set, a change of the union of balls at a stated scale (with the window of scales over
+which it holds), or a landmark estimate (with its covering radius), each with eta*K over the
+steps it can have happened in, which K that is, and what the theory predicts there.
 """
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import summary_kinds as kinds
 
 __all__ = ["K_SOURCES", "read_series", "summarize_run", "write_summary", "summary_path"]
 
@@ -248,8 +256,6 @@ def _max_by_source(eta: dict[str, Any]) -> str:
 
 def _verdict(summary: dict[str, Any]) -> str:
     betti, merges, eta = summary["betti"], summary["merges"], summary["eta_K"]
-    source = summary["K_source"]
-    K_note = f" ({source})" if source else ""
     last = summary["last_step"]
     diverged = summary["diverged"]
     if diverged is not None:
@@ -259,37 +265,65 @@ def _verdict(summary: dict[str, Any]) -> str:
     if summary["topology_preserved"] is None:
         return ("no topology observables recorded (add the betti and merges observers); "
                 f"max eta*K = {_max_by_source(eta)}{tail}")
-    if summary["topology_preserved"]:
-        parts = []
-        if betti["recorded"]:
-            parts.append(f"Betti {_format_betti(betti['initial'])} constant over {last} steps")
-        else:
-            parts.append(f"Betti numbers not recorded, over {last} steps")
-        parts.append("no merges" if merges["recorded"] else "merges not recorded")
-        return f"topology preserved: {', '.join(parts)}, max eta*K = {_max_by_source(eta)}{tail}"
-    merge_step = merges.get("first_merge_step") if merges["recorded"] else None
-    if betti["recorded"] and betti["first_change_step"] is not None:
-        text = (f"topology changed at step {betti['first_change_step']} (Betti "
-                f"{_format_betti(betti['before_change'])} -> {_format_betti(betti['after_change'])}), "
-                f"eta*K = {_fmt(eta['at_betti_change'].get(source))} there{K_note}")
-        if merges["recorded"]:
-            text += (f"; first merge at step {merge_step}" if merge_step is not None
-                     else "; no merges")
+    if summary["changes"]:
+        text = "changes: " + " | ".join(kinds.describe_change(c) for c in summary["changes"])
+        return f"{text}; max eta*K = {_max_by_source(eta)}{tail}"
+    parts = []
+    if betti["recorded"]:
+        scales = betti.get("initial_scales")
+        at = f" at scale {', '.join(_fmt(x) for x in scales)}" if scales else ""
+        parts.append(f"Betti {_format_betti(betti['initial'])} constant{at} over {last} steps")
     else:
-        constant = (f"Betti {_format_betti(betti['initial'])} constant" if betti["recorded"]
-                    else "Betti numbers not recorded")
-        text = (f"topology changed at step {merge_step} (first merge; {constant}), "
-                f"eta*K = {_fmt(eta['at_first_merge'].get(source))} there{K_note}")
-    return f"{text}; max eta*K = {_max_by_source(eta)}{tail}"
+        parts.append(f"Betti numbers not recorded, over {last} steps")
+    parts.append("no atom merges" if merges["recorded"] else "merges not recorded")
+    exact = summary["exact"]
+    parts.append("no exact merges" if exact else "exact merges not recorded")
+    return f"no change seen: {', '.join(parts)}; max eta*K = {_max_by_source(eta)}{tail}"
 
 
-def summarize_run(path) -> dict[str, Any]:
+def _certified(run) -> dict[str, bool]:
+    """Sources whose K is a certified upper bound (they record ``certified``)."""
+    out = {}
+    for source in ("lemmas", "expansion"):
+        found = scalar_series(run, source, "certified")
+        out[source] = bool(found is not None and len(found[1]) and np.all(found[1] > 0))
+    return out
+
+
+def _changes(run, betti, merges, series, confirm_max_n) -> tuple[list, bool]:
+    """The change records of :mod:`.summary_kinds`, earliest first, and whether exact merges
+    were recorded."""
+    certified = _certified(run)
+    found = []
+    exact = kinds.exact_change(run, scalar_series)
+    if exact is not None and exact["step"] is not None:
+        found.append(exact)
+    merge_step = merges.get("first_merge_step") if merges["recorded"] else None
+    atoms = kinds.atom_change(run, scalar_series, merge_step)
+    if atoms is not None:
+        found.append(atoms)
+    if betti["recorded"]:
+        change = kinds.betti_change(run, betti, read_series, confirm_max_n)
+        if change is not None:
+            found.append(change)
+    for change in found:
+        change["eta_K"] = kinds.eta_K_in_window(series, certified, change.get("window_start"),
+                                                change["step"])
+        change["prediction"] = kinds.prediction(change["eta_K"], change["kind"])
+    found.sort(key=lambda c: c["step"])
+    return found, exact is not None
+
+
+def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, Any]:
     """The topology verdict of a run file.
 
     Parameters
     ----------
     path : str or PathLike
         A run file written by :class:`particledyn.io.H5MDSink` (finished, running or killed).
+    confirm_max_n : int
+        A landmark Betti change is recomputed on the full cloud (when both records have frames)
+        up to this many particles; 0 never.
 
     Returns
     -------
@@ -300,9 +334,14 @@ def summarize_run(path) -> dict[str, Any]:
         (the earlier of the first Betti change and the first merge), ``betti``
         (``initial``, ``final``, ``constant``, ``first_change_step``, ``before_change``,
         ``after_change``, ...), ``merges`` (``first_merge_step``, ``total_merges``,
-        ``total_merged_mass``, ``initial_atoms``, ``final_atoms``, ...), ``K_source``
+        ``total_merged_mass``, ``initial_atoms``, ``final_atoms``, ``pairs``: each recorded merging
+        pair with its distances and eta*K at that step, ...), ``K_source``
         (the source the verdict quotes), ``eta_K`` (per source: ``max``, ``max_step``,
-        ``final``, ``at_betti_change``, ``at_first_merge``), ``loss``
+        ``final``, ``at_betti_change``, ``at_first_merge``), ``changes`` (one record per kind
+        of change seen, earliest first: ``kind`` "exact", "union_of_balls" or
+        "landmark_estimate", ``step``, ``window_start``, the scale and its window or the pair
+        that merged, ``eta_K`` over the window per source, ``prediction``), ``exact`` (whether
+        exact merges were recorded), ``loss``
         (``initial_train``, ``final_train``, ``final_test`` when recorded),
         ``diverged`` (``step`` and ``quantity``, or None) and ``verdict``, a
         one-line sentence ("diverged at step s ..." first for a diverged run).
@@ -341,6 +380,9 @@ def summarize_run(path) -> dict[str, Any]:
             "loss": _loss_summary(run),
             "diverged": _divergence(run),
         }
+        summary["changes"], summary["exact"] = _changes(run, betti, merges, series, confirm_max_n)
+        if merges["recorded"]:
+            merges["pairs"] = kinds.merge_pairs(run, scalar_series, series)
     summary["verdict"] = _verdict(summary)
     return summary
 

@@ -44,7 +44,12 @@ def test_small_learning_rate_keeps_the_topology(small_lr_run):
     _, loss = _series(small_lr_run, "loss", "loss")
     assert s["loss"]["final_train"] == pytest.approx(loss[-1]) and loss[-1] < loss[0]
     _, pairwise = _series(small_lr_run, "pairwise_lipschitz", "eta_K")
-    assert s["verdict"] == ("topology preserved: Betti (1, 2) constant over 40 steps, no merges, "
+    scale = s["betti"]["initial_scales"][0]
+    assert s["changes"] == [] and s["exact"] is True
+    # constant Betti numbers at the recorded scale and no merges: a measurement, not "topology
+    # preserved" (that needs every scale and a certified K)
+    assert s["verdict"] == (f"no change seen: Betti (1, 2) constant at scale {scale:.3g} over 40 steps, "
+                            "no atom merges, no exact merges; "
                             f"max eta*K = {eta_K.max():.3g} (sharpness), "
                             f"{np.nanmax(pairwise):.3g} (pairwise_lipschitz)")
 
@@ -74,10 +79,19 @@ def test_large_learning_rate_changes_the_topology(large_lr_run):
     expected = eta_K[steps <= change][-1]
     assert s["eta_K"]["at_betti_change"]["sharpness"] == pytest.approx(expected, rel=1e-12)
     assert expected > 1  # the topology broke with eta*K above the threshold
+    # each change named by its kind, with eta*K measured in its window and which K that is
+    betti_change = next(c for c in s["changes"] if c.get("what") == "Betti numbers changed")
+    assert betti_change["kind"] == "union_of_balls" and betti_change["step"] == change
+    assert betti_change["eta_K"]["sharpness"] == {
+        "value": pytest.approx(expected, rel=1e-12), "step": change, "how": "at the step",
+        "certified": False, "name": "lambda_max of the Hessian, not a Lipschitz bound"}
+    assert betti_change["window"]["lo"] < betti_change["window"]["hi"]
     assert s["verdict"].startswith(
-        f"topology changed at step {change} (Betti ({', '.join(map(str, s['betti']['before_change']))}) "
-        f"-> ({', '.join(map(str, s['betti']['after_change']))})), eta*K = {expected:.3g} there (sharpness)")
-    assert f"first merge at step {s['merges']['first_merge_step']}" in s["verdict"]
+        f"changes: Betti ({', '.join(map(str, s['betti']['before_change']))}) "
+        f"-> ({', '.join(map(str, s['betti']['after_change']))}) at step {change}")
+    assert f"{expected:.3g} (sharpness: lambda_max of the Hessian, not a Lipschitz bound)" in s["verdict"]
+    assert (f"atoms at eps = 0.01 merged at step {s['merges']['first_merge_step']}" in s["verdict"])
+    assert "not an exact merge" in s["verdict"] and "topology changed" not in s["verdict"]
 
 
 def test_write_summary_stores_the_verdict_as_json_beside_the_run(large_lr_run, tmp_path):
@@ -106,8 +120,13 @@ def test_atom_drop_between_records_counts_as_a_merge_and_eta_K_is_read_at_or_bef
     assert s["eta_K"]["max"] == {"pairwise_lipschitz": 3.0}
     assert s["eta_K"]["max_step"] == {"pairwise_lipschitz": 25}
     assert s["betti"] == {"recorded": False}
-    assert s["verdict"] == ("topology changed at step 20 (first merge; Betti numbers not recorded), "
-                            "eta*K = 0.9 there (pairwise_lipschitz); max eta*K = 3 (pairwise_lipschitz)")
+    # quoted over the window (10, 20] where the atoms dropped: the record at 15, not a stale one
+    assert s["changes"][0]["eta_K"]["pairwise_lipschitz"]["how"] == "max in window"
+    assert s["verdict"] == ("changes: atoms at eps = n/a merged at step 20 (in (10, 20]), a union-of-balls "
+                            "change (b0 at radius eps/2), not an exact merge; eta*K 0.9 "
+                            "(pairwise_lipschitz: pairwise K, a lower bound, max in window at step 15); "
+                            "no theorem predicts a change at one fixed scale (Theorem 2 covers "
+                            "r <= delta/2 only); max eta*K = 3 (pairwise_lipschitz)")
 
 
 def test_betti_change_several_scales_and_unfinished_run(tmp_path):
@@ -124,9 +143,11 @@ def test_betti_change_several_scales_and_unfinished_run(tmp_path):
     assert s["betti"]["before_change"] == [(1, 2, 0), (1, 0, 0)]
     assert s["eta_K"]["at_betti_change"]["sharpness"] == pytest.approx(3.0)
     assert s["loss"] == {"initial_train": 2.0, "final_train": 0.5, "initial_test": 2.5, "final_test": None}
-    assert s["verdict"] == ("topology changed at step 20 (Betti [(1, 2, 0), (1, 0, 0)] -> "
-                            "[(1, 1, 0), (1, 0, 0)]), eta*K = 3 there (sharpness); max eta*K = 3 (sharpness); "
-                            "run not finished (last record at step 20)")
+    assert s["verdict"] == ("changes: Betti [(1, 2, 0), (1, 0, 0)] -> [(1, 1, 0), (1, 0, 0)] at step 20 "
+                            "(in (10, 20]) at scale n/a; a union-of-balls change at that scale; eta*K 3 "
+                            "(sharpness: lambda_max of the Hessian, not a Lipschitz bound); no theorem "
+                            "predicts a change at one fixed scale (Theorem 2 covers r <= delta/2 only); "
+                            "max eta*K = 3 (sharpness); run not finished (last record at step 20)")
     json.dumps(s, allow_nan=False)  # NaN became None
 
 

@@ -61,7 +61,9 @@ def test_overlapping_balls_below_delta_can_split_and_it_is_reported(dim):
     assert res.betti_before[1].tolist() == [1, 0]
     assert res.betti_after[1].tolist() == [2, 0]
     assert not res.equal[1]
-    assert res.contradicts_theorem.tolist() == [False, True]
+    # the statement as printed fails there for any dynamics: the misstatement, not a contradiction
+    assert res.misstatement.tolist() == [False, True]
+    assert res.contradicts_theorem.tolist() == [False, False]
 
 
 def test_ring_of_points_loop_breaks_below_delta():
@@ -75,7 +77,30 @@ def test_ring_of_points_loop_breaks_below_delta():
     res = expansion_check(X, Y, [0.6 * delta], lr=lr, K=K)
     assert res.betti_before.tolist() == [[1, 1, 0]]
     assert res.betti_after.tolist() == [[n, 0, 0]]
-    assert res.contradicts_theorem.tolist() == [True]
+    assert res.misstatement.tolist() == [True] and res.contradicts_theorem.tolist() == [False]
+
+
+def test_tangent_balls_at_half_delta_are_disjoint_open_balls_even_for_u_zero():
+    # U = 0: nothing moves, yet closed balls of radius delta/2 touch and shrunk ones do not.
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.5]])
+    res = expansion_check(X, X, [0.5], lr=0.1, K=1.0, max_dim=1)
+    assert res.disjoint.tolist() == [True] and res.equal.tolist() == [True]
+    assert not res.contradicts_theorem.any()
+    closed, _, _ = union_of_balls_betti(X, [0.5], 1, open_balls=False)
+    opened, _, _ = union_of_balls_betti(X, [0.5], 1)
+    assert closed.tolist() == [[2, 0]] and opened.tolist() == [[3, 0]]
+    assert union_of_balls_betti(X, [0.5], 1, model="rips")[0].tolist() == [[3, 0]]
+
+
+@pytest.mark.parametrize("certified", [True, False])
+def test_a_contraction_beyond_the_certified_k_contradicts_only_when_k_is_certified(certified):
+    # Two points contract by 40 % while the declared K allows 10 %: balls of radius 0.45 around
+    # S(t) are disjoint, balls of radius 0.9 * 0.45 around S(t+1) overlap.
+    X = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    Y = X + 0.1 * (-2.0) * (X - X.mean(axis=0))
+    res = expansion_check(X, Y, [0.45], lr=0.1, K=1.0, certified=certified)
+    assert res.disjoint.tolist() == [True] and res.equal.tolist() == [False]
+    assert res.contradicts_theorem.tolist() == [certified]
 
 
 def test_eta_K_at_least_one_is_not_applicable():

@@ -103,8 +103,21 @@ def test_expansion_observer_K_callable_and_empirical():
     for obs in (by_callable, empirical):
         out = obs.observe(info(3, X1, previous=X0, lr=0.1))
         assert out["eta_K"] == pytest.approx(0.09)
-        assert out["contradicts_theorem"].tolist() == [True]
+        # r = 0.52 delta lies in delta/2 < r < delta, where the printed statement fails for any
+        # dynamics: reported as the misstatement, never as a contradiction
+        assert out["misstatement"].tolist() == [True]
+        assert out["contradicts_theorem"].tolist() == [False]
+    assert (by_callable.certified, empirical.certified) == (True, False)
     assert seen == [3]
+
+
+def test_expansion_observer_flags_a_contradiction_only_with_a_certified_k():
+    X0 = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    X1 = X0 - 0.1 * 2.0 * (X0 - X0.mean(axis=0))  # contracts 40 %, beyond eta K = 0.1
+    declared = ExpansionObserver(radii=[0.45], K=1.0)
+    measured = ExpansionObserver(radii=[0.45], K=1.0, certified=False)
+    assert declared.observe(info(1, X1, previous=X0, lr=0.1))["contradicts_theorem"].tolist() == [True]
+    assert measured.observe(info(1, X1, previous=X0, lr=0.1))["contradicts_theorem"].tolist() == [False]
 
 
 def test_zigzag_observer_records_frames_where_the_run_records_go(tmp_path):

@@ -138,12 +138,21 @@ def _build_pairwise(options, ctx):
 def _build_lemmas(options, ctx):
     from ..geometry.observers import LemmaObserver
     return LemmaObserver(options["K"], options["every"], cache=ctx.neighbour_cache(options["k"]),
-                         rtol=options["rtol"], equal_tol=options["equal_tol"], source=options["source"])
+                         rtol=options.get("rtol"), equal_tol=options.get("equal_tol"),
+                         source=options["source"], n_sample=options["n_sample"],
+                         seed=ctx.resolved["run"]["seed"])
 
 
 def _build_merges(options, ctx):
     from ..geometry.observers import MergeObserver
-    return MergeObserver(options["eps"], options["every"], cache=ctx.neighbour_cache(options["k"]))
+    return MergeObserver(options["eps"], options["every"], cache=ctx.neighbour_cache(options["k"]),
+                         eps_relative=options.get("eps_relative"),
+                         allow_close_start=options["allow_close_start"])
+
+
+def _build_closest(options, ctx):
+    from ..geometry.observers import ClosestApproachObserver
+    return ClosestApproachObserver(options["every"])
 
 
 def _build_balance(options, ctx):
@@ -195,6 +204,7 @@ def _build_zigzag(options, ctx):
 
 
 _POSITIVE = Float(0.0, lo_open=True)
+_LEMMA_KINDS = ("pairwise", "previous", "held_out", "apriori", "jacobian_sup")
 _NON_NEGATIVE = Float(0.0)
 
 for _type in (
@@ -205,18 +215,28 @@ for _type in (
                  (_K_NEIGHBOURS, _SOURCE), _build_pairwise,
                  "particledyn.geometry.observers:PairwiseLipschitzObserver"),
     ObserverType("lemmas", "Lemma 1 (no splits) and Lemma 2 ((1 - eta K) d <= d' <= (1 + eta K) d) checks",
-                 (Key("K", OneOf((Literal("pairwise"), _NON_NEGATIVE)),
-                      'Lipschitz constant to test: a number or "pairwise" (the step\'s own pairwise K).',
-                      "pairwise"),
+                 (Key("K", OneOf((Choice(_LEMMA_KINDS), _NON_NEGATIVE)),
+                      'Lipschitz constant to test: a number, "apriori" (certified per-neuron Jacobian '
+                      'bound), "jacobian_sup", "previous" (last step\'s pairwise K), "held_out" (half '
+                      'the pairs) or "pairwise" (the step\'s own: cannot fail).', "pairwise"),
                   _K_NEIGHBOURS,
-                  Key("rtol", _NON_NEGATIVE, "Relative tolerance of the bound checks.", 1e-12),
-                  Key("equal_tol", _NON_NEGATIVE, "Distance under which two particles count as equal.", 0.0),
+                  Key("rtol", _NON_NEGATIVE, "Relative tolerance of the bound checks (optional: "
+                      "tied to the dtype)."),
+                  Key("equal_tol", _NON_NEGATIVE, "Distance under which two particles count as equal "
+                      "(optional: 8 ulps of the largest coordinate)."),
+                  Key("n_sample", Int(0), "Random particles whose extreme partners join kNN pairs.", 64),
                   _SOURCE), _build_lemmas,
                  "particledyn.geometry.observers:LemmaObserver"),
     ObserverType("merges", "atoms at scale eps, merges, splits and merged mass (Theorems 1 and 3)",
                  (Key("eps", _NON_NEGATIVE, "Atom scale: particles closer than eps form one atom.", 0.01),
+                  Key("eps_relative", _POSITIVE, "Atom scale as a fraction of the start's closest-pair "
+                      "distance (optional; replaces eps)."),
+                  Key("allow_close_start", Bool(), "Accept a start with pairs already within eps "
+                      "(refused otherwise).", False),
                   _K_NEIGHBOURS), _build_merges,
                  "particledyn.geometry.observers:MergeObserver"),
+    ObserverType("closest_approach", "closest pair at every step (merges between sparse records)",
+                 (), _build_closest, "particledyn.geometry.observers:ClosestApproachObserver"),
     ObserverType("balance", "ReLU balance |a_i|^2 - |w_i|^2, its drift and pathological neurons",
                  (Key("tol", _NON_NEGATIVE, "|c_i| <= tol counts as balanced.", 0.0),), _build_balance,
                  "particledyn.geometry.observers:BalanceObserver"),
@@ -246,9 +266,10 @@ for _type in (
     ObserverType("expansion", "Theorem 2: S(t)^r beside S(t+1)^((1 - eta K) r)",
                  (Key("radii", FloatList(_POSITIVE), "Ball radii r (or fractions of the minimum "
                       "separation with relative = true).", [0.25]),
-                  Key("K", OneOf((Literal("empirical"), _NON_NEGATIVE)),
-                      'Lipschitz constant: a number or "empirical" (the step\'s largest neighbour ratio).',
-                      "empirical"),
+                  Key("K", OneOf((Choice(("empirical", "apriori")), _NON_NEGATIVE)),
+                      'Lipschitz constant: a number (declared an upper bound), "apriori" (the certified '
+                      'per-neuron Jacobian bound) or "empirical" (the step\'s largest neighbour ratio, a '
+                      'lower bound: never flags a contradiction).', "empirical"),
                   Key("relative", Bool(), "Read radii as fractions of the minimum separation.", False),
                   _MAX_DIM,
                   Key("model", Choice(("auto", "alpha", "rips")), "Union-of-balls model.", "auto")),

@@ -7,12 +7,14 @@ cadence and share one :class:`NeighbourPairs` per configuration.
 """
 from .conserved import (BalanceDrift, InvariantSetComponents, balance_drift,
                         invariant_set_components, relu_balance, split_neurons)
-from .lemmas import LEMMA_RTOL, LemmaCheck, lemma_check, rounding_atol
+from .lemmas import (LEMMA_RTOL, LemmaCheck, bounds_check, extreme_pairs, lemma_check,
+                     lemma_tolerances, rounding_atol)
 from .lipschitz import PairwiseLipschitz, pairwise_lipschitz
 from .merges import (DEFAULT_EPS, MergeStatistics, atom_masses, default_mass_bins,
                      mass_histogram, merge_statistics)
 from .neighbours import ALL_PAIRS_MAX_N, NeighbourCache, NeighbourPairs, connected_atoms
-from .observers import (BalanceObserver, LemmaObserver, MergeObserver, PairwiseLipschitzObserver,
+from .observers import (BalanceObserver, ClosestApproachObserver, LemmaObserver, MergeObserver,
+                        PairwiseLipschitzObserver, closest_pair,
                         SharpnessObserver, geometry_observers)
 from .sharpness import (SharpnessResult, adam_preconditioner, finite_difference_hvp,
                         gradient_fraction, preconditioned_hvp, stability_thresholds,
@@ -28,6 +30,7 @@ __all__ = [
     "adam_preconditioner", "stability_thresholds", "gradient_fraction",
     "BalanceDrift", "InvariantSetComponents", "relu_balance", "split_neurons", "balance_drift",
     "invariant_set_components",
-    "PairwiseLipschitzObserver", "LemmaObserver", "MergeObserver", "BalanceObserver",
+    "PairwiseLipschitzObserver", "LemmaObserver", "MergeObserver", "ClosestApproachObserver",
+    "closest_pair", "bounds_check", "extreme_pairs", "lemma_tolerances", "BalanceObserver",
     "SharpnessObserver", "geometry_observers",
 ]

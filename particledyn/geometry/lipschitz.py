@@ -4,7 +4,8 @@ For a permutation-equivariant, K-Lipschitz update U, Lemma 4 gives
 ``||U_i - U_j|| <= K ||x_i - x_j||`` for every pair. The largest ratio over
 neighbour pairs is therefore a lower bound on K measured from the cloud itself,
 the "pairwise K"; it sits beside lambda_max of the Hessian (for gradient
-descent U = -grad L, so K <= ||H||_2).
+descent U = -grad L, so K <= ||H||_2). Being measured on the pairs, it cannot
+test Lemma 2 on the same pairs and step (see :mod:`.lemmas`).
 """
 from __future__ import annotations
 
@@ -36,6 +37,14 @@ class PairwiseLipschitz:
     pair: tuple[int, int]
     n_pairs: int
     n_coincident: int
+
+
+def max_ratio(spread, distances) -> float:
+    """``max spread / distances`` over entries with ``distances > 0`` (0.0 when there is none)."""
+    positive = distances > 0
+    if not positive.any():
+        return 0.0
+    return float((spread[positive] / distances[positive]).max())
 
 
 def pairwise_lipschitz(pairs: NeighbourPairs, update) -> PairwiseLipschitz:

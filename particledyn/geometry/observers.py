@@ -13,13 +13,15 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from ..observers import Observer, StepInfo
 from .conserved import balance_drift, invariant_set_components, relu_balance
-from .lemmas import LEMMA_RTOL, lemma_check
-from .lipschitz import pairwise_lipschitz
+from .apriori import APRIORI_KINDS, check_applicable, step_lipschitz
+from .lemmas import bounds_check, extreme_pairs, lemma_tolerances, rounding_atol
+from .lipschitz import max_ratio, pairwise_lipschitz
 from .merges import DEFAULT_EPS, atom_masses, default_mass_bins, mass_histogram, merge_statistics
-from .neighbours import NeighbourCache
+from .neighbours import NeighbourCache, pair_norms
 from .sharpness import (gradient_fraction, preconditioned_hvp, stability_thresholds,
                         top_eigenpairs)
 
@@ -86,67 +88,141 @@ class LemmaObserver(Observer):
 
     Parameters
     ----------
-    K : float, callable or 'pairwise'
-        The Lipschitz constant to test: a number, ``K(info) -> float``, or
-        ``'pairwise'`` for the pairwise K of the same step and pairs.
+    K : float, callable or str
+        The Lipschitz constant to test. Only a K obtained outside the checked pairs and step
+        makes a check that can fail:
+
+        * a number, or ``K(info) -> float``;
+        * ``'apriori'``: the certified bound from the per-neuron Jacobian of the two-layer net
+          under GD/SGD (:func:`particledyn.geometry.apriori.lipschitz_bound`);
+        * ``'jacobian_sup'``: the per-neuron Jacobian's norm maximised over the cloud (an
+          estimate, :func:`particledyn.geometry.apriori.jacobian_sup`);
+        * ``'previous'``: the pairwise K measured at the previous observed step predicting this
+          one (no check at the first);
+        * ``'held_out'``: the pairwise K of a random half of the pairs (seeded by ``seed`` and
+          the step) checked on the other half. By rank statistics alone the held-out maximum
+          beats the training one in about half the steps whatever the dynamics, so a few
+          violations mean little: read ``fraction_used`` (near 1 for a Lipschitz rule, far
+          above it when the ratios are heavy-tailed, as near a kink);
+        * ``'pairwise'``: the same step's pairwise K -- a tautology (0 violations for any
+          dynamics), kept for the record of eta*K.
     every : int
     cache : NeighbourCache, optional
     k : int
-    rtol, equal_tol : float
-        See :func:`particledyn.geometry.lemmas.lemma_check`.
+    rtol, equal_tol : float, optional
+        See :func:`particledyn.geometry.lemmas.lemma_check` (None: tied to the run's dtype).
     source : {'update', 'field'}
-        What ``'pairwise'`` measures K of.
+        What the pairwise kinds measure K of.
+    n_sample : int
+        When the cache uses kNN pairs (N above its all-pairs limit), this many random particles
+        also contribute their most contracted and most expanded partner over all particles
+        (:func:`particledyn.geometry.lemmas.extreme_pairs`).
+    seed : int
+        Seed of the sampled particles and of the held-out split.
 
-    Records ``K``, ``eta_K``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
-    ``upper_bound``, ``n_pairs``, ``n_violations``, ``n_lower_violations``,
-    ``n_upper_violations``, ``n_equal``, ``n_split``.
+    Records ``K``, ``eta_K``, ``certified`` (K is the certified a-priori bound),
+    ``fraction_used``, ``min_ratio``, ``max_ratio``, ``lower_bound``,
+    ``upper_bound``, ``n_pairs``, ``n_sampled`` (pairs added by sampling), ``sample_size``
+    (particles sampled), ``n_violations``,
+    ``n_lower_violations``, ``n_upper_violations``, ``n_equal``, ``n_split``.
     """
 
     name = "lemmas"
     needs_previous = True
+    KINDS = ("pairwise", "previous", "held_out", "apriori", "jacobian_sup")
 
     def __init__(self, K="pairwise", every: int = 1, *, cache: NeighbourCache | None = None,
-                 k: int = 6, rtol: float = LEMMA_RTOL, equal_tol: float = 0.0,
-                 source: str = "update"):
+                 k: int = 6, rtol: float | None = None, equal_tol: float | None = None,
+                 source: str = "update", n_sample: int = 64, seed: int = 0):
         super().__init__(every)
         if isinstance(K, str):
-            if K != "pairwise":
-                raise ValueError(f"K={K!r}: expected a number, a callable(info) or 'pairwise'")
+            if K not in self.KINDS:
+                raise ValueError(f"K={K!r}: expected a number, a callable(info) or one of "
+                                 f"{self.KINDS}")
         elif not callable(K):
             K = float(K)
             if not (np.isfinite(K) and K >= 0):
                 raise ValueError(f"K={K!r}: expected a finite non-negative Lipschitz constant")
         if source not in ("update", "field"):
             raise ValueError(f"source={source!r}: expected 'update' or 'field'")
+        if int(n_sample) != n_sample or n_sample < 0:
+            raise ValueError(f"n_sample={n_sample!r}: expected a non-negative integer")
         self.K, self.rtol, self.equal_tol, self.source = K, rtol, equal_tol, source
+        self.n_sample, self.seed = int(n_sample), int(seed)
         self.cache = _cache(cache, k)
+        self._previous_K = _NAN
+
+    def start(self, simulation) -> None:
+        if self.K in APRIORI_KINDS:
+            check_applicable(simulation, self.K)
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         if info.previous_positions is None:
-            return {"K": _NAN, "eta_K": _NAN, "min_ratio": _NAN, "max_ratio": _NAN,
-                    "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0, "n_violations": 0,
-                    "n_lower_violations": 0, "n_upper_violations": 0, "n_equal": 0,
-                    "n_split": 0}
+            return self._empty()
         pairs = self.cache.get(info.step - 1, info.previous_positions)
-        if self.K == "pairwise":
-            K = pairwise_lipschitz(pairs, _source(info, self.source)).K
+        before, after = pairs.distances, pairs.norms(info.positions)
+        n_sampled = 0
+        extra = None
+        if not pairs.all_pairs and self.n_sample:
+            rng = np.random.default_rng([self.seed, info.step])
+            extra = extreme_pairs(info.previous_positions, info.positions, self.n_sample, rng)
+            n_sampled = len(extra[0])
+            before = np.concatenate([before, pair_norms(pairs.positions, *extra)])
+            after = np.concatenate([after, pair_norms(np.asarray(info.positions, float), *extra)])
+        checked = np.ones(len(before), dtype=bool)
+        if self.K in ("pairwise", "previous", "held_out"):
+            values = np.asarray(_source(info, self.source), dtype=np.float64)
+            spread = pairs.norms(values)
+            if extra is not None:
+                spread = np.concatenate([spread, pair_norms(values, *extra)])
+            measured = max_ratio(spread, before)
+            if self.K == "pairwise":
+                K = measured
+            elif self.K == "previous":
+                K, self._previous_K = self._previous_K, measured
+                if not np.isfinite(K):
+                    return self._empty(n_sampled)
+            else:
+                rng = np.random.default_rng([self.seed, info.step, 1])
+                checked = rng.random(len(before)) < 0.5
+                K = max_ratio(spread[~checked], before[~checked])
+        elif self.K in APRIORI_KINDS:
+            K = step_lipschitz(info, self.K)
         elif callable(self.K):
             K = float(self.K(info))
         else:
             K = self.K
-        check = lemma_check(pairs, info.positions, info.lr, K, rtol=self.rtol,
-                            equal_tol=self.equal_tol)
-        return {"K": K, "eta_K": info.lr * K, "min_ratio": check.min_ratio,
-                "max_ratio": check.max_ratio, "lower_bound": check.lower_bound,
-                "upper_bound": check.upper_bound, "n_pairs": check.n_pairs,
+        rtol, atol = lemma_tolerances(info.positions.dtype, pairs.positions, info.positions)
+        check = bounds_check(before[checked], after[checked], info.lr, K,
+                             rtol=rtol if self.rtol is None else self.rtol, atol=atol,
+                             equal_tol=self.equal_tol)
+        return {"K": K, "eta_K": info.lr * K, "certified": self.K == "apriori",
+                "fraction_used": check.fraction_used,
+                "min_ratio": check.min_ratio, "max_ratio": check.max_ratio,
+                "lower_bound": check.lower_bound, "upper_bound": check.upper_bound,
+                "n_pairs": check.n_pairs, "n_sampled": n_sampled,
+                "sample_size": min(self.n_sample, pairs.n) if extra is not None else 0,
                 "n_violations": check.n_violations,
                 "n_lower_violations": check.n_lower_violations,
                 "n_upper_violations": check.n_upper_violations, "n_equal": check.n_equal,
                 "n_split": check.n_split}
 
+    def _empty(self, n_sampled: int = 0) -> dict[str, Any]:
+        return {"K": _NAN, "eta_K": _NAN, "certified": self.K == "apriori", "fraction_used": _NAN,
+                "min_ratio": _NAN,
+                "max_ratio": _NAN, "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0,
+                "n_sampled": n_sampled, "sample_size": 0, "n_violations": 0, "n_lower_violations": 0,
+                "n_upper_violations": 0, "n_equal": 0, "n_split": 0}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"previous_K": np.array(self._previous_K)}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self._previous_K = float(state.get("previous_K", _NAN))
+
 
 class MergeObserver(Observer):
-    """Atoms at scale eps, merges and merged mass (Theorems 1 and 3).
+    """Atoms at scale eps, merges and merged mass (Theorems 1 and 3), and the pairs that merged.
 
     Parameters
     ----------
@@ -157,44 +233,148 @@ class MergeObserver(Observer):
     k : int
     mass_bins : ndarray, optional
         Fixed histogram edges for atom masses (default: log-spaced 1e-9 .. 10).
+    eps_relative : float, optional
+        Atom scale as a fraction of the start's own closest-pair distance delta_0 (replaces
+        ``eps``): a pair then merges only after it has closed to ``eps_relative`` of the closest
+        start distance, not by drifting across a fixed threshold it started near.
+    allow_close_start : bool
+        Accept a start that already has a pair within eps (refused otherwise: such pairs are
+        merged before any step, and the count would mix the start with the dynamics).
 
-    Records ``n_atoms``, ``n_merges``, ``n_splits``, ``merged_mass``,
-    ``n_merged_particles``, ``largest_atom_mass``, ``mass_in_multi_atoms`` (mass
-    in atoms of two or more particles), ``mass_histogram`` (array),
-    ``mass_underflow``, ``mass_overflow``.
+    Notes
+    -----
+    Records ``n_atoms``, ``n_close_pairs`` (pairs within eps: the paper's Figure 14 count),
+    ``n_exact_pairs`` (pairs equal at the run's float precision, 8 ulps of the largest
+    coordinate: an exact merge of the finite set when it grows),
+    ``min_distance`` (the closest pair now), ``eps`` (the absolute scale used), ``n_merges``,
+    ``n_splits``, ``merged_mass``, ``n_merged_particles``, ``largest_atom_mass``,
+    ``mass_in_multi_atoms`` (mass in atoms of two or more particles), ``mass_histogram``
+    (array), ``mass_underflow``, ``mass_overflow``, and for the closest pair that joined two
+    atoms of the previous step (-1 and NaN when none did): ``merge_i``, ``merge_j``,
+    ``merge_distance``, ``merge_previous_distance`` (its distance one step before).
     """
 
     name = "merges"
     needs_previous = True
 
     def __init__(self, eps: float = DEFAULT_EPS, every: int = 1, *,
-                 cache: NeighbourCache | None = None, k: int = 6, mass_bins=None):
+                 cache: NeighbourCache | None = None, k: int = 6, mass_bins=None,
+                 eps_relative: float | None = None, allow_close_start: bool = False):
         super().__init__(every)
         eps = float(eps)
         if not (np.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps={eps!r}: expected a finite non-negative distance")
-        self.eps = eps
+        if eps_relative is not None:
+            eps_relative = float(eps_relative)
+            if not (np.isfinite(eps_relative) and eps_relative > 0):
+                raise ValueError(f"eps_relative={eps_relative!r}: expected a positive fraction of "
+                                 "the start's closest-pair distance")
+        self.eps, self.eps_relative = eps, eps_relative
+        self.allow_close_start = bool(allow_close_start)
+        self.start_delta = _NAN
         self.cache = _cache(cache, k)
         self.mass_bins = default_mass_bins() if mass_bins is None else np.asarray(mass_bins, float)
         mass_histogram(np.empty(0), self.mass_bins)  # validate the edges now
 
+    def _fix_scale(self, pairs) -> None:
+        """At the first observation: delta_0, the relative scale, the close-start refusal."""
+        delta, (i, j) = closest_pair(pairs)
+        self.start_delta = delta
+        if self.eps_relative is not None:
+            self.eps = self.eps_relative * delta
+        if delta <= self.eps and not self.allow_close_start:
+            raise ValueError(f"merges: eps={self.eps:.6g} but the start already has particles {i} "
+                             f"and {j} at distance {delta:.6g}: expected eps below the start's "
+                             "closest-pair distance (use eps_relative < 1, or allow_close_start)")
+
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
-        n_atoms, labels = self.cache.get(info.step, info.positions).atoms(self.eps)
+        pairs = self.cache.get(info.step, info.positions)
+        if not np.isfinite(self.start_delta):
+            self._fix_scale(pairs)
+        n_atoms, labels = pairs.atoms(self.eps)
         masses = atom_masses(labels, info.masses)
         sizes = np.bincount(labels)
         counts, under, over = mass_histogram(masses, self.mass_bins)
-        values = {"n_atoms": n_atoms, "n_merges": 0, "n_splits": 0, "merged_mass": 0.0,
-                  "n_merged_particles": 0,
+        close_i, close_j = pairs.close_pairs(self.eps)
+        exact = pairs.close_pairs(rounding_atol(pairs.positions, dtype=info.positions.dtype))[0]
+        values = {"n_atoms": n_atoms, "n_close_pairs": int(len(close_i)),
+                  "n_exact_pairs": int(len(exact)),
+                  "min_distance": closest_pair(pairs)[0], "eps": self.eps,
+                  "n_merges": 0, "n_splits": 0, "merged_mass": 0.0, "n_merged_particles": 0,
                   "largest_atom_mass": float(masses.max()) if len(masses) else 0.0,
                   "mass_in_multi_atoms": float(masses[sizes >= 2].sum()),
-                  "mass_histogram": counts, "mass_underflow": under, "mass_overflow": over}
+                  "mass_histogram": counts, "mass_underflow": under, "mass_overflow": over,
+                  "merge_i": -1, "merge_j": -1, "merge_distance": _NAN,
+                  "merge_previous_distance": _NAN}
         if info.previous_positions is not None:
             _, before = self.cache.get(info.step - 1, info.previous_positions).atoms(self.eps)
             stats = merge_statistics(before, labels, info.masses)
             values.update(n_merges=stats.n_merges, n_splits=stats.n_splits,
                           merged_mass=stats.merged_mass,
                           n_merged_particles=stats.n_merged_particles)
+            joining = before[close_i] != before[close_j]
+            if joining.any():
+                i, j = close_i[joining], close_j[joining]
+                now = pair_norms(pairs.positions, i, j)
+                best = int(np.argmin(now))
+                i, j = int(i[best]), int(j[best])
+                previous = np.asarray(info.previous_positions, dtype=np.float64)
+                values.update(merge_i=i, merge_j=j, merge_distance=float(now[best]),
+                              merge_previous_distance=float(np.linalg.norm(previous[i] - previous[j])))
         return values
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"start_delta": np.array(self.start_delta), "eps": np.array(self.eps)}
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        if "start_delta" in state:
+            self.start_delta = float(state["start_delta"])
+            self.eps = float(state["eps"])
+
+
+class ClosestApproachObserver(Observer):
+    """The closest pair at every step: a cheap tracker of merges between sparse records.
+
+    One nearest-neighbour query per step (k-d tree, O(N log N)); a record at every step, so a pair
+    that closes below a merge scale between two merge records is seen at the step it did.
+
+    Records ``min_distance`` and the pair ``i``, ``j`` attaining it (distinct particles; 0.0
+    when two coincide).
+    """
+
+    name = "closest_approach"
+
+    def __init__(self, every: int = 1):
+        super().__init__(every)
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        X = np.asarray(info.positions, dtype=np.float64)
+        if len(X) < 2:
+            return {"min_distance": float("inf"), "i": -1, "j": -1}
+        dist, idx = cKDTree(X).query(X, k=2)
+        # Coincident particles may list each other first: take the column that is not the particle.
+        other = np.where(idx[:, 0] == np.arange(len(X)), idx[:, 1], idx[:, 0])
+        d = np.where(idx[:, 0] == np.arange(len(X)), dist[:, 1], dist[:, 0])
+        best = int(np.argmin(d))
+        i, j = sorted((best, int(other[best])))
+        return {"min_distance": float(d[best]), "i": i, "j": j}
+
+
+def closest_pair(pairs) -> tuple[float, tuple[int, int]]:
+    """Smallest distance over a configuration's pairs and the pair, (inf, (-1, -1)) without any.
+
+    In kNN mode the nearest neighbours hold the closest pair, so this is exact in both modes.
+    """
+    if pairs.n < 2:
+        return float("inf"), (-1, -1)
+    if pairs.all_pairs:
+        d = pairs.distances
+        best = int(np.argmin(d))
+        i, j = pairs.pairs
+        return float(d[best]), (int(i[best]), int(j[best]))
+    dist, idx = pairs.knn
+    best = int(np.argmin(dist[:, 0]))
+    return float(dist[best, 0]), tuple(sorted((best, int(idx[best, 0]))))
 
 
 class BalanceObserver(Observer):
@@ -328,9 +508,13 @@ def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
     return checked
 
 
-def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *, k: int = 6,
-                       source: str = "update") -> list[Observer]:
-    """Pairwise K, Lemma checks and merges sharing one neighbour cache.
+def geometry_observers(K="pairwise", eps: float | None = None, every: int = 1, *, k: int = 6,
+                       source: str = "update", eps_relative: float | None = None,
+                       allow_close_start: bool = False) -> list[Observer]:
+    """Pairwise K, Lemma checks and merges sharing one neighbour cache (options as the observers').
+
+    With neither ``eps`` nor ``eps_relative`` the merge scale is half the start's closest-pair
+    distance (``eps_relative = 0.5``).
 
     Returns
     -------
@@ -340,4 +524,6 @@ def geometry_observers(K="pairwise", eps: float = DEFAULT_EPS, every: int = 1, *
     cache = NeighbourCache(k=k)
     return [PairwiseLipschitzObserver(every, cache=cache, source=source),
             LemmaObserver(K, every, cache=cache, source=source),
-            MergeObserver(eps, every, cache=cache)]
+            MergeObserver(DEFAULT_EPS if eps is None else eps, every, cache=cache,
+                          eps_relative=0.5 if eps is None and eps_relative is None else eps_relative,
+                          allow_close_start=allow_close_start)]

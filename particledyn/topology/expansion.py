@@ -3,20 +3,33 @@
 Theorem 2 states: if eta*K < 1, then for every r < delta_t (the smallest
 distance between two distinct points of S(t)) the union of open balls of
 radius r around S(t) is homeomorphic to the union of balls of radius
-(1 - eta*K) r around S(t+1). Its proof assumes the balls are pairwise
-disjoint, which holds only for r <= delta_t / 2; for delta_t / 2 < r < delta_t
-balls overlap and the statement can fail (two points at distance delta pushed
-apart to (1 + eta*K) delta: joined at r, split at (1 - eta*K) r). This module
-computes both sides and says, per r, whether they agree and whether r was in
-the range the theorem covers, so such cases are reported rather than hidden.
+(1 - eta*K) r around S(t+1). **As stated it is false for delta_t / 2 < r <
+delta_t**, even for U = 0: two points at distance delta have open balls of
+radius r that meet, while balls of radius (1 - eta*K) r around the same points
+need not. Its proof assumes pairwise disjoint balls, i.e. the corrected range
+**r <= delta_t / 2**, where it holds (and says little: the union is then N
+disjoint balls, kept disjoint by Lemma 2's lower bound). This module computes
+both sides and reports, per r, whether they agree, whether r is in the
+corrected range (``disjoint``) and whether it lies in the stated-only range
+(``misstatement``: a disagreement there is the misstatement, not a finding).
 
-Models of the union of balls (Betti numbers, closed balls; the open balls of
-the theorem differ only at exact tangencies):
+Balls are **open**, as in the theorem: at r = delta_t / 2 the closest pair's
+balls are tangent, and tangency is not contact (closed balls would report a
+false change there). A simplex of filtration value v is in the open union at r
+exactly when v < r; values within ``TANGENCY_RTOL`` of r count as tangent.
+
+A disagreement flags a contradiction (``contradicts_theorem``) only with a
+certified K (an upper bound on the update's Lipschitz constant, e.g. the
+a-priori bound of :mod:`particledyn.geometry.apriori`): with the step's own
+neighbour ratio (:func:`empirical_lipschitz`, a lower bound on K) a
+disagreement proves nothing.
+
+Models of the union of balls (Betti numbers):
 
 * ``"alpha"`` (default for D <= 3): the alpha complex at alpha^2 = r^2 is
   homotopy equivalent to the union of balls of radius r -- exact.
 * ``"rips"`` (default for D > 3): with Cech(r) the nerve of the radius-r balls
-  and R(r) the Rips complex with edges <= 2r (balls meeting pairwise),
+  and R(r) the Rips complex with edges < 2r (balls meeting pairwise),
   Cech(r) ⊆ R(r) ⊆ Cech(c r), c = sqrt(2D/(D+1)) <= sqrt(2) (Jung's theorem).
   The reported Betti numbers are those of R(r), a proxy; ``lower_bound``
   holds rank H_k(R(r/c)) -> H_k(R(r)), which factors through H_k(Cech(r)) and
@@ -34,9 +47,11 @@ from .diagrams import betti_from_diagram
 from .landmarks import _check_cloud
 
 __all__ = ["ExpansionResult", "min_separation", "union_of_balls_betti", "expansion_check",
-           "empirical_lipschitz", "MODELS"]
+           "empirical_lipschitz", "MODELS", "TANGENCY_RTOL"]
 
 MODELS = ("auto", "alpha", "rips")
+#: Filtration values within this relative distance of a radius count as tangent (not in the open union).
+TANGENCY_RTOL = 1e-9
 
 
 def _distinct(X: np.ndarray) -> np.ndarray:
@@ -70,7 +85,17 @@ def _resolve_model(model: str, dim: int) -> str:
     return model
 
 
-def union_of_balls_betti(points, radii, max_dim: int = 2, model: str = "auto"):
+def _open_betti(diagram: np.ndarray, scales: np.ndarray, max_dim: int) -> np.ndarray:
+    """Betti numbers of the open sublevel sets: features with birth < s <= death (tangency-tolerant)."""
+    cut = scales * (1.0 - TANGENCY_RTOL)
+    out = np.zeros((scales.size, max_dim + 1), dtype=np.int64)
+    for k in range(max_dim + 1):
+        rows = diagram[diagram[:, 0] == k]
+        out[:, k] = ((rows[None, :, 1] < cut[:, None]) & (rows[None, :, 2] >= cut[:, None])).sum(axis=1)
+    return out
+
+
+def union_of_balls_betti(points, radii, max_dim: int = 2, model: str = "auto", open_balls: bool = True):
     """Betti numbers of the union of balls of each radius around the distinct points.
 
     Parameters
@@ -81,6 +106,8 @@ def union_of_balls_betti(points, radii, max_dim: int = 2, model: str = "auto"):
     max_dim : int
     model : {"auto", "alpha", "rips"}
         See the module notes.
+    open_balls : bool
+        Open balls (the theorem's; default) or closed balls (tangent balls touch).
 
     Returns
     -------
@@ -98,12 +125,13 @@ def union_of_balls_betti(points, radii, max_dim: int = 2, model: str = "auto"):
         raise ValueError(f"radii={radii!r}: expected positive finite ball radii")
     dim = P.shape[1]
     model = _resolve_model(model, dim)
+    read = _open_betti if open_balls else betti_from_diagram
     if model == "alpha":
-        betti = betti_from_diagram(alpha_diagram(P, max_dim, r.max()), r, max_dim)
+        betti = read(alpha_diagram(P, max_dim, r.max()), r, max_dim)
         return betti, betti.copy(), model
     c = np.sqrt(2.0 * dim / (dim + 1.0))
     diagram = rips_diagram(P, max_dim, 2.0 * r.max())
-    betti = betti_from_diagram(diagram, 2.0 * r, max_dim)
+    betti = read(diagram, 2.0 * r, max_dim)
     lower = np.zeros_like(betti)
     for s, rs in enumerate(r):
         for k in range(max_dim + 1):
@@ -154,10 +182,15 @@ class ExpansionResult:
     below_separation : ndarray of bool
         r < delta_t: the theorem's hypothesis.
     disjoint : ndarray of bool
-        r <= delta_t / 2: the balls are disjoint, the case the proof covers.
+        r <= delta_t / 2: the balls are disjoint, the corrected range (the case the proof covers).
     contradicts_theorem : ndarray of bool
-        eta K < 1 and r < delta_t but the Betti numbers differ (so the unions
-        are not homeomorphic).
+        K certified, eta K < 1 and r <= delta_t / 2, but the Betti numbers differ (so the unions
+        are not homeomorphic): a real contradiction of the corrected statement.
+    misstatement : ndarray of bool
+        eta K < 1 and delta_t / 2 < r < delta_t with different Betti numbers: the statement as
+        printed fails there for any dynamics; not a finding about this one.
+    certified : bool
+        Whether K was declared an upper bound on the Lipschitz constant.
     delta : float
         delta_t, the minimum separation of S(t).
     eta_K : float
@@ -174,13 +207,15 @@ class ExpansionResult:
     below_separation: np.ndarray
     disjoint: np.ndarray
     contradicts_theorem: np.ndarray
+    misstatement: np.ndarray
+    certified: bool
     delta: float
     eta_K: float
     model: str
 
 
 def expansion_check(before, after, radii, lr: float, K: float, max_dim: int = 2,
-                    model: str = "auto") -> ExpansionResult:
+                    model: str = "auto", certified: bool = True) -> ExpansionResult:
     """Compare the r-expansion of S(t) with the (1 - eta K) r-expansion of S(t+1).
 
     Parameters
@@ -197,6 +232,10 @@ def expansion_check(before, after, radii, lr: float, K: float, max_dim: int = 2,
         Lipschitz constant of the update used in the theorem.
     max_dim : int
     model : {"auto", "alpha", "rips"}
+    certified : bool
+        Whether K is an upper bound on the Lipschitz constant (only then can a disagreement
+        contradict the theorem); False for a measured lower bound such as
+        :func:`empirical_lipschitz`.
 
     Returns
     -------
@@ -227,8 +266,11 @@ def expansion_check(before, after, radii, lr: float, K: float, max_dim: int = 2,
         after_lb = after_b.copy()
         equal = np.zeros(r.size, dtype=bool)
     below = r < delta
+    disjoint = r <= delta / 2.0 * (1.0 + TANGENCY_RTOL)
+    differ = (eta_K < 1.0) & ~equal
     return ExpansionResult(
         radii=r, radii_after=r_after, betti_before=before_b, betti_after=after_b,
         lower_before=before_lb, lower_after=after_lb, equal=equal, below_separation=below,
-        disjoint=r <= delta / 2.0, contradicts_theorem=(eta_K < 1.0) & below & ~equal,
+        disjoint=disjoint, contradicts_theorem=differ & disjoint & bool(certified),
+        misstatement=differ & below & ~disjoint, certified=bool(certified),
         delta=delta, eta_K=eta_K, model=used)

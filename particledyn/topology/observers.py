@@ -110,8 +110,11 @@ class BettiObserver(Observer):
 def _resolve_K(K, info: StepInfo) -> float:
     if callable(K):
         return float(K(info))
-    if isinstance(K, str):  # "empirical", validated in __init__
+    if K == "empirical":
         return empirical_lipschitz(info.previous_positions, info.positions, info.lr)
+    if isinstance(K, str):  # an a-priori kind, validated in __init__
+        from ..geometry.apriori import step_lipschitz
+        return step_lipschitz(info, K)
     return float(K)
 
 
@@ -123,10 +126,15 @@ class ExpansionObserver(Observer):
     every : int
     radii : float or list of float
         Ball radii r around the previous positions S(t).
-    K : float, callable or "empirical"
+    K : float, callable, "apriori" or "empirical"
         Lipschitz constant of the update: a number, a function of the
-        :class:`StepInfo`, or ``"empirical"`` (largest neighbour-pair ratio
-        ||U_i - U_j|| / ||x_i - x_j|| of the step itself, a lower bound on K).
+        :class:`StepInfo`, ``"apriori"`` (the certified per-neuron Jacobian bound of the
+        two-layer net under GD, :mod:`particledyn.geometry.apriori`), or ``"empirical"``
+        (largest neighbour-pair ratio ||U_i - U_j|| / ||x_i - x_j|| of the step itself, a
+        lower bound on K: it never certifies a contradiction).
+    certified : bool, optional
+        Whether K is an upper bound (default: True for numbers, callables and "apriori",
+        False for "empirical").
     relative : bool
         Read ``radii`` as fractions of the current minimum separation delta_t
         (e.g. [0.25, 0.5, 0.9]), so they stay in the theorem's range as the
@@ -136,10 +144,15 @@ class ExpansionObserver(Observer):
 
     Notes
     -----
-    Recorded keys: ``delta`` (min separation of S(t)), ``eta_K``, ``radius``,
+    Theorem 2 as printed claims r < delta_t; it holds only for r <= delta_t / 2 (balls
+    disjoint), see :mod:`particledyn.topology.expansion`. Balls are open (tangency at
+    r = delta_t / 2 is not contact). ``contradicts_theorem`` flags a disagreement in the
+    corrected range with a certified K; ``misstatement`` one in delta_t / 2 < r < delta_t.
+
+    Recorded keys: ``delta`` (min separation of S(t)), ``eta_K``, ``certified``, ``radius``,
     ``radius_after``, ``betti_before``, ``betti_after``, ``lower_before``,
     ``lower_after``, ``equal``, ``below_separation``, ``disjoint``,
-    ``contradicts_theorem`` (arrays over radii), ``delta_after`` (min
+    ``contradicts_theorem``, ``misstatement`` (arrays over radii), ``delta_after`` (min
     separation of S(t+1)). At step 0 there is no previous step: every key is
     recorded with the same shape (so the HDF5 file can declare it), filled with
     NaN, -1 (Betti numbers) or False, beside the real ``delta_after``.
@@ -149,22 +162,29 @@ class ExpansionObserver(Observer):
     needs_previous = True
 
     def __init__(self, every: int = 1, radii=(0.25,), K: float | Callable | str = "empirical",
-                 relative: bool = False, max_dim: int = 2, model: str = "auto"):
+                 relative: bool = False, max_dim: int = 2, model: str = "auto",
+                 certified: bool | None = None):
         super().__init__(every)
         r = np.atleast_1d(np.asarray(radii, dtype=np.float64))
         if r.ndim != 1 or r.size == 0 or np.any(~np.isfinite(r)) or np.any(r <= 0):
             raise ValueError(f"radii={radii!r}: expected positive finite radii")
-        if isinstance(K, str) and K != "empirical":
-            raise ValueError(f"K={K!r}: expected a number, a callable(info) or 'empirical'")
+        if isinstance(K, str) and K not in ("empirical", "apriori"):
+            raise ValueError(f"K={K!r}: expected a number, a callable(info), 'apriori' or 'empirical'")
         if not (callable(K) or isinstance(K, str)) and not float(K) >= 0:
             raise ValueError(f"K={K!r}: expected a non-negative Lipschitz constant")
         if model not in MODELS:
             raise ValueError(f"model={model!r}: expected one of {MODELS}")
         self.radii = r
         self.K = K
+        self.certified = (K != "empirical") if certified is None else bool(certified)
         self.relative = bool(relative)
         self.max_dim = _check_max_dim(max_dim)
         self.model = model
+
+    def start(self, simulation) -> None:
+        if self.K == "apriori":
+            from ..geometry.apriori import check_applicable
+            check_applicable(simulation, self.K)
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         if info.previous_positions is None:
@@ -177,13 +197,14 @@ class ExpansionObserver(Observer):
             radii = radii * delta
         K = _resolve_K(self.K, info)
         res = expansion_check(info.previous_positions, info.positions, radii, info.lr, K,
-                              self.max_dim, self.model)
-        return {"delta": res.delta, "eta_K": res.eta_K, "radius": res.radii,
+                              self.max_dim, self.model, certified=self.certified)
+        return {"delta": res.delta, "eta_K": res.eta_K, "certified": res.certified,
+                "radius": res.radii,
                 "radius_after": res.radii_after, "betti_before": res.betti_before,
                 "betti_after": res.betti_after, "lower_before": res.lower_before,
                 "lower_after": res.lower_after, "equal": res.equal,
                 "below_separation": res.below_separation, "disjoint": res.disjoint,
-                "contradicts_theorem": res.contradicts_theorem,
+                "contradicts_theorem": res.contradicts_theorem, "misstatement": res.misstatement,
                 "delta_after": min_separation(info.positions)}
 
 
@@ -192,10 +213,12 @@ class ExpansionObserver(Observer):
         nan = np.full(n_radii, np.nan)
         unknown = np.full((n_radii, width), -1, dtype=np.int64)
         no = np.zeros(n_radii, dtype=bool)
-        return {"delta": np.nan, "eta_K": np.nan, "radius": nan, "radius_after": nan,
+        return {"delta": np.nan, "eta_K": np.nan, "certified": self.certified,
+                "radius": nan, "radius_after": nan,
                 "betti_before": unknown, "betti_after": unknown, "lower_before": unknown,
                 "lower_after": unknown, "equal": no, "below_separation": no, "disjoint": no,
-                "contradicts_theorem": no, "delta_after": min_separation(info.positions)}
+                "contradicts_theorem": no, "misstatement": no,
+                "delta_after": min_separation(info.positions)}
 
 
 class ZigzagObserver(Observer):
