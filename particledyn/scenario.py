@@ -305,6 +305,8 @@ def _resolve_default(key: Key, resolved: dict) -> Any:
 def _unknown(where: str, name: str, valid: list[str], context: str) -> ScenarioError:
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
+    if not name.isprintable() and where.endswith(name):  # a newline in a key: keep the error one line
+        where = where[: len(where) - len(name)] + repr(name)
     return ScenarioError(f"{where}: unknown key{hint}; valid keys{context}: {', '.join(valid)}")
 
 

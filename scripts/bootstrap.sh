@@ -36,7 +36,14 @@ if ! .venv/bin/python -c "import dionysus" 2>/dev/null; then
     CPATH="$boost_include${CPATH:+:$CPATH}" $pip install -q "dionysus>=2.2"
     $pip uninstall -q -y boost-headers   # build-only: ~180 MB of headers dionysus no longer needs
 fi
-$pip install -q -e ".[dev,topology,dist]"
+extras="dev,topology,dist"
+if [ "$action" = test ]; then
+    # the equality tests against the authors' PyTorch loop; 2.13.0 is the CPU build (a bare
+    # "torch" would pull a multi-GB CUDA build)
+    .venv/bin/python -c "import torch" 2>/dev/null || $pip install -q "torch==2.13.0"
+    extras="$extras,test"
+fi
+$pip install -q -e ".[$extras]"
 
 case "$action" in
     run)  mkdir -p out && exec .venv/bin/particledyn run --default --out out/default.h5 --overwrite ;;
