@@ -27,7 +27,7 @@ from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES, BuildContext
 from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
-from .io.h5md_writer import _process_alive
+from .io.locking import process_alive
 from .sinks import Sink
 
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
@@ -556,7 +556,7 @@ def _writer_alive(path: str, pid: int, host: str, locks: bool) -> bool:
         return True
     if locks or host != socket.gethostname() or pid == os.getpid():
         return False
-    return _process_alive(pid)
+    return process_alive(pid)
 
 
 def run_info(path: str) -> dict:

@@ -380,12 +380,15 @@ def test_a_range_that_misses_the_event_says_so():
         assert state.status == status and state.next_factors((0.5, 64.0)) == []
 
 
-def test_ctrl_c_stops_the_running_runs_on_an_external_scheduler_and_a_rerun_completes(tmp_path, external):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_the_running_runs_on_an_external_scheduler_and_a_rerun_completes(tmp_path, external,
+                                                                                        signum):
     from particledyn.io import open_run
     from particledyn.runner import run_info
 
     address, procs, _ = external
-    sweep = sweep_file(tmp_path, steps=3000)
+    steps = 1500
+    sweep = sweep_file(tmp_path, steps=steps, extra="[sharpness]\nevery = 0\n")
     args = [sys.executable, "-m", "particledyn", "sweep", str(sweep), "--address", address, "--no-progress",
             "--out"]
     proc = subprocess.Popen([*args, str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
@@ -393,13 +396,13 @@ def test_ctrl_c_stops_the_running_runs_on_an_external_scheduler_and_a_rerun_comp
     while time.time() < deadline and len(list((tmp_path / "out").glob("runs/*.h5.claim"))) < 2:
         time.sleep(0.05)
     time.sleep(1.0)  # the two runs are under way
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "stopping the running runs" in err and "run the sweep again to resume" in err
     assert not list((tmp_path / "out").glob("runs/*.claim")), "a run went on after the sweep exited"
     stopped = [run_info(str(p)) for p in (tmp_path / "out").glob("runs/*.h5")]
-    assert stopped and all(i["status"] == "stopped" and i["checkpoint_step"] < 3000 for i in stopped)
+    assert stopped and all(i["status"] == "stopped" and i["checkpoint_step"] < steps for i in stopped)
     assert subprocess.run([*args, str(tmp_path / "out")], capture_output=True).returncode == 0
     assert subprocess.run([*args, str(tmp_path / "ref")], capture_output=True).returncode == 0
     for ref in (tmp_path / "ref").glob("runs/*.h5"):

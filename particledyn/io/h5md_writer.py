@@ -42,7 +42,7 @@ from .checkpoint_codec import encode_checkpoint
 from .integrity import CHECKSUM, record_checksum
 from .layout import (CHECKPOINT_SLOTS, FINISHED, H5MD_VERSION, MODULE_NAME, MODULE_VERSION,
                      STEP_FILL, committed_length, is_series, to_json, write_text)
-from .locking import FileLockedError, WriteLock, is_locked
+from .locking import FileLockedError, WriteLock, is_locked, process_alive
 from .superblock import clear_write_flags
 
 _MAX_CHUNK_BYTES = 512 * 2**20      # HDF5 caps a chunk at 4 GiB; frames above this split
@@ -744,7 +744,7 @@ class H5MDSink(Sink):
             raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged "
                              f"({listed})")
         pid, host = int(module.get("writer_pid", -1)), str(module.get("writer_host", ""))
-        if not force and host == socket.gethostname() and pid != os.getpid() and _process_alive(pid):
+        if not force and host == socket.gethostname() and pid != os.getpid() and process_alive(pid):
             raise ValueError(f"cannot resume {path!r}: its writer's PID {pid} is alive on this host, "
                              "but no process holds the file's write lock (a reused PID, or a writer "
                              "of an older particledyn): pass --force (force=True) to resume anyway")
@@ -836,19 +836,6 @@ def _close_quietly(file) -> None:
             file.id.close()
         except Exception:  # noqa: BLE001
             pass
-
-
-def _process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (signal 0)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 __all__ = ["H5MDSink", "H5MDWriteError", "LateSeriesError"]

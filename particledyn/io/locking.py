@@ -96,3 +96,16 @@ class WriteLock:
             fd, self.fd = self.fd, None
             _HELD.discard(self._key)
             os.close(fd)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (signal 0)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

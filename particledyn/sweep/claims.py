@@ -21,6 +21,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from ..io.locking import process_alive
+
 __all__ = ["HEARTBEAT_S", "STALE_S", "Claim", "ClaimHeld", "acquire", "holder", "claim_path"]
 
 HEARTBEAT_S = 5.0
@@ -34,16 +36,6 @@ class ClaimHeld(RuntimeError):
 def claim_path(run_path: str) -> str:
     """Where the claim on the run file ``run_path`` lives."""
     return f"{run_path}.claim"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read(path: str) -> dict | None:
@@ -67,7 +59,7 @@ def _is_live(info: dict, stale: float) -> bool:
     if info["age"] >= stale:
         return False
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        return _pid_alive(info["pid"])
+        return process_alive(info["pid"])
     return True
 
 

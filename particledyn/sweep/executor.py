@@ -587,6 +587,31 @@ def sweep_main(argv: Sequence[str] | None = None) -> int:
                         help="progress bar counting runs (default: on a terminal only)")
     args = parser.parse_args(argv)
     plot = False if args.no_plot else None
+    with _sigterm_as_interrupt():
+        return _sweep_command(args, plot)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a batch job's time limit) stops the sweep as Ctrl-C does (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _sweep_command(args, plot) -> int:
     try:
         if args.list:
             return _list_runs(args.sweep, args.out)
