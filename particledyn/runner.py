@@ -595,7 +595,7 @@ def _run_info(path: str) -> dict:
         finished = run.finished
         observables = {}
         for name, keys in run.observables.items():
-            observables[name] = {key: committed_length(run.file[f"observables/{name}/{key}"]) for key in keys}
+            observables[name] = {key: committed_length(run.series(name, key)) for key in keys}
         series = run.particle_series
         position = run._particles["position"] if "position" in run._particles else None
         written = dtype = None

@@ -1,9 +1,15 @@
-"""Files written by H5MDSink are H5MD 1.1 as pyh5md reads them, for D = 3 and D = 800."""
+"""Files written by H5MDSink are H5MD 1.1 as pyh5md, plain h5py and xarray (h5netcdf) read them."""
+import os
+import stat
+
+import h5py
 import numpy as np
 import pyh5md
 import pytest
+import xarray as xr
 
-from particledyn.io import H5MDSink
+from particledyn.io import H5MDSink, open_run
+from io_helpers import frame, observables
 
 
 @pytest.mark.parametrize("dim", [3, 800])
@@ -19,7 +25,7 @@ def test_pyh5md_reads_positions_box_and_observables(tmp_path, dim):
 
     with pyh5md.File(str(path), "r") as f:
         assert f["h5md"].attrs["version"].tolist() == [1, 1]
-        assert f["h5md/creator"].attrs["name"] == "particledyn"
+        assert f["h5md/creator"].attrs["name"] == b"particledyn"
         group = f.particles_group("all")
         assert group["box"].attrs["dimension"] == dim
         assert len(group["box"].attrs["boundary"]) == dim
@@ -34,3 +40,50 @@ def test_pyh5md_reads_positions_box_and_observables(tmp_path, dim):
         np.testing.assert_array_equal(ids.value[()], np.arange(20))
         loss = pyh5md.element(f["observables/loss"], "value")
         np.testing.assert_array_equal(loss.value[:], [0.0, 1.0, 2.0])
+
+
+def _finished_run(path, steps=5):
+    sink = H5MDSink(path, {"seed": 1})
+    for k in range(steps):
+        sink.write_frame(k, 0.5 * k, frame(k))
+        sink.write_observables("obs", k, 0.5 * k, observables(k))
+    sink.close(finished=True)
+    return path
+
+
+def test_pyh5md_never_pairs_array_rows_with_wrong_steps(tmp_path):
+    path = _finished_run(tmp_path / "run.h5")
+    with pyh5md.File(str(path), "r") as f:
+        names = list(f["observables/obs"])
+        assert names == ["scalar"]  # array keys are in particledyn/ragged, not observables/
+        for name in names:
+            element = pyh5md.element(f["observables/obs"], name)
+            assert element.value.shape[0] == element.step.shape[0] == 5
+        assert "particledyn" in f["h5md/modules"]
+    with h5py.File(path, "r") as f:  # plain h5py, no SWMR flags
+        ragged = f["particledyn/ragged/obs/ragged"]
+        assert ragged["index"].shape == (5, 2) and ragged["step"].shape == (5,)
+    with open_run(path) as run:
+        steps, values = run.observable("obs", "ragged")
+        assert [len(v) for v in values] == [k % 4 for k in range(5)]
+
+
+def test_xarray_sees_step_as_the_dimension_of_scalar_observables(tmp_path):
+    path = _finished_run(tmp_path / "run.h5")
+    with xr.open_dataset(path, engine="h5netcdf", group="observables/obs/scalar") as ds:
+        assert ds["value"].dims == ("step",)
+        np.testing.assert_array_equal(ds["step"], np.arange(5))
+        np.testing.assert_array_equal(ds["value"].coords["time"], 0.5 * np.arange(5))
+        np.testing.assert_array_equal(ds["value"], 0.5 * np.arange(5))
+
+
+def test_run_files_are_created_with_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = _finished_run(tmp_path / "run.h5", steps=2)
+        os.umask(0o077)
+        private = _finished_run(tmp_path / "private.h5", steps=2)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(private).st_mode) == 0o600

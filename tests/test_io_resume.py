@@ -20,7 +20,7 @@ def test_resume_cuts_uncommitted_rows_and_rows_after_checkpoint(tmp_path):
     sink.close(finished=False)
     # An interrupted record: value/index rows and time written, no step (commit marker).
     with h5py.File(path, "r+", libver="latest") as f:
-        for series in ("particles/all/position", "observables/obs/ragged"):
+        for series in ("particles/all/position", "particledyn/ragged/obs/ragged"):
             g = f[series]
             for name in ("value", "time") + (("index",) if "index" in g else ()):
                 g[name].resize(g[name].shape[0] + 2, axis=0)
@@ -33,7 +33,7 @@ def test_resume_cuts_uncommitted_rows_and_rows_after_checkpoint(tmp_path):
     with h5py.File(path, "r", libver="latest", swmr=True) as f:
         for name in ("step", "time", "value"):
             assert f[f"particles/all/position/{name}"].shape[0] == 6
-        g = f["observables/obs/ragged"]
+        g = f["particledyn/ragged/obs/ragged"]
         assert g["index"].shape[0] == 6 and g["value"].shape[0] == g["index"][5, 1]
     for k in range(5, 10):
         sink.write_frame(k, 0.5 * k, frame(k), {"velocity": -frame(k)})

@@ -67,10 +67,13 @@ def test_h5md_layout_attributes(tmp_path):
     write_run(path, steps=2)
     with h5py.File(path, "r") as f:
         np.testing.assert_array_equal(f["h5md"].attrs["version"], [1, 1])
-        assert f["h5md/author"].attrs["name"] == "tester"
-        assert f["h5md/creator"].attrs["name"] == "particledyn"
-        assert f["h5md/creator"].attrs["version"] == __version__
-        assert tuple(f["h5md/modules/particledyn"].attrs["version"]) == (1, 0)
+        # H5MD asks for fixed-length strings (h5py reads them as bytes)
+        for group, attr, text in (("author", "name", "tester"), ("creator", "name", "particledyn"),
+                                  ("creator", "version", __version__)):
+            stored = f[f"h5md/{group}"].attrs.get_id(attr)
+            assert not stored.get_type().is_variable_str()
+            assert f[f"h5md/{group}"].attrs[attr] == text.encode()
+        assert tuple(f["h5md/modules/particledyn"].attrs["version"]) == (1, 1)
         box = f["particles/all/box"]
         assert box.attrs["dimension"] == 3
         assert [b.decode() if isinstance(b, bytes) else b for b in box.attrs["boundary"]] == ["none"] * 3
@@ -78,7 +81,14 @@ def test_h5md_layout_attributes(tmp_path):
         assert pos["step"].dtype == np.int64 and pos["time"].dtype == np.float64
         assert pos["value"].shape == (2, 40, 3) and pos["value"].chunks == (1, 40, 3)
         assert pos["value"].compression is None
-        assert "index" in f["observables/obs/ragged"] and "index" not in f["observables/obs/scalar"]
+        # array keys live in the module's own group, scalars under observables/ with step as
+        # their dimension scale
+        assert "ragged" not in f["observables/obs"] and "fixed" not in f["observables/obs"]
+        assert "index" in f["particledyn/ragged/obs/ragged"] and "index" in f["particledyn/ragged/obs/fixed"]
+        scalar = f["observables/obs/scalar"]
+        assert "index" not in scalar and scalar["step"].is_scale
+        for name in ("value", "time", "checksum"):
+            assert scalar[name].dims[0][0] == scalar["step"]
 
 
 def test_subset_dtype_every_and_gzip(tmp_path):

@@ -26,8 +26,8 @@ Life of a file
 from __future__ import annotations
 
 import os
+import secrets
 import socket
-import tempfile
 import zlib
 from importlib import metadata as importlib_metadata
 from typing import Any, Mapping
@@ -41,7 +41,8 @@ from particledyn.sinks import Sink
 from .checkpoint_codec import encode_checkpoint
 from .integrity import CHECKSUM, record_checksum
 from .layout import (CHECKPOINT_SLOTS, FINISHED, H5MD_VERSION, MODULE_NAME, MODULE_VERSION,
-                     STEP_FILL, committed_length, is_series, to_json, write_text)
+                     OBSERVABLES_ROOT, RAGGED_ROOT, STEP_FILL, committed_length, fixed_string,
+                     is_series, observable_groups, to_json, write_text)
 from .locking import FileLockedError, WriteLock, is_locked, process_alive
 from .superblock import clear_write_flags
 
@@ -127,8 +128,14 @@ class _Series:
             group.create_dataset("index", shape=(0, 2), maxshape=(None, 2), dtype=np.int64,
                                  chunks=(256, 2))
         elif record_shape == ():
-            group.create_dataset("value", shape=(0,), maxshape=(None,), dtype=dtype,
-                                 chunks=(_SCALAR_CHUNK,))
+            value = group.create_dataset("value", shape=(0,), maxshape=(None,), dtype=dtype,
+                                         chunks=(_SCALAR_CHUNK,))
+            # step as the dimension of value, time and checksum: netCDF readers (xarray) see
+            # a `step` dimension with `time` as a coordinate along it
+            group["step"].make_scale("step")
+            for name_ in ("value", "time", CHECKSUM):
+                group[name_].dims[0].attach_scale(group["step"])
+            value.attrs["coordinates"] = fixed_string("time")
         else:
             # One record per chunk: measured 10-20x faster to stream than multi-frame chunks.
             per_row = int(np.prod(record_shape[1:], dtype=np.int64)) * dtype.itemsize
@@ -265,9 +272,7 @@ class H5MDSink(Sink):
             raise H5MDWriteError(f"cannot create output file {self.path!r}: directory {directory!r} "
                                  "does not exist")
         try:
-            fd, self._tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.",
-                                                  suffix=".tmp", dir=directory)
-            os.close(fd)
+            self._tmp_path = _create_hidden(directory, os.path.basename(self.path))
         except OSError as exc:
             raise H5MDWriteError(f"cannot create output file {self.path!r}: {exc}") from None
         self._lock = None
@@ -339,15 +344,16 @@ class H5MDSink(Sink):
         h5md = f.create_group("h5md")
         h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
         author = h5md.create_group("author")
-        author.attrs["name"] = str(metadata.pop("author", None) or os.environ.get("USER", "unknown"))
+        author.attrs["name"] = fixed_string(str(metadata.pop("author", None)
+                                                or os.environ.get("USER", "unknown")))
         creator = h5md.create_group("creator")
-        creator.attrs["name"] = "particledyn"
-        creator.attrs["version"] = __version__
+        creator.attrs["name"] = fixed_string("particledyn")
+        creator.attrs["version"] = fixed_string(__version__)
         module = h5md.create_group(f"modules/{MODULE_NAME}")
         module.attrs["version"] = np.array(MODULE_VERSION, dtype=np.int32)
-        module.attrs["groups"] = "parameters, checkpoint, observables/<observer>/<key>/index"
-        module.attrs["ragged"] = ("an observable with an 'index' dataset stores record i as "
-                                  "value[index[i, 0]:index[i, 1]]")
+        module.attrs["groups"] = f"parameters, checkpoint, {RAGGED_ROOT}/<observer>/<key>"
+        module.attrs["ragged"] = (f"array-valued observables live under {RAGGED_ROOT}/<observer>/<key>, "
+                                  "record i is value[index[i, 0]:index[i, 1]] at step[i]")
         module.attrs["commit"] = "rows are committed when step is written; trust min(len(step), len(time), len(value or index))"
         module.attrs["every"] = self.every
         module.attrs["dtype"] = "" if self.dtype is None else self.dtype.name
@@ -357,7 +363,8 @@ class H5MDSink(Sink):
         module.create_dataset(FINISHED, shape=(1,), maxshape=(1,), chunks=(1,), dtype=np.int8)
         self._stamp_writer()
         f.create_group(f"particles/{self.particle_group}")
-        f.create_group("observables")
+        f.create_group(OBSERVABLES_ROOT)
+        f.create_group(RAGGED_ROOT)
         self._write_parameters(f.create_group("parameters"), metadata)
         ckpt = f.create_group("checkpoint")
         for slot in range(CHECKPOINT_SLOTS):
@@ -472,10 +479,7 @@ class H5MDSink(Sink):
             if name in parent:
                 series = _Series(parent[name])
             elif self._live:
-                raise LateSeriesError(
-                    f"time series {key!r} first recorded at step {step}, after the first step "
-                    f"({self._first_step}) when the file went live (SWMR): every series must be "
-                    "recorded at the first step")
+                raise self._late_series(key, step)
             else:
                 series = _Series.create(parent, name, record_shape, dtype, ragged, compression)
             self._series[key] = series
@@ -540,26 +544,40 @@ class H5MDSink(Sink):
         _check_name("observer", name)
         step = int(step)
         self._before_record(step)
-        observables = self._file["observables"]
-        if name in observables:
-            group = observables[name]
-        elif self._live:
-            raise LateSeriesError(f"observer {name!r} first recorded at step {step}, after the first "
-                                  f"step ({self._first_step}) when the file went live (SWMR): every "
-                                  "observer must record at the first step")
-        else:
-            group = observables.create_group(name)
         staged = []
         for key, raw in values.items():
             _check_name(f"observable key of {name!r}", key)
             where = f"observables/{name}/{key}"
             value = np.asarray(raw)
             dtype = _storage_dtype(value, where)
-            series = self._series_for(where, group, key, value.shape, dtype, value.ndim >= 1, step)
+            series = self._series.get(where)
+            if series is None:
+                parent = self._observer_group(RAGGED_ROOT if value.ndim else OBSERVABLES_ROOT,
+                                              name, where, step)
+                series = self._series_for(where, parent, key, value.shape, dtype, value.ndim >= 1,
+                                          step)
             self._check_record(series, value, where)
             if series.last_step is None or step > series.last_step:
                 staged.append((series, value.astype(series.value.dtype, copy=False)))
         self._commit(staged, step, float(time))
+
+    def _late_series(self, where: str, step: int) -> LateSeriesError:
+        return LateSeriesError(f"time series {where!r} first recorded at step {step}, after the first "
+                               f"step ({self._first_step}) when the file went live (SWMR): every "
+                               "series must be recorded at the first step")
+
+    def _observer_group(self, root: str, name: str, where: str, step: int) -> h5py.Group:
+        """The group of observer ``name`` under ``root``, created while the file is not live."""
+        parent = self._file.require_group(root) if not self._live else self._file.get(root)
+        if parent is not None and name in parent:
+            return parent[name]
+        if self._live:
+            if name in observable_groups(self._file):
+                raise self._late_series(where, step)
+            raise LateSeriesError(f"observer {name!r} first recorded at step {step}, after the first "
+                                  f"step ({self._first_step}) when the file went live (SWMR): every "
+                                  "observer must record at the first step")
+        return parent.create_group(name)
 
     @staticmethod
     def _check_record(series: _Series, value: np.ndarray, where: str) -> None:
@@ -810,10 +828,22 @@ class H5MDSink(Sink):
         for name, group in particles.items():
             if is_series(group):
                 yield f"particles/{name}", group
-        for obs_name, obs in self._file["observables"].items():
-            for key, group in obs.items():
-                if is_series(group):
-                    yield f"observables/{obs_name}/{key}", group
+        for obs_name, keys in observable_groups(self._file).items():
+            for key, group in keys.items():
+                yield f"observables/{obs_name}/{key}", group
+
+
+def _create_hidden(directory: str, base: str) -> str:
+    """Create an empty hidden file ``.<base>.<random>.tmp`` in ``directory``, mode 0666 less the
+    umask (as any new file; tempfile.mkstemp would make it 0600); return its path."""
+    for _ in range(100):
+        path = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"cannot find an unused temporary name for {base!r} in {directory!r}")
 
 
 def _reason(exc: BaseException) -> str:

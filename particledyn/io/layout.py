@@ -4,7 +4,7 @@ Layout (H5MD 1.1 plus the ``particledyn`` module)::
 
     /                          attrs: finished (bool)
     h5md/                      attrs: version = [1, 1]
-        author/                attrs: name
+        author/                attrs: name (fixed-length string, as all h5md/ strings)
         creator/               attrs: name = "particledyn", version
         modules/particledyn/   attrs: version, writer options, layout notes, writer_pid/host
             finished           (1,) int8: the finished flag a SWMR reader can refresh
@@ -14,16 +14,25 @@ Layout (H5MD 1.1 plus the ``particledyn`` module)::
         <state>/               per-particle optimizer state (adam_m, velocity, ...), same layout
         mass                   fixed (N_written,)
         id                     fixed (N_written,) int64: indices of the written particles
-    observables/<observer>/<key>/
-        step, time             (n,)
+    observables/<observer>/<key>/   scalar keys (H5MD time-dependent elements)
+        step                   (n,) int64, an HDF5 dimension scale: value's dimension 0
+        time                   (n,) float64 along step
         checksum               (n,) uint32: CRC-32 of each record (see integrity)
-        value                  scalar keys: (n,); array keys: flat rows (R, *trailing shape)
-        index                  array keys only: (n, 2) int64, record i is value[start:stop]
+        value                  (n,) attrs: coordinates = "time" (netCDF/xarray readers)
+    particledyn/ragged/<observer>/<key>/   array keys (diagrams, histograms, ...)
+        step, time, checksum   (n,) as above (no dimension scales)
+        value                  flat rows (R, *trailing shape)
+        index                  (n, 2) int64: record i is value[index[i, 0]:index[i, 1]]
     parameters/                scenario_toml, resolved (JSON) ...; attrs seed, threads, backend
         versions/              attrs: package and library versions
     checkpoint/
         slot_0, slot_1         uint8 (nbytes,): encoded checkpoints (see checkpoint_codec)
         header                 (2, 4) int64 per slot: [sequence, step, nbytes, crc32]
+
+Array keys live in the ``particledyn`` module's own group, not under
+``observables/``, so that H5MD readers, which pair ``value`` row i with
+``step`` i, never misread them. Files of module version 1.0 kept them under
+``observables/<observer>/<key>`` (with ``index``); readers accept both.
 
 Commit rule (GSD-style): a time series' rows are written value (index, checksum)
 first, then time, then step, each phase flushed; ``step`` is the commit
@@ -38,12 +47,33 @@ import h5py
 import numpy as np
 
 MODULE_NAME = "particledyn"
-MODULE_VERSION = (1, 0)
+MODULE_VERSION = (1, 1)  # 1.1: array keys under RAGGED_ROOT
 H5MD_VERSION = (1, 1)
 STEP_FILL = -1
 FINISHED = "finished"
 CHECKPOINT_SLOTS = 2
 JSON_ENCODING_ATTR = "encoding"
+OBSERVABLES_ROOT = "observables"
+RAGGED_ROOT = f"{MODULE_NAME}/ragged"
+
+
+def observable_groups(file) -> dict[str, dict[str, "h5py.Group"]]:
+    """``{observer: {key: series group}}`` over both homes of observables (scalar and ragged)."""
+    found: dict[str, dict] = {}
+    for root in (OBSERVABLES_ROOT, RAGGED_ROOT):
+        if not isinstance(file.get(root), h5py.Group):
+            continue
+        for name, group in file[root].items():
+            if isinstance(group, h5py.Group):
+                keys = found.setdefault(name, {})
+                keys.update({key: g for key, g in group.items() if is_series(g) and key not in keys})
+    return found
+
+
+def fixed_string(text: str) -> np.ndarray:
+    """``text`` as a fixed-length UTF-8 string scalar (H5MD asks for fixed-length metadata strings)."""
+    raw = text.encode("utf-8")
+    return np.array(raw, dtype=h5py.string_dtype("utf-8", max(len(raw), 1)))
 
 
 def is_series(group) -> bool:
@@ -73,8 +103,7 @@ def committed_length(group) -> int:
 
 def write_text(group, name: str, text: str, encoding: str | None = None) -> None:
     """Store ``text`` as a fixed-length UTF-8 string dataset (no variable-length types: SWMR)."""
-    raw = text.encode("utf-8")
-    ds = group.create_dataset(name, data=np.array(raw, dtype=h5py.string_dtype("utf-8", max(len(raw), 1))))
+    ds = group.create_dataset(name, data=fixed_string(text))
     if encoding is not None:
         ds.attrs[JSON_ENCODING_ATTR] = encoding
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from .checkpoint_codec import decode_checkpoint
 from .integrity import check_structure, damaged_steps, verify_record
-from .layout import FINISHED, JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series, read_text
+from .layout import (FINISHED, JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series,
+                     observable_groups, read_text)
 from .opening import open_h5
 
 # what h5py raises on damaged metadata past the open (a bad checksum, an object it cannot open)
@@ -162,8 +163,18 @@ class Run:
     @_guarded
     def observables(self) -> dict[str, list[str]]:
         """Observer names mapped to their keys."""
-        return {name: sorted(k for k, g in group.items() if is_series(g))
-                for name, group in self.file["observables"].items()}
+        return {name: sorted(keys) for name, keys in sorted(observable_groups(self.file).items())}
+
+    @_guarded
+    def series(self, name: str, key: str) -> h5py.Group:
+        """The HDF5 time series group of observable ``name``/``key``: ``observables/<name>/<key>``
+        for scalars, ``particledyn/ragged/<name>/<key>`` for arrays (``observables/`` in files
+        written before particledyn 1.1 of the layout)."""
+        group = observable_groups(self.file).get(name, {}).get(key)
+        if group is None:
+            raise KeyError(f"no observable {name!r}/{key!r} in {self.path!r}; "
+                           f"present: {self.observables}")
+        return group
 
     @_guarded
     def observable(self, name: str, key: str):
@@ -176,11 +187,8 @@ class Run:
             Scalars as an (n,) array; array records stacked to (n, *shape) when
             all have the same shape, else a list of the n arrays (ragged).
         """
-        path = f"observables/{name}/{key}"
-        if path not in self.file:
-            raise KeyError(f"no observable {name!r}/{key!r} in {self.path!r}; "
-                           f"present: {self.observables}")
-        group = self.file[path]
+        group = self.series(name, key)
+        path = group.name.lstrip("/")
         n = committed_length(group)
         steps = group["step"][:n]
         damaged = damaged_steps(group, n)
@@ -221,8 +229,8 @@ class Run:
         """
         found = {}
         series = [(f"particles/{k}", self._particles[k]) for k in self.particle_series]
-        series += [(f"observables/{name}/{key}", self.file[f"observables/{name}/{key}"])
-                   for name, keys in self.observables.items() for key in keys]
+        series += [(f"observables/{name}/{key}", group)
+                   for name, keys in observable_groups(self.file).items() for key, group in keys.items()]
         for where, group in series:
             bad = damaged_steps(group, committed_length(group), upto)
             if bad:
