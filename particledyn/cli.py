@@ -90,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                                            "diverged), frames, checkpoint, observables and settings.")
     info.add_argument("path", metavar="RUN.h5")
 
+    repair = commands.add_parser(
+        "repair", help="make a killed run's file readable by plain h5py and pyh5md",
+        description="Clear the write flags a killed writer left (as h5clear does) and cut every "
+                    "series to its committed records, in a copy RUN.repaired.h5 (default) or in place. "
+                    "Refuses a file a live run is writing.")
+    repair.add_argument("path", metavar="RUN.h5")
+    where = repair.add_mutually_exclusive_group()
+    where.add_argument("--in-place", action="store_true", help="repair RUN.h5 itself")
+    where.add_argument("-o", "--output", metavar="OUT.h5", help="path of the repaired copy")
+
     # listed for --help only: main() hands `sweep ...` to particledyn.sweep.sweep_main
     commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask")
     commands.add_parser("keys", aliases=["scenario-keys"],
@@ -337,6 +347,20 @@ def _command_info(args) -> int:
     return EXIT_OK
 
 
+def _command_repair(args) -> int:
+    from .io.repair import repair
+
+    try:
+        repaired = repair(args.path, output=args.output, in_place=args.in_place)
+    except (OSError, ValueError) as exc:
+        return _fail(exc, EXIT_ERROR)
+    if repaired is None:
+        print(f"{args.path} was closed cleanly: nothing to repair")
+    else:
+        print(f"repaired: {repaired} (plain h5py and pyh5md can open it)")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``particledyn`` command; returns the exit status.
 
@@ -372,6 +396,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _command_info(args)
     if args.command == "plot":
         return _command_plot(args)
+    if args.command == "repair":
+        return _command_repair(args)
     if args.command in ("keys", "scenario-keys"):
         from .scenario import describe_keys
         sys.stdout.write(describe_keys())

@@ -41,8 +41,8 @@ from particledyn.sinks import Sink
 from .checkpoint_codec import encode_checkpoint
 from .integrity import CHECKSUM, record_checksum
 from .layout import (CHECKPOINT_SLOTS, FINISHED, H5MD_VERSION, MODULE_NAME, MODULE_VERSION,
-                     OBSERVABLES_ROOT, RAGGED_ROOT, STEP_FILL, committed_length, fixed_string,
-                     is_series, observable_groups, to_json, write_text)
+                     OBSERVABLES_ROOT, RAGGED_ROOT, STEP_FILL, all_series, committed_length, fixed_string,
+                     observable_groups, to_json, write_text)
 from .locking import FileLockedError, WriteLock, is_locked, process_alive
 from .superblock import clear_write_flags
 
@@ -824,13 +824,7 @@ class H5MDSink(Sink):
         return int(self._file["checkpoint/header"][slot, 1])
 
     def _all_series(self):
-        particles = self._file[f"particles/{self.particle_group}"]
-        for name, group in particles.items():
-            if is_series(group):
-                yield f"particles/{name}", group
-        for obs_name, keys in observable_groups(self._file).items():
-            for key, group in keys.items():
-                yield f"observables/{obs_name}/{key}", group
+        return all_series(self._file)
 
 
 def _create_hidden(directory: str, base: str) -> str:

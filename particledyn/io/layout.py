@@ -70,6 +70,19 @@ def observable_groups(file) -> dict[str, dict[str, "h5py.Group"]]:
     return found
 
 
+def all_series(file):
+    """``(name, group)`` of every time series of a run file: particles, then observables (the
+    observables named ``observables/<observer>/<key>`` whichever group holds them)."""
+    particle_group = file[f"h5md/modules/{MODULE_NAME}"].attrs.get("particle_group", "all")
+    particles = file[f"particles/{particle_group}"]
+    for name, group in particles.items():
+        if is_series(group):
+            yield f"particles/{name}", group
+    for observer, keys in observable_groups(file).items():
+        for key, group in keys.items():
+            yield f"observables/{observer}/{key}", group
+
+
 def fixed_string(text: str) -> np.ndarray:
     """``text`` as a fixed-length UTF-8 string scalar (H5MD asks for fixed-length metadata strings)."""
     raw = text.encode("utf-8")
