@@ -263,6 +263,19 @@ class Run:
             raise ValueError(f"{self.path!r}: the checkpoint in slot {slot} cannot be decoded "
                              f"({type(exc).__name__}: {exc})") from None
 
+    def to_pandas(self):
+        """All scalar observables as one tidy DataFrame (step, time, observer, key, value); see
+        :func:`particledyn.io.export.to_pandas`. Needs pandas."""
+        from .export import to_pandas
+        return to_pandas(self)
+
+    def to_xarray(self):
+        """Frames (lazily, dims step, particle, dim) and scalar observables as an xarray Dataset;
+        see :func:`particledyn.io.export.to_xarray`. Needs xarray; keep the Run open while the
+        frames are read."""
+        from .export import to_xarray
+        return to_xarray(self)
+
     def close(self) -> None:
         """Close the file."""
         self.file.close()
