@@ -87,3 +87,11 @@ def test_run_files_are_created_with_the_umask_mode(tmp_path):
         os.umask(old)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     assert stat.S_IMODE(os.stat(private).st_mode) == 0o600
+
+
+def test_open_run_beside_a_plain_h5py_handle_in_the_same_process(tmp_path):
+    path = _finished_run(tmp_path / "run.h5", steps=3)
+    with h5py.File(path, "r") as plain:  # HDF5 shares this handle: open_run must match its locking
+        with open_run(path) as run:
+            np.testing.assert_array_equal(run.steps, [0, 1, 2])
+            assert run.finished and plain["observables/obs/scalar/value"].shape == (3,)

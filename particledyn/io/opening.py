@@ -62,17 +62,19 @@ def check_signature(path: str) -> None:
                                f"the HDF5 signature {HDF5_SIGNATURE!r})")
 
 
-def _swmr_fapl(locking: bool):
+def _swmr_fapl(locking):
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
-    if not locking:
+    if locking is False:
         fapl.set_file_locking(False, False)
+    elif locking is None:  # h5py's default: locking on, ignored where the filesystem lacks it
+        fapl.set_file_locking(True, True)
     if _library().H5Pset_metadata_read_attempts(fapl.id, READ_ATTEMPTS) < 0:
         raise RuntimeError("H5Pset_metadata_read_attempts failed")
     return fapl
 
 
-def _open_once(path: str, swmr: bool, locking: bool) -> h5py.File:
+def _open_once(path: str, swmr: bool, locking) -> h5py.File:
     if not swmr:
         return h5py.File(path, "r", locking=locking)
     fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ,
@@ -103,6 +105,10 @@ def open_h5(path: str, timeout: float = 10.0) -> h5py.File:
                 # it must stay on for a file this process itself has open for writing.
                 if "lock" in str(exc) and "flag values" not in str(exc):
                     return _open_once(path, swmr, locking=False)
+                if "flag values" in str(exc):
+                    # this process already holds the file open with h5py's default locking (a
+                    # plain h5py.File(p, "r")): HDF5 shares that handle, so open it the same way
+                    return _open_once(path, swmr, locking=None)
                 if swmr or "match" not in str(exc):
                     raise
                 # this process holds the file open in SWMR mode (it was live then): HDF5 shares
