@@ -571,7 +571,8 @@ def run_info(path: str) -> dict:
         ``n_particles``, ``dim``, ``written`` (particles written), ``dtype``,
         ``particle_series``, ``seed``, ``threads``, ``backend``, ``versions``,
         ``writer`` ('pid@host'), ``scenario_source``, ``damaged`` ({series: [steps]}: committed
-        records whose checksum fails).
+        records whose checksum fails), ``repair_hint`` (a one-line note when plain HDF5 readers
+        refuse the file: a killed or running writer's flags are set; else None).
     """
     from .io.reader import LOW_LEVEL_ERRORS, damaged_file_error
 
@@ -584,6 +585,7 @@ def run_info(path: str) -> dict:
 def _run_info(path: str) -> dict:
     from .io import open_run
     from .io.layout import FINISHED, MODULE_NAME, committed_length
+    from .io.repair import repair_hint
 
     with open_run(path) as run:
         parameters = run.parameters
@@ -623,5 +625,5 @@ def _run_info(path: str) -> dict:
         "seed": parameters.get("seed"), "threads": parameters.get("threads"),
         "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
         "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
-        "damaged": damaged,
+        "damaged": damaged, "repair_hint": repair_hint(path),
     }

@@ -12,6 +12,7 @@ from particledyn.cli import main
 from particledyn.io import open_run
 from particledyn.io.repair import repair, repair_hint
 from particledyn.io.superblock import write_flags
+from particledyn.runner import run_info
 from io_helpers import WRITER_SCRIPT
 
 TESTS = str(Path(__file__).parent)
@@ -71,6 +72,8 @@ def test_repair_writes_a_copy_plain_readers_open(killed, capsys):
                 assert all(np.array_equal(x, y) for x, y in zip(a, b))
         assert after.checkpoint()["step"] == 3 and after.damaged() == {}
     assert repair_hint(copy) is None
+    assert "particledyn repair" in run_info(str(killed))["repair_hint"]
+    assert run_info(str(copy))["repair_hint"] is None
 
 
 def test_repair_in_place_clears_the_flags(killed, capsys):
