@@ -4,8 +4,10 @@ A notebook can open a file while its run writes it (HDF5 SWMR) and after the
 run was killed; see :mod:`particledyn.io.layout` for the file layout,
 :mod:`particledyn.io.h5md_writer` for the rules of writing,
 :mod:`particledyn.io.integrity` for record checksums and refused objects,
-:mod:`particledyn.io.locking` for the writer's advisory lock and
-:mod:`particledyn.io.opening` for how readers open files without hanging.
+:mod:`particledyn.io.locking` for the writer's advisory lock,
+:mod:`particledyn.io.opening` for how readers open files without hanging,
+:mod:`particledyn.io.repair` for making a killed writer's file readable by plain
+HDF5 readers and :mod:`particledyn.io.export` for ``Run.to_pandas`` / ``Run.to_xarray``.
 """
 from .checkpoint_codec import decode_checkpoint, encode_checkpoint
 from .h5md_writer import H5MDSink, H5MDWriteError, LateSeriesError

@@ -234,10 +234,11 @@ class H5MDSink(Sink):
 
     Notes
     -----
-    Observable values: a scalar key is stored as ``value`` (n,); a key whose
-    values are arrays (ndim >= 1) as flat rows plus ``index`` [start, stop) per
-    record, so records may differ in their first axis (persistence diagrams,
-    atom masses); the other axes and the kind (bool/int/float/complex) are fixed
+    Observable values: a scalar key is stored as ``observables/<observer>/<key>``
+    with ``value`` (n,) and ``step`` as its dimension scale; a key whose values
+    are arrays (ndim >= 1) under ``particledyn/ragged/<observer>/<key>`` as flat
+    rows plus ``index`` [start, stop) per record, so records may differ in their
+    first axis (persistence diagrams, atom masses); the other axes and the kind (bool/int/float/complex) are fixed
     by the first record. The reader returns a stacked array when all records of
     an array key have the same shape and a list of arrays otherwise.
     Within a series steps strictly increase; a record at a step not after the
