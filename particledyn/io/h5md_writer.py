@@ -238,9 +238,10 @@ class H5MDSink(Sink):
     with ``value`` (n,) and ``step`` as its dimension scale; a key whose values
     are arrays (ndim >= 1) under ``particledyn/ragged/<observer>/<key>`` as flat
     rows plus ``index`` [start, stop) per record, so records may differ in their
-    first axis (persistence diagrams, atom masses); the other axes and the kind (bool/int/float/complex) are fixed
-    by the first record. The reader returns a stacked array when all records of
-    an array key have the same shape and a list of arrays otherwise.
+    first axis (persistence diagrams, atom masses); the other axes and the kind
+    (bool/int/float/complex) are fixed by the first record. The reader returns
+    a stacked array when all records of an array key have the same shape and a
+    list of arrays otherwise.
     Within a series steps strictly increase; a record at a step not after the
     series' last committed step (as at the step a resumed run restarts from) is
     ignored, so the file keeps one record per step.
