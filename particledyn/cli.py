@@ -51,16 +51,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message}\n")
 
 
-class _DeprecatedSwitch(argparse.Action):
-    """An old spelling of a boolean flag (``--plots``/``--no-plots``), hidden from --help: it still
-    works and says which spelling to use."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        new = option_string[:-1]
-        print(f"warning: {option_string} is deprecated; use {new}", file=sys.stderr)
-        setattr(namespace, self.dest, not option_string.startswith("--no-"))
-
-
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
@@ -117,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="progress bar (default: on a terminal only)")
     run.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, dest="plots",
                      help="write figures and the summary verdict after the run (default: on)")
-    run.add_argument("--plots", "--no-plots", action=_DeprecatedSwitch, dest="plots", nargs=0,
+    # the old spelling, deprecated: still accepted, hidden from --help and completion
+    run.add_argument("--plots", action=argparse.BooleanOptionalAction, dest="plots",
                      default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _figure_options(run)
 
