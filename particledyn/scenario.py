@@ -30,8 +30,8 @@ from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, F
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES
 
-__all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_scenario", "load_scenario",
-           "default_scenario", "describe_keys", "SECTIONS"]
+__all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
+           "load_scenario", "default_scenario", "describe_keys", "SECTIONS"]
 
 SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
 #: The key of each section that decides which of its other keys apply.

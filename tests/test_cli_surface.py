@@ -280,3 +280,13 @@ def test_figure_format_and_dpi_options(tmp_path, capsys):
     else:  # figures without vector output yet: refused before anything is drawn
         assert status == 2 and "--format svg: not supported" in one_line_error(capsys)
         assert not (tmp_path / "f").exists()
+
+
+def test_the_gpu_install_hint_is_a_command_that_works(monkeypatch):
+    from particledyn.backends import GpuUnavailableError, _import_cupy
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if cupy were not installed
+    with pytest.raises(GpuUnavailableError, match=r"in the particledyn checkout: pip install -e '\.\[gpu\]'"):
+        _import_cupy()
+    assert "pip install -e '.[gpu]'" in (REPO / "docs" / "gpu.md").read_text()
+    assert "pip install 'particledyn[" not in (REPO / "docs" / "gpu.md").read_text()
