@@ -24,9 +24,10 @@ def _words(parser: argparse.ArgumentParser) -> tuple[list[str], dict, bool]:
         if action.option_strings and action.choices:
             for flag in action.option_strings:
                 choices[flag] = [str(c) for c in action.choices]
-        if not action.option_strings and action.choices and not isinstance(action, argparse._SubParsersAction):
+        positional = not action.option_strings
+        if positional and action.choices and not isinstance(action, argparse._SubParsersAction):
             choices[""] = [str(c) for c in action.choices]
-        files = files or action.metavar in _FILE_METAVARS or (action.dest == "path" and not action.option_strings)
+        files = files or action.metavar in _FILE_METAVARS or (positional and action.dest == "path")
     return flags, choices, files
 
 
@@ -52,8 +53,8 @@ def bash_completion(parser: argparse.ArgumentParser) -> str:
         nested = _subparsers(sub)
         for flag, values in choices.items():
             if flag:
-                cases.append(f'        "{name} {flag}") COMPREPLY=($(compgen -W "{" ".join(values)}" -- "$cur"));'
-                             " return;;")
+                words = " ".join(values)
+                cases.append(f'        "{name} {flag}") COMPREPLY=($(compgen -W "{words}" -- "$cur")); return;;')
         positional = " ".join(nested) or " ".join(choices.get("", []))
         words = " ".join(flags + ([positional] if positional else []))
         action = f'COMPREPLY=($(compgen -W "{words}" -- "$cur"))'

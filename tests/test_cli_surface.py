@@ -171,7 +171,8 @@ def test_the_wheel_ships_the_scenarios(tmp_path):
                     "-w", str(tmp_path / "dist"), str(REPO)], check=True, timeout=300)
     wheel, = (tmp_path / "dist").glob("particledyn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for source in list((REPO / "scenarios").glob("*.toml")) + list((REPO / "scenarios/authors").glob("*.toml")):
+    sources = list((REPO / "scenarios").glob("*.toml")) + list((REPO / "scenarios/authors").glob("*.toml"))
+    for source in sources:
         relative = source.relative_to(REPO / "scenarios")
         assert f"particledyn/scenarios/paper/{relative}" in names, relative
     assert "particledyn/scenarios/default.toml" in names and "particledyn/kernels/__init__.py" in names
@@ -265,7 +266,8 @@ def test_compile_notice_when_the_kernel_cache_is_cold(tmp_path, monkeypatch):
     # a new process finds the cache on disk: warm before its first call
     probe = ("import cold_kernel_probe; from particledyn.compile_notice import kernels_cold; "
              "print(kernels_cold('cold_kernel_probe'))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                         check=True)
     assert out.stdout.strip() == "False"
 
 
