@@ -61,6 +61,9 @@ def bash_completion(parser: argparse.ArgumentParser) -> str:
         if files:
             action += '; [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))'
         cases.append(f'        "{name} "*) {action}; return;;')
+    if "scenarios" in commands:  # the names come from the installed package when asked
+        names = f"$({prog} scenarios list 2>/dev/null | cut -d' ' -f1)"
+        cases.insert(0, f'        "scenarios copy") COMPREPLY=($(compgen -W "{names}" -- "$cur")); return;;')
     top = " ".join([*commands, "--help", "--version"])
     return f"""# bash completion for {prog}, generated from its argument parser
 {function}() {{

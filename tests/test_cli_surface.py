@@ -5,6 +5,7 @@ import importlib
 import inspect
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -216,7 +217,10 @@ def complete(words: str, tmp_path) -> list[str]:
     cword = len(words.split(" ")) - 1
     command = (f'source {script}; COMP_WORDS=({words}); [[ "{words}" == *" " ]] && COMP_WORDS+=(""); '
                f"COMP_CWORD={cword}; _particledyn_complete; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, check=True)
+    # the script calls the command itself for scenario names: put this interpreter's on PATH
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, check=True,
+                          env={**os.environ, "PATH": path})
     return done.stdout.split()
 
 
@@ -226,6 +230,7 @@ def test_bash_completion(tmp_path):
     assert set(complete("particledyn run --no-p", tmp_path)) == {"--no-plot", "--no-progress"}
     assert set(complete("particledyn plot a.h5 --format ", tmp_path)) == {"png", "pdf", "svg"}
     assert set(complete("particledyn scenarios ", tmp_path)) >= {"list", "copy"}
+    assert set(complete("particledyn scenarios copy table1_gd_2d_s", tmp_path)) == {"table1_gd_2d_small"}
     (tmp_path / "mine.toml").write_text("")
     assert "mine.toml" in complete("particledyn validate mi", tmp_path)
 
