@@ -17,7 +17,7 @@ class BlackBoxKernel(Kernel):
 
     On the first call the rule is evaluated on the positions and on a random
     permutation of them (masses permuted alike); if U(PX) differs from P U(X)
-    by more than ``tolerance`` (relative to max |U|), it is refused with
+    by more than ``tolerance`` (relative to ``max |U|``), it is refused with
     :class:`NotEquivariantError` naming the size of the violation. Rules with
     per-particle noise or index-dependent terms fail this check.
 

@@ -26,11 +26,18 @@ examples:
   particledyn run my.toml --out a.h5       run a scenario file
   particledyn run my.toml --steps 5000 --resume
                                            continue a killed or finished run to 5000 steps
+  particledyn run my.toml --set schedule.lr=0.05 --set run.seed=3 --out lr05.h5
+                                           vary any scenario key (checked as in the file)
+  particledyn validate my.toml             check a scenario without running it
+  particledyn scenarios list               the paper's scenarios; copy one with: scenarios copy NAME
   particledyn info a.h5                    what a run file holds, how far it got
   particledyn plot a.h5                    figures (a_figures/*.png) and the verdict (a_summary.json)
   particledyn sweep grid.toml              a grid of runs (lr, seeds, N) on Dask, with the phase diagram
+  particledyn width my.toml --sizes 100 1000
+                                           infinite-width convergence study of a mean-field scenario
   particledyn keys                         every scenario key, its type, default and meaning
   particledyn show-default > my.toml       a scenario to start from
+  source <(particledyn completion bash)    tab completion of commands and flags in bash
 
 exit status: 0 done, 1 I/O or resume error, 2 bad scenario or usage (nothing
 written), 3 diverged, 130 interrupted (resume with --resume)."""
@@ -42,6 +49,26 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+
+
+def _figure_options(parser) -> None:
+    parser.add_argument("--format", choices=FIGURE_FORMATS, default=None, dest="figure_format",
+                        help="file format of the figures (default: png)")
+    parser.add_argument("--dpi", type=_positive_int, default=None, metavar="N",
+                        help="resolution of raster figures, dots per inch")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer > 0")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="PATH", help="output file (default: the scenario's output.path)")
     run.add_argument("--steps", type=int, metavar="N", help="total number of steps (overrides run.steps)")
     run.add_argument("--threads", type=int, metavar="N", help="numba threads (overrides run.threads)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                     help="set a scenario key, such as schedule.lr=0.05 (repeatable; the value is read "
+                          "as TOML, else as a string; checked as in the file; recorded in the run file)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in the output file from its last checkpoint")
     run.add_argument("--overwrite", action="store_true",
@@ -75,8 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "(a reused PID; a file whose write lock a live run holds is never resumed)")
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="progress bar (default: on a terminal only)")
-    run.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+    run.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, dest="plots",
                      help="write figures and the summary verdict after the run (default: on)")
+    # the old spelling, deprecated: still accepted, hidden from --help and completion
+    run.add_argument("--plots", action=argparse.BooleanOptionalAction, dest="plots",
+                     default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    _figure_options(run)
 
     plot = commands.add_parser("plot", help="draw a run's figures and write its summary verdict",
                                description="Write PNG figures (neuron cloud before/after, Betti numbers, "
@@ -84,11 +118,43 @@ def build_parser() -> argparse.ArgumentParser:
                                            "to RUN_summary.json, for a finished, running or killed run.")
     plot.add_argument("path", metavar="RUN.h5")
     plot.add_argument("--out", metavar="DIR", help="folder of the figures (default: RUN_figures/ beside the file)")
+    _figure_options(plot)
 
     info = commands.add_parser("info", help="show what a run file holds and how far its run got",
                                description="Show a run file's status (finished, running, stopped, "
                                            "diverged), frames, checkpoint, observables and settings.")
     info.add_argument("path", metavar="RUN.h5")
+    info.add_argument("--json", action="store_true", help="print the facts as one JSON object")
+
+    validate = commands.add_parser(
+        "validate", help="check a scenario file without running it",
+        description="Check a scenario as `run` does (every key, type, range and cross-check) and print "
+                    "a one-line summary; exit 0 when valid, else the one-line error and exit 2.")
+    validate.add_argument("scenario", metavar="SCENARIO.toml")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
+                          help="check with this key set, as run --set does (repeatable)")
+
+    scenarios = commands.add_parser("scenarios", help="list or copy the paper's packaged scenarios",
+                                    description="The scenarios of the paper's experiments, shipped with "
+                                                "the package.")
+    scenario_commands = scenarios.add_subparsers(dest="scenarios_command", metavar="ACTION",
+                                                 parser_class=_Parser, required=True)
+    scenario_commands.add_parser("list", help="list the packaged scenarios",
+                                 description="List the packaged scenarios, one a line, with what each is.")
+    copy = scenario_commands.add_parser("copy", help="copy a packaged scenario to edit or run",
+                                        description="Copy a packaged scenario (a name from `scenarios "
+                                                    "list`) to DEST (a file or folder; default: "
+                                                    "NAME.toml here). An existing file is not replaced.")
+    copy.add_argument("name", metavar="NAME")
+    copy.add_argument("dest", nargs="?", metavar="DEST")
+
+    # listed for --help only: main() hands `width ...` to particledyn.sweep.width.width_main
+    commands.add_parser("width", help="infinite-width convergence study of a mean-field scenario",
+                        add_help=False)
+    completion = commands.add_parser("completion", help="print a shell completion script",
+                                     description="Print a completion script generated from this parser; "
+                                                 "use it with: source <(particledyn completion bash)")
+    completion.add_argument("shell", choices=["bash"])
 
     repair = commands.add_parser(
         "repair", help="make a killed run's file readable by plain h5py and pyh5md",
@@ -101,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("-o", "--output", metavar="OUT.h5", help="path of the repaired copy")
 
     # listed for --help only: main() hands `sweep ...` to particledyn.sweep.sweep_main
-    commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask")
+    commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask", add_help=False)
     commands.add_parser("keys", aliases=["scenario-keys"],
                         help="list every scenario key with its type, default and meaning",
                         description="List every documented scenario key.")
@@ -115,10 +181,17 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
+def _overrides(settings) -> dict:
+    """``--set KEY=VALUE`` arguments as dotted overrides (ScenarioError on a malformed one)."""
+    from .scenario import parse_override
+
+    return dict(parse_override(text) for text in settings)
+
+
 def _load(args):
     from .scenario import default_scenario, load_scenario
 
-    overrides = {}
+    overrides = _overrides(args.set)
     if args.steps is not None:
         overrides["run.steps"] = args.steps
     if args.threads is not None:
@@ -157,6 +230,13 @@ def _command_run(args) -> int:
                      EXIT_USAGE)
     if args.steps is not None and args.steps < 0:
         return _fail(f"--steps {args.steps}: expected an integer >= 0", EXIT_USAGE)
+    if args.resume and args.set and args.scenario is None:
+        return _fail("--set with --resume: a resumed run keeps the scenario stored in its file "
+                     "(give the scenario file to check it against the file)", EXIT_USAGE)
+    try:
+        figure_settings = _figure_settings(args)
+    except ValueError as exc:
+        return _fail(exc, EXIT_USAGE)
     path = args.out
     try:
         scenario = None
@@ -172,7 +252,7 @@ def _command_run(args) -> int:
         if code not in (EXIT_OK, EXIT_DIVERGED) or not args.plots or not os.path.exists(path):
             return code
         try:
-            _plot_and_summarize(path, None)
+            _plot_and_summarize(path, None, figure_settings)
         except KeyboardInterrupt:
             print(f"interrupted while drawing the figures: draw them with: particledyn plot {path}",
                   file=sys.stderr)
@@ -276,16 +356,22 @@ def _interrupted_message(path: str) -> str:
 
 def format_info(info: dict) -> str:
     """The text ``particledyn info`` prints for a :func:`particledyn.runner.run_info` dict."""
+    scenario_written = info.get("scenario_written", True)
+    stopped = "stopped before the end (killed or interrupted); " + (
+        f"continue with: particledyn run --resume --out {info['path']}" if scenario_written else
+        "not resumable by particledyn run (it needs a file that particledyn run wrote from a scenario)")
     status = {
         "finished": "finished",
         "running": f"running (writer {info['writer']})",
         "diverged": f"diverged at step {info['checkpoint_step']} (not finished)",
-        "stopped": "stopped before the end (killed or interrupted); continue with: "
-                   f"particledyn run --resume --out {info['path']}",
+        "stopped": stopped,
     }[info["status"]]
     total = info["total_steps"]
-    lines = [f"{info['path']}: run {info['name']!r} ({info['scenario_source']})",
-             f"  status      {status}"]
+    if scenario_written:
+        title = f"{info['path']}: run {info['name']!r} ({info['scenario_source']})"
+    else:
+        title = f"{info['path']}: written through the Python API (no scenario stored)"
+    lines = [title, f"  status      {status}"]
     if info["frames"]:
         progress = f"  progress    step {info['last_step']}" + (f" of {total}" if total is not None else "")
         lines.append(progress + f"; {info['frames']} frames (steps {info['first_step']}..{info['last_step']})")
@@ -299,26 +385,61 @@ def format_info(info: dict) -> str:
         shown = ", ".join(str(s) for s in steps[:10])
         shown += f" ... ({len(steps)} in all)" if len(steps) > 10 else ""
         lines.append(f"  DAMAGED     {series}: records at steps {shown} (checksum mismatch)")
-    lines.append(f"  particles   N = {info['n_particles']}, D = {info['dim']}; {info['written']} written "
-                 f"as {info['dtype']}; series: {', '.join(info['particle_series'])}")
+    if info["written"] is None:
+        lines.append("  particles   no particle series")
+    else:
+        lines.append(f"  particles   N = {_known(info['n_particles'])}, D = {_known(info['dim'])}; "
+                     f"{info['written']} written as {info['dtype']}; "
+                     f"series: {', '.join(info['particle_series'])}")
     if info["observables"]:
         lines.append("  observables")
         for name, keys in info["observables"].items():
             counts = sorted(set(keys.values()))
             records = "/".join(str(c) for c in counts)
             lines.append(f"    {name} ({records} records): {', '.join(keys)}")
+    if info.get("overrides"):
+        lines.append("  set         " + ", ".join(f"{k} = {v!r}" for k, v in info["overrides"].items()))
     versions = info["versions"]
-    lines.append(f"  settings    seed {info['seed']}, threads {info['threads']}, backend {info['backend']}; "
-                 + ", ".join(f"{k} {versions[k]}" for k in ("particledyn", "numpy", "numba", "h5py")
-                             if k in versions))
+    settings = [f"{name} {info[name]}" for name in ("seed", "threads", "backend") if info[name] is not None]
+    lines.append("  settings    " + ", ".join(settings + [f"{k} {versions[k]}" for k in
+                                                         ("particledyn", "numpy", "numba", "h5py")
+                                                         if k in versions]))
+    extra = info.get("other_parameters") or {}
+    if extra:
+        lines.append("  parameters  " + ", ".join(f"{k} = {_short(v)}" for k, v in extra.items()))
     return "\n".join(lines)
 
 
-def _plot_and_summarize(path: str, out_dir) -> None:
+def _known(value) -> str:
+    return "?" if value is None else str(value)
+
+
+def _short(value, width: int = 60) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _figure_settings(args) -> dict:
+    """``--format``/``--dpi`` as keyword arguments of :func:`particledyn.plotting.plot_run`;
+    ValueError naming a flag that function does not take."""
+    import inspect
+
+    from .plotting import plot_run
+
+    settings = {k: v for k, v in {"format": args.figure_format, "dpi": args.dpi}.items() if v is not None}
+    accepted = inspect.signature(plot_run).parameters
+    refused = [k for k in settings if k not in accepted]
+    if refused:
+        raise ValueError(f"--{refused[0]} {settings[refused[0]]}: not supported by this particledyn's "
+                         "figures (expected it without this flag)")
+    return settings
+
+
+def _plot_and_summarize(path: str, out_dir, settings: dict | None = None) -> None:
     from .plotting import plot_run
     from .summary import summarize_run, write_summary
 
-    figures = plot_run(path, out_dir)
+    figures = plot_run(path, out_dir, **(settings or {}))
     summary_file = write_summary(path)
     where = os.path.dirname(figures[0]) if figures else "nowhere (no plottable observables)"
     print(f"figures: {len(figures)} in {where}; summary: {summary_file}")
@@ -327,7 +448,11 @@ def _plot_and_summarize(path: str, out_dir) -> None:
 
 def _command_plot(args) -> int:
     try:
-        _plot_and_summarize(args.path, args.out)
+        settings = _figure_settings(args)
+    except ValueError as exc:
+        return _fail(exc, EXIT_USAGE)
+    try:
+        _plot_and_summarize(args.path, args.out, settings)
     except BrokenPipeError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
@@ -336,10 +461,13 @@ def _command_plot(args) -> int:
 
 
 def _command_info(args) -> int:
+    import json
+
     from .runner import run_info
 
     try:
-        print(format_info(run_info(args.path)))
+        info = run_info(args.path)
+        print(json.dumps(info, default=str) if args.json else format_info(info))
     except BrokenPipeError:
         raise
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
@@ -358,6 +486,43 @@ def _command_repair(args) -> int:
         print(f"{args.path} was closed cleanly: nothing to repair")
     else:
         print(f"repaired: {repaired} (plain h5py and pyh5md can open it)")
+    return EXIT_OK
+
+
+def _command_validate(args) -> int:
+    from .config.checks import ScenarioError
+    from .scenario import load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario, _overrides(args.set))
+    except ScenarioError as exc:
+        return _fail(exc, EXIT_USAGE)
+    r = scenario.resolved
+    observers = ", ".join(o["type"] for o in r["observers"]) or "none"
+    n = r["init"].get("n")
+    print(f"OK {args.scenario}: run {r['run']['name']!r}, {r['run']['steps']} steps, kernel "
+          f"{r['kernel']['kind']}, optimizer {r['optimizer']['name']}, lr {r['schedule']['lr']:g}, "
+          f"N = {'(union)' if n is None else n}; observers: {observers}")
+    return EXIT_OK
+
+
+def _command_scenarios(args) -> int:
+    from .config.checks import ScenarioError
+    from .paper_scenarios import copy_scenario, describe, list_scenarios
+
+    if args.scenarios_command == "list":
+        scenarios = list_scenarios()
+        width = max((len(name) for name in scenarios), default=0)
+        for name, resource in scenarios.items():
+            print(f"{name:<{width}}  {describe(resource)}")
+        return EXIT_OK
+    try:
+        written = copy_scenario(args.name, args.dest)
+    except ScenarioError as exc:
+        return _fail(exc, EXIT_USAGE)
+    except (FileExistsError, OSError) as exc:
+        return _fail(exc, EXIT_ERROR)
+    print(f"wrote {written}; run it with: particledyn run {written}")
     return EXIT_OK
 
 
@@ -385,6 +550,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from .sweep import sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["width"]:
+        from .sweep.width import width_main
+
+        return width_main(argv[1:], prog="particledyn width")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -398,6 +567,15 @@ def _main(argv: Sequence[str] | None) -> int:
         return _command_plot(args)
     if args.command == "repair":
         return _command_repair(args)
+    if args.command == "validate":
+        return _command_validate(args)
+    if args.command == "scenarios":
+        return _command_scenarios(args)
+    if args.command == "completion":
+        from .completion import bash_completion
+
+        sys.stdout.write(bash_completion(parser))
+        return EXIT_OK
     if args.command in ("keys", "scenario-keys"):
         from .scenario import describe_keys
         sys.stdout.write(describe_keys())

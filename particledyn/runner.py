@@ -231,13 +231,15 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
     return Prepared(resolved, dataset, kernel, optimizer, schedule, x, observers, subset, masses)
 
 
-def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int) -> dict:
+def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int,
+              overrides: dict | None = None) -> dict:
     from . import __version__
 
     r = prepared.resolved
     data = prepared.dataset
     return {
         "scenario_toml": scenario_text, "scenario_source": source, "resolved": r,
+        "overrides": dict(overrides or {}),
         "name": r["run"]["name"], "description": r["run"]["description"],
         "seed": r["run"]["seed"], "threads": threads, "backend": r["run"]["backend"],
         "kernel": prepared.kernel.describe(), "optimizer": prepared.optimizer.describe(),
@@ -320,8 +322,13 @@ class RunResult:
     finished: bool
 
 
-def _run_loop(sim, sink: RunSink, total: int, progress) -> None:
-    """Run to ``total`` and close (inside the caller's :func:`_deferred`)."""
+def _run_loop(sim, sink: RunSink, total: int, progress, resolved: dict) -> None:
+    """Run to ``total`` and close (inside the caller's :func:`_deferred`); the progress bar is
+    labelled with the run's name."""
+    from .compile_notice import announce_compilation
+
+    sim.progress_label = resolved["run"]["name"]
+    announce_compilation(sim.kernel, progress)
     try:
         sim.run(total - sim.state.step, progress=progress)
         sim.close()
@@ -397,7 +404,8 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
     threads = set_threads(resolved["run"]["threads"])
     prepared = _prepare_interruptibly(signals, resolved)
     output = resolved["output"]
-    inner = H5MDSink(path, _metadata(scenario.text, scenario.source, prepared, threads), every=1,
+    inner = H5MDSink(path, _metadata(scenario.text, scenario.source, prepared, threads,
+                                        scenario.overrides), every=1,
                      subset=prepared.subset, dtype=output["dtype"], masses=prepared.masses,
                      optimizer_state=output["optimizer_state"],
                      compression=None if output["compression"] == "none" else output["compression"],
@@ -411,7 +419,7 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
         sink.failed = sink.failed or RuntimeError("not started")
         sink.abandon()
         raise
-    _run_loop(sim, sink, total, progress)
+    _run_loop(sim, sink, total, progress, resolved)
     return RunResult(path, 0, sim.state.step, total, _time.perf_counter() - began, True)
 
 
@@ -534,7 +542,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         sink.failed = sink.failed or RuntimeError("not started")
         sink.abandon()
         raise
-    _run_loop(sim, sink, total, progress)
+    _run_loop(sim, sink, total, progress, resolved)
     return RunResult(path, start, sim.state.step, total, _time.perf_counter() - began, True)
 
 
@@ -572,7 +580,12 @@ def run_info(path: str) -> dict:
         ``particle_series``, ``seed``, ``threads``, ``backend``, ``versions``,
         ``writer`` ('pid@host'), ``scenario_source``, ``damaged`` ({series: [steps]}: committed
         records whose checksum fails), ``repair_hint`` (a one-line note when plain HDF5 readers
-        refuse the file: a killed or running writer's flags are set; else None).
+        refuse the file: a killed or running writer's flags are set; else None),
+        ``scenario_written`` (False for a file written through
+        the Python API: it stores no scenario, so ``particledyn run --resume`` cannot continue
+        it), ``overrides`` (the run's ``--set``/``--steps``/``--threads``), ``other_parameters``
+        (the ``parameters`` entries a writer stored beyond those above). A value the file
+        does not record is None; N and D then come from the position series.
     """
     from .io.reader import LOW_LEVEL_ERRORS, damaged_file_error
 
@@ -600,10 +613,12 @@ def _run_info(path: str) -> dict:
             observables[name] = {key: committed_length(run.series(name, key)) for key in keys}
         series = run.particle_series
         position = run._particles["position"] if "position" in run._particles else None
-        written = dtype = None
+        written = dtype = position_shape = None
         if position is not None:
-            written, dtype = int(position["value"].shape[1]), str(position["value"].dtype)
+            position_shape = position["value"].shape
+            written, dtype = int(position_shape[1]), str(position["value"].dtype)
     resolved = parameters.get("resolved") or {}
+    dim = parameters.get("dim", None if position_shape is None else int(position_shape[2]))
     pid, host = int(module.get("writer_pid", -1)), str(module.get("writer_host", ""))
     checkpoint_step = None if checkpoint is None else int(checkpoint["step"])
     total = (checkpoint or {}).get("run", {}).get("total_steps", resolved.get("run", {}).get("steps"))
@@ -620,10 +635,18 @@ def _run_info(path: str) -> dict:
         "frames": int(len(steps)), "first_step": int(steps[0]) if len(steps) else None,
         "last_step": int(steps[-1]) if len(steps) else None, "checkpoint_step": checkpoint_step,
         "total_steps": None if total is None else int(total), "observables": observables,
-        "n_particles": parameters.get("n_particles"), "dim": parameters.get("dim"),
+        "n_particles": parameters.get("n_particles"), "dim": dim,
         "written": written, "dtype": dtype, "particle_series": series,
         "seed": parameters.get("seed"), "threads": parameters.get("threads"),
         "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
         "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
-        "damaged": damaged, "repair_hint": repair_hint(path),
+        "damaged": damaged, "repair_hint": repair_hint(path), "scenario_written": "resolved" in parameters,
+        "overrides": parameters.get("overrides", {}),
+        "other_parameters": {k: v for k, v in parameters.items() if k not in _RUN_PARAMETERS},
     }
+
+
+# the parameters particledyn run writes (_metadata), which run_info reports under their own names
+_RUN_PARAMETERS = ("scenario_toml", "scenario_source", "resolved", "overrides", "name", "description",
+                   "seed", "threads", "backend", "kernel", "optimizer", "schedule", "data",
+                   "n_particles", "dim", "versions")

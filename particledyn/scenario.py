@@ -16,7 +16,7 @@ import copy
 import difflib
 import re
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Mapping
 
@@ -30,8 +30,8 @@ from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, F
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES
 
-__all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_scenario", "load_scenario",
-           "default_scenario", "describe_keys", "SECTIONS"]
+__all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
+           "load_scenario", "default_scenario", "describe_keys", "SECTIONS"]
 
 SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
 #: The key of each section that decides which of its other keys apply.
@@ -450,10 +450,12 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     _check_depth(raw)
     raw = dict(raw)
     for path, value in (overrides or {}).items():
-        section, name = path.split(".")
+        section, name = _override_path(path)
         table = raw.get(section, {})
-        if isinstance(table, Mapping):
-            raw[section] = {**table, name: value}
+        if not isinstance(table, Mapping):
+            raise ScenarioError(f"{path}: [{section}] is {toml_type(table)} in the scenario; "
+                                "expected a table whose key a dotted override can set")
+        raw[section] = {**table, name: value}
     for name in raw:
         if name not in SECTIONS:
             close = difflib.get_close_matches(name, SECTIONS, n=1)
@@ -475,6 +477,44 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     return resolved
 
 
+def _override_path(path: str) -> tuple[str, str]:
+    parts = str(path).split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ScenarioError(f"{path!r}: expected a dotted key \"section.key\" (such as schedule.lr)")
+    return parts[0], parts[1]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """A command line's ``section.key=value`` as ``(path, value)``.
+
+    Parameters
+    ----------
+    text : str
+        ``section.key=value``; the value is read as a TOML value (``0.1``, ``true``,
+        ``[1, 2]``, ``"a"``) and, when it is not one, taken as a string.
+
+    Returns
+    -------
+    tuple
+        The dotted path and the value, to pass in ``overrides`` of :func:`validate_scenario`
+        (which checks both as it checks the file).
+
+    Raises
+    ------
+    ScenarioError
+        No ``=``, or a path that is not ``section.key``.
+    """
+    path, equals, value = str(text).partition("=")
+    path = path.strip()
+    parts = path.split(".")
+    if not equals or len(parts) != 2 or not all(parts):
+        raise ScenarioError(f"--set {text!r}: expected section.key=value (such as schedule.lr=0.05)")
+    try:
+        return path, tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return path, value.strip()
+
+
 # ---------------------------------------------------------------- files
 @dataclass
 class Scenario:
@@ -488,11 +528,14 @@ class Scenario:
         The TOML text as written.
     source : str
         Where it came from (a path, or ``"<default>"``).
+    overrides : dict
+        The dotted overrides applied on top of ``text`` (``--set``, ``--steps``, ``--threads``).
     """
 
     resolved: dict
     text: str
     source: str
+    overrides: dict = field(default_factory=dict)
 
 
 def parse_toml(text: str, source: str = "<string>") -> dict:
@@ -524,7 +567,8 @@ def parse_toml(text: str, source: str = "<string>") -> dict:
 def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Parse and validate TOML text; ScenarioError (one line) on any problem (see :func:`parse_toml`)."""
     text = text.removeprefix("\ufeff")
-    return Scenario(validate_scenario(parse_toml(text, source), overrides), text, source)
+    resolved = validate_scenario(parse_toml(text, source), overrides)
+    return Scenario(resolved, text, source, dict(overrides or {}))
 
 
 def load_scenario(path, overrides: Mapping[str, Any] | None = None) -> Scenario:

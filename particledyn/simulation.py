@@ -82,6 +82,9 @@ class Simulation:
                 raise ValueError(f"{name}={value!r}: expected an integer >= 0")
         self.frame_every, self.checkpoint_every = int(frame_every), int(checkpoint_every)
         self.observers = list(observers)
+        # the progress bar's label (default: the kernel's name) and its latest loss
+        self.progress_label: str | None = None
+        self.latest_loss: float | None = None
         for observer in self.observers:
             if not isinstance(observer, Observer):
                 raise TypeError(f"observer {observer!r}: expected a particledyn Observer")
@@ -164,7 +167,8 @@ class Simulation:
         end = state.step + int(steps)
         # tqdm: disable=None hides the bar when stderr is not a terminal
         bar = tqdm(total=int(steps), disable={True: False, False: True, None: None}[progress],
-                   unit="step", dynamic_ncols=True, desc=self.kernel.name)
+                   unit="step", dynamic_ncols=True, desc=self.progress_label or self.kernel.name)
+        shown_loss = self.latest_loss
         finished, diverged = False, None
         # The step's in-place updates, frame, observables and checkpoint happen between two
         # boundaries; a signal is acted on only at a boundary (see particledyn.interrupts), and
@@ -185,6 +189,9 @@ class Simulation:
                     field, direction, lr = self.step()
                     self._after_step(previous, field, direction, lr, end)
                     recorded = True
+                    if self.latest_loss is not shown_loss:
+                        shown_loss = self.latest_loss
+                        bar.set_postfix(loss=f"{shown_loss:.4g}", refresh=False)
                     bar.update(1)
                     signals.check(state.step)
                 finished = True
@@ -264,6 +271,8 @@ class Simulation:
             except Exception as exc:
                 raise ObserverError(observer.name, state.step, exc) from exc
             self.sink.write_observables(observer.name, state.step, state.time, values)
+            if "loss" in getattr(observer, "divergence_keys", ()) and "loss" in values:
+                self.latest_loss = float(values["loss"])
             bad += [f"{observer.name}/{key}" for key in non_finite_keys(observer, values)]
         if bad:
             quantity = bad[0].split("/", 1)[1] if bad[0].startswith("loss/") else bad[0]

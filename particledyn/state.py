@@ -21,7 +21,7 @@ class ParticleState:
     optimizer_state : dict of str to ndarray
         Per-particle optimizer state (momentum buffers, Adam moments), each (N, D):
         the augmented particle of the paper's section 5.2 is the row
-        (positions[i], *[s[i] for s in optimizer_state.values()]).
+        ``(positions[i], *[s[i] for s in optimizer_state.values()])``.
     shared : dict of str to ndarray
         Non-permuted parameters of the kernel (kept for kernels that have them).
     step : int

@@ -36,7 +36,7 @@ if ! .venv/bin/python -c "import dionysus" 2>/dev/null; then
     CPATH="$boost_include${CPATH:+:$CPATH}" $pip install -q "dionysus>=2.2"
     $pip uninstall -q -y boost-headers   # build-only: ~180 MB of headers dionysus no longer needs
 fi
-extras="dev,topology,dist"
+extras="dev,topology,dist,docs"   # docs: the API reference (docs/api, tests/test_api_docs.py)
 if [ "$action" = test ]; then
     # the equality tests against the authors' PyTorch loop; 2.13.0 is the CPU build (a bare
     # "torch" would pull a multi-GB CUDA build)

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# particledyn is not on a package index: the extras install from the repository checkout
+GPU_INSTALL = "in the particledyn checkout: pip install -e '.[gpu]'"
+
 BACKENDS = ("numba", "cupy", "cudasim")
 
 _INSTANCES: dict = {}
@@ -106,7 +109,7 @@ class CupyBackend(Backend):
         if not cuda.is_available():
             raise GpuUnavailableError(
                 "backend='cupy' needs an NVIDIA GPU with CUDA: numba.cuda cannot use the device "
-                "(install numba-cuda[cu12]: pip install 'particledyn[gpu]')")
+                f"(install numba-cuda[cu12]: {GPU_INSTALL})")
         self._cuda = cuda
 
     def asarray(self, array, dtype=None):
@@ -134,7 +137,7 @@ def _import_cupy():
     except ImportError as error:
         raise GpuUnavailableError(
             f"backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed "
-            f"(pip install 'particledyn[gpu]'; {error})") from None
+            f"({GPU_INSTALL}; {error})") from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # cupy raises CUDARuntimeError, or ImportError-like errors for missing libs

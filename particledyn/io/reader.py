@@ -184,7 +184,7 @@ class Run:
         -------
         steps : ndarray of int64
         values : ndarray or list of ndarray
-            Scalars as an (n,) array; array records stacked to (n, *shape) when
+            Scalars as an (n,) array; array records stacked to ``(n, *shape)`` when
             all have the same shape, else a list of the n arrays (ragged).
         """
         group = self.series(name, key)

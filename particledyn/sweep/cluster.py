@@ -40,7 +40,7 @@ def _jobqueue_cluster(cluster: ClusterSpec):
         import dask_jobqueue
     except ImportError:
         raise SweepError(f"cluster.jobqueue = {cluster.jobqueue!r} needs dask-jobqueue: "
-                         "pip install 'particledyn[dist]'") from None
+                         "in the particledyn checkout: pip install -e '.[dist]'") from None
     if cluster.jobqueue == "local":  # dask-jobqueue's own test double: job scripts run as local processes
         from dask_jobqueue.local import LocalCluster as Jobs
     else:

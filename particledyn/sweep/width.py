@@ -266,14 +266,17 @@ def plot_width_study(study: WidthStudy, out) -> Path:
     return out
 
 
-def width_main(argv=None) -> int:
-    """``python -m particledyn.sweep.width SCENARIO.toml --sizes 100 1000 ... [--steps] [--out DIR]``:
-    writes ``width_study.json`` and ``width_study.png`` into DIR."""
+def width_main(argv=None, prog: str = "python -m particledyn.sweep.width") -> int:
+    """``particledyn width SCENARIO.toml --sizes 100 1000 ... [--steps] [--out DIR]``:
+    writes ``width_study.json`` and ``width_study.png`` into DIR; a bad scenario is a one-line
+    error with exit status 2."""
     import argparse
+    import sys
 
+    from ..config.checks import ScenarioError
     from ..scenario import load_scenario
 
-    parser = argparse.ArgumentParser(prog="python -m particledyn.sweep.width",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Infinite-width convergence study of a mean-field scenario.")
     parser.add_argument("scenario", metavar="SCENARIO.toml")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10_000, 100_000, 1_000_000])
@@ -282,8 +285,12 @@ def width_main(argv=None) -> int:
     parser.add_argument("--projections", type=int, default=200)
     parser.add_argument("--out", default="width_study")
     args = parser.parse_args(argv)
-    study = width_study(load_scenario(args.scenario).resolved, args.sizes, args.steps,
-                        exact_max=args.exact_max, n_projections=args.projections)
+    try:
+        study = width_study(load_scenario(args.scenario).resolved, args.sizes, args.steps,
+                            exact_max=args.exact_max, n_projections=args.projections)
+    except ScenarioError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "width_study.json").write_text(study.to_json() + "\n")
