@@ -35,8 +35,10 @@ def figure_lemmas(run, summary: dict | None = None):
         fig = titled(new_figure(7.5, 7.0), run, f"Lemma 2: (1 - eta K) d <= d' <= (1 + eta K) d ({kind})")
     axes = fig.subplots(2, 1, sharex=True)
     ax = axes[0]
-    ax.fill_between(low[0], low[1], high[1], color="tab:green", alpha=0.2, step="mid",
+    ax.fill_between(low[0], low[1], high[1], color="tab:green", alpha=0.2,
                     label="allowed: [1 - eta K, 1 + eta K]")
+    ax.plot(low[0], low[1], "_", color="tab:green", ms=12, mew=2)
+    ax.plot(high[0], high[1], "_", color="tab:green", ms=12, mew=2)
     for found, label, colour in ((rmin, "smallest ratio d'/d", "tab:blue"),
                                  (rmax, "largest ratio d'/d", "tab:red")):
         if found is not None:
@@ -86,7 +88,7 @@ def figure_expansion(run, summary: dict | None = None):
         delta = scalar_series(run, "expansion", "delta")
         certified = scalar_series(run, "expansion", "certified")
         kind = ("certified K" if certified is not None and np.all(certified[1]) else
-                "empirical K, a lower bound: cannot certify a contradiction")
+                "empirical K: a lower bound,\ncannot certify a contradiction")
         fig = titled(new_figure(7.5, 7.0), run, f"Theorem 2: unions of balls before and after a step ({kind})")
     checked = np.isfinite(radii[:, 0])  # step 0 has no previous step
     axes = fig.subplots(2, 1, sharex=True)

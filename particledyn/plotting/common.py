@@ -78,11 +78,20 @@ def titled(fig: Figure, run, what: str) -> Figure:
 
 
 def maybe_log(ax, *arrays) -> None:
-    """Log y-axis when the positive finite values span more than two decades."""
-    values = np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
+    """Log y-axis when the positive finite values span more than two decades; symmetric log
+    (linear below the smallest positive value) when zeros or negatives are among them, so a
+    zero is drawn at zero rather than dropped or offset."""
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=float)) for a in arrays]) if arrays else np.zeros(0)
     values = values[np.isfinite(values)]
-    if values.size and np.all(values > 0) and values.max() > 100 * values.min():
+    positive = values[values > 0]
+    if not positive.size or positive.max() <= 100 * positive.min():
+        return
+    if positive.size == values.size:
         ax.set_yscale("log")
+    else:
+        ax.set_yscale("symlog", linthresh=float(positive.min()))
+        if values.min() >= 0:
+            ax.set_ylim(bottom=0)
 
 
 def mark_events(ax, summary: dict | None) -> None:

@@ -39,6 +39,7 @@ def figure_betti(run, summary: dict | None = None):
     if scales is not None and not isinstance(scales[1], list) and len(scales[1]):
         scale_text = [f"{s:.3g}" for s in np.atleast_1d(scales[1][0])]
     for k, ax in enumerate(axes):
+        values = [0.0]
         for j in range(n_scales):
             y = np.array([r[j, k] if r.shape[0] > j and r.shape[1] > k else np.nan for r in records],
                          dtype=float)
@@ -47,7 +48,9 @@ def figure_betti(run, summary: dict | None = None):
                 label += f", scale {scale_text[j]}" if scale_text and len(scale_text) > j else f", scale #{j}"
             ax.plot(steps, y, drawstyle="steps-post", marker="o", ms=3, ls=styles[j % len(styles)],
                     color=f"C{k}", label=label)
+            values.extend(y[np.isfinite(y)])
         mark_events(ax, summary)
+        ax.set_ylim(min(values) - 0.4, max(values) + 0.4)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(ylabel=f"b{k}", title=f"b{k} (" + ("components" if k == 0 else
                                                     "loops" if k == 1 else "voids") + ")")
@@ -57,14 +60,6 @@ def figure_betti(run, summary: dict | None = None):
         axes[0].set_title(axes[0].get_title() + f", scale at the first record {scale_text[0]}")
     axes[-1].set_xlabel("step")
     return fig
-
-
-def _mass_axis(ax, *arrays) -> None:
-    """Symmetric-log y-axis when positive masses span decades: zeros stay at zero (no offset)."""
-    values = np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
-    positive = values[np.isfinite(values) & (values > 0)]
-    if positive.size and positive.max() > 100 * positive.min():
-        ax.set_yscale("symlog", linthresh=float(positive.min()))
 
 
 def figure_merges(run, summary: dict | None = None):
@@ -120,7 +115,7 @@ def figure_merges(run, summary: dict | None = None):
     if multi is not None:
         ax.plot(multi[0], multi[1], color="tab:green", label="mass in atoms of >= 2 particles")
         shown.append(multi[1])
-    _mass_axis(ax, *shown)
+    maybe_log(ax, *shown)
     ax.set(ylabel="mass", title="merged mass (pushforward of the particle measure)")
     mark_events(axes[0], summary)
     for ax in axes:

@@ -71,7 +71,7 @@ def figure_stability(run, summary: dict | None = None):
             return None
         labels = {source: _label(run, source) for source in series}
         edge = _edge(run)
-        fig = titled(new_figure(7.5, 4.8), run, "Learning rate against the Lipschitz constant K")
+        fig = titled(new_figure(7.5, 5.6), run, "Learning rate against the Lipschitz constant K")
     ax = fig.add_subplot()
     shown = [[1.0]]
     for source, (steps, values) in series.items():
@@ -88,5 +88,5 @@ def figure_stability(run, summary: dict | None = None):
     mark_events(ax, summary)
     ax.set(xlabel="step", ylabel="eta*K", title="eta*K over training")
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize="x-small")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize="x-small")
     return fig
