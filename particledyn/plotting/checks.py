@@ -101,17 +101,19 @@ def figure_expansion(run, summary: dict | None = None):
         ax.plot(steps[checked], after[checked, j], color=f"C{j}", ls="--", label=f"(1 - eta K) r (radius #{j})")
     ax.set(ylabel="length", title="separation and radii")
     ax = axes[1]
+    labelled = set()
+    marks = (("same Betti numbers", equal, dict(marker="o", color="tab:green", ms=5)),
+             ("Betti numbers differ", ~equal, dict(marker="o", color="tab:orange", ms=5)),
+             ("contradicts the theorem", contra, dict(marker="x", color="crimson", ms=10, mew=2)),
+             ("delta/2 < r < delta (misstatement range)", mis,
+              dict(marker="s", mfc="none", color="purple", ms=9)))
     for j in range(radii.shape[1]):
-        y = np.full(checked.sum(), j)
-        s = steps[checked]
-        ax.plot(s[equal[checked, j]], y[equal[checked, j]], "o", color="tab:green", ms=5,
-                label="same Betti numbers" if j == 0 else None)
-        ax.plot(s[~equal[checked, j]], y[~equal[checked, j]], "o", color="tab:orange", ms=5,
-                label="Betti numbers differ" if j == 0 else None)
-        ax.plot(s[contra[checked, j]], y[contra[checked, j]], "x", color="crimson", ms=10, mew=2,
-                label="contradicts the theorem" if j == 0 else None)
-        ax.plot(s[mis[checked, j]], y[mis[checked, j]], "s", mfc="none", color="purple", ms=9,
-                label="delta/2 < r < delta (misstatement range)" if j == 0 else None)
+        for label, mask, style in marks:
+            hit = checked & mask[:, j]
+            if hit.any():  # a legend entry only for what is drawn
+                ax.plot(steps[hit], np.full(hit.sum(), j), ls="none",
+                        label=None if label in labelled else label, **style)
+                labelled.add(label)
     ax.set_yticks(range(radii.shape[1]), [f"radius #{j}" for j in range(radii.shape[1])])
     ax.set_ylim(-0.7, radii.shape[1] - 0.3)
     mark_events(ax, summary)
