@@ -89,7 +89,8 @@ def figure_expansion(run, summary: dict | None = None):
         certified = scalar_series(run, "expansion", "certified")
         kind = ("certified K" if certified is not None and np.all(certified[1]) else
                 "empirical K: a lower bound,\ncannot certify a contradiction")
-        fig = titled(new_figure(7.5, 7.0), run, f"Theorem 2: unions of balls before and after a step ({kind})")
+        fig = titled(new_figure(7.5, 7.0), run,
+                     f"Theorem 2: unions of balls before and after a step ({kind})")
     checked = np.isfinite(radii[:, 0])  # step 0 has no previous step
     axes = fig.subplots(2, 1, sharex=True)
     ax = axes[0]
@@ -98,7 +99,8 @@ def figure_expansion(run, summary: dict | None = None):
         ax.plot(delta[0], delta[1] / 2, color="black", ls=":", label="delta_t / 2")
     for j in range(radii.shape[1]):
         ax.plot(steps[checked], radii[checked, j], color=f"C{j}", label=f"r (radius #{j})")
-        ax.plot(steps[checked], after[checked, j], color=f"C{j}", ls="--", label=f"(1 - eta K) r (radius #{j})")
+        ax.plot(steps[checked], after[checked, j], color=f"C{j}", ls="--",
+                label=f"(1 - eta K) r (radius #{j})")
     ax.set(ylabel="length", title="separation and radii")
     ax = axes[1]
     labelled = set()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from .common import new_figure, opened, run_identity, titled
+from .common import new_figure, opened, run_identity
 
 #: Movie formats :func:`write_movie` writes: GIF through Pillow, MP4 through ffmpeg.
 MOVIE_FORMATS = ("gif", "mp4")
