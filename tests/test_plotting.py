@@ -230,3 +230,9 @@ def test_movie_of_the_cloud(run_2d, tmp_path, monkeypatch):
     monkeypatch.setattr(cloud.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match="needs ffmpeg on PATH"):
         write_movie(run_2d, tmp_path / "m.mp4", "mp4")
+    with pytest.raises(ValueError, match="format='avi': expected one of gif, mp4"):
+        write_movie(run_2d, tmp_path / "m.avi", "avi")
+    with pytest.raises(ValueError, match="fps=0"):
+        write_movie(run_2d, tmp_path / "m.gif", fps=0)
+    with pytest.raises(ValueError, match="n_diagrams=0"):
+        figure_diagrams(run_2d, n_diagrams=0)
