@@ -18,7 +18,7 @@ from particledyn.data import teacher_student
 from particledyn.geometry.observers import SharpnessObserver, geometry_observers
 from particledyn.io import H5MDSink
 from particledyn.kernels import TwoLayerNet
-from particledyn.topology.observers import BettiObserver
+from particledyn.topology.observers import BettiObserver, ExpansionObserver, ZigzagObserver
 
 _SHAPES = {2: {"shape": "genus_region", "genus": 2}, 3: {"shape": "genus_surface", "genus": 2}}
 
@@ -30,7 +30,7 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
 
     ``dim`` 2 or 3 starts on a genus-2 region or surface, any other ``dim`` on a
     Gaussian cloud. ``observers`` picks the groups of observers to attach; ``eps``
-    is the merge scale (the paper's 0.01).
+    is the merge scale (the paper's 0.01); "topology" adds the Theorem 2 and zigzag observers.
     """
     data = teacher_student(d=dim - 1, n=240, seed=0)
     kernel = TwoLayerNet(data.z_train, data.y_train, scaling="mean_field",
@@ -52,6 +52,8 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
         chosen.append(SharpnessObserver(hvp, every=every))
     if "loss" in observers:
         chosen.append(LossObserver(every))
+    if "topology" in observers:
+        chosen.extend([ExpansionObserver(every, radii=[0.25, 0.5], relative=True), ZigzagObserver(every)])
     sink = H5MDSink(path, {"lr": lr, "note": "test run"})
     # one thread: for 120 neurons parallel loops only add overhead, a lot on a busy machine
     threads = numba.get_num_threads()
@@ -76,16 +78,18 @@ def png_is_drawn(path) -> bool:
     return ink > 0.01 and colours > 20
 
 
-def write_records(path, observables: dict, frames=None, finished: bool = True) -> Path:
+def write_records(path, observables: dict, frames=None, finished: bool = True,
+                  parameters: dict | None = None) -> Path:
     """Write a run file by hand: ``observables[name] = [(step, {key: value}), ...]``.
 
-    ``frames`` is a list of (step, positions); one frame of 10 points in R^2 by default.
+    ``frames`` is a list of (step, positions); one frame of 10 points in R^2 by default;
+    ``parameters`` go to the file's parameters group.
     """
     frames = frames or [(0, np.random.default_rng(0).normal(size=(10, 2)))]
     events = [(step, 0, "frame", x) for step, x in frames]
     events += [(step, 1, name, values) for name, records in observables.items()
                for step, values in records]
-    sink = H5MDSink(path)
+    sink = H5MDSink(path, parameters)
     for step, _, name, payload in sorted(events, key=lambda e: (e[0], e[1])):  # the loop's order
         if name == "frame":
             sink.write_frame(step, float(step), np.asarray(payload, dtype=np.float64), {})

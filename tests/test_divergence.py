@@ -81,8 +81,8 @@ def test_plot_and_verdict_of_a_diverged_run(diverged, capsys, tmp_path):
     with _no_warnings():
         assert main(["plot", path, "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out
-    assert "figures: 3 in" in out and "verdict: diverged at step 26" in out
-    for name in ("cloud.png", "betti.png", "loss.png"):
+    assert "figures: 4 in" in out and "verdict: diverged at step 26" in out
+    for name in ("cloud.png", "betti.png", "diagrams.png", "loss.png"):
         assert png_is_drawn(tmp_path / "figs" / name), name
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..plotting.common import DPI, maybe_log
+
 __all__ = ["plot_phase_diagram", "outcome_of", "OUTCOMES"]
 
 #: Outcome label -> (colour, marker) of the phase diagram.
@@ -46,7 +48,8 @@ def _columns(rows, name):
 
 
 def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
-    """Draw the phase diagram of a sweep's table rows into a PNG.
+    """Draw the phase diagram of a sweep's table rows into a figure file (format from its suffix:
+    png at 200 dpi, pdf, svg).
 
     Parameters
     ----------
@@ -54,7 +57,7 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
         Rows of the summary table (:func:`particledyn.sweep.table.run_row`), or the
         ``{column: array}`` of :func:`particledyn.sweep.table.read_table`.
     out : str or Path
-        PNG file to write.
+        File to write (``.png``, ``.pdf`` or ``.svg``).
     title : str
 
     Returns
@@ -74,7 +77,7 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
     rng = np.random.default_rng(0)
     jitter = 1.0 + 0.06 * rng.uniform(-1, 1, len(rows))  # seeds of one (eta, N) side by side
 
-    fig = Figure(figsize=(15, 4.6), dpi=110)
+    fig = Figure(figsize=(15, 4.6), dpi=DPI)
     ax_phase, ax_mass, ax_K = fig.subplots(1, 3)
     for label, (colour, marker) in OUTCOMES.items():
         pick = np.array([o == label for o in outcomes])
@@ -82,7 +85,7 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
             continue
         ax_phase.scatter(factor[pick] * jitter[pick], n[pick], c=colour, marker=marker, s=40, label=label)
         ok = pick & np.isfinite(max_eta_K)
-        ax_K.scatter(max_eta_K[ok], np.nan_to_num(mass[ok]) + 1e-6, c=colour, marker=marker, s=40,
+        ax_K.scatter(max_eta_K[ok], mass[ok], c=colour, marker=marker, s=40,
                      label=label)
     ax_phase.axvline(1.0, color="0.3", ls="--", lw=1)
     ax_phase.set(xscale="log", yscale="log" if len(sizes) > 1 else "linear",
@@ -99,17 +102,18 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
         if not pick.any():
             continue
         colour = cmap(i / max(1, len(sizes) - 1))
-        ax_mass.scatter(factor[pick] * jitter[pick], mass[pick] + 1e-6, color=colour, s=25, label=f"N = {int(size)}")
+        ax_mass.scatter(factor[pick] * jitter[pick], mass[pick], color=colour, s=25, label=f"N = {int(size)}")
         levels = np.unique(factor[pick])
-        ax_mass.plot(levels, [np.mean(mass[pick & (factor == f)]) + 1e-6 for f in levels], color=colour, lw=1)
+        ax_mass.plot(levels, [np.mean(mass[pick & (factor == f)]) for f in levels], color=colour, lw=1)
     ax_mass.axvline(1.0, color="0.3", ls="--", lw=1)
-    ax_mass.set(xscale="log", yscale="log", xlabel="eta / eta*", ylabel="merged mass (+1e-6)",
-                title="mass merged over the run")
+    ax_mass.set(xscale="log", xlabel="eta / eta*", ylabel="merged mass", title="mass merged over the run")
     if sizes:
         ax_mass.legend(fontsize=8)
     ax_K.axvline(1.0, color="0.3", ls="--", lw=1, label="eta K = 1")
-    ax_K.set(xscale="log", yscale="log", xlabel="max over training of eta K(t)",
-             ylabel="merged mass (+1e-6)", title="against eta K along training")
+    ax_K.set(xscale="log", xlabel="max over training of eta K(t)", ylabel="merged mass",
+             title="against eta K along training")
+    for ax in (ax_mass, ax_K):  # log above the smallest positive mass, linear below: zero drawn at zero
+        maybe_log(ax, mass)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
