@@ -561,6 +561,45 @@ _DATASETS = {
 }
 
 
+def dataset_spec(section: Mapping[str, Any]) -> dict:
+    """The :func:`make_dataset` spec of a resolved ``[data]`` section (``kind`` -> ``name``, no unset keys)."""
+    return {"name": section["kind"], **{k: v for k, v in section.items() if k != "kind" and v is not None}}
+
+
+def training_rows(spec: Mapping[str, Any]) -> int:
+    """The number of training rows :func:`make_dataset` builds from ``spec``.
+
+    MNIST counts the labels of its training split only (the images are not read); every
+    other data set is small and built, so the count is the one a run trains on.
+
+    Parameters
+    ----------
+    spec : dict
+        As :func:`make_dataset` takes it.
+
+    Raises
+    ------
+    ValueError, OSError
+        As :func:`make_dataset` raises them (a bad value, a missing MNIST file).
+    """
+    if spec.get("name") != "mnist" or "path" not in spec:
+        return make_dataset(spec).n_train
+    path = Path(spec["path"])
+    if path.is_dir():
+        labels = read_idx(_find_idx(path, _MNIST_FILES["y_train"]))
+    elif path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                labels = npz["y_train"]
+        except (KeyError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path}: no readable y_train array ({exc}); expected an .npz with keys "
+                             "x_train, y_train, x_test, y_test") from None
+    else:
+        raise FileNotFoundError(f"{path}: no such directory or .npz file")
+    n_train = spec.get("n_train")
+    return len(labels) if n_train is None else min(len(labels), _check_int(n_train, "n_train", 10))
+
+
 def make_dataset(spec: Mapping[str, Any]) -> Dataset:
     """Build a data set from a dict, as a TOML scenario names it.
 

@@ -84,11 +84,10 @@ class Prepared:
 
 
 def _build_dataset(data: dict):
-    from .data import make_dataset
+    from .data import dataset_spec, make_dataset
 
-    spec = {"name": data["kind"], **{k: v for k, v in data.items() if k != "kind" and v is not None}}
     try:
-        return make_dataset(spec)
+        return make_dataset(dataset_spec(data))
     except (ValueError, TypeError, OSError) as exc:
         raise ScenarioError(f"data: {' '.join(str(exc).split())}") from None
 
@@ -424,8 +423,9 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
 
 
 def _comparable(resolved: dict) -> dict:
-    """A resolved scenario without the keys a resume may change (the total, threads, the path)."""
-    return {**resolved, "run": {**resolved["run"], "steps": None, "threads": None},
+    """A resolved scenario without the keys a resume may change (the total in steps or epochs,
+    threads, the path)."""
+    return {**resolved, "run": {**resolved["run"], "steps": None, "epochs": None, "threads": None},
             "output": {**resolved["output"], "path": None, "durability": None}}
 
 
@@ -551,6 +551,8 @@ def validate_scenario_resolved(resolved: dict) -> dict:
     raw = {section: ({k: v for k, v in table.items() if v is not None} if isinstance(table, dict)
                      else [{k: v for k, v in e.items() if v is not None} for e in table])
            for section, table in resolved.items()}
+    if "epochs" in raw.get("run", {}):
+        del raw["run"]["steps"]  # resolved from run.epochs again (the same data, the same count)
     return validate_scenario(raw)
 
 

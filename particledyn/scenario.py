@@ -126,7 +126,10 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         "Name of the run; the default output file is <name>.h5.", "particledyn"),
     Key("run.description", Text(), "Free text, stored with the run.", ""),
     Key("run.steps", Int(0, 2**62), "Total number of updates (--steps overrides it; a resumed run "
-        "continues until this total).", REQUIRED),
+        "continues until this total). Required unless run.epochs is given."),
+    Key("run.epochs", Int(1, 2**62), 'Run length in epochs, with optimizer.sampling = "epoch": run.steps '
+        "becomes epochs x steps per epoch (ceil(training rows / batch size)). Give run.steps or run.epochs, "
+        "not both; an override of run.steps (--steps, a sweep's steps) replaces it."),
     Key("run.seed", _SEED, "Root seed: mini-batches at step t derive from (seed, t); default seed "
         "of the data and the initial cloud.", 0),
     Key("run.dtype", Choice(("float32", "float64")), "Working precision of the particles.", "float64"),
@@ -369,6 +372,38 @@ def _check_depth(raw: Mapping) -> None:
                 stack.append((child, where, depth + 1))
 
 
+def _check_epoch_batches(o: dict) -> None:
+    if o["sampling"] == "epoch" and o["batch_size"] is None:
+        raise ScenarioError('optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
+                            "per batch of each epoch)")
+
+
+def _resolve_epochs(resolved: dict) -> None:
+    """Set run.steps from run.epochs (epochs x steps per epoch of the data and batch size)."""
+    from .data import dataset_spec, training_rows
+    from .sampling import steps_per_epoch
+
+    run, o = resolved["run"], resolved["optimizer"]
+    steps, epochs = run["steps"], run["epochs"]
+    if epochs is None:
+        if steps is None:
+            raise ScenarioError(f"run.steps: missing required key ({Int(0, 2**62).describe('steps')})")
+        return
+    if steps is not None:
+        raise ScenarioError(f"run.epochs = {epochs}: expected run.steps or run.epochs, not both "
+                            f"(run.steps = {steps})")
+    if o["sampling"] != "epoch":
+        raise ScenarioError(f'run.epochs = {epochs}: expected optimizer.sampling = "epoch" (an epoch is '
+                            f'one pass over the training rows in batches), got "{o["sampling"]}"')
+    _check_epoch_batches(o)
+    try:
+        rows = training_rows(dataset_spec(resolved["data"]))
+    except (ValueError, TypeError, OSError) as exc:
+        raise ScenarioError(f"run.epochs = {epochs}: cannot count the training rows of [data]: "
+                            f"{' '.join(str(exc).split())}") from None
+    run["steps"] = epochs * steps_per_epoch(rows, o["batch_size"])
+
+
 def _cross_checks(resolved: dict) -> None:
     from .schedules import Constant, Cosine, StepDecay
 
@@ -376,10 +411,7 @@ def _cross_checks(resolved: dict) -> None:
     if kernel["kind"] == "multi_layer" and init.get("n") is not None and init["n"] != sum(kernel["layers"]):
         raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = "
                             f"{sum(kernel['layers'])} (one particle per neuron of {show(kernel['layers'])})")
-    o = resolved["optimizer"]
-    if o["sampling"] == "epoch" and o["batch_size"] is None:
-        raise ScenarioError('optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
-                            "per batch of each epoch)")
+    _check_epoch_batches(resolved["optimizer"])
     data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
     if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
         raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
@@ -455,7 +487,9 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
         if not isinstance(table, Mapping):
             raise ScenarioError(f"{path}: [{section}] is {toml_type(table)} in the scenario; "
                                 "expected a table whose key a dotted override can set")
-        raw[section] = {**table, name: value}
+        # an overridden run length replaces the file's, whichever unit the file gave it in
+        other = {"run.steps": "epochs", "run.epochs": "steps"}.get(path)
+        raw[section] = {**{k: v for k, v in table.items() if k != other}, name: value}
     for name in raw:
         if name not in SECTIONS:
             close = difflib.get_close_matches(name, SECTIONS, n=1)
@@ -472,6 +506,8 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
             raise ScenarioError(f"{section} = {show(table)}: expected a table [{section}], got {toml_type(table)}")
         section_keys = [k for k in keys if k.path.startswith(section + ".")]
         resolved[section] = _validate_table(table, section_keys, section, SELECTORS.get(section), resolved)
+        if section == "optimizer":  # run.steps from run.epochs, before schedule.steps derives from it
+            _resolve_epochs(resolved)
     resolved["observers"] = _validate_observers(raw.get("observers", []), resolved)
     _cross_checks(resolved)
     return resolved

@@ -56,7 +56,7 @@ def test_low_dim_files_carry_the_command(name):
     assert r["optimizer"]["batch_size"] == 128 and r["optimizer"]["sampling"] == "epoch"
     assert r["optimizer"]["weight_decay"] == 0.0
     assert r["optimizer"].get("beta", 0.9) == 0.9 and r["optimizer"].get("beta1", 0.9) == 0.9
-    assert r["run"]["steps"] == epochs * 28  # ceil(3500 / 128) = 28 steps per epoch
+    assert (r["run"]["epochs"], r["run"]["steps"]) == (epochs, epochs * 28)  # ceil(3500 / 128) = 28 per epoch
     assert r["output"]["frame_every"] == 1  # their weight logger: every neuron after every step
     assert all(o["every"] == "1 epoch" for o in r["observers"])
     d = r["data"]
@@ -74,13 +74,19 @@ def test_low_dim_files_carry_the_command(name):
 
 @pytest.mark.parametrize("data", ["mnist", "digits"])
 @pytest.mark.parametrize("name", sorted(HIGH))
-def test_high_dim_files_carry_the_command(name, data):
-    r = load_scenario(os.path.join(AUTHORS, f"authors_{data}_{name}.toml")).resolved
+def test_high_dim_files_carry_the_command(name, data, tmp_path):
+    path = os.path.join(AUTHORS, f"authors_{data}_{name}.toml")
+    if data == "mnist":  # run.epochs counts the user's training labels: MNIST's 60000
+        np.savez(tmp_path / "mnist.npz", x_train=np.zeros((60000, 1), np.uint8), y_train=np.zeros(60000, np.uint8),
+                 x_test=np.zeros((1, 1), np.uint8), y_test=np.zeros(1, np.uint8))
+        r = load_scenario(path, {"data.path": str(tmp_path / "mnist.npz")}).resolved
+    else:
+        r = load_scenario(path).resolved
     optimizer, lr, epochs = HIGH[name]
     per_epoch = 59 if data == "mnist" else 2  # ceil(60000 / 1024); ceil(1437 / 1024)
     assert (r["optimizer"]["name"], r["schedule"]["lr"]) == (optimizer, lr)
     assert r["optimizer"]["batch_size"] == 1024 and r["optimizer"]["sampling"] == "epoch"
-    assert r["run"]["steps"] == epochs * per_epoch
+    assert (r["run"]["epochs"], r["run"]["steps"]) == (epochs, epochs * per_epoch)
     assert r["data"]["kind"] == data and r["data"]["normalize"] == [0.1307, 0.3081]
     assert (r["kernel"]["loss"], r["init"]["shape"], r["init"]["n"], r["init"]["k"], r["init"]["embed"]) == \
         ("cross_entropy", "sphere", 1024, 2, "random_orthonormal")
@@ -89,6 +95,7 @@ def test_high_dim_files_carry_the_command(name, data):
     assert (authors["complex"], authors["scale"], authors["max_dim"], authors["coeff"], authors["landmarks"]) == \
         ("rips", "adaptive", 2, 11, None)
     assert observers["sharpness_raw"]["preconditioned"] is False
+    assert observers["merges"]["eps_relative"] == 0.1  # each seed's start has its own closest pair
     assert all(o["every"] == "1 epoch" for o in r["observers"])  # once per epoch, before training it
 
 
@@ -99,6 +106,7 @@ def _reduced(path, tmp_path):
     raw["init"]["n"] = 48
     if raw["data"]["kind"] == "teacher_student":
         raw["data"]["n"] = 400  # 280 training rows: 3 steps per epoch, so two epochs
+    del raw["run"]["epochs"]
     raw["run"]["steps"] = 6  # digits: 2 steps per epoch (1024 + 413), three epochs
     raw["output"] = {**raw["output"], "checkpoint_every": 0}
     for observer in raw["observers"]:
@@ -127,6 +135,9 @@ def test_every_runnable_file_runs_at_reduced_size(path, tmp_path):
 def test_mnist_files_need_the_users_files(tmp_path):
     from particledyn.config.checks import ScenarioError
 
-    scenario = load_scenario(os.path.join(AUTHORS, "authors_mnist_gd_small.toml"))
+    # run.epochs counts the training rows of the user's files, so the placeholder fails as the file loads
+    with pytest.raises(ScenarioError, match="^run.epochs = 20: cannot count the training rows .*PATH/TO/MNIST"):
+        load_scenario(os.path.join(AUTHORS, "authors_mnist_gd_small.toml"))
+    scenario = load_scenario(os.path.join(AUTHORS, "authors_mnist_gd_small.toml"), {"run.steps": 3})
     with pytest.raises(ScenarioError, match="PATH/TO/MNIST"):
         prepare(scenario.resolved)

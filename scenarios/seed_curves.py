@@ -1,0 +1,118 @@
+"""Mean +- std over seeds of the authors' high-dim measurements (the paper's Figures 5 and 11).
+
+Reads particledyn run files, one per seed, grouped by experiment, and draws, against epochs, the
+Betti numbers by the authors' recipe (observer ``betti_authors``: Rips at diameter/4 over Z/11 on
+every neuron), by ours (``betti``: the same rule on 400 landmarks over Z/2) and the training and
+test loss; prints a Markdown table of the values at the last epoch.
+
+    python scenarios/seed_curves.py OUT.png "GD lr 0.01=runs/gd_small_s*.h5" "GD lr 0.5=runs/gd_large_s*.h5"
+"""
+import argparse
+import glob
+import sys
+
+import numpy as np
+
+from particledyn.data import dataset_spec, training_rows
+from particledyn.io import open_run
+from particledyn.sampling import steps_per_epoch
+
+BETTI = (("betti_authors", "Betti, the authors' recipe (Z/11, all neurons)"),
+         ("betti", "Betti, ours (Z/2, 400 landmarks)"))
+
+
+def read_run(path: str) -> dict:
+    """Epochs and the curves of one run file."""
+    with open_run(path) as run:
+        resolved = run.parameters["resolved"]
+        per_epoch = steps_per_epoch(training_rows(dataset_spec(resolved["data"])),
+                                    resolved["optimizer"]["batch_size"])
+        out = {}
+        for name, _ in BETTI:
+            steps, betti = run.observable(name, "betti")
+            out[name] = np.asarray(betti).reshape(len(steps), -1)
+        steps, out["loss"] = run.observable("loss", "loss")
+        out["test_loss"] = run.observable("loss", "test_loss")[1]
+        out["epoch"] = np.asarray(steps) / per_epoch
+        return out
+
+
+def read_group(pattern: str) -> dict:
+    """The runs matching ``pattern`` stacked over seeds (they must share their record epochs)."""
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise SystemExit(f"{pattern!r}: no run files match")
+    runs = [read_run(p) for p in paths]
+    if any(not np.array_equal(r["epoch"], runs[0]["epoch"]) for r in runs):
+        raise SystemExit(f"{pattern!r}: the runs record different epochs; expected one setting, several seeds")
+    return {key: np.stack([r[key] for r in runs]) for key in runs[0]} | {"n": len(runs)}
+
+
+def _band(ax, x, values, label, color, style="-", width=1.2):
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    ax.plot(x, mean, style, color=color, label=label, lw=width)
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.25, lw=0)
+
+
+def draw(groups: dict, out: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(groups), 3, figsize=(10.5, 2.3 * len(groups)), squeeze=False,
+                             sharex="row")
+    lines = (("C0", "-", 3.0), ("C1", "-", 1.5), ("C2", "--", 1.5))  # b0 wide: b2 = b0 on a sphere
+    for row, (label, g) in zip(axes, groups.items()):
+        x = g["epoch"][0]
+        for ax, (name, title) in zip(row, BETTI):
+            for k in range(g[name].shape[2]):
+                _band(ax, x, g[name][:, :, k].astype(float), f"b{k}", *lines[k])
+            ax.set_title(title, fontsize=8)
+            ax.set_ylabel(f"{label}\n({g['n']} seeds)", fontsize=8)
+        _band(row[2], x, g["loss"], "train", "C3")
+        _band(row[2], x, g["test_loss"], "test", "C4")
+        row[2].set_title("cross-entropy loss", fontsize=8)
+        for ax in row:
+            ax.legend(fontsize=7, frameon=False)
+            ax.tick_params(labelsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+
+
+def table(groups: dict) -> str:
+    """Mean +- std over seeds at the last record (the end of the last epoch)."""
+    lines = ["| experiment | seeds | Betti, authors' recipe (start -> end) | Betti, ours | train loss | test loss |",
+             "|---|---|---|---|---|---|"]
+    for label, g in groups.items():
+        def betti(name):
+            b = g[name].astype(float)
+            start = ", ".join(f"{m:.3g}" for m in b[:, 0].mean(axis=0))
+            end = ", ".join(f"{m:.3g} +- {s:.2g}" for m, s in zip(b[:, -1].mean(axis=0), b[:, -1].std(axis=0)))
+            return f"({start}) -> ({end})"
+        loss = g["loss"][:, -1]
+        test = g["test_loss"][:, -1]
+        lines.append(f"| {label} | {g['n']} | {betti('betti_authors')} | {betti('betti')} | "
+                     f"{loss.mean():.3g} +- {loss.std():.2g} | {test.mean():.3g} +- {test.std():.2g} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", help="figure (PNG)")
+    parser.add_argument("groups", nargs="+", metavar="LABEL=GLOB", help="an experiment and its run files")
+    args = parser.parse_args(argv)
+    groups = {}
+    for item in args.groups:
+        label, sep, pattern = item.partition("=")
+        if not sep:
+            raise SystemExit(f"{item!r}: expected LABEL=GLOB")
+        groups[label] = read_group(pattern)
+    draw(groups, args.out)
+    print(table(groups))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
