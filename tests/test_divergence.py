@@ -77,7 +77,8 @@ def test_plot_and_verdict_of_a_diverged_run(diverged, capsys, tmp_path):
     capsys.readouterr()
     summary = summarize_run(path)
     assert summary["diverged"] == {"step": 26, "quantity": "loss"}
-    assert summary["verdict"].startswith("diverged at step 26 (the loss became NaN or inf); topology")
+    assert summary["verdict"].startswith("diverged at step 26 (the loss became NaN or inf); ")
+    assert "changes: Betti (1, 2) -> (2, 0) at step 5" in summary["verdict"]
     with _no_warnings():
         assert main(["plot", path, "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out

@@ -5,6 +5,7 @@ import pytest
 
 from particledyn import BlackBoxKernel, Simulation
 from particledyn.geometry import ClosestApproachObserver, MergeObserver, NeighbourCache
+from particledyn.observers import ObserverError
 
 
 def run(rule, X, steps, observers, lr=1.0):
@@ -23,9 +24,11 @@ def test_eps_relative_is_a_fraction_of_the_start_closest_pair_and_a_close_start_
     X[1] = X[0] + [0.3, 0.0]  # the closest pair: 0.3
     records = run(lambda x, m, c: 0 * x, X, 1, [MergeObserver(eps_relative=0.5)])["merges"]
     assert records["eps"][0] == pytest.approx(0.15) and records["n_atoms"][0] == 36
-    with pytest.raises(ValueError, match=r"eps=0\.5 but the start already has particles 0 and 1 at "
-                                         r"distance 0\.3: expected eps below"):
+    with pytest.raises(ObserverError, match=r"observer 'merges' failed at step 0: ValueError: merges: eps=0\.5 but "
+                                            r"the start already has particles 0 and 1 at distance 0\.3: "
+                                            r"expected eps below") as info:
         run(lambda x, m, c: 0 * x, X, 1, [MergeObserver(eps=0.5)])
+    assert isinstance(info.value.error, ValueError)
     allowed = run(lambda x, m, c: 0 * x, X, 1, [MergeObserver(eps=0.5, allow_close_start=True)])
     assert allowed["merges"]["n_atoms"][0] == 35
 

@@ -325,14 +325,15 @@ def test_the_sweep_stops_with_a_clear_error_when_no_worker_is_left(tmp_path, ext
 
 # ---------------------------------------------------------------- bisection
 def test_bisection_brackets_the_smallest_rate_of_divergence(tmp_path, client):
-    text = SWEEP.format(steps=30).replace("lr_factor = [0.1, 2.0]\n", "").replace("seed = [0, 1]", "seed = [0]")
+    text = SWEEP.format(steps=60).replace("lr_factor = [0.1, 2.0]\n", "").replace("seed = [0, 1]", "seed = [0]")
     path = tmp_path / "b.toml"
-    path.write_text(text + '[bisect]\nevent = "diverged"\nlo = 0.5\nhi = 64.0\niterations = 4\n')
+    path.write_text(text + '[sharpness]\nevery = 0\n[bisect]\nevent = "diverged"\nlo = 0.5\nhi = 1024.0\n'
+                    'iterations = 4\n')
     result = run_sweep(path, out=tmp_path / "out", client=client, progress=False)
     (bracket,) = result.bisection
     assert bracket["status"] == "bracketed" and bracket["runs"] == 6
     lo, hi = bracket["lo_factor"], bracket["hi_factor"]
-    assert 0.5 <= lo < hi <= 64.0 and hi / lo == pytest.approx((64.0 / 0.5) ** (1 / 16))
+    assert 0.5 <= lo < hi <= 1024.0 and hi / lo == pytest.approx((1024.0 / 0.5) ** (1 / 16))
     by_factor = {r["lr_factor"]: r["status"] for r in result.rows}
     assert by_factor[hi] == "diverged" and by_factor[lo] == "finished"
     # every rate tried below lo kept finite, every one above hi diverged: the bracket is monotone

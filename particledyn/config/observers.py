@@ -145,9 +145,12 @@ def _build_lemmas(options, ctx):
 
 def _build_merges(options, ctx):
     from ..geometry.observers import MergeObserver
-    return MergeObserver(options["eps"], options["every"], cache=ctx.neighbour_cache(options["k"]),
-                         eps_relative=options.get("eps_relative"),
-                         allow_close_start=options["allow_close_start"])
+
+    eps, relative = options.get("eps"), options.get("eps_relative")
+    if eps is None and relative is None:  # a fixed default scale would be refused on dense starts
+        relative = 0.5
+    return MergeObserver(0.0 if eps is None else eps, options["every"], cache=ctx.neighbour_cache(options["k"]),
+                         eps_relative=relative, allow_close_start=options["allow_close_start"])
 
 
 def _build_closest(options, ctx):
@@ -228,9 +231,10 @@ for _type in (
                   _SOURCE), _build_lemmas,
                  "particledyn.geometry.observers:LemmaObserver"),
     ObserverType("merges", "atoms at scale eps, merges, splits and merged mass (Theorems 1 and 3)",
-                 (Key("eps", _NON_NEGATIVE, "Atom scale: particles closer than eps form one atom.", 0.01),
+                 (Key("eps", _NON_NEGATIVE, "Atom scale: particles closer than eps form one atom "
+                      "(optional; default: eps_relative = 0.5)."),
                   Key("eps_relative", _POSITIVE, "Atom scale as a fraction of the start's closest-pair "
-                      "distance (optional; replaces eps)."),
+                      "distance (optional; replaces eps; 0.5 when neither is given)."),
                   Key("allow_close_start", Bool(), "Accept a start with pairs already within eps "
                       "(refused otherwise).", False),
                   _K_NEIGHBOURS), _build_merges,
