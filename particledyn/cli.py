@@ -31,7 +31,7 @@ examples:
   particledyn validate my.toml             check a scenario without running it
   particledyn scenarios list               the paper's scenarios; copy one with: scenarios copy NAME
   particledyn info a.h5                    what a run file holds, how far it got
-  particledyn plot a.h5                    figures (a_figures/*.png) and the verdict (a_summary.json)
+  particledyn plot a.h5                    figures (a_figures/*.png; --format pdf|svg) and the verdict
   particledyn sweep grid.toml              a grid of runs (lr, seeds, N) on Dask, with the phase diagram
   particledyn width my.toml --sizes 100 1000
                                            infinite-width convergence study of a mean-field scenario
@@ -58,7 +58,9 @@ def _figure_options(parser) -> None:
     parser.add_argument("--format", choices=FIGURE_FORMATS, default=None, dest="figure_format",
                         help="file format of the figures (default: png)")
     parser.add_argument("--dpi", type=_positive_int, default=None, metavar="N",
-                        help="resolution of raster figures, dots per inch")
+                        help="resolution of raster figures, dots per inch (default: 200)")
+    parser.add_argument("--movie", choices=("gif", "mp4"), default=None,
+                        help="also a movie of the cloud over training (mp4 needs ffmpeg)")
 
 
 def _positive_int(text: str) -> int:
@@ -420,19 +422,9 @@ def _short(value, width: int = 60) -> str:
 
 
 def _figure_settings(args) -> dict:
-    """``--format``/``--dpi`` as keyword arguments of :func:`particledyn.plotting.plot_run`;
-    ValueError naming a flag that function does not take."""
-    import inspect
-
-    from .plotting import plot_run
-
-    settings = {k: v for k, v in {"format": args.figure_format, "dpi": args.dpi}.items() if v is not None}
-    accepted = inspect.signature(plot_run).parameters
-    refused = [k for k in settings if k not in accepted]
-    if refused:
-        raise ValueError(f"--{refused[0]} {settings[refused[0]]}: not supported by this particledyn's "
-                         "figures (expected it without this flag)")
-    return settings
+    """``--format``/``--dpi``/``--movie`` as keyword arguments of :func:`particledyn.plotting.plot_run`."""
+    return {k: v for k, v in {"format": args.figure_format, "dpi": args.dpi, "movie": args.movie}.items()
+            if v is not None}
 
 
 def _plot_and_summarize(path: str, out_dir, settings: dict | None = None) -> None:
