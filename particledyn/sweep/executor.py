@@ -36,7 +36,7 @@ from typing import Sequence
 from .claims import ClaimHeld, acquire, holder
 from .cluster import NoWorkersError, check_workers_can_write, open_client, wait_for_runs
 from .grid import (RunSpec, SweepError, SweepSpec, K0_fingerprint, expand_runs, grid_points, load_sweep,
-                   measure_K0, run_ids, run_scenario)
+                   measure_K0, point_run_ids, run_ids, run_scenario)
 from .table import axes_label, run_row, write_table
 
 __all__ = ["SweepResult", "run_sweep", "collect_sweep", "sweep_main", "execute_run", "file_state",
@@ -218,7 +218,7 @@ def _locked(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _load_K0_cache(path: Path) -> dict:
+def _read_json_object(path: Path) -> dict:
     try:
         cache = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -228,7 +228,7 @@ def _load_K0_cache(path: Path) -> dict:
 
 def cached_K0(spec: SweepSpec, out: Path, points) -> dict:
     """``{point: K0}`` for the points whose K0 is in ``<out>/K0.json`` already."""
-    cache = _load_K0_cache(out / "K0.json")
+    cache = _read_json_object(out / "K0.json")
     found = {}
     for point in points:
         key = _K0_key(spec, point)
@@ -264,7 +264,7 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
     if measured:
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out / "K0.json.lock"):
-            cache = _load_K0_cache(cache_path)
+            cache = _read_json_object(cache_path)
             cache.update(measured)
             tmp = cache_path.with_name(f"K0.json.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
             tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
@@ -279,9 +279,9 @@ def _point_rows(spec: SweepSpec, points: dict, status: str) -> list[dict]:
     rows = []
     for point, error in points.items():
         probe = run_scenario(spec, point, 1.0)
-        for i, value in enumerate(spec.lr_factor or spec.lr):
+        for run_id, value in zip(point_run_ids(spec, point), spec.lr_factor or spec.lr):
             row = {name: _MISSING[kind] for name, kind in COLUMNS.items()}
-            row.update(run_id=f"n{probe['init'].get('n')}_seed{probe['run']['seed']}_{i}", status=status,
+            row.update(run_id=run_id, status=status,
                        error=error, seed=probe["run"]["seed"], n=probe["init"].get("n") or -1,
                        axes=axes_label(tuple(zip((k for k, _ in spec.axes), point[2:]))))
             if spec.lr_factor is not None:
@@ -522,7 +522,7 @@ def _stop_running(client, stop_event: str, futures: dict, patience: float = 60.0
 def _write_outcomes(path: Path, outcomes: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path.with_name(path.name + ".lock")):
-        known = _load_K0_cache(path)  # the same tolerant JSON-object reader
+        known = _read_json_object(path)
         known.update(outcomes)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(known, indent=1, sort_keys=True, default=float) + "\n")
@@ -549,7 +549,7 @@ def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
     runs = expand_runs(spec, K0, out)
     outcomes: dict = {}
     for shard_file in sorted((out / "shards").glob("*.json")):
-        outcomes.update(_load_K0_cache(shard_file))
+        outcomes.update(_read_json_object(shard_file))
     states = {r.run_id: file_state(r.path, int(r.resolved["run"]["steps"])) for r in runs}
     rows = _status_rows(spec, runs, states, outcomes, missing, "pending")
     return _finish(spec, out, rows, plot, began, 0.0, len(runs), 0, write=True)

@@ -62,7 +62,7 @@ from pathlib import Path
 
 __all__ = ["SweepError", "SweepSpec", "RunSpec", "parse_sweep", "load_sweep", "base_raw",
            "run_scenario", "expand_runs", "measure_K0", "K0_fingerprint", "grid_points",
-           "point_overrides", "run_ids"]
+           "point_overrides", "point_run_ids", "run_ids"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
@@ -464,9 +464,15 @@ def _point_id(spec: SweepSpec, point: tuple) -> str:
     return f"n{probe['init'].get('n')}_seed{probe['run']['seed']}{axes}"
 
 
+def point_run_ids(spec: SweepSpec, point: tuple) -> list[str]:
+    """The run ids of one grid point, one per rate (no K0 needed)."""
+    point_id = _point_id(spec, point)
+    return [f"{point_id}_{tag}" for tag in _rate_tags(spec)]
+
+
 def run_ids(spec: SweepSpec) -> list[str]:
     """The run ids of the sweep in run order (no K0 needed: the index ``--shard``/``--index`` use)."""
-    return [f"{_point_id(spec, point)}_{tag}" for point in grid_points(spec) for tag in _rate_tags(spec)]
+    return [run_id for point in grid_points(spec) for run_id in point_run_ids(spec, point)]
 
 
 def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None) -> list[RunSpec]:
@@ -493,9 +499,7 @@ def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None
         else:
             rates = [(lr, lr * k0) for lr in spec.lr]
         axes = tuple((key, value) for (key, _), value in zip(spec.axes, point[2:]))
-        point_id = _point_id(spec, point)
-        for (lr, factor), tag in zip(rates, _rate_tags(spec)):
-            run_id = f"{point_id}_{tag}"
+        for (lr, factor), run_id in zip(rates, point_run_ids(spec, point)):
             path = str(out / "runs" / f"{run_id}.h5")
             resolved = run_scenario(spec, point, lr, {"run.name": run_id, "output.path": path})
             set_axes = "".join(f", {key} = {value!r}" for key, value in axes)
