@@ -22,6 +22,7 @@ def test_explore_run_notebook_executes_as_shipped(tmp_path, monkeypatch):
     assert "writer exit code 0" in text
     tables = [o for o in outputs if "text/html" in o.get("data", {})]
     assert any("loss/loss" in o["data"]["text/html"] for o in tables)  # the pandas table
+    assert any("std of x0" in o["data"]["text/html"] for o in tables)  # the xarray frames
     assert any("topology_preserved" in o["data"]["text/html"] for o in tables)  # the comparison
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 8  # cloud, Betti, diagrams, stability, Lemma 2, merges, loss, comparison
