@@ -192,9 +192,10 @@ def check_gradient(kernel: Kernel, positions, masses, context, rtol: float = 1e-
     expected = -grad / m[:, None] if metric == "mass" else -grad
     error, index = _relative(kernel.field(x, m, context), expected)
     if not error <= rtol:
-        raise KernelCheckError(name, kernel, f"field differs from -dL/dX{' per unit mass' * (metric == 'mass')}"
-                               f" (central differences of the loss) by {error:.3g} relative at particle "
-                               f"{index[0]}, coordinate {index[1]}; tolerance {rtol:g}")
+        per_mass = " per unit mass" if metric == "mass" else ""
+        raise KernelCheckError(name, kernel, f"field differs from -dL/dX{per_mass} (central differences "
+                               f"of the loss) by {error:.3g} relative at particle {index[0]}, coordinate "
+                               f"{index[1]}; tolerance {rtol:g}")
     return error
 
 
