@@ -168,6 +168,19 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--in-place", action="store_true", help="repair RUN.h5 itself")
     where.add_argument("-o", "--output", metavar="OUT.h5", help="path of the repaired copy")
 
+    export = commands.add_parser(
+        "export", help="write a run's frames in a form another tool reads",
+        description="--mdanalysis: a plain H5MD file with 3-D positions (2-D particles padded with a "
+                    "zero coordinate; MDAnalysis reads only 3-D boxes), RUN.mdanalysis.h5 by default. "
+                    "Open it with MDAnalysis's load_new(..., format='H5MD', convert_units=False).")
+    export.add_argument("path", metavar="RUN.h5")
+    export.add_argument("--mdanalysis", action="store_true", required=True,
+                        help="the MDAnalysis form (the only one so far)")
+    export.add_argument("-o", "--output", metavar="OUT.h5", help="path of the exported file")
+    export.add_argument("--coordinates", metavar="I,J,K",
+                        help="the particle coordinates that become x, y, z (needed when D > 3)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
     # listed for --help only: main() hands `sweep ...` to particledyn.sweep.sweep_main
     commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask", add_help=False)
     commands.add_parser("keys", aliases=["scenario-keys"],
@@ -481,6 +494,22 @@ def _command_repair(args) -> int:
     return EXIT_OK
 
 
+def _command_export(args) -> int:
+    from .io.mdanalysis import export_mdanalysis
+
+    try:
+        coordinates = None if args.coordinates is None else [int(c) for c in args.coordinates.split(",")]
+    except ValueError:
+        return _fail(f"--coordinates {args.coordinates!r}: expected comma-separated integers, "
+                     "e.g. 0,1,2", EXIT_USAGE)
+    try:
+        out = export_mdanalysis(args.path, args.output, coordinates, overwrite=args.overwrite)
+    except (OSError, ValueError) as exc:
+        return _fail(exc, EXIT_ERROR)
+    print(f"exported: {out} (MDAnalysis: load_new(..., format='H5MD', convert_units=False))")
+    return EXIT_OK
+
+
 def _command_validate(args) -> int:
     from .config.checks import ScenarioError
     from .scenario import load_scenario
@@ -559,6 +588,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _command_plot(args)
     if args.command == "repair":
         return _command_repair(args)
+    if args.command == "export":
+        return _command_export(args)
     if args.command == "validate":
         return _command_validate(args)
     if args.command == "scenarios":

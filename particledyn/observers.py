@@ -69,6 +69,13 @@ class Observer:
     Subclasses set ``name`` (the HDF5 group under ``observables/``), accept
     ``every`` (cadence in steps, >= 1) and implement :meth:`observe`.
 
+    The class attribute ``name`` is also the observer's *type*: an instance may
+    be renamed (``observer.name = "betti_fine"``, a scenario's ``name = ...``)
+    and keeps its type, which :meth:`description` reports and the run file
+    stores beside the data, so the verdict, the figures and sweep tables find it.
+    Subclasses list the settings that say what they measure in
+    :meth:`recorded_options`.
+
     ``observe`` returns a mapping from key to value, each value a Python or
     numpy scalar, or a numpy array. A key whose arrays change length between
     calls (a persistence diagram, a list of atom masses) is stored ragged:
@@ -87,6 +94,18 @@ class Observer:
         if int(every) != every or every < 1:
             raise ValueError(f"every={every!r}: expected a positive integer cadence in steps")
         self.every = int(every)
+
+    def recorded_options(self) -> dict[str, Any]:
+        """The settings that say what this observer measures (scale, eps, K source, ...),
+        stored with its observables; the base class records none besides ``every``."""
+        return {}
+
+    def description(self) -> dict[str, Any]:
+        """``type`` (the class's ``name``), ``class`` (module.qualname), ``every`` and
+        :meth:`recorded_options`: what a sink stores beside the observables."""
+        cls = type(self)
+        return {"type": str(cls.name), "class": f"{cls.__module__}.{cls.__qualname__}",
+                "every": self.every, **self.recorded_options()}
 
     def wants(self, step: int) -> bool:
         """Whether this observer runs at ``step``."""

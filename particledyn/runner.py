@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time as _time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +26,7 @@ from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES, BuildContext
 from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
-from .io.locking import process_alive
+from .io.locking import writer_alive
 from .sinks import Sink
 
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
@@ -280,6 +279,9 @@ class RunSink(Sink):
 
     def write_frame(self, step, time, positions, optimizer_state):
         self._guard(self.inner.write_frame, step, time, positions, optimizer_state)
+
+    def describe_observer(self, name, description):
+        self._guard(self.inner.describe_observer, name, description)
 
     def write_observables(self, name, step, time, values):
         self._guard(self.inner.write_observables, name, step, time, values)
@@ -557,18 +559,6 @@ def validate_scenario_resolved(resolved: dict) -> dict:
 
 
 # ---------------------------------------------------------------- info
-def _writer_alive(path: str, pid: int, host: str, locks: bool) -> bool:
-    """Whether a live process writes ``path``: it holds the file's write lock; for files of an
-    older particledyn, which took no lock (``locks`` false), whether its writer PID is alive."""
-    from .io.locking import is_locked
-
-    if is_locked(path):
-        return True
-    if locks or host != socket.gethostname() or pid == os.getpid():
-        return False
-    return process_alive(pid)
-
-
 def run_info(path: str) -> dict:
     """What a run file holds and how far its run got.
 
@@ -626,7 +616,7 @@ def _run_info(path: str) -> dict:
     total = (checkpoint or {}).get("run", {}).get("total_steps", resolved.get("run", {}).get("steps"))
     if finished:
         status = "finished"
-    elif _writer_alive(path, pid, host, locks):
+    elif writer_alive(path, module, takes_locks=locks):
         status = "running"
     elif divergence_of(checkpoint) is not None:
         status = "diverged"

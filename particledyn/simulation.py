@@ -239,6 +239,7 @@ class Simulation:
         state = self.state
         for observer in self.observers:
             observer.start(self)
+            self.sink.describe_observer(observer.name, observer.description())
         if state.step == 0 or self.frame_every and state.step % self.frame_every == 0:
             self._write_frame()
         info = self._info(None, None, None, self.schedule(state.step))

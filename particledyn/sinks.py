@@ -1,6 +1,6 @@
 """Sinks: where a simulation's frames, observables and checkpoints go.
 
-The loop talks to a sink through four calls. :class:`MemorySink` keeps
+The loop talks to a sink through five calls. :class:`MemorySink` keeps
 everything in Python lists (the default of the API); the HDF5 sink in
 :mod:`particledyn.io` streams the same calls to an H5MD file.
 """
@@ -17,6 +17,11 @@ class Sink:
     def write_frame(self, step: int, time: float, positions: np.ndarray,
                     optimizer_state: Mapping[str, np.ndarray]) -> None:
         """Record particle positions (and per-particle optimizer state) at ``step``."""
+
+    def describe_observer(self, name: str, description: Mapping[str, Any]) -> None:
+        """Note what observer ``name`` is (its
+        :meth:`~particledyn.observers.Observer.description`: type, class, every, options);
+        called once per observer before its first values."""
 
     def write_observables(self, name: str, step: int, time: float,
                           values: Mapping[str, Any]) -> None:
@@ -41,6 +46,8 @@ class MemorySink(Sink):
     observables : dict
         ``observables[name][key]`` is a list of values; ``observables[name]['step']``
         the steps they were taken at.
+    descriptions : dict
+        ``descriptions[name]``: what :meth:`describe_observer` was told of observer ``name``.
     """
 
     def __init__(self, keep_frames: bool = True):
@@ -48,6 +55,7 @@ class MemorySink(Sink):
         self.steps: list[int] = []
         self.frames: list[np.ndarray] = []
         self.observables: dict[str, dict[str, list]] = {}
+        self.descriptions: dict[str, dict[str, Any]] = {}
         self.checkpoint: Mapping[str, Any] | None = None
         self.finished = False
 
@@ -55,6 +63,9 @@ class MemorySink(Sink):
         if self.keep_frames:
             self.steps.append(int(step))
             self.frames.append(np.array(positions, copy=True))
+
+    def describe_observer(self, name, description):
+        self.descriptions[name] = dict(description)
 
     def write_observables(self, name, step, time, values):
         table = self.observables.setdefault(name, {"step": [], "time": []})

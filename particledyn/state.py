@@ -22,8 +22,6 @@ class ParticleState:
         Per-particle optimizer state (momentum buffers, Adam moments), each (N, D):
         the augmented particle of the paper's section 5.2 is the row
         ``(positions[i], *[s[i] for s in optimizer_state.values()])``.
-    shared : dict of str to ndarray
-        Non-permuted parameters of the kernel (kept for kernels that have them).
     step : int
         Number of updates applied so far.
     time : float
@@ -35,7 +33,6 @@ class ParticleState:
     positions: np.ndarray
     masses: np.ndarray
     optimizer_state: dict = field(default_factory=dict)
-    shared: dict = field(default_factory=dict)
     step: int = 0
     time: float = 0.0
     seed: int = 0

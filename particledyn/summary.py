@@ -2,7 +2,9 @@
 
 :func:`summarize_run` reads a run file (finished, running or killed) and returns a
 JSON-ready dict; :func:`write_summary` stores it as ``<run stem>_summary.json`` beside
-the file. Only the observables the run recorded are used:
+the file. Only the observables the run recorded are used, found by the observer's *type*
+(stored with its data, see :mod:`particledyn.io.observer_attrs`), so a renamed observer counts
+as well; below, ``betti/betti`` means key ``betti`` of the observer of type ``betti``:
 
 - ``betti/betti`` -- the topology is "preserved" when the Betti numbers of every record
   equal the first record's (all scales compared);
@@ -41,35 +43,42 @@ from . import summary_kinds as kinds
 
 __all__ = ["K_SOURCES", "read_series", "summarize_run", "write_summary", "summary_path"]
 
-#: Observers that record ``eta_K``, in the order the verdict prefers them.
+#: Observer types that record ``eta_K``, in the order the verdict prefers them.
 K_SOURCES = ("sharpness", "pairwise_lipschitz", "lemmas", "expansion")
 _TRAIN_LOSS_KEYS = ("loss", "train_loss")
 
 
-def read_series(run, name: str, key: str):
-    """``(steps, values)`` of ``observables/<name>/<key>``, or None when the run did not record it.
+def read_series(run, kind: str, key: str):
+    """``(steps, values)`` of key ``key`` of the observer of type ``kind``, or None when the run
+    did not record it.
 
     Parameters
     ----------
     run : particledyn.io.Run
-    name, key : str
+    kind : str
+        The observer's type (``"betti"``, ``"merges"``, ...), whatever its name; with several
+        observers of that type, the one named ``kind``, else the first by name, that has ``key``.
+        Files that recorded no types are read by name.
+    key : str
 
     Returns
     -------
     tuple of (ndarray, ndarray or list) or None
         None also when the series has no committed record yet.
     """
-    if key not in run.observables.get(name, ()):
+    observables = run.observables
+    names = [name for name in run.observers_of_type(kind) if key in observables[name]]
+    if not names:
         return None
-    steps, values = run.observable(name, key)
+    steps, values = run.observable(names[0], key)
     if len(steps) == 0:
         return None
     return np.asarray(steps, dtype=np.int64), values
 
 
-def scalar_series(run, name: str, key: str):
+def scalar_series(run, kind: str, key: str):
     """Like :func:`read_series` for a scalar key, as float64 (None when absent or not scalar)."""
-    found = read_series(run, name, key)
+    found = read_series(run, kind, key)
     if found is None or isinstance(found[1], list):
         return None
     values = np.asarray(found[1])

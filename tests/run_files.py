@@ -2,7 +2,8 @@
 
 A two-layer sigmoid net (mean-field scaling) on the paper's teacher-student data
 (d = D - 1), neurons started on a genus-2 shape, trained by GD and streamed to an
-H5MD file with the Betti, pairwise-K, Lemma, merge, sharpness and loss observers.
+H5MD file with the Betti, pairwise-K, Lemma, merge, sharpness and loss observers (and on request
+the Theorem 2, zigzag, closest-approach and balance ones).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from particledyn import simulate
 from particledyn.clouds import make_cloud
 from particledyn.config.observers import LossObserver
 from particledyn.data import teacher_student
-from particledyn.geometry.observers import SharpnessObserver, geometry_observers
+from particledyn.geometry.observers import (BalanceObserver, ClosestApproachObserver, SharpnessObserver,
+                                            geometry_observers)
 from particledyn.io import H5MDSink
 from particledyn.kernels import TwoLayerNet
 from particledyn.topology.observers import BettiObserver, ExpansionObserver, ZigzagObserver
@@ -25,12 +27,13 @@ _SHAPES = {2: {"shape": "genus_region", "genus": 2}, 3: {"shape": "genus_surface
 
 def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int = 5,
              observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss"),
-             eps: float = 1e-2, size: float = 1.0) -> Path:
+             eps: float = 1e-2, size: float = 1.0, rename: str = "") -> Path:
     """Train and write a run file at ``path``; returns the path.
 
     ``dim`` 2 or 3 starts on a genus-2 region or surface, any other ``dim`` on a
     Gaussian cloud. ``observers`` picks the groups of observers to attach; ``eps``
-    is the merge scale (the paper's 0.01); "topology" adds the Theorem 2 and zigzag observers.
+    is the merge scale (the paper's 0.01); "topology" adds the Theorem 2 and zigzag observers,
+    "extra" the closest-approach and balance ones. ``rename`` prefixes every observer's name.
     """
     data = teacher_student(d=dim - 1, n=240, seed=0)
     kernel = TwoLayerNet(data.z_train, data.y_train, scaling="mean_field",
@@ -54,6 +57,10 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
         chosen.append(LossObserver(every))
     if "topology" in observers:
         chosen.extend([ExpansionObserver(every, radii=[0.25, 0.5], relative=True), ZigzagObserver(every)])
+    if "extra" in observers:
+        chosen.extend([ClosestApproachObserver(every), BalanceObserver(every)])
+    for observer in chosen:
+        observer.name = rename + observer.name
     sink = H5MDSink(path, {"lr": lr, "note": "test run"})
     # one thread: for 120 neurons parallel loops only add overhead, a lot on a busy machine
     threads = numba.get_num_threads()

@@ -136,7 +136,7 @@ def child(job):
 def serve():
     """Fork one child per job of each batch read from stdin; answer with their exit statuses."""
     import particledyn.cli  # noqa: F401 - imported once, before the forks
-    import particledyn.geometry.kernel_sharpness  # noqa: F401
+    import particledyn.geometry._kernel_sharpness  # noqa: F401
     import particledyn.geometry.observers  # noqa: F401
     import particledyn.io  # noqa: F401
     import particledyn.kernels.two_layer  # noqa: F401

@@ -180,7 +180,7 @@ def test_bad_user_kernels():
 
 
 def test_sharpness_k_above_the_parameter_count_is_refused_before_the_first_frame():
-    from particledyn.geometry.kernel_sharpness import kernel_sharpness
+    from particledyn.geometry import kernel_sharpness
 
     net = TwoLayerNet(Z[:, :1], Z[:, 1])                    # D = 2: three particles have 6 parameters
     sim = Simulation(net, GOOD[:3], observers=[kernel_sharpness(k=7)])

@@ -153,7 +153,7 @@ def test_kernel_sharpness_uses_adams_edge_for_the_preconditioned_operator():
     from particledyn import simulate
     from particledyn.clouds import make_cloud
     from particledyn.data import teacher_student
-    from particledyn.geometry.kernel_sharpness import kernel_sharpness
+    from particledyn.geometry import kernel_sharpness
     from particledyn.kernels import TwoLayerNet
     from particledyn.optimizers import make_optimizer
 

@@ -65,3 +65,6 @@ def test_old_layout_reads_through_run_summaries_and_exports(tmp_path):
         np.testing.assert_array_equal(run.to_xarray()["betti.loss"], [0.0, 1.0, 2.0])
         found = read_series(run, "betti", "diagram")
         assert found is not None and len(found[1]) == 3
+        # no observer types recorded then: each observer is of the type its name says
+        assert run.observer_descriptions == {"betti": {"type": "betti"}}
+        assert run.observers_of_type("betti") == ["betti"]

@@ -168,7 +168,7 @@ def _adam(resolved: dict) -> bool:
 
 
 def _build_sharpness(options, ctx):
-    from ..geometry.kernel_sharpness import kernel_sharpness
+    from ..geometry import kernel_sharpness
     from ..geometry.sharpness import check_eigenpair_count
 
     optimizer = ctx.optimizer
@@ -251,7 +251,7 @@ for _type in (
                       Derived("true for adam, else false", _adam)),
                   Key("grad_fraction", Bool(), "Also record grad_fraction, the gradient's fraction "
                       "in the top-k eigenspace.", False)), _build_sharpness,
-                 "particledyn.geometry.kernel_sharpness:KernelSharpnessObserver"),
+                 "particledyn.geometry:KernelSharpnessObserver"),
     ObserverType("betti", "Betti numbers b_0..b_max_dim with persistence diagrams (ripser/gudhi)",
                  (Key("scale", OneOf((Literal("adaptive"), FloatList(_POSITIVE))),
                       '"adaptive" (Rips edge length diameter/4, the paper\'s rule) or scale(s) > 0.',

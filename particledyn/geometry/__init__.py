@@ -3,8 +3,10 @@ checks, merges and atom masses (Theorems 1 and 3), sharpness by Lanczos, and
 the conserved balance of ReLU networks.
 
 Pure functions do the work; the observers in :mod:`.observers` run them on a
-cadence and share one :class:`NeighbourPairs` per configuration.
+cadence and share one :class:`NeighbourPairs` per configuration;
+:func:`kernel_sharpness` wires the sharpness observer to a running simulation.
 """
+from ._kernel_sharpness import KernelSharpnessObserver, kernel_sharpness
 from .conserved import (BalanceDrift, InvariantSetComponents, balance_drift,
                         invariant_set_components, relu_balance, split_neurons)
 from .lemmas import (LEMMA_RTOL, LemmaCheck, bounds_check, extreme_pairs, lemma_check,
@@ -32,5 +34,5 @@ __all__ = [
     "invariant_set_components",
     "PairwiseLipschitzObserver", "LemmaObserver", "MergeObserver", "ClosestApproachObserver",
     "closest_pair", "bounds_check", "extreme_pairs", "lemma_tolerances", "BalanceObserver",
-    "SharpnessObserver", "geometry_observers",
+    "SharpnessObserver", "geometry_observers", "KernelSharpnessObserver", "kernel_sharpness",
 ]

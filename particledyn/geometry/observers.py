@@ -73,6 +73,9 @@ class PairwiseLipschitzObserver(Observer):
         self.cache = _cache(cache, k)
         self.source = source
 
+    def recorded_options(self) -> dict[str, Any]:
+        return {"source": self.source, "k": self.cache.options["k"]}
+
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         if info.previous_positions is None:
             return {"K": _NAN, "eta_K": _NAN, "eta_star": _NAN, "n_pairs": 0, "n_coincident": 0}
@@ -151,6 +154,10 @@ class LemmaObserver(Observer):
         self.n_sample, self.seed = int(n_sample), int(seed)
         self.cache = _cache(cache, k)
         self._previous_K = _NAN
+
+    def recorded_options(self) -> dict[str, Any]:
+        return {"K": self.K, "source": self.source, "k": self.cache.options["k"], "rtol": self.rtol,
+                "equal_tol": self.equal_tol}
 
     def start(self, simulation) -> None:
         if self.K in APRIORI_KINDS:
@@ -275,6 +282,12 @@ class MergeObserver(Observer):
         self.cache = _cache(cache, k)
         self.mass_bins = default_mass_bins() if mass_bins is None else np.asarray(mass_bins, float)
         mass_histogram(np.empty(0), self.mass_bins)  # validate the edges now
+
+    def recorded_options(self) -> dict[str, Any]:
+        # a relative eps is resolved at the first observation: the ``eps`` key records it
+        eps = self.eps if self.eps_relative is None else None
+        return {"eps": eps, "eps_relative": self.eps_relative, "k": self.cache.options["k"],
+                "allow_close_start": self.allow_close_start}
 
     def _fix_scale(self, pairs) -> None:
         """At the first observation: delta_0, the relative scale, the close-start refusal."""
@@ -401,6 +414,9 @@ class BalanceObserver(Observer):
         self.output_columns = output_columns
         self.tol = float(tol)
 
+    def recorded_options(self) -> dict[str, Any]:
+        return {"output_columns": self.output_columns, "tol": self.tol}
+
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         c = relu_balance(info.positions, self.output_columns)
         parts = invariant_set_components(info.positions, self.output_columns, self.tol)
@@ -464,6 +480,10 @@ class SharpnessObserver(Observer):
         self.k, self.tol, self.ncv, self.which, self.momentum = k, tol, ncv, which, momentum
         self.adam_beta1 = adam_beta1
         self.eigenvector: np.ndarray | None = None
+
+    def recorded_options(self) -> dict[str, Any]:
+        return {"k": self.k, "which": self.which, "momentum": self.momentum, "tol": self.tol,
+                "preconditioned": self.preconditioner is not None, "adam_beta1": self.adam_beta1}
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         n = int(np.size(info.positions))

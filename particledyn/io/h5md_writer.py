@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import zlib
 from importlib import metadata as importlib_metadata
 from typing import Any, Mapping
@@ -43,7 +42,9 @@ from .integrity import CHECKSUM, record_checksum
 from .layout import (CHECKPOINT_SLOTS, FINISHED, H5MD_VERSION, MODULE_NAME, MODULE_VERSION,
                      OBSERVABLES_ROOT, RAGGED_ROOT, STEP_FILL, all_series, committed_length, fixed_string,
                      observable_groups, to_json, write_text)
-from .locking import FileLockedError, WriteLock, is_locked, process_alive
+from .locking import (PID_ATTR, FileLockedError, WriteLock, is_locked, stamped_writer_alive,
+                      writer_stamp)
+from .observer_attrs import write_description
 from .superblock import clear_write_flags
 
 _MAX_CHUNK_BYTES = 512 * 2**20      # HDF5 caps a chunk at 4 GiB; frames above this split
@@ -338,6 +339,7 @@ class H5MDSink(Sink):
         self._first_step: int | None = None
         self._last_step: int | None = None
         self._series: dict[str, _Series] = {}
+        self._descriptions: dict[str, dict] = {}
         self._checkpoint_seq = 0
 
     def _write_skeleton(self, metadata: dict) -> None:
@@ -376,9 +378,7 @@ class H5MDSink(Sink):
                             chunks=(CHECKPOINT_SLOTS, 4))
 
     def _stamp_writer(self) -> None:
-        module = self._file[f"h5md/modules/{MODULE_NAME}"]
-        module.attrs["writer_pid"] = os.getpid()
-        module.attrs["writer_host"] = socket.gethostname()
+        self._file[f"h5md/modules/{MODULE_NAME}"].attrs.update(writer_stamp())
 
     @staticmethod
     def _write_parameters(group: h5py.Group, metadata: dict) -> None:
@@ -541,6 +541,19 @@ class H5MDSink(Sink):
                 raise ValueError(f"masses: expected shape ({n},), got {self.masses.shape}")
             particles.create_dataset("mass", data=self.masses[ids])
 
+    def describe_observer(self, name, description):
+        """Store observer ``name``'s type and options as attributes of its groups
+        (:mod:`particledyn.io.observer_attrs`), before the file goes live; a resumed file keeps
+        the ones it has."""
+        _check_name("observer", name)
+        self._descriptions[name] = dict(description)
+        if self._live:
+            return
+        for root in (OBSERVABLES_ROOT, RAGGED_ROOT):
+            group = self._file.get(f"{root}/{name}")
+            if group is not None:
+                write_description(group, description)
+
     def write_observables(self, name, step, time, values):
         """Record one observer's values (each key its own time series)."""
         _check_name("observer", name)
@@ -579,7 +592,10 @@ class H5MDSink(Sink):
             raise LateSeriesError(f"observer {name!r} first recorded at step {step}, after the first "
                                   f"step ({self._first_step}) when the file went live (SWMR): every "
                                   "observer must record at the first step")
-        return parent.create_group(name)
+        group = parent.create_group(name)
+        if name in self._descriptions:
+            write_description(group, self._descriptions[name])
+        return group
 
     @staticmethod
     def _check_record(series: _Series, value: np.ndarray, where: str) -> None:
@@ -763,11 +779,11 @@ class H5MDSink(Sink):
                                + (" ..." if len(steps) > 5 else "") for key, steps in damaged.items())
             raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged "
                              f"({listed})")
-        pid, host = int(module.get("writer_pid", -1)), str(module.get("writer_host", ""))
-        if not force and host == socket.gethostname() and pid != os.getpid() and process_alive(pid):
-            raise ValueError(f"cannot resume {path!r}: its writer's PID {pid} is alive on this host, "
-                             "but no process holds the file's write lock (a reused PID, or a writer "
-                             "of an older particledyn): pass --force (force=True) to resume anyway")
+        if not force and stamped_writer_alive(module):
+            raise ValueError(f"cannot resume {path!r}: its writer's PID {module[PID_ATTR]} is alive on "
+                             "this host, but no process holds the file's write lock (a reused PID, "
+                             "or a writer of an older particledyn): pass --force (force=True) to "
+                             "resume anyway")
         return module, checkpoint
 
     @classmethod

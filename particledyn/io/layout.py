@@ -14,11 +14,13 @@ Layout (H5MD 1.1 plus the ``particledyn`` module)::
         <state>/               per-particle optimizer state (adam_m, velocity, ...), same layout
         mass                   fixed (N_written,)
         id                     fixed (N_written,) int64: indices of the written particles
-    observables/<observer>/<key>/   scalar keys (H5MD time-dependent elements)
-        step                   (n,) int64, an HDF5 dimension scale: value's dimension 0
-        time                   (n,) float64 along step
-        checksum               (n,) uint32: CRC-32 of each record (see integrity)
-        value                  (n,) attrs: coordinates = "time" (netCDF/xarray readers)
+    observables/<observer>/    attrs: type, class, every and the observer's options
+                               (see observer_attrs; the ragged group carries them too)
+        <key>/                 scalar keys (H5MD time-dependent elements)
+            step               (n,) int64, an HDF5 dimension scale: value's dimension 0
+            time               (n,) float64 along step
+            checksum           (n,) uint32: CRC-32 of each record (see integrity)
+            value              (n,) attrs: coordinates = "time" (netCDF/xarray readers)
     particledyn/ragged/<observer>/<key>/   array keys (diagrams, histograms, ...)
         step, time, checksum   (n,) as above (no dimension scales)
         value                  flat rows (R, *trailing shape)

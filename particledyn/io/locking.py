@@ -9,17 +9,26 @@ lock means a reused PID. HDF5 locks with ``flock``, which does not interact
 with these locks. Where OFD locks are missing, classic POSIX record locks are
 used (released when the process closes any descriptor of the file: the writer
 never reopens its own file while it writes).
+
+Whether a run file has a live writer is decided here only (:func:`writer_alive`):
+its lock is held, or -- for files of an older particledyn, which took no lock --
+the writer PID stamped in the file (:func:`writer_stamp`) is a live process on
+this host (:func:`stamped_writer_alive`).
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import struct
+from typing import Mapping
 
 _FLOCK = "hhqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
 _SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
 _GETLK = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
 _HELD: set[tuple[int, int]] = set()  # (device, inode) of the files this process holds locked
+#: Attributes of the particledyn module group that name the file's last writer.
+PID_ATTR, HOST_ATTR = "writer_pid", "writer_host"
 
 
 class FileLockedError(OSError):
@@ -109,3 +118,21 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def writer_stamp() -> dict[str, object]:
+    """The attributes a writer stamps into its file: this process's PID and host."""
+    return {PID_ATTR: os.getpid(), HOST_ATTR: socket.gethostname()}
+
+
+def stamped_writer_alive(module_attrs: Mapping) -> bool:
+    """Whether the writer stamped in a file's module attributes is a live process on this host
+    other than this one (a writer of an older particledyn, or a reused PID)."""
+    pid, host = int(module_attrs.get(PID_ATTR, -1)), str(module_attrs.get(HOST_ATTR, ""))
+    return host == socket.gethostname() and pid != os.getpid() and process_alive(pid)
+
+
+def writer_alive(path: str | os.PathLike, module_attrs: Mapping, takes_locks: bool = True) -> bool:
+    """Whether a live process writes ``path``: it holds the file's write lock, or, for a file whose
+    writer took no lock (``takes_locks`` false: an older particledyn), its stamped PID is alive."""
+    return is_locked(path) or (not takes_locks and stamped_writer_alive(module_attrs))

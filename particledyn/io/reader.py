@@ -18,6 +18,7 @@ from .checkpoint_codec import decode_checkpoint
 from .integrity import check_structure, damaged_steps, verify_record
 from .layout import (FINISHED, JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series,
                      observable_groups, read_text)
+from .observer_attrs import observer_descriptions, observers_of_type
 from .opening import open_h5
 
 # what h5py raises on damaged metadata past the open (a bad checksum, an object it cannot open)
@@ -164,6 +165,18 @@ class Run:
     def observables(self) -> dict[str, list[str]]:
         """Observer names mapped to their keys."""
         return {name: sorted(keys) for name, keys in sorted(observable_groups(self.file).items())}
+
+    @property
+    @_guarded
+    def observer_descriptions(self) -> dict[str, dict]:
+        """Observer names mapped to what each is: ``type``, ``class``, ``every`` and its options
+        (``{"type": name}`` for an observer whose file recorded no type)."""
+        return observer_descriptions(self.file)
+
+    def observers_of_type(self, kind: str) -> list[str]:
+        """Names of the observers of type ``kind`` (the one named ``kind`` first, then by name),
+        whatever they were named; empty when the run has none."""
+        return observers_of_type(self.observer_descriptions, kind)
 
     @_guarded
     def series(self, name: str, key: str) -> h5py.Group:

@@ -71,6 +71,11 @@ class BettiObserver(Observer):
         self._previous: np.ndarray | None = None
         self._previous_threshold = np.nan
 
+    def recorded_options(self) -> dict[str, Any]:
+        return {"scale": self.scale, "max_dim": self.max_dim, "complex": self.complex,
+                "landmarks": self.landmarks, "fixed_landmarks": self.fixed_landmarks,
+                "coeff": self.coeff}
+
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         result = betti_numbers(info.positions, self.scale, self.max_dim, self.complex,
                                landmarks=self.landmarks,
@@ -181,6 +186,10 @@ class ExpansionObserver(Observer):
         self.max_dim = _check_max_dim(max_dim)
         self.model = model
 
+    def recorded_options(self) -> dict[str, Any]:
+        return {"radii": self.radii, "K": self.K, "certified": self.certified,
+                "relative": self.relative, "max_dim": self.max_dim, "model": self.model}
+
     def start(self, simulation) -> None:
         if self.K == "apriori":
             from ..geometry.apriori import check_applicable
@@ -252,6 +261,9 @@ class ZigzagObserver(Observer):
         self.max_dim = _check_max_dim(max_dim)
         self.n_frames = 0
         self._sink = None
+
+    def recorded_options(self) -> dict[str, Any]:
+        return {"scale": self.scale, "max_dim": self.max_dim}
 
     def start(self, simulation: Any) -> None:
         self._sink = getattr(simulation, "sink", None)
