@@ -3,7 +3,7 @@
 Each is one LLVM instruction, so inside a loop the vectoriser sees exactly what it would see in C:
 
 * :func:`float_bits` / :func:`bits_to_float`: reinterpret a float as an integer and back (the
-  exponent-bit trick of :mod:`particledyn.fastmath` without a round trip through memory);
+  exponent-bit trick of :mod:`particledyn.kernels.fastmath` without a round trip through memory);
 * :func:`select`: ``a if cond else b`` without the branch and phi numba emits for a
   conditional expression;
 * :func:`add_reassoc`: ``a + b`` marked ``reassoc``, on the accumulator of a running sum only. It

@@ -7,7 +7,7 @@ is ``2**-k * P(r)`` with ``k = round(a / ln 2)``, ``r = k ln 2 - a`` in
 polynomial with ``P(0) = 1`` (degree 10 in float64, 5 in float32).
 ``k`` is rounded with the magic-number trick (adding 1.5 * 2**52 leaves k in
 the low mantissa bits), and ``2**-k`` is assembled directly in the exponent
-bits (:func:`particledyn.llvm_ops.bits_to_float`). There are no calls, branches
+bits (:func:`particledyn.kernels.llvm_ops.bits_to_float`). There are no calls, branches
 or int<->float conversions, so a loop that calls :func:`activation` on each
 entry becomes one vector loop (AVX-512 here), with every intermediate in registers.
 
@@ -33,7 +33,7 @@ import numba
 import numba.extending
 import numpy as np
 
-from particledyn.llvm_ops import bits_to_float, float_bits, select
+from .llvm_ops import bits_to_float, float_bits, select
 
 _F64, _F32 = np.float64, np.float32
 
@@ -41,7 +41,7 @@ LOOP_OPTIONS = dict(parallel=True, error_model="numpy", fastmath={"contract"}, c
 """``numba.njit`` options of the kernel loops that call the activations. ``contract`` lets
 LLVM fuse a multiply and an add into one FMA (1.2x on the two-layer step) and nothing else: no
 reassociation (a sum that may be split into lanes says so itself, with
-:func:`particledyn.llvm_ops.add_reassoc`), so the loops stay deterministic."""
+:func:`particledyn.kernels.llvm_ops.add_reassoc`), so the loops stay deterministic."""
 
 
 # exp(r) ~ 1 + r + c2 r^2 + ... on [-ln2/2, ln2/2]: Chebyshev fits of expm1(r)/r in 50-digit
