@@ -1,4 +1,5 @@
-"""User kernels in the (phi, rho, psi) form, compiled for the GPU from the same Python source.
+"""User kernels in the (phi, rho, psi) form, compiled for the GPU from the same Python source
+(the GPU twin of :class:`particledyn.DeepSetsKernel`, from ``DeepSetsKernel.to_device``).
 
 The user's ``phi(x, ctx, out)`` and ``psi(x, summary, ctx, out)`` (the functions
 given to :class:`particledyn.DeepSetsKernel`) become ``numba.cuda`` device
@@ -17,11 +18,10 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from particledyn.deepsets import DeepSetsKernel
-from particledyn.kernel import Kernel
-
-from . import get_backend
-from .cuda_common import THREADS, block_tree_sum, numba_type, sum_rows
+from .backends import get_backend
+from .backends.cuda_common import THREADS, block_tree_sum, numba_type, sum_rows
+from .deepsets import DeepSetsKernel
+from .kernel import Kernel
 
 CHUNK = 4096
 """Particles per aggregate block: fixes the summation order."""

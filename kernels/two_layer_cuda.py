@@ -1,6 +1,7 @@
 """GPU kernels of the two-layer network, ``F(z) = sum_i coef_i a_i sigma(<w_i, z>)``.
 
-The same two passes as the CPU loops of ``particledyn.kernels.two_layer_numba``,
+The GPU twin of :class:`~particledyn.kernels.TwoLayerNet` (``TwoLayerNet.to_device``): the
+same two passes as the CPU loops of ``particledyn.kernels.two_layer_numba``,
 never forming an N x B matrix:
 
 1. forward: block ``(j, tile)`` covers the fixed particle range
@@ -25,12 +26,12 @@ import math
 import numpy as np
 from numba import cuda
 
+from particledyn.backends import get_backend
+from particledyn.backends.cuda_common import THREADS, numba_type, sum_rows
 from particledyn.kernel import Kernel
-from particledyn.kernels.two_layer import TwoLayerNet
-from particledyn.kernels.two_layer_reference import loss_and_output_gradient
 
-from . import get_backend
-from .cuda_common import THREADS, numba_type, sum_rows
+from .two_layer import TwoLayerNet
+from .two_layer_reference import loss_and_output_gradient
 
 CHUNK = 2048
 """Particles per forward block: fixes the summation order of the network output."""
@@ -41,7 +42,7 @@ SHARED_BYTES = 16384
 def activation_device(name: str, dtype):
     """A ``numba.cuda`` device function t -> (sigma(t), sigma'(t)) in ``dtype``.
 
-    Same formulas as :mod:`particledyn.fastmath` (exp of -|t|, so nothing overflows),
+    Same formulas as :mod:`particledyn.kernels.fastmath` (exp of -|t|, so nothing overflows),
     with CUDA's libdevice ``exp``/``tanh``; constants carry the dtype so float32 code
     stays float32.
     """

@@ -1,10 +1,11 @@
-"""GPU versions of the optimizers of :mod:`particledyn.optimizers` and of ``apply_step``.
+"""GPU twins of the optimizers of :mod:`particledyn.optimizers` and of ``apply_step``.
 
 Each update is one element-wise ``numba.cuda`` kernel over the N * D entries
 (grid-stride), with the same formulas, constants cast to the working dtype,
-and the optimizer state arrays on the device. :class:`DeviceOptimizer` wraps a
-host optimizer (its hyperparameters and ``init_state``) and has the same
-``direction(positions, field, state, step)`` signature.
+and the optimizer state arrays on the device. A host optimizer's ``to_device``
+returns its twin here (:class:`DeviceGD`, :class:`DeviceMomentum`,
+:class:`DeviceAdam`): it wraps the host optimizer (its hyperparameters) and has
+the same ``direction(positions, field, state, step)`` signature.
 
 CUDA compilers contract ``a * b + c`` into one fused multiply-add, which the
 CPU loops do not, so the last bit of an update can differ from the numba
@@ -17,10 +18,9 @@ import math
 import numpy as np
 from numba import cuda
 
+from particledyn.backends import get_backend
+from particledyn.backends.cuda_common import THREADS, blocks_for
 from particledyn.optimizers import GD, Adam, Momentum, Optimizer
-
-from . import get_backend
-from .cuda_common import THREADS, blocks_for
 
 
 @cuda.jit
@@ -73,18 +73,25 @@ def apply_step(backend, positions, direction, lr) -> int:
 
 
 class DeviceOptimizer(Optimizer):
-    """A host optimizer (GD, SGD, Momentum, Adam) stepping device arrays.
+    """Base of the GPU twins: a host optimizer's rule stepping device arrays.
 
     Parameters
     ----------
     optimizer : Optimizer
-        Supplies the rule and its hyperparameters.
+        Supplies the hyperparameters; an instance of the twin's ``rule`` whose
+        ``direction`` is that rule's own.
     backend : {'cupy', 'cudasim'} or Backend
     """
 
+    #: the host class whose update this twin computes
+    rule: type[Optimizer] = Optimizer
+
     def __init__(self, optimizer: Optimizer, backend="cupy"):
-        if not isinstance(optimizer, (GD, Momentum, Adam)):
-            raise TypeError(f"optimizer={optimizer!r}: expected GD, SGD, Momentum or Adam for a GPU backend")
+        own = isinstance(optimizer, self.rule) and type(optimizer).direction is self.rule.direction
+        if not own:
+            raise TypeError(f"optimizer={optimizer!r}: expected a {self.rule.__name__} whose direction is "
+                            f"{self.rule.__name__}'s own for {type(self).__name__} (a GPU twin computes "
+                            "that rule only)")
         self.host = optimizer
         self.backend = get_backend(backend)
         self.name, self.state_names = optimizer.name, optimizer.state_names
@@ -96,25 +103,52 @@ class DeviceOptimizer(Optimizer):
 
     def direction(self, positions, field, state, step):
         """Step direction S (a device array) at update ``step``, updating ``state`` in place."""
-        xp, view = self.backend.xp, self.backend.launch_view
-        host, t = self.host, positions.dtype.type
-        out = xp.empty_like(positions)
-        x, u, o = view(positions.reshape(-1)), view(field.reshape(-1)), view(out.reshape(-1))
-        launch = (blocks_for(positions.size), THREADS)
-        if isinstance(host, Adam):
-            c1 = 1.0 - host.beta1 ** (step + 1)
-            c2 = 1.0 - host.beta2 ** (step + 1)
-            _adam[launch](x, u, t(host.weight_decay), t(host.beta1), t(host.beta2), t(c1), t(c2), t(host.eps),
-                          view(state["adam_m"].reshape(-1)), view(state["adam_v"].reshape(-1)), o)
-        elif isinstance(host, Momentum):
-            _momentum[launch](x, u, t(host.weight_decay), t(host.beta), view(state["velocity"].reshape(-1)), o)
-        else:
-            _gd[launch](x, u, t(host.weight_decay), o)
+        out = self.backend.xp.empty_like(positions)
+        view = self.backend.launch_view
+        flat = {name: view(array.reshape(-1)) for name, array in state.items()}
+        self._launch((blocks_for(positions.size), THREADS), view(positions.reshape(-1)),
+                     view(field.reshape(-1)), flat, view(out.reshape(-1)), positions.dtype.type, step)
         return out
+
+    def _launch(self, launch, x, u, state, out, t, step):
+        """Launch the rule's kernel on flat views; ``t`` casts constants to the working dtype."""
+        raise NotImplementedError
+
+    def describe(self):
+        return self.host.describe()
+
+
+class DeviceGD(DeviceOptimizer):
+    """:class:`~particledyn.optimizers.GD` (and SGD) on the device."""
+
+    rule = GD
+
+    def _launch(self, launch, x, u, state, out, t, step):
+        _gd[launch](x, u, t(self.host.weight_decay), out)
+
+
+class DeviceMomentum(DeviceOptimizer):
+    """:class:`~particledyn.optimizers.Momentum` on the device."""
+
+    rule = Momentum
+
+    def _launch(self, launch, x, u, state, out, t, step):
+        host = self.host
+        _momentum[launch](x, u, t(host.weight_decay), t(host.beta), state["velocity"], out)
+
+
+class DeviceAdam(DeviceOptimizer):
+    """:class:`~particledyn.optimizers.Adam` on the device."""
+
+    rule = Adam
+
+    def _launch(self, launch, x, u, state, out, t, step):
+        host = self.host
+        c1 = 1.0 - host.beta1 ** (step + 1)
+        c2 = 1.0 - host.beta2 ** (step + 1)
+        _adam[launch](x, u, t(host.weight_decay), t(host.beta1), t(host.beta2), t(c1), t(c2), t(host.eps),
+                      state["adam_m"], state["adam_v"], out)
 
     def preconditioner(self, state, step):
         """Adam's diagonal preconditioner on a host copy of the state."""
         return self.host.preconditioner({k: self.backend.asnumpy(v) for k, v in state.items()}, step)
-
-    def describe(self):
-        return self.host.describe()
