@@ -11,6 +11,7 @@ Each is one LLVM instruction, so inside a loop the vectoriser sees exactly what 
   (``fastmath=True`` on the whole loop would fold the rounding trick of exp away). The lane order
   is fixed by the compiled code, so results stay bit-identical from run to run on one machine.
 """
+
 from __future__ import annotations
 
 from llvmlite import ir

@@ -13,6 +13,7 @@ phi and psi compile for the GPU when they only index arrays, loop and do scalar
 math (``math`` functions); numpy calls that allocate (``np.dot``, ``np.empty``)
 exist in numba's CPU mode only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,7 +85,9 @@ class CudaDeepSetsKernel(Kernel):
         self.host = kernel
         self.backend = get_backend(backend)
         if not self.backend.on_device:
-            raise ValueError(f"backend={self.backend.name!r}: expected a device backend ('cupy' or 'cudasim')")
+            raise ValueError(
+                f"backend={self.backend.name!r}: expected a device backend ('cupy' or 'cudasim')"
+            )
         self.dim, self.agg_dim, self.name = kernel.dim, kernel.agg_dim, kernel.name
         self.is_gradient, self.groups = kernel.is_gradient, None
         self._compiled: dict = {}
@@ -105,8 +108,9 @@ class CudaDeepSetsKernel(Kernel):
         n_blocks = -(-positions.shape[0] // CHUNK)
         partial = xp.empty((self.agg_dim, n_blocks), dtype=np.float64)
         weights = xp.asarray(masses, dtype=np.float64)
-        aggregate[n_blocks, THREADS](view(positions), view(weights), self.backend.context_to_device(context),
-                                     view(partial))
+        aggregate[n_blocks, THREADS](
+            view(positions), view(weights), self.backend.context_to_device(context), view(partial)
+        )
         total = self.backend.asnumpy(sum_rows(self.backend, partial))
         rho = self.host.rho
         out = total if rho is None else np.asarray(rho(total, context), dtype=np.float64)
@@ -117,8 +121,9 @@ class CudaDeepSetsKernel(Kernel):
         summary = self.backend.asarray(self.summary(positions, masses, context))
         out = self.backend.xp.empty_like(positions)
         view = self.backend.launch_view
-        apply[-(-positions.shape[0] // THREADS), THREADS](view(positions), view(summary),
-                                                          self.backend.context_to_device(context), view(out))
+        apply[-(-positions.shape[0] // THREADS), THREADS](
+            view(positions), view(summary), self.backend.context_to_device(context), view(out)
+        )
         return out
 
     def loss(self, positions, masses, context):

@@ -11,6 +11,7 @@ CUDA compilers contract ``a * b + c`` into one fused multiply-add, which the
 CPU loops do not, so the last bit of an update can differ from the numba
 backend's (relative 1e-16 per step).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,9 +90,11 @@ class DeviceOptimizer(Optimizer):
     def __init__(self, optimizer: Optimizer, backend="cupy"):
         own = isinstance(optimizer, self.rule) and type(optimizer).direction is self.rule.direction
         if not own:
-            raise TypeError(f"optimizer={optimizer!r}: expected a {self.rule.__name__} whose direction is "
-                            f"{self.rule.__name__}'s own for {type(self).__name__} (a GPU twin computes "
-                            "that rule only)")
+            raise TypeError(
+                f"optimizer={optimizer!r}: expected a {self.rule.__name__} whose direction is "
+                f"{self.rule.__name__}'s own for {type(self).__name__} (a GPU twin computes "
+                "that rule only)"
+            )
         self.host = optimizer
         self.backend = get_backend(backend)
         self.name, self.state_names = optimizer.name, optimizer.state_names
@@ -106,8 +109,15 @@ class DeviceOptimizer(Optimizer):
         out = self.backend.xp.empty_like(positions)
         view = self.backend.launch_view
         flat = {name: view(array.reshape(-1)) for name, array in state.items()}
-        self._launch((blocks_for(positions.size), THREADS), view(positions.reshape(-1)),
-                     view(field.reshape(-1)), flat, view(out.reshape(-1)), positions.dtype.type, step)
+        self._launch(
+            (blocks_for(positions.size), THREADS),
+            view(positions.reshape(-1)),
+            view(field.reshape(-1)),
+            flat,
+            view(out.reshape(-1)),
+            positions.dtype.type,
+            step,
+        )
         return out
 
     def _launch(self, launch, x, u, state, out, t, step):
@@ -146,8 +156,19 @@ class DeviceAdam(DeviceOptimizer):
         host = self.host
         c1 = 1.0 - host.beta1 ** (step + 1)
         c2 = 1.0 - host.beta2 ** (step + 1)
-        _adam[launch](x, u, t(host.weight_decay), t(host.beta1), t(host.beta2), t(c1), t(c2), t(host.eps),
-                      state["adam_m"], state["adam_v"], out)
+        _adam[launch](
+            x,
+            u,
+            t(host.weight_decay),
+            t(host.beta1),
+            t(host.beta2),
+            t(c1),
+            t(c2),
+            t(host.eps),
+            state["adam_m"],
+            state["adam_v"],
+            out,
+        )
 
     def preconditioner(self, state, step):
         """Adam's diagonal preconditioner on a host copy of the state."""

@@ -16,6 +16,7 @@ reach the sink (:meth:`Backend.frame_writer`). The ``numba.cuda`` kernels also u
 ``xp`` (numpy or cupy), ``asarray``, ``launch_view``, ``context_to_device`` and
 ``synchronize``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -128,8 +129,9 @@ class DeviceBackend(Backend):
     def context_to_device(self, context):
         from numba import cuda
 
-        return tuple(cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
-                     for v in context)
+        return tuple(
+            cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v for v in context
+        )
 
 
 class CudaSimBackend(DeviceBackend):
@@ -143,7 +145,8 @@ class CudaSimBackend(DeviceBackend):
 
         if not config.ENABLE_CUDASIM:
             raise GpuUnavailableError(
-                "backend='cudasim' needs NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported")
+                "backend='cudasim' needs NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported"
+            )
 
 
 class CupyBackend(DeviceBackend):
@@ -158,13 +161,15 @@ class CupyBackend(DeviceBackend):
         if config.ENABLE_CUDASIM:
             raise GpuUnavailableError(
                 "backend='cupy' needs an NVIDIA GPU with CUDA: NUMBA_ENABLE_CUDASIM=1 is set, so numba.cuda "
-                "runs the simulator (use backend='cudasim' or unset it)")
+                "runs the simulator (use backend='cudasim' or unset it)"
+            )
         from numba import cuda
 
         if not cuda.is_available():
             raise GpuUnavailableError(
                 "backend='cupy' needs an NVIDIA GPU with CUDA: numba.cuda cannot use the device "
-                f"(install numba-cuda[cu12]: {GPU_INSTALL})")
+                f"(install numba-cuda[cu12]: {GPU_INSTALL})"
+            )
         self._cuda = cuda
 
     def asarray(self, array, dtype=None):
@@ -187,16 +192,18 @@ def _import_cupy():
         import cupy
     except ImportError as error:
         raise GpuUnavailableError(
-            f"backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed "
-            f"({GPU_INSTALL}; {error})") from None
+            f"backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed ({GPU_INSTALL}; {error})"
+        ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # cupy raises CUDARuntimeError, or ImportError-like errors for missing libs
         raise GpuUnavailableError(
-            f"backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found ({error})") from None
+            f"backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found ({error})"
+        ) from None
     if count < 1:
-        raise GpuUnavailableError("backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found "
-                                  "(cudaGetDeviceCount() = 0)")
+        raise GpuUnavailableError(
+            "backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found (cudaGetDeviceCount() = 0)"
+        )
     return cupy
 
 
@@ -229,5 +236,13 @@ def gpu_available() -> bool:
     return True
 
 
-__all__ = ["BACKENDS", "Backend", "CudaSimBackend", "CupyBackend", "DeviceBackend", "GpuUnavailableError",
-           "get_backend", "gpu_available"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "CudaSimBackend",
+    "CupyBackend",
+    "DeviceBackend",
+    "GpuUnavailableError",
+    "get_backend",
+    "gpu_available",
+]

@@ -1,4 +1,5 @@
 """How a simulation's frames reach its sink: directly on the host, staged from a device."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """A kernel with no GPU code, stepping device arrays through host copies."""
+
 from __future__ import annotations
 
 from particledyn.kernel import Kernel
@@ -17,7 +18,12 @@ class HostFallbackKernel(Kernel):
 
     def __init__(self, kernel: Kernel, backend):
         self.host, self.backend = kernel, backend
-        self.dim, self.groups, self.is_gradient, self.name = kernel.dim, kernel.groups, kernel.is_gradient, kernel.name
+        self.dim, self.groups, self.is_gradient, self.name = (
+            kernel.dim,
+            kernel.groups,
+            kernel.is_gradient,
+            kernel.name,
+        )
 
     def context(self, step, rng, batch_size):
         return self.host.context(step, rng, batch_size)
