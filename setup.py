@@ -1,10 +1,12 @@
-"""Packaging shim: metadata lives in setup.cfg. This lists the packages, because ``kernels/``
-installs as ``particledyn.kernels``, which ``find:`` cannot see, and ``particledyn.scenarios``
-holds data only (``default.toml``: listed so that setuptools installs it as a package rather than
-warn about data in an unlisted folder). ``build_py`` copies the paper scenarios
-(``scenarios/*.toml``, ``scenarios/authors/*.toml``) into the built package as
-``particledyn/scenarios/paper/`` (``particledyn scenarios list``; an editable install reads
-them from the checkout)."""
+"""Packaging shim: metadata lives in setup.cfg. The card's top-level ``kernels/`` folder is the
+package ``particledyn.kernels`` through the symlink ``particledyn/kernels -> ../kernels`` (so a
+source checkout, mypy and an editable install all import it, and the editable install is a plain
+``.pth`` of the checkout, with no setuptools warning); ``find_packages`` follows the link and the
+wheel holds real files. ``particledyn.scenarios`` holds data only (``default.toml``: listed so that
+setuptools installs it as a package rather than warn about data in an unlisted folder).
+``build_py`` copies the paper scenarios (``scenarios/*.toml``, ``scenarios/authors/*.toml``) into
+the built package as ``particledyn/scenarios/paper/`` (``particledyn scenarios list``; an editable
+install reads them from the checkout)."""
 import shutil
 from pathlib import Path
 
@@ -27,6 +29,5 @@ class BuildWithScenarios(build_py):
                 shutil.copyfile(source, target / source.name)
 
 
-setup(packages=find_packages(include=["particledyn", "particledyn.*"])
-      + ["particledyn.kernels", "particledyn.scenarios"],
+setup(packages=find_packages(include=["particledyn", "particledyn.*"]) + ["particledyn.scenarios"],
       cmdclass={"build_py": BuildWithScenarios})

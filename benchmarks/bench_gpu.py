@@ -75,11 +75,10 @@ def median_time(step, synchronize, repeats):
 
 def particledyn_step(net, backend, x, m):
     from particledyn import GD
-    from particledyn.backends.cuda_optimizers import DeviceOptimizer, apply_step
-    from particledyn.backends.cuda_two_layer import CudaTwoLayerNet
+    from particledyn.optimizers_cuda import apply_step
 
-    kernel = CudaTwoLayerNet(net, backend)
-    optimizer = DeviceOptimizer(GD(), backend)
+    kernel = net.to_device(backend)
+    optimizer = GD().to_device(backend)
     ctx = net.evaluation_context()
 
     def step():

@@ -14,7 +14,7 @@ an N x B matrix:
 
 Batches are zero-padded to a multiple of ``LANES`` with G = 0 on the padding, so
 padded entries never reach a reduction. Compiled with ``LOOP_OPTIONS``
-(see :mod:`particledyn.fastmath`).
+(see :mod:`particledyn.kernels.fastmath`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_tag
+from .fastmath import LOOP_OPTIONS, activation_batch, activation_tag
 
 from .two_layer_wide_numba import CHUNK, LANES, tree_dot
 

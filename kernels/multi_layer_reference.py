@@ -90,7 +90,7 @@ def hessian_vector_reference(positions, masses, groups, inputs, targets, activat
     residual = h - np.reshape(targets, h.shape)
     grad, dgrad = 2.0 * residual / residual.size, 2.0 * dh / dh.size
     out = np.empty_like(positions)
-    for sl, (h, dh, t, dt, s, ds, dds) in reversed(list(zip(slices, saved))):
+    for sl, (h, dh, _t, dt, s, ds, dds) in reversed(list(zip(slices, saved))):
         w, a, vw, va = positions[sl, 0], positions[sl, 1], vector[sl, 0], vector[sl, 1]
         c = coef[sl]
         # d/dV of grad_a = c s @ G and of grad_w = c a (ds * G) @ h, divided by s_i = c_i

@@ -93,7 +93,7 @@ class TaskSwitchingNet(Kernel):
                            scaling=self.scaling, test_inputs=z_test, test_targets=data.y_test)
 
     def _load(self, task: int) -> TwoLayerNet:
-        if task != self._task:
+        if self._net is None or task != self._task:
             self._net, self._task = self.task_network(task), task
         self.current_task = task
         return self._net

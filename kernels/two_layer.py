@@ -194,6 +194,12 @@ class TwoLayerNet(SupervisedKernel):
             out[sl, :d] = (((a @ u.T) * ds) + (va @ grad_out.T) * ds + (a @ grad_out.T) * dds * tv) @ inputs
         return out
 
+    def to_device(self, backend):
+        """The ``numba.cuda`` twin (:class:`~particledyn.kernels.two_layer_cuda.CudaTwoLayerNet`)."""
+        from .two_layer_cuda import CudaTwoLayerNet
+
+        return CudaTwoLayerNet(self, backend)
+
     def describe(self):
         return {"name": self.name, "dim": self.dim, "activation": self.activation, "loss": self.loss_name,
                 "scaling": self.scaling, "n_outputs": self.n_outputs, "n_train": int(self.inputs.shape[0])}

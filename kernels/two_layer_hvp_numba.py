@@ -19,8 +19,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import LOOP_OPTIONS, activation, activation_curvature, activation_tag
-from particledyn.llvm_ops import add_reassoc
+from .fastmath import LOOP_OPTIONS, activation, activation_curvature, activation_tag
+from .llvm_ops import add_reassoc
 
 from .two_layer_numba import BLOCK, CHUNK, _load_chunk, accumulate_pair, column, dot, sum_chunks
 

@@ -8,12 +8,12 @@ Two passes over the particles, never forming an N x B matrix:
 2. field: per particle, sum G[c, b] sigma_ib and (sum_c a_ic G[c, b]) sigma'_ib z_b over the batch.
 
 Both inner loops run over particles, which sit in a structure-of-arrays copy of the chunk, and
-evaluate the activation inline (:func:`particledyn.fastmath.activation`), so LLVM turns each into
+evaluate the activation inline (:func:`particledyn.kernels.fastmath.activation`), so LLVM turns each into
 one vector loop with every intermediate in registers. The forward's sum over particles is a
-running sum marked reassociable (:func:`particledyn.llvm_ops.add_reassoc`) so that it splits
+running sum marked reassociable (:func:`particledyn.kernels.llvm_ops.add_reassoc`) so that it splits
 into vector lanes; the field accumulates per particle in memory that stays in L1. The input
 dimension d, the number of outputs C and the activation reach the loops as argument *types*
-(``(0,) * d``, ``(0,) * C`` and :data:`particledyn.fastmath.ACTIVATION_TAGS`): each combination
+(``(0,) * d``, ``(0,) * C`` and :data:`particledyn.kernels.fastmath.ACTIVATION_TAGS`): each combination
 compiles once (cached on disk), with its sums over d and C unrolled. Neurons with more than
 ``WIDE_DIMS`` coordinates go to :mod:`.two_layer_wide_numba` instead.
 """
@@ -23,8 +23,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import LOOP_OPTIONS, activation, activation_tag
-from particledyn.llvm_ops import add_reassoc
+from .fastmath import LOOP_OPTIONS, activation, activation_tag
+from .llvm_ops import add_reassoc
 
 from . import two_layer_wide_numba as wide
 from .two_layer_wide_numba import pad_batch  # noqa: F401  (the batch layout of both loop sets)

@@ -15,7 +15,7 @@ Inner loops run over the batch with contiguous (d, B) inputs so that LLVM
 vectorises them; reductions over the batch are pairwise trees of elementwise
 loops (the batch is zero-padded to a multiple of eight) because strict IEEE
 order forbids the compiler from vectorising a running sum. Activations come from
-:mod:`particledyn.fastmath` (see there why loops compile with its
+:mod:`particledyn.kernels.fastmath` (see there why loops compile with its
 ``LOOP_OPTIONS``); the loops are module-level and cached on disk, so a new
 process does not recompile them.
 """
@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from particledyn.fastmath import LOOP_OPTIONS, activation_batch, activation_tag
+from .fastmath import LOOP_OPTIONS, activation_batch, activation_tag
 
 CHUNK = 2048
 """Particles per forward chunk: fixes the summation order (deterministic results)."""

@@ -237,6 +237,13 @@ class DeepSetsKernel(Kernel):
                                  failed - 1)
         return out
 
+    def to_device(self, backend):
+        """phi and psi compiled as ``numba.cuda`` device functions
+        (:class:`~particledyn.deepsets_cuda.CudaDeepSetsKernel`)."""
+        from .deepsets_cuda import CudaDeepSetsKernel
+
+        return CudaDeepSetsKernel(self, backend)
+
     def loss(self, positions, masses, context):
         if self._loss is None:
             raise NotImplementedError(f"{self.name} was built without a loss")

@@ -118,11 +118,9 @@ def request_stop(thread_id: int) -> bool:
 def _thread_deferral() -> Iterator[Deferral]:
     ident = threading.get_ident()
     with _by_thread_lock:
-        deferral = _by_thread.get(ident)
-        outermost = deferral is None
-        if outermost:
-            deferral = _by_thread[ident] = Deferral()
-    if not outermost:
+        existing = _by_thread.get(ident)
+        deferral = _by_thread[ident] = Deferral() if existing is None else existing
+    if existing is not None:
         yield deferral
         return
     try:

@@ -9,6 +9,7 @@ particle group, for kernels with several groups).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,18 @@ class Kernel:
     def describe(self) -> dict:
         """Parameters of this kernel, for run metadata."""
         return {"name": self.name, "dim": self.dim}
+
+    def to_device(self, backend) -> Kernel:
+        """This kernel stepping the device arrays of ``backend`` (a device backend).
+
+        Kernels with GPU code return their ``numba.cuda`` twin; this default runs
+        :meth:`field` on host copies of the positions at every step, with a RuntimeWarning.
+        """
+        from .backends.host_fallback import HostFallbackKernel
+
+        warnings.warn(f"kernel {self.name!r} has no GPU implementation: its field runs on host copies of the "
+                      "positions at every step", RuntimeWarning, stacklevel=4)
+        return HostFallbackKernel(self, backend)
 
 
 class SupervisedKernel(Kernel):

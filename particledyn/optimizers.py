@@ -9,7 +9,8 @@ the state of particle i (its moments) travels with particle i.
 Weight decay adds ``weight_decay * x`` to the gradient (coupled L2, as
 PyTorch's ``weight_decay``). Each update is one fused, parallel numba loop
 over the N * D entries, with constants cast to the working dtype, cached on
-disk (``cache=True``) so a new process does not recompile it.
+disk (``cache=True``) so a new process does not recompile it. The GPU twin of
+each rule is in :mod:`particledyn.optimizers_cuda` (``to_device``).
 """
 from __future__ import annotations
 
@@ -90,12 +91,28 @@ class Optimizer:
         """Parameters, for run metadata."""
         return {"name": self.name, "weight_decay": self.weight_decay}
 
+    def to_device(self, backend) -> Optimizer:
+        """This rule stepping the device arrays of ``backend`` (a device backend).
+
+        Raises
+        ------
+        TypeError
+            The rule has no GPU twin (GD, SGD, Momentum and Adam have one).
+        """
+        raise TypeError(f"optimizer {self.name!r} ({type(self).__name__}) has no GPU version: expected "
+                        "GD, SGD, Momentum or Adam for a GPU backend")
+
 
 class GD(Optimizer):
     """Gradient descent: S = U - weight_decay * x. With a kernel batch smaller than
     the data set this is SGD, the mini-batch shared by all particles."""
 
     name = "gd"
+
+    def to_device(self, backend) -> Optimizer:
+        from .optimizers_cuda import DeviceGD
+
+        return DeviceGD(self, backend)
 
     def direction(self, positions, field, state, step):
         out = np.empty_like(positions)
@@ -119,6 +136,11 @@ class Momentum(Optimizer):
     def __init__(self, beta: float = 0.9, weight_decay: float = 0.0):
         super().__init__(weight_decay)
         self.beta = _check_unit("beta", beta)
+
+    def to_device(self, backend) -> Optimizer:
+        from .optimizers_cuda import DeviceMomentum
+
+        return DeviceMomentum(self, backend)
 
     def direction(self, positions, field, state, step):
         out = np.empty_like(positions)
@@ -148,6 +170,11 @@ class Adam(Optimizer):
         if not (eps > 0 and math.isfinite(eps)):
             raise ValueError(f"eps={eps!r}: expected a positive finite number")
         self.eps = float(eps)
+
+    def to_device(self, backend) -> Optimizer:
+        from .optimizers_cuda import DeviceAdam
+
+        return DeviceAdam(self, backend)
 
     def direction(self, positions, field, state, step):
         out = np.empty_like(positions)

@@ -47,11 +47,11 @@ class EpochBatches:
                 raise ValueError(f"{name}={value!r}: expected an integer >= {low}")
         self.n_rows, self.batch_size, self.seed = int(n_rows), int(batch_size), int(seed)
         self.steps_per_epoch = steps_per_epoch(self.n_rows, self.batch_size)
-        self._cached = (None, None)
+        self._cached: tuple[int, np.ndarray] | None = None  # (epoch, its permutation)
 
     def permutation(self, epoch: int) -> np.ndarray:
         """The order of the rows in ``epoch`` (0-based), from (seed, epoch) only."""
-        if self._cached[0] != epoch:
+        if self._cached is None or self._cached[0] != epoch:
             ss = np.random.SeedSequence([self.seed, int(epoch), _EPOCH_STREAM])
             self._cached = (epoch, np.random.default_rng(ss).permutation(self.n_rows))
         return self._cached[1]

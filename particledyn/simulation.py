@@ -7,11 +7,12 @@ from typing import Sequence
 import numba
 import numpy as np
 
+from .backends import Backend, get_backend
 from .divergence import DivergenceError, FloatWarnings, non_finite_keys
 from .interrupts import Deferral, deferred_signals
 from .kernel import Kernel
 from .observers import Observer, ObserverError, StepInfo
-from .optimizers import GD, Optimizer, apply_step
+from .optimizers import GD, Optimizer
 from .schedules import Schedule, as_schedule
 from .sinks import MemorySink, Sink
 from .state import ParticleState, default_masses, step_rng, validate_masses, validate_positions
@@ -45,6 +46,20 @@ class Simulation:
         Cadence of checkpoints sent to the sink (0: only at the end).
     dtype : {None, "float32", "float64"}
         Working precision; None keeps the dtype of ``positions`` (float64 for others).
+    backend : {"numba", "cupy", "cudasim"} or Backend
+        Where the state lives and what steps it (:mod:`particledyn.backends`): host arrays
+        and the numba loops, or device arrays and the kernel's and optimizer's
+        ``to_device`` twins ('cudasim': numba's CUDA simulator, for tests). On a device,
+        ``state`` holds device arrays; observers, frames and checkpoints get host copies.
+
+    Attributes
+    ----------
+    kernel, optimizer
+        The host kernel and optimizer (diagnostics call their ``loss``, ``hvp``,
+        ``preconditioner`` on host arrays).
+    stepping_kernel, stepping_optimizer
+        What steps ``state`` on this backend: ``kernel`` and ``optimizer`` themselves on
+        'numba', their device twins otherwise.
 
     Notes
     -----
@@ -61,7 +76,9 @@ class Simulation:
     def __init__(self, kernel: Kernel, positions, optimizer: Optimizer | None = None, lr=0.01,
                  masses=None, seed: int = 0, batch_size: int | None = None,
                  observers: Sequence[Observer] = (), sink: Sink | None = None,
-                 frame_every: int = 1, checkpoint_every: int = 0, dtype=None):
+                 frame_every: int = 1, checkpoint_every: int = 0, dtype=None,
+                 backend: str | Backend = "numba"):
+        self.backend = get_backend(backend)
         if not isinstance(kernel, Kernel):
             raise TypeError(f"kernel={kernel!r}: expected a particledyn Kernel")
         x = validate_positions(positions, dtype)
@@ -91,15 +108,26 @@ class Simulation:
         self.sink = sink if sink is not None else MemorySink()
         self.state = ParticleState(positions=x, masses=m, optimizer_state=self.optimizer.init_state(x),
                                    seed=int(seed))
+        self.stepping_kernel, self.stepping_optimizer = self.backend.prepare(kernel, self.optimizer)
+        self._frames = self.backend.frame_writer()
+        self._upload()
         self._started = False
         self._checkpointed: int | None = None  # step of the last checkpoint sent to the sink
         self.last_field: np.ndarray | None = None
 
     # -- stepping -----------------------------------------------------------------
+    def _upload(self) -> None:
+        """Move the (host) state into the backend's memory (nothing to move on the host)."""
+        state, to_backend = self.state, self.backend.to_backend
+        state.positions = to_backend(state.positions)
+        state.masses = to_backend(state.masses)
+        state.optimizer_state = {k: to_backend(v) for k, v in state.optimizer_state.items()}
+
     @property
     def positions(self) -> np.ndarray:
-        """Current positions (N, D): the live array, do not modify."""
-        return self.state.positions
+        """Current positions (N, D) on the host: the live array on 'numba' (do not
+        modify), a copy on a device backend."""
+        return self.backend.to_host(self.state.positions)
 
     def context(self, step: int):
         """The kernel context of update ``step`` (deterministic in seed and step)."""
@@ -125,13 +153,12 @@ class Simulation:
         return field, direction, lr
 
     def _update(self, t: int, lr: float):
-        """Field, step direction and the in-place update of update ``t``; returns
-        (field, direction, number of non-finite entries). Backends override this."""
+        """Field, step direction and the in-place update of update ``t`` (arrays of the
+        backend); returns (field, direction, number of non-finite entries)."""
         state = self.state
-        field = self.kernel.field(state.positions, state.masses, self.context(t))
-        direction = self.optimizer.direction(state.positions, field, state.optimizer_state, t)
-        bad = apply_step(state.positions.ravel(), direction.ravel(), state.positions.dtype.type(lr))
-        return field, direction, bad
+        field = self.stepping_kernel.field(state.positions, state.masses, self.context(t))
+        direction = self.stepping_optimizer.direction(state.positions, field, state.optimizer_state, t)
+        return field, direction, self.backend.apply_step(state.positions, direction, lr)
 
     def run(self, steps: int, progress: bool | None = None) -> "Simulation":
         """Run ``steps`` more updates, observing and writing on cadence.
@@ -280,44 +307,52 @@ class Simulation:
             raise DivergenceError(state.step, 0, info.lr, quantity)
 
     def _write_frame(self):
-        """The current frame to the sink. Backends override this (host copies)."""
+        """The current frame to the sink (host copies of what it writes, from a device)."""
         state = self.state
-        self.sink.write_frame(state.step, state.time, state.positions, state.optimizer_state)
+        self._frames.write_frame(self.sink, state.step, state.time, state.positions, state.optimizer_state)
 
     def _info(self, previous, field, direction, lr):
-        state = self.state
-        return StepInfo(step=state.step, time=state.time, positions=state.positions, masses=state.masses,
-                        lr=lr, previous_positions=previous, update=direction if previous is not None else None,
-                        field=field if previous is not None else None, simulation=self)
+        """The StepInfo observers see: host arrays (one copy shared by all, from a device)."""
+        state, to_host = self.state, self.backend.to_host
+        moved = previous is not None
+        return StepInfo(step=state.step, time=state.time, positions=to_host(state.positions),
+                        masses=to_host(state.masses), lr=lr,
+                        previous_positions=to_host(previous) if moved else None,
+                        update=to_host(direction) if moved else None,
+                        field=to_host(field) if moved else None, simulation=self)
 
     # -- checkpoints ----------------------------------------------------------------
     def checkpoint(self) -> dict:
         """Everything needed to continue this run exactly: positions, optimizer state,
         step, time, seed (the RNG state: contexts derive from (seed, step)), schedule
-        position (the step) and every observer's state."""
-        state = self.state
+        position (the step), every observer's state, numba's thread count and the
+        backend's name. Arrays are host copies, on every backend."""
+        state, copy = self.state, self.backend.asnumpy
         return {
             "step": state.step, "time": state.time, "seed": state.seed,
-            "positions": state.positions.copy(), "masses": state.masses.copy(),
-            "optimizer_state": {k: v.copy() for k, v in state.optimizer_state.items()},
+            "positions": copy(state.positions), "masses": copy(state.masses),
+            "optimizer_state": {k: copy(v) for k, v in state.optimizer_state.items()},
             "observers": {o.name: o.state_dict() for o in self.observers},
-            "threads": numba.get_num_threads(),
+            "threads": numba.get_num_threads(), "backend": self.backend.name,
         }
 
     def restore(self, checkpoint: dict) -> "Simulation":
         """Continue from a :meth:`checkpoint` (positions, optimizer state, step, observers).
 
         The next :meth:`run` does not re-record step ``checkpoint['step']``'s frame
-        and observables (they were written before the checkpoint)."""
+        and observables (they were written before the checkpoint). A checkpoint of
+        any backend restores on any backend."""
         x = np.asarray(checkpoint["positions"])
         self.kernel.check_positions(x)
         state = self.state
         if x.shape != state.positions.shape:
             raise ValueError(f"checkpoint positions of shape {x.shape}: expected {state.positions.shape}")
-        state.positions = np.array(x, dtype=state.positions.dtype, order="C", copy=True)
+        dtype = state.positions.dtype
+        state.positions = np.array(x, dtype=dtype, order="C", copy=True)
         state.masses = validate_masses(checkpoint["masses"], x.shape[0])
-        state.optimizer_state = {k: np.array(v, dtype=state.positions.dtype, order="C", copy=True)
+        state.optimizer_state = {k: np.array(v, dtype=dtype, order="C", copy=True)
                                  for k, v in checkpoint["optimizer_state"].items()}
+        self._upload()
         state.step, state.time, state.seed = int(checkpoint["step"]), float(checkpoint["time"]), int(checkpoint["seed"])
         observer_states = checkpoint.get("observers", {})
         for observer in self.observers:
@@ -329,19 +364,13 @@ class Simulation:
         return self
 
 
-def make_simulation(kernel: Kernel, positions, backend: str = "numba", **options) -> Simulation:
-    """A :class:`Simulation` on ``backend``: 'numba' (CPU) or 'cupy' (GPU, state on the device;
-    'cudasim' runs the GPU code in numba's CUDA simulator, for tests)."""
-    if backend == "numba":
-        return Simulation(kernel, positions, **options)
-    if backend in ("cupy", "cudasim"):
-        from .backends.device_simulation import DeviceSimulation
-
-        return DeviceSimulation(kernel, positions, backend=backend, **options)
-    raise ValueError(f"backend={backend!r}: expected 'numba' or 'cupy'")
+def make_simulation(kernel: Kernel, positions, backend: str | Backend = "numba", **options) -> Simulation:
+    """``Simulation(kernel, positions, backend=backend, **options)``: 'numba' (CPU) or 'cupy'
+    (GPU, state on the device; 'cudasim' runs the GPU code in numba's CUDA simulator, for tests)."""
+    return Simulation(kernel, positions, backend=backend, **options)
 
 
-def simulate(kernel: Kernel, positions, steps: int, backend: str = "numba", **options) -> Simulation:
+def simulate(kernel: Kernel, positions, steps: int, backend: str | Backend = "numba", **options) -> Simulation:
     """Build a simulation on ``backend``, run ``steps`` updates, close it, and return it."""
     progress = options.pop("progress", None)
     sim = make_simulation(kernel, positions, backend=backend, **options)

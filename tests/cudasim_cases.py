@@ -20,12 +20,13 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":  # a misuse, not a skip: the m
     raise RuntimeError("run this module with NUMBA_ENABLE_CUDASIM=1 (see tests/test_gpu_cudasim.py)")
 
 from particledyn import GD, SGD, Adam, DeepSetsKernel, DivergenceError, Momentum, Observer, Simulation
-from particledyn.backends import cuda_deepsets, cuda_two_layer, get_backend
+from particledyn import deepsets_cuda
+from particledyn.backends import get_backend
 from particledyn.backends.cuda_common import SEQUENTIAL_ROWS, sum_rows
-from particledyn.backends.cuda_deepsets import CudaDeepSetsKernel
-from particledyn.backends.cuda_optimizers import DeviceOptimizer, apply_step
-from particledyn.backends.cuda_two_layer import CudaTwoLayerNet
-from particledyn.backends.device_simulation import DeviceSimulation
+from particledyn.deepsets_cuda import CudaDeepSetsKernel
+from particledyn.kernels import two_layer_cuda
+from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
+from particledyn.optimizers_cuda import DeviceAdam, DeviceGD, DeviceMomentum, apply_step
 from particledyn.deepsets import deepsets_reference
 from particledyn.io import H5MDSink, open_run
 from particledyn.kernels import TwoLayerNet
@@ -87,7 +88,7 @@ def test_two_layer_field_matches_reference_and_numba(rng, activation, loss, scal
 
 def test_two_layer_several_chunks_and_batch_tiles(rng, monkeypatch):
     """More particles than a forward chunk and a batch wider than a tile: every loop bound is crossed."""
-    monkeypatch.setattr(cuda_two_layer, "CHUNK", 40)
+    monkeypatch.setattr(two_layer_cuda, "CHUNK", 40)
     net = make_net(rng, batch=130, d=3, scaling="mean_field")
     x = rng.normal(size=(90, net.dim))
     m = np.full(90, 1 / 90)
@@ -121,7 +122,7 @@ def test_two_layer_field_is_permutation_equivariant(seed):
 
 
 def test_two_layer_field_is_bitwise_deterministic(rng, monkeypatch):
-    monkeypatch.setattr(cuda_two_layer, "CHUNK", 16)
+    monkeypatch.setattr(two_layer_cuda, "CHUNK", 16)
     net = make_net(rng)
     gpu = CudaTwoLayerNet(net, SIM)
     x = rng.normal(size=(50, net.dim))
@@ -130,7 +131,7 @@ def test_two_layer_field_is_bitwise_deterministic(rng, monkeypatch):
     assert np.array_equal(gpu.field(x, m, ctx), gpu.field(x, m, ctx))
 
 
-def test_cuda_two_layer_rejects_a_host_backend(rng):
+def test_two_layer_cuda_rejects_a_host_backend(rng):
     with pytest.raises(ValueError, match="expected a device backend"):
         CudaTwoLayerNet(make_net(rng), "numba")
     with pytest.raises(TypeError, match="TwoLayerNet"):
@@ -142,7 +143,8 @@ def test_cuda_two_layer_rejects_a_host_backend(rng):
                                        Adam(beta1=0.8, beta2=0.9, weight_decay=0.05)])
 def test_device_optimizers_match_host(rng, optimizer):
     x = rng.normal(size=(30, 3))
-    device = DeviceOptimizer(optimizer, SIM)
+    device = optimizer.to_device(SIM)
+    assert type(device) is {GD: DeviceGD, Momentum: DeviceMomentum, Adam: DeviceAdam}[type(optimizer)]
     host_state, device_state = optimizer.init_state(x), device.init_state(x)
     for step in range(3):
         u = rng.normal(size=x.shape)
@@ -170,7 +172,7 @@ def test_device_simulation_matches_numba_backend(rng, optimizer, batch_size):
     x0 = rng.normal(size=(50, net.dim))
     options = dict(lr=0.5, seed=3, batch_size=batch_size, frame_every=2)
     cpu = Simulation(net, x0, optimizer(), **options)
-    gpu = DeviceSimulation(net, x0, optimizer(), backend="cudasim", **options)
+    gpu = Simulation(net, x0, optimizer(), **options, backend="cudasim")
     cpu.run(3, progress=False)
     gpu.run(3, progress=False)
     assert relative(gpu.positions, cpu.positions) < 1e-10
@@ -193,19 +195,58 @@ class _Recorder(Observer):
 def test_device_simulation_observers_checkpoint_and_resume(rng):
     net = make_net(rng)
     x0 = rng.normal(size=(40, net.dim))
-    full = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1, observers=[_Recorder(every=2)])
+    full = Simulation(net, x0, Adam(), backend="cudasim", lr=0.1, observers=[_Recorder(every=2)])
     full.run(4, progress=False)
     steps, means = full.sink.series("recorder", "mean")
     assert list(steps) == [0, 2, 4]
     assert np.allclose(means[-1], full.positions.mean(axis=0), rtol=0, atol=1e-15)
 
-    first = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1)
+    first = Simulation(net, x0, Adam(), backend="cudasim", lr=0.1)
     first.run(2, progress=False)
     checkpoint = first.checkpoint()
     assert all(type(v) is np.ndarray for v in checkpoint["optimizer_state"].values())
-    resumed = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1).restore(checkpoint)
+    resumed = Simulation(net, x0, Adam(), backend="cudasim", lr=0.1).restore(checkpoint)
     resumed.run(2, progress=False)
     assert np.array_equal(resumed.positions, full.positions)
+
+
+def test_one_checkpoint_schema_and_resume_across_backends(rng):
+    net = make_net(rng)
+    x0 = rng.normal(size=(20, net.dim))
+    cpu = Simulation(net, x0, Adam(), lr=0.1, observers=[_Recorder(every=2)]).run(2, progress=False)
+    gpu = Simulation(net, x0, Adam(), lr=0.1, observers=[_Recorder(every=2)], backend="cudasim")
+    gpu.run(2, progress=False)
+    on_cpu, on_gpu = cpu.checkpoint(), gpu.checkpoint()
+    assert on_cpu.keys() == on_gpu.keys()
+    assert (on_cpu["backend"], on_gpu["backend"]) == ("numba", "cudasim") and on_cpu["threads"] == on_gpu["threads"]
+    full = Simulation(net, x0, Adam(), lr=0.1).run(4, progress=False)
+    gpu_to_cpu = Simulation(net, x0, Adam(), lr=0.1).restore(on_gpu).run(2, progress=False)
+    cpu_to_gpu = Simulation(net, x0, Adam(), lr=0.1, backend="cudasim").restore(on_cpu).run(2, progress=False)
+    assert relative(gpu_to_cpu.positions, full.positions) < 1e-10
+    assert relative(cpu_to_gpu.positions, full.positions) < 1e-10
+
+
+class _Attraction(DeepSetsKernel):
+    """A kernel bringing its own device twin: the simulation steps with whatever ``to_device`` returns."""
+
+    twins: list = []
+
+    def to_device(self, backend):
+        twin = super().to_device(backend)
+        self.twins.append(twin)
+        return twin
+
+
+def test_a_kernel_chooses_its_own_device_twin(rng):
+    import warnings
+
+    kernel = _Attraction(_phi, _psi, dim=2, agg_dim=3, context=(np.array([0.3]),))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no host fallback warning
+        gpu = Simulation(kernel, rng.normal(size=(10, 2)), GD(), lr=0.1, backend="cudasim")
+    assert gpu.stepping_kernel is kernel.twins[-1] and isinstance(gpu.stepping_kernel, CudaDeepSetsKernel)
+    assert gpu.kernel is kernel and isinstance(gpu.stepping_optimizer, DeviceGD)
+    assert type(gpu.state.positions) is np.ndarray and gpu.positions is not gpu.state.positions
 
 
 def test_device_simulation_stops_at_a_step_boundary_on_a_signal(rng):
@@ -215,9 +256,9 @@ def test_device_simulation_stops_at_a_step_boundary_on_a_signal(rng):
 
     net = make_net(rng)
     x0 = rng.normal(size=(30, net.dim))
-    full = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1)
+    full = Simulation(net, x0, Adam(), backend="cudasim", lr=0.1)
     full.run(4, progress=False)
-    stopped = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1)
+    stopped = Simulation(net, x0, Adam(), backend="cudasim", lr=0.1)
     update = stopped._update
 
     def signalled(t, lr):  # SIGINT after the in-place device update of step 2
@@ -231,7 +272,7 @@ def test_device_simulation_stops_at_a_step_boundary_on_a_signal(rng):
         stopped.run(4, progress=False)
     checkpoint = stopped.sink.checkpoint
     assert checkpoint["step"] == 2 and stopped.sink.steps == [0, 1, 2] and not stopped.sink.finished
-    resumed = DeviceSimulation(net, x0, Adam(), backend="cudasim", lr=0.1).restore(checkpoint)
+    resumed = Simulation(net, x0, Adam(), backend="cudasim", lr=0.1).restore(checkpoint)
     resumed.run(2, progress=False)
     assert np.array_equal(resumed.positions, full.positions)
     for name, value in full.checkpoint()["optimizer_state"].items():
@@ -243,7 +284,7 @@ def test_device_simulation_streams_only_the_written_subset(rng, tmp_path):
     x0 = rng.normal(size=(30, net.dim))
     subset = np.array([1, 5, 17, 29])
     sink = H5MDSink(tmp_path / "run.h5", every=2, subset=subset, optimizer_state=True)
-    gpu = DeviceSimulation(net, x0, Momentum(), backend="cudasim", lr=0.2, sink=sink, frame_every=1)
+    gpu = Simulation(net, x0, Momentum(), backend="cudasim", lr=0.2, sink=sink, frame_every=1)
     gpu.run(2, progress=False)
     gpu.close()
     cpu = Simulation(net, x0, Momentum(), lr=0.2, frame_every=1)
@@ -256,7 +297,7 @@ def test_device_simulation_streams_only_the_written_subset(rng, tmp_path):
 def test_device_simulation_reports_divergence(rng):
     net = make_net(rng, activation="relu")
     x0 = rng.normal(size=(20, net.dim)) * 1e150
-    gpu = DeviceSimulation(net, x0, GD(), backend="cudasim", lr=1e150)
+    gpu = Simulation(net, x0, GD(), backend="cudasim", lr=1e150)
     with pytest.raises(DivergenceError, match="non-finite at step 1"):
         gpu.step()
 
@@ -280,7 +321,7 @@ def _rho(total, ctx):
 
 @pytest.mark.parametrize("rho", [None, _rho])
 def test_deepsets_kernel_compiles_for_the_gpu(rng, monkeypatch, rho):
-    monkeypatch.setattr(cuda_deepsets, "CHUNK", 16)
+    monkeypatch.setattr(deepsets_cuda, "CHUNK", 16)
     kernel = DeepSetsKernel(_phi, _psi, dim=2, agg_dim=3, rho=rho, context=(np.array([0.7]),))
     gpu = CudaDeepSetsKernel(kernel, SIM)
     x = rng.normal(size=(45, 2))
@@ -296,7 +337,7 @@ def test_deepsets_simulation_matches_numba_backend(rng):
     kernel = DeepSetsKernel(_phi, _psi, dim=2, agg_dim=3, rho=_rho, context=(np.array([0.3]),))
     x0 = rng.normal(size=(25, 2))
     cpu = Simulation(kernel, x0, GD(), lr=0.1)
-    gpu = DeviceSimulation(kernel, x0, GD(), backend="cudasim", lr=0.1)
+    gpu = Simulation(kernel, x0, GD(), backend="cudasim", lr=0.1)
     cpu.run(3, progress=False)
     gpu.run(3, progress=False)
     assert relative(gpu.positions, cpu.positions) < 1e-10
@@ -309,7 +350,7 @@ def test_kernels_without_gpu_code_run_on_host_copies(rng):
     x0 = rng.normal(size=(12, 2))
     cpu = Simulation(kernel, x0, Momentum(), lr=0.3)
     with pytest.warns(RuntimeWarning, match="has no GPU implementation"):
-        gpu = DeviceSimulation(kernel, x0, Momentum(), backend="cudasim", lr=0.3)
+        gpu = Simulation(kernel, x0, Momentum(), backend="cudasim", lr=0.3)
     cpu.run(3, progress=False)
     gpu.run(3, progress=False)
     assert relative(gpu.positions, cpu.positions) < 1e-12

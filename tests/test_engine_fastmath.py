@@ -1,4 +1,4 @@
-"""The vectorisable activations of particledyn.fastmath against the plain-numpy references.
+"""The vectorisable activations of particledyn.kernels.fastmath against the plain-numpy references.
 
 The activations are called from small ``njit(error_model="numpy")`` wrappers, as the kernels
 call them. Accuracy is checked over the representable range: where the true value (or derivative)
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit
 
-from particledyn import fastmath
+from particledyn.kernels import fastmath
 from particledyn.kernels.activations_reference import activation_reference
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from particledyn import BlackBoxKernel, Simulation
-from particledyn.geometry import ClosestApproachObserver, MergeObserver, NeighbourCache
+from particledyn.geometry import ClosestApproachObserver, MergeObserver
 from particledyn.observers import ObserverError
 
 

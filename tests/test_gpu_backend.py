@@ -7,11 +7,11 @@ import pytest
 
 import gpu_support
 import particledyn.backends as backends
-from particledyn import MemorySink, Optimizer
-from particledyn.backends import Backend, GpuUnavailableError, get_array_module, get_backend
-from particledyn.backends.cuda_optimizers import DeviceOptimizer
-from particledyn.backends.device_simulation import DeviceSimulation, FrameStager
+from particledyn import GD, MemorySink, Optimizer, Simulation
+from particledyn.backends import Backend, GpuUnavailableError, get_backend
+from particledyn.backends.frames import FrameStager
 from particledyn.kernels import TwoLayerNet
+from particledyn.optimizers_cuda import DeviceGD
 
 
 @pytest.fixture
@@ -25,7 +25,8 @@ def test_numba_backend_is_host_numpy():
     a = np.arange(6.0).reshape(2, 3)
     copy = backend.asarray(a)
     assert np.array_equal(copy, a) and copy is not a and copy.flags.c_contiguous
-    assert get_array_module(a) is np
+    assert backend.to_backend(a) is a and backend.to_host(a) is a  # the host state is never copied
+    assert np.array_equal(backend.to_backend(a.T), a.T) and backend.to_backend(a.T).flags.c_contiguous
 
 
 def test_unknown_backend_is_a_value_error():
@@ -65,18 +66,32 @@ def test_cudasim_backend_needs_the_simulator(fresh_backends):
         get_backend("cudasim")
 
 
-def test_device_simulation_refuses_a_host_backend():
+def test_simulation_steps_through_its_backend():
     net = TwoLayerNet(np.ones((4, 2)), np.zeros(4))
-    with pytest.raises(ValueError, match="backend='numba': expected 'cupy' or 'cudasim'"):
-        DeviceSimulation(net, np.zeros((3, 3)), backend="numba")
+    sim = Simulation(net, np.zeros((3, 3)))
+    assert sim.backend is get_backend("numba")
+    assert sim.stepping_kernel is sim.kernel and sim.stepping_optimizer is sim.optimizer
+    assert sim.positions is sim.state.positions
+    checkpoint = sim.checkpoint()
+    assert checkpoint["backend"] == "numba" and checkpoint["threads"] >= 1
+    with pytest.raises(ValueError, match=r"^backend='torch': expected one of \('numba', 'cupy', 'cudasim'\)$"):
+        Simulation(net, np.zeros((3, 3)), backend="torch")
 
 
-def test_device_optimizer_refuses_other_optimizers():
+def test_optimizers_without_a_gpu_twin_are_refused():
     class Custom(Optimizer):
         name = "custom"
 
-    with pytest.raises(TypeError, match="expected GD, SGD, Momentum or Adam"):
-        DeviceOptimizer(Custom(), "numba")
+    class Nesterov(GD):  # another rule under GD's name: GD's twin would step the wrong update
+        def direction(self, positions, field, state, step):
+            return field
+
+    with pytest.raises(TypeError, match="optimizer 'custom' .Custom. has no GPU version: expected GD, SGD, "
+                                        "Momentum or Adam"):
+        Custom().to_device(get_backend("numba"))
+    with pytest.raises(TypeError, match="expected a GD whose direction is GD's own for DeviceGD"):
+        Nesterov().to_device(get_backend("numba"))
+    assert isinstance(GD().to_device(get_backend("numba")), DeviceGD)
 
 
 class _SubsetSink(MemorySink):

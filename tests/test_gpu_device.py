@@ -20,7 +20,7 @@ def teacher_student(rng, batch=128, d=2, scaling="standard", activation="sigmoid
 
 @requires_gpu
 def test_gpu_field_equals_numba_field_on_the_paper_scenario():
-    from particledyn.backends.cuda_two_layer import CudaTwoLayerNet
+    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
     import cupy
 
     rng = np.random.default_rng(0)
@@ -37,7 +37,7 @@ def test_gpu_field_equals_numba_field_on_the_paper_scenario():
 
 @requires_gpu
 def test_gpu_classifier_field_matches_reference():
-    from particledyn.backends.cuda_two_layer import CudaTwoLayerNet
+    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
     import cupy
 
     rng = np.random.default_rng(1)
@@ -53,7 +53,7 @@ def test_gpu_classifier_field_matches_reference():
 
 @requires_gpu
 def test_gpu_float32_field_matches_reference():
-    from particledyn.backends.cuda_two_layer import CudaTwoLayerNet
+    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
     import cupy
 
     rng = np.random.default_rng(2)
@@ -68,15 +68,13 @@ def test_gpu_float32_field_matches_reference():
 
 @requires_gpu
 def test_gpu_trajectory_equals_numba_trajectory():
-    from particledyn.backends.device_simulation import DeviceSimulation
-
     rng = np.random.default_rng(3)
     net = teacher_student(rng, batch=512, scaling="mean_field")
     x0 = rng.normal(size=(20_000, 3))
     for optimizer, batch_size in ((GD, None), (Momentum, 128), (Adam, 128)):
         options = dict(lr=1.0, seed=5, batch_size=batch_size, frame_every=5)
         cpu = Simulation(net, x0, optimizer(), **options).run(10, progress=False)
-        gpu = DeviceSimulation(net, x0, optimizer(), backend="cupy", **options).run(10, progress=False)
+        gpu = Simulation(net, x0, optimizer(), **options, backend="cupy").run(10, progress=False)
         assert type(gpu.state.positions).__module__.startswith("cupy")
         assert relative(gpu.positions, cpu.positions) < 1e-10
         assert relative(gpu.sink.frames[-1], cpu.sink.frames[-1]) < 1e-10
@@ -84,12 +82,10 @@ def test_gpu_trajectory_equals_numba_trajectory():
 
 @requires_gpu
 def test_gpu_runs_are_bitwise_reproducible():
-    from particledyn.backends.device_simulation import DeviceSimulation
-
     rng = np.random.default_rng(4)
     net = teacher_student(rng)
     x0 = rng.normal(size=(1_000_000, 3))  # ~500 forward blocks: the tree reduction path
-    runs = [DeviceSimulation(net, x0, Adam(), backend="cupy", lr=0.1, frame_every=0).run(3, progress=False)
+    runs = [Simulation(net, x0, Adam(), lr=0.1, frame_every=0, backend="cupy").run(3, progress=False)
             for _ in range(2)]
     assert np.array_equal(runs[0].positions, runs[1].positions)
 
@@ -106,19 +102,16 @@ def _psi(x, summary, ctx, out):
 
 @requires_gpu
 def test_gpu_deepsets_kernel_equals_numba_kernel():
-    from particledyn.backends.device_simulation import DeviceSimulation
-
     rng = np.random.default_rng(5)
     kernel = DeepSetsKernel(_phi, _psi, dim=2, agg_dim=2, context=(np.array([0.5]),))
     x0 = rng.normal(size=(100_000, 2))
     cpu = Simulation(kernel, x0, GD(), lr=0.1).run(5, progress=False)
-    gpu = DeviceSimulation(kernel, x0, GD(), backend="cupy", lr=0.1).run(5, progress=False)
+    gpu = Simulation(kernel, x0, GD(), lr=0.1, backend="cupy").run(5, progress=False)
     assert relative(gpu.positions, cpu.positions) < 1e-10
 
 
 @requires_gpu
 def test_gpu_run_streams_a_subset_to_hdf5(tmp_path):
-    from particledyn.backends.device_simulation import DeviceSimulation
     from particledyn.io import H5MDSink, open_run
 
     rng = np.random.default_rng(6)
@@ -126,9 +119,22 @@ def test_gpu_run_streams_a_subset_to_hdf5(tmp_path):
     x0 = rng.normal(size=(200_000, 3))
     subset = np.sort(rng.choice(len(x0), size=1000, replace=False))
     sink = H5MDSink(tmp_path / "gpu.h5", every=2, subset=subset)
-    gpu = DeviceSimulation(net, x0, Adam(), backend="cupy", lr=0.1, sink=sink)
+    gpu = Simulation(net, x0, Adam(), lr=0.1, sink=sink, backend="cupy")
     gpu.run(4, progress=False)
     gpu.close()
     cpu = Simulation(net, x0, Adam(), lr=0.1).run(4, progress=False)
     run = open_run(tmp_path / "gpu.h5")
     assert relative(run.positions(4), cpu.positions[subset]) < 1e-10
+
+
+@requires_gpu
+def test_gpu_preconditioned_sharpness_reads_host_copies_of_adam_state():
+    from particledyn.geometry.kernel_sharpness import kernel_sharpness
+
+    rng = np.random.default_rng(7)
+    net = teacher_student(rng, batch=64)
+    x0 = rng.normal(size=(200, 3))
+    runs = [Simulation(net, x0, Adam(), lr=0.05, observers=[kernel_sharpness(every=2)], backend=backend)
+            .run(2, progress=False) for backend in ("numba", "cupy")]
+    (_, cpu), (_, gpu) = (run.sink.series("sharpness", "lambda_max") for run in runs)
+    assert np.allclose(gpu, cpu, rtol=1e-6)

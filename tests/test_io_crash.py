@@ -82,7 +82,7 @@ def test_sigkill_at_random_moments_leaves_committed_frames_intact(tmp_path):
         procs = [start_writer(tmp_path, f"run{i}.h5") for i in range(batch, batch + PARALLEL)]
         for proc, _ in procs:
             assert proc.stdout.readline().strip() == "live", proc.stderr.read()
-        for (proc, path), delay in zip(procs, delays[batch:batch + PARALLEL]):
+        for (proc, _path), delay in zip(procs, delays[batch:batch + PARALLEL]):
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
         for proc, path in procs:

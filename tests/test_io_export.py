@@ -1,7 +1,6 @@
 """Run.to_pandas (one tidy frame of scalar observables) and Run.to_xarray (lazy frames)."""
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
 import xarray as xr
 

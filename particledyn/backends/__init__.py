@@ -1,4 +1,4 @@
-"""Array backends: where the particle state lives and which kernels step it.
+"""Array backends: the strategy a :class:`~particledyn.Simulation` delegates its arrays to.
 
 * ``"numba"`` — the default: numpy arrays on the host, numba CPU loops.
 * ``"cupy"`` — the state is resident on an NVIDIA GPU as cupy arrays; the
@@ -8,11 +8,18 @@
   on numpy arrays: slow, but it tests the GPU code paths on any machine. It
   needs ``NUMBA_ENABLE_CUDASIM=1`` in the environment before numba is imported.
 
-Every backend exposes the array module ``xp`` (numpy or cupy), ``asarray``
-(host -> backend), ``asnumpy`` (backend -> host copy), ``launch_view`` (what a
-``numba.cuda`` kernel is launched with) and ``synchronize``.
+A backend decides where the state lives (:meth:`Backend.to_backend`,
+:meth:`Backend.to_host`, :meth:`Backend.asnumpy`), which rules step it
+(:meth:`Backend.prepare`: the kernel's and optimizer's ``to_device`` twins on a
+device), how the update is applied (:meth:`Backend.apply_step`) and how frames
+reach the sink (:meth:`Backend.frame_writer`). The ``numba.cuda`` kernels also use
+``xp`` (numpy or cupy), ``asarray``, ``launch_view``, ``context_to_device`` and
+``synchronize``.
 """
+
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +28,7 @@ GPU_INSTALL = "in the particledyn checkout: pip install -e '.[gpu]'"
 
 BACKENDS = ("numba", "cupy", "cudasim")
 
-_INSTANCES: dict = {}
+_INSTANCES: dict[str, Backend] = {}
 
 
 class GpuUnavailableError(RuntimeError):
@@ -29,7 +36,7 @@ class GpuUnavailableError(RuntimeError):
 
 
 class Backend:
-    """Host arrays (numpy); the CPU numba kernels. Base class of the device backends.
+    """Host arrays (numpy) stepped by the CPU numba kernels; base class of the device backends.
 
     Attributes
     ----------
@@ -44,8 +51,9 @@ class Backend:
     on_device = False
 
     def __init__(self):
-        self.xp = np
+        self.xp: Any = np
 
+    # -- where the arrays live --------------------------------------------------
     def asarray(self, array, dtype=None):
         """A C-contiguous copy of ``array`` in this backend's memory."""
         return np.array(array, dtype=dtype, order="C", copy=True)
@@ -54,6 +62,33 @@ class Backend:
         """A host (numpy) copy of a backend array."""
         return np.array(array, copy=True)
 
+    def to_backend(self, array):
+        """``array`` in this backend's memory, C-contiguous; no copy when it already is."""
+        return self.xp.ascontiguousarray(array)
+
+    def to_host(self, array) -> np.ndarray:
+        """``array`` as a host array: the array itself on the host, a copy from a device."""
+        return array
+
+    # -- what steps them --------------------------------------------------------
+    def prepare(self, kernel, optimizer):
+        """The (kernel, optimizer) that step this backend's arrays: the host ones here."""
+        return kernel, optimizer
+
+    def apply_step(self, positions, direction, lr: float) -> int:
+        """positions += lr * direction in place; returns the number of non-finite entries."""
+        from particledyn.optimizers import apply_step
+
+        return int(apply_step(positions.ravel(), direction.ravel(), positions.dtype.type(lr)))
+
+    def frame_writer(self):
+        """An object whose ``write_frame(sink, step, time, positions, optimizer_state)``
+        hands a frame to a sink (one per simulation)."""
+        from .frames import DirectFrames
+
+        return DirectFrames()
+
+    # -- for the numba.cuda kernels ---------------------------------------------
     def launch_view(self, array):
         """The object a ``numba.cuda`` kernel is launched with for ``array``."""
         return array
@@ -69,11 +104,40 @@ class Backend:
         return f"<particledyn backend {self.name!r}>"
 
 
-class CudaSimBackend(Backend):
+class DeviceBackend(Backend):
+    """Base of the backends whose state is stepped by ``numba.cuda`` kernels: the kernel and
+    optimizer step through their ``to_device`` twins, the host sees copies only."""
+
+    on_device = True
+
+    def to_host(self, array) -> np.ndarray:
+        return self.asnumpy(array)
+
+    def prepare(self, kernel, optimizer):
+        return kernel.to_device(self), optimizer.to_device(self)
+
+    def apply_step(self, positions, direction, lr: float) -> int:
+        from particledyn.optimizers_cuda import apply_step
+
+        return apply_step(self, positions, direction, lr)
+
+    def frame_writer(self):
+        from .frames import FrameStager
+
+        return FrameStager(self)
+
+    def context_to_device(self, context):
+        from numba import cuda
+
+        return tuple(
+            cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v for v in context
+        )
+
+
+class CudaSimBackend(DeviceBackend):
     """numpy arrays stepped by the ``numba.cuda`` kernels in numba's CUDA simulator."""
 
     name = "cudasim"
-    on_device = True
 
     def __init__(self):
         super().__init__()
@@ -81,20 +145,14 @@ class CudaSimBackend(Backend):
 
         if not config.ENABLE_CUDASIM:
             raise GpuUnavailableError(
-                "backend='cudasim' needs NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported")
-
-    def context_to_device(self, context):
-        from numba import cuda
-
-        return tuple(cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
-                     for v in context)
+                "backend='cudasim' needs NUMBA_ENABLE_CUDASIM=1 in the environment before numba is imported"
+            )
 
 
-class CupyBackend(Backend):
+class CupyBackend(DeviceBackend):
     """cupy arrays on the current CUDA device, stepped by ``numba.cuda`` kernels."""
 
     name = "cupy"
-    on_device = True
 
     def __init__(self):
         self.xp = _import_cupy()
@@ -103,13 +161,15 @@ class CupyBackend(Backend):
         if config.ENABLE_CUDASIM:
             raise GpuUnavailableError(
                 "backend='cupy' needs an NVIDIA GPU with CUDA: NUMBA_ENABLE_CUDASIM=1 is set, so numba.cuda "
-                "runs the simulator (use backend='cudasim' or unset it)")
+                "runs the simulator (use backend='cudasim' or unset it)"
+            )
         from numba import cuda
 
         if not cuda.is_available():
             raise GpuUnavailableError(
                 "backend='cupy' needs an NVIDIA GPU with CUDA: numba.cuda cannot use the device "
-                f"(install numba-cuda[cu12]: {GPU_INSTALL})")
+                f"(install numba-cuda[cu12]: {GPU_INSTALL})"
+            )
         self._cuda = cuda
 
     def asarray(self, array, dtype=None):
@@ -123,10 +183,6 @@ class CupyBackend(Backend):
         # per-argument stream synchronisation numba would otherwise do is not needed.
         return self._cuda.as_cuda_array(array, sync=False)
 
-    def context_to_device(self, context):
-        return tuple(self._cuda.to_device(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
-                     for v in context)
-
     def synchronize(self) -> None:
         self.xp.cuda.Device().synchronize()
 
@@ -136,16 +192,18 @@ def _import_cupy():
         import cupy
     except ImportError as error:
         raise GpuUnavailableError(
-            f"backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed "
-            f"({GPU_INSTALL}; {error})") from None
+            f"backend='cupy' needs an NVIDIA GPU with CUDA: cupy is not installed ({GPU_INSTALL}; {error})"
+        ) from None
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as error:  # cupy raises CUDARuntimeError, or ImportError-like errors for missing libs
         raise GpuUnavailableError(
-            f"backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found ({error})") from None
+            f"backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found ({error})"
+        ) from None
     if count < 1:
-        raise GpuUnavailableError("backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found "
-                                  "(cudaGetDeviceCount() = 0)")
+        raise GpuUnavailableError(
+            "backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device found (cudaGetDeviceCount() = 0)"
+        )
     return cupy
 
 
@@ -164,7 +222,8 @@ def get_backend(name: str | Backend = "numba") -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"backend={name!r}: expected one of {BACKENDS}")
     if name not in _INSTANCES:
-        _INSTANCES[name] = {"numba": Backend, "cupy": CupyBackend, "cudasim": CudaSimBackend}[name]()
+        kinds: dict[str, type[Backend]] = {"numba": Backend, "cupy": CupyBackend, "cudasim": CudaSimBackend}
+        _INSTANCES[name] = kinds[name]()
     return _INSTANCES[name]
 
 
@@ -177,14 +236,13 @@ def gpu_available() -> bool:
     return True
 
 
-def get_array_module(array):
-    """numpy or cupy, whichever ``array`` belongs to (numpy for anything not cupy)."""
-    if type(array).__module__.startswith("cupy"):
-        import cupy
-
-        return cupy
-    return np
-
-
-__all__ = ["BACKENDS", "Backend", "CudaSimBackend", "CupyBackend", "GpuUnavailableError", "get_array_module",
-           "get_backend", "gpu_available"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "CudaSimBackend",
+    "CupyBackend",
+    "DeviceBackend",
+    "GpuUnavailableError",
+    "get_backend",
+    "gpu_available",
+]

@@ -9,6 +9,7 @@ order is a module constant here, not a property of the GPU, so the same seed
 gives the same trajectory run after run (and across GPU models, up to their
 libdevice ``exp``).
 """
+
 from __future__ import annotations
 
 import numba

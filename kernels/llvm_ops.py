@@ -3,7 +3,7 @@
 Each is one LLVM instruction, so inside a loop the vectoriser sees exactly what it would see in C:
 
 * :func:`float_bits` / :func:`bits_to_float`: reinterpret a float as an integer and back (the
-  exponent-bit trick of :mod:`particledyn.fastmath` without a round trip through memory);
+  exponent-bit trick of :mod:`particledyn.kernels.fastmath` without a round trip through memory);
 * :func:`select`: ``a if cond else b`` without the branch and phi numba emits for a
   conditional expression;
 * :func:`add_reassoc`: ``a + b`` marked ``reassoc``, on the accumulator of a running sum only. It
@@ -11,6 +11,7 @@ Each is one LLVM instruction, so inside a loop the vectoriser sees exactly what 
   (``fastmath=True`` on the whole loop would fold the rounding trick of exp away). The lane order
   is fixed by the compiled code, so results stay bit-identical from run to run on one machine.
 """
+
 from __future__ import annotations
 
 from llvmlite import ir

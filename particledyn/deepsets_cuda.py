@@ -1,4 +1,5 @@
-"""User kernels in the (phi, rho, psi) form, compiled for the GPU from the same Python source.
+"""User kernels in the (phi, rho, psi) form, compiled for the GPU from the same Python source
+(the GPU twin of :class:`particledyn.DeepSetsKernel`, from ``DeepSetsKernel.to_device``).
 
 The user's ``phi(x, ctx, out)`` and ``psi(x, summary, ctx, out)`` (the functions
 given to :class:`particledyn.DeepSetsKernel`) become ``numba.cuda`` device
@@ -12,16 +13,16 @@ phi and psi compile for the GPU when they only index arrays, loop and do scalar
 math (``math`` functions); numpy calls that allocate (``np.dot``, ``np.empty``)
 exist in numba's CPU mode only.
 """
+
 from __future__ import annotations
 
 import numpy as np
 from numba import cuda
 
-from particledyn.deepsets import DeepSetsKernel
-from particledyn.kernel import Kernel
-
-from . import get_backend
-from .cuda_common import THREADS, block_tree_sum, numba_type, sum_rows
+from .backends import get_backend
+from .backends.cuda_common import THREADS, block_tree_sum, numba_type, sum_rows
+from .deepsets import DeepSetsKernel
+from .kernel import Kernel
 
 CHUNK = 4096
 """Particles per aggregate block: fixes the summation order."""
@@ -84,7 +85,9 @@ class CudaDeepSetsKernel(Kernel):
         self.host = kernel
         self.backend = get_backend(backend)
         if not self.backend.on_device:
-            raise ValueError(f"backend={self.backend.name!r}: expected a device backend ('cupy' or 'cudasim')")
+            raise ValueError(
+                f"backend={self.backend.name!r}: expected a device backend ('cupy' or 'cudasim')"
+            )
         self.dim, self.agg_dim, self.name = kernel.dim, kernel.agg_dim, kernel.name
         self.is_gradient, self.groups = kernel.is_gradient, None
         self._compiled: dict = {}
@@ -105,8 +108,9 @@ class CudaDeepSetsKernel(Kernel):
         n_blocks = -(-positions.shape[0] // CHUNK)
         partial = xp.empty((self.agg_dim, n_blocks), dtype=np.float64)
         weights = xp.asarray(masses, dtype=np.float64)
-        aggregate[n_blocks, THREADS](view(positions), view(weights), self.backend.context_to_device(context),
-                                     view(partial))
+        aggregate[n_blocks, THREADS](
+            view(positions), view(weights), self.backend.context_to_device(context), view(partial)
+        )
         total = self.backend.asnumpy(sum_rows(self.backend, partial))
         rho = self.host.rho
         out = total if rho is None else np.asarray(rho(total, context), dtype=np.float64)
@@ -117,8 +121,9 @@ class CudaDeepSetsKernel(Kernel):
         summary = self.backend.asarray(self.summary(positions, masses, context))
         out = self.backend.xp.empty_like(positions)
         view = self.backend.launch_view
-        apply[-(-positions.shape[0] // THREADS), THREADS](view(positions), view(summary),
-                                                          self.backend.context_to_device(context), view(out))
+        apply[-(-positions.shape[0] // THREADS), THREADS](
+            view(positions), view(summary), self.backend.context_to_device(context), view(out)
+        )
         return out
 
     def loss(self, positions, masses, context):

@@ -1,6 +1,7 @@
 """GPU kernels of the two-layer network, ``F(z) = sum_i coef_i a_i sigma(<w_i, z>)``.
 
-The same two passes as the CPU loops of ``particledyn.kernels.two_layer_numba``,
+The GPU twin of :class:`~particledyn.kernels.TwoLayerNet` (``TwoLayerNet.to_device``): the
+same two passes as the CPU loops of ``particledyn.kernels.two_layer_numba``,
 never forming an N x B matrix:
 
 1. forward: block ``(j, tile)`` covers the fixed particle range
@@ -18,6 +19,7 @@ G (B x C) is computed on the host from F by the reference formulas
 Kernels are compiled per (activation, dtype, d, C): the per-thread arrays
 need compile-time sizes.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,12 +27,12 @@ import math
 import numpy as np
 from numba import cuda
 
+from particledyn.backends import get_backend
+from particledyn.backends.cuda_common import THREADS, numba_type, sum_rows
 from particledyn.kernel import Kernel
-from particledyn.kernels.two_layer import TwoLayerNet
-from particledyn.kernels.two_layer_reference import loss_and_output_gradient
 
-from . import get_backend
-from .cuda_common import THREADS, numba_type, sum_rows
+from .two_layer import TwoLayerNet
+from .two_layer_reference import loss_and_output_gradient
 
 CHUNK = 2048
 """Particles per forward block: fixes the summation order of the network output."""
@@ -41,32 +43,38 @@ SHARED_BYTES = 16384
 def activation_device(name: str, dtype):
     """A ``numba.cuda`` device function t -> (sigma(t), sigma'(t)) in ``dtype``.
 
-    Same formulas as :mod:`particledyn.fastmath` (exp of -|t|, so nothing overflows),
+    Same formulas as :mod:`particledyn.kernels.fastmath` (exp of -|t|, so nothing overflows),
     with CUDA's libdevice ``exp``/``tanh``; constants carry the dtype so float32 code
     stays float32.
     """
     one, zero, two, four = (dtype(v) for v in (1, 0, 2, 4))
     if name == "sigmoid":
+
         @cuda.jit(device=True)
         def sigmoid(t):
             e = math.exp(-abs(t))
             inv = one / (one + e)
             value = inv if t >= zero else e * inv
             return value, e * inv * inv
+
         return sigmoid
     if name == "tanh":
+
         @cuda.jit(device=True)
         def tanh(t):
             e = math.exp(-two * abs(t))
             inv = one / (one + e)
             return math.tanh(t), four * e * inv * inv
+
         return tanh
     if name == "relu":
+
         @cuda.jit(device=True)
         def relu(t):
             if t > zero:
                 return t, one
             return zero, zero
+
         return relu
     raise ValueError(f"activation={name!r}: expected one of 'sigmoid', 'tanh', 'relu'")
 
@@ -206,7 +214,9 @@ class CudaTwoLayerNet(Kernel):
         self.net = net
         self.backend = get_backend(backend)
         if not self.backend.on_device:
-            raise ValueError(f"backend={self.backend.name!r}: expected a device backend ('cupy' or 'cudasim')")
+            raise ValueError(
+                f"backend={self.backend.name!r}: expected a device backend ('cupy' or 'cudasim')"
+            )
         self.dim, self.groups, self.is_gradient = net.dim, None, True
         self.name = net.name
         self._batch_cache = (None, None, None)
@@ -250,8 +260,9 @@ class CudaTwoLayerNet(Kernel):
         n_chunks = -(-n // CHUNK)
         partial = xp.empty((n_out * batch, n_chunks), dtype=np.float64)
         grid = (n_chunks, -(-batch // THREADS))
-        forward[grid, THREADS](view(positions), view(self._coefficients(masses, positions.dtype)),
-                               view(inputs_t), view(partial))
+        forward[grid, THREADS](
+            view(positions), view(self._coefficients(masses, positions.dtype)), view(inputs_t), view(partial)
+        )
         return sum_rows(self.backend, partial).reshape(n_out, batch)
 
     def outputs(self, positions, masses, inputs):
@@ -268,12 +279,16 @@ class CudaTwoLayerNet(Kernel):
         _, field = compiled_kernels(self.net.activation, positions.dtype, self.net.d_in, self.net.n_outputs)
         out = self.backend.xp.empty_like(positions)
         view = self.backend.launch_view
-        field[-(-positions.shape[0] // THREADS), THREADS](view(positions), view(inputs_t), view(grad_t), view(out))
+        field[-(-positions.shape[0] // THREADS), THREADS](
+            view(positions), view(inputs_t), view(grad_t), view(out)
+        )
         return out
 
     def loss(self, positions, masses, context):
         inputs, targets = context
-        return loss_and_output_gradient(self.outputs(positions, masses, inputs), targets, self.net.loss_name)[0]
+        return loss_and_output_gradient(self.outputs(positions, masses, inputs), targets, self.net.loss_name)[
+            0
+        ]
 
     def hvp(self, positions, masses, context, vector):
         """Exact Hessian-vector product on host copies (float64, a host array)."""

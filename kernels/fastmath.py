@@ -7,7 +7,7 @@ is ``2**-k * P(r)`` with ``k = round(a / ln 2)``, ``r = k ln 2 - a`` in
 polynomial with ``P(0) = 1`` (degree 10 in float64, 5 in float32).
 ``k`` is rounded with the magic-number trick (adding 1.5 * 2**52 leaves k in
 the low mantissa bits), and ``2**-k`` is assembled directly in the exponent
-bits (:func:`particledyn.llvm_ops.bits_to_float`). There are no calls, branches
+bits (:func:`particledyn.kernels.llvm_ops.bits_to_float`). There are no calls, branches
 or int<->float conversions, so a loop that calls :func:`activation` on each
 entry becomes one vector loop (AVX-512 here), with every intermediate in registers.
 
@@ -25,49 +25,69 @@ sigmoid and tanh to 8e-16 relative in float64 (a few ulp) and 3.3e-7 in float32
 (about five ulp: the degree-5 polynomial trades one ulp for two multiply-adds);
 the tests hold them to 1e-12 and 1e-6.
 """
+
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numba.extending
 import numpy as np
 
-from particledyn.llvm_ops import bits_to_float, float_bits, select
+from .llvm_ops import bits_to_float, float_bits, select
 
 _F64, _F32 = np.float64, np.float32
 
-LOOP_OPTIONS = dict(parallel=True, error_model="numpy", fastmath={"contract"}, cache=True)
+LOOP_OPTIONS: dict[str, Any] = dict(parallel=True, error_model="numpy", fastmath={"contract"}, cache=True)
 """``numba.njit`` options of the kernel loops that call the activations. ``contract`` lets
 LLVM fuse a multiply and an add into one FMA (1.2x on the two-layer step) and nothing else: no
 reassociation (a sum that may be split into lanes says so itself, with
-:func:`particledyn.llvm_ops.add_reassoc`), so the loops stay deterministic."""
+:func:`particledyn.kernels.llvm_ops.add_reassoc`), so the loops stay deterministic."""
 
 
 # exp(r) ~ 1 + r + c2 r^2 + ... on [-ln2/2, ln2/2]: Chebyshev fits of expm1(r)/r in 50-digit
 # arithmetic (mpmath.chebyfit), near minimax; max relative error 6e-16 (float64), 2e-7 (float32).
-_EXP_POLY64 = (1.0, 1.0000000000000013, 0.5000000000000001, 0.16666666666615648, 0.041666666666624164,
-               0.008333333367311603, 0.0013888888917196719, 0.0001984119064754424,
-               2.4801521322368692e-05, 2.7632640675430236e-06, 2.7620075879983367e-07)
-_EXP_POLY32 = (1.0, 1.0, 0.4999937117099762, 0.16666577756404877, 0.04187564551830292,
-               0.008363173343241215)
+_EXP_POLY64 = (
+    1.0,
+    1.0000000000000013,
+    0.5000000000000001,
+    0.16666666666615648,
+    0.041666666666624164,
+    0.008333333367311603,
+    0.0013888888917196719,
+    0.0001984119064754424,
+    2.4801521322368692e-05,
+    2.7632640675430236e-06,
+    2.7620075879983367e-07,
+)
+_EXP_POLY32 = (1.0, 1.0, 0.4999937117099762, 0.16666577756404877, 0.04187564551830292, 0.008363173343241215)
 
 
 def _constants(ftype, itype, mantissa_bits, bias, clamp, exp_poly, series_terms, ln2_hi, ln2_lo):
-    magic = ftype(1.5 * 2.0 ** mantissa_bits)
+    magic = ftype(1.5 * 2.0**mantissa_bits)
     return dict(
-        log2e=ftype(1.0 / math.log(2.0)), magic=magic,
+        log2e=ftype(1.0 / math.log(2.0)),
+        magic=magic,
         magic_bits=np.array([magic], dtype=ftype).view(itype)[0],
-        bias=itype(bias), shift=itype(mantissa_bits), clamp=ftype(clamp),
-        ln2_hi=ftype(ln2_hi), ln2_lo=ftype(ln2_lo),
+        bias=itype(bias),
+        shift=itype(mantissa_bits),
+        clamp=ftype(clamp),
+        ln2_hi=ftype(ln2_hi),
+        ln2_lo=ftype(ln2_lo),
         exp_poly=tuple(ftype(c) for c in exp_poly),
         series_inv=tuple(ftype(1.0 / j) for j in range(series_terms, 1, -1)),
-        zero=ftype(0.0), one=ftype(1.0), two=ftype(2.0), four=ftype(4.0), half=ftype(0.5),
+        zero=ftype(0.0),
+        one=ftype(1.0),
+        two=ftype(2.0),
+        four=ftype(4.0),
+        half=ftype(0.5),
     )
 
 
-_C64 = _constants(_F64, np.int64, 52, 1023, 708.0, _EXP_POLY64, 17,
-                  0.693147180369123816490, 1.90821492927058770002e-10)
+_C64 = _constants(
+    _F64, np.int64, 52, 1023, 708.0, _EXP_POLY64, 17, 0.693147180369123816490, 1.90821492927058770002e-10
+)
 _C32 = _constants(_F32, np.int32, 23, 127, 87.0, _EXP_POLY32, 11, 0.693359375, -2.12194440e-4)
 
 
@@ -87,7 +107,7 @@ def _build(c):
     degree, series_inv = len(exp_poly) - 1, c["series_inv"]
 
     # straight-line code: a loop here would leave numba loop-carried temporaries in every caller
-    horner = _straight_line("p = p * x + c", exp_poly[degree], exp_poly[degree - 1::-1])  # P(x)
+    horner = _straight_line("p = p * x + c", exp_poly[degree], exp_poly[degree - 1 :: -1])  # P(x)
     series = _straight_line("p = one - x * p * c", one, series_inv, one=one)  # (1 - e^-x) / x
 
     @numba.njit(inline="always")
@@ -138,9 +158,14 @@ _TAG_ACTIVATIONS = {numba.typeof(tag): name for name, tag in ACTIVATION_TAGS.ite
 
 def activation_tag(activation: str, dtype):
     """The tag of ``activation`` for :func:`activation`, checking the dtype too."""
-    if activation not in ACTIVATION_TAGS or np.dtype(dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
-                         f"{sorted(ACTIVATION_TAGS)} with float32 or float64")
+    if activation not in ACTIVATION_TAGS or np.dtype(dtype) not in (
+        np.dtype(np.float32),
+        np.dtype(np.float64),
+    ):
+        raise ValueError(
+            f"activation={activation!r} with dtype {np.dtype(dtype)}: expected one of "
+            f"{sorted(ACTIVATION_TAGS)} with float32 or float64"
+        )
     return ACTIVATION_TAGS[activation]
 
 
