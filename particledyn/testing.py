@@ -149,7 +149,8 @@ def check_permutation_equivariance(kernel: Kernel, positions, masses, context, p
             raise ValueError(f"permutation moves particles between groups {kernel.groups}: expected "
                              "one within each group")
         start += size
-    pairs = [("field", kernel.field(x[p], m[p], context), kernel.field(x, m, context)[p])]
+    pairs: list[tuple[str, Any, Any]] = [
+        ("field", kernel.field(x[p], m[p], context), kernel.field(x, m, context)[p])]
     if kernel.is_gradient:
         v = np.random.default_rng(0).standard_normal(x.shape)
         pairs.append(("loss", kernel.loss(x[p], m[p], context), kernel.loss(x, m, context)))
@@ -322,7 +323,7 @@ def check_kernel(kernel: Kernel, positions=None, masses=None, context=None, *, n
         report.not_run.update(gradient="not a gradient kernel", hvp="not a gradient kernel")
     if not thread_invariant:
         report.not_run["thread_determinism"] = "the kernel does not promise it (thread_invariant=False)"
-    elif numba.config.NUMBA_NUM_THREADS < 2:
+    elif numba.config.NUMBA_NUM_THREADS < 2  # type: ignore[attr-defined]:
         report.not_run["thread_determinism"] = "numba has 1 thread here (NUMBA_NUM_THREADS)"
     else:
         check_thread_determinism(kernel, x, m, context)
