@@ -323,7 +323,7 @@ def check_kernel(kernel: Kernel, positions=None, masses=None, context=None, *, n
         report.not_run.update(gradient="not a gradient kernel", hvp="not a gradient kernel")
     if not thread_invariant:
         report.not_run["thread_determinism"] = "the kernel does not promise it (thread_invariant=False)"
-    elif numba.config.NUMBA_NUM_THREADS < 2  # type: ignore[attr-defined]:
+    elif numba.config.NUMBA_NUM_THREADS < 2:  # type: ignore[attr-defined]
         report.not_run["thread_determinism"] = "numba has 1 thread here (NUMBA_NUM_THREADS)"
     else:
         check_thread_determinism(kernel, x, m, context)
