@@ -406,6 +406,10 @@ def format_info(info: dict) -> str:
     lines.append("  settings    " + ", ".join(settings + [f"{k} {versions[k]}" for k in
                                                          ("particledyn", "numpy", "numba", "h5py")
                                                          if k in versions]))
+    for plugin in info.get("plugins") or []:
+        dist = f"{plugin['dist']} {plugin['version']}" if plugin.get("dist") else "no distribution"
+        state = "" if plugin.get("loaded", True) else "; NOT importable here"
+        lines.append(f"  plugin      {plugin['module']} ({dist}, {plugin['source']}{state})")
     extra = info.get("other_parameters") or {}
     if extra:
         lines.append("  parameters  " + ", ".join(f"{k} = {_short(v)}" for k, v in extra.items()))
@@ -524,9 +528,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Output into a pipe closed early (``particledyn info a.h5 | head``) ends the
     command quietly with status 1.
     """
+    from .plugins import PluginError
+
     try:
         status = _main(argv)
         sys.stdout.flush()
+    except PluginError as exc:  # an installed plugin that fails to import, wherever it was first read
+        return _fail(exc, EXIT_USAGE)
     except BrokenPipeError:
         # the reader is gone: point stdout at /dev/null so the flush at exit cannot fail again
         devnull = os.open(os.devnull, os.O_WRONLY)

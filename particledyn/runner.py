@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from .config.checks import ScenarioError
-from .config.kernels import KERNEL_TYPES
-from .config.observers import OBSERVER_TYPES, BuildContext
+from .config.kernels import KERNELS
+from .config.observers import OBSERVERS, BuildContext
 from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.locking import process_alive
@@ -169,7 +169,7 @@ def _build_observers(entries: list[dict], context: BuildContext) -> list:
     for i, entry in enumerate(entries):
         entry = {**entry, "every": cadence_steps(entry["every"], per_epoch)}
         try:
-            observer = OBSERVER_TYPES[entry["type"]].build(entry, context)
+            observer = OBSERVERS.get_entry(entry["type"]).build(entry, context)
         except (ValueError, TypeError) as exc:
             raise ScenarioError(f"observers[{i}] ({entry['type']}): {' '.join(str(exc).split())}") from None
         observer.name = entry["name"]
@@ -193,11 +193,13 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         cannot be read, a cloud that does not fit D, ...), naming the section.
     """
     from .config.memory import check_memory
+    from .plugins import load_plugins
     from .state import default_masses
 
+    load_plugins(resolved["run"].get("plugins") or [])  # a Dask worker's first sight of the scenario
     check_memory(resolved)
     dataset = _build_dataset(resolved["data"])
-    kernel_type = KERNEL_TYPES[resolved["kernel"]["kind"]]
+    kernel_type = KERNELS.get_entry(resolved["kernel"]["kind"])
     try:
         kernel = kernel_type.build(resolved["kernel"], dataset)
     except ScenarioError:
@@ -233,6 +235,7 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
 def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int,
               overrides: dict | None = None) -> dict:
     from . import __version__
+    from .plugins import loaded_plugins
 
     r = prepared.resolved
     data = prepared.dataset
@@ -246,7 +249,7 @@ def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int,
         "data": {"name": data.name, "n_train": data.n_train, "n_test": data.n_test,
                  "input_dim": data.input_dim, "info": data.info},
         "n_particles": int(prepared.positions.shape[0]), "dim": int(prepared.positions.shape[1]),
-        "versions": {"particledyn": __version__},
+        "versions": {"particledyn": __version__}, "plugins": loaded_plugins(),
     }
 
 
@@ -425,7 +428,9 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
 def _comparable(resolved: dict) -> dict:
     """A resolved scenario without the keys a resume may change (the total in steps or epochs,
     threads, the path)."""
-    return {**resolved, "run": {**resolved["run"], "steps": None, "epochs": None, "threads": None},
+    run = {**resolved["run"], "steps": None, "epochs": None, "threads": None,
+           "plugins": resolved["run"].get("plugins") or []}  # files older than run.plugins have none
+    return {**resolved, "run": run,
             "output": {**resolved["output"], "path": None, "durability": None}}
 
 
@@ -518,6 +523,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
     except ScenarioError:
         raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
                           "more than numba has here (raise NUMBA_NUM_THREADS)") from None
+    load_recorded_plugins(parameters, path)
     resolved = validate_scenario_resolved(stored)
     prepared = _prepare_interruptibly(signals, resolved, positions=False)
 
@@ -544,6 +550,40 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         raise
     _run_loop(sim, sink, total, progress, resolved)
     return RunResult(path, start, sim.state.step, total, _time.perf_counter() - began, True)
+
+
+def load_recorded_plugins(parameters: dict, path: str) -> list[dict]:
+    """Import the plugins a run file records its run had loaded.
+
+    Raises
+    ------
+    particledyn.plugins.PluginError
+        One cannot be imported here (the message names it and its distribution).
+    """
+    from .plugins import PluginError, load_plugins
+
+    records = []
+    for record in parameters.get("plugins") or []:
+        try:
+            records += load_plugins([record["module"]], where=f"{path}: the run's plugin")
+        except PluginError as exc:
+            dist = f" (distribution {record['dist']} {record['version']})" if record.get("dist") else ""
+            raise PluginError(f"{exc}{dist}") from None
+    return records
+
+
+def _plugin_status(parameters: dict, path: str) -> list[dict]:
+    """The recorded plugins, each with ``loaded``: whether it imports here (it is then loaded)."""
+    from .plugins import PluginError
+
+    out = []
+    for record in parameters.get("plugins") or []:
+        try:
+            load_recorded_plugins({"plugins": [record]}, path)
+            out.append({**record, "loaded": True})
+        except PluginError:
+            out.append({**record, "loaded": False})
+    return out
 
 
 def validate_scenario_resolved(resolved: dict) -> dict:
@@ -585,7 +625,8 @@ def run_info(path: str) -> dict:
         refuse the file: a killed or running writer's flags are set; else None),
         ``scenario_written`` (False for a file written through
         the Python API: it stores no scenario, so ``particledyn run --resume`` cannot continue
-        it), ``overrides`` (the run's ``--set``/``--steps``/``--threads``), ``other_parameters``
+        it), ``plugins`` (the plugins its run had loaded: module, dist, version, and ``loaded``:
+        whether it imports here, where it is now loaded), ``overrides`` (the run's ``--set``/``--steps``/``--threads``), ``other_parameters``
         (the ``parameters`` entries a writer stored beyond those above). A value the file
         does not record is None; N and D then come from the position series.
     """
@@ -643,7 +684,7 @@ def _run_info(path: str) -> dict:
         "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
         "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
         "damaged": damaged, "repair_hint": repair_hint(path), "scenario_written": "resolved" in parameters,
-        "overrides": parameters.get("overrides", {}),
+        "overrides": parameters.get("overrides", {}), "plugins": _plugin_status(parameters, path),
         "other_parameters": {k: v for k, v in parameters.items() if k not in _RUN_PARAMETERS},
     }
 
@@ -651,4 +692,4 @@ def _run_info(path: str) -> dict:
 # the parameters particledyn run writes (_metadata), which run_info reports under their own names
 _RUN_PARAMETERS = ("scenario_toml", "scenario_source", "resolved", "overrides", "name", "description",
                    "seed", "threads", "backend", "kernel", "optimizer", "schedule", "data",
-                   "n_particles", "dim", "versions")
+                   "n_particles", "dim", "versions", "plugins")

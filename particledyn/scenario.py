@@ -27,8 +27,9 @@ except ModuleNotFoundError:  # Python < 3.11
 
 from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, FloatList, Int,
                             Invalid, Key, Literal, OneOf, ScenarioError, Str, Text, show, toml_type)
-from .config.kernels import KERNEL_TYPES
-from .config.observers import OBSERVER_TYPES
+from .config.kernels import KERNELS
+from .config.observers import OBSERVERS
+from .plugins import load_plugins
 
 __all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
            "load_scenario", "default_scenario", "describe_keys", "SECTIONS"]
@@ -64,6 +65,7 @@ _SIZED = tuple(s for s in _NOT_UNION if s not in _AUTHORS_SHAPES)
 _ROTATABLE = tuple(s for s in _SHAPES if s not in ("union", "gaussian"))
 _POSITIVE = Float(0.0, lo_open=True)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def _run_name(value):
@@ -72,6 +74,14 @@ def _run_name(value):
     if not _NAME_RE.match(value) or value in (".", ".."):
         raise Invalid("expected a name of letters, digits and _ . + -")
     return value
+
+
+def _modules(value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and _MODULE_RE.match(v) for v in value):
+        raise Invalid("expected an array of module names (such as \"my_package.kernels\")")
+    if len(set(value)) != len(value):
+        raise Invalid("expected distinct module names")
+    return list(value)
 
 
 def _rotation(value):
@@ -137,6 +147,9 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         "resumes need the same count.", 0),
     Key("run.backend", Choice(("numba", "cupy")), "Compute backend: 'numba' (CPU) or 'cupy' "
         "(NVIDIA GPU, needs the gpu extra; see docs/gpu.md).", "numba"),
+    Key("run.plugins", Custom("an array of module names", _modules), "Modules imported before the "
+        "scenario is checked, which register kernels, observers, ... (installed, or on PYTHONPATH; "
+        "installed packages' particledyn.plugins entry points load without being listed).", []),
     # [data]
     Key("data.kind", Choice(_DATA_KINDS), "Which data set.", REQUIRED),
     Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
@@ -289,8 +302,8 @@ def schema() -> tuple[Key, ...]:
 
     Built on each call so that kernels registered later appear.
     """
-    kernel_keys = [Key("kernel.kind", Choice(tuple(KERNEL_TYPES)), "Which kernel.", "two_layer")]
-    for kernel_type in KERNEL_TYPES.values():
+    kernel_keys = [Key("kernel.kind", KERNELS.checker(), "Which kernel.", "two_layer")]
+    for kernel_type in KERNELS.values():
         kernel_keys += [replace(k, when=(kernel_type.name,)) for k in kernel_type.options]
     at = next(i for i, k in enumerate(_BASE_SCHEMA) if k.path.startswith("init."))
     return _BASE_SCHEMA[:at] + tuple(kernel_keys) + _BASE_SCHEMA[at:]
@@ -433,14 +446,13 @@ def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
         raise ScenarioError(f"observers = {show(entries)}: expected an array of tables, written "
                             "[[observers]] (got " + toml_type(entries) + ")")
     out, names = [], {}
-    types = tuple(OBSERVER_TYPES)
+    type_key = replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker())
     for i, entry in enumerate(entries):
         where = f"observers[{i}]"
-        type_key = replace(_OBSERVER_COMMON[0], check=Choice(types))
         if "type" not in entry:
             raise ScenarioError(f"{where}.type: missing required key ({type_key.check.describe('type')})")
         kind = type_key.parse(entry["type"], f"{where}.type")
-        keys = [type_key, *_OBSERVER_COMMON[1:], *OBSERVER_TYPES[kind].options]
+        keys = [type_key, *_OBSERVER_COMMON[1:], *OBSERVERS[kind].options]
         options = _validate_table(entry, keys, where, "type", resolved)
         if options.get("name") is None:
             options["name"] = kind
@@ -495,6 +507,7 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
             close = difflib.get_close_matches(name, SECTIONS, n=1)
             hint = f" (did you mean [{close[0]}]?)" if close else ""
             raise ScenarioError(f"{name}: unknown section{hint}; expected one of {', '.join(SECTIONS)}")
+    _load_scenario_plugins(raw.get("run", {}))
     shorthand = raw.get("schedule")
     if isinstance(shorthand, (int, float)) and not isinstance(shorthand, bool):
         raw["schedule"] = {"lr": shorthand}
@@ -511,6 +524,16 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     resolved["observers"] = _validate_observers(raw.get("observers", []), resolved)
     _cross_checks(resolved)
     return resolved
+
+
+def _load_scenario_plugins(run: Any) -> None:
+    """Import the plugins of ``run.plugins`` (and the installed ones) before the sections are checked."""
+    modules = run.get("plugins", []) if isinstance(run, Mapping) else []
+    try:
+        modules = _modules(modules)
+    except Invalid as exc:
+        raise ScenarioError(f"run.plugins = {show(modules)}: {exc}") from None
+    load_plugins(modules)
 
 
 def _override_path(path: str) -> tuple[str, str]:
@@ -653,10 +676,10 @@ def describe_keys(width: int = 100) -> str:
     lines.append("[[observers]]")
     lines += textwrap.wrap(SECTION_DOCS["observers"], width=width, initial_indent="  # ",
                            subsequent_indent="  # ")
-    common = (replace(_OBSERVER_COMMON[0], check=Choice(tuple(OBSERVER_TYPES))), *_OBSERVER_COMMON[1:])
+    common = (replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker()), *_OBSERVER_COMMON[1:])
     for key in common:
         lines += _key_lines(key, f"observers.{key.path}", None, width)
-    for kind, observer_type in OBSERVER_TYPES.items():
+    for kind, observer_type in OBSERVERS.items():
         target = f" ({observer_type.target.replace(':', '.')})" if observer_type.target else ""
         lines.append(f"  type = \"{kind}\"{target}: {observer_type.summary}")
         for key in observer_type.options:

@@ -13,7 +13,7 @@ import numpy as np
 
 from particledyn import simulate
 from particledyn.clouds import make_cloud
-from particledyn.config.observers import LossObserver
+from particledyn.observers import LossObserver
 from particledyn.data import teacher_student
 from particledyn.geometry.observers import SharpnessObserver, geometry_observers
 from particledyn.io import H5MDSink
