@@ -25,6 +25,7 @@ import numpy as np
 from .config.checks import ScenarioError
 from .config.kernels import KERNELS
 from .config.observers import OBSERVERS, BuildContext
+from .config.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
 from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.locking import process_alive
@@ -32,10 +33,6 @@ from .sinks import Sink
 
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
            "set_threads"]
-
-_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3,
-               "figure_eight": 2, "two_circles": 2, "solid_double_torus": 3}
-
 
 class ResumeError(RuntimeError):
     """A run file cannot be continued (no checkpoint, diverged, another scenario, ...)."""
@@ -84,53 +81,23 @@ class Prepared:
 
 
 def _build_dataset(data: dict):
-    from .data import dataset_spec, make_dataset
-
     try:
-        return make_dataset(dataset_spec(data))
+        return DATA_KINDS.get_entry(data["kind"]).build(data)
+    except ScenarioError:
+        raise
     except (ValueError, TypeError, OSError) as exc:
         raise ScenarioError(f"data: {' '.join(str(exc).split())}") from None
 
 
-def _build_schedule(s: dict):
-    from .schedules import Constant, Cosine, StepDecay
-
-    if s["kind"] == "step":
-        return StepDecay(s["lr"], s["every"], s["factor"])
-    if s["kind"] == "cosine":
-        return Cosine(s["lr"], s["steps"], s["lr_min"], s["warmup"])
-    return Constant(s["lr"])
-
-
-def _build_optimizer(o: dict):
-    from .optimizers import make_optimizer
-
-    options = {"weight_decay": o["weight_decay"]}
-    options.update({k: o[k] for k in ("beta", "beta1", "beta2", "eps") if k in o})
-    return make_optimizer(o["name"], **options)
-
-
 def initial_positions(init: dict, dim: int) -> np.ndarray:
     """The initial cloud of an ``[init]`` section, placed in R^dim (see the section's docs)."""
-    from .clouds import embed, make_cloud
-
-    shape = init["shape"]
-    spec = {k: v for k, v in init.items() if v is not None and k not in ("embed", "output_scale")}
-    native = _NATIVE_DIM.get(shape, init.get("k", 0) + 1 if shape == "sphere" else None)
+    shape = CLOUD_SHAPES.get_entry(init["shape"])
+    native = shape.native(init)
     if native is not None and native > dim:
-        raise ScenarioError(f'init.shape = "{shape}": a cloud of dimension {native} does not fit '
+        raise ScenarioError(f'init.shape = "{init["shape"]}": a cloud of dimension {native} does not fit '
                             f"neurons of dimension D = {dim}")
     try:
-        if shape == "union":
-            points = make_cloud(spec)
-            if points.shape[1] > dim:
-                raise ScenarioError(f"init.parts: a cloud of dimension {points.shape[1]} does not fit "
-                                    f"neurons of dimension D = {dim}")
-            return embed(points, dim, init["embed"], seed=init["seed"])
-        spec["dim"] = dim
-        if shape != "gaussian":
-            spec["embed"] = init["embed"]
-        return make_cloud(spec)
+        return shape.build(init, dim)
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
 
@@ -211,8 +178,8 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
             raise ScenarioError(f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
                                 f"got {type(kernel).__name__}")
         kernel.sample_by_epoch(resolved["optimizer"]["batch_size"], resolved["run"]["seed"])
-    optimizer = _build_optimizer(resolved["optimizer"])
-    schedule = _build_schedule(resolved["schedule"])
+    optimizer = OPTIMIZERS.get_entry(resolved["optimizer"]["name"]).build(resolved["optimizer"])
+    schedule = SCHEDULES.get_entry(resolved["schedule"]["kind"]).build(resolved["schedule"])
     init = resolved["init"]
     x = initial_positions(init, kernel.dim) if positions else None
     if x is not None and init.get("output_scale") is not None:

@@ -5,8 +5,9 @@ and builds the kernel from the resolved section and the data set.
 """
 from __future__ import annotations
 
-from .checks import REQUIRED, Bool, Choice, Custom, Derived, Int, Invalid, Key, ScenarioError
-from .kernels import CLASSIFICATION_DATA, KernelType, kernel_targets, register_kernel
+from .checks import REQUIRED, Bool, Choice, Custom, Derived, Int, Invalid, Key, ScenarioError, show
+from ..activations import NAMES as ACTIVATION_NAMES
+from .kernels import KernelType, check_loss, has_labels, kernel_targets, register_kernel
 
 
 def _build_two_layer(options: dict, dataset):
@@ -19,7 +20,18 @@ def _build_two_layer(options: dict, dataset):
 
 
 def _default_loss(resolved: dict) -> str:
-    return "cross_entropy" if resolved["data"]["kind"] in CLASSIFICATION_DATA else "mse"
+    return "cross_entropy" if has_labels(resolved["data"]["kind"]) else "mse"
+
+
+def _check_loss(resolved: dict) -> None:
+    check_loss(resolved["kernel"]["loss"], resolved["data"]["kind"])
+
+
+def _check_blocks(resolved: dict) -> None:
+    layers, n = resolved["kernel"]["layers"], resolved["init"].get("n")
+    if n is not None and n != sum(layers):
+        raise ScenarioError(f"init.n = {n}: expected the sum of kernel.layers = {sum(layers)} (one particle "
+                            f"per neuron of {show(layers)})")
 
 
 register_kernel(KernelType(
@@ -27,15 +39,18 @@ register_kernel(KernelType(
     summary="two-layer network F(z) = sum_i c_i a_i act(<w_i, z>); neuron x_i = (w_i, a_i), "
             "D = input dimension + number of outputs",
     options=(
-        Key("kernel.activation", Choice(("sigmoid", "tanh", "relu")), "Hidden activation.", "sigmoid"),
+        Key("kernel.activation", Choice(ACTIVATION_NAMES), "Hidden activation.", "sigmoid"),
         Key("kernel.loss", Choice(("mse", "cross_entropy")),
             "Training loss; class labels become one-hot targets under mse.",
-            Derived('"cross_entropy" for digits and mnist, else "mse"', _default_loss)),
+            Derived('"cross_entropy" for data with class labels (digits, mnist), else "mse"',
+                    _default_loss)),
         Key("kernel.scaling", Choice(("standard", "mean_field")),
             'Output scaling: "standard" sums the neurons, "mean_field" averages them with the masses '
             "(and the field is per unit mass).", "standard"),
     ),
     build=_build_two_layer,
+    check=_check_loss,
+    dim=lambda options, d_in, d_out: d_in + d_out,
 ))
 
 
@@ -66,12 +81,14 @@ register_kernel(KernelType(
         Key("kernel.layers", Custom("an array of block sizes", _layers),
             "Block sizes (N_1, ..., N_L) from the input on; rows of the initial cloud fill the "
             "blocks in order, so init.n must equal their sum.", REQUIRED),
-        Key("kernel.activation", Choice(("sigmoid", "tanh", "relu")), "Hidden activation.", "sigmoid"),
+        Key("kernel.activation", Choice(ACTIVATION_NAMES), "Hidden activation.", "sigmoid"),
         Key("kernel.scaling", Choice(("standard", "mean_field")),
             'Output scaling: "standard" sums the neurons of a block, "mean_field" averages them.',
             "standard"),
     ),
     build=_build_multi_layer,
+    check=_check_blocks,
+    dim=lambda options, d_in, d_out: 2,
 ))
 
 
@@ -95,13 +112,14 @@ register_kernel(KernelType(
     options=(
         Key("kernel.epoch_steps", Int(1, 2**62), "Updates per task: the teacher and the data are "
             "resampled (task data.task_index + step // epoch_steps) every this many steps.", REQUIRED),
-        Key("kernel.activation", Choice(("sigmoid", "tanh", "relu")), "Hidden activation.", "sigmoid"),
+        Key("kernel.activation", Choice(ACTIVATION_NAMES), "Hidden activation.", "sigmoid"),
         Key("kernel.scaling", Choice(("standard", "mean_field")),
             'Output scaling: "standard" sums the neurons, "mean_field" averages them.', "standard"),
         Key("kernel.hidden_bias", Bool(), "A hidden bias per neuron (a constant input 1, as "
             "PyTorch's nn.Linear): D = d_in + 1 + d_out.", False),
     ),
     build=_build_task_switching,
+    dim=lambda options, d_in, d_out: d_in + d_out + int(options["hidden_bias"]),
 ))
 
 

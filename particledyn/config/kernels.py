@@ -7,6 +7,7 @@ from the resolved section and the data set. The built-in kernels register in
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,7 +16,6 @@ import numpy as np
 from .checks import ScenarioError
 from .registry import Entry, Registry
 
-CLASSIFICATION_DATA = ("digits", "mnist")
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,17 @@ class KernelType(Entry):
     build : callable
         ``build(options, dataset) -> Kernel`` with the resolved ``[kernel]``
         section (a dict) and the :class:`particledyn.data.Dataset`.
+    check : callable, optional
+        ``check(resolved)``: the kernel's checks across sections (ScenarioError), run when
+        a scenario is validated, before anything is built.
+    dim : callable, optional
+        ``dim(options, d_in, d_out) -> D``, the particle dimension from the data's input and
+        output dimensions, for the memory check (None: the check skips the particles).
     """
 
     build: Callable[[dict, Any], Any]
+    check: Callable[[dict], None] | None = None
+    dim: Callable[[dict, int, int], int] | None = None
 
 
 #: The kernels ``kernel.kind`` names.
@@ -45,14 +53,29 @@ KERNEL_TYPES = KERNELS  # the older name
 
 def register_kernel(kernel_type: KernelType, replace: bool = False) -> KernelType:
     """Add a kernel type; returns it (ValueError when its name is taken, unless ``replace``)."""
-    return KERNELS.register(kernel_type, replace=replace)
+    return KERNELS.register(kernel_type, replace=replace,
+                            origin=sys._getframe(1).f_globals.get("__name__"))
+
+
+def has_labels(data_kind: str) -> bool:
+    """Whether a data kind's targets are class labels."""
+    from .sections import DATA_KINDS
+
+    return DATA_KINDS.get_entry(data_kind).labels
+
+
+def check_loss(loss: str, data_kind: str) -> None:
+    """Refuse cross-entropy on a data kind without class labels (ScenarioError)."""
+    if loss == "cross_entropy" and not has_labels(data_kind):
+        raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
+                            "(real-valued targets)")
 
 
 def kernel_targets(dataset, loss: str):
     """Training and test targets as a kernel expects them, and the number of outputs.
 
     Class labels stay labels for cross-entropy and become one-hot rows for MSE;
-    real targets are used as they are (cross-entropy on them is refused).
+    real targets are used as they are (cross-entropy on them is refused: :func:`check_loss`).
     """
     from particledyn.data import one_hot
 
@@ -62,9 +85,7 @@ def kernel_targets(dataset, loss: str):
         if loss == "mse":
             return one_hot(y_train, n_classes), one_hot(y_test, n_classes), n_classes
         return y_train, y_test, n_classes
-    if loss == "cross_entropy":
-        raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = '
-                            f'"{dataset.name}" (real-valued targets)')
+    check_loss(loss, dataset.name)
     return y_train, y_test, 1 if y_train.ndim == 1 else y_train.shape[1]
 
 

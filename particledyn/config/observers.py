@@ -10,6 +10,7 @@ any other (see :mod:`particledyn.plugins`); add a type with :func:`register_obse
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -66,4 +67,5 @@ OBSERVER_TYPES = OBSERVERS  # the older name
 
 def register_observer(observer_type: ObserverType, replace: bool = False) -> ObserverType:
     """Add an observer type; returns it (ValueError when its name is taken, unless ``replace``)."""
-    return OBSERVERS.register(observer_type, replace=replace)
+    return OBSERVERS.register(observer_type, replace=replace,
+                            origin=sys._getframe(1).f_globals.get("__name__"))

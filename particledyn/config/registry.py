@@ -63,8 +63,10 @@ class Registry(Mapping, Generic[T]):
 
         load_entry_points()
 
-    def register(self, entry: T, *, replace: bool = False) -> T:
+    def register(self, entry: T, *, replace: bool = False, origin: str | None = None) -> T:
         """Add ``entry`` under ``entry.name``; returns it.
+
+        ``origin`` names the registering module in messages (default: the caller's).
 
         Raises
         ------
@@ -74,7 +76,7 @@ class Registry(Mapping, Generic[T]):
         name = getattr(entry, "name")
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.what} name {name!r}: expected a non-empty string")
-        origin = sys._getframe(1).f_globals.get("__name__", "?")
+        origin = origin or sys._getframe(1).f_globals.get("__name__", "?")
         if name in self._entries and not replace:
             raise ValueError(f"{self.path} = {show(name)}: already registered by {self._origin[name]}; "
                              f"choose another name or pass replace=True")
