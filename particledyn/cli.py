@@ -219,7 +219,7 @@ def _summary(path: str, checkpoint: bool = True) -> str:
 
 
 def _command_run(args) -> int:
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
 
     if args.default and args.scenario is not None:
         return _fail(f"--default and a scenario ({args.scenario}) given: choose one", EXIT_USAGE)
@@ -282,7 +282,7 @@ def _run_deferring_signals(args, scenario, path) -> int:
 
 def _run_or_resume(args, scenario, path) -> int:
     from .backends import GpuUnavailableError
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
     from .io import H5MDWriteError
     from .observers import ObserverError
     from .runner import ResumeError, resume_run, start_run
@@ -486,7 +486,7 @@ def _command_repair(args) -> int:
 
 
 def _command_validate(args) -> int:
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
     from .scenario import load_scenario
 
     try:
@@ -503,7 +503,7 @@ def _command_validate(args) -> int:
 
 
 def _command_scenarios(args) -> int:
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
     from .paper_scenarios import copy_scenario, describe, list_scenarios
 
     if args.scenarios_command == "list":

@@ -1,7 +1,7 @@
 """Plugins: modules that register kernels, observers and the other scenario entries.
 
 A plugin is a module whose import registers entries (``KERNELS.register(...)``, see
-:mod:`particledyn.config.registry`). Two ways reach it:
+:mod:`particledyn.scenario.registry`). Two ways reach it:
 
 - an installed distribution declares it in the entry-point group ``particledyn.plugins``
   (``[project.entry-points."particledyn.plugins"] name = "module"``); every process loads
@@ -22,7 +22,7 @@ import sys
 from importlib import metadata
 from typing import Iterable
 
-from .config.checks import ScenarioError
+from .scenario.checks import ScenarioError
 
 __all__ = ["GROUP", "PluginError", "load_entry_points", "load_plugins", "loaded_plugins",
            "plugin_record"]

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from .config.checks import ScenarioError
-from .config.kernels import KERNELS
-from .config.observers import OBSERVERS, BuildContext
-from .config.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
+from .scenario.checks import ScenarioError
+from .scenario.kernels import KERNELS
+from .scenario.observers import OBSERVERS, BuildContext
+from .scenario.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
 from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.locking import process_alive
@@ -159,7 +159,7 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         A value that only fails once the parts are built (a data file that
         cannot be read, a cloud that does not fit D, ...), naming the section.
     """
-    from .config.memory import check_memory
+    from .scenario.memory import check_memory
     from .plugins import load_plugins
     from .state import default_masses
 

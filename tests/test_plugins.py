@@ -14,11 +14,11 @@ import pytest
 
 from particledyn import plugins
 from particledyn.clouds import SHAPES
-from particledyn.config import KERNELS, OBSERVERS, KernelType, register_kernel
-from particledyn.config.sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, DataKind,
+from particledyn.scenario import KERNELS, OBSERVERS, KernelType, register_kernel
+from particledyn.scenario.sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, DataKind,
                                          ScheduleType)
 from particledyn.optimizers import OPTIMIZERS as OPTIMIZER_CLASSES
-from particledyn.config.checks import ScenarioError
+from particledyn.scenario.checks import ScenarioError
 from particledyn.scenario import describe_keys, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +28,8 @@ EXAMPLE = ROOT / "docs" / "examples" / "particledyn-example-plugin"
 PLUGIN = textwrap.dedent('''
     import numpy as np
     from particledyn import Kernel
-    from particledyn.config import Key, KernelType, register_kernel
-    from particledyn.config.checks import Int
+    from particledyn.scenario import Key, KernelType, register_kernel
+    from particledyn.scenario.checks import Int
 
     class Pull(Kernel):
         name = "pull"
@@ -127,8 +127,8 @@ def test_the_built_in_entries_come_from_particledyns_entry_points():
     from importlib.metadata import entry_points
 
     points = {ep.value for ep in entry_points(group=plugins.GROUP) if ep.dist.name == "particledyn"}
-    assert points == {"particledyn.config.builtin_kernels", "particledyn.config.builtin_observers",
-                      "particledyn.config.builtin_sections"}
+    assert points == {"particledyn.scenario.builtin_kernels", "particledyn.scenario.builtin_observers",
+                      "particledyn.scenario.builtin_sections"}
     assert {"two_layer", "multi_layer", "task_switching"} <= set(KERNELS)
     assert {"loss", "betti", "merges", "sharpness"} <= set(OBSERVERS)
     assert set(DATA_KINDS) >= {"teacher_student", "mnist"} and set(SCHEDULES) >= {"constant", "cosine"}
@@ -141,7 +141,7 @@ def test_the_built_in_entries_come_from_particledyns_entry_points():
 def test_a_registry_refuses_duplicates_names_unknown_entries_and_lists_new_ones():
     two_layer = KERNELS["two_layer"]
     with pytest.raises(ValueError, match=r'kernel.kind = "two_layer": already registered by '
-                                         r"particledyn.config.builtin_kernels"):
+                                         r"particledyn.scenario.builtin_kernels"):
         register_kernel(two_layer)
     with pytest.raises(ScenarioError, match=r'kernel.kind = "nope": expected one of "two_layer", '
                                             r'"multi_layer", "task_switching"'):
@@ -167,12 +167,12 @@ def test_every_section_registry_names_unknown_entries_and_refuses_duplicates(reg
     assert str(caught.value).startswith(f'{path} = "nope": expected one of "{first}", ')
     assert all(f'"{name}"' in str(caught.value) for name in registry)
     with pytest.raises(ValueError, match=f'{path} = "{first}": already registered by '
-                                         "particledyn.config.builtin_sections"):
+                                         "particledyn.scenario.builtin_sections"):
         registry.register(registry[first])
 
 
 def test_a_registered_schedule_and_data_kind_are_usable_from_a_scenario():
-    from particledyn.config.checks import Float, Key
+    from particledyn.scenario.checks import Float, Key
     from particledyn.data import make_dataset
     from particledyn.runner import prepare
 

@@ -10,8 +10,8 @@ Importing this module registers both (the ``particledyn.plugins`` entry point in
     [[observers]]
     type = "example_radius"
 """
-from particledyn.config import Key, KernelType, ObserverType, register_kernel, register_observer
-from particledyn.config.checks import Float, Int
+from particledyn.scenario import Key, KernelType, ObserverType, register_kernel, register_observer
+from particledyn.scenario.checks import Float, Int
 
 from .spread import RadiusObserver, spread_kernel
 

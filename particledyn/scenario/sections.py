@@ -4,7 +4,7 @@ shapes, optimizers and schedules.
 Each entry owns the keys its section takes when the section's selector names it
 (``data.kind``, ``init.shape``, ``optimizer.name``, ``schedule.kind``), their defaults and
 checks, and the builder of the object; the built-in entries register in
-:mod:`particledyn.config.builtin_sections`, a plugin like any other.
+:mod:`particledyn.scenario.builtin_sections`, a plugin like any other.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The built-in data kinds, cloud shapes, optimizers and schedules of scenario files, registered
-as a plugin (entry point ``sections``; see :mod:`particledyn.config.sections`)."""
+as a plugin (entry point ``sections``; see :mod:`particledyn.scenario.sections`)."""
 from __future__ import annotations
 
 import copy

@@ -1,6 +1,6 @@
 """The built-in kernels of scenario files, registered as a plugin (entry point ``kernels``).
 
-Each :class:`~particledyn.config.kernels.KernelType` here documents its ``[kernel]`` keys
+Each :class:`~particledyn.scenario.kernels.KernelType` here documents its ``[kernel]`` keys
 and builds the kernel from the resolved section and the data set.
 """
 from __future__ import annotations

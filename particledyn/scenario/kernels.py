@@ -2,7 +2,7 @@
 
 Each :class:`KernelType` documents its ``[kernel]`` keys and builds the kernel
 from the resolved section and the data set. The built-in kernels register in
-:mod:`particledyn.config.builtin_kernels`, a plugin like any other (see
+:mod:`particledyn.scenario.builtin_kernels`, a plugin like any other (see
 :mod:`particledyn.plugins`); a user's kernel registers with :func:`register_kernel`.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ and ``name`` (the HDF5 group, default the type), plus the options its
 :class:`ObserverType` documents. The observer classes themselves live in
 :mod:`particledyn.geometry.observers` and :mod:`particledyn.topology.observers`
 (imported only when a scenario uses them) and :mod:`particledyn.observers`. The
-built-in types register in :mod:`particledyn.config.builtin_observers`, a plugin like
+built-in types register in :mod:`particledyn.scenario.builtin_observers`, a plugin like
 any other (see :mod:`particledyn.plugins`); add a type with :func:`register_observer`.
 """
 from __future__ import annotations

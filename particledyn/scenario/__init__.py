@@ -1,6 +1,11 @@
 """Scenario files: TOML in, a validated and fully resolved scenario out.
 
-Every key a scenario may hold is one :class:`~particledyn.config.checks.Key`
+This package holds the whole scenario layer: the key checkers (:mod:`.checks`), the
+registries of the sections (:mod:`.registry`, :mod:`.kernels`, :mod:`.observers`,
+:mod:`.sections`), the built-in entries (``builtin_*``, loaded as plugins), the memory
+check (:mod:`.memory`), and here the schema, validation and the scenario files.
+
+Every key a scenario may hold is one :class:`~particledyn.scenario.checks.Key`
 in the table :func:`schema` returns; validation, defaults and the output of
 ``particledyn keys`` all come from it. An unknown key, a wrong type, a missing
 required key or an out-of-range value raises :class:`ScenarioError` with a
@@ -25,15 +30,19 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, Int, Invalid, Key,
-                            ScenarioError, Str, Text, show, toml_type)
-from .config.kernels import KERNELS
-from .config.observers import OBSERVERS
-from .config.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
-from .plugins import load_plugins
+from .checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, Int, Invalid, Key,
+                     ScenarioError, Str, Text, show, toml_type)
+from .kernels import KERNEL_TYPES, KERNELS, KernelType, register_kernel
+from .observers import OBSERVER_TYPES, OBSERVERS, ObserverType, register_observer
+from .registry import Entry, Registry
+from .sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, CloudShape, DataKind, OptimizerType,
+                       ScheduleType)
 
 __all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
-           "load_scenario", "default_scenario", "describe_keys", "SECTIONS"]
+           "load_scenario", "default_scenario", "describe_keys", "SECTIONS", "Key", "Entry", "Registry",
+           "KERNELS", "KernelType", "register_kernel", "OBSERVERS", "ObserverType", "register_observer",
+           "DATA_KINDS", "DataKind", "CLOUD_SHAPES", "CloudShape", "OPTIMIZERS", "OptimizerType",
+           "SCHEDULES", "ScheduleType", "KERNEL_TYPES", "OBSERVER_TYPES"]
 
 SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
 #: The registry whose entry each section's selector key names, the selector's default and its docs.
@@ -316,8 +325,8 @@ def _check_epoch_batches(o: dict) -> None:
 
 def _resolve_epochs(resolved: dict) -> None:
     """Set run.steps from run.epochs (epochs x steps per epoch of the data and batch size)."""
-    from .data import dataset_spec, training_rows
-    from .sampling import steps_per_epoch
+    from ..data import dataset_spec, training_rows
+    from ..sampling import steps_per_epoch
 
     run, o = resolved["run"], resolved["optimizer"]
     steps, epochs = run["steps"], run["epochs"]
@@ -439,6 +448,8 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
 
 def _load_scenario_plugins(run: Any) -> None:
     """Import the plugins of ``run.plugins`` (and the installed ones) before the sections are checked."""
+    from ..plugins import load_plugins  # it imports this package's checks
+
     modules = run.get("plugins", []) if isinstance(run, Mapping) else []
     try:
         modules = _modules(modules)
