@@ -593,7 +593,8 @@ def run_info(path: str) -> dict:
         ``scenario_written`` (False for a file written through
         the Python API: it stores no scenario, so ``particledyn run --resume`` cannot continue
         it), ``plugins`` (the plugins its run had loaded: module, dist, version, and ``loaded``:
-        whether it imports here, where it is now loaded), ``overrides`` (the run's ``--set``/``--steps``/``--threads``), ``other_parameters``
+        whether it imports here, where it is now loaded), ``overrides`` (the run's
+        ``--set``/``--steps``/``--threads``), ``other_parameters``
         (the ``parameters`` entries a writer stored beyond those above). A value the file
         does not record is None; N and D then come from the position series.
     """

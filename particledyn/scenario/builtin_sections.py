@@ -100,7 +100,8 @@ _INIT_KEYS = {
     "minor_ratio": Key("init.minor_ratio", FRACTION, "Tube radius over major radius.", 0.4),
     "k": Key("init.k", Int(0, 1000), "The sphere S^k (native dimension k + 1).", 2),
     "radius": Key("init.radius", POSITIVE, "Radius of each circle.", 1.0),
-    "separation": Key("init.separation", POSITIVE, "Distance between the circles' centres (> 2 radius).", 2.4),
+    "separation": Key("init.separation", POSITIVE, "Distance between the circles' centres (> 2 radius).",
+                      2.4),
     "major": Key("init.major", POSITIVE, "Major radius of each torus.", 0.5),
     "minor": Key("init.minor", POSITIVE, "Tube radius of each torus (< major).", 0.2),
     "offset": Key("init.offset", POSITIVE, "The tori are centred at (+-offset, 0, 0).", 0.8),
@@ -115,7 +116,8 @@ _INIT_KEYS = {
                     OPTIONAL),
     "axis_scale": Key("init.axis_scale", FloatList(Float(), scalar_ok=False), "Per-axis factors, D numbers, "
                       "applied after embedding and before init.center (optional: none); e.g. axis_scale = "
-                      "[0.1, 1] with center = [-2, 0] is the map w -> 0.1 w - 2 of the paper's code.", OPTIONAL),
+                      "[0.1, 1] with center = [-2, 0] is the map w -> 0.1 w - 2 of the paper's code.",
+                      OPTIONAL),
     "linear_map": Key("init.linear_map", Custom("a D x D matrix", _matrix), "A D x D matrix applied after "
                       "embedding and before init.center, instead of axis_scale (optional: none).", OPTIONAL),
     "embed": Key("init.embed", Choice(("first", "random_orthonormal")), "How the native shape enters "
@@ -159,7 +161,9 @@ def _shape_keys(name: str) -> tuple[Key, ...]:
 
 def _summary(name: str) -> str:
     fn = SHAPES[name]["fn"]
-    return (fn.__doc__ or name).strip().splitlines()[0] if fn is not None else "a stack of the clouds init.parts"
+    if fn is None:
+        return "a stack of the clouds init.parts"
+    return (fn.__doc__ or name).strip().splitlines()[0]
 
 
 for _name in SHAPES:
