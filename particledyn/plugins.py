@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from importlib import metadata
 from typing import Iterable
 
@@ -33,6 +34,9 @@ _OWN = "particledyn"
 
 _loaded: dict[str, dict] = {}  # module -> record
 _state = {"entry_points": "no"}  # "no", "loading", "done"
+# one thread loads; the others (threads of a Dask worker) wait for it. Re-entrant: a plugin that
+# reads a registry while it loads sees the state "loading" and goes on
+_lock = threading.RLock()
 
 
 class PluginError(ScenarioError):
@@ -74,32 +78,39 @@ def load_entry_points() -> None:
     PluginError
         An entry point's module cannot be imported.
     """
-    if _state["entry_points"] != "no":  # done, or loading (a plugin reading a registry)
+    if _state["entry_points"] == "done":
         return
-    _state["entry_points"] = "loading"
-    try:
-        points = sorted(metadata.entry_points(group=GROUP),
-                        key=lambda ep: (ep.dist is None or ep.dist.name != _OWN,
-                                        ep.dist.name if ep.dist is not None else "", ep.name))
-        seen = set()
-        for ep in points:
-            if (ep.name, ep.value) in seen:  # one distribution found twice on sys.path
-                continue
-            seen.add((ep.name, ep.value))
-            dist = (ep.dist.name, ep.dist.version) if ep.dist is not None else (None, None)
-            try:
-                target = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
-                raise PluginError(f"plugin {ep.name!r} ({ep.value}, entry point of {dist[0]}): cannot "
-                                  f"import it: {_reason(exc)}") from None
-            if callable(target):  # "module:function": the function registers
-                target()
-            module = ep.value.split(":")[0].strip()
-            _loaded.setdefault(module, plugin_record(module, "entry point", ep.name, dist))
-        _state["entry_points"] = "done"
-    except BaseException:
-        _state["entry_points"] = "no"
-        raise
+    with _lock:
+        if _state["entry_points"] != "no":  # done meanwhile, or loading (a plugin reading a registry)
+            return
+        _state["entry_points"] = "loading"
+        try:
+            _load_entry_points()
+            _state["entry_points"] = "done"
+        except BaseException:
+            _state["entry_points"] = "no"
+            raise
+
+
+def _load_entry_points() -> None:
+    points = sorted(metadata.entry_points(group=GROUP),
+                    key=lambda ep: (ep.dist is None or ep.dist.name != _OWN,
+                                    ep.dist.name if ep.dist is not None else "", ep.name))
+    seen = set()
+    for ep in points:
+        if (ep.name, ep.value) in seen:  # one distribution found twice on sys.path
+            continue
+        seen.add((ep.name, ep.value))
+        dist = (ep.dist.name, ep.dist.version) if ep.dist is not None else (None, None)
+        try:
+            target = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
+            raise PluginError(f"plugin {ep.name!r} ({ep.value}, entry point of {dist[0]}): cannot "
+                              f"import it: {_reason(exc)}") from None
+        if callable(target):  # "module:function": the function registers
+            target()
+        module = ep.value.split(":")[0].strip()
+        _loaded.setdefault(module, plugin_record(module, "entry point", ep.name, dist))
 
 
 def load_plugins(modules: Iterable[str], where: str = "run.plugins") -> list[dict]:

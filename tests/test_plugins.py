@@ -137,6 +137,24 @@ def test_the_built_in_entries_come_from_particledyns_entry_points():
     assert own == points and not {r["module"] for r in plugins.loaded_plugins()} & points
 
 
+def test_threads_reading_a_registry_at_once_all_see_the_built_in_entries():
+    # a Dask worker's threads may read the registries first at the same moment: one loads, the rest wait
+    code = textwrap.dedent('''
+        import threading
+        from particledyn.scenario import KERNELS
+        seen, start = [], threading.Barrier(8)
+        def read():
+            start.wait()
+            seen.append(tuple(KERNELS))
+        threads = [threading.Thread(target=read) for _ in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        print(len(set(seen)), seen[0])
+    ''')
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split("\n")[0] == "1 ('two_layer', 'multi_layer', 'task_switching')", done.stderr
+
+
 # ---------------------------------------------------------------- registries
 def test_a_registry_refuses_duplicates_names_unknown_entries_and_lists_new_ones():
     two_layer = KERNELS["two_layer"]
