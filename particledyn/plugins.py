@@ -96,6 +96,10 @@ def _load_entry_points() -> None:
     points = sorted(metadata.entry_points(group=GROUP),
                     key=lambda ep: (ep.dist is None or ep.dist.name != _OWN,
                                     ep.dist.name if ep.dist is not None else "", ep.name))
+    if not any(ep.dist is not None and ep.dist.name == _OWN for ep in points):
+        raise PluginError(f"particledyn's own {GROUP} entry points are missing (its built-in kernels and "
+                          "observers load through them): its installed metadata predates them; reinstall "
+                          "it (pip install -e . in a checkout)")
     seen = set()
     for ep in points:
         if (ep.name, ep.value) in seen:  # one distribution found twice on sys.path

@@ -137,6 +137,15 @@ def test_the_built_in_entries_come_from_particledyns_entry_points():
     assert own == points and not {r["module"] for r in plugins.loaded_plugins()} & points
 
 
+def test_an_installation_without_particledyns_entry_points_says_so(monkeypatch):
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
+    monkeypatch.setitem(plugins._state, "entry_points", "no")
+    with pytest.raises(plugins.PluginError, match="particledyn's own particledyn.plugins entry points are "
+                                                  r"missing .* reinstall it \(pip install -e \. in a checkout\)"):
+        plugins.load_entry_points()
+    assert plugins._state["entry_points"] == "no"
+
+
 def test_threads_reading_a_registry_at_once_all_see_the_built_in_entries():
     # a Dask worker's threads may read the registries first at the same moment: one loads, the rest wait
     code = textwrap.dedent('''
