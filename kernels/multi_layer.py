@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from particledyn.activations import check_activation
 from particledyn.kernel import SupervisedKernel
 
 from . import multi_layer_numba as fused
@@ -30,7 +31,6 @@ from .activations_reference import activation_reference
 from .multi_layer_reference import block_slices, loss_and_output_gradient
 
 SCALINGS = ("standard", "mean_field")
-ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
 
 def _check_groups(groups) -> tuple[int, ...]:
@@ -72,8 +72,7 @@ class MultiLayerNet(SupervisedKernel):
 
     def __init__(self, inputs, targets, groups, activation="sigmoid", scaling="standard",
                  test_inputs=None, test_targets=None):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r}: expected one of {ACTIVATIONS}")
+        check_activation(activation)
         if scaling not in SCALINGS:
             raise ValueError(f"scaling={scaling!r}: expected one of {SCALINGS}")
         self.groups = _check_groups(groups)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from particledyn.activations import check_activation
 from particledyn.kernel import SupervisedKernel
 
 from . import two_layer_hvp_numba as hvp_loops
@@ -61,8 +62,7 @@ class TwoLayerNet(SupervisedKernel):
 
     def __init__(self, inputs, targets, activation="sigmoid", loss="mse", scaling="standard",
                  n_outputs=None, test_inputs=None, test_targets=None):
-        if activation not in ("sigmoid", "tanh", "relu"):
-            raise ValueError(f"activation={activation!r}: expected one of 'sigmoid', 'tanh', 'relu'")
+        check_activation(activation)
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r}: expected one of {LOSSES}")
         if scaling not in SCALINGS:

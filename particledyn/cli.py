@@ -232,7 +232,7 @@ def _summary(path: str, checkpoint: bool = True) -> str:
 
 
 def _command_run(args) -> int:
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
 
     if args.default and args.scenario is not None:
         return _fail(f"--default and a scenario ({args.scenario}) given: choose one", EXIT_USAGE)
@@ -295,7 +295,7 @@ def _run_deferring_signals(args, scenario, path) -> int:
 
 def _run_or_resume(args, scenario, path) -> int:
     from .backends import GpuUnavailableError
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
     from .io import H5MDWriteError
     from .observers import ObserverError
     from .runner import ResumeError, resume_run, start_run
@@ -419,6 +419,10 @@ def format_info(info: dict) -> str:
     lines.append("  settings    " + ", ".join(settings + [f"{k} {versions[k]}" for k in
                                                          ("particledyn", "numpy", "numba", "h5py")
                                                          if k in versions]))
+    for plugin in info.get("plugins") or []:
+        dist = f"{plugin['dist']} {plugin['version']}" if plugin.get("dist") else "no distribution"
+        state = "" if plugin.get("loaded", True) else "; NOT importable here"
+        lines.append(f"  plugin      {plugin['module']} ({dist}, {plugin['source']}{state})")
     extra = info.get("other_parameters") or {}
     if extra:
         lines.append("  parameters  " + ", ".join(f"{k} = {_short(v)}" for k, v in extra.items()))
@@ -511,7 +515,7 @@ def _command_export(args) -> int:
 
 
 def _command_validate(args) -> int:
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
     from .scenario import load_scenario
 
     try:
@@ -528,7 +532,7 @@ def _command_validate(args) -> int:
 
 
 def _command_scenarios(args) -> int:
-    from .config.checks import ScenarioError
+    from .scenario.checks import ScenarioError
     from .paper_scenarios import copy_scenario, describe, list_scenarios
 
     if args.scenarios_command == "list":
@@ -553,9 +557,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Output into a pipe closed early (``particledyn info a.h5 | head``) ends the
     command quietly with status 1.
     """
+    from .plugins import PluginError
+
     try:
         status = _main(argv)
         sys.stdout.flush()
+    except PluginError as exc:  # an installed plugin that fails to import, wherever it was first read
+        return _fail(exc, EXIT_USAGE)
     except BrokenPipeError:
         # the reader is gone: point stdout at /dev/null so the flush at exit cannot fail again
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -67,6 +67,7 @@ __all__ = [
     "affine",
     "make_cloud",
     "known_betti",
+    "native_dimension",
     "SHAPES",
 ]
 
@@ -767,20 +768,32 @@ _AFFINE = ("axis_scale", "linear_map")
 _PLACEMENT = ("size", "center", "rotation", "dim", "embed", "seed") + _AFFINE
 _AUTHORS_PLACEMENT = tuple(k for k in _PLACEMENT if k != "size")
 
+#: Each shape's sampler, the make_cloud keys it takes, and its native dimension ("native": an
+#: int, a function of the spec for the sphere, None for the gaussian, drawn in R^dim directly,
+#: and for the union, whose parts decide).
 SHAPES: dict[str, dict[str, Any]] = {
-    "genus_region": {"fn": genus_region, "keys": ("n", "genus") + _PLACEMENT},
-    "disjoint_regions": {"fn": disjoint_regions, "keys": ("n", "genus", "count", "gap") + _PLACEMENT},
-    "genus_surface": {"fn": genus_surface, "keys": ("n", "genus") + _PLACEMENT},
-    "torus": {"fn": torus, "keys": ("n", "minor_ratio") + _PLACEMENT},
-    "sphere": {"fn": sphere, "keys": ("n", "k") + _PLACEMENT},
-    "circle": {"fn": circle, "keys": ("n",) + _PLACEMENT},
-    "gaussian": {"fn": gaussian, "keys": ("n", "dim", "size", "center", "seed") + _AFFINE},
-    "figure_eight": {"fn": figure_eight, "keys": ("n",) + _AUTHORS_PLACEMENT},
-    "two_circles": {"fn": two_circles, "keys": ("n", "radius", "separation") + _AUTHORS_PLACEMENT},
+    "genus_region": {"fn": genus_region, "keys": ("n", "genus") + _PLACEMENT, "native": 2},
+    "disjoint_regions": {"fn": disjoint_regions, "keys": ("n", "genus", "count", "gap") + _PLACEMENT,
+                         "native": 2},
+    "genus_surface": {"fn": genus_surface, "keys": ("n", "genus") + _PLACEMENT, "native": 3},
+    "torus": {"fn": torus, "keys": ("n", "minor_ratio") + _PLACEMENT, "native": 3},
+    "sphere": {"fn": sphere, "keys": ("n", "k") + _PLACEMENT, "native": lambda spec: spec.get("k", 2) + 1},
+    "circle": {"fn": circle, "keys": ("n",) + _PLACEMENT, "native": 2},
+    "gaussian": {"fn": gaussian, "keys": ("n", "dim", "size", "center", "seed") + _AFFINE, "native": None},
+    "figure_eight": {"fn": figure_eight, "keys": ("n",) + _AUTHORS_PLACEMENT, "native": 2},
+    "two_circles": {"fn": two_circles, "keys": ("n", "radius", "separation") + _AUTHORS_PLACEMENT,
+                    "native": 2},
     "solid_double_torus": {"fn": solid_double_torus,
-                           "keys": ("n", "major", "minor", "offset", "sharpness") + _AUTHORS_PLACEMENT},
-    "union": {"fn": None, "keys": ("parts", "dim", "seed")},
+                           "keys": ("n", "major", "minor", "offset", "sharpness") + _AUTHORS_PLACEMENT,
+                           "native": 3},
+    "union": {"fn": None, "keys": ("parts", "dim", "seed"), "native": None},
 }
+
+
+def native_dimension(spec: Mapping[str, Any]) -> int | None:
+    """The dimension a shape is sampled in before it is placed in R^dim (None: gaussian, union)."""
+    native = SHAPES[spec["shape"]]["native"]
+    return native(spec) if callable(native) else native
 
 
 def _validated(spec: Any) -> tuple[str, dict[str, Any]]:

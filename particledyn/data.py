@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .activations import ACTIVATIONS, check_activation
+
 __all__ = [
     "Dataset",
     "teacher_student",
@@ -68,23 +70,6 @@ class Dataset:
     @property
     def input_dim(self) -> int:
         return int(self.z_train.shape[1])
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    # split by sign so exp never overflows
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    e = np.exp(x[~pos])
-    out[~pos] = e / (1.0 + e)
-    return out
-
-
-ACTIVATIONS = {
-    "sigmoid": _sigmoid,
-    "tanh": np.tanh,
-    "relu": lambda x: np.maximum(x, 0.0),
-}
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -153,8 +138,7 @@ def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fracti
     n = _check_int(n, "n", 2)
     teacher_width = _check_int(teacher_width, "teacher_width", 1)
     train_fraction = _check_fraction(train_fraction, "train_fraction")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    check_activation(activation)
     for name, value in (("input_std", input_std), ("weight_std", weight_std), ("output_std", output_std)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
             raise ValueError(f"{name} must be a number > 0, got {value!r}")

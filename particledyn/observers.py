@@ -127,3 +127,37 @@ class Observer:
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         """Restore what :meth:`state_dict` returned."""
+
+
+class LossObserver(Observer):
+    """Training loss on the full training set, test loss, and accuracies for classifiers.
+
+    Parameters
+    ----------
+    every : int
+        Cadence in steps.
+    labels : tuple, optional
+        ``(train_inputs, train_labels, test_inputs, test_labels)`` of a
+        classification task: adds ``accuracy`` and ``test_accuracy``.
+
+    Records ``loss`` and, when the kernel has held-out data, ``test_loss``.
+    """
+
+    name = "loss"
+    divergence_keys = ("loss",)
+
+    def __init__(self, every: int = 1, *, labels=None):
+        super().__init__(every)
+        self.labels = labels
+
+    def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        kernel = info.simulation.kernel
+        x, m = info.positions, info.masses
+        values = {"loss": float(kernel.loss(x, m, kernel.evaluation_context()))}
+        if getattr(kernel, "test_inputs", None) is not None and hasattr(kernel, "test_loss"):
+            values["test_loss"] = float(kernel.test_loss(x, m))
+        if self.labels is not None:
+            z_train, y_train, z_test, y_test = self.labels
+            values["accuracy"] = kernel.accuracy(x, m, z_train, y_train)
+            values["test_accuracy"] = kernel.accuracy(x, m, z_test, y_test)
+        return values

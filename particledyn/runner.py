@@ -21,9 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from .config.checks import ScenarioError
-from .config.kernels import KERNEL_TYPES
-from .config.observers import OBSERVER_TYPES, BuildContext
+from .scenario.checks import ScenarioError
+from .scenario.kernels import KERNELS
+from .scenario.observers import OBSERVERS, BuildContext
+from .scenario.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
 from .divergence import divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.locking import writer_alive
@@ -31,10 +32,6 @@ from .sinks import Sink
 
 __all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
            "set_threads"]
-
-_NATIVE_DIM = {"genus_region": 2, "disjoint_regions": 2, "circle": 2, "genus_surface": 3, "torus": 3,
-               "figure_eight": 2, "two_circles": 2, "solid_double_torus": 3}
-
 
 class ResumeError(RuntimeError):
     """A run file cannot be continued (no checkpoint, diverged, another scenario, ...)."""
@@ -83,53 +80,23 @@ class Prepared:
 
 
 def _build_dataset(data: dict):
-    from .data import dataset_spec, make_dataset
-
     try:
-        return make_dataset(dataset_spec(data))
+        return DATA_KINDS.get_entry(data["kind"]).build(data)
+    except ScenarioError:
+        raise
     except (ValueError, TypeError, OSError) as exc:
         raise ScenarioError(f"data: {' '.join(str(exc).split())}") from None
 
 
-def _build_schedule(s: dict):
-    from .schedules import Constant, Cosine, StepDecay
-
-    if s["kind"] == "step":
-        return StepDecay(s["lr"], s["every"], s["factor"])
-    if s["kind"] == "cosine":
-        return Cosine(s["lr"], s["steps"], s["lr_min"], s["warmup"])
-    return Constant(s["lr"])
-
-
-def _build_optimizer(o: dict):
-    from .optimizers import make_optimizer
-
-    options = {"weight_decay": o["weight_decay"]}
-    options.update({k: o[k] for k in ("beta", "beta1", "beta2", "eps") if k in o})
-    return make_optimizer(o["name"], **options)
-
-
 def initial_positions(init: dict, dim: int) -> np.ndarray:
     """The initial cloud of an ``[init]`` section, placed in R^dim (see the section's docs)."""
-    from .clouds import embed, make_cloud
-
-    shape = init["shape"]
-    spec = {k: v for k, v in init.items() if v is not None and k not in ("embed", "output_scale")}
-    native = _NATIVE_DIM.get(shape, init.get("k", 0) + 1 if shape == "sphere" else None)
+    shape = CLOUD_SHAPES.get_entry(init["shape"])
+    native = shape.native(init)
     if native is not None and native > dim:
-        raise ScenarioError(f'init.shape = "{shape}": a cloud of dimension {native} does not fit '
+        raise ScenarioError(f'init.shape = "{init["shape"]}": a cloud of dimension {native} does not fit '
                             f"neurons of dimension D = {dim}")
     try:
-        if shape == "union":
-            points = make_cloud(spec)
-            if points.shape[1] > dim:
-                raise ScenarioError(f"init.parts: a cloud of dimension {points.shape[1]} does not fit "
-                                    f"neurons of dimension D = {dim}")
-            return embed(points, dim, init["embed"], seed=init["seed"])
-        spec["dim"] = dim
-        if shape != "gaussian":
-            spec["embed"] = init["embed"]
-        return make_cloud(spec)
+        return shape.build(init, dim)
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
 
@@ -168,7 +135,7 @@ def _build_observers(entries: list[dict], context: BuildContext) -> list:
     for i, entry in enumerate(entries):
         entry = {**entry, "every": cadence_steps(entry["every"], per_epoch)}
         try:
-            observer = OBSERVER_TYPES[entry["type"]].build(entry, context)
+            observer = OBSERVERS.get_entry(entry["type"]).build(entry, context)
         except (ValueError, TypeError) as exc:
             raise ScenarioError(f"observers[{i}] ({entry['type']}): {' '.join(str(exc).split())}") from None
         observer.name = entry["name"]
@@ -191,12 +158,14 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         A value that only fails once the parts are built (a data file that
         cannot be read, a cloud that does not fit D, ...), naming the section.
     """
-    from .config.memory import check_memory
+    from .scenario.memory import check_memory
+    from .plugins import load_plugins
     from .state import default_masses
 
+    load_plugins(resolved["run"].get("plugins") or [])  # a Dask worker's first sight of the scenario
     check_memory(resolved)
     dataset = _build_dataset(resolved["data"])
-    kernel_type = KERNEL_TYPES[resolved["kernel"]["kind"]]
+    kernel_type = KERNELS.get_entry(resolved["kernel"]["kind"])
     try:
         kernel = kernel_type.build(resolved["kernel"], dataset)
     except ScenarioError:
@@ -208,8 +177,8 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
             raise ScenarioError(f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
                                 f"got {type(kernel).__name__}")
         kernel.sample_by_epoch(resolved["optimizer"]["batch_size"], resolved["run"]["seed"])
-    optimizer = _build_optimizer(resolved["optimizer"])
-    schedule = _build_schedule(resolved["schedule"])
+    optimizer = OPTIMIZERS.get_entry(resolved["optimizer"]["name"]).build(resolved["optimizer"])
+    schedule = SCHEDULES.get_entry(resolved["schedule"]["kind"]).build(resolved["schedule"])
     init = resolved["init"]
     x = initial_positions(init, kernel.dim) if positions else None
     if x is not None and init.get("output_scale") is not None:
@@ -232,6 +201,7 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
 def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int,
               overrides: dict | None = None) -> dict:
     from . import __version__
+    from .plugins import loaded_plugins
 
     r = prepared.resolved
     data = prepared.dataset
@@ -245,7 +215,7 @@ def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int,
         "data": {"name": data.name, "n_train": data.n_train, "n_test": data.n_test,
                  "input_dim": data.input_dim, "info": data.info},
         "n_particles": int(prepared.positions.shape[0]), "dim": int(prepared.positions.shape[1]),
-        "versions": {"particledyn": __version__},
+        "versions": {"particledyn": __version__}, "plugins": loaded_plugins(),
     }
 
 
@@ -427,7 +397,9 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
 def _comparable(resolved: dict) -> dict:
     """A resolved scenario without the keys a resume may change (the total in steps or epochs,
     threads, the path)."""
-    return {**resolved, "run": {**resolved["run"], "steps": None, "epochs": None, "threads": None},
+    run = {**resolved["run"], "steps": None, "epochs": None, "threads": None,
+           "plugins": resolved["run"].get("plugins") or []}  # files older than run.plugins have none
+    return {**resolved, "run": run,
             "output": {**resolved["output"], "path": None, "durability": None}}
 
 
@@ -520,6 +492,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
     except ScenarioError:
         raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
                           "more than numba has here (raise NUMBA_NUM_THREADS)") from None
+    load_recorded_plugins(parameters, path)
     resolved = validate_scenario_resolved(stored)
     prepared = _prepare_interruptibly(signals, resolved, positions=False)
 
@@ -546,6 +519,40 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         raise
     _run_loop(sim, sink, total, progress, resolved)
     return RunResult(path, start, sim.state.step, total, _time.perf_counter() - began, True)
+
+
+def load_recorded_plugins(parameters: dict, path: str) -> list[dict]:
+    """Import the plugins a run file records its run had loaded.
+
+    Raises
+    ------
+    particledyn.plugins.PluginError
+        One cannot be imported here (the message names it and its distribution).
+    """
+    from .plugins import PluginError, load_plugins
+
+    records = []
+    for record in parameters.get("plugins") or []:
+        try:
+            records += load_plugins([record["module"]], where=f"{path}: the run's plugin")
+        except PluginError as exc:
+            dist = f" (distribution {record['dist']} {record['version']})" if record.get("dist") else ""
+            raise PluginError(f"{exc}{dist}") from None
+    return records
+
+
+def _plugin_status(parameters: dict, path: str) -> list[dict]:
+    """The recorded plugins, each with ``loaded``: whether it imports here (it is then loaded)."""
+    from .plugins import PluginError
+
+    out = []
+    for record in parameters.get("plugins") or []:
+        try:
+            load_recorded_plugins({"plugins": [record]}, path)
+            out.append({**record, "loaded": True})
+        except PluginError:
+            out.append({**record, "loaded": False})
+    return out
 
 
 def validate_scenario_resolved(resolved: dict) -> dict:
@@ -575,7 +582,9 @@ def run_info(path: str) -> dict:
         refuse the file: a killed or running writer's flags are set; else None),
         ``scenario_written`` (False for a file written through
         the Python API: it stores no scenario, so ``particledyn run --resume`` cannot continue
-        it), ``overrides`` (the run's ``--set``/``--steps``/``--threads``), ``other_parameters``
+        it), ``plugins`` (the plugins its run had loaded: module, dist, version, and ``loaded``:
+        whether it imports here, where it is now loaded), ``overrides`` (the run's
+        ``--set``/``--steps``/``--threads``), ``other_parameters``
         (the ``parameters`` entries a writer stored beyond those above). A value the file
         does not record is None; N and D then come from the position series.
     """
@@ -633,7 +642,7 @@ def _run_info(path: str) -> dict:
         "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
         "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
         "damaged": damaged, "repair_hint": repair_hint(path), "scenario_written": "resolved" in parameters,
-        "overrides": parameters.get("overrides", {}),
+        "overrides": parameters.get("overrides", {}), "plugins": _plugin_status(parameters, path),
         "other_parameters": {k: v for k, v in parameters.items() if k not in _RUN_PARAMETERS},
     }
 
@@ -641,4 +650,4 @@ def _run_info(path: str) -> dict:
 # the parameters particledyn run writes (_metadata), which run_info reports under their own names
 _RUN_PARAMETERS = ("scenario_toml", "scenario_source", "resolved", "overrides", "name", "description",
                    "seed", "threads", "backend", "kernel", "optimizer", "schedule", "data",
-                   "n_particles", "dim", "versions")
+                   "n_particles", "dim", "versions", "plugins")

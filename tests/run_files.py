@@ -14,7 +14,7 @@ import numpy as np
 
 from particledyn import simulate
 from particledyn.clouds import make_cloud
-from particledyn.config.observers import LossObserver
+from particledyn.observers import LossObserver
 from particledyn.data import teacher_student
 from particledyn.geometry.observers import (BalanceObserver, ClosestApproachObserver, SharpnessObserver,
                                             geometry_observers)

@@ -32,7 +32,7 @@ def patch(out, point, call, signame, mode):
     import particledyn.io.h5md_writer as writer
     import particledyn.simulation as simulation
     from particledyn import optimizers
-    from particledyn.config.observers import LossObserver
+    from particledyn.observers import LossObserver
     from particledyn.kernels.two_layer import TwoLayerNet
 
     sig = getattr(signal, f"SIG{signame}")

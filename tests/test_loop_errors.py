@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from particledyn.cli import main
-from particledyn.config.observers import LossObserver
+from particledyn.observers import LossObserver
 from particledyn.io import open_run
 from particledyn.runner import run_info
 

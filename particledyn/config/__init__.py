@@ -1,11 +1,17 @@
-"""Scenario configuration: the key checkers, and the kernel and observer registries.
+"""The former home of the scenario configuration, now :mod:`particledyn.scenario`.
 
-:mod:`particledyn.scenario` holds the schema table built from these parts;
-:mod:`particledyn.runner` turns a validated scenario into a running simulation.
+``particledyn.config.checks``, ``.kernels``, ``.observers``, ``.registry``, ``.sections`` and
+``.memory`` are the modules of :mod:`particledyn.scenario` of those names (the same module
+objects), so older imports keep working.
 """
-from .checks import Key, ScenarioError
-from .kernels import KERNEL_TYPES, KernelType, register_kernel
-from .observers import OBSERVER_TYPES, LossObserver, ObserverType, register_observer
+import sys
 
-__all__ = ["Key", "ScenarioError", "KERNEL_TYPES", "KernelType", "register_kernel",
-           "OBSERVER_TYPES", "ObserverType", "LossObserver", "register_observer"]
+from ..scenario import (KERNEL_TYPES, KERNELS, OBSERVER_TYPES, OBSERVERS, Entry, Key, KernelType,
+                        ObserverType, Registry, ScenarioError, register_kernel, register_observer)
+from ..scenario import checks, kernels, memory, observers, registry, sections
+
+for _module in (checks, kernels, memory, observers, registry, sections):
+    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
+
+__all__ = ["Key", "ScenarioError", "Entry", "Registry", "KERNELS", "KERNEL_TYPES", "KernelType",
+           "register_kernel", "OBSERVERS", "OBSERVER_TYPES", "ObserverType", "register_observer"]

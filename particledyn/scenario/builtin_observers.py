@@ -1,116 +1,15 @@
-"""Observer registry of scenario files: ``[[observers]] type = "betti"`` -> an Observer.
+"""The built-in observer types of scenario files, registered as a plugin (entry point ``observers``).
 
-Every entry of ``[[observers]]`` takes ``type``, ``every`` (cadence in steps)
-and ``name`` (the HDF5 group, default the type), plus the options its
-:class:`ObserverType` documents. The observer classes themselves live in
-:mod:`particledyn.geometry.observers` and :mod:`particledyn.topology.observers`
-(imported only when a scenario uses them); :class:`LossObserver` is here.
-Add a type with :func:`register_observer`.
+The observer classes live in :mod:`particledyn.observers` (the loss),
+:mod:`particledyn.geometry.observers` and :mod:`particledyn.topology.observers`;
+each is imported only when a scenario uses it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
-
-
-from ..observers import Observer, StepInfo
-from .checks import (Bool, Choice, Derived, Float, FloatList, Int, Key, Literal, OneOf,
-                     ScenarioError)
+from ..observers import LossObserver
+from .checks import Bool, Choice, Derived, Float, FloatList, Int, Key, Literal, OneOf, ScenarioError
 from .kernels import output_columns
-
-
-@dataclass
-class BuildContext:
-    """What an observer factory may use: the run's kernel, optimizer, data and scenario."""
-
-    kernel: Any
-    optimizer: Any
-    dataset: Any
-    resolved: dict
-    caches: dict = field(default_factory=dict)
-    n_particles: int | None = None  # N where known before the cloud is drawn (None: a union cloud)
-
-    def neighbour_cache(self, k: int):
-        """One shared :class:`NeighbourCache` per neighbour count k."""
-        if k not in self.caches:
-            from ..geometry.neighbours import NeighbourCache
-            self.caches[k] = NeighbourCache(k=k)
-        return self.caches[k]
-
-
-@dataclass(frozen=True)
-class ObserverType:
-    """An observer a scenario can name.
-
-    Attributes
-    ----------
-    name : str
-        The value of ``type`` (and the default observer name).
-    summary : str
-        One line for ``particledyn keys``.
-    options : tuple of Key
-        Keys besides ``type``, ``every`` and ``name`` (paths are the option names).
-    build : callable
-        ``build(options, context) -> Observer``: ``options`` the resolved entry
-        (with ``every``), ``context`` a :class:`BuildContext`.
-    target : str
-        ``"module:Class"`` of the observer class built (for docs and checks).
-    """
-
-    name: str
-    summary: str
-    options: tuple[Key, ...]
-    build: Callable[[dict, BuildContext], Observer]
-    target: str = ""
-
-
-OBSERVER_TYPES: dict[str, ObserverType] = {}
-
-
-def register_observer(observer_type: ObserverType) -> ObserverType:
-    """Add (or replace) an observer type; returns it."""
-    OBSERVER_TYPES[observer_type.name] = observer_type
-    return observer_type
-
-
-def _present(options: dict, *names: str) -> dict:
-    """The options among ``names`` that were set (absent optional ones are None)."""
-    return {n: options[n] for n in names if options.get(n) is not None}
-
-
-# ---------------------------------------------------------------- the loss
-class LossObserver(Observer):
-    """Training loss on the full training set, test loss, and accuracies for classifiers.
-
-    Parameters
-    ----------
-    every : int
-        Cadence in steps.
-    labels : tuple, optional
-        ``(train_inputs, train_labels, test_inputs, test_labels)`` of a
-        classification task: adds ``accuracy`` and ``test_accuracy``.
-
-    Records ``loss`` and, when the kernel has held-out data, ``test_loss``.
-    """
-
-    name = "loss"
-    divergence_keys = ("loss",)
-
-    def __init__(self, every: int = 1, *, labels=None):
-        super().__init__(every)
-        self.labels = labels
-
-    def observe(self, info: StepInfo) -> Mapping[str, Any]:
-        kernel = info.simulation.kernel
-        x, m = info.positions, info.masses
-        values = {"loss": float(kernel.loss(x, m, kernel.evaluation_context()))}
-        if getattr(kernel, "test_inputs", None) is not None and hasattr(kernel, "test_loss"):
-            values["test_loss"] = float(kernel.test_loss(x, m))
-        if self.labels is not None:
-            z_train, y_train, z_test, y_test = self.labels
-            values["accuracy"] = kernel.accuracy(x, m, z_train, y_train)
-            values["test_accuracy"] = kernel.accuracy(x, m, z_test, y_test)
-        return values
+from .observers import ObserverType, register_observer
 
 
 def _build_loss(options, ctx):
@@ -119,6 +18,8 @@ def _build_loss(options, ctx):
     if data.y_train.dtype.kind in "iu" and hasattr(ctx.kernel, "accuracy"):
         labels = (data.z_train, data.y_train, data.z_test, data.y_test)
     return LossObserver(options["every"], labels=labels)
+
+
 
 
 # ---------------------------------------------------------------- geometry
@@ -213,7 +114,7 @@ _NON_NEGATIVE = Float(0.0)
 for _type in (
     ObserverType("loss", "training loss (full training set), test loss; accuracies for classification",
                  (), _build_loss,
-                 "particledyn.config.observers:LossObserver"),
+                 "particledyn.observers:LossObserver"),
     ObserverType("pairwise_lipschitz", "pairwise K of Lemma 4 over neighbour pairs, eta*K, eta* = 1/K",
                  (_K_NEIGHBOURS, _SOURCE), _build_pairwise,
                  "particledyn.geometry.observers:PairwiseLipschitzObserver"),

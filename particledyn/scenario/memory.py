@@ -12,11 +12,6 @@ import os
 
 from .checks import ScenarioError
 
-#: Input and output dimensions of the data sets whose size the scenario does not set.
-_FIXED_DIMENSIONS = {"digits": (64, 10), "mnist": (784, 10)}
-_OPTIMIZER_COPIES = {"gd": 0, "sgd": 0, "momentum": 1, "adam": 2}
-
-
 def machine_memory() -> int:
     """Bytes of memory this process may use: physical memory, or the cgroup v2 limit if lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -35,32 +30,6 @@ def _particles(init: dict) -> int | None:
     return sum(counts) if all(isinstance(c, int) and not isinstance(c, bool) for c in counts) else None
 
 
-def _dimensions(resolved: dict) -> tuple[int, int]:
-    """(input dimension, particle dimension D) of a resolved scenario."""
-    data, kernel = resolved["data"], resolved["kernel"]
-    kind = data["kind"]
-    if kind == "teacher_student":
-        d_in, d_out = data["d"], 1
-    elif kind == "linear_teacher_task":
-        d_in, d_out = data["d_in"], data["d_out"]
-    else:
-        d_in, d_out = _FIXED_DIMENSIONS[kind]
-    if kernel["kind"] == "multi_layer":
-        return d_in, 2
-    return d_in, d_in + d_out + int(bool(kernel.get("hidden_bias")))
-
-
-def _data_bytes(resolved: dict, d_in: int) -> tuple[str, int, int]:
-    """(key, its value, bytes) for the data set: inputs, targets and the teacher's activations."""
-    data = resolved["data"]
-    if data["kind"] == "teacher_student":
-        return "data.n", data["n"], data["n"] * (d_in + 1 + data["teacher_width"]) * 8
-    if data["kind"] == "linear_teacher_task":
-        samples = data["n_train"] + data["n_eval"]
-        return "data.n_train", data["n_train"], samples * (d_in + 2 * data["d_out"]) * 8
-    return "data.kind", data["kind"], 0  # digits and mnist: bounded by the files they read
-
-
 def estimate_bytes(resolved: dict) -> dict[str, tuple[object, int]]:
     """A lower bound of the memory a run needs, by the key that drives each part.
 
@@ -69,18 +38,26 @@ def estimate_bytes(resolved: dict) -> dict[str, tuple[object, int]]:
     dict
         ``{key path: (its value, bytes)}`` for the particles (``init.n``: positions,
         field, update and optimizer state, in ``run.dtype``; the positions only with
-        ``run.backend = "cupy"``) and the data set.
+        ``run.backend = "cupy"``) and the data set; a part whose registry entry (data kind,
+        kernel) cannot say its size before building is left out.
     """
-    d_in, dim = _dimensions(resolved)
-    itemsize = 4 if resolved["run"]["dtype"] == "float32" else 8
-    # on the GPU the field and the optimizer state live on the device: the host keeps the positions
-    on_host = resolved["run"]["backend"] != "cupy"
-    copies = 3 + _OPTIMIZER_COPIES[resolved["optimizer"]["name"]] if on_host else 1
-    key, value, data_bytes = _data_bytes(resolved, d_in)
-    parts = {key: (value, data_bytes)}
+    from .kernels import KERNELS
+    from .sections import DATA_KINDS, OPTIMIZERS
+
+    data, kernel = resolved["data"], resolved["kernel"]
+    size = DATA_KINDS.get_entry(data["kind"]).size
+    if size is None:  # a data kind that says nothing before it is built
+        return {}
+    d_in, d_out, key, data_bytes = size(data)
+    parts = {key: (data[key.split(".")[1]], data_bytes)}
+    dim = KERNELS.get_entry(kernel["kind"]).dim
     n = _particles(resolved["init"])
-    if n is not None:
-        parts["init.n"] = (n, n * dim * itemsize * copies)
+    if n is not None and dim is not None:
+        itemsize = 4 if resolved["run"]["dtype"] == "float32" else 8
+        # on the GPU the field and the optimizer state live on the device: the host keeps the positions
+        on_host = resolved["run"]["backend"] != "cupy"
+        copies = 3 + OPTIMIZERS.get_entry(resolved["optimizer"]["name"]).state_copies if on_host else 1
+        parts["init.n"] = (n, n * dim(kernel, d_in, d_out) * itemsize * copies)
     return parts
 
 
@@ -107,6 +84,8 @@ def check_memory(resolved: dict, available: int | None = None) -> None:
     """
     available = machine_memory() if available is None else available
     parts = estimate_bytes(resolved)
+    if not parts:
+        return
     total = sum(size for _, size in parts.values())
     if total <= available:
         return

@@ -1,6 +1,11 @@
 """Scenario files: TOML in, a validated and fully resolved scenario out.
 
-Every key a scenario may hold is one :class:`~particledyn.config.checks.Key`
+This package holds the whole scenario layer: the key checkers (:mod:`.checks`), the
+registries of the sections (:mod:`.registry`, :mod:`.kernels`, :mod:`.observers`,
+:mod:`.sections`), the built-in entries (``builtin_*``, loaded as plugins), the memory
+check (:mod:`.memory`), and here the schema, validation and the scenario files.
+
+Every key a scenario may hold is one :class:`~particledyn.scenario.checks.Key`
 in the table :func:`schema` returns; validation, defaults and the output of
 ``particledyn keys`` all come from it. An unknown key, a wrong type, a missing
 required key or an out-of-range value raises :class:`ScenarioError` with a
@@ -25,17 +30,31 @@ try:
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, FloatList, Int,
-                            Invalid, Key, Literal, OneOf, ScenarioError, Str, Text, show, toml_type)
-from .config.kernels import KERNEL_TYPES
-from .config.observers import OBSERVER_TYPES
+from .checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, Int, Invalid, Key,
+                     ScenarioError, Str, Text, show, toml_type)
+from .kernels import KERNEL_TYPES, KERNELS, KernelType, register_kernel
+from .observers import OBSERVER_TYPES, OBSERVERS, ObserverType, register_observer
+from .registry import Entry, Registry
+from .sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, CloudShape, DataKind, OptimizerType,
+                       ScheduleType)
 
 __all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
-           "load_scenario", "default_scenario", "describe_keys", "SECTIONS"]
+           "load_scenario", "default_scenario", "describe_keys", "SECTIONS", "Key", "Entry", "Registry",
+           "KERNELS", "KernelType", "register_kernel", "OBSERVERS", "ObserverType", "register_observer",
+           "DATA_KINDS", "DataKind", "CLOUD_SHAPES", "CloudShape", "OPTIMIZERS", "OptimizerType",
+           "SCHEDULES", "ScheduleType", "KERNEL_TYPES", "OBSERVER_TYPES"]
 
 SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
+#: The registry whose entry each section's selector key names, the selector's default and its docs.
+_SELECTED = {
+    "data": (DATA_KINDS, REQUIRED, "Which data set."),
+    "kernel": (KERNELS, "two_layer", "Which kernel."),
+    "init": (CLOUD_SHAPES, REQUIRED, "Shape of the initial cloud."),
+    "optimizer": (OPTIMIZERS, "gd", "Update rule."),
+    "schedule": (SCHEDULES, "constant", "Learning-rate schedule."),
+}
 #: The key of each section that decides which of its other keys apply.
-SELECTORS = {"data": "kind", "kernel": "kind", "init": "shape", "optimizer": "name", "schedule": "kind"}
+SELECTORS = {section: registry.path.split(".")[1] for section, (registry, _, _) in _SELECTED.items()}
 SECTION_DOCS = {
     "run": "The run as a whole: length, seed, precision, threads.",
     "data": "The training data (particledyn.data.make_dataset).",
@@ -55,15 +74,9 @@ SECTION_DOCS = {
 _INT64 = 2**63 - 1
 _MAX_DEPTH = 16  # arrays and tables nested deeper than any key needs (rotation matrices use 2)
 _COUNT = 2**31 - 1
-_DATA_KINDS = ("teacher_student", "linear_teacher_task", "digits", "mnist")
-_AUTHORS_SHAPES = ("figure_eight", "two_circles", "solid_double_torus")
-_SHAPES = ("genus_region", "disjoint_regions", "genus_surface", "torus", "sphere", "circle",
-           "gaussian") + _AUTHORS_SHAPES + ("union",)
-_NOT_UNION = tuple(s for s in _SHAPES if s != "union")
-_SIZED = tuple(s for s in _NOT_UNION if s not in _AUTHORS_SHAPES)
-_ROTATABLE = tuple(s for s in _SHAPES if s not in ("union", "gaussian"))
 _POSITIVE = Float(0.0, lo_open=True)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def _run_name(value):
@@ -74,31 +87,12 @@ def _run_name(value):
     return value
 
 
-def _rotation(value):
-    if isinstance(value, list) and len(value) == 3 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        return [float(v) for v in value]
-    if isinstance(value, list):
-        k = len(value)
-        if k and all(isinstance(row, list) and len(row) == k and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
-            return [[float(v) for v in row] for row in value]
-        raise Invalid("expected a square array of arrays of numbers (a rotation matrix) or 3 Euler angles")
-    return OneOf((Literal("random"), Float())).parse(value, "rotation")
-
-
-def _matrix(value):
-    if isinstance(value, list) and value and all(
-            isinstance(row, list) and len(row) == len(value) and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in row) for row in value):
-        return [[float(v) for v in row] for row in value]
-    raise Invalid("expected a square array of arrays of numbers")
-
-
-def _parts(value):
-    if not isinstance(value, list) or not value or not all(isinstance(p, dict) for p in value):
-        raise Invalid("expected a non-empty array of cloud tables (each with shape, n, ...)")
-    return copy.deepcopy(value)
+def _modules(value):
+    if not isinstance(value, list) or not all(isinstance(v, str) and _MODULE_RE.match(v) for v in value):
+        raise Invalid("expected an array of module names (such as \"my_package.kernels\")")
+    if len(set(value)) != len(value):
+        raise Invalid("expected distinct module names")
+    return list(value)
 
 
 def _subset(value):
@@ -118,7 +112,6 @@ def _derived(text: str, path: str, transform=lambda v: v) -> Derived:
 
 
 _SEED = Int(0, _INT64)
-_TS, _LT = ("teacher_student",), ("linear_teacher_task",)
 
 _BASE_SCHEMA: tuple[Key, ...] = (
     # [run]
@@ -137,71 +130,18 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         "resumes need the same count.", 0),
     Key("run.backend", Choice(("numba", "cupy")), "Compute backend: 'numba' (CPU) or 'cupy' "
         "(NVIDIA GPU, needs the gpu extra; see docs/gpu.md).", "numba"),
-    # [data]
-    Key("data.kind", Choice(_DATA_KINDS), "Which data set.", REQUIRED),
+    Key("run.plugins", Custom("an array of module names", _modules), "Modules imported before the "
+        "scenario is checked, which register kernels, observers, ... (installed, or on PYTHONPATH; "
+        "installed packages' particledyn.plugins entry points load without being listed).", []),
+    # [data]: data.kind and its keys from the data kinds' registry (see schema())
     Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
-    Key("data.d", Int(1, 100_000), "Input dimension d (1: 2-D neurons, 2: 3-D neurons).", REQUIRED, _TS),
-    Key("data.n", Int(2, _COUNT), "Number of samples, train and test together.", 5000, _TS),
-    Key("data.teacher_width", Int(1, 1_000_000), "Hidden size of the random teacher.", 10, _TS),
-    Key("data.train_fraction", Float(0, 1, True, True), "Fraction of the samples used for training.", 0.7, _TS),
-    Key("data.activation", Choice(("sigmoid", "tanh", "relu")), "Teacher activation.", "sigmoid", _TS),
-    Key("data.input_std", _POSITIVE, "Standard deviation of the inputs.", 2.0, _TS),
-    Key("data.weight_std", _POSITIVE, "Standard deviation of the teacher's first-layer weights.", 0.6, _TS),
-    Key("data.output_std", _POSITIVE, "Standard deviation of the teacher's output weights (the paper's "
-        "code: 0.6 with weight_std = 1 in 2-D, 128^(-1/4) for both in 3-D).", 1.0, _TS),
-    Key("data.task_index", Int(0, _COUNT), "Task number of the continual-learning sequence.", REQUIRED, _LT),
-    Key("data.d_in", Int(1, 100_000), "Input dimension.", 8, _LT),
-    Key("data.d_out", Int(1, 100_000), "Output dimension.", 8, _LT),
-    Key("data.n_train", Int(1, _COUNT), "Training samples.", 50000, _LT),
-    Key("data.n_eval", Int(1, _COUNT), "Evaluation (test) samples.", 10000, _LT),
-    Key("data.n_train", Int(10, _COUNT), "Keep a seeded stratified subset of this many training "
-        "samples (optional: all).", OPTIONAL, ("digits", "mnist")),
-    Key("data.train_fraction", Float(0, 1, True, True), "Fraction used for training.", 0.8, ("digits",)),
-    Key("data.normalize", FloatList(Float(), scalar_ok=False), "[mean, std]: features x -> (x - mean) / "
-        "std after scaling to [0, 1] (the paper's code: [0.1307, 0.3081] on MNIST; optional: none).",
-        OPTIONAL, ("digits", "mnist")),
-    Key("data.path", Str(), "Directory of MNIST IDX files or an .npz file (MNIST is not downloaded).",
-        REQUIRED, ("mnist",)),
     # [kernel]: kernel.kind here, the options from the kernel registry (see schema())
-    # [init]
-    Key("init.shape", Choice(_SHAPES), "Shape of the initial cloud.", REQUIRED),
-    Key("init.n", Int(1, _COUNT), "Number of particles N.", REQUIRED, _NOT_UNION),
-    Key("init.genus", Int(0, 1000), "Number of holes (region) or genus (surface).", 2,
-        ("genus_region", "genus_surface")),
-    Key("init.genus", Int(0, 1000), "Holes per copy.", 1, ("disjoint_regions",)),
-    Key("init.count", Int(1, 10_000), "Number of disjoint copies.", 2, ("disjoint_regions",)),
-    Key("init.gap", _POSITIVE, "Gap between copies over a copy's half-length.", 1.0, ("disjoint_regions",)),
-    Key("init.minor_ratio", Float(0, 1, True, True), "Tube radius over major radius.", 0.4, ("torus",)),
-    Key("init.k", Int(0, 1000), "The sphere S^k (native dimension k + 1).", 2, ("sphere",)),
-    Key("init.radius", _POSITIVE, "Radius of each circle.", 1.0, ("two_circles",)),
-    Key("init.separation", _POSITIVE, "Distance between the circles' centres (> 2 radius).", 2.4,
-        ("two_circles",)),
-    Key("init.major", _POSITIVE, "Major radius of each torus.", 0.5, ("solid_double_torus",)),
-    Key("init.minor", _POSITIVE, "Tube radius of each torus (< major).", 0.2, ("solid_double_torus",)),
-    Key("init.offset", _POSITIVE, "The tori are centred at (+-offset, 0, 0).", 0.8, ("solid_double_torus",)),
-    Key("init.sharpness", _POSITIVE, "k of the soft minimum joining the tori.", 5.0, ("solid_double_torus",)),
-    Key("init.size", _POSITIVE, "Scale: bounding radius (gaussian: standard deviation).", 1.0, _SIZED),
-    Key("init.center", FloatList(Float(), scalar_ok=False), "Translation, D numbers (optional: origin).",
-        OPTIONAL, _NOT_UNION),
-    Key("init.rotation", Custom('an angle, 3 Euler angles, "random" or a square matrix', _rotation),
-        'Rotation in the native space: an angle in radians (planar shapes), 3 angles about the fixed '
-        'x, y, z axes (3-D shapes: R = Rz Ry Rx), "random", or a matrix (optional: none).', OPTIONAL,
-        _ROTATABLE),
-    Key("init.axis_scale", FloatList(Float(), scalar_ok=False), "Per-axis factors, D numbers, applied "
-        "after embedding and before init.center (optional: none); e.g. axis_scale = [0.1, 1] with "
-        "center = [-2, 0] is the map w -> 0.1 w - 2 of the paper's code.", OPTIONAL, _NOT_UNION),
-    Key("init.linear_map", Custom("a D x D matrix", _matrix), "A D x D matrix applied after embedding "
-        "and before init.center, instead of axis_scale (optional: none).", OPTIONAL, _NOT_UNION),
-    Key("init.embed", Choice(("first", "random_orthonormal")), "How the native shape enters R^D.",
-        "first", _ROTATABLE + ("union",)),
+    # [init]: init.shape and its keys from the cloud shapes' registry
     Key("init.seed", _SEED, "Seed of the cloud.", _derived("run.seed", "run.seed")),
     Key("init.output_scale", _POSITIVE, "Factor on the output coordinates a_i (the last C of each "
         "neuron) after the cloud is placed, e.g. for a fan-in scale 1/sqrt(N) of the output layer "
         "(optional: 1).", OPTIONAL),
-    Key("init.parts", Custom("an array of cloud tables", _parts), "Clouds to stack, each a table "
-        "with shape, n, ... (as make_cloud takes them, in their native dimension).", REQUIRED, ("union",)),
-    # [optimizer]
-    Key("optimizer.name", Choice(("gd", "sgd", "momentum", "adam")), "Update rule.", "gd"),
+    # [optimizer]: optimizer.name and its keys from the optimizers' registry
     Key("optimizer.weight_decay", Float(0.0), "Coupled L2: adds weight_decay * x to the gradient.", 0.0),
     Key("optimizer.batch_size", Int(1, _COUNT), "Mini-batch shared by all particles, drawn from "
         "(seed, step) (optional: the full training set).", OPTIONAL),
@@ -209,19 +149,8 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         'step); "epoch": as PyTorch\'s DataLoader(shuffle=True): one permutation of the training rows per '
         "epoch, from (seed, epoch), walked in consecutive batches, the last one short (3500 rows, batch "
         "128: 28 steps per epoch).", "step"),
-    Key("optimizer.beta", Float(0, 1, hi_open=True), "Heavy-ball momentum coefficient.", 0.9, ("momentum",)),
-    Key("optimizer.beta1", Float(0, 1, hi_open=True), "Decay of the first moment.", 0.9, ("adam",)),
-    Key("optimizer.beta2", Float(0, 1, hi_open=True), "Decay of the second moment.", 0.999, ("adam",)),
-    Key("optimizer.eps", _POSITIVE, "Denominator offset.", 1e-8, ("adam",)),
-    # [schedule]
-    Key("schedule.kind", Choice(("constant", "step", "cosine")), "Learning-rate schedule.", "constant"),
+    # [schedule]: schedule.kind and its keys from the schedules' registry
     Key("schedule.lr", _POSITIVE, "(Initial) learning rate eta.", REQUIRED),
-    Key("schedule.every", Int(1, 2**62), "Decay period in steps.", REQUIRED, ("step",)),
-    Key("schedule.factor", Float(0, 1, lo_open=True), "Decay factor per period.", 0.1, ("step",)),
-    Key("schedule.steps", Int(1, 2**62), "Length of the cosine decay.",
-        _derived("max(1, run.steps)", "run.steps", lambda v: max(1, v)), ("cosine",)),
-    Key("schedule.lr_min", Float(0.0), "Final learning rate (<= lr).", 0.0, ("cosine",)),
-    Key("schedule.warmup", Int(0, 2**62), "Linear warm-up steps (< steps).", 0, ("cosine",)),
     # [output]
     Key("output.path", Str(), "Output file, relative to the working directory (--out overrides it).",
         _derived('"<run.name>.h5"', "run.name", lambda v: f"{v}.h5")),
@@ -284,16 +213,32 @@ def _observer_name(value):
     return value
 
 
+def _selected_keys(section: str) -> list[Key]:
+    """The selector key of a section and the keys of its registry's entries, each Key once with
+    ``when`` naming the entries that take it."""
+    registry, default, doc = _SELECTED[section]
+    keys: dict[int, Key] = {}
+    for entry in registry.values():
+        for key in entry.options:
+            known = keys.get(id(key))
+            keys[id(key)] = replace(key, when=(known.when if known else ()) + (entry.name,))
+    return [Key(registry.path, registry.checker(), doc, default), *keys.values()]
+
+
 def schema() -> tuple[Key, ...]:
     """Every documented key of the sections (observers excluded), in order.
 
-    Built on each call so that kernels registered later appear.
+    Built on each call from the registries, so that entries registered later (plugins) appear.
     """
-    kernel_keys = [Key("kernel.kind", Choice(tuple(KERNEL_TYPES)), "Which kernel.", "two_layer")]
-    for kernel_type in KERNEL_TYPES.values():
-        kernel_keys += [replace(k, when=(kernel_type.name,)) for k in kernel_type.options]
-    at = next(i for i, k in enumerate(_BASE_SCHEMA) if k.path.startswith("init."))
-    return _BASE_SCHEMA[:at] + tuple(kernel_keys) + _BASE_SCHEMA[at:]
+    out: list[Key] = []
+    for section in SECTIONS[:-1]:
+        common = [k for k in _BASE_SCHEMA if k.path.startswith(section + ".")]
+        if section in _SELECTED:
+            selector, *options = _selected_keys(section)
+            out += [selector, *common, *options]
+        else:
+            out += common
+    return tuple(out)
 
 
 # ---------------------------------------------------------------- validation
@@ -380,8 +325,8 @@ def _check_epoch_batches(o: dict) -> None:
 
 def _resolve_epochs(resolved: dict) -> None:
     """Set run.steps from run.epochs (epochs x steps per epoch of the data and batch size)."""
-    from .data import dataset_spec, training_rows
-    from .sampling import steps_per_epoch
+    from ..data import dataset_spec, training_rows
+    from ..sampling import steps_per_epoch
 
     run, o = resolved["run"], resolved["optimizer"]
     steps, epochs = run["steps"], run["epochs"]
@@ -405,25 +350,13 @@ def _resolve_epochs(resolved: dict) -> None:
 
 
 def _cross_checks(resolved: dict) -> None:
-    from .schedules import Constant, Cosine, StepDecay
-
-    kernel, init = resolved["kernel"], resolved["init"]
-    if kernel["kind"] == "multi_layer" and init.get("n") is not None and init["n"] != sum(kernel["layers"]):
-        raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = "
-                            f"{sum(kernel['layers'])} (one particle per neuron of {show(kernel['layers'])})")
+    kernel_type = KERNELS.get_entry(resolved["kernel"]["kind"])
+    if kernel_type.check is not None:
+        kernel_type.check(resolved)
     _check_epoch_batches(resolved["optimizer"])
-    data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
-    if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
-        raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
-                            "(real-valued targets)")
     s = resolved["schedule"]
     try:
-        if s["kind"] == "step":
-            StepDecay(s["lr"], s["every"], s["factor"])
-        elif s["kind"] == "cosine":
-            Cosine(s["lr"], s["steps"], s["lr_min"], s["warmup"])
-        else:
-            Constant(s["lr"])
+        SCHEDULES.get_entry(s["kind"]).build(s)
     except ValueError as exc:
         raise ScenarioError(f"schedule: {exc}") from None
 
@@ -433,14 +366,13 @@ def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
         raise ScenarioError(f"observers = {show(entries)}: expected an array of tables, written "
                             "[[observers]] (got " + toml_type(entries) + ")")
     out, names = [], {}
-    types = tuple(OBSERVER_TYPES)
+    type_key = replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker())
     for i, entry in enumerate(entries):
         where = f"observers[{i}]"
-        type_key = replace(_OBSERVER_COMMON[0], check=Choice(types))
         if "type" not in entry:
             raise ScenarioError(f"{where}.type: missing required key ({type_key.check.describe('type')})")
         kind = type_key.parse(entry["type"], f"{where}.type")
-        keys = [type_key, *_OBSERVER_COMMON[1:], *OBSERVER_TYPES[kind].options]
+        keys = [type_key, *_OBSERVER_COMMON[1:], *OBSERVERS[kind].options]
         options = _validate_table(entry, keys, where, "type", resolved)
         if options.get("name") is None:
             options["name"] = kind
@@ -495,6 +427,7 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
             close = difflib.get_close_matches(name, SECTIONS, n=1)
             hint = f" (did you mean [{close[0]}]?)" if close else ""
             raise ScenarioError(f"{name}: unknown section{hint}; expected one of {', '.join(SECTIONS)}")
+    _load_scenario_plugins(raw.get("run", {}))
     shorthand = raw.get("schedule")
     if isinstance(shorthand, (int, float)) and not isinstance(shorthand, bool):
         raw["schedule"] = {"lr": shorthand}
@@ -511,6 +444,18 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     resolved["observers"] = _validate_observers(raw.get("observers", []), resolved)
     _cross_checks(resolved)
     return resolved
+
+
+def _load_scenario_plugins(run: Any) -> None:
+    """Import the plugins of ``run.plugins`` (and the installed ones) before the sections are checked."""
+    from ..plugins import load_plugins  # it imports this package's checks
+
+    modules = run.get("plugins", []) if isinstance(run, Mapping) else []
+    try:
+        modules = _modules(modules)
+    except Invalid as exc:
+        raise ScenarioError(f"run.plugins = {show(modules)}: {exc}") from None
+    load_plugins(modules)
 
 
 def _override_path(path: str) -> tuple[str, str]:
@@ -653,10 +598,10 @@ def describe_keys(width: int = 100) -> str:
     lines.append("[[observers]]")
     lines += textwrap.wrap(SECTION_DOCS["observers"], width=width, initial_indent="  # ",
                            subsequent_indent="  # ")
-    common = (replace(_OBSERVER_COMMON[0], check=Choice(tuple(OBSERVER_TYPES))), *_OBSERVER_COMMON[1:])
+    common = (replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker()), *_OBSERVER_COMMON[1:])
     for key in common:
         lines += _key_lines(key, f"observers.{key.path}", None, width)
-    for kind, observer_type in OBSERVER_TYPES.items():
+    for kind, observer_type in OBSERVERS.items():
         target = f" ({observer_type.target.replace(':', '.')})" if observer_type.target else ""
         lines.append(f"  type = \"{kind}\"{target}: {observer_type.summary}")
         for key in observer_type.options:
