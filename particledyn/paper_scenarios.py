@@ -11,7 +11,7 @@ import shutil
 from importlib import resources
 from pathlib import Path
 
-from .config.checks import ScenarioError
+from .scenario.checks import ScenarioError
 
 
 def scenario_folder():

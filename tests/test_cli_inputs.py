@@ -71,7 +71,7 @@ def test_corpus_through_the_real_command(tmp_path):
 def test_absurd_sizes_are_refused_before_allocating(edit, expected, tmp_path):
     path = tmp_path / "big.toml"
     path.write_text(TINY.replace(*edit))
-    with mock.patch("particledyn.config.memory.machine_memory", return_value=8 * 10**9):
+    with mock.patch("particledyn.scenario.memory.machine_memory", return_value=8 * 10**9):
         status, err = _run(tmp_path, str(path))
     _assert_refused(status, err, tmp_path, "big.toml", expected)
     assert "more than the 8 GB of this machine" in err
@@ -117,13 +117,13 @@ def test_fuzz_refused_mutations_through_the_command(data_):
     for _ in range(data_.draw(st.integers(1, 3))):
         mutate(raw, data_.draw, st.one_of(PLAUSIBLE_VALUES, TOML_VALUES), leaf=data_.draw(st.booleans()))
     try:
-        with mock.patch("particledyn.config.memory.machine_memory", return_value=_SMALL_MEMORY):
+        with mock.patch("particledyn.scenario.memory.machine_memory", return_value=_SMALL_MEMORY):
             prepare(validate_scenario(raw))
         return  # a scenario that builds would run: the scenario fuzzers cover these
     except ScenarioError:
         pass
     with tempfile.TemporaryDirectory() as directory:
         (Path(directory) / "s.toml").write_text(toml_dumps(raw), encoding="utf-8", errors="surrogatepass")
-        with mock.patch("particledyn.config.memory.machine_memory", return_value=_SMALL_MEMORY):
+        with mock.patch("particledyn.scenario.memory.machine_memory", return_value=_SMALL_MEMORY):
             status, err = _run(directory, str(Path(directory) / "s.toml"))
         _assert_refused(status, err, directory, "s.toml")

@@ -15,7 +15,7 @@ import pytest
 from particledyn import open_run
 from particledyn.cli import build_parser, main
 from particledyn.compile_notice import COMPILE_NOTICE, announce_compilation, kernels_cold
-from particledyn.config.checks import ScenarioError
+from particledyn.scenario.checks import ScenarioError
 from particledyn.paper_scenarios import list_scenarios
 from particledyn.scenario import parse_override
 from run_files import write_records

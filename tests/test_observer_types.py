@@ -6,16 +6,17 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
+from run_files import make_run, png_is_drawn, write_records
 
-from particledyn.config.observers import OBSERVER_TYPES, LossObserver
 from particledyn.geometry.observers import ClosestApproachObserver
 from particledyn.io import H5MDSink, open_run
 from particledyn.io.observer_attrs import TYPE_ATTR, write_description
+from particledyn.observers import LossObserver
 from particledyn.plotting import plot_run
+from particledyn.scenario.observers import OBSERVER_TYPES
 from particledyn.sinks import MemorySink
 from particledyn.summary import read_series, summarize_run
 from particledyn.sweep.table import run_row
-from run_files import make_run, png_is_drawn, write_records
 
 ALL = ("betti", "geometry", "sharpness", "loss", "topology", "extra")
 #: every built-in observer type, as the registry names it

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from particledyn import Simulation, open_run
-from particledyn.config import OBSERVER_TYPES
+from particledyn.scenario import OBSERVER_TYPES
 from particledyn.cli import format_info, main
 from particledyn.runner import run_info
 

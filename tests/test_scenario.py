@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from particledyn import clouds, data
-from particledyn.config import OBSERVER_TYPES
-from particledyn.config.checks import OPTIONAL, REQUIRED, Choice, Derived, Float, Int, Invalid
+from particledyn.scenario import OBSERVER_TYPES
+from particledyn.scenario.checks import OPTIONAL, REQUIRED, Choice, Derived, Float, Int, Invalid
 from particledyn.runner import validate_scenario_resolved
-from particledyn.config.memory import check_memory, estimate_bytes
+from particledyn.scenario.memory import check_memory, estimate_bytes
 from particledyn.runner import prepare
 from particledyn.scenario import (ScenarioError, default_scenario, describe_keys, load_scenario,
                                   parse_scenario, schema, validate_scenario)
@@ -321,7 +321,7 @@ def test_memory_is_estimated_before_anything_is_allocated():
     big_data = validate_scenario(with_value("data.n", 1_000_000_000))
     with pytest.raises(ScenarioError, match=r"^data\.n = 1000000000: the run needs at least 96 GB"):
         check_memory(big_data, available=8 * 10**9)
-    with mock.patch("particledyn.config.memory.machine_memory", return_value=8 * 10**9), \
+    with mock.patch("particledyn.scenario.memory.machine_memory", return_value=8 * 10**9), \
             pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: "):
         prepare(huge)
 
@@ -343,7 +343,7 @@ def _builds_or_fails_in_one_line(raw) -> bool:
     """True when the scenario builds (its simulation and observers started, as a run begins);
     False when it is refused with a one-line ScenarioError."""
     try:
-        with mock.patch("particledyn.config.memory.machine_memory", return_value=_SMALL_MEMORY):
+        with mock.patch("particledyn.scenario.memory.machine_memory", return_value=_SMALL_MEMORY):
             prepared = prepare(validate_scenario(raw))
     except ScenarioError as exc:
         assert "\n" not in str(exc) and str(exc)

@@ -133,7 +133,7 @@ def test_every_runnable_file_runs_at_reduced_size(path, tmp_path):
 
 
 def test_mnist_files_need_the_users_files(tmp_path):
-    from particledyn.config.checks import ScenarioError
+    from particledyn.scenario.checks import ScenarioError
 
     # run.epochs counts the training rows of the user's files, so the placeholder fails as the file loads
     with pytest.raises(ScenarioError, match="^run.epochs = 20: cannot count the training rows .*PATH/TO/MNIST"):

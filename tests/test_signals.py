@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from particledyn.cli import main
-from particledyn.config import OBSERVER_TYPES
+from particledyn.scenario import OBSERVER_TYPES
 from particledyn.runner import run_info
 
 from test_resume import assert_same_records

@@ -73,7 +73,7 @@ class Registry(Mapping, Generic[T]):
         ValueError
             The name is taken (by another module) and ``replace`` is false.
         """
-        name = getattr(entry, "name")
+        name = entry.name  # type: ignore[attr-defined]  # every entry type has a name
         if not isinstance(name, str) or not name:
             raise ValueError(f"{self.what} name {name!r}: expected a non-empty string")
         origin = origin or sys._getframe(1).f_globals.get("__name__", "?")
