@@ -29,6 +29,7 @@ from .config.checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, F
                             Invalid, Key, Literal, OneOf, ScenarioError, Str, Text, show, toml_type)
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES
+from .ensemble.scenario_keys import KEYS as ENSEMBLE_KEYS, check_replicas
 
 __all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
            "load_scenario", "default_scenario", "describe_keys", "SECTIONS"]
@@ -137,6 +138,7 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         "resumes need the same count.", 0),
     Key("run.backend", Choice(("numba", "cupy")), "Compute backend: 'numba' (CPU) or 'cupy' "
         "(NVIDIA GPU, needs the gpu extra; see docs/gpu.md).", "numba"),
+    *ENSEMBLE_KEYS,
     # [data]
     Key("data.kind", Choice(_DATA_KINDS), "Which data set.", REQUIRED),
     Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
@@ -412,6 +414,7 @@ def _cross_checks(resolved: dict) -> None:
         raise ScenarioError(f"init.n = {init['n']}: expected the sum of kernel.layers = "
                             f"{sum(kernel['layers'])} (one particle per neuron of {show(kernel['layers'])})")
     _check_epoch_batches(resolved["optimizer"])
+    check_replicas(resolved)
     data_kind, loss = resolved["data"]["kind"], resolved["kernel"].get("loss")
     if loss == "cross_entropy" and data_kind not in ("digits", "mnist"):
         raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
