@@ -118,3 +118,10 @@ def test_replica_index_is_checked():
     ens = Ensemble(teacher(), starts(1)[0], replicas=2)
     with pytest.raises(IndexError, match=r"replica 2: expected an integer in \[0, 2\)"):
         ens.replica(2)
+
+
+def test_the_docstring_example_runs():
+    import doctest
+
+    import particledyn.ensemble.ensemble as module
+    assert doctest.testmod(module).failed == 0

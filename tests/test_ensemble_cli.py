@@ -35,6 +35,9 @@ frame_every = 2
 checkpoint_every = 4
 [[observers]]
 type = "loss"
+[[observers]]
+type = "merges"
+every = 3
 """
 ENSEMBLE = "replicas = 3\nreplica_seeds = [5, 6, 7]\nreplica_lrs = [0.01, 0.02, 0.04]"
 
@@ -51,7 +54,13 @@ def test_run_writes_an_ensemble_file_whose_replicas_are_the_single_runs(tmp_path
         with open_run(path) as run, open_run(alone) as single:
             view = run.replica(r)
             np.testing.assert_array_equal(view.positions(), single.positions())
-            np.testing.assert_array_equal(view.observable("loss", "loss")[1], single.observable("loss", "loss")[1])
+            assert view.observables == single.observables
+            for name, keys in single.observables.items():
+                for key in keys:
+                    got, want = view.observable(name, key), single.observable(name, key)
+                    np.testing.assert_array_equal(got[0], want[0])
+                    for a, b in zip(got[1], want[1]):
+                        np.testing.assert_array_equal(a, b)
             assert view.parameters["replica_seed"] == seed and view.finished
 
 
