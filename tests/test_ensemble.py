@@ -125,3 +125,16 @@ def test_the_docstring_example_runs():
 
     import particledyn.ensemble.ensemble as module
     assert doctest.testmod(module).failed == 0
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index("### Ensembles: many seeds and rates as one run")
+    code = text[start:].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code.replace("ens.run(200)", "ens.run(20, progress=False)"), "README.md", "exec"), namespace)
+    assert namespace["ens"].fields.fused and len(namespace["loss"]) == 3
+    assert namespace["replica"].positions(20).shape == (500, 2)
