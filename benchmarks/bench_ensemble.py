@@ -8,6 +8,9 @@ runs of S steps:
 
 * ``ensemble``: one :class:`particledyn.Ensemble` (one fused step over R x N particles);
 * ``sequential``: R :class:`particledyn.Simulation` runs one after another in one process;
+* ``field only``: ``kernel.field`` of one replica R x S times (forward and field passes, no
+  batch draw, no optimizer): the arithmetic every replica-step needs, so the ceiling of what
+  fusing replicas can gain over ``sequential`` is sequential's time over this one;
 * ``processes``: R separate processes, each one ``Simulation`` run (what R runs of
   ``particledyn run`` are), as many at a time as there are cores divided by the thread count;
   their figures are the step loops' own times (``loop``, startup and compilation excluded) and
@@ -77,10 +80,18 @@ def measure_in_process(args) -> dict:
     ens.run(3, progress=False)
     for sim in sims:
         sim.run(3, progress=False)
-    out = {"ensemble": [], "sequential": []}
+    out = {"ensemble": [], "sequential": [], "field only": []}
+    sim = sims[0]
+    context = sim.context(0)
+
+    def fields():  # the arithmetic every replica-step must do: the kernel's two fused passes
+        for _ in range(args.replicas * args.steps):
+            sim.kernel.field(sim.state.positions, sim.state.masses, context)
+
     for _ in range(args.repeats):
         out["ensemble"].append(timed(lambda: ens.run(args.steps, progress=False)))
         out["sequential"].append(timed(lambda: [sim.run(args.steps, progress=False) for sim in sims]))
+        out["field only"].append(timed(fields))
     return out
 
 
@@ -97,7 +108,8 @@ def measure_processes(args, threads: int) -> list[tuple[float, float, float]]:
     """Per repeat: (sum of the loops' CPU, sum of the loops' wall / concurrency, the batch's wall)."""
     at_once = max(1, (os.cpu_count() or 1) // threads)
     command = [sys.executable, __file__, "--n", str(args.n), "--batch", str(args.batch), "--steps",
-               str(args.steps), "--replicas", str(args.replicas), "--dtype", args.dtype, "--threads", str(threads)]
+               str(args.steps), "--replicas", str(args.replicas), "--dtype", args.dtype,
+               "--threads", str(threads)]
     out = []
     for _ in range(args.repeats):
         began, loops, pending = time.perf_counter(), [], list(range(args.replicas))
@@ -105,13 +117,15 @@ def measure_processes(args, threads: int) -> list[tuple[float, float, float]]:
         while pending or running:
             while pending and len(running) < at_once:
                 r = pending.pop(0)
-                running.append(subprocess.Popen(command + ["--child", str(r)], stdout=subprocess.PIPE, text=True))
+                running.append(subprocess.Popen(command + ["--child", str(r)], stdout=subprocess.PIPE,
+                                                text=True))
             process = running.pop(0)
             stdout, _ = process.communicate()
             if process.returncode:
                 raise SystemExit(f"a separate run exited with {process.returncode}")
             loops.append(json.loads(stdout))
-        out.append((sum(c for c, _ in loops), sum(w for _, w in loops) / at_once, time.perf_counter() - began))
+        loop_cpu, loop_wall = sum(c for c, _ in loops), sum(w for _, w in loops)
+        out.append((loop_cpu, loop_wall / at_once, time.perf_counter() - began))
     return out
 
 

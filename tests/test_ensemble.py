@@ -59,8 +59,9 @@ def test_sixteen_replicas_standard_scaling_schedules_and_data_draws():
                    observers=[LossObserver(every=3)])
     ens.run(7, progress=False)
     for r in (0, 5, 15):
-        assert_replica_matches(ens, r, alone(kernels[r], x[r], 7, optimizer=Adam(),
-                                             lr=StepDecay(0.01 * (1 + r % 5), every=3), seed=r, batch_size=16))
+        schedule = StepDecay(0.01 * (1 + r % 5), every=3)
+        assert_replica_matches(ens, r, alone(kernels[r], x[r], 7, optimizer=Adam(), lr=schedule, seed=r,
+                                             batch_size=16))
 
 
 def test_cross_entropy_and_several_outputs():
@@ -73,7 +74,8 @@ def test_cross_entropy_and_several_outputs():
     ens.run(6, progress=False)
     assert ens.fields.fused
     for r in range(2):
-        assert_replica_matches(ens, r, alone(kernel, x[r], 6, lr=[0.1, 0.3][r], seed=[1, 2][r], batch_size=10))
+        single = alone(kernel, x[r], 6, lr=[0.1, 0.3][r], seed=[1, 2][r], batch_size=10)
+        assert_replica_matches(ens, r, single)
 
 
 def test_a_diverging_replica_freezes_and_the_others_go_on():
@@ -98,7 +100,8 @@ def test_generic_path_for_other_optimizers_matches():
 
     kernel = teacher()
     x = starts(2)
-    ens = Ensemble(kernel, x, optimizer=Halved(), lr=[0.1, 0.2], seed=[0, 1], observers=[LossObserver(every=3)])
+    ens = Ensemble(kernel, x, optimizer=Halved(), lr=[0.1, 0.2], seed=[0, 1],
+                   observers=[LossObserver(every=3)])
     ens.run(6, progress=False)
     for r in range(2):
         assert_replica_matches(ens, r, alone(kernel, x[r], 6, optimizer=Halved(), lr=[0.1, 0.2][r], seed=r))

@@ -49,8 +49,9 @@ def test_run_writes_an_ensemble_file_whose_replicas_are_the_single_runs(tmp_path
     assert main(["run", str(scenario_path), "--out", path]) == 0
     for r, (seed, lr) in enumerate(zip([5, 6, 7], [0.01, 0.02, 0.04])):
         alone = str(tmp_path / f"alone{r}.h5")
-        start_run(parse_scenario(SCENARIO.format(ensemble=""), overrides={"run.seed": seed, "schedule.lr": lr}),
-                  out=alone, progress=False)
+        overrides = {"run.seed": seed, "schedule.lr": lr}
+        scenario = parse_scenario(SCENARIO.format(ensemble=""), overrides=overrides)
+        start_run(scenario, out=alone, progress=False)
         with open_run(path) as run, open_run(alone) as single:
             view = run.replica(r)
             np.testing.assert_array_equal(view.positions(), single.positions())
@@ -79,7 +80,8 @@ def test_an_interrupted_ensemble_file_resumes_bit_identically(tmp_path):
 
 
 @pytest.mark.parametrize("ensemble, message", [
-    ("replicas = 2\nreplica_seeds = [1, 2, 3]", r"run.replica_seeds with 3 entries: expected run.replicas = 2"),
+    ("replicas = 2\nreplica_seeds = [1, 2, 3]",
+     r"run.replica_seeds with 3 entries: expected run.replicas = 2"),
     ("replicas = 2\nreplica_lrs = [0.1, -1.0]", r"run.replica_lrs.*positive finite learning rates"),
     ("replicas = 0", r"run.replicas"),
     ('replicas = 2\nbackend = "cupy"', r'run.replicas = 2: expected run.backend = "numba"'),

@@ -8,7 +8,8 @@
 from importlib import import_module
 
 __all__ = ["Ensemble", "ReplicaRun", "is_ensemble", "replica_name"]
-_HOMES = {"Ensemble": ".ensemble", "replica_name": ".ensemble", "ReplicaRun": ".reader", "is_ensemble": ".reader"}
+_HOMES = {"Ensemble": ".ensemble", "replica_name": ".ensemble", "ReplicaRun": ".reader",
+          "is_ensemble": ".reader"}
 
 
 def __getattr__(name):

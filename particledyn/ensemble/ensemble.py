@@ -121,9 +121,9 @@ class Ensemble:
             masses = [None] * n
         self.optimizer = optimizer
         self.members: list[Simulation] = [
-            Simulation(kernels[r], starts[r], optimizer=optimizer, lr=lrs[r], masses=masses[r], seed=int(seeds[r]),
-                       batch_size=batch_size, sink=MemorySink(keep_frames=False), frame_every=frame_every,
-                       checkpoint_every=checkpoint_every, dtype=dtype)
+            Simulation(kernels[r], starts[r], optimizer=optimizer, lr=lrs[r], masses=masses[r],
+                       seed=int(seeds[r]), batch_size=batch_size, sink=MemorySink(keep_frames=False),
+                       frame_every=frame_every, checkpoint_every=checkpoint_every, dtype=dtype)
             for r in range(n)]
         first = self.members[0]
         self.optimizer, self.batch_size = first.optimizer, first.batch_size
@@ -217,7 +217,8 @@ class Ensemble:
             return bad
         for r in live:
             state = self.members[r].state
-            self._direction[r] = self.optimizer.direction(state.positions, self._field[r], state.optimizer_state, t)
+            self._direction[r] = self.optimizer.direction(state.positions, self._field[r],
+                                                          state.optimizer_state, t)
             bad[r] = apply_step(state.positions.ravel(), self._direction[r].ravel(), lrs[r])
         return bad
 

@@ -52,7 +52,8 @@ def start_ensemble_run(scenario, path: str, overwrite: bool, progress, signals) 
     output = resolved["output"]
     metadata = _metadata(scenario.text, scenario.source, prepared[0], threads, scenario.overrides)
     metadata.update(resolved=resolved, seed=resolved["run"]["seed"],
-                    ensemble={"replicas": len(prepared), "seeds": [p.resolved["run"]["seed"] for p in prepared],
+                    ensemble={"replicas": len(prepared),
+                              "seeds": [p.resolved["run"]["seed"] for p in prepared],
                               "schedules": [p.schedule.describe() for p in prepared]})
     inner = H5MDSink(path, metadata, every=1, dtype=output["dtype"],
                      masses=np.concatenate([p.masses for p in prepared]),
@@ -86,9 +87,12 @@ def resume_ensemble_run(path: str, parameters: dict, checkpoint: dict, steps, pr
     set_threads(int(checkpoint.get("threads", parameters.get("threads", 0))))
     prepared = _prepared_replicas(signals, parameters["scenario_toml"], parameters.get("overrides", {}),
                                   stored, positions=False)
+    def restorable(state):  # restore on a throw-away ensemble before the file is cut
+        _ensemble(prepared, None, state["positions"]).restore(state)
+
     try:
         inner, checkpoint = H5MDSink.resume(path, force=force, durability=stored["output"]["durability"],
-                                            validate=lambda c: _ensemble(prepared, None, c["positions"]).restore(c))
+                                            validate=restorable)
     except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None
     sink = RunSink(inner, total)
