@@ -111,6 +111,7 @@ def test_generic_path_for_other_optimizers_matches():
     (dict(lr=[0.1, 0.2], seed=[1, 2, 3]), "different lengths"),
     (dict(), "replicas=None and no per-replica argument"),
     (dict(replicas=0), "replicas=0: expected a positive integer"),
+    (dict(replicas=2, masses=np.ones((3, 40))), r"masses of shape \(3, 40\): expected \(N,\) or \(2, N\)"),
 ])
 def test_bad_arguments_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):

@@ -116,6 +116,8 @@ class Ensemble:
         starts = x if x.ndim == 3 else [x] * n
         if masses is not None:
             m = np.asarray(masses, dtype=np.float64)
+            if m.ndim == 2 and len(m) != n:
+                raise ValueError(f"masses of shape {m.shape}: expected (N,) or ({n}, N), one row per replica")
             masses = list(m) if m.ndim == 2 else [m] * n
         else:
             masses = [None] * n
