@@ -16,7 +16,7 @@ from .sinks import MemorySink, Sink
 from .state import ParticleState
 
 __all__ = [
-    "__version__", "Adam", "BlackBoxKernel", "Constant", "Cosine", "DeepSetsKernel", "DivergenceError",
+    "__version__", "Adam", "Ensemble", "BlackBoxKernel", "Constant", "Cosine", "DeepSetsKernel", "DivergenceError",
     "GD", "Kernel", "MemorySink", "Momentum", "NotEquivariantError", "Observer", "Optimizer",
     "ParticleState", "SGD", "Schedule", "Simulation", "Sink", "StepDecay", "StepInfo", "make_optimizer",
     "simulate", "make_simulation", "open_run", "UserKernelError",
@@ -28,3 +28,11 @@ def open_run(path, **options):
     from .io import open_run as _open_run
 
     return _open_run(path, **options)
+
+
+def __getattr__(name):
+    # Ensemble imports the two-layer kernel modules: only when asked for
+    if name == "Ensemble":
+        from .ensemble import Ensemble
+        return Ensemble
+    raise AttributeError(f"module 'particledyn' has no attribute {name!r}")

@@ -372,6 +372,9 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"output file {path!r} exists; pass --overwrite to replace it or "
                               "--resume to continue it")
+    if resolved["run"]["replicas"] > 1:
+        from .ensemble.runs import start_ensemble_run
+        return start_ensemble_run(scenario, path, overwrite, progress, signals)
     threads = set_threads(resolved["run"]["threads"])
     prepared = _prepare_interruptibly(signals, resolved)
     output = resolved["output"]
@@ -475,6 +478,10 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
             key, a, b = diff
             raise ResumeError(f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file "
                               f"but {b!r} in the scenario")
+    from .ensemble.reader import is_ensemble
+    if is_ensemble(checkpoint):
+        from .ensemble.runs import resume_ensemble_run
+        return resume_ensemble_run(path, parameters, checkpoint, steps, progress, signals, force)
     start = int(checkpoint["step"])
     diverged = divergence_of(checkpoint)
     if diverged is not None:

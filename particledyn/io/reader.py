@@ -276,6 +276,12 @@ class Run:
             raise ValueError(f"{self.path!r}: the checkpoint in slot {slot} cannot be decoded "
                              f"({type(exc).__name__}: {exc})") from None
 
+    def replica(self, index: int):
+        """Replica ``index`` of an ensemble file, read with this API (see
+        :class:`particledyn.ensemble.ReplicaRun`)."""
+        from ..ensemble import ReplicaRun
+        return ReplicaRun(self, index)
+
     def to_pandas(self):
         """All scalar observables as one tidy DataFrame (step, time, observer, key, value); see
         :func:`particledyn.io.export.to_pandas`. Needs pandas."""

@@ -37,6 +37,7 @@ from .observers import OBSERVER_TYPES, OBSERVERS, ObserverType, register_observe
 from .registry import Entry, Registry
 from .sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, CloudShape, DataKind, OptimizerType,
                        ScheduleType)
+from ..ensemble.scenario_keys import KEYS as ENSEMBLE_KEYS, check_replicas
 
 __all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
            "load_scenario", "default_scenario", "describe_keys", "SECTIONS", "Key", "Entry", "Registry",
@@ -133,6 +134,7 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("run.plugins", Custom("an array of module names", _modules), "Modules imported before the "
         "scenario is checked, which register kernels, observers, ... (installed, or on PYTHONPATH; "
         "installed packages' particledyn.plugins entry points load without being listed).", []),
+    *ENSEMBLE_KEYS,
     # [data]: data.kind and its keys from the data kinds' registry (see schema())
     Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
     # [kernel]: kernel.kind here, the options from the kernel registry (see schema())
@@ -354,6 +356,7 @@ def _cross_checks(resolved: dict) -> None:
     if kernel_type.check is not None:
         kernel_type.check(resolved)
     _check_epoch_batches(resolved["optimizer"])
+    check_replicas(resolved)
     s = resolved["schedule"]
     try:
         SCHEDULES.get_entry(s["kind"]).build(s)
