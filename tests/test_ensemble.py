@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from particledyn import GD, Adam, Momentum, Simulation
-from particledyn.config.observers import LossObserver
+from particledyn.observers import LossObserver
 from particledyn.ensemble import Ensemble
 from particledyn.kernels import TwoLayerNet
 from particledyn.schedules import StepDecay

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from particledyn import Adam, Simulation
-from particledyn.config.observers import LossObserver
+from particledyn.observers import LossObserver
 from particledyn.divergence import divergence_of
 from particledyn.ensemble import Ensemble
 from particledyn.interrupts import Interrupted
