@@ -63,6 +63,11 @@ class Kernel:
         product, in the mass metric for mean-field kernels. Default: central differences."""
         return finite_difference_jvp(self, positions, masses, context, vector)
 
+    def hvp_operator(self, positions: np.ndarray, masses: np.ndarray, context: Any):
+        """``v -> hvp(positions, masses, context, v)`` for many products at the same positions
+        (a Lanczos solve); kernels override it to compute what every product shares once."""
+        return lambda vector: self.hvp(positions, masses, context, vector)
+
     def check_positions(self, positions: np.ndarray) -> None:
         """Raise ValueError if ``positions`` do not fit this kernel."""
         if positions.ndim != 2 or positions.shape[1] != self.dim:
