@@ -76,7 +76,8 @@ def theirs(scenario, dtype: str):
     frames = []
     for neurons in authors_train(prepared.positions.astype(dtype), kernel.inputs, kernel.targets,
                                  kernel.loss_name, name, lr, resolved["optimizer"]["weight_decay"],
-                                 kernel.batches.indices, resolved["run"]["steps"], dtype=getattr(torch, dtype)):
+                                 kernel.batches.indices, resolved["run"]["steps"],
+                                 dtype=getattr(torch, dtype)):
         frames.append(neurons)
     return time.process_time() - start, frames[-1].astype(np.float64)
 
@@ -103,12 +104,14 @@ def main(argv=None) -> None:
         t_mine, t_them = statistics.median(m[0] for m in mine), statistics.median(t[0] for t in them)
         end_mine, end_them = mine[0][1], them[0][1]
         diff = np.linalg.norm(end_mine - end_them) / np.linalg.norm(end_them)
-        print(f"{run['name']} {dtype}: {run['steps']} steps, N = {len(end_mine)}; particledyn (frames in memory) "
+        print(f"{run['name']} {dtype}: {run['steps']} steps, N = {len(end_mine)}; "
+              f"particledyn (frames in memory) "
               f"{t_mine:.2f} s, the authors' PyTorch loop {t_them:.2f} s: {t_them / t_mine:.1f}x; "
               f"end positions differ by {diff:.1e} (relative)", flush=True)
         if args.file:
             with tempfile.TemporaryDirectory() as tmp:
-                t_file = statistics.median(ours_file(load(args.scenario, dtype), tmp) for _ in range(args.repeats))
+                t_file = statistics.median(ours_file(load(args.scenario, dtype), tmp)
+                                           for _ in range(args.repeats))
             print(f"  particledyn through `particledyn run` (H5MD file, every frame): {t_file:.2f} s: "
                   f"{t_them / t_file:.1f}x", flush=True)
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -74,7 +74,8 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario TOML (its observers are dropped)")
+    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
+                        help="scenario TOML (its observers are dropped)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed block")
     parser.add_argument("--blocks", type=int, default=3, help="timed blocks per figure (median)")
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), help="time these configurations only")
@@ -86,7 +87,8 @@ def main(argv=None) -> None:
     plain, scenario = build(base_text, args.scenario, None)
     per_epoch = plain.kernel.batches.steps_per_epoch if getattr(plain.kernel, "batches", None) else 1
     steps = args.epochs * per_epoch
-    print(f"scenario {scenario.resolved['run']['name']}: N = {plain.positions.shape[0]}, {per_epoch} steps per "
+    print(f"scenario {scenario.resolved['run']['name']}: N = {plain.positions.shape[0]}, "
+          f"{per_epoch} steps per "
           f"epoch; CPU time, 1 thread, median of {args.blocks} blocks of {steps} steps")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     plain.run(per_epoch, progress=False)

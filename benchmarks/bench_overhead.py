@@ -14,7 +14,8 @@ N = 1024 neurons, d = 1, Adam, batches of 128 drawn per epoch), built by the run
 for the stepping rows. Usage::
 
     python benchmarks/bench_overhead.py
-    python benchmarks/bench_overhead.py --steps 200 --blocks 7 --scenario scenarios/authors/authors_gd_2d_large.toml
+    python benchmarks/bench_overhead.py --steps 200 --blocks 7 \\
+        --scenario scenarios/authors/authors_gd_2d_large.toml
 """
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ def main(argv=None) -> None:
     base = rows[0][1]
     print(f"{'what':32} {'ms/step':>9} {'overhead ms':>12} {'overhead/arith':>15}")
     for name, seconds in rows:
-        print(f"{name:32} {1e3 * seconds:9.3f} {1e3 * (seconds - base):12.3f} {(seconds - base) / base:15.2f}")
+        overhead = seconds - base
+        print(f"{name:32} {1e3 * seconds:9.3f} {1e3 * overhead:12.3f} {overhead / base:15.2f}")
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

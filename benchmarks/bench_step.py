@@ -147,7 +147,8 @@ def peers_probe(n: int, batch: int, dtype: str, repeats: int) -> dict:
         row[name] = {"difference": None, "wall": [], "cpu": []}
     reference = contestants["particledyn"][1]() - positions  # one step's change
     for name, (_, result) in contestants.items():
-        row[name]["difference"] = float(np.max(np.abs(result() - positions - reference)) / np.max(np.abs(reference)))
+        change = result() - positions
+        row[name]["difference"] = float(np.max(np.abs(change - reference)) / np.max(np.abs(reference)))
     for _ in range(repeats):
         for name, (step, _) in contestants.items():
             wall, cpu = time.perf_counter(), time.process_time()
@@ -163,8 +164,8 @@ def measure_peers(n: int, batch: int, dtype: str, threads: int, repeats: int) ->
     if threads == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                             " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
-    command = [sys.executable, os.path.abspath(__file__), "--peers-probe", "--n", str(n), "--batch", str(batch),
-               "--dtype", dtype, "--threads", str(threads), "--repeats", str(repeats)]
+    command = [sys.executable, os.path.abspath(__file__), "--peers-probe", "--n", str(n),
+               "--batch", str(batch), "--dtype", dtype, "--threads", str(threads), "--repeats", str(repeats)]
     result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -177,7 +178,8 @@ def print_peers(sizes, batch: int, dtypes, threads_list, repeats: int) -> None:
             for size in sizes:
                 rows = measure_peers(size, batch, dtype, threads, repeats)
                 mine = rows["particledyn"]
-                cells = "  ".join(f"{name} {r['cpu']:.4f} s ({r['cpu'] / mine['cpu']:.2f}x, diff {r['difference']:.0e})"
+                cells = "  ".join(f"{name} {r['cpu']:.4f} s ({r['cpu'] / mine['cpu']:.2f}x, "
+                                  f"diff {r['difference']:.0e})"
                                   for name, r in rows.items() if name != "particledyn")
                 print(f"{threads} thr {dtype:8} N = {size:>9,}  particledyn {mine['cpu']:.4f} s "
                       f"(wall {mine['wall']:.4f})  {cells}", flush=True)
@@ -311,7 +313,8 @@ def main(argv=None) -> None:
                       flush=True)
 
     if args.peers:
-        print_peers([int(x) for x in args.peer_sizes], args.batch, dtypes, sorted({1, args.threads}), args.repeats)
+        sizes = [int(x) for x in args.peer_sizes]
+        print_peers(sizes, args.batch, dtypes, sorted({1, args.threads}), args.repeats)
 
     if args.scaling_table:
         print("\nscaling in N (particledyn only)")

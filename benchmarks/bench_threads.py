@@ -86,7 +86,8 @@ def main(argv=None) -> None:
     if args.probe:
         print(json.dumps(probe(int(args.n[0]), args.repeats)))
         return
-    print(f"one GD step (float64, B = 128, d = 2), 1 vs 2 threads; median of {args.repeats} alternating pairs; "
+    print(f"one GD step (float64, B = 128, d = 2), 1 vs 2 threads; median of {args.repeats} "
+          f"alternating pairs; "
           f"{os.cpu_count()} CPUs")
     print(f"load average at start: {_load()}\n")
     print(f"{'configuration':36} {'layer':>9} {'N':>8} {'hogs':>4} {'1 thr s':>9} {'2 thr s':>9} "
@@ -97,7 +98,8 @@ def main(argv=None) -> None:
             for n in args.n:
                 for name in args.configs:
                     r = run_config(CONFIGS[name], int(n), args.repeats)
-                    print(f"{name:36} {r['layer']:>9} {int(n):8d} {hogs:4d} {r['wall1']:9.5f} {r['wall2']:9.5f} "
+                    print(f"{name:36} {r['layer']:>9} {int(n):8d} {hogs:4d} "
+                          f"{r['wall1']:9.5f} {r['wall2']:9.5f} "
                           f"{r['wall2'] / r['wall1']:6.2f} {r['cpu1']:8.5f} {r['cpu2']:8.5f}", flush=True)
         finally:
             for proc in hog_procs:

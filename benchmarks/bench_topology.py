@@ -68,7 +68,8 @@ def _by_dim(diagrams, max_dim):
     """Pairs with death > birth per dimension, sorted: the part of a diagram every tool reports."""
     out = []
     for k in range(max_dim + 1):
-        d = np.asarray(diagrams[k], dtype=np.float64).reshape(-1, 2) if k < len(diagrams) else np.zeros((0, 2))
+        d = diagrams[k] if k < len(diagrams) else np.zeros((0, 2))
+        d = np.asarray(d, dtype=np.float64).reshape(-1, 2)
         d = d[d[:, 1] > d[:, 0]]
         out.append(d[np.lexsort((d[:, 1], d[:, 0]))])
     return out
@@ -112,7 +113,8 @@ def peer_gudhi_sparse(X, graph, r, max_dim, threads):
 
 
 RIPS_TOOLS = [("particledyn", ours_rips_diagram, True), ("ripser (sparse)", peer_ripser_sparse, False),
-              ("giotto-ph (sparse)", peer_giotto_sparse, True), ("gudhi (same edges)", peer_gudhi_sparse, False)]
+              ("giotto-ph (sparse)", peer_giotto_sparse, True),
+              ("gudhi (same edges)", peer_gudhi_sparse, False)]
 """(name, diagram function, has threads)."""
 
 
@@ -206,7 +208,8 @@ def compare(title, X, r, max_dim, ours, peers, repeats):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="also run dionysus (slow)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 1024, 2000], help="cloud sizes of the Rips table")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 1024, 2000],
+                    help="cloud sizes of the Rips table")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--big", type=int, default=10 ** 6, help="N of the landmark run")
     ap.add_argument("--landmarks", type=int, default=1000)

@@ -94,7 +94,8 @@ def jax_chunked(inputs, targets, positions, lr):
         state[0].block_until_ready()
 
     def result():
-        return np.concatenate([np.asarray(state[0]).reshape(n, 2), np.asarray(state[1]).reshape(n, 1)], axis=1)
+        return np.concatenate([np.asarray(state[0]).reshape(n, 2), np.asarray(state[1]).reshape(n, 1)],
+                              axis=1)
     return step, result
 
 

@@ -16,7 +16,8 @@ def _sim(batch_size=None, epoch=False):
                       frame_every=0)
 
 
-@pytest.mark.parametrize("batch_size,epoch,built", [(None, False, 0), (40, False, 0), (8, True, 0), (8, False, 5)])
+@pytest.mark.parametrize("batch_size,epoch,built",
+                         [(None, False, 0), (40, False, 0), (8, True, 0), (8, False, 5)])
 def test_a_generator_is_built_only_when_the_batch_is_drawn(monkeypatch, batch_size, epoch, built):
     calls = []
     real = simulation.step_rng

@@ -93,7 +93,8 @@ def test_bad_diagram():
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), na=st.integers(0, 4), nb=st.integers(0, 4), birth=st.sampled_from([0.0, 0.3]))
+@given(seed=st.integers(0, 10 ** 6), na=st.integers(0, 4), nb=st.integers(0, 4),
+       birth=st.sampled_from([0.0, 0.3]))
 def test_same_birth_bottleneck_matches_brute_force_and_gudhi(seed, na, nb, birth):
     import gudhi
 
