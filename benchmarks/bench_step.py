@@ -129,6 +129,62 @@ def compare(n: int, batch: int, dtype: str, repeats: int, with_torch: bool) -> d
     return row
 
 
+# -- the strongest peers (one fresh subprocess per thread count: XLA reads its threads at import) -----------
+
+def peers_probe(n: int, batch: int, dtype: str, repeats: int) -> dict:
+    """Run inside the subprocess: ours and every peer of ``step_peers`` alternate, one step each."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from step_peers import PEERS
+
+    inputs, targets, positions = make_problem(n, batch, dtype)
+    lr = LR_TIMES_N / n
+    sim = ours(inputs, targets, positions, lr=lr)
+    contestants = {"particledyn": (sim.step, lambda: sim.positions.astype(np.float64))}
+    contestants.update({name: build(inputs, targets, positions, lr) for name, build in PEERS.items()})
+    row = {}
+    for name, (step, result) in contestants.items():
+        step()  # warm-up: compilation
+        row[name] = {"difference": None, "wall": [], "cpu": []}
+    reference = contestants["particledyn"][1]() - positions  # one step's change
+    for name, (_, result) in contestants.items():
+        change = result() - positions
+        row[name]["difference"] = float(np.max(np.abs(change - reference)) / np.max(np.abs(reference)))
+    for _ in range(repeats):
+        for name, (step, _) in contestants.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            step()
+            row[name]["cpu"].append(time.process_time() - cpu)
+            row[name]["wall"].append(time.perf_counter() - wall)
+    return {name: {"difference": r["difference"], "wall": statistics.median(r["wall"]),
+                   "cpu": statistics.median(r["cpu"])} for name, r in row.items()}
+
+
+def measure_peers(n: int, batch: int, dtype: str, threads: int, repeats: int) -> dict:
+    env = dict(os.environ)
+    if threads == 1:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    command = [sys.executable, os.path.abspath(__file__), "--peers-probe", "--n", str(n),
+               "--batch", str(batch), "--dtype", dtype, "--threads", str(threads), "--repeats", str(repeats)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_peers(sizes, batch: int, dtypes, threads_list, repeats: int) -> None:
+    print("\nagainst the strongest peers (each thread count in a fresh subprocess; CPU seconds per step, "
+          f"median of {repeats}; ratio = peer / particledyn, above 1: particledyn is faster)")
+    for threads in threads_list:
+        for dtype in dtypes:
+            for size in sizes:
+                rows = measure_peers(size, batch, dtype, threads, repeats)
+                mine = rows["particledyn"]
+                cells = "  ".join(f"{name} {r['cpu']:.4f} s ({r['cpu'] / mine['cpu']:.2f}x, "
+                                  f"diff {r['difference']:.0e})"
+                                  for name, r in rows.items() if name != "particledyn")
+                print(f"{threads} thr {dtype:8} N = {size:>9,}  particledyn {mine['cpu']:.4f} s "
+                      f"(wall {mine['wall']:.4f})  {cells}", flush=True)
+
+
 # -- memory (one fresh subprocess per measurement) -------------------------------------------------------
 
 def _status(field: str) -> float | None:
@@ -203,17 +259,24 @@ def main(argv=None) -> None:
     parser.add_argument("--scaling-max", type=float, default=1e7, help="largest N of the scaling table")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--peers", action="store_true", help="also time the strongest peers (JAX lax.scan "
+                        "chunks, torch.compile fused, PyTorch eager) at N = 1e4, 1e5, 1e6, 1 and 2 threads")
+    parser.add_argument("--peer-sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6], help="N of --peers")
     parser.add_argument("--memory-probe", choices=["ours", "torch"], help=argparse.SUPPRESS)
+    parser.add_argument("--peers-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     n = int(args.n)
     numba.set_num_threads(args.threads)
     with_torch = not args.no_torch
-    if with_torch or args.memory_probe == "torch":
+    if with_torch or args.memory_probe == "torch" or args.peers_probe:
         import torch
 
         torch.set_num_threads(args.threads)
     dtypes = ["float32", "float64"] if args.dtype == "both" else [args.dtype]
 
+    if args.peers_probe:
+        print(json.dumps(peers_probe(n, args.batch, dtypes[0], args.repeats)))
+        return
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe, n, args.batch, dtypes[0])))
         return
@@ -248,6 +311,10 @@ def main(argv=None) -> None:
                 note = "" if m["exact"] else "  (no /proc: ru_maxrss, includes compilation)"
                 print(f"{dtype:8} {label:12} {m['state']:10.1f} {m['increase']:10.1f} {traced} {m['peak']:17.1f}{note}",
                       flush=True)
+
+    if args.peers:
+        sizes = [int(x) for x in args.peer_sizes]
+        print_peers(sizes, args.batch, dtypes, sorted({1, args.threads}), args.repeats)
 
     if args.scaling_table:
         print("\nscaling in N (particledyn only)")

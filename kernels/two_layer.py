@@ -146,29 +146,45 @@ class TwoLayerNet(SupervisedKernel):
         :mod:`.two_layer_hvp_numba`; wider neurons use numpy, chunked over particles
         (O(chunk B) memory).
         """
+        return self.hvp_operator(positions, masses, context, chunk)(vector)
+
+    def hvp_operator(self, positions, masses, context, chunk=4096):
+        """``v -> H v`` at fixed positions, as :meth:`hvp`: the forward pass, the loss gradient
+        and the batch layouts, the same for every product of one Lanczos solve, are computed
+        once here (positions must not change while the operator is in use)."""
         inputs, targets = context
         x = np.ascontiguousarray(positions, dtype=np.float64)
-        v = np.ascontiguousarray(np.asarray(vector, dtype=np.float64).reshape(x.shape))
         m = np.asarray(masses, dtype=np.float64)
         if x.shape[1] <= fused.WIDE_DIMS:
-            return self._hvp_fused(x, m, inputs, targets, v)
-        if x.shape[0] <= chunk:
-            return hessian_vector_reference(x, m, inputs, targets, self.activation, self.scaling,
-                                            self.loss_name, v)
-        return self._hvp_chunked(x, m, inputs, targets, v, chunk)
+            product = self._hvp_fused(x, m, inputs, targets)
+        elif x.shape[0] <= chunk:
+            def product(v):
+                return hessian_vector_reference(x, m, inputs, targets, self.activation, self.scaling,
+                                                self.loss_name, v)
+        else:
+            def product(v):
+                return self._hvp_chunked(x, m, inputs, targets, v, chunk)
 
-    def _hvp_fused(self, x, m, inputs, targets, v):
+        def apply(vector):
+            return product(np.ascontiguousarray(np.asarray(vector, dtype=np.float64).reshape(x.shape)))
+        return apply
+
+    def _hvp_fused(self, x, m, inputs, targets):
         directional, curvature = hvp_loops.compiled_hvp(self.activation)
         outputs = self.outputs(x, m, inputs)
         _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
         inputs_t = fused.pad_batch(inputs, np.float64)
-        delta = directional(x, v, self._coefficients(m, np.float64), inputs_t)[:, : inputs.shape[0]].T
-        u = loss_hessian_product(outputs, delta, self.loss_name)
+        coef = self._coefficients(m, np.float64)
         width = inputs_t.shape[1]
-        out = np.empty_like(x)
-        curvature(x, v, inputs_t, _padded_columns(u, width, np.float64),
-                  _padded_columns(grad_out, width, np.float64), out)
-        return out
+        grad_columns = _padded_columns(grad_out, width, np.float64)
+
+        def product(v):
+            delta = directional(x, v, coef, inputs_t)[:, : inputs.shape[0]].T
+            u = loss_hessian_product(outputs, delta, self.loss_name)
+            out = np.empty_like(x)
+            curvature(x, v, inputs_t, _padded_columns(u, width, np.float64), grad_columns, out)
+            return out
+        return product
 
     def _hvp_chunked(self, x, m, inputs, targets, v, chunk):
         d = self.d_in

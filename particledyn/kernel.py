@@ -50,6 +50,11 @@ class Kernel:
         """Fixed context for diagnostics (sharpness, loss curves): the full training set."""
         return self.context(0, np.random.default_rng(0), None)
 
+    def draws_context(self, batch_size: int | None) -> bool:
+        """Whether :meth:`context` reads its ``rng`` (else the simulation passes None and saves
+        building a generator, ~50 us, every step). Default: True."""
+        return True
+
     def field(self, positions: np.ndarray, masses: np.ndarray, context: Any) -> np.ndarray:
         """Update field U, shape (N, D), same dtype as ``positions``."""
         raise NotImplementedError
@@ -63,6 +68,11 @@ class Kernel:
         """Jacobian of ``-field`` applied to ``vector`` (N x D); the loss Hessian-vector
         product, in the mass metric for mean-field kernels. Default: central differences."""
         return finite_difference_jvp(self, positions, masses, context, vector)
+
+    def hvp_operator(self, positions: np.ndarray, masses: np.ndarray, context: Any):
+        """``v -> hvp(positions, masses, context, v)`` for many products at the same positions
+        (a Lanczos solve); kernels override it to compute what every product shares once."""
+        return lambda vector: self.hvp(positions, masses, context, vector)
 
     def check_positions(self, positions: np.ndarray) -> None:
         """Raise ValueError if ``positions`` do not fit this kernel."""
@@ -124,6 +134,10 @@ class SupervisedKernel(Kernel):
 
     def evaluation_context(self):
         return self.inputs, self.targets
+
+    def draws_context(self, batch_size):
+        # the full batch and the epoch permutation (seeded at sample_by_epoch) draw nothing per step
+        return self.batches is None and batch_size is not None and batch_size < self.inputs.shape[0]
 
     def _coefficients(self, masses, dtype):
         """Per-neuron output coefficients: m_i in mean-field scaling, 1 in standard scaling."""

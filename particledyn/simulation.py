@@ -131,7 +131,8 @@ class Simulation:
 
     def context(self, step: int):
         """The kernel context of update ``step`` (deterministic in seed and step)."""
-        return self.kernel.context(step, step_rng(self.state.seed, step), self.batch_size)
+        rng = step_rng(self.state.seed, step) if self.kernel.draws_context(self.batch_size) else None
+        return self.kernel.context(step, rng, self.batch_size)
 
     def step(self) -> tuple[np.ndarray, np.ndarray, float]:
         """Apply one update; returns (field, direction, lr) of that update.

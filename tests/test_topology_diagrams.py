@@ -90,3 +90,39 @@ def test_bad_diagram():
         betti_from_diagram(np.array([[0.0, 1.0, 0.5]]), 0.1, 1)
     with pytest.raises(ValueError):
         unpack_diagrams(np.zeros((2, 3)), [[0, 5]])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10 ** 6), na=st.integers(0, 4), nb=st.integers(0, 4),
+       birth=st.sampled_from([0.0, 0.3]))
+def test_same_birth_bottleneck_matches_brute_force_and_gudhi(seed, na, nb, birth):
+    import gudhi
+
+    from particledyn.topology.diagrams import same_birth_bottleneck
+    rng = np.random.default_rng(seed)
+    a, b = birth + rng.uniform(0, 1, na), birth + rng.uniform(0, 1, nb)
+    if seed % 3 == 0 and na and nb:
+        b[0] = a[0]  # ties between the two sides
+    got = same_birth_bottleneck(a, b, birth)
+    A, B = np.c_[np.full(na, birth), a], np.c_[np.full(nb, birth), b]
+    assert got == pytest.approx(brute_bottleneck(A, B), abs=1e-12)
+    assert got == pytest.approx(gudhi.bottleneck_distance(A, B), abs=1e-12)
+
+
+def test_h0_of_a_real_cloud_takes_the_sorted_path_and_agrees_with_gudhi(monkeypatch):
+    import gudhi
+
+    from particledyn.topology import betti_numbers
+    from particledyn.topology import diagrams
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 2))
+    da = betti_numbers(x, scale=0.3, max_dim=1).diagram
+    db = betti_numbers(x + rng.normal(scale=0.01, size=x.shape), scale=0.3, max_dim=1).diagram
+    expected = [gudhi.bottleneck_distance(diagrams._truncate(da, k, 0.3), diagrams._truncate(db, k, 0.3))
+                for k in (0, 1)]
+    calls = []
+    real = gudhi.bottleneck_distance
+    monkeypatch.setattr(diagrams.gudhi, "bottleneck_distance", lambda *a: calls.append(1) or real(*a))
+    got = bottleneck_distances(da, db, 1, cap=0.3)
+    assert len(calls) == 1  # H1 only: H0's pairs all are born at 0
+    assert got.tolist() == pytest.approx(expected, abs=1e-12)

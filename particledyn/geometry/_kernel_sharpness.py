@@ -14,8 +14,10 @@ def _kernel_hvp(info: StepInfo):
     positions = np.asarray(info.positions, dtype=np.float64)
     masses, context = info.masses, kernel.evaluation_context()
 
+    product = kernel.hvp_operator(positions, masses, context)  # shares the forward pass
+
     def hvp(vector):
-        return kernel.hvp(positions, masses, context, vector.reshape(positions.shape)).ravel()
+        return product(vector.reshape(positions.shape)).ravel()
 
     return hvp
 

@@ -1,0 +1,45 @@
+"""One Lanczos solve's HVPs share the forward pass: ``hvp_operator`` gives the products of ``hvp``."""
+import numpy as np
+import pytest
+
+from particledyn.geometry.kernel_sharpness import kernel_sharpness
+from particledyn.kernels.two_layer_reference import hessian_vector_reference
+from particledyn.observers import StepInfo
+
+from test_engine_kernels import LOSSES, SCALINGS, SHAPES, assert_rel_close, make_problem
+
+
+@pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("d, n_out, batch, n", SHAPES)
+def test_operator_products_match_the_reference_for_every_vector(loss, scaling, d, n_out, batch, n):
+    kernel, x, m, (z, y) = make_problem("tanh", loss, scaling, d, n_out, batch, n, seed=5)
+    operator = kernel.hvp_operator(x, m, kernel.evaluation_context(), chunk=64)
+    rng = np.random.default_rng(6)
+    for _ in range(3):  # the shared forward pass must not leak one product into the next
+        v = rng.standard_normal(x.shape)
+        expected = hessian_vector_reference(x, m, z, y, "tanh", scaling, loss, v)
+        assert_rel_close(operator(v), expected, 1e-12, "operator hvp")
+        np.testing.assert_array_equal(operator(v.ravel()), kernel.hvp(x, m, kernel.evaluation_context(), v,
+                                                                      chunk=64))
+
+
+def test_the_sharpness_observer_builds_one_forward_pass_per_solve(monkeypatch):
+    kernel, x, m, _ = make_problem("sigmoid", "mse", "standard", 2, 1, 16, 30, seed=7)
+    calls = []
+    outputs = kernel.outputs
+    monkeypatch.setattr(kernel, "outputs", lambda *a: calls.append(1) or outputs(*a))
+
+    class Sim:  # what the observer reads of a simulation
+        pass
+    sim = Sim()
+    sim.kernel = kernel
+    info = StepInfo(step=0, time=0.0, positions=x, masses=m, lr=0.1, previous_positions=None, update=None,
+                    field=None, simulation=sim)
+    observer = kernel_sharpness()
+    observer.preconditioner = None
+    values = observer.observe(info)
+    assert values["n_hvp"] > 3 and len(calls) == 1
+    dense = np.column_stack([kernel.hvp(x, m, kernel.evaluation_context(), e.reshape(x.shape)).ravel()
+                             for e in np.eye(x.size)])
+    assert abs(values["lambda_max"] - np.linalg.eigvalsh(dense)[-1]) <= 1e-8 * np.linalg.eigvalsh(dense)[-1]
