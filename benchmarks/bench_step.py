@@ -142,7 +142,7 @@ def peers_probe(n: int, batch: int, dtype: str, repeats: int) -> dict:
     contestants = {"particledyn": (sim.step, lambda: sim.positions.astype(np.float64))}
     contestants.update({name: build(inputs, targets, positions, lr) for name, build in PEERS.items()})
     row = {}
-    for name, (step, result) in contestants.items():
+    for name, (step, _result) in contestants.items():
         step()  # warm-up: compilation
         row[name] = {"difference": None, "wall": [], "cpu": []}
     reference = contestants["particledyn"][1]() - positions  # one step's change

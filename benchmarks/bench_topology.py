@@ -126,7 +126,7 @@ def compare_rips(title, X, r, max_dim, repeats, threads_list):
     print(f"\n{title}  (N={len(X)}, D={X.shape[1]}, r={r:.4g}, {graph.nnz} edges <= r, H0..H{max_dim}; "
           f"building the shared matrix: {build:.4f} s, included in particledyn's time only)")
     runs = [(name, fn, t) for name, fn, threaded in RIPS_TOOLS for t in (threads_list if threaded else [1])]
-    for name, fn, t in runs:
+    for _name, fn, t in runs:
         fn(X[:10], shared_input(X[:10], r), r, max_dim, t)  # warm-up: imports, numba
     wall = {(n, t): [] for n, _, t in runs}
     cpu = {(n, t): [] for n, _, t in runs}

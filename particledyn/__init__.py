@@ -4,7 +4,7 @@ The public API: build a kernel (``particledyn.kernels``), an optimizer and a
 :class:`Simulation`, add observers, run, and read the results from the sink or
 from the HDF5 file with :func:`open_run`.
 """
-from . import threads as _threads  # first: sets numba's threading layer before anything starts it
+from . import threads as _threads  # noqa: F401  first: sets numba's threading layer before anything starts it
 from ._version import __version__
 from .blackbox import BlackBoxKernel, NotEquivariantError
 from .deepsets import DeepSetsKernel, UserKernelError

@@ -38,11 +38,12 @@ class Kernel:
     is_gradient: bool = True
     name: str = "kernel"
 
-    def context(self, step: int, rng: np.random.Generator, batch_size: int | None) -> Any:
+    def context(self, step: int, rng: np.random.Generator | None, batch_size: int | None) -> Any:
         """Per-step context (e.g. the mini-batch shared by all particles).
 
         ``rng`` is derived from (seed, step) only, so a resumed run draws the
-        same batches. The default is no context.
+        same batches; it is None when :meth:`draws_context` says nothing is drawn.
+        The default is no context.
         """
         return None
 
