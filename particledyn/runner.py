@@ -25,7 +25,7 @@ import numpy as np
 from .config.checks import ScenarioError
 from .config.kernels import KERNEL_TYPES
 from .config.observers import OBSERVER_TYPES, BuildContext
-from .divergence import divergence_of
+from .divergence import GrowthRule, describe, divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.locking import process_alive
 from .sinks import Sink
@@ -80,7 +80,9 @@ class Prepared:
                                masses=self.masses, seed=run["seed"],
                                batch_size=self.resolved["optimizer"]["batch_size"],
                                observers=self.observers, sink=sink, frame_every=output["frame_every"],
-                               checkpoint_every=output["checkpoint_every"], dtype=run["dtype"])
+                               checkpoint_every=output["checkpoint_every"], dtype=run["dtype"],
+                               divergence=GrowthRule(run["divergence_growth"], run["divergence_window"],
+                                                     run["divergence_threshold"]))
 
 
 def _build_dataset(data: dict):
@@ -505,7 +507,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
     diverged = divergence_of(checkpoint)
     if diverged is not None:
         raise ResumeError(f"cannot resume {path!r}: the run diverged at step {diverged['step']} "
-                          f"(the {diverged['quantity']} became NaN or inf)")
+                          f"({describe(diverged)})")
     total = int(steps if steps is not None else checkpoint.get("run", {}).get("total_steps",
                                                                               stored["run"]["steps"]))
     if total < start:
