@@ -157,8 +157,8 @@ def _small_study(tmp_path, **options):
     from particledyn.scenario import load_scenario
 
     resolved = load_scenario(BASE).resolved
-    return width_study(resolved, [40, 80, 160], replicas=2, reference_n=640, steps=4, n_projections=30,
-                       out=tmp_path / "w.h5", **options)
+    plan = {"replicas": 2, "reference_n": 640, "steps": 4, "n_projections": 30, "out": tmp_path / "w.h5"}
+    return width_study(resolved, [40, 80, 160], **{**plan, **options})
 
 
 def test_width_study_has_error_bars_a_reference_and_resumes(tmp_path):
