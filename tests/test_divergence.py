@@ -140,7 +140,8 @@ def test_a_finite_exploding_loss_is_diverged(diverged, capsys):
     (directory / "grown.toml").write_text(text)
     assert main(["run", str(directory / "grown.toml"), "--out", path, "--no-plots"]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("error: the run diverged at step 1: the loss grew ") and "-fold over the last 1" in err
+    assert err.startswith("error: the run diverged at step 1: the loss grew ")
+    assert "-fold over the last 1" in err
     with open_run(path) as run:
         steps, loss = run.observable("loss", "loss")
         assert np.all(np.isfinite(loss)) and loss[-1] > 1e8 * loss[0]  # finite: the NaN rule would not see it
@@ -201,7 +202,8 @@ def test_the_growth_test_continues_across_a_checkpoint():
     losses = np.exp(1.0 * np.arange(40))
     sim = _scripted_run(losses[:11])  # steps 0..10: e^10 = 2.2e4 x the start, below the threshold
     state = sim.checkpoint()["divergence"]
-    assert state["start"] == {"loss": 1.0, "positions": pytest.approx(1.0)} and len(state["history"]["loss"]) == 10
+    assert state["start"] == {"loss": 1.0, "positions": pytest.approx(1.0)}
+    assert len(state["history"]["loss"]) == 10
     rule = GrowthRule()
     rule.load_state_dict(state)
     # a fresh rule would take e^11 as its start and never see the threshold crossed by step 19

@@ -199,8 +199,9 @@ def test_width_study_on_dask_matches_the_serial_runs(tmp_path):
     import logging
 
     serial = _small_study(tmp_path / "serial", density=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+    options = dict(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                   silence_logs=logging.ERROR)
+    with distributed.LocalCluster(**options) as cluster, distributed.Client(cluster) as client:
         on_dask = _small_study(tmp_path / "dask", client=client, density=False)
     timeless = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert timeless(on_dask["rows"]) == timeless(serial["rows"])
@@ -220,7 +221,8 @@ def test_width_study_refuses_standard_scaling(tmp_path):
 
     resolved = load_scenario(BASE).resolved
     with pytest.raises(ValueError, match="mean_field"):
-        width_study({**resolved, "kernel": {**resolved["kernel"], "scaling": "standard"}}, [40], out=tmp_path / "x.h5")
+        width_study({**resolved, "kernel": {**resolved["kernel"], "scaling": "standard"}}, [40],
+                    out=tmp_path / "x.h5")
 
 
 def test_width_cli_serial(tmp_path, capsys):
@@ -230,5 +232,6 @@ def test_width_cli_serial(tmp_path, capsys):
     assert code == 0, out
     assert "rate replicas_final_sliced: N^" in out and "density residual" in out
     assert png_is_drawn(tmp_path / "width_study.png")
-    assert width_main([BASE, "--sizes", "40", "--replicas", "1", "--serial", "--out", str(tmp_path / "b")]) == 2
+    bad = [BASE, "--sizes", "40", "--replicas", "1", "--serial", "--out", str(tmp_path / "b")]
+    assert width_main(bad) == 2
     assert "replicas=1" in capsys.readouterr().err

@@ -33,7 +33,6 @@ check of :mod:`particledyn.sweep.density` on the first GD step at each N.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -268,7 +267,8 @@ def _execute(path: Path, raw: dict, plan: dict, client, progress) -> int:
         return len(todo)
     from distributed import as_completed
 
-    futures = {client.submit(run_replica, raw, n, seed, steps, pure=False): rid for rid, (n, seed) in todo.items()}
+    futures = {client.submit(run_replica, raw, n, seed, steps, pure=False): rid
+               for rid, (n, seed) in todo.items()}
     try:
         for future in as_completed(futures):
             rid = futures[future]
@@ -323,7 +323,8 @@ def _analyse(path: Path, raw: dict, plan: dict, exact_max: int, n_projections: i
         runs = [_load_run(path, f"n{n}_s{s}") for s in seeds]
         row = {"n": n, "seconds": float(sum(r["seconds"] for r in runs))}
         for when in ("initial", "final"):
-            pairs = [replica_distances(runs[2 * r][when], runs[2 * r + 1][when], exact_max, n_projections, seed=r)
+            pairs = [replica_distances(runs[2 * r][when], runs[2 * r + 1][when], exact_max, n_projections,
+                                       seed=r)
                      for r in range(R)]
             to_ref = [replica_distances(run[when], reference[when], exact_max, n_projections, seed=i)
                       for i, run in enumerate(runs)]
@@ -405,7 +406,8 @@ def width_study(resolved: dict, sizes, *, replicas: int = 4, reference_n: int | 
         raise ValueError(f"replicas={replicas!r}: expected an integer >= 2 (pairs per N, for error bars)")
     reference_n = int(10 * sizes[-1] if reference_n is None else reference_n)
     if reference_n <= sizes[-1]:
-        raise ValueError(f"reference_n={reference_n}: expected more particles than the largest size {sizes[-1]}")
+        raise ValueError(f"reference_n={reference_n}: expected more particles than the largest size "
+                         f"{sizes[-1]}")
     steps = int(resolved["run"]["steps"] if steps is None else steps)
     raw = _raw(resolved)
     plan = _plan(sizes, replicas, steps, reference_n, range(1, 2 * int(replicas) + 1))
@@ -457,7 +459,8 @@ def plot_width_study(results: dict, out) -> Path:
         anchor = rows[0][f"{prefix}_initial_sliced"][0]
         ax.plot(sizes, anchor * (sizes / sizes[0]) ** -0.5, ":", color="0.4", label="N^(-1/2)")
         if dim >= 3:
-            ax.plot(sizes, anchor * (sizes / sizes[0]) ** (-1 / dim), "-.", color="0.6", label=f"N^(-1/{dim})")
+            ax.plot(sizes, anchor * (sizes / sizes[0]) ** (-1 / dim), "-.", color="0.6",
+                    label=f"N^(-1/{dim})")
         ax.set(xscale="log", yscale="log", xlabel="N", ylabel="W2")
         ax.legend(fontsize=7)
     R, ref = results["plan"]["replicas"], results["plan"]["reference_n"]
