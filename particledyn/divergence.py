@@ -10,7 +10,7 @@ the error's message instead of raw lines before it; otherwise they are shown at 
 of the call, as they would have been.
 
 :class:`GrowthRule` is the growth test that fires before overflow: a run whose loss (or cloud
-radius max |x|) stays finite but explodes, say to 1e70, is diverged too. See its docstring for
+radius ``max |x|``) stays finite but explodes, say to 1e70, is diverged too. See its docstring for
 the rule and its defaults (``run.divergence_growth``, ``run.divergence_window``,
 ``run.divergence_threshold`` in a scenario).
 """
@@ -76,7 +76,7 @@ class GrowthRule:
     """The growth test: a finite quantity that explodes is divergence, before it overflows.
 
     At every step where observers run, the rule is shown the loss (when recorded) and the
-    cloud's radius max |x| ("positions"). A quantity ``q`` at step t is judged diverged when
+    cloud's radius ``max |x|`` ("positions"). A quantity ``q`` at step t is judged diverged when
     both hold:
 
     - ``q_t > growth * min(q over the window)``: it grew by more than ``growth`` over the
@@ -154,7 +154,7 @@ class GrowthRule:
 
 
 def cloud_radius(positions: np.ndarray) -> float:
-    """max |x| over all entries, without a temporary of the positions' size."""
+    """``max |x|`` over all entries, without a temporary of the positions' size."""
     return float(max(np.max(positions), -np.min(positions)))
 
 
