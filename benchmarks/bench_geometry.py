@@ -11,13 +11,18 @@
    float64; what the sharpness observer calls) against the plain-numpy reference and, when
    PyTorch is installed, PyTorch's double backward, in the same run: sigmoid, MSE, d = 2,
    N = 4000 neurons, 3500 samples (the 3-D Table 1 scenarios).
+4. Cost per call of the pairwise K and the merges observers (one shared cache) at N = 10^6
+   and 10^7, D = 3, on a spread cloud and on a collapsed one (every particle within 1e-4 of
+   one point, as a diverged run ends): seconds per call and the process's peak memory.
 
 Run: python benchmarks/bench_geometry.py [--n 1000000] [--steps 4] [--hvp-neurons 4000]
+     python benchmarks/bench_geometry.py --only scale [--scale-n 1000000,10000000]
 Prints figures; never asserts on time.
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -181,6 +186,33 @@ def bench_hvp(n_neurons, samples, repeats=7):
           f"{torch_time * 1e3:.1f} ms -> {torch_time / ours:.1f}x ours; max relative difference {error:.1e}")
 
 
+def bench_scale(n, kind, workers=-1):
+    rng = np.random.default_rng(0)
+    X0 = rng.uniform(0.0, 5.0, (n, 3)) if kind == "spread" else 1e-4 * rng.standard_normal((n, 3))
+    U = field(X0)
+    X1 = X0 + 1e-3 * U
+    masses = np.full(n, 1.0 / n)
+    cache = NeighbourCache(k=6, workers=workers)
+    k_obs, merges = PairwiseLipschitzObserver(cache=cache), MergeObserver(0.01, cache=cache,
+                                                                          allow_close_start=True)
+    infos = [StepInfo(step=0, time=0.0, positions=X0, masses=masses, lr=1e-3),
+             StepInfo(step=1, time=1e-3, positions=X1, masses=masses, lr=1e-3, previous_positions=X0,
+                      update=U, field=U)]
+    merges.observe(infos[0])  # the start's atoms (x(t)'s pairs, reused as x(t-1)'s below)
+    start = time.perf_counter()
+    k = k_obs.observe(infos[1])
+    k_time = time.perf_counter() - start
+    start = time.perf_counter()
+    m = merges.observe(infos[1])
+    m_time = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"[scale] N={n:,} D=3 {kind}: pairwise K {k_time:.1f} s per call (x(t-1)'s k-d tree and "
+          f"6-NN lists reused from the start), merges {m_time:.1f} s per call (x(t)'s tree, lists, atoms "
+          f"at eps=0.01, pair counts); K={k['K']:.4g}, atoms={m['n_atoms']:,}, close pairs="
+          f"{m['n_close_pairs']:,}; peak memory of the process so far {peak:.2f} GiB")
+    return k_time, m_time
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10**6, help="particles for the pair diagnostics")
@@ -189,10 +221,22 @@ def main():
     parser.add_argument("--gd-steps", type=int, default=5, help="GD steps for warm starts")
     parser.add_argument("--hvp-neurons", type=int, default=4000, help="neurons for one HVP")
     parser.add_argument("--hvp-samples", type=int, default=3500, help="samples for one HVP")
+    parser.add_argument("--only", choices=("pairs", "sharpness", "hvp", "scale"), help="one part")
+    parser.add_argument("--scale-n", default="1000000,10000000", help="N of part 4, comma-separated")
     args = parser.parse_args()
-    bench_pairs(args.n, args.steps)
-    bench_sharpness(args.neurons, args.gd_steps)
-    bench_hvp(args.hvp_neurons, args.hvp_samples)
+    if args.only == "scale":
+        for n in (int(v) for v in args.scale_n.split(",")):
+            for kind in ("spread", "collapsed"):
+                bench_scale(n, kind)
+        return
+    if args.only in (None, "pairs"):
+        bench_pairs(args.n, args.steps)
+    if args.only == "pairs":
+        return
+    if args.only in (None, "sharpness"):
+        bench_sharpness(args.neurons, args.gd_steps)
+    if args.only in (None, "hvp"):
+        bench_hvp(args.hvp_neurons, args.hvp_samples)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from .scenario.checks import ScenarioError
 from .scenario.kernels import KERNELS
 from .scenario.observers import OBSERVERS, BuildContext
 from .scenario.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
-from .divergence import divergence_of
+from .divergence import GrowthRule, describe, divergence_of
 from .scenario import Scenario, validate_scenario
 from .io.locking import writer_alive
 from .sinks import Sink
@@ -76,7 +76,9 @@ class Prepared:
                                masses=self.masses, seed=run["seed"],
                                batch_size=self.resolved["optimizer"]["batch_size"],
                                observers=self.observers, sink=sink, frame_every=output["frame_every"],
-                               checkpoint_every=output["checkpoint_every"], dtype=run["dtype"])
+                               checkpoint_every=output["checkpoint_every"], dtype=run["dtype"],
+                               divergence=GrowthRule(run["divergence_growth"], run["divergence_window"],
+                                                     run["divergence_threshold"]))
 
 
 def _build_dataset(data: dict):
@@ -486,7 +488,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
     diverged = divergence_of(checkpoint)
     if diverged is not None:
         raise ResumeError(f"cannot resume {path!r}: the run diverged at step {diverged['step']} "
-                          f"(the {diverged['quantity']} became NaN or inf)")
+                          f"({describe(diverged)})")
     total = int(steps if steps is not None else checkpoint.get("run", {}).get("total_steps",
                                                                               stored["run"]["steps"]))
     if total < start:

@@ -8,7 +8,7 @@ import numba
 import numpy as np
 
 from .backends import Backend, get_backend
-from .divergence import DivergenceError, FloatWarnings, non_finite_keys
+from .divergence import DivergenceError, FloatWarnings, GrowthRule, cloud_radius, non_finite_keys
 from .interrupts import Deferral, deferred_signals
 from .kernel import Kernel
 from .observers import Observer, ObserverError, StepInfo
@@ -60,6 +60,9 @@ class Simulation:
     stepping_kernel, stepping_optimizer
         What steps ``state`` on this backend: ``kernel`` and ``optimizer`` themselves on
         'numba', their device twins otherwise.
+    divergence : GrowthRule, optional
+        The growth test judging a finite but exploding loss or cloud diverged (default
+        ``GrowthRule()``; ``GrowthRule(0)`` switches it off).
 
     Notes
     -----
@@ -77,7 +80,7 @@ class Simulation:
                  masses=None, seed: int = 0, batch_size: int | None = None,
                  observers: Sequence[Observer] = (), sink: Sink | None = None,
                  frame_every: int = 1, checkpoint_every: int = 0, dtype=None,
-                 backend: str | Backend = "numba"):
+                 backend: str | Backend = "numba", divergence: GrowthRule | None = None):
         self.backend = get_backend(backend)
         if not isinstance(kernel, Kernel):
             raise TypeError(f"kernel={kernel!r}: expected a particledyn Kernel")
@@ -99,6 +102,7 @@ class Simulation:
                 raise ValueError(f"{name}={value!r}: expected an integer >= 0")
         self.frame_every, self.checkpoint_every = int(frame_every), int(checkpoint_every)
         self.observers = list(observers)
+        self.divergence = divergence if divergence is not None else GrowthRule()
         # the progress bar's label (default: the kernel's name) and its latest loss
         self.progress_label: str | None = None
         self.latest_loss: float | None = None
@@ -291,7 +295,7 @@ class Simulation:
         """Record each observer's values at ``info.step``; then raise DivergenceError if one
         of their ``divergence_keys`` (the loss) is NaN or inf. An observer's error is raised
         as :class:`~particledyn.observers.ObserverError` (MemoryError as it is)."""
-        state, bad = self.state, []
+        state, bad, grown = self.state, [], {}
         for observer in observers:
             try:
                 values = observer.observe(info)
@@ -301,11 +305,15 @@ class Simulation:
                 raise ObserverError(observer.name, state.step, exc) from exc
             self.sink.write_observables(observer.name, state.step, state.time, values)
             if "loss" in getattr(observer, "divergence_keys", ()) and "loss" in values:
-                self.latest_loss = float(values["loss"])
+                self.latest_loss = grown["loss"] = float(values["loss"])
             bad += [f"{observer.name}/{key}" for key in non_finite_keys(observer, values)]
         if bad:
             quantity = bad[0].split("/", 1)[1] if bad[0].startswith("loss/") else bad[0]
             raise DivergenceError(state.step, 0, info.lr, quantity)
+        if self.divergence.enabled:
+            found = self.divergence.check({**grown, "positions": cloud_radius(info.positions)})
+            if found is not None:
+                raise DivergenceError(state.step, 0, info.lr, found[0], growth=found[1])
 
     def _write_frame(self):
         """The current frame to the sink (host copies of what it writes, from a device)."""
@@ -335,6 +343,7 @@ class Simulation:
             "optimizer_state": {k: copy(v) for k, v in state.optimizer_state.items()},
             "observers": {o.name: o.state_dict() for o in self.observers},
             "threads": numba.get_num_threads(), "backend": self.backend.name,
+            "divergence": self.divergence.state_dict(),
         }
 
     def restore(self, checkpoint: dict) -> "Simulation":
@@ -360,6 +369,7 @@ class Simulation:
             observer.start(self)
             if observer.name in observer_states:
                 observer.load_state_dict(observer_states[observer.name])
+        self.divergence.load_state_dict(checkpoint.get("divergence"))
         self._started = True
         self._checkpointed = state.step
         return self

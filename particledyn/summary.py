@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from . import summary_kinds as kinds
+from .divergence import describe
 
 __all__ = ["K_SOURCES", "read_series", "summarize_run", "write_summary", "summary_path"]
 
@@ -245,7 +246,10 @@ def _divergence(run) -> dict[str, Any] | None:
         loss = train_loss_series(run)
         if loss is not None and not np.all(np.isfinite(loss[1])):
             found = {"step": loss[0][~np.isfinite(loss[1])][0], "quantity": "loss"}
-    return None if found is None else {"step": int(found["step"]), "quantity": str(found["quantity"])}
+    if found is None:
+        return None
+    growth = {"growth": str(found["growth"])} if found.get("growth") else {}
+    return {"step": int(found["step"]), "quantity": str(found["quantity"]), **growth}
 
 
 def _fmt(x: float | None) -> str:
@@ -268,7 +272,7 @@ def _verdict(summary: dict[str, Any]) -> str:
     last = summary["last_step"]
     diverged = summary["diverged"]
     if diverged is not None:
-        head = f"diverged at step {diverged['step']} (the {diverged['quantity']} became NaN or inf); "
+        head = f"diverged at step {diverged['step']} ({describe(diverged)}); "
         return head + _verdict({**summary, "diverged": None, "finished": True})
     tail = "" if summary["finished"] else f"; run not finished (last record at step {last})"
     if summary["topology_preserved"] is None:

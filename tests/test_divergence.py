@@ -1,21 +1,25 @@
-"""An infinite or NaN loss is divergence: exit 3, the file says so, the verdict and the figures too."""
+"""An infinite or NaN loss is divergence, and so is a finite loss or cloud that explodes (the growth
+test): exit 3, the file says so, the verdict and the figures too."""
 import numpy as np
 import pytest
 
 from particledyn import DivergenceError, Simulation, open_run
 from particledyn.cli import main
-from particledyn.divergence import FloatWarnings
+from particledyn.divergence import FloatWarnings, GrowthRule
+from particledyn.observers import Observer
 from particledyn.runner import run_info
 from particledyn.summary import summarize_run
 
 from run_files import png_is_drawn
 
-# lr = 1e4 on a sigmoid net: the positions grow to ~1e150 and stay finite, the loss overflows at step 26
+# lr = 1e4 on a sigmoid net: the positions grow to ~1e150 and stay finite, the loss overflows at step 26;
+# the growth test is off here (it fires at step 1, see test_a_finite_exploding_loss_is_diverged)
 DIVERGING = """\
 [run]
 steps = 40
 seed = 3
 threads = 1
+divergence_growth = 0
 [data]
 kind = "teacher_student"
 d = 1
@@ -127,3 +131,91 @@ def test_float_warnings_are_held_and_shown_when_nothing_diverged(recwarn):
         np.exp(np.array([1000.0]))
         assert held.take() and held.take() == []
     assert len(recwarn) == 2
+
+
+def test_a_finite_exploding_loss_is_diverged(diverged, capsys):
+    directory, scenario = diverged
+    path = str(directory / "grown.h5")
+    text = scenario.read_text().replace("divergence_growth = 0\n", "")
+    (directory / "grown.toml").write_text(text)
+    assert main(["run", str(directory / "grown.toml"), "--out", path, "--no-plots"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: the run diverged at step 1: the loss grew ")
+    assert "-fold over the last 1" in err
+    with open_run(path) as run:
+        steps, loss = run.observable("loss", "loss")
+        assert np.all(np.isfinite(loss)) and loss[-1] > 1e8 * loss[0]  # finite: the NaN rule would not see it
+        entry = run.checkpoint()["diverged"]
+    assert entry["step"] == 1 and entry["quantity"] == "loss" and entry["growth"].startswith("grew ")
+    assert run_info(path)["status"] == "diverged"
+    summary = summarize_run(path)
+    assert summary["diverged"]["growth"] == entry["growth"]
+    assert summary["verdict"].startswith("diverged at step 1 (the loss grew ")
+    assert main(["run", "--resume", "--out", path]) == 1
+    assert "the loss grew" in capsys.readouterr().err
+
+
+class _Scripted(Observer):
+    """A loss observer reporting ``losses[step]`` (the positions do not matter)."""
+
+    name = "loss"
+    divergence_keys = ("loss",)
+
+    def __init__(self, losses):
+        super().__init__(1)
+        self.losses = losses
+
+    def observe(self, info):
+        return {"loss": float(self.losses[info.step])}
+
+
+def _scripted_run(losses, rule=None):
+    from particledyn.kernels import TwoLayerNet
+
+    x = np.linspace(0, 1, 20).reshape(10, 2)
+    sim = Simulation(TwoLayerNet(x[:, :1], x[:, 1], scaling="mean_field"), x, lr=1e-6,
+                     observers=[_Scripted(losses)], divergence=rule)
+    sim.run(len(losses) - 1, progress=False)
+    return sim
+
+
+def test_a_large_but_stable_loss_is_not_diverged():
+    t = np.arange(200)
+    _scripted_run(1e60 * (1 + 0.5 * np.sin(t)))  # huge from the start, never more than 3x its start
+    _scripted_run(np.exp(0.1 * t))  # grows 4e8-fold, but only e-fold every 10 records
+    _scripted_run(np.r_[np.full(50, 1.0), np.full(150, 1e-12), np.full(1, 1.0)])  # a dip and back
+
+
+def test_an_exploding_finite_loss_is_diverged_before_overflow():
+    t = np.arange(400)
+    losses = np.exp(1.0 * t)  # e-fold per record: overflows at step 710
+    with pytest.raises(DivergenceError, match="loss exploded at step 19") as caught:
+        _scripted_run(losses)
+    assert caught.value.growth.startswith("grew ") and np.isfinite(losses[19])
+    # the rule's knobs: a wider threshold fires later, growth = 0 not at all (the loss stays finite)
+    with pytest.raises(DivergenceError, match="at step 28"):
+        _scripted_run(losses, GrowthRule(threshold=1e12))
+    _scripted_run(losses, GrowthRule(0))
+
+
+def test_the_growth_test_continues_across_a_checkpoint():
+    losses = np.exp(1.0 * np.arange(40))
+    sim = _scripted_run(losses[:11])  # steps 0..10: e^10 = 2.2e4 x the start, below the threshold
+    state = sim.checkpoint()["divergence"]
+    assert state["start"] == {"loss": 1.0, "positions": pytest.approx(1.0)}
+    assert len(state["history"]["loss"]) == 10
+    rule = GrowthRule()
+    rule.load_state_dict(state)
+    # a fresh rule would take e^11 as its start and never see the threshold crossed by step 19
+    assert rule.check({"loss": losses[19]}) is not None
+    assert GrowthRule().check({"loss": losses[19]}) is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"growth": 1.0}, "growth=1.0: expected a factor > 1, or 0"),
+    ({"window": 0}, "window=0: expected an integer >= 1"),
+    ({"threshold": 0.5}, "threshold=0.5: expected a finite factor >= 1"),
+])
+def test_growth_rule_refuses_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GrowthRule(**kwargs)

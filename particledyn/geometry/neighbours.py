@@ -97,6 +97,170 @@ def pair_norms(values: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Largest dimension for which the eps-grid links dense clusters (its (2r+1)^D neighbour cells,
+#: r = floor(sqrt(D)) + 1, grow fast); above it a tree's ``query_pairs`` does (quadratic in a cluster).
+GRID_MAX_DIM = 3
+
+
+@numba.njit(cache=True)
+def _find(parent, a):
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@numba.njit(cache=True)
+def _cell_index(cells, target):
+    """Row of ``target`` in the lexicographically sorted ``cells``, or -1."""
+    lo, hi, dim = 0, cells.shape[0], cells.shape[1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        order = 0
+        for d in range(dim):
+            if cells[mid, d] != target[d]:
+                order = -1 if cells[mid, d] < target[d] else 1
+                break
+        if order == 0:
+            return mid
+        if order < 0:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -1
+
+
+@numba.njit(cache=True)
+def _box_distances(boxes, c, t):
+    """Smallest and largest squared distance between points of the boxes of cells c and t."""
+    near, far = 0.0, 0.0
+    for d in range(boxes.shape[2]):
+        gap = max(boxes[t, 0, d] - boxes[c, 1, d], boxes[c, 0, d] - boxes[t, 1, d], 0.0)
+        span = max(boxes[t, 1, d] - boxes[c, 0, d], boxes[c, 1, d] - boxes[t, 0, d])
+        near += gap * gap
+        far += span * span
+    return near, far
+
+
+@numba.njit(cache=True)
+def _grid_walk(points, cells, boxes, starts, order, offsets, eps2, count_only):
+    """Over cells of side eps / sqrt(D): the pairs within eps counted (``count_only``), or a
+    spanning set of eps-edges: consecutive members of a cell (all within eps of each other),
+    and for each pair of neighbouring cells in different components the first pair within eps."""
+    m, n_cells, dim = points.shape[0], cells.shape[0], points.shape[1]
+    parent = np.arange(m)
+    size = 0 if count_only else m + n_cells * len(offsets)
+    src = np.empty(size, dtype=np.int64)
+    dst = np.empty_like(src)
+    n_edges, total = 0, 0
+    target = np.empty(dim, dtype=np.int64)
+    for c in range(n_cells):
+        members = starts[c + 1] - starts[c]
+        if count_only:
+            total += members * (members - 1) // 2
+            continue
+        for a in range(starts[c], starts[c + 1] - 1):
+            src[n_edges], dst[n_edges] = order[a], order[a + 1]
+            parent[_find(parent, order[a + 1])] = _find(parent, order[a])
+            n_edges += 1
+    for c in range(n_cells):
+        for o in range(len(offsets)):
+            for d in range(dim):
+                target[d] = cells[c, d] + offsets[o, d]
+            t = _cell_index(cells, target)
+            if t < 0:
+                continue
+            near, far = _box_distances(boxes, c, t)
+            if near > eps2:
+                continue
+            if count_only:
+                if far <= eps2:
+                    total += (starts[c + 1] - starts[c]) * (starts[t + 1] - starts[t])
+                    continue
+            elif _find(parent, order[starts[c]]) == _find(parent, order[starts[t]]):
+                continue
+            found = False
+            for a in range(starts[c], starts[c + 1]):
+                p = order[a]
+                for b in range(starts[t], starts[t + 1]):
+                    q = order[b]
+                    dist2 = 0.0
+                    for d in range(dim):
+                        diff = points[p, d] - points[q, d]
+                        dist2 += diff * diff
+                    if dist2 <= eps2:
+                        if count_only:
+                            total += 1
+                        else:
+                            src[n_edges], dst[n_edges] = p, q
+                            parent[_find(parent, q)] = _find(parent, p)
+                            n_edges += 1
+                            found = True
+                            break
+                if found:
+                    break
+    return src[:n_edges], dst[:n_edges], total
+
+
+def _grid(points: np.ndarray, eps: float, count_only: bool):
+    m, dim = points.shape
+    if dim > GRID_MAX_DIM or eps <= 0 or m < 2:
+        return None
+    side = eps / math.sqrt(dim)
+    low = points.min(axis=0)
+    reach = (points.max(axis=0) - low) / side
+    if not np.all(reach < 2.0**60):
+        return None
+    cells = np.floor((points - low) / side).astype(np.int64)
+    order = np.lexsort(cells.T[::-1])
+    cells = cells[order]
+    new = np.r_[True, np.any(cells[1:] != cells[:-1], axis=1)]
+    first = np.flatnonzero(new)
+    starts = np.r_[first, m].astype(np.int64)
+    sorted_points = points[order]
+    boxes = np.stack([np.minimum.reduceat(sorted_points, first, axis=0),
+                      np.maximum.reduceat(sorted_points, first, axis=0)], axis=1)
+    r = int(math.floor(math.sqrt(dim))) + 1
+    grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1)] * dim, indexing="ij"), -1).reshape(-1, dim)
+    # each unordered cell pair once: offsets lexicographically after zero
+    later = np.array([tuple(o) > (0,) * dim for o in grid])
+    return _grid_walk(points, np.ascontiguousarray(cells[first]), boxes, starts, order.astype(np.int64),
+                      np.ascontiguousarray(grid[later], dtype=np.int64), float(eps) ** 2, count_only)
+
+
+def grid_links(points: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Edges within ``eps`` that chain every eps-connected set of ``points`` (a spanning set,
+    not every close pair), in time linear in the points for clustered clouds; None when the
+    dimension exceeds :data:`GRID_MAX_DIM`, eps is 0 or the grid has more than 2^60 cells a side.
+
+    Parameters
+    ----------
+    points : ndarray, shape (m, D), float64
+    eps : float
+
+    Returns
+    -------
+    (i, j) : ndarrays of int64, indices into ``points``, or None
+
+    Notes
+    -----
+    Cells have side eps / sqrt(D), so two points in one cell are within eps; a pair within eps
+    lies in cells at most floor(sqrt(D)) + 1 apart per axis. Two neighbouring cells are
+    compared point by point only while they are in different components and their points'
+    boxes come within eps, and only until a pair within eps is found: a collapsed cluster
+    costs O(m log m), two dense clusters just over eps apart the product of their sizes.
+    """
+    found = _grid(points, eps, False)
+    return None if found is None else (found[0], found[1])
+
+
+def grid_count(points: np.ndarray, eps: float) -> int | None:
+    """Number of unordered pairs of ``points`` within ``eps``, by the grid of :func:`grid_links`
+    (pairs of cells whose boxes lie within eps counted whole); None where that grid is refused."""
+    found = _grid(points, eps, True)
+    return None if found is None else int(found[2])
+
+
 def connected_atoms(n: int, i: np.ndarray, j: np.ndarray) -> tuple[int, np.ndarray]:
     """Connected components of the graph on ``n`` particles with edges (i, j).
 
@@ -168,6 +332,7 @@ class NeighbourPairs:
         self._pairs = None
         self._distances = None
         self._atoms: dict[float, tuple[int, np.ndarray]] = {}
+        self._spanning: dict[float, tuple[np.ndarray, np.ndarray]] = {}
 
     # -- construction -------------------------------------------------------
     @property
@@ -277,23 +442,32 @@ class NeighbourPairs:
         return pair_norms(values, i, j)
 
     # -- atoms ----------------------------------------------------------------
-    def close_edges(self, eps: float) -> tuple[np.ndarray, np.ndarray]:
-        """Edges that connect every pair closer than ``eps`` (with duplicates).
+    def close_edges(self, eps: float, spanning: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Edges within ``eps`` that connect every pair closer than ``eps`` (with duplicates).
 
-        The edge set contains every unordered pair with distance <= eps at
-        least once (possibly twice, in either orientation); use
-        :meth:`close_pairs` for each pair once.
+        With ``spanning = False`` the edge set contains every unordered pair with distance
+        <= eps at least once (possibly twice, in either orientation); use :meth:`close_pairs`
+        for each pair once. With ``spanning = True`` it only chains them: every edge is within
+        eps and two particles joined by a chain of close pairs are joined by a chain of
+        edges (the atoms are the same), at a cost linear in N also for dense clusters.
 
         Notes
         -----
         In kNN mode the close pairs are read off the neighbour lists; only the
         particles whose k-th neighbour is itself within eps ("saturated") can
         have more close partners, and a pair missing from the lists joins two
-        saturated particles, found by ``query_pairs`` on a tree of those alone.
-        A cluster of m particles within eps of each other costs O(m^2), as any
-        exact enumeration of close pairs does.
+        saturated particles, found by ``query_pairs`` on a tree of those alone
+        (a cluster of m particles within eps of each other costs O(m^2), as any
+        exact enumeration of close pairs does), or, spanning, by :func:`grid_links`.
         """
         eps = _check_eps(eps)
+        if spanning:
+            if eps not in self._spanning:
+                self._spanning[eps] = self._close_edges(eps, True)
+            return self._spanning[eps]
+        return self._close_edges(eps, False)
+
+    def _close_edges(self, eps: float, spanning: bool) -> tuple[np.ndarray, np.ndarray]:
         if self.n < 2:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty.copy()
@@ -309,6 +483,10 @@ class NeighbourPairs:
         # A particle whose k-th neighbour is farther than eps has all its close
         # partners in its list, so a close pair missing from the lists joins
         # two saturated particles: one tree over those alone finds them all.
+        links = grid_links(self.positions[saturated], eps) if spanning else None
+        if links is not None:
+            return (np.concatenate([i.astype(np.int64), saturated[links[0]]]),
+                    np.concatenate([j.astype(np.int64), saturated[links[1]]]))
         extra = cKDTree(self.positions[saturated], leafsize=self.leafsize).query_pairs(
             eps, output_type="ndarray")
         return (np.concatenate([i.astype(np.int64), saturated[extra[:, 0]]]),
@@ -321,6 +499,28 @@ class NeighbourPairs:
         high = np.maximum(i, j).astype(np.int64)
         key = np.unique(low[low != high] * np.int64(self.n) + high[low != high])
         return key // self.n, key % self.n
+
+    def count_close_pairs(self, eps: float) -> int:
+        """Number of unordered pairs within ``eps``, without listing them: :func:`grid_count`
+        up to :data:`GRID_MAX_DIM`, else a dual-tree count (node pairs within eps counted whole)."""
+        eps = _check_eps(eps)
+        if self.n < 2:
+            return 0
+        if self.all_pairs:
+            return int(np.count_nonzero(self.distances <= eps))
+        # a close pair with an unsaturated end is in that end's list; the others join two
+        # saturated particles and are counted among those alone
+        saturated = self.knn[0][:, -1] <= eps
+        i, j = self.pairs
+        listed = int(np.count_nonzero((self.distances <= eps) & ~(saturated[i] & saturated[j])))
+        points = self.positions[saturated]
+        if len(points) < 2:
+            return listed
+        counted = grid_count(points, eps)
+        if counted is None:
+            tree = cKDTree(points, leafsize=self.leafsize)
+            counted = int((tree.count_neighbors(tree, eps) - len(points)) // 2)
+        return listed + counted
 
     def atoms(self, eps: float) -> tuple[int, np.ndarray]:
         """Atoms at scale ``eps``: clusters of particles chained by pairs within eps.
@@ -336,7 +536,7 @@ class NeighbourPairs:
         """
         eps = _check_eps(eps)
         if eps not in self._atoms:
-            i, j = self.close_edges(eps)
+            i, j = self.close_edges(eps, spanning=True)
             self._atoms[eps] = connected_atoms(self.n, i, j)
         return self._atoms[eps]
 

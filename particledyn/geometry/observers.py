@@ -258,7 +258,11 @@ class MergeObserver(Observer):
     ``mass_in_multi_atoms`` (mass in atoms of two or more particles), ``mass_histogram``
     (array), ``mass_underflow``, ``mass_overflow``, and for the closest pair that joined two
     atoms of the previous step (-1 and NaN when none did): ``merge_i``, ``merge_j``,
-    ``merge_distance``, ``merge_previous_distance`` (its distance one step before).
+    ``merge_distance``, ``merge_previous_distance`` (its distance one step before). Pair counts
+    are counted without listing the pairs; above the all-pairs limit the merge pair is the
+    closest joining one among the edges that chain the atoms (the neighbour lists, and inside
+    clusters denser than k within eps one chaining pair per pair of grid cells), so the cost
+    stays linear in N when a cluster holds most of the cloud.
     """
 
     name = "merges"
@@ -308,10 +312,12 @@ class MergeObserver(Observer):
         masses = atom_masses(labels, info.masses)
         sizes = np.bincount(labels)
         counts, under, over = mass_histogram(masses, self.mass_bins)
-        close_i, close_j = pairs.close_pairs(self.eps)
-        exact = pairs.close_pairs(rounding_atol(pairs.positions, dtype=info.positions.dtype))[0]
-        values = {"n_atoms": n_atoms, "n_close_pairs": int(len(close_i)),
-                  "n_exact_pairs": int(len(exact)),
+        # counted, not listed, and the merge pair sought among the edges that chain the atoms:
+        # linear in N also when a cluster holds most of the cloud
+        close_i, close_j = pairs.close_edges(self.eps, spanning=True)
+        exact = pairs.count_close_pairs(rounding_atol(pairs.positions, dtype=info.positions.dtype))
+        values = {"n_atoms": n_atoms, "n_close_pairs": pairs.count_close_pairs(self.eps),
+                  "n_exact_pairs": exact,
                   "min_distance": closest_pair(pairs)[0], "eps": self.eps,
                   "n_merges": 0, "n_splits": 0, "merged_mass": 0.0, "n_merged_particles": 0,
                   "largest_atom_mass": float(masses.max()) if len(masses) else 0.0,
@@ -325,7 +331,7 @@ class MergeObserver(Observer):
             values.update(n_merges=stats.n_merges, n_splits=stats.n_splits,
                           merged_mass=stats.merged_mass,
                           n_merged_particles=stats.n_merged_particles)
-            joining = before[close_i] != before[close_j]
+            joining = (before[close_i] != before[close_j]) & (close_i != close_j)
             if joining.any():
                 i, j = close_i[joining], close_j[joining]
                 now = pair_norms(pairs.positions, i, j)

@@ -101,7 +101,8 @@ def mark_events(ax, summary: dict | None) -> None:
     diverged = summary.get("diverged")
     if diverged:
         ax.axvline(diverged["step"], color="black", ls="-", lw=1.5,
-                   label=f"diverged (step {diverged['step']}: {diverged['quantity']} non-finite)")
+                   label=f"diverged (step {diverged['step']}: {diverged['quantity']}"
+                         f" {'exploded' if diverged.get('growth') else 'non-finite'})")
     change = summary.get("betti", {}).get("first_change_step")
     merge = summary.get("merges", {}).get("first_merge_step")
     if change is not None:

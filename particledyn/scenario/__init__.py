@@ -129,6 +129,11 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     Key("run.dtype", Choice(("float32", "float64")), "Working precision of the particles.", "float64"),
     Key("run.threads", Int(0, 4096), "Numba threads (0: all that numba sees). Bit-identical "
         "resumes need the same count.", 0),
+    Key("run.divergence_growth", Float(0.0), "Growth test (particledyn.divergence.GrowthRule): the run "
+        "diverged when the loss or max abs(x) grew more than this factor over run.divergence_window records "
+        "and exceeds run.divergence_threshold x its start; 0 switches it off (NaN/inf still diverge).", 100.0),
+    Key("run.divergence_window", Int(1, 10**6), "Records the growth test looks back over.", 10),
+    Key("run.divergence_threshold", Float(1.0), "Growth test: factor over the start value.", 1e8),
     Key("run.backend", Choice(("numba", "cupy")), "Compute backend: 'numba' (CPU) or 'cupy' "
         "(NVIDIA GPU, needs the gpu extra; see docs/gpu.md).", "numba"),
     Key("run.plugins", Custom("an array of module names", _modules), "Modules imported before the "
