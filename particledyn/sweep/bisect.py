@@ -6,14 +6,13 @@ sqrt(lo * hi) of every point still bracketed, all points in parallel on the clus
 ``iterations`` rounds the smallest rate with the event lies in (lo, hi] (in units of
 eta* = 1/K0). Events (from the run's verdict, :func:`particledyn.sweep.table.run_row`):
 
-- ``merge``: the merge observer saw a merge (``first_merge_step`` >= 0);
-- ``betti_change``: the Betti numbers changed (``betti_change_step`` >= 0);
-- ``change``: either of the two;
-- ``diverged``: the run diverged;
-- ``exact_merge``, ``persistent_betti``: read from the run file (:mod:`particledyn.sweep.onset`).
+- ``diverged``: the run diverged (NaN or inf; the table's status);
+- ``merge``, ``betti_change``, ``change``, ``exact_merge``, ``persistent_betti``: as
+  :mod:`particledyn.sweep.onset` reads them from the run file.
 
-For every event but ``diverged``, a run that diverged without the event closes the bracket from
-above as the event would: nothing is measured past divergence. The point's row then says
+For every event but ``diverged``, a run that diverged or blew up (a finite loss 1e3 times the
+start's, :func:`particledyn.sweep.onset.blowup`) without the event closes the bracket from above
+as the event would: nothing is measured past divergence. The point's row then says
 ``onset = "diverged"`` (the event was not seen below the rate at which the runs diverge), else
 ``onset = "event"``. ``event`` may list several events: each has its own bracket, every run
 informs all of them, and each round runs the midpoints of the brackets still open (one run where
@@ -40,17 +39,17 @@ BISECT_COLUMNS = ("seed", "n", "axes", "event", "status", "onset", "K0", "eta_st
                   "hi_factor", "lo_eta", "hi_eta", "runs", "tried", "error")
 
 
-def has_event(row: dict, event: str) -> bool:
-    """Whether a run's table row shows ``event`` (merge, betti_change, change, diverged; exact_merge
-    and persistent_betti are read from the run file at ``row["path"]``)."""
+def has_event(row: dict, event: str) -> tuple[bool, bool]:
+    """``(seen, diverged first)`` of ``event`` in a run: ``diverged`` from the table row's status;
+    every other event from the run file at ``row["path"]`` (:func:`particledyn.sweep.onset.run_events`,
+    which also says whether the run diverged or blew up before showing it)."""
     if event == "diverged":
-        return row["status"] == "diverged"
-    if event in ("exact_merge", "persistent_betti"):
-        from .onset import event_seen, run_events
+        return row["status"] == "diverged", False
+    from .onset import event_seen, run_events
 
-        return event_seen(run_events(row["path"]), event)
-    column = {"merge": "first_merge_step", "betti_change": "betti_change_step", "change": "change_step"}[event]
-    return int(row[column]) >= 0
+    events = run_events(row["path"])
+    seen = event_seen(events, event)
+    return seen, events["diverged"] is not None and not seen
 
 
 @dataclass
@@ -146,8 +145,11 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
                 if row["status"] not in ("finished", "diverged"):
                     state.status, state.error = "failed", row["error"] or row["status"]
                     continue
-                seen = has_event(row, event)
-                diverged = event != "diverged" and row["status"] == "diverged" and not seen
+                try:
+                    seen, diverged = has_event(row, event)
+                except (OSError, KeyError, ValueError) as exc:
+                    state.status, state.error = "failed", f"cannot read the run file: {_one_line(exc)}"
+                    continue
                 state.diverged[factor] = diverged
                 state.update(factor, seen or diverged, bounds)
 

@@ -24,9 +24,9 @@ A sweep file::
 
     # [bisect]         # instead of grid.lr / lr_factor: per grid point, the smallest eta / eta*
     # event = "merge"  # in [lo, hi] at which merge, betti_change, change (either), diverged,
-    #                  # exact_merge or persistent_betti (particledyn.sweep.onset) happens; an
-    #                  # array of them brackets each
-    # lo = 0.1         # happens, bracketed by `iterations` geometric bisection steps
+    #                  # exact_merge or persistent_betti (particledyn.sweep.onset) happens (an
+    #                  # array of them brackets each),
+    # lo = 0.1         # bracketed by `iterations` geometric bisection steps
     # hi = 10.0        # (see particledyn.sweep.bisect)
     # iterations = 6
 
