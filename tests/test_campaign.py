@@ -58,7 +58,8 @@ def test_the_critical_ratio_is_the_geometric_midpoint_and_its_error_bar_the_spre
             _row(onset_bracket({0.5: "none", 16.0: "none"}), K0=2.0, seed=2)]   # none in range
     (entry,) = aggregate(rows)
     assert entry["seeds"] == 3 and entry["bracketed"] == 2 and entry["none"] == 1
-    assert entry["mean_lambda_max"] == pytest.approx(3.0) and entry["std_lambda_max"] == pytest.approx(math.sqrt(2))
+    assert entry["mean_lambda_max"] == pytest.approx(3.0)
+    assert entry["std_lambda_max"] == pytest.approx(math.sqrt(2))
     # eta_c = 1.0 and 2.0; read against K = 0.5 and 4.0
     assert entry["mean_pairwise"] == pytest.approx(0.75) and entry["mean_apriori"] == pytest.approx(6.0)
     assert entry["predicts"] == "pairwise"  # |log10 0.75| < |log10 3| < |log10 6|
@@ -177,7 +178,8 @@ def test_a_tiny_bisection_and_its_analysis_agree_and_say_where_there_is_no_onset
     rows = point_rows(spec, tmp_path / "out", events=("exact_merge", "betti_change"))
     for bracket in result.bisection:  # the bisection's brackets and the analysis' agree
         (mine,) = [r for r in rows if (r["seed"], r["event"]) == (bracket["seed"], bracket["event"])]
-        expected = {"bracketed": "bracketed", "event_at_lo": "at_lo", "no_event_at_hi": "none"}[bracket["status"]]
+        expected = {"bracketed": "bracketed", "event_at_lo": "at_lo",
+                    "no_event_at_hi": "none"}[bracket["status"]]
         if bracket["onset"] == "diverged":
             expected = "diverged"
         assert mine["status"] == expected

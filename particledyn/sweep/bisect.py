@@ -167,8 +167,9 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
                   for (_, event), state in points.items()]
     for p, error in K0_errors.items():
         for event in events:
-            point_rows.append(_point_row(spec, BisectPoint(p, math.nan, *bounds, status="failed", error=error),
-                                         event, axes_label(tuple(zip((k for k, _ in spec.axes), p[2:])))))
+            failed = BisectPoint(p, math.nan, *bounds, status="failed", error=error)
+            point_rows.append(_point_row(spec, failed, event,
+                                         axes_label(tuple(zip((k for k, _ in spec.axes), p[2:])))))
     path = out / "bisection.csv"
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as handle:
@@ -194,7 +195,8 @@ def _point_row(spec: SweepSpec, state: BisectPoint, event: str, axes: str) -> di
 
     probe = run_scenario(spec, state.point, 1.0)
     return {"seed": probe["run"]["seed"], "n": probe["init"].get("n"), "axes": axes, "event": event,
-            "status": state.status, "onset": state.onset, "K0": K0, "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
+            "status": state.status, "onset": state.onset, "K0": K0,
+            "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
             "lo_factor": lo, "hi_factor": hi, "lo_eta": lo / K0 if K0 else math.nan,
             "hi_eta": hi / K0 if K0 else math.nan, "runs": len(state.tried), "tried": tried,
             "error": state.error}

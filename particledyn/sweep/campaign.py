@@ -379,7 +379,8 @@ def campaign_main(argv: Sequence[str] | None = None) -> int:
         out = spec.out.resolve()
         if not args.analyse_only:
             result = run_sweep(path, plot=False, progress=False)
-            left += sum(v for k, v in result.counts.items() if k in ("failed", "pending", "stopped", "running"))
+            left += sum(v for k, v in result.counts.items()
+                        if k in ("failed", "pending", "stopped", "running"))
         if not (out / "summary.csv").is_file():
             print(f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
                   file=sys.stderr)

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOWUP_FACTOR", "ONSET_EVENTS", "blowup", "run_events", "persistent_betti_step", "event_seen", "fast_betti_window"]
+__all__ = ["BLOWUP_FACTOR", "ONSET_EVENTS", "blowup", "run_events", "persistent_betti_step", "event_seen",
+           "fast_betti_window"]
 
 #: A training loss this many times the first record's is a blow-up (a divergence still finite).
 BLOWUP_FACTOR = 1e3
