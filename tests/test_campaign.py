@@ -29,6 +29,20 @@ def test_no_onset_in_range_is_said_and_no_number_invented():
     assert math.isnan(entry["mean_lambda_max"]) and entry["predicts"] == ""
 
 
+def test_the_markdown_table_names_why_a_group_has_no_number():
+    from particledyn.sweep.campaign import markdown_table
+
+    none = _row(onset_bracket({0.25: "none", 16.0: "none"}), K0=2.0)
+    diverged = dict(_row(onset_bracket({0.25: "none", 4.0: "diverged"}), K0=2.0), n=1000)
+    found = dict(_row(onset_bracket({1.0: "none", 4.0: "event"}), K0=2.0), n=10)
+    text = markdown_table(aggregate([none, diverged, found]))
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()[2:]}
+    assert "none up to 16" in lines["100"] and "2 +-" not in lines["100"]
+    assert "diverges first (from <= 4)" in lines["1000"]
+    # eta_c = sqrt(1 * 4) / K0 = 1: eta_c K = 2, 0.5, 4 (a tie of 2 and 0.5: the first K named)
+    assert "| 2 | 0.5 | 4 | lambda_max |" in lines["10"]
+
+
 @pytest.mark.parametrize("outcomes, status, lo, hi, non_monotone", [
     ({0.25: "event", 1.0: "event"}, "at_lo", math.nan, 0.25, 0),
     ({0.25: "none", 1.0: "diverged", 4.0: "diverged"}, "diverged", 0.25, 1.0, 0),

@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["K_SOURCES", "POINT_COLUMNS", "TABLE_COLUMNS", "onset_bracket", "start_K",
-           "point_rows", "aggregate", "write_campaign", "plot_campaign", "campaign_main"]
+           "point_rows", "aggregate", "write_campaign", "markdown_table", "plot_campaign", "campaign_main"]
 
 #: The K's an onset is read against (all measured at the start of each grid point).
 K_SOURCES = ("lambda_max", "pairwise", "apriori")
@@ -276,6 +276,39 @@ def write_campaign(points: list[dict], table: list[dict], out, attrs: dict | Non
     return paths
 
 
+def _pm(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return ""
+    return f"{mean:.3g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
+
+
+def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exact_merge")) -> str:
+    """The campaign's table as Markdown: per (N, scaling, optimizer, event), the critical eta*K
+    (mean +- std over the bracketed seeds) for each K, and where no onset was bracketed, why."""
+    head = ("| N | scaling | optimizer | event | seeds: bracketed / below / none / diverged first "
+            "| eta_c / eta*_lambda_max | eta_c K_pairwise | eta_c K_apriori | closest to 1 |")
+    lines = [head, "|" + "---|" * 9]
+    for e in table:
+        if e["event"] not in events:
+            continue
+        if e["bracketed"]:
+            cells = [_pm(e[f"mean_{s}"], e[f"std_{s}"]) for s in K_SOURCES]
+        else:
+            why = []
+            if e["at_lo"]:
+                alone = not e["none"] and not e["diverged"]
+                why.append(f"below {e['hi_range']:.3g}" if alone else "below range")
+            if e["none"]:
+                why.append(f"none up to {e['lo_range']:.3g}")
+            if e["diverged"]:
+                why.append(f"diverges first (from <= {e['hi_range']:.3g})")
+            cells = ["; ".join(why) or "failed", "", ""]
+        counts = f"{e['seeds']}: {e['bracketed']} / {e['at_lo']} / {e['none']} / {e['diverged']}"
+        lines.append(f"| {e['n']} | {e['scaling']} | {e['optimizer']} | {e['event']} | {counts} | "
+                     + " | ".join(cells) + f" | {e['predicts'] or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 _COLOURS = {"gd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
 _LINES = {"mean_field": "-", "standard": "--"}
 _K_LABELS = {"lambda_max": "lambda_max (Lanczos)", "pairwise": "pairwise K (lower bound)",
@@ -328,8 +361,10 @@ def plot_campaign(points: list[dict], out, events=("exact_merge", "merge", "pers
                             if np.isfinite(y) and y > 0:
                                 ax.scatter([x], [y], marker=marker, color=colour,
                                            facecolors="none" if marker != "x" else colour, s=36)
-                if xs:
-                    ax.errorbar(xs, ys, yerr=es, color=colour, ls=line, marker="o", ms=4, capsize=3)
+                if xs:  # +- std; the lower bar stops at a tenth of the mean on the log axis
+                    ys, es = np.array(ys), np.array(es)
+                    ax.errorbar(xs, ys, yerr=[np.minimum(es, 0.9 * ys), es], color=colour, ls=line,
+                                marker="o", ms=4, capsize=3)
             ax.axhline(1.0, color="0.3", ls=":", lw=1)
             ax.set(xscale="log", yscale="log", xlabel="N")
             if row_i == 0:
@@ -389,6 +424,7 @@ def campaign_main(argv: Sequence[str] | None = None) -> int:
     target = Path(args.out) if args.out else specs[0].out.resolve()
     table = aggregate(points)
     paths = write_campaign(points, table, target, {"sweeps": json.dumps(list(args.sweeps))})
+    (target / "campaign_table.md").write_text(markdown_table(table))
     figure = plot_campaign(points, args.figure or target / "campaign.png",
                            title="critical rate of each event, in units of each K's eta* at the start")
     print(f"campaign: {len(points)} point-events from {len(specs)} sweep(s); table {paths['table']}; "
