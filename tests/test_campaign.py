@@ -25,7 +25,7 @@ def test_no_onset_in_range_is_said_and_no_number_invented():
     row = _row(b, K0=2.0)
     assert math.isnan(row["eta_c"]) and all(math.isnan(row[f"eta_c_{s}"]) for s in ("lambda_max", "pairwise"))
     (entry,) = aggregate([row, dict(row, seed=1)])
-    assert entry["none"] == 2 and entry["bracketed"] == 0 and entry["lo_range"] == 16.0
+    assert entry["none"] == 2 and entry["bracketed"] == 0 and entry["none_up_to"] == 16.0
     assert math.isnan(entry["mean_lambda_max"]) and entry["predicts"] == ""
 
 
@@ -37,8 +37,8 @@ def test_the_markdown_table_names_why_a_group_has_no_number():
     found = dict(_row(onset_bracket({1.0: "none", 4.0: "event"}), K0=2.0), n=10)
     text = markdown_table(aggregate([none, diverged, found]))
     lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()[2:]}
-    assert "none up to 16" in lines["100"] and "2 +-" not in lines["100"]
-    assert "diverges first (from <= 4)" in lines["1000"]
+    assert "1 none up to 16" in lines["100"] and "2 +-" not in lines["100"]
+    assert "1 diverge first (at 4)" in lines["1000"]
     # eta_c = sqrt(1 * 4) / K0 = 1: eta_c K = 2, 0.5, 4 (a tie of 2 and 0.5: the first K named)
     assert "| 2 | 0.5 | 4 | lambda_max |" in lines["10"]
 

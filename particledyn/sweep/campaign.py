@@ -46,7 +46,8 @@ POINT_COLUMNS = ("sweep", "seed", "n", "scaling", "optimizer", "event", "status"
                  "hi_factor", "non_monotone", "runs", "K_lambda_max", "K_pairwise", "K_apriori",
                  "eta_c", "eta_c_lambda_max", "eta_c_pairwise", "eta_c_apriori")
 TABLE_COLUMNS = ("n", "scaling", "optimizer", "event", "seeds", "bracketed", "at_lo", "none",
-                 "diverged", "failed", "lo_range", "hi_range", "mean_lambda_max", "std_lambda_max",
+                 "diverged", "failed", "none_up_to", "below", "diverges_lo", "diverges_hi",
+                 "mean_lambda_max", "std_lambda_max",
                  "mean_pairwise", "std_pairwise", "mean_apriori", "std_apriori",
                  "bracket_log10_halfwidth", "predicts")
 
@@ -199,13 +200,19 @@ def _point_of(spec, seed: int, n: int, axes: str):
     return None
 
 
+def _extreme(rows: list[dict], status: str, key: str, pick) -> float:
+    values = [r[key] for r in rows if r["status"] == status and np.isfinite(r[key])]
+    return float(pick(values)) if values else math.nan
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
     """The campaign's table (:data:`TABLE_COLUMNS`): per (N, scaling, optimizer, event), over seeds.
 
     ``mean_<K>`` / ``std_<K>``: the critical eta*K over the bracketed seeds (NaN when none was
-    bracketed: then ``lo_range``/``hi_range`` say where no onset was found: ``none``: no event up
-    to ``lo_range``; ``at_lo``: below ``hi_range``; ``diverged``: the runs diverge from
-    ``hi_range`` on). ``predicts``: the K whose mean critical eta*K is closest to 1 (log scale).
+    bracketed). Where seeds had no bracket: ``none_up_to`` (the smallest top rate of the seeds
+    that saw no event), ``below`` (the largest bottom rate of those that saw it already there),
+    ``diverges_lo`` .. ``diverges_hi`` (the rates at which the seeds that diverged first did), in
+    eta / eta*. ``predicts``: the K whose mean critical eta*K is closest to 1 (log scale).
     """
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
@@ -217,8 +224,10 @@ def aggregate(rows: list[dict]) -> list[dict]:
         done = [r for r in members if r["status"] == "bracketed"]
         entry = {"n": n, "scaling": scaling, "optimizer": optimizer, "event": event,
                  "seeds": len(members), **count,
-                 "lo_range": float(np.nanmin([r["lo_factor"] for r in members] + [math.inf])),
-                 "hi_range": float(np.nanmax([r["hi_factor"] for r in members] + [-math.inf]))}
+                 "none_up_to": _extreme(members, "none", "lo_factor", min),
+                 "below": _extreme(members, "at_lo", "hi_factor", max),
+                 "diverges_lo": _extreme(members, "diverged", "hi_factor", min),
+                 "diverges_hi": _extreme(members, "diverged", "hi_factor", max)}
         best, best_gap = "", math.inf
         for source in K_SOURCES:
             values = np.array([r[f"eta_c_{source}"] for r in done], dtype=float)
@@ -230,9 +239,6 @@ def aggregate(rows: list[dict]) -> list[dict]:
         widths = [0.5 * math.log10(r["hi_factor"] / r["lo_factor"]) for r in done]
         entry["bracket_log10_halfwidth"] = float(np.mean(widths)) if widths else math.nan
         entry["predicts"] = best
-        for key in ("lo_range", "hi_range"):
-            if not math.isfinite(entry[key]):
-                entry[key] = math.nan
         table.append(entry)
     return table
 
@@ -296,12 +302,13 @@ def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exac
         else:
             why = []
             if e["at_lo"]:
-                alone = not e["none"] and not e["diverged"]
-                why.append(f"below {e['hi_range']:.3g}" if alone else "below range")
+                why.append(f"{e['at_lo']} below {e['below']:.3g}")
             if e["none"]:
-                why.append(f"none up to {e['lo_range']:.3g}")
+                why.append(f"{e['none']} none up to {e['none_up_to']:.3g}")
             if e["diverged"]:
-                why.append(f"diverges first (from <= {e['hi_range']:.3g})")
+                span = f"{e['diverges_lo']:.3g}" + (f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] >
+                                                     e["diverges_lo"] else "")
+                why.append(f"{e['diverged']} diverge first (at {span})")
             cells = ["; ".join(why) or "failed", "", ""]
         counts = f"{e['seeds']}: {e['bracketed']} / {e['at_lo']} / {e['none']} / {e['diverged']}"
         lines.append(f"| {e['n']} | {e['scaling']} | {e['optimizer']} | {e['event']} | {counts} | "
