@@ -6,10 +6,17 @@ sqrt(lo * hi) of every point still bracketed, all points in parallel on the clus
 ``iterations`` rounds the smallest rate with the event lies in (lo, hi] (in units of
 eta* = 1/K0). Events (from the run's verdict, :func:`particledyn.sweep.table.run_row`):
 
-- ``merge``: the merge observer saw a merge (``first_merge_step`` >= 0);
-- ``betti_change``: the Betti numbers changed (``betti_change_step`` >= 0);
-- ``change``: either of the two;
-- ``diverged``: the run diverged.
+- ``diverged``: the run diverged (NaN or inf; the table's status);
+- ``merge``, ``betti_change``, ``change``, ``exact_merge``, ``persistent_betti``: as
+  :mod:`particledyn.sweep.onset` reads them from the run file.
+
+For every event but ``diverged``, a run that diverged or blew up (a finite loss 1e3 times the
+start's, :func:`particledyn.sweep.onset.blowup`) without the event closes the bracket from above
+as the event would: nothing is measured past divergence. The point's row then says
+``onset = "diverged"`` (the event was not seen below the rate at which the runs diverge), else
+``onset = "event"``. ``event`` may list several events: each has its own bracket, every run
+informs all of them, and each round runs the midpoints of the brackets still open (one run where
+two coincide).
 
 Run files go to ``<out>/runs`` like any sweep's (a rerun skips the finished ones and resumes
 the rest); ``<out>/bisection.csv`` holds one row per point, ``summary.csv`` one per run.
@@ -28,16 +35,21 @@ from .grid import RunSpec, SweepSpec, expand_runs
 
 __all__ = ["BisectPoint", "run_bisection", "has_event", "BISECT_COLUMNS"]
 
-BISECT_COLUMNS = ("seed", "n", "axes", "event", "status", "K0", "eta_star", "lo_factor", "hi_factor",
-                  "lo_eta", "hi_eta", "runs", "tried", "error")
+BISECT_COLUMNS = ("seed", "n", "axes", "event", "status", "onset", "K0", "eta_star", "lo_factor",
+                  "hi_factor", "lo_eta", "hi_eta", "runs", "tried", "error")
 
 
-def has_event(row: dict, event: str) -> bool:
-    """Whether a run's table row shows ``event`` (merge, betti_change, change, diverged)."""
+def has_event(row: dict, event: str) -> tuple[bool, bool]:
+    """``(seen, diverged first)`` of ``event`` in a run: ``diverged`` from the table row's status;
+    every other event from the run file at ``row["path"]`` (:func:`particledyn.sweep.onset.run_events`,
+    which also says whether the run diverged or blew up before showing it)."""
     if event == "diverged":
-        return row["status"] == "diverged"
-    column = {"merge": "first_merge_step", "betti_change": "betti_change_step", "change": "change_step"}[event]
-    return int(row[column]) >= 0
+        return row["status"] == "diverged", False
+    from .onset import event_seen, run_events
+
+    events = run_events(row["path"])
+    seen = event_seen(events, event)
+    return seen, events["diverged"] is not None and not seen
 
 
 @dataclass
@@ -51,6 +63,7 @@ class BisectPoint:
     tried: dict = field(default_factory=dict)  # factor -> event seen (bool)
     status: str = "bracketing"
     error: str = ""
+    diverged: dict = field(default_factory=dict)  # factor -> the run diverged without the event
 
     def next_factors(self, bounds: tuple[float, float]) -> list[float]:
         if self.status != "bracketing":
@@ -61,16 +74,27 @@ class BisectPoint:
         return [math.sqrt(self.lo * self.hi)]
 
     def update(self, factor: float, event: bool, bounds: tuple[float, float]) -> None:
+        """Record the outcome at ``factor``; only a rate inside the bracket moves it."""
         self.tried[factor] = event
+        if self.status != "bracketing":
+            return
         if factor == bounds[0] and event:
             self.status = "event_at_lo"
         elif factor == bounds[1] and not event:
             self.status = "no_event_at_hi"
-        elif factor not in bounds:
+        elif self.lo < factor < self.hi:
             if event:
                 self.hi = factor
             else:
                 self.lo = factor
+
+    @property
+    def onset(self) -> str:
+        """What the run at the bracket's top showed: "event", "diverged" (before the event) or ""."""
+        top = self.lo if self.status == "event_at_lo" else self.hi
+        if self.status in ("no_event_at_hi", "failed") or top not in self.tried:
+            return ""
+        return "diverged" if self.diverged.get(top) else "event"
 
 
 def _run_at(spec: SweepSpec, point: tuple, K0: float, factor: float, out: Path) -> RunSpec:
@@ -92,14 +116,15 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
     from .executor import _one_line, execute_run
     from .table import axes_label, run_row
 
-    bounds = (spec.bisect.lo, spec.bisect.hi)
-    points = {p: BisectPoint(p, K0[p], *bounds) for p in K0}
+    bounds, events = (spec.bisect.lo, spec.bisect.hi), spec.bisect.events
+    points = {(p, e): BisectPoint(p, K0[p], *bounds) for p in K0 for e in events}
     rows: dict[str, dict] = {}
-    for _ in range(spec.bisect.iterations + 1):  # both ends, then one midpoint a round
+    for _ in range(spec.bisect.iterations + 1):  # both ends, then one midpoint a round per bracket
         wanted = {}
-        for p, state in points.items():
+        for (p, _event), state in points.items():
             for factor in state.next_factors(bounds):
-                wanted[(p, factor)] = _run_at(spec, p, state.K0, factor, out)
+                if (p, factor) not in wanted:
+                    wanted[(p, factor)] = _run_at(spec, p, state.K0, factor, out)
         if not wanted:
             break
         futures = {client.submit(execute_run, run, pure=False,
@@ -115,11 +140,18 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
                 outcome = {"status": "failed", "error": _one_line(exc), "elapsed": math.nan}
             row = run_row(run, outcome["status"], outcome["error"], outcome["elapsed"])
             rows[run.run_id] = row
-            state = points[p]
-            if row["status"] not in ("finished", "diverged"):
-                state.status, state.error = "failed", row["error"] or row["status"]
-                return
-            state.update(factor, has_event(row, spec.bisect.event), bounds)
+            for event in events:
+                state = points[(p, event)]
+                if row["status"] not in ("finished", "diverged"):
+                    state.status, state.error = "failed", row["error"] or row["status"]
+                    continue
+                try:
+                    seen, diverged = has_event(row, event)
+                except (OSError, KeyError, ValueError) as exc:
+                    state.status, state.error = "failed", f"cannot read the run file: {_one_line(exc)}"
+                    continue
+                state.diverged[factor] = diverged
+                state.update(factor, seen or diverged, bounds)
 
         try:
             wait_for_runs(client, futures, record, patience)
@@ -130,11 +162,14 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
     for state in points.values():
         if state.status == "bracketing":
             state.status = "bracketed"
-    point_rows = [_point_row(spec, state, axes_label(tuple(zip((k for k, _ in spec.axes), state.point[2:]))))
-                  for state in points.values()]
+    point_rows = [_point_row(spec, state, event, axes_label(tuple(zip((k for k, _ in spec.axes),
+                                                                      state.point[2:]))))
+                  for (_, event), state in points.items()]
     for p, error in K0_errors.items():
-        point_rows.append(_point_row(spec, BisectPoint(p, math.nan, *bounds, status="failed", error=error),
-                                     axes_label(tuple(zip((k for k, _ in spec.axes), p[2:])))))
+        for event in events:
+            failed = BisectPoint(p, math.nan, *bounds, status="failed", error=error)
+            point_rows.append(_point_row(spec, failed, event,
+                                         axes_label(tuple(zip((k for k, _ in spec.axes), p[2:])))))
     path = out / "bisection.csv"
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as handle:
@@ -145,7 +180,7 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
     return list(rows.values()), point_rows, path
 
 
-def _point_row(spec: SweepSpec, state: BisectPoint, axes: str) -> dict:
+def _point_row(spec: SweepSpec, state: BisectPoint, event: str, axes: str) -> dict:
     K0 = state.K0
     lo, hi = state.lo, state.hi
     if state.status == "event_at_lo":
@@ -154,12 +189,14 @@ def _point_row(spec: SweepSpec, state: BisectPoint, axes: str) -> dict:
         lo, hi = spec.bisect.hi, math.inf
     elif state.status == "failed":
         lo = hi = math.nan
-    tried = "; ".join(f"{f:.6g}:{'yes' if e else 'no'}" for f, e in sorted(state.tried.items()))
+    tried = "; ".join(f"{f:.6g}:{'diverged' if state.diverged.get(f) else 'yes' if e else 'no'}"
+                      for f, e in sorted(state.tried.items()))
     from .grid import run_scenario
 
     probe = run_scenario(spec, state.point, 1.0)
-    return {"seed": probe["run"]["seed"], "n": probe["init"].get("n"), "axes": axes, "event": spec.bisect.event,
-            "status": state.status, "K0": K0, "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
+    return {"seed": probe["run"]["seed"], "n": probe["init"].get("n"), "axes": axes, "event": event,
+            "status": state.status, "onset": state.onset, "K0": K0,
+            "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
             "lo_factor": lo, "hi_factor": hi, "lo_eta": lo / K0 if K0 else math.nan,
             "hi_eta": hi / K0 if K0 else math.nan, "runs": len(state.tried), "tried": tried,
             "error": state.error}

@@ -23,8 +23,10 @@ A sweep file::
     "optimizer.name" = ["gd", "adam"]  # any other scenario key, quoted and dotted: one more axis
 
     # [bisect]         # instead of grid.lr / lr_factor: per grid point, the smallest eta / eta*
-    # event = "merge"  # in [lo, hi] at which merge, betti_change, change (either) or diverged
-    # lo = 0.1         # happens, bracketed by `iterations` geometric bisection steps
+    # event = "merge"  # in [lo, hi] at which merge, betti_change, change (either), diverged,
+    #                  # exact_merge or persistent_betti (particledyn.sweep.onset) happens (an
+    #                  # array of them brackets each),
+    # lo = 0.1         # bracketed by `iterations` geometric bisection steps
     # hi = 10.0        # (see particledyn.sweep.bisect)
     # iterations = 6
 
@@ -116,18 +118,23 @@ class SweepSpec:
     bisect: "BisectSpec | None" = None
 
 
-EVENTS = ("merge", "betti_change", "change", "diverged")
+EVENTS = ("merge", "betti_change", "change", "diverged", "exact_merge", "persistent_betti")
 
 
 @dataclass(frozen=True)
 class BisectSpec:
     """``[bisect]``: per grid point, the smallest eta / eta* in ``[lo, hi]`` at which ``event``
-    happens, bracketed by ``iterations`` geometric bisection steps."""
+    happens, bracketed by ``iterations`` geometric bisection steps. ``event`` may name several
+    events (bracketed together, every run informing each bracket); ``events`` lists them."""
 
-    event: str
+    event: str | tuple
     lo: float
     hi: float
     iterations: int
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return (self.event,) if isinstance(self.event, str) else tuple(self.event)
 
 
 def _parse_bisect(table) -> BisectSpec:
@@ -135,8 +142,11 @@ def _parse_bisect(table) -> BisectSpec:
         raise SweepError(f"bisect = {table!r}: expected a table (event, lo, hi, iterations)")
     _check_keys(table, ("event", "lo", "hi", "iterations"), "bisect")
     event = table.get("event", "change")
-    if event not in EVENTS:
-        raise SweepError(f"bisect.event = {event!r}: expected one of {', '.join(EVENTS)}")
+    names = event if isinstance(event, list) and event else [event]
+    if any(not isinstance(e, str) or e not in EVENTS for e in names) or len(set(names)) != len(names):
+        raise SweepError(f"bisect.event = {event!r}: expected one of {', '.join(EVENTS)}, or an array "
+                         "of distinct ones")
+    event = event if isinstance(event, str) else tuple(event)
     bounds = []
     for key, default in (("lo", 0.1), ("hi", 10.0)):
         value = table.get(key, default)

@@ -1,0 +1,443 @@
+"""The phase-transition campaign: the critical eta / eta* of each event, per N, optimizer and
+scaling, read against each K measured at the start (issue 18, item 5).
+
+One command runs the sweeps (resuming what is done) and writes the table and figure::
+
+    python -m particledyn.sweep.campaign scenarios/sweeps/phase_transition_campaign.toml \\
+        [more sweeps ...] [--out DIR] [--figure PNG] [--analyse-only]
+
+Per grid point (seed, N, scaling, optimizer) and event (:mod:`particledyn.sweep.onset`), the
+onset is bracketed from the rates the sweep ran (a ladder or a bisection alike): ``hi`` is the
+smallest eta / eta* whose run showed the event or diverged before it, ``lo`` the largest rate
+below it without. Statuses: ``bracketed``; ``at_lo`` (already at the smallest rate tried: the
+onset is below it); ``none`` (no event up to the largest rate tried: no onset in range, and no
+number is invented); ``diverged`` (the runs diverge at ``hi`` before the event shows: no onset
+below divergence); ``failed``. ``non_monotone`` counts rates above ``hi`` without the event.
+
+The critical rate of a bracketed point is the geometric midpoint sqrt(lo * hi) / K0 (K0 =
+lambda_max at the start, eta* = 1/K0); read against another K measured at the same start it is
+``eta_c * K``. Three K's (:func:`start_K`): ``lambda_max`` (Lanczos, the sweep's K0),
+``pairwise`` (max |U_i - U_j| / d_ij of the GD field over the start's pairs, a lower bound) and
+``apriori`` (the certified bound of :func:`particledyn.geometry.apriori.lipschitz_bound`).
+The table aggregates over seeds: mean and std of the critical eta*K per K (bracketed seeds only),
+the mean half-width of the brackets (log10), and how many seeds had each status. The K that
+"predicts" the onset is the one whose mean critical eta*K is closest to 1 in log scale.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["K_SOURCES", "POINT_COLUMNS", "TABLE_COLUMNS", "onset_bracket", "start_K",
+           "point_rows", "aggregate", "write_campaign", "markdown_table", "plot_campaign", "campaign_main"]
+
+#: The K's an onset is read against (all measured at the start of each grid point).
+K_SOURCES = ("lambda_max", "pairwise", "apriori")
+#: Events of the campaign's table and figure.
+EVENTS = ("exact_merge", "merge", "persistent_betti", "betti_change")
+POINT_COLUMNS = ("sweep", "seed", "n", "scaling", "optimizer", "event", "status", "lo_factor",
+                 "hi_factor", "non_monotone", "runs", "K_lambda_max", "K_pairwise", "K_apriori",
+                 "eta_c", "eta_c_lambda_max", "eta_c_pairwise", "eta_c_apriori")
+TABLE_COLUMNS = ("n", "scaling", "optimizer", "event", "seeds", "bracketed", "at_lo", "none",
+                 "diverged", "failed", "none_up_to", "below", "diverges_lo", "diverges_hi",
+                 "mean_lambda_max", "std_lambda_max",
+                 "mean_pairwise", "std_pairwise", "mean_apriori", "std_apriori",
+                 "bracket_log10_halfwidth", "predicts")
+
+
+def onset_bracket(outcomes: dict) -> dict:
+    """The onset bracket of one event at one grid point.
+
+    Parameters
+    ----------
+    outcomes : dict
+        ``{eta / eta*: "event" | "none" | "diverged" | "failed"}``: what the run at each rate
+        showed ("diverged": diverged before the event).
+
+    Returns
+    -------
+    dict
+        ``status`` (bracketed, at_lo, none, diverged, failed), ``lo``, ``hi`` (NaN where
+        they do not exist; ``at_lo``: ``hi`` is the smallest rate, ``none``: ``lo`` the largest),
+        ``non_monotone`` (rates above ``hi`` without the event) and ``runs``.
+    """
+    rates = sorted(f for f, o in outcomes.items() if o != "failed")
+    out = {"lo": math.nan, "hi": math.nan, "non_monotone": 0, "runs": len(outcomes)}
+    if not rates:
+        return dict(out, status="failed")
+    hits = [f for f in rates if outcomes[f] in ("event", "diverged")]
+    if not hits:
+        return dict(out, status="none", lo=rates[-1])
+    hi = hits[0]
+    below = [f for f in rates if f < hi]
+    out["non_monotone"] = sum(1 for f in rates if f > hi and outcomes[f] == "none")
+    if not below:
+        return dict(out, status="at_lo", hi=hi)
+    status = "diverged" if outcomes[hi] == "diverged" else "bracketed"
+    return dict(out, status=status, lo=below[-1], hi=hi)
+
+
+def start_K(resolved: dict, K0: float) -> dict:
+    """The three K's at the start of a resolved scenario.
+
+    Parameters
+    ----------
+    resolved : dict
+    K0 : float
+        lambda_max at the start, as the sweep measured it (:func:`particledyn.sweep.grid.measure_K0`).
+
+    Returns
+    -------
+    dict
+        ``{"lambda_max", "pairwise", "apriori"}``; ``apriori`` is NaN for a kernel without the
+        analytic bound (the message is not an error of the campaign).
+    """
+    from ..geometry.apriori import lipschitz_bound, output_gradient
+    from ..geometry.lipschitz import pairwise_lipschitz
+    from ..geometry.neighbours import NeighbourPairs
+    from ..runner import prepare
+
+    prepared = prepare(resolved)
+    kernel, masses = prepared.kernel, prepared.masses
+    X = np.asarray(prepared.positions, dtype=np.float64)
+    context = kernel.evaluation_context()
+    field = np.asarray(kernel.field(X, masses, context), dtype=np.float64)
+    pairwise = pairwise_lipschitz(NeighbourPairs(X), field).K
+    try:
+        apriori = lipschitz_bound(X, context[0], output_gradient(kernel, X, masses, context),
+                                  kernel.activation)
+    except (AttributeError, TypeError, ValueError):
+        apriori = math.nan
+    return {"lambda_max": float(K0), "pairwise": float(pairwise), "apriori": float(apriori)}
+
+
+def _outcome(events: dict | None, status: str, event: str) -> str:
+    if events is None or status not in ("finished", "diverged"):
+        return "failed"
+    if events[event] is not None:
+        return "event"
+    return "diverged" if events["diverged"] is not None else "none"
+
+
+def _axis(axes: str, key: str, default: str) -> str:
+    for part in axes.split("; "):
+        if part.startswith(key + "="):
+            return part.split("=", 1)[1]
+    return default
+
+
+def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> list[dict]:
+    """One row (:data:`POINT_COLUMNS`) per grid point and event of a finished sweep.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : Path
+        The sweep's folder (its ``summary.csv`` and run files).
+    events : sequence of str
+    K_cache : dict, optional
+        ``{run file of the point's first run: start_K}``, filled as the K's are measured.
+    """
+    from .grid import grid_points, run_scenario
+    from .onset import run_events
+    from .table import read_table
+
+    table = read_table(out / "summary.csv")
+    names = list(table)
+    by_point: dict[tuple, list[dict]] = {}
+    for values in zip(*(table[n] for n in names)):
+        row = dict(zip(names, values))
+        by_point.setdefault((int(row["seed"]), int(row["n"]), str(row["axes"])), []).append(row)
+    cache = {} if K_cache is None else K_cache
+    rows = []
+    base = run_scenario(spec, grid_points(spec)[0], 1.0)
+    for (seed, n, axes), runs in by_point.items():
+        read = {}
+        for run in runs:
+            try:
+                read[run["run_id"]] = run_events(run["path"]) if run["path"] else None
+            except (OSError, KeyError, ValueError):
+                read[run["run_id"]] = None
+        K0 = next((float(r["K0"]) for r in runs if np.isfinite(r["K0"])), math.nan)
+        key = f"{out}|{seed}|{n}|{axes}"
+        if key not in cache:
+            point = _point_of(spec, seed, n, axes)
+            cache[key] = (start_K(run_scenario(spec, point, 1.0), K0) if point is not None and
+                          np.isfinite(K0) else dict.fromkeys(K_SOURCES, math.nan))
+        K = cache[key]
+        scaling = _axis(axes, "kernel.scaling", base["kernel"].get("scaling", ""))
+        optimizer = _axis(axes, "optimizer.name", base["optimizer"]["name"])
+        for event in events:
+            outcomes = {float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
+                        for r in runs if np.isfinite(r["lr_factor"])}
+            b = onset_bracket(outcomes)
+            eta_c = (math.sqrt(b["lo"] * b["hi"]) / K0 if b["status"] == "bracketed" and K0 > 0
+                     else math.nan)
+            rows.append({"sweep": spec.name, "seed": seed, "n": n, "scaling": scaling,
+                         "optimizer": optimizer, "event": event, "status": b["status"],
+                         "lo_factor": b["lo"], "hi_factor": b["hi"], "non_monotone": b["non_monotone"],
+                         "runs": b["runs"], **{f"K_{s}": K[s] for s in K_SOURCES}, "eta_c": eta_c,
+                         **{f"eta_c_{s}": eta_c * K[s] for s in K_SOURCES}})
+    return rows
+
+
+def _point_of(spec, seed: int, n: int, axes: str):
+    from .grid import grid_points, run_scenario
+    from .table import axes_label
+
+    for point in grid_points(spec):
+        probe = run_scenario(spec, point, 1.0)
+        label = axes_label(tuple(zip((k for k, _ in spec.axes), point[2:])))
+        if probe["run"]["seed"] == seed and probe["init"].get("n") == n and label == axes:
+            return point
+    return None
+
+
+def _extreme(rows: list[dict], status: str, key: str, pick) -> float:
+    values = [r[key] for r in rows if r["status"] == status and np.isfinite(r[key])]
+    return float(pick(values)) if values else math.nan
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """The campaign's table (:data:`TABLE_COLUMNS`): per (N, scaling, optimizer, event), over seeds.
+
+    ``mean_<K>`` / ``std_<K>``: the critical eta*K over the bracketed seeds (NaN when none was
+    bracketed). Where seeds had no bracket: ``none_up_to`` (the smallest top rate of the seeds
+    that saw no event), ``below`` (the largest bottom rate of those that saw it already there),
+    ``diverges_lo`` .. ``diverges_hi`` (the rates at which the seeds that diverged first did), in
+    eta / eta*. ``predicts``: the K whose mean critical eta*K is closest to 1 (log scale).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["n"], row["scaling"], row["optimizer"], row["event"]), []).append(row)
+    table = []
+    for (n, scaling, optimizer, event), members in sorted(groups.items()):
+        count = {s: sum(1 for r in members if r["status"] == s)
+                 for s in ("bracketed", "at_lo", "none", "diverged", "failed")}
+        done = [r for r in members if r["status"] == "bracketed"]
+        entry = {"n": n, "scaling": scaling, "optimizer": optimizer, "event": event,
+                 "seeds": len(members), **count,
+                 "none_up_to": _extreme(members, "none", "lo_factor", min),
+                 "below": _extreme(members, "at_lo", "hi_factor", max),
+                 "diverges_lo": _extreme(members, "diverged", "hi_factor", min),
+                 "diverges_hi": _extreme(members, "diverged", "hi_factor", max)}
+        best, best_gap = "", math.inf
+        for source in K_SOURCES:
+            values = np.array([r[f"eta_c_{source}"] for r in done], dtype=float)
+            values = values[np.isfinite(values)]
+            entry[f"mean_{source}"] = float(values.mean()) if len(values) else math.nan
+            entry[f"std_{source}"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            if len(values) and abs(math.log10(entry[f"mean_{source}"])) < best_gap:
+                best, best_gap = source, abs(math.log10(entry[f"mean_{source}"]))
+        widths = [0.5 * math.log10(r["hi_factor"] / r["lo_factor"]) for r in done]
+        entry["bracket_log10_halfwidth"] = float(np.mean(widths)) if widths else math.nan
+        entry["predicts"] = best
+        table.append(entry)
+    return table
+
+
+def _write_csv(path: Path, rows: list[dict], columns) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
+                                 f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    tmp.replace(path)
+
+
+def write_campaign(points: list[dict], table: list[dict], out, attrs: dict | None = None) -> dict:
+    """Write ``campaign_points.csv``, ``campaign_table.csv`` and ``campaign.h5`` (groups
+    ``points`` and ``table``, one dataset per column) into ``out``; returns their paths."""
+    import h5py
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"points": out / "campaign_points.csv", "table": out / "campaign_table.csv",
+             "h5": out / "campaign.h5"}
+    _write_csv(paths["points"], points, POINT_COLUMNS)
+    _write_csv(paths["table"], table, TABLE_COLUMNS)
+    tmp = paths["h5"].with_suffix(".h5.tmp")
+    with h5py.File(tmp, "w") as f:
+        for name, rows, columns in (("points", points, POINT_COLUMNS), ("table", table, TABLE_COLUMNS)):
+            group = f.create_group(name)
+            for column in columns:
+                values = [r[column] for r in rows]
+                if values and isinstance(values[0], str):
+                    group.create_dataset(column, data=np.array(values, dtype=object),
+                                         dtype=h5py.string_dtype())
+                else:
+                    group.create_dataset(column, data=np.array(values, dtype=float))
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+    tmp.replace(paths["h5"])
+    return paths
+
+
+def _pm(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return ""
+    return f"{mean:.3g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
+
+
+def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exact_merge")) -> str:
+    """The campaign's table as Markdown: per (N, scaling, optimizer, event), the critical eta*K
+    (mean +- std over the bracketed seeds) for each K, and where no onset was bracketed, why."""
+    head = ("| N | scaling | optimizer | event | seeds: bracketed / below / none / diverged first "
+            "| eta_c / eta*_lambda_max | eta_c K_pairwise | eta_c K_apriori | closest to 1 |")
+    lines = [head, "|" + "---|" * 9]
+    for e in table:
+        if e["event"] not in events:
+            continue
+        if e["bracketed"]:
+            cells = [_pm(e[f"mean_{s}"], e[f"std_{s}"]) for s in K_SOURCES]
+        else:
+            why = []
+            if e["at_lo"]:
+                why.append(f"{e['at_lo']} below {e['below']:.3g}")
+            if e["none"]:
+                why.append(f"{e['none']} none up to {e['none_up_to']:.3g}")
+            if e["diverged"]:
+                span = f"{e['diverges_lo']:.3g}" + (f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] >
+                                                     e["diverges_lo"] else "")
+                why.append(f"{e['diverged']} diverge first (at {span})")
+            cells = ["; ".join(why) or "failed", "", ""]
+        counts = f"{e['seeds']}: {e['bracketed']} / {e['at_lo']} / {e['none']} / {e['diverged']}"
+        lines.append(f"| {e['n']} | {e['scaling']} | {e['optimizer']} | {e['event']} | {counts} | "
+                     + " | ".join(cells) + f" | {e['predicts'] or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+_COLOURS = {"gd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
+_LINES = {"mean_field": "-", "standard": "--"}
+_K_LABELS = {"lambda_max": "lambda_max (Lanczos)", "pairwise": "pairwise K (lower bound)",
+             "apriori": "a-priori K (certified)"}
+
+
+def plot_campaign(points: list[dict], out, events=("exact_merge", "merge", "persistent_betti"),
+                  title: str = "") -> Path:
+    """The critical eta*K against N: one panel per (K, event), a line per (optimizer, scaling).
+
+    Bracketed points: mean +- std over seeds. No onset in range: an up-triangle at the largest
+    rate tried (the onset, if any, is above it); onset below the range: a down-triangle at the
+    smallest; diverged before the event: a cross where the runs diverge. Drawn in units of
+    each K's eta* at the start; the dotted line is eta*K = 1.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from ..plotting.common import DPI
+
+    out = Path(out)
+    fig = Figure(figsize=(4.6 * len(events), 3.6 * len(K_SOURCES)), dpi=DPI)
+    axes = np.atleast_2d(fig.subplots(len(K_SOURCES), len(events), squeeze=False))
+    series = sorted({(r["optimizer"], r["scaling"]) for r in points})
+    offsets = {s: 1.0 + 0.08 * (i - (len(series) - 1) / 2) for i, s in enumerate(series)}
+    for row_i, source in enumerate(K_SOURCES):
+        for col, event in enumerate(events):
+            ax = axes[row_i, col]
+            for key in series:
+                optimizer, scaling = key
+                mine = [r for r in points if (r["optimizer"], r["scaling"]) == key and r["event"] == event]
+                colour, line = _COLOURS.get(optimizer, "0.3"), _LINES.get(scaling, ":")
+                ns = sorted({r["n"] for r in mine})
+                xs, ys, es = [], [], []
+                for n in ns:
+                    at = [r for r in mine if r["n"] == n]
+                    values = np.array([r[f"eta_c_{source}"] for r in at if r["status"] == "bracketed"])
+                    values = values[np.isfinite(values)]
+                    x = n * offsets[key]
+                    if len(values):
+                        xs.append(x)
+                        ys.append(values.mean())
+                        es.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+                    scale = {r["status"]: r for r in at}
+                    for status, marker, where in (("none", "^", "lo_factor"), ("at_lo", "v", "hi_factor"),
+                                                  ("diverged", "x", "hi_factor")):
+                        if status in scale:
+                            r = scale[status]
+                            y = r[where] * r[f"K_{source}"] / r["K_lambda_max"]
+                            if np.isfinite(y) and y > 0:
+                                ax.scatter([x], [y], marker=marker, color=colour,
+                                           facecolors="none" if marker != "x" else colour, s=36)
+                if xs:  # +- std; the lower bar stops at a tenth of the mean on the log axis
+                    ys, es = np.array(ys), np.array(es)
+                    ax.errorbar(xs, ys, yerr=[np.minimum(es, 0.9 * ys), es], color=colour, ls=line,
+                                marker="o", ms=4, capsize=3)
+            ax.axhline(1.0, color="0.3", ls=":", lw=1)
+            ax.set(xscale="log", yscale="log", xlabel="N")
+            if row_i == 0:
+                ax.set_title(event.replace("_", " "))
+            if col == 0:
+                ax.set_ylabel(f"critical eta * K\nK = {_K_LABELS[source]}")
+    handles = [Line2D([], [], color=c, label=o) for o, c in _COLOURS.items()]
+    handles += [Line2D([], [], color="0.3", ls=l, label=s) for s, l in _LINES.items()]
+    handles += [Line2D([], [], color="0.3", marker=m, ls="", mfc="none", label=t) for m, t in
+                (("^", "no onset up to here"), ("v", "onset below here"), ("x", "diverges here first"))]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97 if title else 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    return out
+
+
+def campaign_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m particledyn.sweep.campaign SWEEP.toml [...] [--out DIR] [--figure PNG]
+    [--analyse-only]``: run the sweeps (resuming), then write the table and figure.
+
+    Exit status: 0 written, 1 a sweep left runs undone (the table is written from what is
+    done), 2 a bad sweep file or option.
+    """
+    from .executor import run_sweep
+    from .grid import SweepError, load_sweep
+
+    parser = argparse.ArgumentParser(prog="python -m particledyn.sweep.campaign",
+                                     description="Run the phase-transition sweeps and write the "
+                                                 "critical eta/eta* table and figure.")
+    parser.add_argument("sweeps", nargs="+", metavar="SWEEP.toml")
+    parser.add_argument("--out", metavar="DIR", help="where the table goes (default: the first "
+                        "sweep's folder)")
+    parser.add_argument("--figure", metavar="PNG", help="figure file (default: <out>/campaign.png)")
+    parser.add_argument("--analyse-only", action="store_true", help="run nothing; analyse the runs there")
+    args = parser.parse_args(argv)
+    try:
+        specs = [load_sweep(path) for path in args.sweeps]
+    except SweepError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    left = 0
+    points: list[dict] = []
+    for path, spec in zip(args.sweeps, specs):
+        out = spec.out.resolve()
+        if not args.analyse_only:
+            result = run_sweep(path, plot=False, progress=False)
+            left += sum(v for k, v in result.counts.items()
+                        if k in ("failed", "pending", "stopped", "running"))
+        if not (out / "summary.csv").is_file():
+            print(f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
+                  file=sys.stderr)
+            return 2
+        points += point_rows(spec, out)
+    target = Path(args.out) if args.out else specs[0].out.resolve()
+    table = aggregate(points)
+    paths = write_campaign(points, table, target, {"sweeps": json.dumps(list(args.sweeps))})
+    (target / "campaign_table.md").write_text(markdown_table(table))
+    figure = plot_campaign(points, args.figure or target / "campaign.png",
+                           title="critical rate of each event, in units of each K's eta* at the start")
+    print(f"campaign: {len(points)} point-events from {len(specs)} sweep(s); table {paths['table']}; "
+          f"points {paths['points']}; {paths['h5']}; figure {figure}")
+    return 0 if left == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(campaign_main())

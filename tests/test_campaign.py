@@ -1,0 +1,225 @@
+"""The phase-transition campaign: onset brackets, critical ratios and their error bars, the
+persistent-Betti event, multi-event bisection, and a tiny real sweep analysed end to end
+(including events with no onset in range, which must be said, not invented)."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+from particledyn.sweep.campaign import aggregate, onset_bracket, plot_campaign, point_rows, start_K
+
+BASE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps",
+                                    "phase_transition_campaign_base.toml"))
+
+
+# ---------------------------------------------------------------- brackets
+def test_the_onset_is_bracketed_between_the_last_rate_without_and_the_first_with():
+    b = onset_bracket({0.25: "none", 0.5: "none", 1.0: "event", 2.0: "event", 4.0: "event"})
+    assert (b["status"], b["lo"], b["hi"], b["non_monotone"], b["runs"]) == ("bracketed", 0.5, 1.0, 0, 5)
+
+
+def test_no_onset_in_range_is_said_and_no_number_invented():
+    b = onset_bracket({0.25: "none", 1.0: "none", 16.0: "none"})
+    assert b["status"] == "none" and b["lo"] == 16.0 and math.isnan(b["hi"])
+    row = _row(b, K0=2.0)
+    assert math.isnan(row["eta_c"]) and all(math.isnan(row[f"eta_c_{s}"]) for s in ("lambda_max", "pairwise"))
+    (entry,) = aggregate([row, dict(row, seed=1)])
+    assert entry["none"] == 2 and entry["bracketed"] == 0 and entry["none_up_to"] == 16.0
+    assert math.isnan(entry["mean_lambda_max"]) and entry["predicts"] == ""
+
+
+def test_the_markdown_table_names_why_a_group_has_no_number():
+    from particledyn.sweep.campaign import markdown_table
+
+    none = _row(onset_bracket({0.25: "none", 16.0: "none"}), K0=2.0)
+    diverged = dict(_row(onset_bracket({0.25: "none", 4.0: "diverged"}), K0=2.0), n=1000)
+    found = dict(_row(onset_bracket({1.0: "none", 4.0: "event"}), K0=2.0), n=10)
+    text = markdown_table(aggregate([none, diverged, found]))
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()[2:]}
+    assert "1 none up to 16" in lines["100"] and "2 +-" not in lines["100"]
+    assert "1 diverge first (at 4)" in lines["1000"]
+    # eta_c = sqrt(1 * 4) / K0 = 1: eta_c K = 2, 0.5, 4 (a tie of 2 and 0.5: the first K named)
+    assert "| 2 | 0.5 | 4 | lambda_max |" in lines["10"]
+
+
+@pytest.mark.parametrize("outcomes, status, lo, hi, non_monotone", [
+    ({0.25: "event", 1.0: "event"}, "at_lo", math.nan, 0.25, 0),
+    ({0.25: "none", 1.0: "diverged", 4.0: "diverged"}, "diverged", 0.25, 1.0, 0),
+    ({0.25: "none", 1.0: "event", 2.0: "none", 4.0: "event"}, "bracketed", 0.25, 1.0, 1),
+    ({0.25: "failed", 1.0: "none", 2.0: "event"}, "bracketed", 1.0, 2.0, 0),
+    ({0.25: "failed"}, "failed", math.nan, math.nan, 0),
+])
+def test_brackets_at_the_edges_of_the_range(outcomes, status, lo, hi, non_monotone):
+    b = onset_bracket(outcomes)
+    assert b["status"] == status and b["non_monotone"] == non_monotone
+    np.testing.assert_equal([b["lo"], b["hi"]], [lo, hi])
+
+
+def _row(bracket, K0, seed=0, K=(None, 0.5, 4.0), n=100):
+    eta_c = math.sqrt(bracket["lo"] * bracket["hi"]) / K0 if bracket["status"] == "bracketed" else math.nan
+    K = dict(zip(("lambda_max", "pairwise", "apriori"), (K0, K[1], K[2])))
+    return {"sweep": "s", "seed": seed, "n": n, "scaling": "mean_field", "optimizer": "gd", "event": "merge",
+            "status": bracket["status"], "lo_factor": bracket["lo"], "hi_factor": bracket["hi"],
+            "non_monotone": bracket["non_monotone"], "runs": bracket["runs"],
+            **{f"K_{s}": v for s, v in K.items()}, "eta_c": eta_c,
+            **{f"eta_c_{s}": eta_c * v for s, v in K.items()}}
+
+
+def test_the_critical_ratio_is_the_geometric_midpoint_and_its_error_bar_the_spread_over_seeds():
+    rows = [_row(onset_bracket({1.0: "none", 4.0: "event"}), K0=2.0, seed=0),   # midpoint 2.0
+            _row(onset_bracket({2.0: "none", 8.0: "event"}), K0=2.0, seed=1),   # midpoint 4.0
+            _row(onset_bracket({0.5: "none", 16.0: "none"}), K0=2.0, seed=2)]   # none in range
+    (entry,) = aggregate(rows)
+    assert entry["seeds"] == 3 and entry["bracketed"] == 2 and entry["none"] == 1
+    assert entry["mean_lambda_max"] == pytest.approx(3.0)
+    assert entry["std_lambda_max"] == pytest.approx(math.sqrt(2))
+    # eta_c = 1.0 and 2.0; read against K = 0.5 and 4.0
+    assert entry["mean_pairwise"] == pytest.approx(0.75) and entry["mean_apriori"] == pytest.approx(6.0)
+    assert entry["predicts"] == "pairwise"  # |log10 0.75| < |log10 3| < |log10 6|
+    assert entry["bracket_log10_halfwidth"] == pytest.approx(0.5 * math.log10(4.0))
+
+
+def test_a_finite_blow_up_counts_as_divergence_and_hides_what_came_after():
+    from particledyn.sweep.onset import blowup
+
+    steps = np.array([0, 10, 20, 30])
+    assert blowup((steps, np.array([1.0, 0.5, 0.2, 0.1]))) == (None, None)
+    assert blowup((steps, np.array([1.0, 5.0, 2e3, 1e9]))) == (20, 10)
+    assert blowup((steps, np.array([1.0, np.nan, 1.0, 1.0]))) == (10, 0)
+    assert blowup((steps, np.array([1.0, 999.0, 0.1, 0.1]))) == (None, None)
+    assert blowup(None) == (None, None)
+
+
+# ---------------------------------------------------------------- Betti windows
+def test_the_fast_window_equals_the_summary_s_window():
+    from particledyn.summary_kinds import betti_window
+    from particledyn.sweep.onset import fast_betti_window
+
+    rng = np.random.default_rng(3)
+
+    def diagram(n):
+        birth = rng.uniform(0, 0.3, n)
+        death = birth + rng.exponential(0.05, n)
+        death[rng.random(n) < 0.1] = np.inf
+        return np.c_[rng.integers(0, 2, n), birth, death]
+
+    kinds = set()
+    for _ in range(200):
+        a, b, scale = diagram(rng.integers(1, 25)), diagram(rng.integers(1, 25)), rng.uniform(0, 0.4)
+        fast = fast_betti_window(a, b, scale, 0.4, 1)
+        assert fast == betti_window(a, b, scale, 0.4, 1)
+        kinds.add(fast["kind"])
+    assert {"persistent", "geometric", None} <= kinds  # every branch was compared
+
+
+def test_a_change_across_one_narrow_scale_window_is_not_persistent():
+    from particledyn.sweep.onset import fast_betti_window
+
+    before = np.array([[0, 0.0, np.inf], [1, 0.09, 0.5]])   # a loop alive from 0.09 to 0.5
+    narrow = np.array([[0, 0.0, np.inf], [1, 0.11, 0.5]])   # born a little later: differs on [0.09, 0.11)
+    wide = np.array([[0, 0.0, np.inf], [1, 0.3, 0.5]])      # differs on [0.09, 0.3)
+    assert fast_betti_window(before, narrow, 0.1, 0.5, 1)["kind"] == "geometric"
+    assert fast_betti_window(before, wide, 0.1, 0.5, 1)["kind"] == "persistent"
+
+
+# ---------------------------------------------------------------- bisection of several events
+def test_a_bisection_bracket_moves_only_on_rates_inside_it():
+    from particledyn.sweep.bisect import BisectPoint
+
+    state = BisectPoint((0, 32), 1.0, 0.5, 64.0)
+    for factor, event in ((0.5, False), (64.0, True), (8.0, True), (2.0, False)):
+        state.update(factor, event, (0.5, 64.0))
+    assert (state.lo, state.hi) == (2.0, 8.0)
+    state.update(32.0, False, (0.5, 64.0))  # another bracket's midpoint, outside this one
+    state.update(1.0, True, (0.5, 64.0))
+    assert (state.lo, state.hi) == (2.0, 8.0) and state.tried[32.0] is False
+    state.diverged[8.0] = True
+    assert state.onset == "diverged"
+
+
+def test_the_sweep_rejects_a_bad_event_list(tmp_path):
+    from particledyn.sweep import SweepError, parse_sweep
+
+    text = f'[sweep]\nbase = "{BASE}"\nsteps = 2\n[grid]\nn = [16]\n[sharpness]\nevery = 0\n[bisect]\n'
+    for bad in ('["merge", "merge"]', '["merge", "tears"]', "[]"):
+        with pytest.raises(SweepError, match="bisect.event"):
+            parse_sweep(text + f"event = {bad}\n", "s.toml", tmp_path)
+    spec = parse_sweep(text + 'event = ["exact_merge", "persistent_betti"]\n', "s.toml", tmp_path)
+    assert spec.bisect.events == ("exact_merge", "persistent_betti")
+
+
+# ---------------------------------------------------------------- a tiny real sweep
+@pytest.fixture(scope="module")
+def client():
+    import logging
+
+    import distributed
+
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+TINY = f"""
+[sweep]
+name = "tiny"
+base = "{BASE}"
+steps = 10
+plot = false
+[sweep.set]
+"data.n" = 60
+[grid]
+seed = [0, 1]
+n = [24]
+[sharpness]
+every = 0
+"""
+
+
+def test_a_tiny_bisection_and_its_analysis_agree_and_say_where_there_is_no_onset(tmp_path, client):
+    from particledyn.sweep import run_sweep
+    from particledyn.sweep.grid import load_sweep
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY + '[bisect]\nevent = ["exact_merge", "betti_change"]\nlo = 0.25\nhi = 64.0\n'
+                           'iterations = 2\n')
+    result = run_sweep(path, out=tmp_path / "out", client=client, progress=False)
+    assert len(result.bisection) == 4  # 2 points x 2 events
+    spec = load_sweep(path)
+    rows = point_rows(spec, tmp_path / "out", events=("exact_merge", "betti_change"))
+    for bracket in result.bisection:  # the bisection's brackets and the analysis' agree
+        (mine,) = [r for r in rows if (r["seed"], r["event"]) == (bracket["seed"], bracket["event"])]
+        expected = {"bracketed": "bracketed", "event_at_lo": "at_lo",
+                    "no_event_at_hi": "none"}[bracket["status"]]
+        if bracket["onset"] == "diverged":
+            expected = "diverged"
+        assert mine["status"] == expected
+        if expected in ("bracketed", "diverged"):
+            assert (mine["lo_factor"], mine["hi_factor"]) == (bracket["lo_factor"], bracket["hi_factor"])
+    exact = [r for r in rows if r["event"] == "exact_merge"]
+    # pairs equal at float precision: the smooth net makes none before its runs blow up at 64 eta*
+    # (loss 1e3 x the start's: the float tolerance, 8 ulps of the largest coordinate, then calls
+    # most pairs equal), so there is no onset to report and none is invented
+    assert [r["status"] for r in exact] == ["diverged", "diverged"]
+    assert all(math.isnan(r["eta_c"]) and r["hi_factor"] <= 64.0 for r in exact)
+    table = aggregate(rows)
+    (entry,) = [e for e in table if e["event"] == "exact_merge"]
+    assert entry["diverged"] == 2 and math.isnan(entry["mean_lambda_max"]) and entry["predicts"] == ""
+    png = plot_campaign(rows, tmp_path / "c.png", events=("exact_merge", "betti_change"))
+    assert png.stat().st_size > 10_000
+
+
+def test_the_K_at_the_start_orders_as_the_theory_says(tmp_path):
+    from particledyn.sweep.grid import grid_points, load_sweep, measure_K0, run_scenario
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace("[grid]\n", "[grid]\nlr_factor = [1.0]\n"))
+    spec = load_sweep(path)
+    resolved = run_scenario(spec, grid_points(spec)[0], 1.0)
+    K = start_K(resolved, measure_K0(resolved))
+    # the pairwise K is a lower bound on the Lipschitz constant of the field, the a-priori bound an
+    # upper one: a bound below the measured pairs would be a wrong certificate
+    assert 0 < K["pairwise"] <= K["apriori"] and K["lambda_max"] > 0
