@@ -369,8 +369,8 @@ def plot_campaign(points: list[dict], out, events=("exact_merge", "merge", "pers
                                 ax.scatter([x], [y], marker=marker, color=colour,
                                            facecolors="none" if marker != "x" else colour, s=36)
                 if xs:  # +- std; the lower bar stops at a tenth of the mean on the log axis
-                    ys, es = np.array(ys), np.array(es)
-                    ax.errorbar(xs, ys, yerr=[np.minimum(es, 0.9 * ys), es], color=colour, ls=line,
+                    means, spreads = np.array(ys), np.array(es)
+                    ax.errorbar(xs, means, yerr=[np.minimum(spreads, 0.9 * means), spreads], color=colour, ls=line,
                                 marker="o", ms=4, capsize=3)
             ax.axhline(1.0, color="0.3", ls=":", lw=1)
             ax.set(xscale="log", yscale="log", xlabel="N")
