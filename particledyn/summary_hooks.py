@@ -90,7 +90,11 @@ def observer_results(run) -> tuple[list[dict[str, Any]], list[str]]:
             result = summarize(run, name)
             if not isinstance(result, dict):
                 raise TypeError(f"returned {type(result).__name__}, expected a dict")
-            json.dumps(result, allow_nan=False)  # the summary file must be able to hold it
+            try:  # the summary file must be able to hold it
+                json.dumps(result, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"returned fields that are not JSON-ready ({failure(exc)}); expected "
+                                 "str, finite numbers, bool, None, lists and dicts") from None
             record.update(result=result, text=_text(result))
         except Exception as exc:  # noqa: BLE001 - any failure of a plugin's hook becomes a note
             record["error"] = failure(exc)
