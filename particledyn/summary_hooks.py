@@ -65,7 +65,8 @@ def _text(result: dict) -> str:
     if isinstance(result.get("verdict"), str):
         return result["verdict"]
     parts = [f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-             for key, value in result.items() if isinstance(value, (int, float)) and not isinstance(value, bool)]
+             for key, value in result.items()
+             if isinstance(value, (int, float)) and not isinstance(value, bool)]
     return ", ".join(parts) or "summarized"
 
 

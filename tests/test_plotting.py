@@ -257,7 +257,8 @@ def test_an_observer_types_figure_hook_is_written_beside_the_others(tmp_path, rn
         path = write_records(tmp_path / "hooked.h5", {"probe_drawn": records, "probe_undrawn": records,
                                                       "loss": [(0, {"loss": 1.0}), (3, {"loss": 0.1})]},
                              frames=[(0, rng.normal(size=(10, 2))), (3, rng.normal(size=(10, 2)))])
-        with pytest.warns(UserWarning, match=r"figure of probe_undrawn not drawn \(RuntimeError: no axes today\)"):
+        failed = r"figure of probe_undrawn not drawn \(RuntimeError: no axes today\)"
+        with pytest.warns(UserWarning, match=failed):
             files = plot_run(path)
         assert [f.name for f in files] == ["cloud.png", "loss.png", "probe_drawn.png"]
         assert png_is_drawn(files[-1])

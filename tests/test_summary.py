@@ -198,7 +198,8 @@ def test_an_observer_types_summarize_hook_adds_its_result_to_the_verdict(tmp_pat
                                "result": {"max": 4.5, "max_step": 5}, "text": "max 4.5, max_step 5",
                                "error": None}]
     assert s["verdict"].endswith("max eta*K = n/a; probe_peak: max 4.5, max_step 5")
-    assert json.loads(write_summary(path).read_text())["observers"][0]["result"] == {"max": 4.5, "max_step": 5}
+    stored = json.loads(write_summary(path).read_text())
+    assert stored["observers"][0]["result"] == {"max": 4.5, "max_step": 5}
 
 
 def test_a_summarize_hook_that_raises_leaves_the_verdict_and_a_one_line_note(tmp_path, probe_types):
