@@ -28,6 +28,11 @@ what kind of change each one is (:mod:`particledyn.summary_kinds`): an exact cha
 finite set, a change of the union of balls at a stated scale (with the window of scales over
 which it holds), or a landmark estimate (with its covering radius), each with eta*K over the
 steps it can have happened in, which K that is, and what the theory predicts there.
+
+An observer type may add its own verdict (a plugin's observer, say): its ``summarize`` hook
+(:class:`particledyn.scenario.ObserverType`, :mod:`particledyn.summary_hooks`) gives fields
+kept under ``observers`` and a phrase added to the verdict; a hook that fails leaves a one-line
+note there instead.
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ import numpy as np
 
 from . import summary_kinds as kinds
 from .divergence import describe
+from .summary_hooks import observer_results
 
 __all__ = ["K_SOURCES", "read_series", "summarize_run", "write_summary", "summary_path"]
 
@@ -357,7 +363,11 @@ def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, A
         exact merges were recorded), ``loss``
         (``initial_train``, ``final_train``, ``final_test`` when recorded),
         ``diverged`` (``step`` and ``quantity``, or None) and ``verdict``, a
-        one-line sentence ("diverged at step s ..." first for a diverged run).
+        one-line sentence ("diverged at step s ..." first for a diverged run), ending with the
+        phrase of each ``observers`` record and each of ``observer_notes``. ``observers`` holds
+        one record per observer whose type has a ``summarize`` hook (``type``, ``name``,
+        ``label``, ``result``, ``text``, ``error``); ``observer_notes`` one line per hook that
+        failed or plugin that could not be loaded.
 
     Raises
     ------
@@ -396,7 +406,9 @@ def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, A
         summary["changes"], summary["exact"] = _changes(run, betti, merges, series, confirm_max_n)
         if merges["recorded"]:
             merges["pairs"] = kinds.merge_pairs(run, scalar_series, series)
-    summary["verdict"] = _verdict(summary)
+        summary["observers"], summary["observer_notes"] = observer_results(run)
+    extra = [f"{r['label']}: {r['text']}" for r in summary["observers"] if r["error"] is None]
+    summary["verdict"] = "; ".join([_verdict(summary), *extra, *summary["observer_notes"]])
     return summary
 
 

@@ -129,7 +129,7 @@ def test_gpu_run_streams_a_subset_to_hdf5(tmp_path):
 
 @requires_gpu
 def test_gpu_preconditioned_sharpness_reads_host_copies_of_adam_state():
-    from particledyn.geometry.kernel_sharpness import kernel_sharpness
+    from particledyn.geometry import kernel_sharpness
 
     rng = np.random.default_rng(7)
     net = teacher_student(rng, batch=64)

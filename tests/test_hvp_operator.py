@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from particledyn.geometry.kernel_sharpness import kernel_sharpness
+from particledyn.geometry import kernel_sharpness
 from particledyn.kernels.two_layer_reference import hessian_vector_reference
 from particledyn.observers import StepInfo
 

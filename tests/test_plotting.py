@@ -236,3 +236,45 @@ def test_movie_of_the_cloud(run_2d, tmp_path, monkeypatch):
         write_movie(run_2d, tmp_path / "m.gif", fps=0)
     with pytest.raises(ValueError, match="n_diagrams=0"):
         figure_diagrams(run_2d, n_diagrams=0)
+
+
+def test_an_observer_types_figure_hook_is_written_beside_the_others(tmp_path, rng):
+    from particledyn.scenario import OBSERVERS, ObserverType, register_observer
+
+    def draw(run, name, summary):
+        fig = Figure()
+        fig.add_subplot().plot(*run.observable(name, "value"))
+        fig.suptitle(f"{name} peaks")
+        return fig
+
+    def broken(run, name, summary):
+        raise RuntimeError("no axes today")
+
+    for kind, hook in (("probe_drawn", draw), ("probe_undrawn", broken)):
+        register_observer(ObserverType(kind, "a probe", (), lambda o, c: None, figure=hook))
+    try:
+        records = [(0, {"value": 1.0}), (3, {"value": 2.0})]
+        path = write_records(tmp_path / "hooked.h5", {"probe_drawn": records, "probe_undrawn": records,
+                                                      "loss": [(0, {"loss": 1.0}), (3, {"loss": 0.1})]},
+                             frames=[(0, rng.normal(size=(10, 2))), (3, rng.normal(size=(10, 2)))])
+        failed = r"figure of probe_undrawn not drawn \(RuntimeError: no axes today\)"
+        with pytest.warns(UserWarning, match=failed):
+            files = plot_run(path)
+        assert [f.name for f in files] == ["cloud.png", "loss.png", "probe_drawn.png"]
+        assert png_is_drawn(files[-1])
+        with particledyn.open_run(path) as run:
+            from particledyn.plotting.observers import observer_figures
+            with pytest.warns(UserWarning):
+                ((stem, fig),) = observer_figures(run, summarize_run(path), {"cloud"})
+            assert stem == "probe_drawn" and fig.get_suptitle() == f"probe_drawn peaks\n{run_identity(run)}"
+    finally:
+        OBSERVERS.unregister("probe_drawn")
+        OBSERVERS.unregister("probe_undrawn")
+
+
+def test_a_hook_figures_file_name_says_the_observers_type_and_name():
+    from particledyn.plotting.observers import figure_stem
+
+    assert figure_stem("radius", "radius", {"cloud"}) == "radius"
+    assert figure_stem("radius", "inner", {"cloud"}) == "radius_inner"
+    assert figure_stem("cloud", "cloud", {"cloud"}) == "observer_cloud"

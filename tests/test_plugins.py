@@ -20,6 +20,7 @@ from particledyn.scenario.sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS,
 from particledyn.optimizers import OPTIMIZERS as OPTIMIZER_CLASSES
 from particledyn.scenario.checks import ScenarioError
 from particledyn.scenario import describe_keys, parse_scenario
+from run_files import png_is_drawn
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "particledyn-example-plugin"
@@ -289,6 +290,18 @@ def test_the_example_plugin_runs_resumes_and_appears_in_the_verdict(installed_ex
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "e_summary.json").read_text())
     assert summary["topology_preserved"] is True
+    # the observer type's summarize hook: its result in the summary and the verdict, by type and name
+    (record,) = summary["observers"]
+    assert record["type"] == record["name"] == "example_radius" and record["error"] is None
+    assert record["result"]["target"] == 2.0 and abs(record["result"]["final"] - 2.0) < 0.05
+    phrase = (f"example_radius: radius {record['result']['final']:.3g} at step 40 (initial "
+              f"{record['result']['initial']:.3g}, max ")
+    assert phrase in summary["verdict"] and summary["observer_notes"] == []
+    assert f"verdict: {summary['verdict']}" in done.stdout
+    # and its figure hook: radius against step beside the built-in figures, the run named in the title
+    figure = tmp_path / "e_figures" / "example_radius.png"
+    assert png_is_drawn(figure) and (tmp_path / "e_figures" / "betti.png").is_file()
+    assert "figures: 6 in" in done.stdout
     assert summary["loss"]["final_train"] < 0.01 * summary["loss"]["initial_train"]
     radius = _radius(tmp_path / "e.h5")
     assert abs(radius[-1] - 2.0) < 0.1 * abs(radius[0] - 2.0)  # sqrt(radius2): the kernel's target

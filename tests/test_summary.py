@@ -168,3 +168,68 @@ def test_bad_paths_raise_clear_errors(tmp_path):
         f["x"] = 1
     with pytest.raises(ValueError, match="not a particledyn H5MD file"):
         summarize_run(other)
+
+
+@pytest.fixture
+def probe_types():
+    """Observer types ``probe_peak`` (a working summarize hook) and ``probe_broken`` (one that raises)."""
+    from particledyn.scenario import OBSERVERS, ObserverType, register_observer
+
+    def peak(run, name):
+        steps, values = run.observable(name, "value")
+        return {"max": float(np.max(values)), "max_step": int(steps[np.argmax(values)])}
+
+    def broken(run, name):
+        raise RuntimeError(f"cannot read {name}\nsecond line")
+
+    made = [register_observer(ObserverType(kind, "a probe", (), lambda options, context: None,
+                                           summarize=hook)) for kind, hook in
+            (("probe_peak", peak), ("probe_broken", broken))]
+    yield
+    for entry in made:
+        OBSERVERS.unregister(entry.name)
+
+
+def test_an_observer_types_summarize_hook_adds_its_result_to_the_verdict(tmp_path, probe_types):
+    records = [(0, {"value": 1.0}), (5, {"value": 4.5}), (10, {"value": 2.0})]
+    path = write_records(tmp_path / "hooked.h5", {"probe_peak": records, "loss": [(0, {"loss": 1.0})]})
+    s = summarize_run(path)
+    assert s["observers"] == [{"type": "probe_peak", "name": "probe_peak", "label": "probe_peak",
+                               "result": {"max": 4.5, "max_step": 5}, "text": "max 4.5, max_step 5",
+                               "error": None}]
+    assert s["verdict"].endswith("max eta*K = n/a; probe_peak: max 4.5, max_step 5")
+    stored = json.loads(write_summary(path).read_text())
+    assert stored["observers"][0]["result"] == {"max": 4.5, "max_step": 5}
+
+
+def test_a_summarize_hook_that_raises_leaves_the_verdict_and_a_one_line_note(tmp_path, probe_types):
+    records = [(0, {"value": 1.0}), (5, {"value": 3.0})]
+    path = write_records(tmp_path / "broken.h5", {"probe_broken": records, "probe_peak": records,
+                                                  "loss": [(0, {"loss": 1.0}), (5, {"loss": 0.5})]})
+    s = summarize_run(path)
+    note = "probe_broken: summarize failed (RuntimeError: cannot read probe_broken second line)"
+    assert s["observer_notes"] == [note] and "\n" not in s["verdict"]
+    assert s["verdict"] == ("no topology observables recorded (add the betti and merges observers); "
+                            f"max eta*K = n/a; probe_peak: max 3, max_step 5; {note}")
+    broken = s["observers"][0]
+    assert broken["name"] == "probe_broken" and broken["result"] is None and broken["text"] is None
+    assert s["loss"]["final_train"] == 0.5  # nothing else lost
+    assert json.loads(write_summary(path).read_text())["observer_notes"] == [note]
+
+
+def test_a_summarize_hook_must_return_a_json_ready_dict(tmp_path, probe_types):
+    from particledyn.scenario import OBSERVERS, ObserverType, register_observer
+
+    path = write_records(tmp_path / "nan.h5", {"probe_peak": [(0, {"value": np.nan})]})
+    (note,) = summarize_run(path)["observer_notes"]
+    assert note.startswith("probe_peak: summarize failed (ValueError: returned fields that are not "
+                           "JSON-ready (ValueError: ") and note.endswith("lists and dicts)")
+    assert json.loads(write_summary(path).read_text())["observers"][0]["error"] in note
+    register_observer(ObserverType("probe_list", "a probe", (), lambda options, context: None,
+                                   summarize=lambda run, name: [1.0]))
+    try:
+        path = write_records(tmp_path / "list.h5", {"probe_list": [(0, {"value": 1.0})]})
+        assert summarize_run(path)["observer_notes"] == [
+            "probe_list: summarize failed (TypeError: returned list, expected a dict)"]
+    finally:
+        OBSERVERS.unregister("probe_list")

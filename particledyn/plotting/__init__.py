@@ -5,7 +5,9 @@
 default), PDF or SVG, and optionally a movie of the cloud. The files have fixed names
 (:data:`FIGURE_NAMES` plus the format's suffix), so plotting a run again replaces the
 figures of the previous call and touches nothing else in the folder. Every title
-names the run (name, optimizer, learning rate, N, D).
+names the run (name, optimizer, learning rate, N, D). An observer type with a ``figure`` hook
+(:class:`particledyn.scenario.ObserverType`; a plugin's observer, say) adds its figure, written
+after the built-in ones as ``<type>.<format>`` (:mod:`.observers`).
 
 Each ``figure_*`` function takes an open :class:`~particledyn.io.Run` (or a path) and
 returns a :class:`matplotlib.figure.Figure`, or None when the run did not record what
@@ -28,6 +30,7 @@ from ..summary import summarize_run
 from .checks import figure_expansion, figure_lemmas
 from .cloud import MOVIE_FORMATS, figure_cloud, project_2d, write_movie
 from .common import DPI, FORMATS, check_format, run_identity, save_figure
+from .observers import observer_figures
 from .persistence import figure_diagrams, figure_zigzag
 from .series import figure_betti, figure_loss, figure_merges
 from .stability import figure_stability
@@ -78,8 +81,9 @@ def plot_run(path, out_dir=None, format: str = "png", dpi: float = DPI, movie: s
     Returns
     -------
     list of Path
-        The files written, in the order of :data:`FIGURE_NAMES`, then the movie; a
-        figure whose observables the run lacks is skipped.
+        The files written, in the order of :data:`FIGURE_NAMES`, then the observers' hook
+        figures (by observer name), then the movie; a figure whose observables the run lacks
+        is skipped, and so (with a warning naming it) is a hook figure that fails.
     """
     from ..io import open_run
 
@@ -99,6 +103,9 @@ def plot_run(path, out_dir=None, format: str = "png", dpi: float = DPI, movie: s
                 continue
             out.mkdir(parents=True, exist_ok=True)
             written.append(save_figure(fig, out / f"{FIGURE_NAMES[name]}.{format}", format, dpi))
+        for stem, fig in observer_figures(run, summary, set(FIGURE_NAMES.values())):
+            out.mkdir(parents=True, exist_ok=True)
+            written.append(save_figure(fig, out / f"{stem}.{format}", format, dpi))
         if movie is not None and len(run.steps):
             out.mkdir(parents=True, exist_ok=True)
             written.append(write_movie(run, out / f"cloud_movie.{movie}", movie, fps=movie_fps))

@@ -54,10 +54,23 @@ class ObserverType(Entry):
         (with ``every``), ``context`` a :class:`BuildContext`.
     target : str
         ``"module:Class"`` of the observer class built (for docs and checks).
+    summarize : callable, optional
+        ``summarize(run, name) -> dict``: the verdict of what observer ``name`` of an open
+        :class:`~particledyn.io.Run` recorded, as JSON-ready fields. Its ``"verdict"`` entry (a
+        short phrase, else its numbers) is added to the verdict, labelled with the observer's
+        type and name; the dict is kept in the summary's ``observers`` list. An exception is
+        reported as a one-line note (see :mod:`particledyn.summary_hooks`).
+    figure : callable, optional
+        ``figure(run, name, summary) -> matplotlib Figure or None``: a figure of observer
+        ``name`` (``summary`` is :func:`~particledyn.summary.summarize_run`'s dict), written by
+        :func:`~particledyn.plotting.plot_run` as ``<type>.<format>`` (``<type>_<name>`` when
+        renamed), the run's identity added under its suptitle. Build it without pyplot.
     """
 
     build: Callable[[dict, BuildContext], Observer]
     target: str = ""
+    summarize: Callable[[Any, str], dict] | None = None
+    figure: Callable[[Any, str, dict], Any] | None = None
 
 
 #: The observer types ``[[observers]] type`` names.

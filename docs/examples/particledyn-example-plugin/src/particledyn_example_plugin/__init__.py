@@ -9,11 +9,15 @@ Importing this module registers both (the ``particledyn.plugins`` entry point in
 
     [[observers]]
     type = "example_radius"
+
+The observer type's ``summarize`` and ``figure`` hooks (:mod:`.verdict`) put the radius in the
+run's verdict and draw it against the step beside particledyn's own figures.
 """
 from particledyn.scenario import Key, KernelType, ObserverType, register_kernel, register_observer
 from particledyn.scenario.checks import Float, Int
 
 from .spread import RadiusObserver, spread_kernel
+from .verdict import figure_radius, summarize_radius
 
 __version__ = "0.1.0"
 
@@ -33,4 +37,6 @@ register_observer(ObserverType(
     options=(Key("p", Float(0.0, lo_open=True), "Order p of the mean.", 2.0),),
     build=lambda options, context: RadiusObserver(options["every"], p=options["p"]),
     target="particledyn_example_plugin.spread:RadiusObserver",
+    summarize=summarize_radius,
+    figure=figure_radius,
 ))
