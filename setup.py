@@ -7,6 +7,7 @@ setuptools installs it as a package rather than warn about data in an unlisted f
 ``build_py`` copies the paper scenarios (``scenarios/*.toml``, ``scenarios/authors/*.toml``) into
 the built package as ``particledyn/scenarios/paper/`` (``particledyn scenarios list``; an editable
 install reads them from the checkout)."""
+
 import shutil
 from pathlib import Path
 
@@ -29,5 +30,7 @@ class BuildWithScenarios(build_py):
                 shutil.copyfile(source, target / source.name)
 
 
-setup(packages=find_packages(include=["particledyn", "particledyn.*"]) + ["particledyn.scenarios"],
-      cmdclass={"build_py": BuildWithScenarios})
+setup(
+    packages=find_packages(include=["particledyn", "particledyn.*"]) + ["particledyn.scenarios"],
+    cmdclass={"build_py": BuildWithScenarios},
+)

@@ -17,6 +17,7 @@ ratio; the positions of both at the end agree to ~1e-13 (float64). Usage::
     python benchmarks/bench_authors.py
     python benchmarks/bench_authors.py --scenario scenarios/authors/authors_gd_2d_large.toml --repeats 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,10 +75,18 @@ def theirs(scenario, dtype: str):
     lr = resolved["schedule"]["lr"]
     start = time.process_time()
     frames = []
-    for neurons in authors_train(prepared.positions.astype(dtype), kernel.inputs, kernel.targets,
-                                 kernel.loss_name, name, lr, resolved["optimizer"]["weight_decay"],
-                                 kernel.batches.indices, resolved["run"]["steps"],
-                                 dtype=getattr(torch, dtype)):
+    for neurons in authors_train(
+        prepared.positions.astype(dtype),
+        kernel.inputs,
+        kernel.targets,
+        kernel.loss_name,
+        name,
+        lr,
+        resolved["optimizer"]["weight_decay"],
+        kernel.batches.indices,
+        resolved["run"]["steps"],
+        dtype=getattr(torch, dtype),
+    ):
         frames.append(neurons)
     return time.process_time() - start, frames[-1].astype(np.float64)
 
@@ -93,8 +102,10 @@ def main(argv=None) -> None:
     sys.path.insert(0, os.path.join(HERE, "..", "tests"))
     numba.set_num_threads(1)
     torch.set_num_threads(1)
-    print(f"one thread each; CPU seconds of the whole run, median of {args.repeats}; load average at start: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"one thread each; CPU seconds of the whole run, median of {args.repeats}; load average at start: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     for dtype in ("float32", "float64"):
         scenario = load(args.scenario, dtype)
         run = scenario.resolved["run"]
@@ -104,16 +115,23 @@ def main(argv=None) -> None:
         t_mine, t_them = statistics.median(m[0] for m in mine), statistics.median(t[0] for t in them)
         end_mine, end_them = mine[0][1], them[0][1]
         diff = np.linalg.norm(end_mine - end_them) / np.linalg.norm(end_them)
-        print(f"{run['name']} {dtype}: {run['steps']} steps, N = {len(end_mine)}; "
-              f"particledyn (frames in memory) "
-              f"{t_mine:.2f} s, the authors' PyTorch loop {t_them:.2f} s: {t_them / t_mine:.1f}x; "
-              f"end positions differ by {diff:.1e} (relative)", flush=True)
+        print(
+            f"{run['name']} {dtype}: {run['steps']} steps, N = {len(end_mine)}; "
+            f"particledyn (frames in memory) "
+            f"{t_mine:.2f} s, the authors' PyTorch loop {t_them:.2f} s: {t_them / t_mine:.1f}x; "
+            f"end positions differ by {diff:.1e} (relative)",
+            flush=True,
+        )
         if args.file:
             with tempfile.TemporaryDirectory() as tmp:
-                t_file = statistics.median(ours_file(load(args.scenario, dtype), tmp)
-                                           for _ in range(args.repeats))
-            print(f"  particledyn through `particledyn run` (H5MD file, every frame): {t_file:.2f} s: "
-                  f"{t_them / t_file:.1f}x", flush=True)
+                t_file = statistics.median(
+                    ours_file(load(args.scenario, dtype), tmp) for _ in range(args.repeats)
+                )
+            print(
+                f"  particledyn through `particledyn run` (H5MD file, every frame): {t_file:.2f} s: "
+                f"{t_them / t_file:.1f}x",
+                flush=True,
+            )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -25,6 +25,7 @@ Usage::
     python benchmarks/bench_ensemble.py --threads 2 --repeats 5 --steps 300 --dtype float64
     python benchmarks/bench_ensemble.py --no-processes          # skip the separate processes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,15 +68,24 @@ def timed(function) -> tuple[float, float]:
 
 
 def single(kernel, start, lr, seed, batch, dtype) -> Simulation:
-    return Simulation(kernel, start, optimizer=GD(), lr=lr, seed=seed, batch_size=batch, frame_every=0,
-                      dtype=dtype)
+    return Simulation(
+        kernel, start, optimizer=GD(), lr=lr, seed=seed, batch_size=batch, frame_every=0, dtype=dtype
+    )
 
 
 def measure_in_process(args) -> dict:
     kernel, starts, lrs = problem(args.replicas, args.n)
     seeds = list(range(args.replicas))
-    ens = Ensemble(kernel, starts, optimizer=GD(), lr=lrs, seed=seeds, batch_size=args.batch, frame_every=0,
-                   dtype=args.dtype)
+    ens = Ensemble(
+        kernel,
+        starts,
+        optimizer=GD(),
+        lr=lrs,
+        seed=seeds,
+        batch_size=args.batch,
+        frame_every=0,
+        dtype=args.dtype,
+    )
     sims = [single(kernel, starts[r], lrs[r], r, args.batch, args.dtype) for r in range(args.replicas)]
     ens.run(3, progress=False)
     for sim in sims:
@@ -107,9 +117,22 @@ def child(args) -> None:
 def measure_processes(args, threads: int) -> list[tuple[float, float, float]]:
     """Per repeat: (sum of the loops' CPU, sum of the loops' wall / concurrency, the batch's wall)."""
     at_once = max(1, (os.cpu_count() or 1) // threads)
-    command = [sys.executable, __file__, "--n", str(args.n), "--batch", str(args.batch), "--steps",
-               str(args.steps), "--replicas", str(args.replicas), "--dtype", args.dtype,
-               "--threads", str(threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--n",
+        str(args.n),
+        "--batch",
+        str(args.batch),
+        "--steps",
+        str(args.steps),
+        "--replicas",
+        str(args.replicas),
+        "--dtype",
+        args.dtype,
+        "--threads",
+        str(threads),
+    ]
     out = []
     for _ in range(args.repeats):
         began, loops, pending = time.perf_counter(), [], list(range(args.replicas))
@@ -117,8 +140,9 @@ def measure_processes(args, threads: int) -> list[tuple[float, float, float]]:
         while pending or running:
             while pending and len(running) < at_once:
                 r = pending.pop(0)
-                running.append(subprocess.Popen(command + ["--child", str(r)], stdout=subprocess.PIPE,
-                                                text=True))
+                running.append(
+                    subprocess.Popen(command + ["--child", str(r)], stdout=subprocess.PIPE, text=True)
+                )
             process = running.pop(0)
             stdout, _ = process.communicate()
             if process.returncode:
@@ -145,9 +169,11 @@ def main(argv=None) -> None:
         child(args)
         return
     work = args.replicas * args.steps
-    print(f"R = {args.replicas} replicas x N = {args.n}, B = {args.batch}, d = 2, {args.dtype}, "
-          f"{args.steps} steps, median of {args.repeats}, {os.cpu_count()} cores, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; throughput in replica-steps/s")
+    print(
+        f"R = {args.replicas} replicas x N = {args.n}, B = {args.batch}, d = 2, {args.dtype}, "
+        f"{args.steps} steps, median of {args.repeats}, {os.cpu_count()} cores, OMP_WAIT_POLICY="
+        f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; throughput in replica-steps/s"
+    )
     for threads in args.threads:
         numba.set_num_threads(threads)
         rows = {k: [(work / c, work / w) for c, w in v] for k, v in measure_in_process(args).items()}
@@ -157,8 +183,10 @@ def main(argv=None) -> None:
             runs = measure_processes(args, threads)
             rows["processes (loop)"] = [(work / c, work / w) for c, w, _ in runs]
             rows["processes (batch)"] = [(float("nan"), work / b) for _, _, b in runs]
-        medians = {k: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v))
-                   for k, v in rows.items()}
+        medians = {
+            k: (statistics.median(c for c, _ in v), statistics.median(w for _, w in v))
+            for k, v in rows.items()
+        }
         ens_cpu, ens_wall = medians["ensemble"]
         print(f"\n{threads} thread(s)        CPU thr.   wall thr.   ensemble / this (CPU, wall)")
         for name, (cpu, wall) in medians.items():

@@ -19,6 +19,7 @@ Run: python benchmarks/bench_geometry.py [--n 1000000] [--steps 4] [--hvp-neuron
      python benchmarks/bench_geometry.py --only scale [--scale-n 1000000,10000000]
 Prints figures; never asserts on time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,14 @@ import time
 
 import numpy as np
 
-from particledyn.geometry import (LemmaObserver, MergeObserver, NeighbourCache,
-                                  PairwiseLipschitzObserver, geometry_observers, top_eigenpairs)
+from particledyn.geometry import (
+    LemmaObserver,
+    MergeObserver,
+    NeighbourCache,
+    PairwiseLipschitzObserver,
+    geometry_observers,
+    top_eigenpairs,
+)
 from particledyn.geometry.reference_nets import teacher_student
 from particledyn.kernels import TwoLayerNet
 from particledyn.observers import StepInfo
@@ -44,7 +51,7 @@ def trajectory(n, steps, lr, seed=0):
     X = rng.uniform(0.0, 5.0, (n, 3))
     # 2% of the particles in pairs 0.5 eps apart, so that atoms of size 2 exist
     m = n // 100
-    X[n - m:] = X[n - 2 * m:n - m] + 0.005 * rng.standard_normal((m, 3)) / np.sqrt(3)
+    X[n - m :] = X[n - 2 * m : n - m] + 0.005 * rng.standard_normal((m, 3)) / np.sqrt(3)
     frames, updates = [X], []
     for _ in range(steps):
         U = field(frames[-1])
@@ -57,10 +64,16 @@ def run_observers(observers, frames, updates, lr):
     masses = np.full(len(frames[0]), 1.0 / len(frames[0]))
     times, cpu, last = [], [], None
     for step, X in enumerate(frames):
-        info = StepInfo(step=step, time=step * lr, positions=X, masses=masses, lr=lr,
-                        previous_positions=frames[step - 1] if step else None,
-                        update=updates[step - 1] if step else None,
-                        field=updates[step - 1] if step else None)
+        info = StepInfo(
+            step=step,
+            time=step * lr,
+            positions=X,
+            masses=masses,
+            lr=lr,
+            previous_positions=frames[step - 1] if step else None,
+            update=updates[step - 1] if step else None,
+            field=updates[step - 1] if step else None,
+        )
         start, start_cpu = time.perf_counter(), time.process_time()
         last = [dict(o.observe(info)) for o in observers]
         times.append(time.perf_counter() - start)
@@ -72,25 +85,35 @@ def bench_pairs(n, steps, lr=1.0):
     frames, updates = trajectory(n, steps, lr)
     shared = geometry_observers(K="pairwise", eps=0.01, k=6, allow_close_start=True)  # a fixed scale
     times, cpu, values = run_observers(shared, frames, updates, lr)
-    separate = [PairwiseLipschitzObserver(cache=NeighbourCache(k=6)),
-                LemmaObserver("pairwise", cache=NeighbourCache(k=6)),
-                MergeObserver(0.01, cache=NeighbourCache(k=6), allow_close_start=True)]
+    separate = [
+        PairwiseLipschitzObserver(cache=NeighbourCache(k=6)),
+        LemmaObserver("pairwise", cache=NeighbourCache(k=6)),
+        MergeObserver(0.01, cache=NeighbourCache(k=6), allow_close_start=True),
+    ]
     peer, _, _ = run_observers(separate, frames, updates, lr)
     steady, steady_peer = np.median(times[1:]), np.median(peer[1:])
     k, lemma, merges = values
-    print(f"[pairs] N={n:,} D=3 k=6 eps=0.01: {shared[0].cache.n_built} neighbour builds for "
-          f"{len(frames)} configurations")
-    print(f"[pairs] step 0 (one configuration): {times[0]:.2f} s; per step after: "
-          f"median {steady:.2f} s over {len(times) - 1} steps "
-          f"(all: {', '.join(f'{t:.2f}' for t in times)}); CPU time of the process per step "
-          f"(all threads; on a loaded machine the steadier figure): "
-          f"{', '.join(f'{t:.2f}' for t in cpu)}")
-    print(f"[pairs] peer, one cache per observer: median {steady_peer:.2f} s per step "
-          f"-> shared is {steady_peer / steady:.2f}x faster")
-    print(f"[pairs] last step: K={k['K']:.4g} over {k['n_pairs']:,} pairs, eta*K={k['eta_K']:.3g}, "
-          f"ratios [{lemma['min_ratio']:.4f}, {lemma['max_ratio']:.4f}], "
-          f"violations={lemma['n_violations']}, atoms={merges['n_atoms']:,}, "
-          f"merges={merges['n_merges']}, merged mass={merges['merged_mass']:.3g}")
+    print(
+        f"[pairs] N={n:,} D=3 k=6 eps=0.01: {shared[0].cache.n_built} neighbour builds for "
+        f"{len(frames)} configurations"
+    )
+    print(
+        f"[pairs] step 0 (one configuration): {times[0]:.2f} s; per step after: "
+        f"median {steady:.2f} s over {len(times) - 1} steps "
+        f"(all: {', '.join(f'{t:.2f}' for t in times)}); CPU time of the process per step "
+        f"(all threads; on a loaded machine the steadier figure): "
+        f"{', '.join(f'{t:.2f}' for t in cpu)}"
+    )
+    print(
+        f"[pairs] peer, one cache per observer: median {steady_peer:.2f} s per step "
+        f"-> shared is {steady_peer / steady:.2f}x faster"
+    )
+    print(
+        f"[pairs] last step: K={k['K']:.4g} over {k['n_pairs']:,} pairs, eta*K={k['eta_K']:.3g}, "
+        f"ratios [{lemma['min_ratio']:.4f}, {lemma['max_ratio']:.4f}], "
+        f"violations={lemma['n_violations']}, atoms={merges['n_atoms']:,}, "
+        f"merges={merges['n_merges']}, merged mass={merges['merged_mass']:.3g}"
+    )
     return steady
 
 
@@ -117,13 +140,17 @@ def bench_sharpness(n_neurons, gd_steps, tol=1e-6):
     cold = top_eigenpairs(hvp, X.size, tol=tol)
     cold_time = time.perf_counter() - start
     lam_p, n_power = power_iteration(hvp, X.size, tol, v)
-    print(f"[sharpness] teacher-student sigmoid net, N={n_neurons:,} neurons, d=2, B=256, "
-          f"{X.size:,} parameters, tol={tol:g} (Ritz residual / |lambda|); "
-          f"one HVP {per_hvp * 1e3:.1f} ms")
-    print(f"[sharpness] cold Lanczos: lambda_max={cold.lambda_max:.10g} in {cold.n_hvp} HVPs "
-          f"({cold_time:.2f} s), residual/|lambda|={cold.residual / abs(cold.lambda_max):.1e}; "
-          f"peer power iteration: {n_power} HVPs (lambda={lam_p:.10g}) -> "
-          f"{n_power / cold.n_hvp:.1f}x more")
+    print(
+        f"[sharpness] teacher-student sigmoid net, N={n_neurons:,} neurons, d=2, B=256, "
+        f"{X.size:,} parameters, tol={tol:g} (Ritz residual / |lambda|); "
+        f"one HVP {per_hvp * 1e3:.1f} ms"
+    )
+    print(
+        f"[sharpness] cold Lanczos: lambda_max={cold.lambda_max:.10g} in {cold.n_hvp} HVPs "
+        f"({cold_time:.2f} s), residual/|lambda|={cold.residual / abs(cold.lambda_max):.1e}; "
+        f"peer power iteration: {n_power} HVPs (lambda={lam_p:.10g}) -> "
+        f"{n_power / cold.n_hvp:.1f}x more"
+    )
     lr = 1.0 / cold.lambda_max
     vector, warm_counts, cold_counts = cold.eigenvector, [], []
     for _ in range(gd_steps):
@@ -134,9 +161,11 @@ def bench_sharpness(n_neurons, gd_steps, tol=1e-6):
         vector = warm.eigenvector
         warm_counts.append(warm.n_hvp)
         cold_counts.append(fresh.n_hvp)
-    print(f"[sharpness] along {gd_steps} GD steps at eta=1/lambda_max: HVPs warm {warm_counts} "
-          f"(median {np.median(warm_counts):g}) vs cold {cold_counts} "
-          f"(median {np.median(cold_counts):g})")
+    print(
+        f"[sharpness] along {gd_steps} GD steps at eta=1/lambda_max: HVPs warm {warm_counts} "
+        f"(median {np.median(warm_counts):g}) vs cold {cold_counts} "
+        f"(median {np.median(cold_counts):g})"
+    )
     return cold.n_hvp
 
 
@@ -160,12 +189,16 @@ def bench_hvp(n_neurons, samples, repeats=7):
     context = kernel.evaluation_context()
     kernel.hvp(x, masses, context, v)  # compile (or load from the cache)
     ours, product = _median_time(lambda: kernel.hvp(x, masses, context, v), repeats)
-    numpy_time, expected = _median_time(lambda: hessian_vector_reference(
-        x, masses, inputs, targets, "sigmoid", "standard", "mse", v), max(3, repeats // 2))
+    numpy_time, expected = _median_time(
+        lambda: hessian_vector_reference(x, masses, inputs, targets, "sigmoid", "standard", "mse", v),
+        max(3, repeats // 2),
+    )
     error = np.max(np.abs(product - expected)) / np.max(np.abs(expected))
-    print(f"[hvp] two-layer sigmoid net, MSE, N={n_neurons:,}, d=2, {samples:,} samples, float64: "
-          f"fused loops {ours * 1e3:.1f} ms; numpy reference {numpy_time * 1e3:.1f} ms "
-          f"({numpy_time / ours:.1f}x); max relative difference {error:.1e}")
+    print(
+        f"[hvp] two-layer sigmoid net, MSE, N={n_neurons:,}, d=2, {samples:,} samples, float64: "
+        f"fused loops {ours * 1e3:.1f} ms; numpy reference {numpy_time * 1e3:.1f} ms "
+        f"({numpy_time / ours:.1f}x); max relative difference {error:.1e}"
+    )
     try:
         import torch
     except ImportError:
@@ -182,8 +215,10 @@ def bench_hvp(n_neurons, samples, repeats=7):
     torch_hvp()
     torch_time, peer = _median_time(torch_hvp, repeats)
     error = np.max(np.abs(product - peer)) / np.max(np.abs(peer))
-    print(f"[hvp] PyTorch {torch.__version__} double backward (threads={torch.get_num_threads()}): "
-          f"{torch_time * 1e3:.1f} ms -> {torch_time / ours:.1f}x ours; max relative difference {error:.1e}")
+    print(
+        f"[hvp] PyTorch {torch.__version__} double backward (threads={torch.get_num_threads()}): "
+        f"{torch_time * 1e3:.1f} ms -> {torch_time / ours:.1f}x ours; max relative difference {error:.1e}"
+    )
 
 
 def bench_scale(n, kind, workers=-1):
@@ -193,11 +228,16 @@ def bench_scale(n, kind, workers=-1):
     X1 = X0 + 1e-3 * U
     masses = np.full(n, 1.0 / n)
     cache = NeighbourCache(k=6, workers=workers)
-    k_obs, merges = PairwiseLipschitzObserver(cache=cache), MergeObserver(0.01, cache=cache,
-                                                                          allow_close_start=True)
-    infos = [StepInfo(step=0, time=0.0, positions=X0, masses=masses, lr=1e-3),
-             StepInfo(step=1, time=1e-3, positions=X1, masses=masses, lr=1e-3, previous_positions=X0,
-                      update=U, field=U)]
+    k_obs, merges = (
+        PairwiseLipschitzObserver(cache=cache),
+        MergeObserver(0.01, cache=cache, allow_close_start=True),
+    )
+    infos = [
+        StepInfo(step=0, time=0.0, positions=X0, masses=masses, lr=1e-3),
+        StepInfo(
+            step=1, time=1e-3, positions=X1, masses=masses, lr=1e-3, previous_positions=X0, update=U, field=U
+        ),
+    ]
     merges.observe(infos[0])  # the start's atoms (x(t)'s pairs, reused as x(t-1)'s below)
     start = time.perf_counter()
     k = k_obs.observe(infos[1])
@@ -206,10 +246,12 @@ def bench_scale(n, kind, workers=-1):
     m = merges.observe(infos[1])
     m_time = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"[scale] N={n:,} D=3 {kind}: pairwise K {k_time:.1f} s per call (x(t-1)'s k-d tree and "
-          f"6-NN lists reused from the start), merges {m_time:.1f} s per call (x(t)'s tree, lists, atoms "
-          f"at eps=0.01, pair counts); K={k['K']:.4g}, atoms={m['n_atoms']:,}, close pairs="
-          f"{m['n_close_pairs']:,}; peak memory of the process so far {peak:.2f} GiB")
+    print(
+        f"[scale] N={n:,} D=3 {kind}: pairwise K {k_time:.1f} s per call (x(t-1)'s k-d tree and "
+        f"6-NN lists reused from the start), merges {m_time:.1f} s per call (x(t)'s tree, lists, atoms "
+        f"at eps=0.01, pair counts); K={k['K']:.4g}, atoms={m['n_atoms']:,}, close pairs="
+        f"{m['n_close_pairs']:,}; peak memory of the process so far {peak:.2f} GiB"
+    )
     return k_time, m_time
 
 

@@ -14,6 +14,7 @@ Without a GPU it says so and exits 0.
 
     python benchmarks/bench_gpu.py [--sizes 10000000 100000000] [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,17 +49,26 @@ def device_peaks(cupy):
     props = cupy.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     attr = cupy.cuda.runtime.deviceGetAttribute
-    clock_khz = attr(13, 0)            # cudaDevAttrClockRate
-    mem_clock_khz = attr(36, 0)        # cudaDevAttrMemoryClockRate
-    bus_bits = attr(37, 0)             # cudaDevAttrGlobalMemoryBusWidth
-    sms = attr(16, 0)                  # cudaDevAttrMultiProcessorCount
+    clock_khz = attr(13, 0)  # cudaDevAttrClockRate
+    mem_clock_khz = attr(36, 0)  # cudaDevAttrMemoryClockRate
+    bus_bits = attr(37, 0)  # cudaDevAttrGlobalMemoryBusWidth
+    sms = attr(16, 0)  # cudaDevAttrMultiProcessorCount
     major = props["major"]
     bandwidth = 2.0 * mem_clock_khz * 1e3 * bus_bits / 8
     # FMA units per SM: P100/V100/A100 32 fp64 + 64 fp32, H100/B100 64 + 128, others 2 + 128
-    fp64_per_sm, fp32_per_sm = {(6, 0): (32, 64), (7, 0): (32, 64), (8, 0): (32, 64), (9, 0): (64, 128),
-                                (10, 0): (64, 128)}.get((major, props["minor"]), (2, 128))
-    return (name, bandwidth, 2.0 * fp64_per_sm * sms * clock_khz * 1e3,
-            2.0 * fp32_per_sm * sms * clock_khz * 1e3)
+    fp64_per_sm, fp32_per_sm = {
+        (6, 0): (32, 64),
+        (7, 0): (32, 64),
+        (8, 0): (32, 64),
+        (9, 0): (64, 128),
+        (10, 0): (64, 128),
+    }.get((major, props["minor"]), (2, 128))
+    return (
+        name,
+        bandwidth,
+        2.0 * fp64_per_sm * sms * clock_khz * 1e3,
+        2.0 * fp32_per_sm * sms * clock_khz * 1e3,
+    )
 
 
 def median_time(step, synchronize, repeats):
@@ -89,7 +99,7 @@ def particledyn_step(net, backend, x, m):
     return step
 
 
-def torch_step(torch, w, a, z, y, chunk=2 ** 21):
+def torch_step(torch, w, a, z, y, chunk=2**21):
     n = w.shape[0]
     batch = z.shape[0]
 
@@ -97,22 +107,22 @@ def torch_step(torch, w, a, z, y, chunk=2 ** 21):
         with torch.no_grad():
             out = torch.zeros(batch, dtype=w.dtype, device=w.device)
             for lo in range(0, n, chunk):
-                out += torch.sigmoid(w[lo:lo + chunk] @ z.T).T @ a[lo:lo + chunk]
+                out += torch.sigmoid(w[lo : lo + chunk] @ z.T).T @ a[lo : lo + chunk]
             g = 2.0 * (out - y) / batch
             for lo in range(0, n, chunk):
-                s = torch.sigmoid(w[lo:lo + chunk] @ z.T)
+                s = torch.sigmoid(w[lo : lo + chunk] @ z.T)
                 grad_a = s @ g
-                q = (a[lo:lo + chunk, None] * g[None, :]) * s * (1 - s)
+                q = (a[lo : lo + chunk, None] * g[None, :]) * s * (1 - s)
                 grad_w = q @ z
-                w[lo:lo + chunk] -= 0.01 * grad_w
-                a[lo:lo + chunk] -= 0.01 * grad_a
+                w[lo : lo + chunk] -= 0.01 * grad_w
+                a[lo : lo + chunk] -= 0.01 * grad_a
 
     return step
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10 ** 7, 10 ** 8])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10**7, 10**8])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
@@ -130,20 +140,25 @@ def main(argv=None):
 
     try:
         import torch
+
         if not torch.cuda.is_available():
             torch = None
     except ImportError:
         torch = None
     name, bandwidth, fp64_peak, fp32_peak = device_peaks(cupy)
-    print(f"device: {name}; peaks from attributes: {bandwidth / 1e12:.2f} TB/s, "
-          f"fp64 {fp64_peak / 1e12:.1f} TFLOP/s, fp32 {fp32_peak / 1e12:.1f} TFLOP/s (no tensor cores)")
+    print(
+        f"device: {name}; peaks from attributes: {bandwidth / 1e12:.2f} TB/s, "
+        f"fp64 {fp64_peak / 1e12:.1f} TFLOP/s, fp32 {fp32_peak / 1e12:.1f} TFLOP/s (no tensor cores)"
+    )
     d, batch = 2, args.batch
     rng = np.random.default_rng(0)
     z = rng.normal(size=(batch, d))
     y = 1.0 / (1.0 + np.exp(-z @ np.array([1.0, -0.5])))
     net = TwoLayerNet(z, y, activation="sigmoid", loss="mse", scaling="standard")
-    print(f"{'N':>10} {'dtype':>8} {'particledyn s':>14} {'Mparticle-steps/s':>18} {'torch s':>9} "
-          f"{'ratio':>7} {'GB/s (% peak)':>15} {'GFLOP/s (% peak)':>18}")
+    print(
+        f"{'N':>10} {'dtype':>8} {'particledyn s':>14} {'Mparticle-steps/s':>18} {'torch s':>9} "
+        f"{'ratio':>7} {'GB/s (% peak)':>15} {'GFLOP/s (% peak)':>18}"
+    )
     for n in args.sizes:
         for dtype in (np.float64, np.float32):
             try:
@@ -154,7 +169,7 @@ def main(argv=None):
                 continue
             ours = median_time(particledyn_step(net, backend, x, m), backend.synchronize, args.repeats)
             theirs = float("nan")
-            if torch is not None and n <= 10 ** 7:
+            if torch is not None and n <= 10**7:
                 tw = torch.as_tensor(x[:, :d], device="cuda").clone()
                 ta = torch.as_tensor(x[:, d], device="cuda").clone()
                 tz = torch.as_tensor(z, dtype=tw.dtype, device="cuda")
@@ -163,9 +178,11 @@ def main(argv=None):
                 del tw, ta
             bytes_moved, flops = step_costs(n, batch, d, 1, np.dtype(dtype).itemsize)
             peak = fp64_peak if dtype == np.float64 else fp32_peak
-            print(f"{n:>10} {np.dtype(dtype).name:>8} {ours:>14.4f} {n / ours / 1e6:>18.1f} {theirs:>9.4f} "
-                  f"{theirs / ours:>7.1f} {bytes_moved / ours / 1e9:>8.0f} ({100 * bytes_moved / ours / bandwidth:3.0f}%)"
-                  f" {flops / ours / 1e9:>10.0f} ({100 * flops / ours / peak:3.0f}%)")
+            print(
+                f"{n:>10} {np.dtype(dtype).name:>8} {ours:>14.4f} {n / ours / 1e6:>18.1f} {theirs:>9.4f} "
+                f"{theirs / ours:>7.1f} {bytes_moved / ours / 1e9:>8.0f} ({100 * bytes_moved / ours / bandwidth:3.0f}%)"
+                f" {flops / ours / 1e9:>10.0f} ({100 * flops / ours / peak:3.0f}%)"
+            )
             del x, m
             cupy.get_default_memory_pool().free_all_blocks()
     if torch is None:

@@ -12,6 +12,7 @@ Only the frame loop is timed (file creation and close are one-off costs).
 
 Usage: python benchmarks/bench_io.py [--n 1000000] [--dim 3] [--frames 20] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,9 @@ from particledyn.io import H5MDSink
 def raw_h5py(path: str, frames: np.ndarray, flush: bool) -> float:
     n_frames, n, d = frames.shape
     with h5py.File(path, "w", libver="latest") as f:
-        ds = f.create_dataset("value", shape=(0, n, d), maxshape=(None, n, d), dtype=frames.dtype,
-                              chunks=(1, n, d))
+        ds = f.create_dataset(
+            "value", shape=(0, n, d), maxshape=(None, n, d), dtype=frames.dtype, chunks=(1, n, d)
+        )
         start = time.perf_counter()
         for k in range(n_frames):
             ds.resize(k + 1, axis=0)
@@ -66,9 +68,11 @@ def main() -> None:
     base = rng.normal(size=(args.n, args.dim)).astype(args.dtype)
     frames = np.stack([base + np.asarray(k, dtype=args.dtype) for k in range(args.frames)])
     megabytes = frames[0].nbytes / 1e6
-    variants = {"raw h5py": lambda p: raw_h5py(p, frames, flush=False),
-                "raw h5py + flush": lambda p: raw_h5py(p, frames, flush=True),
-                "H5MDSink": lambda p: sink(p, frames)}
+    variants = {
+        "raw h5py": lambda p: raw_h5py(p, frames, flush=False),
+        "raw h5py + flush": lambda p: raw_h5py(p, frames, flush=True),
+        "H5MDSink": lambda p: sink(p, frames),
+    }
     results: dict[str, list[float]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for _ in range(args.repeats):
@@ -79,13 +83,17 @@ def main() -> None:
                 results[name].append(run(path) / args.frames)
                 os.remove(path)
 
-    print(f"N = {args.n}, D = {args.dim}, {args.dtype}: {megabytes:.1f} MB per frame, "
-          f"{args.frames} frames, median of {args.repeats} repeats")
+    print(
+        f"N = {args.n}, D = {args.dim}, {args.dtype}: {megabytes:.1f} MB per frame, "
+        f"{args.frames} frames, median of {args.repeats} repeats"
+    )
     raw = statistics.median(results["raw h5py"])
     for name, times in results.items():
         per_frame = statistics.median(times)
-        print(f"  {name:18s} {per_frame * 1e3:8.1f} ms/frame  {megabytes / per_frame:8.0f} MB/s  "
-              f"{per_frame / raw:5.2f}x raw")
+        print(
+            f"  {name:18s} {per_frame * 1e3:8.1f} ms/frame  {megabytes / per_frame:8.0f} MB/s  "
+            f"{per_frame / raw:5.2f}x raw"
+        )
     per_frame = statistics.median(results["H5MDSink"])
     for step_s in (0.1, 0.2):
         print(f"  streaming every step adds {100 * per_frame / step_s:5.1f}% to a {step_s:.1f} s GD step")

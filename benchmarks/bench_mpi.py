@@ -4,6 +4,7 @@ step; OpenMPI gets --bind-to none so that a rank may use 2 threads).
 
     python benchmarks/bench_mpi.py [--n 1000000] [--steps 6]
 """
+
 import argparse
 import os
 import re
@@ -17,9 +18,27 @@ BASE = os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "tea
 def run(ranks: int, threads: int, n: int, steps: int) -> float:
     exe = shutil.which("mpiexec")
     version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
-    flags = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"] if "OpenRTE" in version or "Open MPI" in version else []
-    cmd = [exe, *flags, "-n", str(ranks), sys.executable, "-m", "particledyn.sweep.mpi", BASE,
-           "--n", str(n), "--steps", str(steps), "--threads", str(threads)]
+    flags = (
+        ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
+        if "OpenRTE" in version or "Open MPI" in version
+        else []
+    )
+    cmd = [
+        exe,
+        *flags,
+        "-n",
+        str(ranks),
+        sys.executable,
+        "-m",
+        "particledyn.sweep.mpi",
+        BASE,
+        "--n",
+        str(n),
+        "--steps",
+        str(steps),
+        "--threads",
+        str(threads),
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_"))}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return float(re.search(r"seconds_per_step=([0-9.eE+-]+)", done.stdout).group(1))
@@ -36,7 +55,9 @@ def main():
     print(f"N = {args.n}, full batch 350, float64, seconds per step (mean of {args.steps - 1} after warm-up)")
     print(f"  1 rank  x 1 thread : {one:.4f} s")
     print(f"  2 ranks x 1 thread : {two:.4f} s   speed-up vs 1 rank {one / two:.2f}x")
-    print(f"  1 rank  x 2 threads: {threads:.4f} s   (shared-memory peer; 2 ranks / this = {two / threads:.2f})")
+    print(
+        f"  1 rank  x 2 threads: {threads:.4f} s   (shared-memory peer; 2 ranks / this = {two / threads:.2f})"
+    )
 
 
 if __name__ == "__main__":

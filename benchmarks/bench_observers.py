@@ -16,6 +16,7 @@ Usage::
     python benchmarks/bench_observers.py
     python benchmarks/bench_observers.py --only betti_alpha sharpness --blocks 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO,
-                        help="scenario TOML (its observers are dropped)")
+    parser.add_argument(
+        "--scenario", default=DEFAULT_SCENARIO, help="scenario TOML (its observers are dropped)"
+    )
     parser.add_argument("--epochs", type=int, default=2, help="epochs per timed block")
     parser.add_argument("--blocks", type=int, default=3, help="timed blocks per figure (median)")
     parser.add_argument("--only", nargs="+", choices=list(CONFIGS), help="time these configurations only")
@@ -87,9 +89,11 @@ def main(argv=None) -> None:
     plain, scenario = build(base_text, args.scenario, None)
     per_epoch = plain.kernel.batches.steps_per_epoch if getattr(plain.kernel, "batches", None) else 1
     steps = args.epochs * per_epoch
-    print(f"scenario {scenario.resolved['run']['name']}: N = {plain.positions.shape[0]}, "
-          f"{per_epoch} steps per "
-          f"epoch; CPU time, 1 thread, median of {args.blocks} blocks of {steps} steps")
+    print(
+        f"scenario {scenario.resolved['run']['name']}: N = {plain.positions.shape[0]}, "
+        f"{per_epoch} steps per "
+        f"epoch; CPU time, 1 thread, median of {args.blocks} blocks of {steps} steps"
+    )
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     plain.run(per_epoch, progress=False)
     step = statistics.median(timed_blocks(plain, steps, args.blocks)) / steps
@@ -108,8 +112,10 @@ def main(argv=None) -> None:
         with_observer = statistics.median(timed_blocks(sim, steps, args.blocks))
         added = with_observer - step * steps
         per_call = added / calls if calls else float("nan")
-        print(f"{name:22} {every:6d} {1e3 * per_call:10.2f} {calls:11d} {added / (step * steps):7.0%}",
-              flush=True)
+        print(
+            f"{name:22} {every:6d} {1e3 * per_call:10.2f} {calls:11d} {added / (step * steps):7.0%}",
+            flush=True,
+        )
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

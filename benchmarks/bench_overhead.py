@@ -17,6 +17,7 @@ for the stepping rows. Usage::
     python benchmarks/bench_overhead.py --steps 200 --blocks 7 \\
         --scenario scenarios/authors/authors_gd_2d_large.toml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,6 +70,7 @@ def arithmetic(sim):
             field(state.positions, inputs_t, grad, out)
             direction = sim.optimizer.direction(state.positions, out, state.optimizer_state, t)
             apply_step(state.positions.ravel(), direction.ravel(), lr)
+
     return block
 
 
@@ -90,38 +92,56 @@ def main(argv=None) -> None:
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per figure (median)")
     args = parser.parse_args(argv)
     numba.set_num_threads(1)
-    print(f"per-step CPU time, 1 thread, median of {args.blocks} blocks of {args.steps} steps; "
-          f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"per-step CPU time, 1 thread, median of {args.blocks} blocks of {args.steps} steps; "
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
     sim, scenario = build(args.scenario, lambda s, p: MemorySink())
     sim.frame_every = 0
     n = sim.positions.shape[0]
-    print(f"scenario {scenario.resolved['run']['name']}: N = {n}, D = {sim.positions.shape[1]}, "
-          f"batch {sim.batch_size}, optimizer {sim.optimizer.name}\n")
+    print(
+        f"scenario {scenario.resolved['run']['name']}: N = {n}, D = {sim.positions.shape[1]}, "
+        f"batch {sim.batch_size}, optimizer {sim.optimizer.name}\n"
+    )
     rows = [("arithmetic", per_step(arithmetic(sim), args.steps, args.blocks))]
 
     def steps_only(steps):
         for _ in range(steps):
             sim.step()
+
     rows.append(("Simulation.step", per_step(steps_only, args.steps, args.blocks)))
     rows.append(("Simulation.run", per_step(lambda k: sim.run(k, progress=False), args.steps, args.blocks)))
 
     from particledyn.io import H5MDSink
 
     with tempfile.TemporaryDirectory() as tmp:
+
         def h5md(s, p):  # as runner._start_run opens it
             output = s.resolved["output"]
-            sink = H5MDSink(os.path.join(tmp, "run.h5"), _metadata(s.text, s.source, p, 1, s.overrides),
-                            every=1, subset=p.subset, dtype=output["dtype"], masses=p.masses,
-                            optimizer_state=output["optimizer_state"],
-                            compression=None if output["compression"] == "none" else output["compression"],
-                            overwrite=True, durability=output["durability"])
-            return RunSink(sink, 10 ** 9)
+            sink = H5MDSink(
+                os.path.join(tmp, "run.h5"),
+                _metadata(s.text, s.source, p, 1, s.overrides),
+                every=1,
+                subset=p.subset,
+                dtype=output["dtype"],
+                masses=p.masses,
+                optimizer_state=output["optimizer_state"],
+                compression=None if output["compression"] == "none" else output["compression"],
+                overwrite=True,
+                durability=output["durability"],
+            )
+            return RunSink(sink, 10**9)
+
         filed, _ = build(args.scenario, h5md)
         filed.checkpoint_every = 0
         every = filed.frame_every
-        rows.append((f"run + H5MD frames (every {every})",
-                     per_step(lambda k: filed.run(k, progress=False), args.steps, args.blocks)))
+        rows.append(
+            (
+                f"run + H5MD frames (every {every})",
+                per_step(lambda k: filed.run(k, progress=False), args.steps, args.blocks),
+            )
+        )
         filed.close()
 
     base = rows[0][1]

@@ -18,6 +18,7 @@ Usage::
 
 PyTorch is a benchmark-only dependency (``pip install torch``); without it, ``--no-torch`` runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,11 @@ from particledyn.kernels import TwoLayerNet
 LR_TIMES_N = 0.5
 """Learning rate times N: standard scaling moves the output by ~N lr per step, so lr ~ 1/N keeps
 every timed step finite (the cost of a step does not depend on the values)."""
-MIB = 2.0 ** 20
+MIB = 2.0**20
 
 
 # -- the problem ------------------------------------------------------------------------------------
+
 
 def make_problem(n: int, batch: int, dtype: str, seed: int = 0):
     """Inputs (B, 2), targets (B,) and initial positions (N, 3) = [w | a] in ``dtype``."""
@@ -98,6 +100,7 @@ def median_time(step, repeats: int) -> float:
 
 # -- throughput vs PyTorch ------------------------------------------------------------------------------
 
+
 def agreement(inputs, targets, positions) -> float:
     """One step at lr = 1 in both codes: max |x_ours - x_torch| / max |x_ours - x_start|."""
     sim = ours(inputs, targets, positions, lr=1.0)
@@ -131,6 +134,7 @@ def compare(n: int, batch: int, dtype: str, repeats: int, with_torch: bool) -> d
 
 # -- the strongest peers (one fresh subprocess per thread count: XLA reads its threads at import) -----------
 
+
 def peers_probe(n: int, batch: int, dtype: str, repeats: int) -> dict:
     """Run inside the subprocess: ours and every peer of ``step_peers`` alternate, one step each."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -155,37 +159,65 @@ def peers_probe(n: int, batch: int, dtype: str, repeats: int) -> dict:
             step()
             row[name]["cpu"].append(time.process_time() - cpu)
             row[name]["wall"].append(time.perf_counter() - wall)
-    return {name: {"difference": r["difference"], "wall": statistics.median(r["wall"]),
-                   "cpu": statistics.median(r["cpu"])} for name, r in row.items()}
+    return {
+        name: {
+            "difference": r["difference"],
+            "wall": statistics.median(r["wall"]),
+            "cpu": statistics.median(r["cpu"]),
+        }
+        for name, r in row.items()
+    }
 
 
 def measure_peers(n: int, batch: int, dtype: str, threads: int, repeats: int) -> dict:
     env = dict(os.environ)
     if threads == 1:
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
-    command = [sys.executable, os.path.abspath(__file__), "--peers-probe", "--n", str(n),
-               "--batch", str(batch), "--dtype", dtype, "--threads", str(threads), "--repeats", str(repeats)]
+        env["XLA_FLAGS"] = (
+            env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--peers-probe",
+        "--n",
+        str(n),
+        "--batch",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--threads",
+        str(threads),
+        "--repeats",
+        str(repeats),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def print_peers(sizes, batch: int, dtypes, threads_list, repeats: int) -> None:
-    print("\nagainst the strongest peers (each thread count in a fresh subprocess; CPU seconds per step, "
-          f"median of {repeats}; ratio = peer / particledyn, above 1: particledyn is faster)")
+    print(
+        "\nagainst the strongest peers (each thread count in a fresh subprocess; CPU seconds per step, "
+        f"median of {repeats}; ratio = peer / particledyn, above 1: particledyn is faster)"
+    )
     for threads in threads_list:
         for dtype in dtypes:
             for size in sizes:
                 rows = measure_peers(size, batch, dtype, threads, repeats)
                 mine = rows["particledyn"]
-                cells = "  ".join(f"{name} {r['cpu']:.4f} s ({r['cpu'] / mine['cpu']:.2f}x, "
-                                  f"diff {r['difference']:.0e})"
-                                  for name, r in rows.items() if name != "particledyn")
-                print(f"{threads} thr {dtype:8} N = {size:>9,}  particledyn {mine['cpu']:.4f} s "
-                      f"(wall {mine['wall']:.4f})  {cells}", flush=True)
+                cells = "  ".join(
+                    f"{name} {r['cpu']:.4f} s ({r['cpu'] / mine['cpu']:.2f}x, diff {r['difference']:.0e})"
+                    for name, r in rows.items()
+                    if name != "particledyn"
+                )
+                print(
+                    f"{threads} thr {dtype:8} N = {size:>9,}  particledyn {mine['cpu']:.4f} s "
+                    f"(wall {mine['wall']:.4f})  {cells}",
+                    flush=True,
+                )
 
 
 # -- memory (one fresh subprocess per measurement) -------------------------------------------------------
+
 
 def _status(field: str) -> float | None:
     """A VmRSS / VmHWM line of /proc/self/status, in MiB (None off Linux)."""
@@ -231,18 +263,36 @@ def memory_probe(which: str, n: int, batch: int, dtype: str) -> dict:
     traced = tracemalloc.get_traced_memory()[1] / MIB
     tracemalloc.stop()
     peak = _status("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"state": state_bytes / MIB, "increase": None if before is None else peak - before,
-            "traced": traced, "peak": peak, "exact": reset}
+    return {
+        "state": state_bytes / MIB,
+        "increase": None if before is None else peak - before,
+        "traced": traced,
+        "peak": peak,
+        "exact": reset,
+    }
 
 
 def measure_memory(which: str, n: int, batch: int, dtype: str, threads: int) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--memory-probe", which, "--n", str(n),
-               "--batch", str(batch), "--dtype", dtype, "--threads", str(threads)]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--memory-probe",
+        which,
+        "--n",
+        str(n),
+        "--batch",
+        str(batch),
+        "--dtype",
+        dtype,
+        "--threads",
+        str(threads),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 # -- report ----------------------------------------------------------------------------------------------
+
 
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -259,8 +309,12 @@ def main(argv=None) -> None:
     parser.add_argument("--scaling-max", type=float, default=1e7, help="largest N of the scaling table")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.add_argument("--peers", action="store_true", help="also time the strongest peers (JAX lax.scan "
-                        "chunks, torch.compile fused, PyTorch eager) at N = 1e4, 1e5, 1e6, 1 and 2 threads")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time the strongest peers (JAX lax.scan "
+        "chunks, torch.compile fused, PyTorch eager) at N = 1e4, 1e5, 1e6, 1 and 2 threads",
+    )
     parser.add_argument("--peer-sizes", type=float, nargs="+", default=[1e4, 1e5, 1e6], help="N of --peers")
     parser.add_argument("--memory-probe", choices=["ours", "torch"], help=argparse.SUPPRESS)
     parser.add_argument("--peers-probe", action="store_true", help=argparse.SUPPRESS)
@@ -281,9 +335,14 @@ def main(argv=None) -> None:
         print(json.dumps(memory_probe(args.memory_probe, n, args.batch, dtypes[0])))
         return
 
-    print(f"one full-batch GD step, two-layer sigmoid teacher-student net (MSE): N = {n:,}, B = {args.batch}, "
-          f"d = 2 (D = 3); {args.threads} threads; median of {args.repeats} steps after a warm-up")
-    print(f"numpy {np.__version__}, numba {numba.__version__}" + (f", torch {torch.__version__}" if with_torch else ""))
+    print(
+        f"one full-batch GD step, two-layer sigmoid teacher-student net (MSE): N = {n:,}, B = {args.batch}, "
+        f"d = 2 (D = 3); {args.threads} threads; median of {args.repeats} steps after a warm-up"
+    )
+    print(
+        f"numpy {np.__version__}, numba {numba.__version__}"
+        + (f", torch {torch.__version__}" if with_torch else "")
+    )
     print(f"load average at start: {_load()}\n")
 
     header = f"{'dtype':8} {'particledyn s/step':>19} {'particle-steps/s':>17}"
@@ -297,20 +356,28 @@ def main(argv=None) -> None:
             line += f" {row['torch']:15.3f} {row['torch'] / row['ours']:8.1f}x {row['difference']:10.1e}"
         print(line, flush=True)
     if with_torch:
-        print("(rel. diff: one step at lr = 1 from the same start, max |x_ours - x_torch| / max |x_ours - x_start|)")
+        print(
+            "(rel. diff: one step at lr = 1 from the same start, max |x_ours - x_torch| / max |x_ours - x_start|)"
+        )
 
     if not args.no_memory:
-        print(f"\npeak memory of one step at N = {n:,} (fresh subprocess each; increase = resident-set high-water "
-              f"mark during the step minus the resident set before it)")
-        print(f"{'dtype':8} {'':12} {'state MiB':>10} {'step +MiB':>10} {'numpy traced MiB':>17} {'process peak MiB':>17}")
+        print(
+            f"\npeak memory of one step at N = {n:,} (fresh subprocess each; increase = resident-set high-water "
+            f"mark during the step minus the resident set before it)"
+        )
+        print(
+            f"{'dtype':8} {'':12} {'state MiB':>10} {'step +MiB':>10} {'numpy traced MiB':>17} {'process peak MiB':>17}"
+        )
         for dtype in dtypes:
             for which in ["ours"] + (["torch"] if with_torch else []):
                 m = measure_memory(which, n, args.batch, dtype, args.threads)
                 label = "particledyn" if which == "ours" else "PyTorch"
                 traced = f"{m['traced']:17.1f}" if which == "ours" else f"{'-':>17}"
                 note = "" if m["exact"] else "  (no /proc: ru_maxrss, includes compilation)"
-                print(f"{dtype:8} {label:12} {m['state']:10.1f} {m['increase']:10.1f} {traced} {m['peak']:17.1f}{note}",
-                      flush=True)
+                print(
+                    f"{dtype:8} {label:12} {m['state']:10.1f} {m['increase']:10.1f} {traced} {m['peak']:17.1f}{note}",
+                    flush=True,
+                )
 
     if args.peers:
         sizes = [int(x) for x in args.peer_sizes]
@@ -319,7 +386,7 @@ def main(argv=None) -> None:
     if args.scaling_table:
         print("\nscaling in N (particledyn only)")
         print(f"{'dtype':8} {'N':>12} {'s/step':>10} {'ns/particle-step':>17}")
-        sizes = [10 ** k for k in range(4, 16) if 10 ** k <= args.scaling_max]
+        sizes = [10**k for k in range(4, 16) if 10**k <= args.scaling_max]
         for dtype in dtypes:
             for size in sizes:
                 sim = ours(*make_problem(size, args.batch, dtype))

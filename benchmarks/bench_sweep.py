@@ -16,6 +16,7 @@ serial round just before; the median ratio is printed.
 
     python benchmarks/bench_sweep.py [--repeats 3] [--steps 30] [--n 128]
 """
+
 import argparse
 import os
 import shutil
@@ -24,8 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-BASE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps",
-                                    "teacher_student_base.toml"))
+BASE = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
+)
 SWEEP = """
 [sweep]
 name = "bench"
@@ -98,21 +100,27 @@ def main():
                 serial_times.append(serial)
                 sweep_times.append(elapsed)
             rows[workers] = (serial_times, sweep_times)
-    print(f"{n_runs} runs (N = {args.n}, {args.steps} steps), {args.repeats} alternating rounds, "
-          "wall seconds (medians):")
+    print(
+        f"{n_runs} runs (N = {args.n}, {args.steps} steps), {args.repeats} alternating rounds, "
+        "wall seconds (medians):"
+    )
     for workers, (serial_times, sweep_times) in rows.items():
         serial, swept = statistics.median(serial_times), statistics.median(sweep_times)
         ratio = statistics.median(s / t for s, t in zip(sweep_times, serial_times))
         label = f"sweep, {workers} worker{'s' * (workers > 1)}"
         print(f"  serial, in process : {serial:.2f} s  ({serial / n_runs:.3f} s/run)")
-        print(f"  {label:<19}: {swept:.2f} s  ({swept / n_runs:.3f} s/run)  ratio to serial {ratio:.3f}"
-              f"  per-run overhead {(ratio - 1) * 100:+.1f}%")
+        print(
+            f"  {label:<19}: {swept:.2f} s  ({swept / n_runs:.3f} s/run)  ratio to serial {ratio:.3f}"
+            f"  per-run overhead {(ratio - 1) * 100:+.1f}%"
+        )
     from particledyn.sweep import plot_phase_diagram
 
     began = time.perf_counter()
     plot_phase_diagram(result.rows, root / "phase.png")
-    print(f"  (the phase diagram, drawn once per sweep call and left out above: "
-          f"{time.perf_counter() - began:.2f} s)")
+    print(
+        f"  (the phase diagram, drawn once per sweep call and left out above: "
+        f"{time.perf_counter() - began:.2f} s)"
+    )
     shutil.rmtree(root, ignore_errors=True)
 
 

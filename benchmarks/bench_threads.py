@@ -17,6 +17,7 @@ Usage::
     python benchmarks/bench_threads.py                       # N = 2e4 and 1e5, 0 and 1 hog
     python benchmarks/bench_threads.py --n 20000 --hogs 1 --repeats 40
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,9 +59,12 @@ def probe(n: int, repeats: int) -> dict:
             sim.step()
             times[threads].append(time.perf_counter() - wall)
             cpu[threads].append(time.process_time() - proc)
-    return {"layer": numba.threading_layer(), "choice": threading_choice(),
-            **{f"wall{t}": statistics.median(times[t]) for t in (1, 2)},
-            **{f"cpu{t}": statistics.median(cpu[t]) for t in (1, 2)}}
+    return {
+        "layer": numba.threading_layer(),
+        "choice": threading_choice(),
+        **{f"wall{t}": statistics.median(times[t]) for t in (1, 2)},
+        **{f"cpu{t}": statistics.median(cpu[t]) for t in (1, 2)},
+    }
 
 
 def run_config(env_update: dict, n: int, repeats: int) -> dict:
@@ -86,21 +90,28 @@ def main(argv=None) -> None:
     if args.probe:
         print(json.dumps(probe(int(args.n[0]), args.repeats)))
         return
-    print(f"one GD step (float64, B = 128, d = 2), 1 vs 2 threads; median of {args.repeats} "
-          f"alternating pairs; "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"one GD step (float64, B = 128, d = 2), 1 vs 2 threads; median of {args.repeats} "
+        f"alternating pairs; "
+        f"{os.cpu_count()} CPUs"
+    )
     print(f"load average at start: {_load()}\n")
-    print(f"{'configuration':36} {'layer':>9} {'N':>8} {'hogs':>4} {'1 thr s':>9} {'2 thr s':>9} "
-          f"{'t2/t1':>6} {'cpu1 s':>8} {'cpu2 s':>8}")
+    print(
+        f"{'configuration':36} {'layer':>9} {'N':>8} {'hogs':>4} {'1 thr s':>9} {'2 thr s':>9} "
+        f"{'t2/t1':>6} {'cpu1 s':>8} {'cpu2 s':>8}"
+    )
     for hogs in args.hogs:
         hog_procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(hogs)]
         try:
             for n in args.n:
                 for name in args.configs:
                     r = run_config(CONFIGS[name], int(n), args.repeats)
-                    print(f"{name:36} {r['layer']:>9} {int(n):8d} {hogs:4d} "
-                          f"{r['wall1']:9.5f} {r['wall2']:9.5f} "
-                          f"{r['wall2'] / r['wall1']:6.2f} {r['cpu1']:8.5f} {r['cpu2']:8.5f}", flush=True)
+                    print(
+                        f"{name:36} {r['layer']:>9} {int(n):8d} {hogs:4d} "
+                        f"{r['wall1']:9.5f} {r['wall2']:9.5f} "
+                        f"{r['wall2'] / r['wall1']:6.2f} {r['cpu1']:8.5f} {r['cpu2']:8.5f}",
+                        flush=True,
+                    )
         finally:
             for proc in hog_procs:
                 proc.kill()

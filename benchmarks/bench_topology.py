@@ -14,6 +14,7 @@ machine; at 2 threads it counts both threads' work). Nothing here passes or fail
     python benchmarks/bench_topology.py            # Rips table, alpha, zigzag, landmarks
     python benchmarks/bench_topology.py --full     # + dionysus (minutes)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,6 +54,7 @@ def count(diagrams, r):
 
 # --- peers: each returns (b_0, ..., b_max_dim) ---------------------------------------------
 
+
 def shared_input(X, r):
     """The thresholded sparse distance matrix every Rips peer gets: edges <= r, upper triangle."""
     from scipy import sparse
@@ -78,9 +80,12 @@ def _by_dim(diagrams, max_dim):
 def same_diagrams(a, b, rtol=1e-6) -> bool:
     """Same pairs up to float32 rounding (ripser and giotto-ph keep distances in float32, gudhi's
     edge insertion too)."""
-    return all(x.shape == y.shape and np.array_equal(np.isinf(x), np.isinf(y))
-               and np.allclose(x[np.isfinite(x)], y[np.isfinite(y)], rtol=rtol, atol=1e-12)
-               for x, y in zip(a, b))
+    return all(
+        x.shape == y.shape
+        and np.array_equal(np.isinf(x), np.isinf(y))
+        and np.allclose(x[np.isfinite(x)], y[np.isfinite(y)], rtol=rtol, atol=1e-12)
+        for x, y in zip(a, b)
+    )
 
 
 def ours_rips_diagram(X, graph, r, max_dim, threads):
@@ -90,6 +95,7 @@ def ours_rips_diagram(X, graph, r, max_dim, threads):
 
 def peer_ripser_sparse(X, graph, r, max_dim, threads):
     import ripser
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return _by_dim(ripser.ripser(graph, maxdim=max_dim, distance_matrix=True)["dgms"], max_dim)
@@ -97,13 +103,16 @@ def peer_ripser_sparse(X, graph, r, max_dim, threads):
 
 def peer_giotto_sparse(X, graph, r, max_dim, threads):
     from gph import ripser_parallel
-    out = ripser_parallel(graph, maxdim=max_dim, metric="precomputed", n_threads=threads,
-                          collapse_edges=max_dim >= 2)
+
+    out = ripser_parallel(
+        graph, maxdim=max_dim, metric="precomputed", n_threads=threads, collapse_edges=max_dim >= 2
+    )
     return _by_dim(out["dgms"], max_dim)
 
 
 def peer_gudhi_sparse(X, graph, r, max_dim, threads):
     import gudhi
+
     tree = gudhi.SimplexTree()
     tree.insert_batch(np.arange(graph.shape[0])[None, :], np.zeros(graph.shape[0]))
     tree.insert_edges_from_coo_matrix(graph)
@@ -112,9 +121,12 @@ def peer_gudhi_sparse(X, graph, r, max_dim, threads):
     return _by_dim([tree.persistence_intervals_in_dimension(k) for k in range(max_dim + 1)], max_dim)
 
 
-RIPS_TOOLS = [("particledyn", ours_rips_diagram, True), ("ripser (sparse)", peer_ripser_sparse, False),
-              ("giotto-ph (sparse)", peer_giotto_sparse, True),
-              ("gudhi (same edges)", peer_gudhi_sparse, False)]
+RIPS_TOOLS = [
+    ("particledyn", ours_rips_diagram, True),
+    ("ripser (sparse)", peer_ripser_sparse, False),
+    ("giotto-ph (sparse)", peer_giotto_sparse, True),
+    ("gudhi (same edges)", peer_gudhi_sparse, False),
+]
 """(name, diagram function, has threads)."""
 
 
@@ -123,8 +135,10 @@ def compare_rips(title, X, r, max_dim, repeats, threads_list):
     t0 = time.perf_counter()
     graph = shared_input(X, r)
     build = time.perf_counter() - t0
-    print(f"\n{title}  (N={len(X)}, D={X.shape[1]}, r={r:.4g}, {graph.nnz} edges <= r, H0..H{max_dim}; "
-          f"building the shared matrix: {build:.4f} s, included in particledyn's time only)")
+    print(
+        f"\n{title}  (N={len(X)}, D={X.shape[1]}, r={r:.4g}, {graph.nnz} edges <= r, H0..H{max_dim}; "
+        f"building the shared matrix: {build:.4f} s, included in particledyn's time only)"
+    )
     runs = [(name, fn, t) for name, fn, threaded in RIPS_TOOLS for t in (threads_list if threaded else [1])]
     for _name, fn, t in runs:
         fn(X[:10], shared_input(X[:10], r), r, max_dim, t)  # warm-up: imports, numba
@@ -144,25 +158,41 @@ def compare_rips(title, X, r, max_dim, repeats, threads_list):
         same = "same" if same_diagrams(diagrams[name, t], reference) else "DIFFERENT"
         ratio = c / mine[t] if t in mine else c / mine[threads_list[0]]
         pairs = "/".join(str(len(d)) for d in diagrams[name, t])
-        print(f"  {name:<20s} {t} thr  wall {w:8.4f} s  cpu {c:8.4f} s  pairs {pairs:<14s} diagram {same:9s} "
-              f"cpu peer/ours {ratio:6.2f}")
+        print(
+            f"  {name:<20s} {t} thr  wall {w:8.4f} s  cpu {c:8.4f} s  pairs {pairs:<14s} diagram {same:9s} "
+            f"cpu peer/ours {ratio:6.2f}"
+        )
 
 
 def peer_dionysus(X, r, max_dim):
     import dionysus as d
+
     f = d.fill_rips(X, max_dim + 1, r)
     dgms = d.init_diagrams(d.cohomology_persistence(f, prime=2), f)
-    return count([np.array([[p.birth, p.death] for p in dgms[k]]).reshape(-1, 2)
-                  if k < len(dgms) else np.zeros((0, 2)) for k in range(max_dim + 1)], r)
+    return count(
+        [
+            np.array([[p.birth, p.death] for p in dgms[k]]).reshape(-1, 2)
+            if k < len(dgms)
+            else np.zeros((0, 2))
+            for k in range(max_dim + 1)
+        ],
+        r,
+    )
 
 
 def peer_gudhi_alpha(X, radius, max_dim, precision="safe"):
     import gudhi
+
     alpha = gudhi.AlphaComplex(points=X, precision=precision)
-    tree = alpha.create_simplex_tree(max_alpha_square=radius ** 2)
+    tree = alpha.create_simplex_tree(max_alpha_square=radius**2)
     tree.compute_persistence(homology_coeff_field=2, persistence_dim_max=True)
-    return count([np.sqrt(np.asarray(tree.persistence_intervals_in_dimension(k)).reshape(-1, 2))
-                  for k in range(max_dim + 1)], radius)
+    return count(
+        [
+            np.sqrt(np.asarray(tree.persistence_intervals_in_dimension(k)).reshape(-1, 2))
+            for k in range(max_dim + 1)
+        ],
+        radius,
+    )
 
 
 def ours_rips(X, r, max_dim):
@@ -201,24 +231,26 @@ def compare(title, X, r, max_dim, ours, peers, repeats):
     for name, _, _ in peers:
         t = statistics.median(times[name])
         same = "same" if betti[name] == betti["particledyn"] else "DIFFERENT"
-        print(f"  {name:<22s} {t:9.4f} s   betti={betti[name]} ({same})   "
-              f"peer/ours = {t / t_ours:6.2f}")
+        print(f"  {name:<22s} {t:9.4f} s   betti={betti[name]} ({same})   peer/ours = {t / t_ours:6.2f}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="also run dionysus (slow)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 1024, 2000],
-                    help="cloud sizes of the Rips table")
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[500, 1024, 2000], help="cloud sizes of the Rips table"
+    )
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--big", type=int, default=10 ** 6, help="N of the landmark run")
+    ap.add_argument("--big", type=int, default=10**6, help="N of the landmark run")
     ap.add_argument("--landmarks", type=int, default=1000)
     args = ap.parse_args()
     if args.repeats < 5:
         ap.error(f"--repeats {args.repeats}: expected >= 5 timed runs")
     rep = slow = args.repeats
-    print(f"CPUs: {default_threads()}, repeats: {rep}; load average at start: "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"CPUs: {default_threads()}, repeats: {rep}; load average at start: "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
 
     threads_list = sorted({1, min(2, default_threads())})
     for n in args.sizes:
@@ -230,18 +262,34 @@ def main():
             compare_rips(f"Rips, circle in R^3, r = {r:.3g}", X, r, 1, rep, threads_list)
         X = neuron_cloud(n)
         r = cloud_diameter(X) / 4
-        compare_rips(f"Rips, two circles of neurons (authors' start), r = diam/4 = {r:.3g}", X, r, 1, rep,
-                     threads_list)
+        compare_rips(
+            f"Rips, two circles of neurons (authors' start), r = diam/4 = {r:.3g}", X, r, 1, rep, threads_list
+        )
     if args.full:
         X = circle3d(500)
-        compare("Rips, circle in R^3, r = 0.25", X, 0.25, 2, ours_rips,
-                [("dionysus fill_rips", peer_dionysus, 1)], rep)
+        compare(
+            "Rips, circle in R^3, r = 0.25",
+            X,
+            0.25,
+            2,
+            ours_rips,
+            [("dionysus fill_rips", peer_dionysus, 1)],
+            rep,
+        )
 
     for name, X in (("circle in R^3", circle3d(2000)), ("sphere", sphere(2000))):
-        compare(f"alpha (union of balls), {name}, radius 0.125", X, 0.125, 1, ours_alpha,
-                [("gudhi Alpha (default)", peer_gudhi_alpha, rep),
-                 ("gudhi Alpha (fast)", lambda *a: peer_gudhi_alpha(*a, precision="fast"), rep)],
-                rep)
+        compare(
+            f"alpha (union of balls), {name}, radius 0.125",
+            X,
+            0.125,
+            1,
+            ours_alpha,
+            [
+                ("gudhi Alpha (default)", peer_gudhi_alpha, rep),
+                ("gudhi Alpha (fast)", lambda *a: peer_gudhi_alpha(*a, precision="fast"), rep),
+            ],
+            rep,
+        )
 
     rng = np.random.default_rng(2)
     base = sphere(200, seed=2)
@@ -252,16 +300,20 @@ def main():
     t_std, std = timed(lambda: zigzag_barcode(frames, 0.5, max_dim, method="standard"), 1)
     same = "same" if np.array_equal(fast, std) else "DIFFERENT"
     print(f"  dionysus fast_zigzag (ours)   {t_fast:9.4f} s   {len(fast)} bars")
-    print(f"  zigzag_homology_persistence   {t_std:9.4f} s   {len(std)} bars ({same})   "
-          f"peer/ours = {t_std / t_fast:6.2f}")
+    print(
+        f"  zigzag_homology_persistence   {t_std:9.4f} s   {len(std)} bars ({same})   "
+        f"peer/ours = {t_std / t_fast:6.2f}"
+    )
 
     X = sphere(args.big, seed=1)
     print(f"\nLandmarks + Betti, sphere, N={len(X)}, {args.landmarks} landmarks, Rips at diam(L)/4")
     betti_numbers(X[:5000], landmarks=50)  # warm-up
     t, res = timed(lambda: betti_numbers(X, landmarks=args.landmarks), max(1, rep // 2))
     t_lm, _ = timed(lambda: maxmin_landmarks(X, args.landmarks), max(1, rep // 2))
-    print(f"  per frame {t:.3f} s (landmark selection {t_lm:.3f} s)  betti={res.betti[0].tolist()}  "
-          f"covering radius={res.covering_radius:.4f}  scale={res.scales[0]:.4f}")
+    print(
+        f"  per frame {t:.3f} s (landmark selection {t_lm:.3f} s)  betti={res.betti[0].tolist()}  "
+        f"covering radius={res.covering_radius:.4f}  scale={res.scales[0]:.4f}"
+    )
 
 
 if __name__ == "__main__":

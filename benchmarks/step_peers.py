@@ -9,6 +9,7 @@
 Every peer returns its new positions as an (N, 3) float64 array from ``positions()`` so that
 ``bench_step`` can check it computes the same step.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,7 @@ def torch_eager(inputs, targets, positions, lr):
 
     def result():
         return np.concatenate([tensors[0].detach().numpy(), tensors[1].detach().numpy()[:, None]], axis=1)
+
     return step, result
 
 
@@ -54,6 +56,7 @@ def torch_fused(inputs, targets, positions, lr):
 
     def result():
         return np.concatenate([weights.numpy(), outer.numpy()[:, None]], axis=1)
+
     return step, result
 
 
@@ -73,6 +76,7 @@ def jax_chunked(inputs, targets, positions, lr):
         def forward(total, blk):
             wb, ab = blk
             return total + jax.nn.sigmoid(z @ wb.T) @ ab, None
+
         out, _ = lax.scan(forward, jnp.zeros(z.shape[0], dtype=z.dtype), (w, a))
         g = 2.0 * (out - y) / y.shape[0]
 
@@ -82,20 +86,25 @@ def jax_chunked(inputs, targets, positions, lr):
             grad_a = s.T @ g
             grad_w = (((s * (1.0 - s)) * g[:, None]).T @ z) * ab[:, None]
             return None, (wb - lr * grad_w, ab - lr * grad_a)
+
         _, (w_new, a_new) = lax.scan(field, None, (w, a))
         return w_new, a_new
 
     compiled = jax.jit(update, donate_argnums=(0, 1))
-    state = [jnp.asarray(positions[:, :2].reshape(n // block, block, 2)),
-             jnp.asarray(positions[:, 2].reshape(n // block, block))]
+    state = [
+        jnp.asarray(positions[:, :2].reshape(n // block, block, 2)),
+        jnp.asarray(positions[:, 2].reshape(n // block, block)),
+    ]
 
     def step():
         state[:] = compiled(*state)
         state[0].block_until_ready()
 
     def result():
-        return np.concatenate([np.asarray(state[0]).reshape(n, 2), np.asarray(state[1]).reshape(n, 1)],
-                              axis=1)
+        return np.concatenate(
+            [np.asarray(state[0]).reshape(n, 2), np.asarray(state[1]).reshape(n, 1)], axis=1
+        )
+
     return step, result
 
 

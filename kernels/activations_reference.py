@@ -1,4 +1,5 @@
 """Plain-numpy activations: the reference the fast numba versions are tested against."""
+
 from __future__ import annotations
 
 import numpy as np

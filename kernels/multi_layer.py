@@ -17,6 +17,7 @@ while the later blocks have 2. With L = 1 this is the two-layer network of
 The field runs as fused numba loops (``multi_layer_numba``); the plain-numpy
 formulas it is tested against are in ``multi_layer_reference``.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -38,8 +39,9 @@ def _check_groups(groups) -> tuple[int, ...]:
         raise ValueError(f"groups={groups!r}: expected a non-empty sequence of block sizes (N_1, ..., N_L)")
     for size in groups:
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise ValueError(f"groups={tuple(groups)!r}: expected every block size to be an integer >= 1, "
-                             f"got {size!r}")
+            raise ValueError(
+                f"groups={tuple(groups)!r}: expected every block size to be an integer >= 1, got {size!r}"
+            )
     return tuple(int(size) for size in groups)
 
 
@@ -70,8 +72,16 @@ class MultiLayerNet(SupervisedKernel):
 
     dim = 2
 
-    def __init__(self, inputs, targets, groups, activation="sigmoid", scaling="standard",
-                 test_inputs=None, test_targets=None):
+    def __init__(
+        self,
+        inputs,
+        targets,
+        groups,
+        activation="sigmoid",
+        scaling="standard",
+        test_inputs=None,
+        test_targets=None,
+    ):
         check_activation(activation)
         if scaling not in SCALINGS:
             raise ValueError(f"scaling={scaling!r}: expected one of {SCALINGS}")
@@ -81,8 +91,9 @@ class MultiLayerNet(SupervisedKernel):
             raise ValueError("test_inputs and test_targets: expected both or neither")
         self.test_inputs = self.test_targets = None
         if test_inputs is not None:
-            self.test_inputs, self.test_targets = self._check_data(test_inputs, test_targets,
-                                                                   "test_inputs", "test_targets")
+            self.test_inputs, self.test_targets = self._check_data(
+                test_inputs, test_targets, "test_inputs", "test_targets"
+            )
         self.activation, self.scaling = activation, scaling
         self.slices = block_slices(self.groups)
         self.name = f"multi_layer_{activation}"
@@ -91,16 +102,20 @@ class MultiLayerNet(SupervisedKernel):
     def _check_data(inputs, targets, inputs_name, targets_name):
         inputs = np.asarray(inputs, dtype=np.float64)
         if inputs.ndim == 2 and inputs.shape[0] >= 1 and inputs.shape[1] != 1:
-            raise ValueError(f"{inputs_name} of shape {inputs.shape}: expected (n, 1); MultiLayerNet supports "
-                             f"input dimension d = 1 only (every neuron is (w, a) in R^2)")
+            raise ValueError(
+                f"{inputs_name} of shape {inputs.shape}: expected (n, 1); MultiLayerNet supports "
+                f"input dimension d = 1 only (every neuron is (w, a) in R^2)"
+            )
         if inputs.ndim != 2 or inputs.shape[0] == 0:
             raise ValueError(f"{inputs_name} of shape {inputs.shape}: expected (n, 1) with n >= 1")
         if not np.all(np.isfinite(inputs)):
             raise ValueError(f"{inputs_name} contain NaN or inf: expected finite values")
         targets = np.asarray(targets, dtype=np.float64)
         if targets.shape not in ((inputs.shape[0],), (inputs.shape[0], 1)):
-            raise ValueError(f"{targets_name} of shape {targets.shape}: expected ({inputs.shape[0]},), "
-                             f"one real target per input")
+            raise ValueError(
+                f"{targets_name} of shape {targets.shape}: expected ({inputs.shape[0]},), "
+                f"one real target per input"
+            )
         if not np.all(np.isfinite(targets)):
             raise ValueError(f"{targets_name} contain NaN or inf: expected finite values")
         return inputs, targets.reshape(-1)
@@ -110,7 +125,9 @@ class MultiLayerNet(SupervisedKernel):
         """Padded block inputs h_0..h_{L-1} (working dtype), chain factors J_l (float64), F (float64)."""
         self.check_positions(positions)
         if np.shape(masses) != (positions.shape[0],):
-            raise ValueError(f"masses of shape {np.shape(masses)}: expected ({positions.shape[0]},), one per particle")
+            raise ValueError(
+                f"masses of shape {np.shape(masses)}: expected ({positions.shape[0]},), one per particle"
+            )
         dtype = positions.dtype
         forward, _ = fused.compiled_loops(self.activation, dtype)
         coef = self._coefficients(masses, dtype)
@@ -135,7 +152,7 @@ class MultiLayerNet(SupervisedKernel):
         layer_inputs, jacobians, outputs = self._forward(positions, masses, inputs)
         _, grad_out = loss_and_output_gradient(outputs, targets)
         _, field = fused.compiled_loops(self.activation, dtype)
-        grad = fused.pad_vector(grad_out, np.float64)        # zero on the padding
+        grad = fused.pad_vector(grad_out, np.float64)  # zero on the padding
         out = np.empty_like(positions)
         for sl, h, jacobian in reversed(list(zip(self.slices, layer_inputs, jacobians))):
             field(positions[sl], h, grad.astype(dtype), (grad * h).astype(dtype), out[sl])
@@ -190,16 +207,26 @@ class MultiLayerNet(SupervisedKernel):
             for sl in _chunks(block, chunk):
                 w, a, vw, va, c, dt, s, ds, dds = pieces(sl, h, dh)
                 out[sl, 1] = (ds * dt) @ grad + s @ dgrad
-                out[sl, 0] = (va * (ds @ (grad * h)) + a * ((dds * dt) @ (grad * h))
-                              + a * (ds @ (dgrad * h + grad * dh)))
+                out[sl, 0] = (
+                    va * (ds @ (grad * h))
+                    + a * ((dds * dt) @ (grad * h))
+                    + a * (ds @ (dgrad * h + grad * dh))
+                )
                 jac += (c * a * w) @ ds
                 djac += (c * va * w + c * a * vw) @ ds + (c * a * w) @ (dds * dt)
             grad, dgrad = grad * jac, dgrad * jac + grad * djac
         return out
 
     def describe(self):
-        return {"name": self.name, "dim": self.dim, "groups": list(self.groups), "activation": self.activation,
-                "loss": "mse", "scaling": self.scaling, "n_train": int(self.inputs.shape[0])}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "groups": list(self.groups),
+            "activation": self.activation,
+            "loss": "mse",
+            "scaling": self.scaling,
+            "n_train": int(self.inputs.shape[0]),
+        }
 
 
 def _chunks(block: slice, size: int):

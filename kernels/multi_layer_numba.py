@@ -16,6 +16,7 @@ Batches are zero-padded to a multiple of ``LANES`` with G = 0 on the padding, so
 padded entries never reach a reduction. Compiled with ``LOOP_OPTIONS``
 (see :mod:`particledyn.kernels.fastmath`).
 """
+
 from __future__ import annotations
 
 import numba
@@ -23,7 +24,6 @@ import numpy as np
 from numba import prange
 
 from .fastmath import LOOP_OPTIONS, activation_batch, activation_tag
-
 from .two_layer_wide_numba import CHUNK, LANES, tree_dot
 
 __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
@@ -67,6 +67,7 @@ def forward(act, positions, coef, layer_input, with_jacobian):
         jacobian += partial_j[chunk]
     return h, jacobian
 
+
 @numba.njit(**LOOP_OPTIONS)
 def field(act, positions, layer_input, grad, grad_times_input, out):
     """The block's field: -(a_i-part, w_i-part) against the backpropagated gradient."""
@@ -95,10 +96,14 @@ def compiled_loops(activation: str, dtype) -> tuple:
     writes the block's field into ``out``.
     """
     act = activation_tag(activation, dtype)
-    return (lambda positions, coef, layer_input, with_jacobian:
-            forward(act, positions, coef, layer_input, with_jacobian),
-            lambda positions, layer_input, grad, grad_times_input, out:
-            field(act, positions, layer_input, grad, grad_times_input, out))
+    return (
+        lambda positions, coef, layer_input, with_jacobian: forward(
+            act, positions, coef, layer_input, with_jacobian
+        ),
+        lambda positions, layer_input, grad, grad_times_input, out: field(
+            act, positions, layer_input, grad, grad_times_input, out
+        ),
+    )
 
 
 def pad_vector(values: np.ndarray, dtype) -> np.ndarray:

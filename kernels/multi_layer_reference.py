@@ -15,6 +15,7 @@ U_i = -(1/s_i) dL/dx_i (s_i = c_i) of a neuron in block l is
 The Hessian-vector product differentiates this backward pass along a direction V
 (forward mode over reverse mode).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,7 @@ def forward_reference(positions, masses, groups, inputs, activation, scaling):
     layer_inputs = []
     for sl in block_slices(groups):
         layer_inputs.append(h)
-        t = np.outer(positions[sl, 0], h)                       # (N_l, B)
+        t = np.outer(positions[sl, 0], h)  # (N_l, B)
         s, _, _ = activation_reference(activation, t)
         h = (coef[sl] * positions[sl, 1]) @ s
     return h, layer_inputs
@@ -48,7 +49,7 @@ def forward_reference(positions, masses, groups, inputs, activation, scaling):
 def loss_and_output_gradient(outputs, targets):
     """MSE (mean over the batch) and its gradient dL/dF, shape (B,)."""
     residual = outputs - np.reshape(targets, outputs.shape)
-    return float(np.mean(residual ** 2)), 2.0 * residual / residual.size
+    return float(np.mean(residual**2)), 2.0 * residual / residual.size
 
 
 def loss_reference(positions, masses, groups, inputs, targets, activation, scaling):
@@ -68,7 +69,7 @@ def field_reference(positions, masses, groups, inputs, targets, activation, scal
         s, ds, _ = activation_reference(activation, np.outer(w, h))
         out[sl, 1] = -(s @ grad)
         out[sl, 0] = -a * (ds @ (grad * h))
-        grad = grad * ((coef[sl] * a * w) @ ds)                   # dL/dh_{l-1}
+        grad = grad * ((coef[sl] * a * w) @ ds)  # dL/dh_{l-1}
     return out
 
 
@@ -95,9 +96,10 @@ def hessian_vector_reference(positions, masses, groups, inputs, targets, activat
         c = coef[sl]
         # d/dV of grad_a = c s @ G and of grad_w = c a (ds * G) @ h, divided by s_i = c_i
         out[sl, 1] = (ds * dt) @ grad + s @ dgrad
-        out[sl, 0] = (va * (ds @ (grad * h)) + a * ((dds * dt) @ (grad * h))
-                      + a * (ds @ (dgrad * h + grad * dh)))
-        jac = (c * a * w) @ ds                                   # dh_l/dh_{l-1}
+        out[sl, 0] = (
+            va * (ds @ (grad * h)) + a * ((dds * dt) @ (grad * h)) + a * (ds @ (dgrad * h + grad * dh))
+        )
+        jac = (c * a * w) @ ds  # dh_l/dh_{l-1}
         djac = (c * va * w + c * a * vw) @ ds + (c * a * w) @ (dds * dt)
         grad, dgrad = grad * jac, dgrad * jac + grad * djac
     return out

@@ -16,6 +16,7 @@ Diagnostics (:meth:`evaluation_context`, :meth:`test_loss`) use the task of the 
 update drawn by :meth:`context`: the loss observer at step ``t`` reports the task that
 update ``t - 1`` trained on.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -55,8 +56,19 @@ class TaskSwitchingNet(Kernel):
         Append a constant input 1 (a bias coordinate per neuron): D = d_in + 1 + d_out.
     """
 
-    def __init__(self, epoch_steps, d_in=8, d_out=8, n_train=50000, n_eval=10000, seed=0,
-                 first_task=0, activation="sigmoid", scaling="standard", hidden_bias=False):
+    def __init__(
+        self,
+        epoch_steps,
+        d_in=8,
+        d_out=8,
+        n_train=50000,
+        n_eval=10000,
+        seed=0,
+        first_task=0,
+        activation="sigmoid",
+        scaling="standard",
+        hidden_bias=False,
+    ):
         self.epoch_steps = _positive_int(epoch_steps, "epoch_steps")
         self.d_in, self.d_out = _positive_int(d_in, "d_in"), _positive_int(d_out, "d_out")
         self.n_train, self.n_eval = _positive_int(n_train, "n_train"), _positive_int(n_eval, "n_eval")
@@ -89,8 +101,15 @@ class TaskSwitchingNet(Kernel):
         if self.hidden_bias:
             z_train = np.hstack([z_train, np.ones((len(z_train), 1))])
             z_test = np.hstack([z_test, np.ones((len(z_test), 1))])
-        return TwoLayerNet(z_train, data.y_train, activation=self.activation, loss="mse",
-                           scaling=self.scaling, test_inputs=z_test, test_targets=data.y_test)
+        return TwoLayerNet(
+            z_train,
+            data.y_train,
+            activation=self.activation,
+            loss="mse",
+            scaling=self.scaling,
+            test_inputs=z_test,
+            test_targets=data.y_test,
+        )
 
     def _load(self, task: int) -> TwoLayerNet:
         if self._net is None or task != self._task:
@@ -125,7 +144,18 @@ class TaskSwitchingNet(Kernel):
         return self._load(self.current_task).hvp(positions, masses, context, vector, chunk)
 
     def describe(self):
-        return {"name": self.name, "dim": self.dim, "activation": self.activation, "loss": "mse",
-                "scaling": self.scaling, "epoch_steps": self.epoch_steps, "d_in": self.d_in,
-                "d_out": self.d_out, "hidden_bias": self.hidden_bias, "n_train": self.n_train,
-                "n_eval": self.n_eval, "seed": self.seed, "first_task": self.first_task}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "activation": self.activation,
+            "loss": "mse",
+            "scaling": self.scaling,
+            "epoch_steps": self.epoch_steps,
+            "d_in": self.d_in,
+            "d_out": self.d_out,
+            "hidden_bias": self.hidden_bias,
+            "n_train": self.n_train,
+            "n_eval": self.n_eval,
+            "seed": self.seed,
+            "first_task": self.first_task,
+        }

@@ -6,6 +6,7 @@ Appendix C.2 (neuron = (w_i, a_i in R^C)). The per-particle work is fused into
 two numba passes (``two_layer_numba``); ``two_layer_reference`` holds the plain
 numpy formulas it is tested against.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,8 +61,17 @@ class TwoLayerNet(SupervisedKernel):
     when ``batch_size`` is None). Memory per call is O(N D + chunks B C).
     """
 
-    def __init__(self, inputs, targets, activation="sigmoid", loss="mse", scaling="standard",
-                 n_outputs=None, test_inputs=None, test_targets=None):
+    def __init__(
+        self,
+        inputs,
+        targets,
+        activation="sigmoid",
+        loss="mse",
+        scaling="standard",
+        n_outputs=None,
+        test_inputs=None,
+        test_targets=None,
+    ):
         check_activation(activation)
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r}: expected one of {LOSSES}")
@@ -92,15 +102,21 @@ class TwoLayerNet(SupervisedKernel):
             raise ValueError(f"targets with {targets.shape[0]} rows: expected {n} (one per input)")
         if loss == "cross_entropy":
             if targets.ndim != 1 or not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0:
-                raise ValueError(f"targets of shape {targets.shape} and dtype {targets.dtype} (min "
-                                 f"{targets.min()}) for cross_entropy: expected a 1-D array of "
-                                 f"non-negative integer labels")
+                raise ValueError(
+                    f"targets of shape {targets.shape} and dtype {targets.dtype} (min "
+                    f"{targets.min()}) for cross_entropy: expected a 1-D array of "
+                    f"non-negative integer labels"
+                )
             if n_outputs is not None and targets.max() >= n_outputs:
-                raise ValueError(f"label {targets.max()} with n_outputs={n_outputs}: expected labels < n_outputs")
+                raise ValueError(
+                    f"label {targets.max()} with n_outputs={n_outputs}: expected labels < n_outputs"
+                )
             return targets.astype(np.int64)
         if not np.all(np.isfinite(targets)):
             index = tuple(int(i) for i in np.argwhere(~np.isfinite(targets))[0])
-            raise ValueError(f"targets[{', '.join(map(str, index))}] = {targets[index]}: expected finite values")
+            raise ValueError(
+                f"targets[{', '.join(map(str, index))}] = {targets[index]}: expected finite values"
+            )
         return targets.astype(np.float64)
 
     # -- field, loss, hvp --------------------------------------------------------
@@ -158,15 +174,19 @@ class TwoLayerNet(SupervisedKernel):
         if x.shape[1] <= fused.WIDE_DIMS:
             product = self._hvp_fused(x, m, inputs, targets)
         elif x.shape[0] <= chunk:
+
             def product(v):
-                return hessian_vector_reference(x, m, inputs, targets, self.activation, self.scaling,
-                                                self.loss_name, v)
+                return hessian_vector_reference(
+                    x, m, inputs, targets, self.activation, self.scaling, self.loss_name, v
+                )
         else:
+
             def product(v):
                 return self._hvp_chunked(x, m, inputs, targets, v, chunk)
 
         def apply(vector):
             return product(np.ascontiguousarray(np.asarray(vector, dtype=np.float64).reshape(x.shape)))
+
         return apply
 
     def _hvp_fused(self, x, m, inputs, targets):
@@ -184,6 +204,7 @@ class TwoLayerNet(SupervisedKernel):
             out = np.empty_like(x)
             curvature(x, v, inputs_t, _padded_columns(u, width, np.float64), grad_columns, out)
             return out
+
         return product
 
     def _hvp_chunked(self, x, m, inputs, targets, v, chunk):
@@ -217,5 +238,12 @@ class TwoLayerNet(SupervisedKernel):
         return CudaTwoLayerNet(self, backend)
 
     def describe(self):
-        return {"name": self.name, "dim": self.dim, "activation": self.activation, "loss": self.loss_name,
-                "scaling": self.scaling, "n_outputs": self.n_outputs, "n_train": int(self.inputs.shape[0])}
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "activation": self.activation,
+            "loss": self.loss_name,
+            "scaling": self.scaling,
+            "n_outputs": self.n_outputs,
+            "n_train": int(self.inputs.shape[0]),
+        }

@@ -9,6 +9,7 @@ the same batch order, so every replica is bit-identical to the single-run loops 
 thread count. Only the replicas listed in ``replicas`` are computed (a diverged one is
 frozen). Neurons of more than ``WIDE_DIMS`` coordinates are not covered here.
 """
+
 from __future__ import annotations
 
 import numba
@@ -17,7 +18,6 @@ from numba import prange
 
 from .fastmath import LOOP_OPTIONS, activation, activation_tag
 from .llvm_ops import add_reassoc
-
 from .two_layer_numba import BLOCK, CHUNK, WIDE_DIMS, _load_chunk, accumulate_pair, column, dot, sum_chunks
 
 __all__ = ["forward", "field", "compiled_loops", "WIDE_DIMS"]
@@ -142,8 +142,10 @@ def compiled_loops(activation_name: str, dtype, d: int, n_outputs: int) -> tuple
         d + C above ``WIDE_DIMS`` (the single run uses the wide loops there, not covered).
     """
     if d + n_outputs > WIDE_DIMS:
-        raise ValueError(f"neurons of d + C = {d + n_outputs} coordinates: the fused ensemble loops "
-                         f"cover at most {WIDE_DIMS}")
+        raise ValueError(
+            f"neurons of d + C = {d + n_outputs} coordinates: the fused ensemble loops "
+            f"cover at most {WIDE_DIMS}"
+        )
     act = activation_tag(activation_name, dtype)
     inputs_dims, output_dims = (0,) * d, (0,) * n_outputs
 

@@ -13,6 +13,7 @@ argument types):
 
 The plain-numpy reference is ``kernels.two_layer_reference.hessian_vector_reference``.
 """
+
 from __future__ import annotations
 
 import numba
@@ -21,7 +22,6 @@ from numba import prange
 
 from .fastmath import LOOP_OPTIONS, activation, activation_curvature, activation_tag
 from .llvm_ops import add_reassoc
-
 from .two_layer_numba import BLOCK, CHUNK, _load_chunk, accumulate_pair, column, dot, sum_chunks
 
 
@@ -97,10 +97,12 @@ def curvature(act, inputs_dims, output_dims, positions, vector, inputs_t, u, gra
                     s1, ds1 = activation(act, dot(w, j, z1, inputs_dims))
                     tv0 = dot(vw, j, z0, inputs_dims)
                     tv1 = dot(vw, j, z1, inputs_dims)
-                    mixed0 = (ds0 * (dot(a, j, u0, output_dims) + dot(va, j, g0, output_dims))
-                              + activation_curvature(act, s0, ds0) * tv0 * dot(a, j, g0, output_dims))
-                    mixed1 = (ds1 * (dot(a, j, u1, output_dims) + dot(va, j, g1, output_dims))
-                              + activation_curvature(act, s1, ds1) * tv1 * dot(a, j, g1, output_dims))
+                    mixed0 = ds0 * (
+                        dot(a, j, u0, output_dims) + dot(va, j, g0, output_dims)
+                    ) + activation_curvature(act, s0, ds0) * tv0 * dot(a, j, g0, output_dims)
+                    mixed1 = ds1 * (
+                        dot(a, j, u1, output_dims) + dot(va, j, g1, output_dims)
+                    ) + activation_curvature(act, s1, ds1) * tv1 * dot(a, j, g1, output_dims)
                     accumulate_pair(acc_a, j, u0, u1, s0, s1, output_dims)
                     accumulate_pair(acc_a, j, g0, g1, ds0 * tv0, ds1 * tv1, output_dims)
                     accumulate_pair(acc_w, j, z0, z1, mixed0, mixed1, inputs_dims)

@@ -17,16 +17,16 @@ dimension d, the number of outputs C and the activation reach the loops as argum
 compiles once (cached on disk), with its sums over d and C unrolled. Neurons with more than
 ``WIDE_DIMS`` coordinates go to :mod:`.two_layer_wide_numba` instead.
 """
+
 from __future__ import annotations
 
 import numba
 import numpy as np
 from numba import prange
 
+from . import two_layer_wide_numba as wide
 from .fastmath import LOOP_OPTIONS, activation, activation_tag
 from .llvm_ops import add_reassoc
-
-from . import two_layer_wide_numba as wide
 from .two_layer_wide_numba import pad_batch  # noqa: F401  (the batch layout of both loop sets)
 
 CHUNK = 2048
@@ -39,6 +39,7 @@ WIDE_DIMS = 16
 
 
 # -- sums over d and C, unrolled at compile time from the length of a tuple type ------------------
+
 
 def _generated(name, arguments, body):
     scope = {}
@@ -80,6 +81,7 @@ def _accumulate_pair(acc, j, col0, col1, x0, x1, dims):
 
 
 # -- the two passes ---------------------------------------------------------------------------------
+
 
 @numba.njit(inline="always")
 def _load_chunk(positions, start, stop, inputs_dims, w, a):

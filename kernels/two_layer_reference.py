@@ -6,6 +6,7 @@ U_i = -(1/s_i) dL/dx_i with s_i = 1 (standard) or m_i (mean-field), so that in
 both cases U_i = -[sum_b G_b sigma_ib, sum_b (G_b . a_i) sigma'_ib z_b] with
 G = dL/dF the loss gradient with respect to the network outputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def loss_and_output_gradient(outputs, targets, loss):
     if loss == "mse":
         targets = targets.reshape(outputs.shape)
         residual = outputs - targets
-        return float(np.mean(residual ** 2)), 2.0 * residual / residual.size
+        return float(np.mean(residual**2)), 2.0 * residual / residual.size
     if loss == "cross_entropy":
         batch = outputs.shape[0]
         labels = np.asarray(targets, dtype=np.int64)
@@ -65,9 +66,9 @@ def field_reference(positions, masses, inputs, targets, activation, scaling, los
     _, grad_out = loss_and_output_gradient(outputs, targets, loss)
     s, ds, _ = activation_reference(activation, t)
     a = positions[:, d:]
-    grad_a = s @ grad_out                              # (N, C)
-    q = (a @ grad_out.T) * ds                          # (N, B)
-    grad_w = q @ inputs                                # (N, d)
+    grad_a = s @ grad_out  # (N, C)
+    q = (a @ grad_out.T) * ds  # (N, B)
+    grad_w = q @ inputs  # (N, d)
     return -np.concatenate([grad_w, grad_a], axis=1)
 
 
@@ -80,8 +81,8 @@ def hessian_vector_reference(positions, masses, inputs, targets, activation, sca
     outputs, t = forward_reference(positions, masses, inputs, activation, scaling)
     _, grad_out = loss_and_output_gradient(outputs, targets, loss)
     s, ds, dds = activation_reference(activation, t)
-    tv = vw @ inputs.T                                  # (N, B): <v_w, z_b>
-    delta_out = (s.T * coef) @ va + ((ds * tv).T * coef) @ a       # J v, (B, C)
+    tv = vw @ inputs.T  # (N, B): <v_w, z_b>
+    delta_out = (s.T * coef) @ va + ((ds * tv).T * coef) @ a  # J v, (B, C)
     u = loss_hessian_product(outputs, delta_out, loss)
     # J^T u
     h_a = s @ u

@@ -19,6 +19,7 @@ order forbids the compiler from vectorising a running sum. Activations come from
 ``LOOP_OPTIONS``); the loops are module-level and cached on disk, so a new
 process does not recompile them.
 """
+
 from __future__ import annotations
 
 import numba
@@ -146,8 +147,10 @@ def field(act, positions, inputs_t, grad_out, out):
 def compiled_loops(activation: str, dtype) -> tuple:
     """(forward, field) for an activation name and dtype, as functions of the arrays only."""
     act = activation_tag(activation, dtype)
-    return (lambda positions, coef, inputs_t: forward(act, positions, coef, inputs_t),
-            lambda positions, inputs_t, grad_out, out: field(act, positions, inputs_t, grad_out, out))
+    return (
+        lambda positions, coef, inputs_t: forward(act, positions, coef, inputs_t),
+        lambda positions, inputs_t, grad_out, out: field(act, positions, inputs_t, grad_out, out),
+    )
 
 
 def pad_batch(inputs: np.ndarray, dtype) -> np.ndarray:

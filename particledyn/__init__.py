@@ -4,6 +4,7 @@ The public API: build a kernel (``particledyn.kernels``), an optimizer and a
 :class:`Simulation`, add observers, run, and read the results from the sink or
 from the HDF5 file with :func:`open_run`.
 """
+
 from . import threads as _threads  # noqa: F401  first: sets numba's threading layer before anything starts it
 from ._version import __version__
 from .blackbox import BlackBoxKernel, NotEquivariantError
@@ -17,10 +18,33 @@ from .sinks import MemorySink, Sink
 from .state import ParticleState
 
 __all__ = [
-    "__version__", "Adam", "Ensemble", "BlackBoxKernel", "Constant", "Cosine", "DeepSetsKernel", "DivergenceError",
-    "GD", "Kernel", "MemorySink", "Momentum", "NotEquivariantError", "Observer", "Optimizer",
-    "ParticleState", "SGD", "Schedule", "Simulation", "Sink", "StepDecay", "StepInfo", "make_optimizer",
-    "simulate", "make_simulation", "open_run", "UserKernelError",
+    "__version__",
+    "Adam",
+    "Ensemble",
+    "BlackBoxKernel",
+    "Constant",
+    "Cosine",
+    "DeepSetsKernel",
+    "DivergenceError",
+    "GD",
+    "Kernel",
+    "MemorySink",
+    "Momentum",
+    "NotEquivariantError",
+    "Observer",
+    "Optimizer",
+    "ParticleState",
+    "SGD",
+    "Schedule",
+    "Simulation",
+    "Sink",
+    "StepDecay",
+    "StepInfo",
+    "make_optimizer",
+    "simulate",
+    "make_simulation",
+    "open_run",
+    "UserKernelError",
 ]
 
 
@@ -35,5 +59,6 @@ def __getattr__(name):
     # Ensemble imports the two-layer kernel modules: only when asked for
     if name == "Ensemble":
         from .ensemble import Ensemble
+
         return Ensemble
     raise AttributeError(f"module 'particledyn' has no attribute {name!r}")

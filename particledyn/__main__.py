@@ -1,4 +1,5 @@
 """``python -m particledyn``: the ``particledyn`` command."""
+
 import sys
 
 from .cli import main

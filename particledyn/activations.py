@@ -5,6 +5,7 @@ A scenario's ``kernel.activation`` and ``data.activation`` accept these names, t
 against :data:`NAMES`. The compiled kernels (``particledyn.fastmath``, the CUDA kernels) carry
 their own code for each name.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,7 +1,8 @@
 """Black-box update rules: any function X -> U, checked for permutation equivariance."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -35,9 +36,16 @@ class BlackBoxKernel(Kernel):
         Seed of the permutation used by the check.
     """
 
-    def __init__(self, update: Callable, dim: int, context: Callable | None = None,
-                 loss: Callable | None = None, tolerance: float | None = None, seed: int = 12345,
-                 name: str = "blackbox"):
+    def __init__(
+        self,
+        update: Callable,
+        dim: int,
+        context: Callable | None = None,
+        loss: Callable | None = None,
+        tolerance: float | None = None,
+        seed: int = 12345,
+        name: str = "blackbox",
+    ):
         if not callable(update):
             raise TypeError(f"update={update!r}: expected a function (positions, masses, context) -> U")
         if int(dim) != dim or dim < 1:
@@ -70,13 +78,17 @@ class BlackBoxKernel(Kernel):
         permuted = self._evaluate(positions[perm].copy(), masses[perm].copy(), context)
         scale = max(float(np.max(np.abs(out))), np.finfo(positions.dtype).tiny) if out.size else 1.0
         violation = float(np.max(np.abs(permuted - out[perm]))) / scale if out.size else 0.0
-        tolerance = self.tolerance if self.tolerance is not None else (
-            1e-10 if positions.dtype == np.float64 else 1e-4)
+        tolerance = (
+            self.tolerance
+            if self.tolerance is not None
+            else (1e-10 if positions.dtype == np.float64 else 1e-4)
+        )
         if not violation <= tolerance:
             raise NotEquivariantError(
                 f"{self.name} is not permutation equivariant: max|U(PX) - P U(X)| = "
                 f"{violation:.3g} x max|U| for a random permutation (tolerance {tolerance:g}); "
-                f"per-particle noise or index-dependent terms break property P1")
+                f"per-particle noise or index-dependent terms break property P1"
+            )
         self.checked = True
         return violation
 

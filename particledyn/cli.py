@@ -4,13 +4,14 @@ Exit status: 0 done, 1 I/O or resume error, 2 bad scenario or usage (nothing
 written), 3 the run diverged (the file keeps its committed frames), 130
 interrupted (the file holds a checkpoint to resume from).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -55,12 +56,26 @@ FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
 def _figure_options(parser) -> None:
-    parser.add_argument("--format", choices=FIGURE_FORMATS, default=None, dest="figure_format",
-                        help="file format of the figures (default: png)")
-    parser.add_argument("--dpi", type=_positive_int, default=None, metavar="N",
-                        help="resolution of raster figures, dots per inch (default: 200)")
-    parser.add_argument("--movie", choices=("gif", "mp4"), default=None,
-                        help="also a movie of the cloud over training (mp4 needs ffmpeg)")
+    parser.add_argument(
+        "--format",
+        choices=FIGURE_FORMATS,
+        default=None,
+        dest="figure_format",
+        help="file format of the figures (default: png)",
+    )
+    parser.add_argument(
+        "--dpi",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="resolution of raster figures, dots per inch (default: 200)",
+    )
+    parser.add_argument(
+        "--movie",
+        choices=("gif", "mp4"),
+        default=None,
+        help="also a movie of the cloud over training (mp4 needs ffmpeg)",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -77,117 +92,197 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``particledyn`` command."""
     from ._version import __version__
 
-    parser = _Parser(prog="particledyn", description=DESCRIPTION, epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="particledyn",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"particledyn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser(
-        "run", help="run a scenario (the default one when none is given), or resume a run",
+        "run",
+        help="run a scenario (the default one when none is given), or resume a run",
         description="Run a TOML scenario, writing an H5MD file; with --resume, continue the run in\n"
-                    "an existing file from its last checkpoint (bit-identical to an uninterrupted run).",
+        "an existing file from its last checkpoint (bit-identical to an uninterrupted run).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="--steps is the total length of the run: a resumed run continues until it.\n"
-               "Without a scenario, --resume uses the one stored in the file.")
-    run.add_argument("scenario", nargs="?", metavar="SCENARIO.toml",
-                     help="scenario file (default: the built-in default scenario)")
+        "Without a scenario, --resume uses the one stored in the file.",
+    )
+    run.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO.toml",
+        help="scenario file (default: the built-in default scenario)",
+    )
     run.add_argument("--default", action="store_true", help="run the built-in default scenario")
     run.add_argument("--out", metavar="PATH", help="output file (default: the scenario's output.path)")
     run.add_argument("--steps", type=int, metavar="N", help="total number of steps (overrides run.steps)")
     run.add_argument("--threads", type=int, metavar="N", help="numba threads (overrides run.threads)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
-                     help="set a scenario key, such as schedule.lr=0.05 (repeatable; the value is read "
-                          "as TOML, else as a string; checked as in the file; recorded in the run file)")
-    run.add_argument("--resume", action="store_true",
-                     help="continue the run in the output file from its last checkpoint")
-    run.add_argument("--overwrite", action="store_true",
-                     help="replace an existing output file (never one a live run is writing)")
-    run.add_argument("--force", action="store_true",
-                     help="with --resume: resume although the writer PID stamped in the file is alive "
-                          "(a reused PID; a file whose write lock a live run holds is never resumed)")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="progress bar (default: on a terminal only)")
-    run.add_argument("--plot", action=argparse.BooleanOptionalAction, default=True, dest="plots",
-                     help="write figures and the summary verdict after the run (default: on)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="set",
+        help="set a scenario key, such as schedule.lr=0.05 (repeatable; the value is read "
+        "as TOML, else as a string; checked as in the file; recorded in the run file)",
+    )
+    run.add_argument(
+        "--resume", action="store_true", help="continue the run in the output file from its last checkpoint"
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output file (never one a live run is writing)",
+    )
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="with --resume: resume although the writer PID stamped in the file is alive "
+        "(a reused PID; a file whose write lock a live run holds is never resumed)",
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal only)",
+    )
+    run.add_argument(
+        "--plot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        dest="plots",
+        help="write figures and the summary verdict after the run (default: on)",
+    )
     # the old spelling, deprecated: still accepted, hidden from --help and completion
-    run.add_argument("--plots", action=argparse.BooleanOptionalAction, dest="plots",
-                     default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    run.add_argument(
+        "--plots",
+        action=argparse.BooleanOptionalAction,
+        dest="plots",
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
     _figure_options(run)
 
-    plot = commands.add_parser("plot", help="draw a run's figures and write its summary verdict",
-                               description="Write PNG figures (neuron cloud before/after, Betti numbers, "
-                                           "eta*K and 2/eta, merges, loss) to RUN_figures/ and the verdict "
-                                           "to RUN_summary.json, for a finished, running or killed run.")
+    plot = commands.add_parser(
+        "plot",
+        help="draw a run's figures and write its summary verdict",
+        description="Write PNG figures (neuron cloud before/after, Betti numbers, "
+        "eta*K and 2/eta, merges, loss) to RUN_figures/ and the verdict "
+        "to RUN_summary.json, for a finished, running or killed run.",
+    )
     plot.add_argument("path", metavar="RUN.h5")
-    plot.add_argument("--out", metavar="DIR", help="folder of the figures (default: RUN_figures/ beside the file)")
+    plot.add_argument(
+        "--out", metavar="DIR", help="folder of the figures (default: RUN_figures/ beside the file)"
+    )
     _figure_options(plot)
 
-    info = commands.add_parser("info", help="show what a run file holds and how far its run got",
-                               description="Show a run file's status (finished, running, stopped, "
-                                           "diverged), frames, checkpoint, observables and settings.")
+    info = commands.add_parser(
+        "info",
+        help="show what a run file holds and how far its run got",
+        description="Show a run file's status (finished, running, stopped, "
+        "diverged), frames, checkpoint, observables and settings.",
+    )
     info.add_argument("path", metavar="RUN.h5")
     info.add_argument("--json", action="store_true", help="print the facts as one JSON object")
 
     validate = commands.add_parser(
-        "validate", help="check a scenario file without running it",
+        "validate",
+        help="check a scenario file without running it",
         description="Check a scenario as `run` does (every key, type, range and cross-check) and print "
-                    "a one-line summary; exit 0 when valid, else the one-line error and exit 2.")
+        "a one-line summary; exit 0 when valid, else the one-line error and exit 2.",
+    )
     validate.add_argument("scenario", metavar="SCENARIO.toml")
-    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="set",
-                          help="check with this key set, as run --set does (repeatable)")
+    validate.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="set",
+        help="check with this key set, as run --set does (repeatable)",
+    )
 
-    scenarios = commands.add_parser("scenarios", help="list or copy the paper's packaged scenarios",
-                                    description="The scenarios of the paper's experiments, shipped with "
-                                                "the package.")
-    scenario_commands = scenarios.add_subparsers(dest="scenarios_command", metavar="ACTION",
-                                                 parser_class=_Parser, required=True)
-    scenario_commands.add_parser("list", help="list the packaged scenarios",
-                                 description="List the packaged scenarios, one a line, with what each is.")
-    copy = scenario_commands.add_parser("copy", help="copy a packaged scenario to edit or run",
-                                        description="Copy a packaged scenario (a name from `scenarios "
-                                                    "list`) to DEST (a file or folder; default: "
-                                                    "NAME.toml here). An existing file is not replaced.")
+    scenarios = commands.add_parser(
+        "scenarios",
+        help="list or copy the paper's packaged scenarios",
+        description="The scenarios of the paper's experiments, shipped with the package.",
+    )
+    scenario_commands = scenarios.add_subparsers(
+        dest="scenarios_command", metavar="ACTION", parser_class=_Parser, required=True
+    )
+    scenario_commands.add_parser(
+        "list",
+        help="list the packaged scenarios",
+        description="List the packaged scenarios, one a line, with what each is.",
+    )
+    copy = scenario_commands.add_parser(
+        "copy",
+        help="copy a packaged scenario to edit or run",
+        description="Copy a packaged scenario (a name from `scenarios "
+        "list`) to DEST (a file or folder; default: "
+        "NAME.toml here). An existing file is not replaced.",
+    )
     copy.add_argument("name", metavar="NAME")
     copy.add_argument("dest", nargs="?", metavar="DEST")
 
     # listed for --help only: main() hands `width ...` to particledyn.sweep.width.width_main
-    commands.add_parser("width", help="infinite-width convergence study of a mean-field scenario",
-                        add_help=False)
-    completion = commands.add_parser("completion", help="print a shell completion script",
-                                     description="Print a completion script generated from this parser; "
-                                                 "use it with: source <(particledyn completion bash)")
+    commands.add_parser(
+        "width", help="infinite-width convergence study of a mean-field scenario", add_help=False
+    )
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script generated from this parser; "
+        "use it with: source <(particledyn completion bash)",
+    )
     completion.add_argument("shell", choices=["bash"])
 
     repair = commands.add_parser(
-        "repair", help="make a killed run's file readable by plain h5py and pyh5md",
+        "repair",
+        help="make a killed run's file readable by plain h5py and pyh5md",
         description="Clear the write flags a killed writer left (as h5clear does) and cut every "
-                    "series to its committed records, in a copy RUN.repaired.h5 (default) or in place. "
-                    "Refuses a file a live run is writing.")
+        "series to its committed records, in a copy RUN.repaired.h5 (default) or in place. "
+        "Refuses a file a live run is writing.",
+    )
     repair.add_argument("path", metavar="RUN.h5")
     where = repair.add_mutually_exclusive_group()
     where.add_argument("--in-place", action="store_true", help="repair RUN.h5 itself")
     where.add_argument("-o", "--output", metavar="OUT.h5", help="path of the repaired copy")
 
     export = commands.add_parser(
-        "export", help="write a run's frames in a form another tool reads",
+        "export",
+        help="write a run's frames in a form another tool reads",
         description="--mdanalysis: a plain H5MD file with 3-D positions (2-D particles padded with a "
-                    "zero coordinate; MDAnalysis reads only 3-D boxes), RUN.mdanalysis.h5 by default. "
-                    "Open it with MDAnalysis's load_new(..., format='H5MD', convert_units=False).")
+        "zero coordinate; MDAnalysis reads only 3-D boxes), RUN.mdanalysis.h5 by default. "
+        "Open it with MDAnalysis's load_new(..., format='H5MD', convert_units=False).",
+    )
     export.add_argument("path", metavar="RUN.h5")
-    export.add_argument("--mdanalysis", action="store_true", required=True,
-                        help="the MDAnalysis form (the only one so far)")
+    export.add_argument(
+        "--mdanalysis", action="store_true", required=True, help="the MDAnalysis form (the only one so far)"
+    )
     export.add_argument("-o", "--output", metavar="OUT.h5", help="path of the exported file")
-    export.add_argument("--coordinates", metavar="I,J,K",
-                        help="the particle coordinates that become x, y, z (needed when D > 3)")
+    export.add_argument(
+        "--coordinates",
+        metavar="I,J,K",
+        help="the particle coordinates that become x, y, z (needed when D > 3)",
+    )
     export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     # listed for --help only: main() hands `sweep ...` to particledyn.sweep.sweep_main
     commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask", add_help=False)
-    commands.add_parser("keys", aliases=["scenario-keys"],
-                        help="list every scenario key with its type, default and meaning",
-                        description="List every documented scenario key.")
-    commands.add_parser("show-default", help="print the built-in default scenario",
-                        description="Print the built-in default scenario (TOML).")
+    commands.add_parser(
+        "keys",
+        aliases=["scenario-keys"],
+        help="list every scenario key with its type, default and meaning",
+        description="List every documented scenario key.",
+    )
+    commands.add_parser(
+        "show-default",
+        help="print the built-in default scenario",
+        description="Print the built-in default scenario (TOML).",
+    )
     return parser
 
 
@@ -241,13 +336,17 @@ def _command_run(args) -> int:
     if args.force and not args.resume:
         return _fail("--force applies to --resume only", EXIT_USAGE)
     if args.resume and args.threads is not None:
-        return _fail("--threads with --resume: a resumed run uses the thread count it started with",
-                     EXIT_USAGE)
+        return _fail(
+            "--threads with --resume: a resumed run uses the thread count it started with", EXIT_USAGE
+        )
     if args.steps is not None and args.steps < 0:
         return _fail(f"--steps {args.steps}: expected an integer >= 0", EXIT_USAGE)
     if args.resume and args.set and args.scenario is None:
-        return _fail("--set with --resume: a resumed run keeps the scenario stored in its file "
-                     "(give the scenario file to check it against the file)", EXIT_USAGE)
+        return _fail(
+            "--set with --resume: a resumed run keeps the scenario stored in its file "
+            "(give the scenario file to check it against the file)",
+            EXIT_USAGE,
+        )
     try:
         figure_settings = _figure_settings(args)
     except ValueError as exc:
@@ -269,8 +368,10 @@ def _command_run(args) -> int:
         try:
             _plot_and_summarize(path, None, figure_settings)
         except KeyboardInterrupt:
-            print(f"interrupted while drawing the figures: draw them with: particledyn plot {path}",
-                  file=sys.stderr)
+            print(
+                f"interrupted while drawing the figures: draw them with: particledyn plot {path}",
+                file=sys.stderr,
+            )
             return EXIT_INTERRUPTED
         return code
     finally:
@@ -295,10 +396,10 @@ def _run_deferring_signals(args, scenario, path) -> int:
 
 def _run_or_resume(args, scenario, path) -> int:
     from .backends import GpuUnavailableError
-    from .scenario.checks import ScenarioError
     from .io import H5MDWriteError
     from .observers import ObserverError
     from .runner import ResumeError, resume_run, start_run
+    from .scenario.checks import ScenarioError
     from .simulation import DivergenceError
 
     try:
@@ -307,12 +408,16 @@ def _run_or_resume(args, scenario, path) -> int:
             if result.final_step == result.start_step:
                 print(f"{path}: already finished at step {result.final_step}; nothing to do")
             else:
-                print(f"resumed {path} at step {result.start_step}: now at step {result.final_step} "
-                      f"of {result.total_steps}, finished, in {result.elapsed:.1f} s")
+                print(
+                    f"resumed {path} at step {result.start_step}: now at step {result.final_step} "
+                    f"of {result.total_steps}, finished, in {result.elapsed:.1f} s"
+                )
         else:
             result = start_run(scenario, path, overwrite=args.overwrite, progress=args.progress)
-            print(f"wrote {path}: {result.final_step} steps, finished, in {result.elapsed:.1f} s; "
-                  f"{_summary(path)}")
+            print(
+                f"wrote {path}: {result.final_step} steps, finished, in {result.elapsed:.1f} s; "
+                f"{_summary(path)}"
+            )
         return EXIT_OK
     except ScenarioError as exc:
         return _fail(exc, EXIT_USAGE)
@@ -334,8 +439,9 @@ def _run_or_resume(args, scenario, path) -> int:
     except GpuUnavailableError as exc:
         return _fail(exc, EXIT_USAGE)
     except MemoryError:
-        return _fail(f"out of memory: reduce init.n, data.n or the observers' work; {_kept(path)}",
-                     EXIT_ERROR)
+        return _fail(
+            f"out of memory: reduce init.n, data.n or the observers' work; {_kept(path)}", EXIT_ERROR
+        )
 
 
 def _kept(path: str) -> str:
@@ -346,8 +452,11 @@ def _kept(path: str) -> str:
 
 
 def _diverged_message(exc, path: str) -> str:
-    tail = (f"{path} keeps {_summary(path, checkpoint=False)} and is marked not finished"
-            if os.path.exists(path) else "no file was written")
+    tail = (
+        f"{path} keeps {_summary(path, checkpoint=False)} and is marked not finished"
+        if os.path.exists(path)
+        else "no file was written"
+    )
     text = f"the run diverged at step {exc.step}: {exc.what()} (lr = {exc.lr:g}); try a smaller learning rate"
     if exc.numpy_warnings:
         text += f" (numpy warned: {'; '.join(exc.numpy_warnings[:3])}"
@@ -373,8 +482,10 @@ def format_info(info: dict) -> str:
     """The text ``particledyn info`` prints for a :func:`particledyn.runner.run_info` dict."""
     scenario_written = info.get("scenario_written", True)
     stopped = "stopped before the end (killed or interrupted); " + (
-        f"continue with: particledyn run --resume --out {info['path']}" if scenario_written else
-        "not resumable by particledyn run (it needs a file that particledyn run wrote from a scenario)")
+        f"continue with: particledyn run --resume --out {info['path']}"
+        if scenario_written
+        else "not resumable by particledyn run (it needs a file that particledyn run wrote from a scenario)"
+    )
     status = {
         "finished": "finished",
         "running": f"running (writer {info['writer']})",
@@ -389,7 +500,9 @@ def format_info(info: dict) -> str:
     lines = [title, f"  status      {status}"]
     if info["frames"]:
         progress = f"  progress    step {info['last_step']}" + (f" of {total}" if total is not None else "")
-        lines.append(progress + f"; {info['frames']} frames (steps {info['first_step']}..{info['last_step']})")
+        lines.append(
+            progress + f"; {info['frames']} frames (steps {info['first_step']}..{info['last_step']})"
+        )
     else:
         lines.append("  progress    no committed frame yet")
     checkpoint = "none" if info["checkpoint_step"] is None else f"at step {info['checkpoint_step']}"
@@ -403,9 +516,11 @@ def format_info(info: dict) -> str:
     if info["written"] is None:
         lines.append("  particles   no particle series")
     else:
-        lines.append(f"  particles   N = {_known(info['n_particles'])}, D = {_known(info['dim'])}; "
-                     f"{info['written']} written as {info['dtype']}; "
-                     f"series: {', '.join(info['particle_series'])}")
+        lines.append(
+            f"  particles   N = {_known(info['n_particles'])}, D = {_known(info['dim'])}; "
+            f"{info['written']} written as {info['dtype']}; "
+            f"series: {', '.join(info['particle_series'])}"
+        )
     if info["observables"]:
         lines.append("  observables")
         for name, keys in info["observables"].items():
@@ -416,9 +531,13 @@ def format_info(info: dict) -> str:
         lines.append("  set         " + ", ".join(f"{k} = {v!r}" for k, v in info["overrides"].items()))
     versions = info["versions"]
     settings = [f"{name} {info[name]}" for name in ("seed", "threads", "backend") if info[name] is not None]
-    lines.append("  settings    " + ", ".join(settings + [f"{k} {versions[k]}" for k in
-                                                         ("particledyn", "numpy", "numba", "h5py")
-                                                         if k in versions]))
+    lines.append(
+        "  settings    "
+        + ", ".join(
+            settings
+            + [f"{k} {versions[k]}" for k in ("particledyn", "numpy", "numba", "h5py") if k in versions]
+        )
+    )
     for plugin in info.get("plugins") or []:
         dist = f"{plugin['dist']} {plugin['version']}" if plugin.get("dist") else "no distribution"
         state = "" if plugin.get("loaded", True) else "; NOT importable here"
@@ -435,13 +554,16 @@ def _known(value) -> str:
 
 def _short(value, width: int = 60) -> str:
     text = " ".join(repr(value).split())
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _figure_settings(args) -> dict:
     """``--format``/``--dpi``/``--movie`` as keyword arguments of :func:`particledyn.plotting.plot_run`."""
-    return {k: v for k, v in {"format": args.figure_format, "dpi": args.dpi, "movie": args.movie}.items()
-            if v is not None}
+    return {
+        k: v
+        for k, v in {"format": args.figure_format, "dpi": args.dpi, "movie": args.movie}.items()
+        if v is not None
+    }
 
 
 def _plot_and_summarize(path: str, out_dir, settings: dict | None = None) -> None:
@@ -504,8 +626,9 @@ def _command_export(args) -> int:
     try:
         coordinates = None if args.coordinates is None else [int(c) for c in args.coordinates.split(",")]
     except ValueError:
-        return _fail(f"--coordinates {args.coordinates!r}: expected comma-separated integers, "
-                     "e.g. 0,1,2", EXIT_USAGE)
+        return _fail(
+            f"--coordinates {args.coordinates!r}: expected comma-separated integers, e.g. 0,1,2", EXIT_USAGE
+        )
     try:
         out = export_mdanalysis(args.path, args.output, coordinates, overwrite=args.overwrite)
     except (OSError, ValueError) as exc:
@@ -515,8 +638,8 @@ def _command_export(args) -> int:
 
 
 def _command_validate(args) -> int:
-    from .scenario.checks import ScenarioError
     from .scenario import load_scenario
+    from .scenario.checks import ScenarioError
 
     try:
         scenario = load_scenario(args.scenario, _overrides(args.set))
@@ -525,15 +648,17 @@ def _command_validate(args) -> int:
     r = scenario.resolved
     observers = ", ".join(o["type"] for o in r["observers"]) or "none"
     n = r["init"].get("n")
-    print(f"OK {args.scenario}: run {r['run']['name']!r}, {r['run']['steps']} steps, kernel "
-          f"{r['kernel']['kind']}, optimizer {r['optimizer']['name']}, lr {r['schedule']['lr']:g}, "
-          f"N = {'(union)' if n is None else n}; observers: {observers}")
+    print(
+        f"OK {args.scenario}: run {r['run']['name']!r}, {r['run']['steps']} steps, kernel "
+        f"{r['kernel']['kind']}, optimizer {r['optimizer']['name']}, lr {r['schedule']['lr']:g}, "
+        f"N = {'(union)' if n is None else n}; observers: {observers}"
+    )
     return EXIT_OK
 
 
 def _command_scenarios(args) -> int:
-    from .scenario.checks import ScenarioError
     from .paper_scenarios import copy_scenario, describe, list_scenarios
+    from .scenario.checks import ScenarioError
 
     if args.scenarios_command == "list":
         scenarios = list_scenarios()
@@ -609,9 +734,11 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_OK
     if args.command in ("keys", "scenario-keys"):
         from .scenario import describe_keys
+
         sys.stdout.write(describe_keys())
         return EXIT_OK
     from .scenario import default_scenario_text
+
     sys.stdout.write(default_scenario_text())
     return EXIT_OK
 

@@ -42,10 +42,12 @@ their code (GitHub YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learn
 ``low-dim/models/initializations.py``): they are drawn in the authors' coordinates and
 take no ``size``; place them with ``axis_scale`` / ``linear_map`` and ``center``.
 """
+
 from __future__ import annotations
 
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -87,6 +89,7 @@ _SURFACE_MINOR = 0.5
 # argument checking and seeds
 # ---------------------------------------------------------------------------
 
+
 def _check_n(n: Any, name: str = "n") -> int:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
@@ -114,8 +117,10 @@ def _seed_sequence(seed: Any) -> np.random.SeedSequence:
         if seed < 0:
             raise ValueError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}")
         return np.random.SeedSequence(int(seed))
-    if isinstance(seed, (list, tuple, np.ndarray)) and len(seed) > 0 and all(
-        isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in seed
+    if (
+        isinstance(seed, (list, tuple, np.ndarray))
+        and len(seed) > 0
+        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in seed)
     ):
         return np.random.SeedSequence([int(s) for s in seed])
     raise ValueError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}")
@@ -130,6 +135,7 @@ def _streams(seed: Any) -> tuple[np.random.Generator, np.random.SeedSequence, np
 # ---------------------------------------------------------------------------
 # placement: rotation, embedding, translation
 # ---------------------------------------------------------------------------
+
 
 def random_rotation(k: int, seed: Any = 0) -> np.ndarray:
     """Uniformly (Haar) distributed rotation matrix of R^k, determinant +1.
@@ -155,8 +161,11 @@ def random_rotation(k: int, seed: Any = 0) -> np.ndarray:
 
 
 def _is_euler(rotation: Any) -> bool:
-    return (isinstance(rotation, (list, tuple)) and len(rotation) == 3 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in rotation))
+    return (
+        isinstance(rotation, (list, tuple))
+        and len(rotation) == 3
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in rotation)
+    )
 
 
 def euler_rotation(x: float, y: float, z: float) -> np.ndarray:
@@ -205,8 +214,9 @@ def affine(points: np.ndarray, axis_scale=None, linear_map=None, center=None) ->
     if linear_map is not None:
         out = out @ _finite_array(linear_map, (dim, dim), "linear_map", f"a ({dim}, {dim}) matrix").T
     if center is not None:
-        out += _finite_array(center, (dim,), "center",
-                             f"a sequence of {dim} finite numbers (one per coordinate of dim)")
+        out += _finite_array(
+            center, (dim,), "center", f"a sequence of {dim} finite numbers (one per coordinate of dim)"
+        )
     return out
 
 
@@ -225,7 +235,9 @@ def _rotation_matrix(rotation: Any, k: int, seed: np.random.SeedSequence) -> np.
         return None
     if isinstance(rotation, str):
         if rotation != "random":
-            raise ValueError(f"rotation must be None, an angle, a ({k}, {k}) orthogonal matrix or 'random', got {rotation!r}")
+            raise ValueError(
+                f"rotation must be None, an angle, a ({k}, {k}) orthogonal matrix or 'random', got {rotation!r}"
+            )
         return random_rotation(k, seed)
     if _is_euler(rotation):
         if k != 3:
@@ -233,13 +245,17 @@ def _rotation_matrix(rotation: Any, k: int, seed: np.random.SeedSequence) -> np.
         return euler_rotation(*rotation)
     if isinstance(rotation, numbers.Real) and not isinstance(rotation, bool):
         if k != 2:
-            raise ValueError(f"rotation given as an angle needs a 2-D shape, this shape lives in R^{k}; pass a ({k}, {k}) matrix")
+            raise ValueError(
+                f"rotation given as an angle needs a 2-D shape, this shape lives in R^{k}; pass a ({k}, {k}) matrix"
+            )
         c, s = np.cos(float(rotation)), np.sin(float(rotation))
         return np.array([[c, -s], [s, c]])
     try:
         mat = np.asarray(rotation, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"rotation must be None, an angle, a ({k}, {k}) orthogonal matrix or 'random', got {rotation!r}") from None
+        raise ValueError(
+            f"rotation must be None, an angle, a ({k}, {k}) orthogonal matrix or 'random', got {rotation!r}"
+        ) from None
     if mat.shape != (k, k):
         raise ValueError(f"rotation must be a ({k}, {k}) matrix for this shape, got shape {mat.shape}")
     if not np.allclose(mat @ mat.T, np.eye(k), atol=1e-8):
@@ -298,8 +314,16 @@ def _random_orthonormal_basis(dim: int, k: int, seed: Any) -> np.ndarray:
     return q * np.sign(np.diag(r))
 
 
-def _place(native: np.ndarray, *, rotation: Any, dim: Any, embed_rule: str, center: Any,
-           rotation_seed: np.random.SeedSequence, embed_seed: np.random.SeedSequence) -> np.ndarray:
+def _place(
+    native: np.ndarray,
+    *,
+    rotation: Any,
+    dim: Any,
+    embed_rule: str,
+    center: Any,
+    rotation_seed: np.random.SeedSequence,
+    embed_seed: np.random.SeedSequence,
+) -> np.ndarray:
     k = native.shape[1]
     rot = _rotation_matrix(rotation, k, rotation_seed)
     pts = native if rot is None else native @ rot.T
@@ -311,12 +335,16 @@ def _place(native: np.ndarray, *, rotation: Any, dim: Any, embed_rule: str, cent
         except (TypeError, ValueError):
             raise ValueError(f"center must be a sequence of {out.shape[1]} numbers, got {center!r}") from None
         if c.shape != (out.shape[1],) or not np.all(np.isfinite(c)):
-            raise ValueError(f"center must be a sequence of {out.shape[1]} finite numbers (one per coordinate of dim), got {center!r}")
+            raise ValueError(
+                f"center must be a sequence of {out.shape[1]} finite numbers (one per coordinate of dim), got {center!r}"
+            )
         out += c
     return out
 
 
-def _rejection_sample(rng: np.random.Generator, n: int, propose, accept, acceptance_guess: float) -> np.ndarray:
+def _rejection_sample(
+    rng: np.random.Generator, n: int, propose, accept, acceptance_guess: float
+) -> np.ndarray:
     """Draw proposals in batches until ``n`` are accepted; keeps order, so deterministic."""
     kept = []
     count = 0
@@ -332,6 +360,7 @@ def _rejection_sample(rng: np.random.Generator, n: int, propose, accept, accepta
 # ---------------------------------------------------------------------------
 # shapes
 # ---------------------------------------------------------------------------
+
 
 def _unit_region(rng: np.random.Generator, n: int, genus: int) -> np.ndarray:
     """Uniform sample of the unit-frame genus-g region; returns points and half-extent."""
@@ -354,8 +383,16 @@ def _unit_region(rng: np.random.Generator, n: int, genus: int) -> np.ndarray:
     return _rejection_sample(rng, n, propose, accept, area / box), half + 1.0
 
 
-def genus_region(n: int, genus: int = 2, size: float = 1.0, center=None, rotation=None,
-                 dim: int | None = None, embed_rule: str = "first", seed=0) -> np.ndarray:
+def genus_region(
+    n: int,
+    genus: int = 2,
+    size: float = 1.0,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Planar region with ``genus`` holes, sampled uniformly in area.
 
     The region is a stadium (all points within distance 1 of a horizontal segment)
@@ -383,13 +420,29 @@ def genus_region(n: int, genus: int = 2, size: float = 1.0, center=None, rotatio
     size = _check_positive(size, "size")
     rng, rot_ss, emb_ss = _streams(seed)
     pts, extent = _unit_region(rng, n, genus)
-    return _place(pts * (size / extent), rotation=rotation, dim=dim, embed_rule=embed_rule,
-                  center=center, rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts * (size / extent),
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
-def disjoint_regions(n: int, genus: int = 1, count: int = 2, size: float = 1.0, gap: float = 1.0,
-                     center=None, rotation=None, dim: int | None = None, embed_rule: str = "first",
-                     seed=0) -> np.ndarray:
+def disjoint_regions(
+    n: int,
+    genus: int = 1,
+    count: int = 2,
+    size: float = 1.0,
+    gap: float = 1.0,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """``count`` copies of :func:`genus_region` side by side along the first axis.
 
     The paper's Figure 6 start: ``disjoint_regions(n, genus=1, count=2)`` gives two
@@ -436,12 +489,20 @@ def disjoint_regions(n: int, genus: int = 1, count: int = 2, size: float = 1.0, 
         pts = pts * (w / extent)
         pts[:, 0] += off
         parts.append(pts)
-    return _place(np.concatenate(parts), rotation=rotation, dim=dim, embed_rule=embed_rule,
-                  center=center, rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        np.concatenate(parts),
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
 def _torus_surface_points(rng: np.random.Generator, m: int, major: float, minor: float) -> np.ndarray:
     """Uniform (in area) sample of the torus about the z axis."""
+
     def propose(g, k):
         u = g.uniform(0, 2 * np.pi, k)
         v = g.uniform(0, 2 * np.pi, k)
@@ -458,8 +519,16 @@ def _torus_surface_points(rng: np.random.Generator, m: int, major: float, minor:
     return np.column_stack([rho * np.cos(u), rho * np.sin(u), minor * np.sin(v)])
 
 
-def genus_surface(n: int, genus: int = 2, size: float = 1.0, center=None, rotation=None,
-                  dim: int | None = None, embed_rule: str = "first", seed=0) -> np.ndarray:
+def genus_surface(
+    n: int,
+    genus: int = 2,
+    size: float = 1.0,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Closed orientable surface of genus ``genus`` in R^3, sampled uniformly in area.
 
     The surface is the boundary of the union of ``genus`` solid tori lying in the
@@ -487,8 +556,9 @@ def genus_surface(n: int, genus: int = 2, size: float = 1.0, center=None, rotati
     n, genus = _check_n(n), _check_genus(genus)
     size = _check_positive(size, "size")
     if genus == 0:
-        return sphere(n, k=2, size=size, center=center, rotation=rotation, dim=dim,
-                      embed_rule=embed_rule, seed=seed)
+        return sphere(
+            n, k=2, size=size, center=center, rotation=rotation, dim=dim, embed_rule=embed_rule, seed=seed
+        )
     rng, rot_ss, emb_ss = _streams(seed)
     big, small = _SURFACE_MAJOR, _SURFACE_MINOR
     centres = (np.arange(genus) - (genus - 1) / 2) * 2 * big
@@ -509,12 +579,27 @@ def genus_surface(n: int, genus: int = 2, size: float = 1.0, center=None, rotati
 
     pts = _rejection_sample(rng, n, propose, accept, 0.7)[:, :3]
     extent = (genus - 1) * big + big + small
-    return _place(pts * (size / extent), rotation=rotation, dim=dim, embed_rule=embed_rule,
-                  center=center, rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts * (size / extent),
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
-def torus(n: int, size: float = 1.0, minor_ratio: float = 0.4, center=None, rotation=None,
-          dim: int | None = None, embed_rule: str = "first", seed=0) -> np.ndarray:
+def torus(
+    n: int,
+    size: float = 1.0,
+    minor_ratio: float = 0.4,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Torus of revolution about the z axis in R^3, sampled uniformly in area.
 
     Major radius ``R`` and minor radius ``r = minor_ratio * R`` with ``R + r = size``.
@@ -540,12 +625,27 @@ def torus(n: int, size: float = 1.0, minor_ratio: float = 0.4, center=None, rota
     rng, rot_ss, emb_ss = _streams(seed)
     major = size / (1 + minor_ratio)
     pts = _torus_surface_points(rng, n, major, minor_ratio * major)
-    return _place(pts, rotation=rotation, dim=dim, embed_rule=embed_rule, center=center,
-                  rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts,
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
-def sphere(n: int, k: int = 2, size: float = 1.0, center=None, rotation=None,
-           dim: int | None = None, embed_rule: str = "first", seed=0) -> np.ndarray:
+def sphere(
+    n: int,
+    k: int = 2,
+    size: float = 1.0,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Round sphere S^k of radius ``size`` in R^{k+1}, sampled uniformly.
 
     Normalised standard Gaussian vectors. The MNIST start of the paper ("uniformly
@@ -580,18 +680,33 @@ def sphere(n: int, k: int = 2, size: float = 1.0, center=None, rotation=None,
 
     pts = _rejection_sample(rng, n, propose, accept, 1.0)
     pts = pts / np.linalg.norm(pts, axis=1, keepdims=True) * size
-    return _place(pts, rotation=rotation, dim=dim, embed_rule=embed_rule, center=center,
-                  rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts,
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
-def circle(n: int, size: float = 1.0, center=None, rotation=None, dim: int | None = None,
-           embed_rule: str = "first", seed=0) -> np.ndarray:
+def circle(
+    n: int,
+    size: float = 1.0,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Circle of radius ``size``, sampled uniformly; ``sphere(n, k=1, ...)``.
 
     Betti numbers (1, 1, 0). Native dimension 2.
     """
-    return sphere(n, k=1, size=size, center=center, rotation=rotation, dim=dim,
-                  embed_rule=embed_rule, seed=seed)
+    return sphere(
+        n, k=1, size=size, center=center, rotation=rotation, dim=dim, embed_rule=embed_rule, seed=seed
+    )
 
 
 def gaussian(n: int, dim: int = 2, size: float = 1.0, center=None, seed=0) -> np.ndarray:
@@ -619,12 +734,20 @@ def gaussian(n: int, dim: int = 2, size: float = 1.0, center=None, seed=0) -> np
     size = _check_positive(size, "size")
     rng, rot_ss, emb_ss = _streams(seed)
     pts = rng.standard_normal((n, dim)) * size
-    return _place(pts, rotation=None, dim=dim, embed_rule="first", center=center,
-                  rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts,
+        rotation=None,
+        dim=dim,
+        embed_rule="first",
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
-def figure_eight(n: int, center=None, rotation=None, dim: int | None = None,
-                 embed_rule: str = "first", seed=0) -> np.ndarray:
+def figure_eight(
+    n: int, center=None, rotation=None, dim: int | None = None, embed_rule: str = "first", seed=0
+) -> np.ndarray:
     """The figure-eight curve ``(sin t, sin 2t)``, ``t ~ U(0, 2 pi)``: the paper code's 2-D start.
 
     A closed curve crossing itself once at the origin, so two loops: Betti numbers
@@ -645,12 +768,27 @@ def figure_eight(n: int, center=None, rotation=None, dim: int | None = None,
     rng, rot_ss, emb_ss = _streams(seed)
     t = rng.uniform(0.0, 2.0 * np.pi, n)
     pts = np.column_stack([np.sin(t), np.sin(2.0 * t)])
-    return _place(pts, rotation=rotation, dim=dim, embed_rule=embed_rule, center=center,
-                  rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts,
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
-def two_circles(n: int, radius: float = 1.0, separation: float = 2.4, center=None, rotation=None,
-                dim: int | None = None, embed_rule: str = "first", seed=0) -> np.ndarray:
+def two_circles(
+    n: int,
+    radius: float = 1.0,
+    separation: float = 2.4,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Two circles of ``radius`` centred at ``(0, +-separation / 2)``, evenly spaced points.
 
     The paper code's ``--alt`` 2-D start: the first ``n // 2`` points on the upper
@@ -679,23 +817,41 @@ def two_circles(n: int, radius: float = 1.0, separation: float = 2.4, center=Non
     radius = _check_positive(radius, "radius")
     separation = _check_positive(separation, "separation")
     if separation <= 2.0 * radius:
-        raise ValueError(f"separation must be > 2 radius = {2.0 * radius} (disjoint circles), got {separation!r}")
+        raise ValueError(
+            f"separation must be > 2 radius = {2.0 * radius} (disjoint circles), got {separation!r}"
+        )
     _, rot_ss, emb_ss = _streams(seed)
     parts = []
     for count, cy in ((n // 2, separation / 2.0), (n - n // 2, -separation / 2.0)):
         theta = 2.0 * np.pi * np.arange(count) / count
         parts.append(np.column_stack([radius * np.cos(theta), cy + radius * np.sin(theta)]))
-    return _place(np.concatenate(parts), rotation=rotation, dim=dim, embed_rule=embed_rule,
-                  center=center, rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        np.concatenate(parts),
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
 def _soft_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
     return -np.logaddexp(-k * a, -k * b) / k
 
 
-def solid_double_torus(n: int, major: float = 0.5, minor: float = 0.2, offset: float = 0.8,
-                       sharpness: float = 5.0, center=None, rotation=None, dim: int | None = None,
-                       embed_rule: str = "first", seed=0) -> np.ndarray:
+def solid_double_torus(
+    n: int,
+    major: float = 0.5,
+    minor: float = 0.2,
+    offset: float = 0.8,
+    sharpness: float = 5.0,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+) -> np.ndarray:
     """Uniform sample of the solid soft-min double torus: the paper code's 3-D start.
 
     The set ``softmin_k(f(x - offset), f(x + offset)) <= 0`` with
@@ -737,12 +893,19 @@ def solid_double_torus(n: int, major: float = 0.5, minor: float = 0.2, offset: f
 
     def accept(p):
         x, y, z = p[:, 0], p[:, 1], p[:, 2]
-        f = [(np.hypot(x - c, y) - major) ** 2 + z ** 2 - minor ** 2 for c in (offset, -offset)]
+        f = [(np.hypot(x - c, y) - major) ** 2 + z**2 - minor**2 for c in (offset, -offset)]
         return _soft_min(f[0], f[1], sharpness) <= 0.0
 
     pts = _rejection_sample(rng, n, propose, accept, 0.3)
-    return _place(pts, rotation=rotation, dim=dim, embed_rule=embed_rule, center=center,
-                  rotation_seed=rot_ss, embed_seed=emb_ss)
+    return _place(
+        pts,
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        center=center,
+        rotation_seed=rot_ss,
+        embed_seed=emb_ss,
+    )
 
 
 def union(*clouds: np.ndarray) -> np.ndarray:
@@ -773,19 +936,27 @@ _AUTHORS_PLACEMENT = tuple(k for k in _PLACEMENT if k != "size")
 #: and for the union, whose parts decide).
 SHAPES: dict[str, dict[str, Any]] = {
     "genus_region": {"fn": genus_region, "keys": ("n", "genus") + _PLACEMENT, "native": 2},
-    "disjoint_regions": {"fn": disjoint_regions, "keys": ("n", "genus", "count", "gap") + _PLACEMENT,
-                         "native": 2},
+    "disjoint_regions": {
+        "fn": disjoint_regions,
+        "keys": ("n", "genus", "count", "gap") + _PLACEMENT,
+        "native": 2,
+    },
     "genus_surface": {"fn": genus_surface, "keys": ("n", "genus") + _PLACEMENT, "native": 3},
     "torus": {"fn": torus, "keys": ("n", "minor_ratio") + _PLACEMENT, "native": 3},
     "sphere": {"fn": sphere, "keys": ("n", "k") + _PLACEMENT, "native": lambda spec: spec.get("k", 2) + 1},
     "circle": {"fn": circle, "keys": ("n",) + _PLACEMENT, "native": 2},
     "gaussian": {"fn": gaussian, "keys": ("n", "dim", "size", "center", "seed") + _AFFINE, "native": None},
     "figure_eight": {"fn": figure_eight, "keys": ("n",) + _AUTHORS_PLACEMENT, "native": 2},
-    "two_circles": {"fn": two_circles, "keys": ("n", "radius", "separation") + _AUTHORS_PLACEMENT,
-                    "native": 2},
-    "solid_double_torus": {"fn": solid_double_torus,
-                           "keys": ("n", "major", "minor", "offset", "sharpness") + _AUTHORS_PLACEMENT,
-                           "native": 3},
+    "two_circles": {
+        "fn": two_circles,
+        "keys": ("n", "radius", "separation") + _AUTHORS_PLACEMENT,
+        "native": 2,
+    },
+    "solid_double_torus": {
+        "fn": solid_double_torus,
+        "keys": ("n", "major", "minor", "offset", "sharpness") + _AUTHORS_PLACEMENT,
+        "native": 3,
+    },
     "union": {"fn": None, "keys": ("parts", "dim", "seed"), "native": None},
 }
 
@@ -808,7 +979,9 @@ def _validated(spec: Any) -> tuple[str, dict[str, Any]]:
     params = {key: value for key, value in spec.items() if key != "shape"}
     for key in params:
         if key not in allowed:
-            raise ValueError(f"cloud spec key {key!r} is not valid for shape {shape!r}; valid keys: {', '.join(allowed)}")
+            raise ValueError(
+                f"cloud spec key {key!r} is not valid for shape {shape!r}; valid keys: {', '.join(allowed)}"
+            )
     required = ("parts",) if shape == "union" else ("n",)
     for key in required:
         if key not in params:
@@ -819,7 +992,9 @@ def _validated(spec: Any) -> tuple[str, dict[str, Any]]:
 def _union_parts(params: dict[str, Any]) -> list[dict[str, Any]]:
     parts = params["parts"]
     if not isinstance(parts, (list, tuple)) or not parts or not all(isinstance(p, Mapping) for p in parts):
-        raise ValueError(f"cloud spec key 'parts' must be a non-empty list of cloud specs (tables), got {parts!r}")
+        raise ValueError(
+            f"cloud spec key 'parts' must be a non-empty list of cloud specs (tables), got {parts!r}"
+        )
     return [dict(p) for p in parts]
 
 
@@ -892,14 +1067,18 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
             clouds.append(make_cloud(part))
         out = union(*clouds)
         if "dim" in params and params["dim"] != out.shape[1]:
-            raise ValueError(f"cloud spec key 'dim' is {params['dim']!r} but the union's parts have dimension {out.shape[1]}")
+            raise ValueError(
+                f"cloud spec key 'dim' is {params['dim']!r} but the union's parts have dimension {out.shape[1]}"
+            )
         return out
     kwargs = dict(params)
     placement = {k: kwargs.pop(k, None) for k in ("axis_scale", "linear_map", "center")}
     if "embed" in kwargs:
         kwargs["embed_rule"] = kwargs.pop("embed")
         if kwargs["embed_rule"] not in EMBED_RULES:
-            raise ValueError(f"cloud spec key 'embed' must be one of {EMBED_RULES}, got {kwargs['embed_rule']!r}")
+            raise ValueError(
+                f"cloud spec key 'embed' must be one of {EMBED_RULES}, got {kwargs['embed_rule']!r}"
+            )
     return affine(SHAPES[shape]["fn"](**kwargs), **placement)
 
 

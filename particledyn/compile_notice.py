@@ -1,5 +1,6 @@
 """Whether a run's first step will compile its kernel with numba (a cold cache), so that the
 command can say so before tens of seconds without output."""
+
 from __future__ import annotations
 
 import os

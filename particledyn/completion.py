@@ -1,5 +1,6 @@
 """Shell completion generated from the ``particledyn`` argument parser: every command, its
 flags and fixed choices, and file names for its file arguments."""
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,9 @@ def bash_completion(parser: argparse.ArgumentParser) -> str:
         for flag, values in choices.items():
             if flag:
                 words = " ".join(values)
-                cases.append(f'        "{name} {flag}") COMPREPLY=($(compgen -W "{words}" -- "$cur")); return;;')
+                cases.append(
+                    f'        "{name} {flag}") COMPREPLY=($(compgen -W "{words}" -- "$cur")); return;;'
+                )
         positional = " ".join(nested) or " ".join(choices.get("", []))
         words = " ".join(flags + ([positional] if positional else []))
         action = f'COMPREPLY=($(compgen -W "{words}" -- "$cur"))'

@@ -4,6 +4,7 @@ tasks, and digit classification (scikit-learn digits offline, MNIST from user fi
 Every data set is a :class:`Dataset` with float64 inputs ``z_*`` of shape (n, d) and
 targets ``y_*``; random ones are deterministic for a seed.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -11,9 +12,10 @@ import numbers
 import os
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -92,9 +94,18 @@ def _check_fraction(value: Any, name: str) -> float:
 # teacher-student regression (paper, Appendix C.1)
 # ---------------------------------------------------------------------------
 
-def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fraction: float = 0.7,
-                    activation: str = "sigmoid", input_std: float = 2.0, weight_std: float = 0.6,
-                    output_std: float = 1.0, seed: int = 0) -> Dataset:
+
+def teacher_student(
+    d: int,
+    n: int = 5000,
+    teacher_width: int = 10,
+    train_fraction: float = 0.7,
+    activation: str = "sigmoid",
+    input_std: float = 2.0,
+    weight_std: float = 0.6,
+    output_std: float = 1.0,
+    seed: int = 0,
+) -> Dataset:
     """Regression data from a random two-layer teacher (paper, Appendix C.1).
 
     Inputs ``z_s ~ N(0, input_std^2 I_d)`` (the paper: variance 4), labels
@@ -161,8 +172,10 @@ def teacher_student(d: int, n: int = 5000, teacher_width: int = 10, train_fracti
 # continual learning: one random linear task per index (paper, Appendix C.3)
 # ---------------------------------------------------------------------------
 
-def linear_teacher_task(task_index: int, d_in: int = 8, d_out: int = 8, n_train: int = 50000,
-                        n_eval: int = 10000, seed: int = 0) -> Dataset:
+
+def linear_teacher_task(
+    task_index: int, d_in: int = 8, d_out: int = 8, n_train: int = 50000, n_eval: int = 10000, seed: int = 0
+) -> Dataset:
     """Task ``task_index`` of the loss-of-plasticity experiment (paper, Appendix C.3).
 
     Inputs are i.i.d. standard Gaussian in R^d_in; the targets are ``y = z @ M.T``
@@ -253,11 +266,15 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     if len(raw) < 4:
         raise ValueError(f"{path}: not an IDX file (only {len(raw)} bytes, the header needs 4)")
     if raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (magic number must start with two zero bytes, got {raw[:2].hex()})")
+        raise ValueError(
+            f"{path}: not an IDX file (magic number must start with two zero bytes, got {raw[:2].hex()})"
+        )
     type_code, ndim = raw[2], raw[3]
     if type_code not in _IDX_TYPES:
-        raise ValueError(f"{path}: unknown IDX type byte 0x{type_code:02x}; expected one of "
-                         + ", ".join(f"0x{k:02x}" for k in _IDX_TYPES))
+        raise ValueError(
+            f"{path}: unknown IDX type byte 0x{type_code:02x}; expected one of "
+            + ", ".join(f"0x{k:02x}" for k in _IDX_TYPES)
+        )
     if ndim == 0:
         raise ValueError(f"{path}: IDX header declares 0 dimensions; expected at least 1")
     header = 4 + 4 * ndim
@@ -267,8 +284,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     dtype = _IDX_TYPES[type_code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise ValueError(f"{path}: IDX data has {len(raw) - header} bytes but header shape {shape} of "
-                         f"{dtype.name} needs {expected}")
+        raise ValueError(
+            f"{path}: IDX data has {len(raw) - header} bytes but header shape {shape} of "
+            f"{dtype.name} needs {expected}"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -290,12 +309,17 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
     codes = {dt.newbyteorder("="): code for code, dt in _IDX_TYPES.items()}
     dt = arr.dtype.newbyteorder("=")
     if dt not in codes:
-        raise ValueError(f"IDX cannot store dtype {arr.dtype}; expected one of uint8, int8, int16, int32, float32, float64")
+        raise ValueError(
+            f"IDX cannot store dtype {arr.dtype}; expected one of uint8, int8, int16, int32, float32, float64"
+        )
     if not 1 <= arr.ndim <= 255:
         raise ValueError(f"IDX needs an array with 1 to 255 dimensions, got {arr.ndim}")
     code = codes[dt]
-    payload = (bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
-               + np.ascontiguousarray(arr, dtype=_IDX_TYPES[code]).tobytes())
+    payload = (
+        bytes([0, 0, code, arr.ndim])
+        + struct.pack(f">{arr.ndim}I", *arr.shape)
+        + np.ascontiguousarray(arr, dtype=_IDX_TYPES[code]).tobytes()
+    )
     path = Path(path)
     if compress is None:
         compress = path.name.endswith(".gz")
@@ -321,7 +345,9 @@ def _find_idx(directory: Path, stem: str) -> Path:
         candidate = directory / name
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"{directory}: no MNIST file {stem!r} (also tried {stem}.gz, {dotted}, {dotted}.gz)")
+    raise FileNotFoundError(
+        f"{directory}: no MNIST file {stem!r} (also tried {stem}.gz, {dotted}, {dotted}.gz)"
+    )
 
 
 def _check_mnist_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
@@ -332,12 +358,16 @@ def _check_mnist_arrays(arrays: dict[str, np.ndarray], source: str) -> None:
         if y.ndim != 1:
             raise ValueError(f"{source}: y_{split} must be a 1-D array of labels, got shape {y.shape}")
         if x.shape[0] != y.shape[0]:
-            raise ValueError(f"{source}: x_{split} has {x.shape[0]} images but y_{split} has {y.shape[0]} labels")
+            raise ValueError(
+                f"{source}: x_{split} has {x.shape[0]} images but y_{split} has {y.shape[0]} labels"
+            )
         if not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"{source}: y_{split} must hold integer labels, got dtype {y.dtype}")
     if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
-        raise ValueError(f"{source}: train images {arrays['x_train'].shape[1:]} and test images "
-                         f"{arrays['x_test'].shape[1:]} differ in shape")
+        raise ValueError(
+            f"{source}: train images {arrays['x_train'].shape[1:]} and test images "
+            f"{arrays['x_test'].shape[1:]} differ in shape"
+        )
 
 
 def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -372,17 +402,25 @@ def load_mnist(path: str | os.PathLike) -> dict[str, np.ndarray]:
         try:
             npz = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: not a readable .npz file ({exc}); expected a directory of IDX files or an .npz") from None
+            raise ValueError(
+                f"{path}: not a readable .npz file ({exc}); expected a directory of IDX files or an .npz"
+            ) from None
         if not isinstance(npz, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path}: holds a single array, expected an .npz with keys x_train, y_train, x_test, y_test")
+            raise ValueError(
+                f"{path}: holds a single array, expected an .npz with keys x_train, y_train, x_test, y_test"
+            )
         with npz:
             missing = [key for key in _MNIST_FILES if key not in npz.files]
             if missing:
-                raise ValueError(f"{path}: missing key(s) {missing}; expected x_train, y_train, x_test, y_test, found {npz.files}")
+                raise ValueError(
+                    f"{path}: missing key(s) {missing}; expected x_train, y_train, x_test, y_test, found {npz.files}"
+                )
             try:
                 arrays = {key: npz[key] for key in _MNIST_FILES}
             except ValueError as exc:
-                raise ValueError(f"{path}: cannot read arrays ({exc}); expected plain numeric arrays") from None
+                raise ValueError(
+                    f"{path}: cannot read arrays ({exc}); expected plain numeric arrays"
+                ) from None
     else:
         raise FileNotFoundError(f"{path}: no such directory or .npz file")
     _check_mnist_arrays(arrays, str(path))
@@ -465,16 +503,24 @@ def load_digits_dataset(seed: int = 0, train_fraction: float = 0.8, n_train: int
 
 
 def _check_normalize(value: Any) -> tuple[float, float]:
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+    )
     if not ok or not value[1] > 0:
         raise ValueError(f"normalize must be [mean, std] with std > 0, got {value!r}")
     return float(value[0]), float(value[1])
 
 
-def classification_dataset(name: str = "digits", path: str | os.PathLike | None = None, seed: int = 0,
-                           n_train: int | None = None, train_fraction: float = 0.8,
-                           normalize=None) -> Dataset:
+def classification_dataset(
+    name: str = "digits",
+    path: str | os.PathLike | None = None,
+    seed: int = 0,
+    n_train: int | None = None,
+    train_fraction: float = 0.8,
+    normalize=None,
+) -> Dataset:
     """A classification data set with float features in [0, 1] and int64 labels.
 
     Parameters
@@ -504,8 +550,14 @@ def classification_dataset(name: str = "digits", path: str | os.PathLike | None 
     if normalize is not None:
         mean, std = _check_normalize(normalize)
         ds = classification_dataset(name, path, seed, n_train, train_fraction)
-        return Dataset((ds.z_train - mean) / std, ds.y_train, (ds.z_test - mean) / std, ds.y_test, ds.name,
-                       {**ds.info, "normalize": (mean, std)})
+        return Dataset(
+            (ds.z_train - mean) / std,
+            ds.y_train,
+            (ds.z_test - mean) / std,
+            ds.y_test,
+            ds.name,
+            {**ds.info, "normalize": (mean, std)},
+        )
     if name == "digits":
         if path is not None:
             raise ValueError("path is only used for name='mnist'; digits ship with scikit-learn")
@@ -513,8 +565,10 @@ def classification_dataset(name: str = "digits", path: str | os.PathLike | None 
     if name != "mnist":
         raise ValueError(f"name must be 'digits' or 'mnist', got {name!r}")
     if path is None:
-        raise ValueError("name='mnist' needs path: a directory with the MNIST IDX files or an .npz file "
-                         "(MNIST cannot be downloaded here)")
+        raise ValueError(
+            "name='mnist' needs path: a directory with the MNIST IDX files or an .npz file "
+            "(MNIST cannot be downloaded here)"
+        )
     seed = _check_seed(seed)
     arrays = load_mnist(path)
     image_shape = arrays["x_train"].shape[1:]
@@ -527,7 +581,12 @@ def classification_dataset(name: str = "digits", path: str | os.PathLike | None 
         keep = _stratified_subset(y_tr, _check_int(n_train, "n_train", 10), seed)
         x_tr, y_tr = x_tr[keep], y_tr[keep]
     n_classes = int(max(y_tr.max(), y_te.max())) + 1
-    info = {"n_classes": max(n_classes, 10), "image_shape": tuple(image_shape), "seed": seed, "path": str(path)}
+    info = {
+        "n_classes": max(n_classes, 10),
+        "image_shape": tuple(image_shape),
+        "seed": seed,
+        "path": str(path),
+    }
     return Dataset(x_tr, y_tr, x_te, y_te, "mnist", info)
 
 
@@ -536,11 +595,28 @@ def classification_dataset(name: str = "digits", path: str | os.PathLike | None 
 # ---------------------------------------------------------------------------
 
 _DATASETS = {
-    "teacher_student": (teacher_student, ("d", "n", "teacher_width", "train_fraction", "activation",
-                                          "input_std", "weight_std", "output_std", "seed")),
-    "linear_teacher_task": (linear_teacher_task, ("task_index", "d_in", "d_out", "n_train", "n_eval", "seed")),
-    "digits": (lambda **kw: classification_dataset("digits", **kw),
-               ("seed", "n_train", "train_fraction", "normalize")),
+    "teacher_student": (
+        teacher_student,
+        (
+            "d",
+            "n",
+            "teacher_width",
+            "train_fraction",
+            "activation",
+            "input_std",
+            "weight_std",
+            "output_std",
+            "seed",
+        ),
+    ),
+    "linear_teacher_task": (
+        linear_teacher_task,
+        ("task_index", "d_in", "d_out", "n_train", "n_eval", "seed"),
+    ),
+    "digits": (
+        lambda **kw: classification_dataset("digits", **kw),
+        ("seed", "n_train", "train_fraction", "normalize"),
+    ),
     "mnist": (lambda **kw: classification_dataset("mnist", **kw), ("path", "seed", "n_train", "normalize")),
 }
 
@@ -576,8 +652,10 @@ def training_rows(spec: Mapping[str, Any]) -> int:
             with np.load(path, allow_pickle=False) as npz:
                 labels = npz["y_train"]
         except (KeyError, ValueError, AttributeError) as exc:
-            raise ValueError(f"{path}: no readable y_train array ({exc}); expected an .npz with keys "
-                             "x_train, y_train, x_test, y_test") from None
+            raise ValueError(
+                f"{path}: no readable y_train array ({exc}); expected an .npz with keys "
+                "x_train, y_train, x_test, y_test"
+            ) from None
     else:
         raise FileNotFoundError(f"{path}: no such directory or .npz file")
     n_train = spec.get("n_train")
@@ -611,7 +689,9 @@ def make_dataset(spec: Mapping[str, Any]) -> Dataset:
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     for key in kwargs:
         if key not in allowed:
-            raise ValueError(f"data spec key {key!r} is not valid for {name!r}; valid keys: {', '.join(allowed)}")
+            raise ValueError(
+                f"data spec key {key!r} is not valid for {name!r}; valid keys: {', '.join(allowed)}"
+            )
     required = {"teacher_student": "d", "linear_teacher_task": "task_index", "mnist": "path"}.get(name)
     if required is not None and required not in kwargs:
         raise ValueError(f"data spec for {name!r} needs key {required!r}")

@@ -15,9 +15,11 @@ an error inside phi, rho or psi becomes a one-line :class:`UserKernelError`
 naming the function, the particle, the step and the message (numba's parallel
 loops drop the message: the failing call is found again by a serial pass).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
@@ -92,8 +94,9 @@ def _compile(phi, psi, boundscheck: bool):
         failed = np.zeros(n_chunks, dtype=np.int64)
         for chunk in prange(n_chunks):
             buf = np.empty(agg_dim, dtype=positions.dtype)
-            failed[chunk] = phi_chunk(positions, masses, context, chunk * CHUNK,
-                                      min(n, (chunk + 1) * CHUNK), buf, partial[chunk])
+            failed[chunk] = phi_chunk(
+                positions, masses, context, chunk * CHUNK, min(n, (chunk + 1) * CHUNK), buf, partial[chunk]
+            )
         total = np.zeros(agg_dim, dtype=np.float64)
         for chunk in range(n_chunks):
             total += partial[chunk]
@@ -108,8 +111,9 @@ def _compile(phi, psi, boundscheck: bool):
         n_chunks = (n + CHUNK - 1) // CHUNK
         failed = np.zeros(n_chunks, dtype=np.int64)
         for chunk in prange(n_chunks):
-            failed[chunk] = psi_chunk(positions, summary, context, out, chunk * CHUNK,
-                                      min(n, (chunk + 1) * CHUNK))
+            failed[chunk] = psi_chunk(
+                positions, summary, context, out, chunk * CHUNK, min(n, (chunk + 1) * CHUNK)
+            )
         for chunk in range(n_chunks):
             if failed[chunk] != 0:
                 return failed[chunk]
@@ -172,9 +176,18 @@ class DeepSetsKernel(Kernel):
     of the last :meth:`context` the simulation asked for.
     """
 
-    def __init__(self, phi: Callable, psi: Callable, dim: int, agg_dim: int, rho: Callable | None = None,
-                 context: Any = (), loss: Callable | None = None, name: str = "deepsets",
-                 boundscheck: bool = True):
+    def __init__(
+        self,
+        phi: Callable,
+        psi: Callable,
+        dim: int,
+        agg_dim: int,
+        rho: Callable | None = None,
+        context: Any = (),
+        loss: Callable | None = None,
+        name: str = "deepsets",
+        boundscheck: bool = True,
+    ):
         for label, value in (("dim", dim), ("agg_dim", agg_dim)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{label}={value!r}: expected a positive integer")
@@ -214,7 +227,7 @@ class DeepSetsKernel(Kernel):
         except Exception as exc:  # numba could not compile phi, or the loop failed outside phi
             raise self._diagnose("phi", positions, (context,), self.agg_dim, exc) from None
         if failed:
-            raise self._diagnose("phi", positions[failed - 1:], (context,), self.agg_dim, None, failed - 1)
+            raise self._diagnose("phi", positions[failed - 1 :], (context,), self.agg_dim, None, failed - 1)
         if self.rho is None:
             return total.astype(positions.dtype)
         try:
@@ -233,8 +246,9 @@ class DeepSetsKernel(Kernel):
         except Exception as exc:
             raise self._diagnose("psi", positions, (summary, context), self.dim, exc) from None
         if failed:
-            raise self._diagnose("psi", positions[failed - 1:], (summary, context), self.dim, None,
-                                 failed - 1)
+            raise self._diagnose(
+                "psi", positions[failed - 1 :], (summary, context), self.dim, None, failed - 1
+            )
         return out
 
     def to_device(self, backend):
@@ -273,8 +287,9 @@ class DeepSetsKernel(Kernel):
             except Exception as exc:
                 written = self._extent(checked, positions[i], args, size)
                 if written is not None:
-                    return self._error(function, first + i,
-                                       f"writes {written} entries: expected {label} = {size}")
+                    return self._error(
+                        function, first + i, f"writes {written} entries: expected {label} = {size}"
+                    )
                 return self._error(function, first + i, f"raised {type(exc).__name__}: {exc}")
         cause = "" if original is None else f" ({type(original).__name__}: {original})"
         return self._error(function, None, f"failed in the parallel loop{cause} but not when rerun serially")

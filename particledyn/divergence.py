@@ -14,15 +14,24 @@ radius ``max |x|``) stays finite but explodes, say to 1e70, is diverged too. See
 the rule and its defaults (``run.divergence_growth``, ``run.divergence_window``,
 ``run.divergence_threshold`` in a scenario).
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-__all__ = ["DivergenceError", "FloatWarnings", "GrowthRule", "non_finite_keys", "divergence_of", "describe",
-           "cloud_radius"]
+__all__ = [
+    "DivergenceError",
+    "FloatWarnings",
+    "GrowthRule",
+    "non_finite_keys",
+    "divergence_of",
+    "describe",
+    "cloud_radius",
+]
 
 
 class DivergenceError(FloatingPointError):
@@ -39,8 +48,9 @@ class DivergenceError(FloatingPointError):
         numpy's floating-point warnings raised in the run before it (filled by the loop).
     """
 
-    def __init__(self, step: int, count: int, lr: float, quantity: str = "positions",
-                 growth: str | None = None):
+    def __init__(
+        self, step: int, count: int, lr: float, quantity: str = "positions", growth: str | None = None
+    ):
         self.step, self.count, self.lr, self.quantity = int(step), int(count), float(lr), quantity
         self.growth = growth
         self.numpy_warnings: list[str] = []
@@ -132,25 +142,31 @@ class GrowthRule:
             if found is None and history and value > self.threshold * start:
                 low = min(history)
                 if value > self.growth * low:
-                    found = (name, f"grew {value / low:.3g}-fold over the last {len(history)} records "
-                                   f"to {value:.3g} ({value / start if start else np.inf:.3g} x its start "
-                                   f"{start:.3g}; growth test: > {self.growth:g}-fold over {self.window} "
-                                   f"records and > {self.threshold:g} x the start)")
+                    found = (
+                        name,
+                        f"grew {value / low:.3g}-fold over the last {len(history)} records "
+                        f"to {value:.3g} ({value / start if start else np.inf:.3g} x its start "
+                        f"{start:.3g}; growth test: > {self.growth:g}-fold over {self.window} "
+                        f"records and > {self.threshold:g} x the start)",
+                    )
             history.append(value)
-            del history[:-self.window]
+            del history[: -self.window]
         return found
 
     def state_dict(self) -> dict:
         """The start values and windows, for a checkpoint."""
-        return {"start": dict(self.start), "history": {k: np.asarray(v, dtype=np.float64)
-                                                       for k, v in self.history.items()}}
+        return {
+            "start": dict(self.start),
+            "history": {k: np.asarray(v, dtype=np.float64) for k, v in self.history.items()},
+        }
 
     def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
         """Continue from :meth:`state_dict` (None: start afresh)."""
         state = state or {}
         self.start = {k: float(v) for k, v in state.get("start", {}).items()}
-        self.history = {k: [float(x) for x in np.asarray(v).ravel()]
-                        for k, v in state.get("history", {}).items()}
+        self.history = {
+            k: [float(x) for x in np.asarray(v).ravel()] for k, v in state.get("history", {}).items()
+        }
 
 
 def cloud_radius(positions: np.ndarray) -> float:

@@ -16,12 +16,13 @@ Handlers can only be installed in the main thread; elsewhere (a Dask worker
 thread) nested blocks share one Deferral per thread, and another thread stops the
 run at its next step boundary with :func:`request_stop` (a sweep's Ctrl-C does).
 """
+
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["Interrupted", "Deferral", "deferred_signals", "request_stop"]
 

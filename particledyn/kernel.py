@@ -7,6 +7,7 @@ mean-field scaling, per unit mass). Every kernel must be permutation
 equivariant: U(PX) = P U(X) for every permutation P of the particles (of each
 particle group, for kernels with several groups).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -64,8 +65,7 @@ class Kernel:
         """Loss whose negative gradient is the field (gradient kernels only)."""
         raise NotImplementedError(f"{type(self).__name__} defines no loss")
 
-    def hvp(self, positions: np.ndarray, masses: np.ndarray, context: Any,
-            vector: np.ndarray) -> np.ndarray:
+    def hvp(self, positions: np.ndarray, masses: np.ndarray, context: Any, vector: np.ndarray) -> np.ndarray:
         """Jacobian of ``-field`` applied to ``vector`` (N x D); the loss Hessian-vector
         product, in the mass metric for mean-field kernels. Default: central differences."""
         return finite_difference_jvp(self, positions, masses, context, vector)
@@ -78,10 +78,14 @@ class Kernel:
     def check_positions(self, positions: np.ndarray) -> None:
         """Raise ValueError if ``positions`` do not fit this kernel."""
         if positions.ndim != 2 or positions.shape[1] != self.dim:
-            raise ValueError(f"positions of shape {positions.shape}: expected (N, {self.dim}) for {self.name}")
+            raise ValueError(
+                f"positions of shape {positions.shape}: expected (N, {self.dim}) for {self.name}"
+            )
         if self.groups is not None and sum(self.groups) != positions.shape[0]:
-            raise ValueError(f"{positions.shape[0]} particles: expected {sum(self.groups)} "
-                             f"(groups {self.groups}) for {self.name}")
+            raise ValueError(
+                f"{positions.shape[0]} particles: expected {sum(self.groups)} "
+                f"(groups {self.groups}) for {self.name}"
+            )
 
     def describe(self) -> dict:
         """Parameters of this kernel, for run metadata."""
@@ -95,8 +99,12 @@ class Kernel:
         """
         from .backends.host_fallback import HostFallbackKernel
 
-        warnings.warn(f"kernel {self.name!r} has no GPU implementation: its field runs on host copies of the "
-                      "positions at every step", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"kernel {self.name!r} has no GPU implementation: its field runs on host copies of the "
+            "positions at every step",
+            RuntimeWarning,
+            stacklevel=4,
+        )
         return HostFallbackKernel(self, backend)
 
 
@@ -124,8 +132,10 @@ class SupervisedKernel(Kernel):
         n = self.inputs.shape[0]
         if self.batches is not None:
             if batch_size != self.batches.batch_size:
-                raise ValueError(f"batch_size={batch_size!r}: expected {self.batches.batch_size}, the "
-                                 "batch size the epoch sampling was set up with")
+                raise ValueError(
+                    f"batch_size={batch_size!r}: expected {self.batches.batch_size}, the "
+                    "batch size the epoch sampling was set up with"
+                )
             index = self.batches.indices(step)
             return self.inputs[index], self.targets[index]
         if batch_size is None or batch_size >= n:
@@ -158,7 +168,11 @@ def finite_difference_jvp(kernel: Kernel, positions, masses, context, vector) ->
     vnorm = np.linalg.norm(v)
     if vnorm == 0.0:
         return np.zeros_like(x)
-    h = np.cbrt(np.finfo(np.float64).eps) * max(1.0, np.linalg.norm(x) / np.sqrt(x.size)) / (vnorm / np.sqrt(v.size))
+    h = (
+        np.cbrt(np.finfo(np.float64).eps)
+        * max(1.0, np.linalg.norm(x) / np.sqrt(x.size))
+        / (vnorm / np.sqrt(v.size))
+    )
     plus = kernel.field(x + h * v, masses, context)
     minus = kernel.field(x - h * v, masses, context)
     return -(plus - minus) / (2.0 * h)

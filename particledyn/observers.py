@@ -4,10 +4,12 @@ The loop owns stepping; an observer only looks. Every ``every`` steps the loop
 hands each observer a :class:`StepInfo` and stores the dictionary it returns as
 the observable ``observables/<observer.name>/<key>`` at that step.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -59,8 +61,9 @@ class ObserverError(RuntimeError):
 
     def __init__(self, name: str, step: int, error: BaseException):
         self.name, self.step, self.error = name, int(step), error
-        super().__init__(f"observer {name!r} failed at step {step}: {type(error).__name__}: "
-                         f"{' '.join(str(error).split())}")
+        super().__init__(
+            f"observer {name!r} failed at step {step}: {type(error).__name__}: {' '.join(str(error).split())}"
+        )
 
 
 class Observer:
@@ -104,8 +107,12 @@ class Observer:
         """``type`` (the class's ``name``), ``class`` (module.qualname), ``every`` and
         :meth:`recorded_options`: what a sink stores beside the observables."""
         cls = type(self)
-        return {"type": str(cls.name), "class": f"{cls.__module__}.{cls.__qualname__}",
-                "every": self.every, **self.recorded_options()}
+        return {
+            "type": str(cls.name),
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "every": self.every,
+            **self.recorded_options(),
+        }
 
     def wants(self, step: int) -> bool:
         """Whether this observer runs at ``step``."""

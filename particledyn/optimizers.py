@@ -12,6 +12,7 @@ over the N * D entries, with constants cast to the working dtype, cached on
 disk (``cache=True``) so a new process does not recompile it. The GPU twin of
 each rule is in :mod:`particledyn.optimizers_cuda` (``to_device``).
 """
+
 from __future__ import annotations
 
 import math
@@ -99,8 +100,10 @@ class Optimizer:
         TypeError
             The rule has no GPU twin (GD, SGD, Momentum and Adam have one).
         """
-        raise TypeError(f"optimizer {self.name!r} ({type(self).__name__}) has no GPU version: expected "
-                        "GD, SGD, Momentum or Adam for a GPU backend")
+        raise TypeError(
+            f"optimizer {self.name!r} ({type(self).__name__}) has no GPU version: expected "
+            "GD, SGD, Momentum or Adam for a GPU backend"
+        )
 
 
 class GD(Optimizer):
@@ -145,8 +148,14 @@ class Momentum(Optimizer):
     def direction(self, positions, field, state, step):
         out = np.empty_like(positions)
         t = positions.dtype.type
-        _momentum(positions.ravel(), field.ravel(), t(self.weight_decay), t(self.beta),
-                  state["velocity"].ravel(), out.ravel())
+        _momentum(
+            positions.ravel(),
+            field.ravel(),
+            t(self.weight_decay),
+            t(self.beta),
+            state["velocity"].ravel(),
+            out.ravel(),
+        )
         return out
 
     def describe(self):
@@ -163,7 +172,9 @@ class Adam(Optimizer):
     name = "adam"
     state_names = ("adam_m", "adam_v")
 
-    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
+    def __init__(
+        self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0
+    ):
         super().__init__(weight_decay)
         self.beta1 = _check_unit("beta1", beta1)
         self.beta2 = _check_unit("beta2", beta2)
@@ -181,8 +192,19 @@ class Adam(Optimizer):
         t = positions.dtype.type
         c1 = 1.0 - self.beta1 ** (step + 1)
         c2 = 1.0 - self.beta2 ** (step + 1)
-        _adam(positions.ravel(), field.ravel(), t(self.weight_decay), t(self.beta1), t(self.beta2),
-              t(c1), t(c2), t(self.eps), state["adam_m"].ravel(), state["adam_v"].ravel(), out.ravel())
+        _adam(
+            positions.ravel(),
+            field.ravel(),
+            t(self.weight_decay),
+            t(self.beta1),
+            t(self.beta2),
+            t(c1),
+            t(c2),
+            t(self.eps),
+            state["adam_m"].ravel(),
+            state["adam_v"].ravel(),
+            out.ravel(),
+        )
         return out
 
     def preconditioner(self, state, step) -> np.ndarray:

@@ -5,6 +5,7 @@ They live in the repository's ``scenarios/`` (the paper's experiments) and
 ``particledyn/scenarios/paper/`` (see ``setup.py``), an editable install reads them
 from the checkout.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -73,8 +74,9 @@ def copy_scenario(name: str, dest=None) -> Path:
         if len(by_file) != 1:
             close = difflib.get_close_matches(key, list(scenarios), n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise ScenarioError(f"scenario {name!r}: no packaged scenario of that name{hint}; "
-                                "see: particledyn scenarios list")
+            raise ScenarioError(
+                f"scenario {name!r}: no packaged scenario of that name{hint}; see: particledyn scenarios list"
+            )
         key = by_file[0]
     source = scenarios[key]
     target = Path(dest) if dest is not None else Path(source.name)

@@ -15,18 +15,18 @@ the resolved ``run.plugins``, so a resume, ``particledyn info`` and the Dask wor
 sweep load the same ones. A plugin that cannot be imported raises :class:`PluginError`,
 one line naming it (exit status 2 on the command line).
 """
+
 from __future__ import annotations
 
 import importlib
 import sys
 import threading
+from collections.abc import Iterable
 from importlib import metadata
-from typing import Iterable
 
 from .scenario.checks import ScenarioError
 
-__all__ = ["GROUP", "PluginError", "load_entry_points", "load_plugins", "loaded_plugins",
-           "plugin_record"]
+__all__ = ["GROUP", "PluginError", "load_entry_points", "load_plugins", "loaded_plugins", "plugin_record"]
 
 #: The entry-point group plugins declare.
 GROUP = "particledyn.plugins"
@@ -61,12 +61,12 @@ def _distribution_of(module: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def plugin_record(module: str, source: str, name: str | None = None,
-                  dist: tuple[str | None, str | None] | None = None) -> dict:
+def plugin_record(
+    module: str, source: str, name: str | None = None, dist: tuple[str | None, str | None] | None = None
+) -> dict:
     """What a run file stores about one loaded plugin."""
     dist_name, version = dist if dist is not None else _distribution_of(module)
-    return {"name": name or module, "module": module, "source": source,
-            "dist": dist_name, "version": version}
+    return {"name": name or module, "module": module, "source": source, "dist": dist_name, "version": version}
 
 
 def load_entry_points() -> None:
@@ -93,13 +93,20 @@ def load_entry_points() -> None:
 
 
 def _load_entry_points() -> None:
-    points = sorted(metadata.entry_points(group=GROUP),
-                    key=lambda ep: (ep.dist is None or ep.dist.name != _OWN,
-                                    ep.dist.name if ep.dist is not None else "", ep.name))
+    points = sorted(
+        metadata.entry_points(group=GROUP),
+        key=lambda ep: (
+            ep.dist is None or ep.dist.name != _OWN,
+            ep.dist.name if ep.dist is not None else "",
+            ep.name,
+        ),
+    )
     if not any(ep.dist is not None and ep.dist.name == _OWN for ep in points):
-        raise PluginError(f"particledyn's own {GROUP} entry points are missing (its built-in kernels and "
-                          "observers load through them): its installed metadata predates them; reinstall "
-                          "it (pip install -e . in a checkout)")
+        raise PluginError(
+            f"particledyn's own {GROUP} entry points are missing (its built-in kernels and "
+            "observers load through them): its installed metadata predates them; reinstall "
+            "it (pip install -e . in a checkout)"
+        )
     seen = set()
     for ep in points:
         if (ep.name, ep.value) in seen:  # one distribution found twice on sys.path
@@ -109,8 +116,9 @@ def _load_entry_points() -> None:
         try:
             target = ep.load()
         except Exception as exc:  # noqa: BLE001 - any import failure is reported the same way
-            raise PluginError(f"plugin {ep.name!r} ({ep.value}, entry point of {dist[0]}): cannot "
-                              f"import it: {_reason(exc)}") from None
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}, entry point of {dist[0]}): cannot import it: {_reason(exc)}"
+            ) from None
         if callable(target):  # "module:function": the function registers
             target()
         module = ep.value.split(":")[0].strip()
@@ -145,8 +153,10 @@ def load_plugins(modules: Iterable[str], where: str = "run.plugins") -> list[dic
                 importlib.import_module(module)
             except Exception as exc:  # noqa: BLE001 - a plugin's own errors count as not importable
                 sys.modules.pop(module, None)
-                raise PluginError(f"{where}: cannot import plugin {module!r} ({_reason(exc)}); "
-                                  "expected a module importable here (installed, or on PYTHONPATH)") from None
+                raise PluginError(
+                    f"{where}: cannot import plugin {module!r} ({_reason(exc)}); "
+                    "expected a module importable here (installed, or on PYTHONPATH)"
+                ) from None
             _loaded[module] = plugin_record(module, where)
         records.append(_loaded[module])
     return records

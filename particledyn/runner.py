@@ -11,6 +11,7 @@ checkpoint holds positions, optimizer state, step, time and every observer's
 state, and the numba thread count is set to the one the run started with, so
 a resumed run ends bit-identical to one that was never interrupted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,17 +22,26 @@ from typing import Any
 
 import numpy as np
 
+from .divergence import GrowthRule, describe, divergence_of
+from .io.locking import writer_alive
+from .scenario import Scenario, validate_scenario
 from .scenario.checks import ScenarioError
 from .scenario.kernels import KERNELS
 from .scenario.observers import OBSERVERS, BuildContext
 from .scenario.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
-from .divergence import GrowthRule, describe, divergence_of
-from .scenario import Scenario, validate_scenario
-from .io.locking import writer_alive
 from .sinks import Sink
 
-__all__ = ["Prepared", "prepare", "start_run", "resume_run", "run_info", "RunResult", "ResumeError",
-           "set_threads"]
+__all__ = [
+    "Prepared",
+    "prepare",
+    "start_run",
+    "resume_run",
+    "run_info",
+    "RunResult",
+    "ResumeError",
+    "set_threads",
+]
+
 
 class ResumeError(RuntimeError):
     """A run file cannot be continued (no checkpoint, diverged, another scenario, ...)."""
@@ -45,8 +55,10 @@ def set_threads(requested: int) -> int:
     available = int(numba.config.NUMBA_NUM_THREADS)
     threads = available if requested == 0 else int(requested)
     if threads > available:
-        raise ScenarioError(f"run.threads = {requested}: expected <= {available} (the threads numba "
-                            "was started with; raise NUMBA_NUM_THREADS)")
+        raise ScenarioError(
+            f"run.threads = {requested}: expected <= {available} (the threads numba "
+            "was started with; raise NUMBA_NUM_THREADS)"
+        )
     numba.set_num_threads(threads)
     return threads
 
@@ -71,14 +83,24 @@ class Prepared:
         from .simulation import make_simulation
 
         run, output = self.resolved["run"], self.resolved["output"]
-        return make_simulation(self.kernel, self.positions if positions is None else positions,
-                               backend=run["backend"], optimizer=self.optimizer, lr=self.schedule,
-                               masses=self.masses, seed=run["seed"],
-                               batch_size=self.resolved["optimizer"]["batch_size"],
-                               observers=self.observers, sink=sink, frame_every=output["frame_every"],
-                               checkpoint_every=output["checkpoint_every"], dtype=run["dtype"],
-                               divergence=GrowthRule(run["divergence_growth"], run["divergence_window"],
-                                                     run["divergence_threshold"]))
+        return make_simulation(
+            self.kernel,
+            self.positions if positions is None else positions,
+            backend=run["backend"],
+            optimizer=self.optimizer,
+            lr=self.schedule,
+            masses=self.masses,
+            seed=run["seed"],
+            batch_size=self.resolved["optimizer"]["batch_size"],
+            observers=self.observers,
+            sink=sink,
+            frame_every=output["frame_every"],
+            checkpoint_every=output["checkpoint_every"],
+            dtype=run["dtype"],
+            divergence=GrowthRule(
+                run["divergence_growth"], run["divergence_window"], run["divergence_threshold"]
+            ),
+        )
 
 
 def _build_dataset(data: dict):
@@ -95,8 +117,10 @@ def initial_positions(init: dict, dim: int) -> np.ndarray:
     shape = CLOUD_SHAPES.get_entry(init["shape"])
     native = shape.native(init)
     if native is not None and native > dim:
-        raise ScenarioError(f'init.shape = "{init["shape"]}": a cloud of dimension {native} does not fit '
-                            f"neurons of dimension D = {dim}")
+        raise ScenarioError(
+            f'init.shape = "{init["shape"]}": a cloud of dimension {native} does not fit '
+            f"neurons of dimension D = {dim}"
+        )
     try:
         return shape.build(init, dim)
     except (ValueError, TypeError) as exc:
@@ -108,10 +132,12 @@ def scale_outputs(positions: np.ndarray, kernel, factor: float) -> np.ndarray:
     neuron) multiplied by ``factor`` (``init.output_scale``)."""
     n_outputs = getattr(kernel, "n_outputs", None)
     if n_outputs is None or getattr(kernel, "groups", None) is not None:
-        raise ScenarioError(f"init.output_scale = {factor}: expected a kernel whose neurons end with "
-                            f"output weights (two_layer, task_switching), got {type(kernel).__name__}")
+        raise ScenarioError(
+            f"init.output_scale = {factor}: expected a kernel whose neurons end with "
+            f"output weights (two_layer, task_switching), got {type(kernel).__name__}"
+        )
     positions = positions.copy()
-    positions[:, kernel.dim - n_outputs:] *= factor
+    positions[:, kernel.dim - n_outputs :] *= factor
     return positions
 
 
@@ -160,8 +186,8 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         A value that only fails once the parts are built (a data file that
         cannot be read, a cloud that does not fit D, ...), naming the section.
     """
-    from .scenario.memory import check_memory
     from .plugins import load_plugins
+    from .scenario.memory import check_memory
     from .state import default_masses
 
     load_plugins(resolved["run"].get("plugins") or [])  # a Dask worker's first sight of the scenario
@@ -176,8 +202,10 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
         raise ScenarioError(f"kernel: {' '.join(str(exc).split())}") from None
     if resolved["optimizer"]["sampling"] == "epoch":
         if not hasattr(kernel, "sample_by_epoch"):
-            raise ScenarioError(f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
-                                f"got {type(kernel).__name__}")
+            raise ScenarioError(
+                f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
+                f"got {type(kernel).__name__}"
+            )
         kernel.sample_by_epoch(resolved["optimizer"]["batch_size"], resolved["run"]["seed"])
     optimizer = OPTIMIZERS.get_entry(resolved["optimizer"]["name"]).build(resolved["optimizer"])
     schedule = SCHEDULES.get_entry(resolved["schedule"]["kind"]).build(resolved["schedule"])
@@ -200,24 +228,38 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
     return Prepared(resolved, dataset, kernel, optimizer, schedule, x, observers, subset, masses)
 
 
-def _metadata(scenario_text: str, source: str, prepared: Prepared, threads: int,
-              overrides: dict | None = None) -> dict:
+def _metadata(
+    scenario_text: str, source: str, prepared: Prepared, threads: int, overrides: dict | None = None
+) -> dict:
     from . import __version__
     from .plugins import loaded_plugins
 
     r = prepared.resolved
     data = prepared.dataset
     return {
-        "scenario_toml": scenario_text, "scenario_source": source, "resolved": r,
+        "scenario_toml": scenario_text,
+        "scenario_source": source,
+        "resolved": r,
         "overrides": dict(overrides or {}),
-        "name": r["run"]["name"], "description": r["run"]["description"],
-        "seed": r["run"]["seed"], "threads": threads, "backend": r["run"]["backend"],
-        "kernel": prepared.kernel.describe(), "optimizer": prepared.optimizer.describe(),
+        "name": r["run"]["name"],
+        "description": r["run"]["description"],
+        "seed": r["run"]["seed"],
+        "threads": threads,
+        "backend": r["run"]["backend"],
+        "kernel": prepared.kernel.describe(),
+        "optimizer": prepared.optimizer.describe(),
         "schedule": prepared.schedule.describe(),
-        "data": {"name": data.name, "n_train": data.n_train, "n_test": data.n_test,
-                 "input_dim": data.input_dim, "info": data.info},
-        "n_particles": int(prepared.positions.shape[0]), "dim": int(prepared.positions.shape[1]),
-        "versions": {"particledyn": __version__}, "plugins": loaded_plugins(),
+        "data": {
+            "name": data.name,
+            "n_train": data.n_train,
+            "n_test": data.n_test,
+            "input_dim": data.input_dim,
+            "info": data.info,
+        },
+        "n_particles": int(prepared.positions.shape[0]),
+        "dim": int(prepared.positions.shape[1]),
+        "versions": {"particledyn": __version__},
+        "plugins": loaded_plugins(),
     }
 
 
@@ -324,7 +366,7 @@ def _deferred():
         yield signals
 
 
-def _prepare_interruptibly(signals, resolved: dict, positions: bool = True) -> "Prepared":
+def _prepare_interruptibly(signals, resolved: dict, positions: bool = True) -> Prepared:
     signals.abortable = True
     try:
         prepared = prepare(resolved, positions=positions)
@@ -339,16 +381,19 @@ class _ThreadsRestored:
 
     def __enter__(self):
         import numba
+
         self.threads = numba.get_num_threads()
         return self
 
     def __exit__(self, *exc):
         import numba
+
         numba.set_num_threads(self.threads)
 
 
-def start_run(scenario: Scenario, out: str | None = None, overwrite: bool = False,
-              progress: bool | None = None) -> RunResult:
+def start_run(
+    scenario: Scenario, out: str | None = None, overwrite: bool = False, progress: bool | None = None
+) -> RunResult:
     """Run a scenario from its start, writing ``out`` (default: ``output.path``).
 
     Raises
@@ -372,20 +417,28 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
     resolved = scenario.resolved
     path = out if out is not None else resolved["output"]["path"]
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"output file {path!r} exists; pass --overwrite to replace it or "
-                              "--resume to continue it")
+        raise FileExistsError(
+            f"output file {path!r} exists; pass --overwrite to replace it or --resume to continue it"
+        )
     if resolved["run"]["replicas"] > 1:
         from .ensemble.runs import start_ensemble_run
+
         return start_ensemble_run(scenario, path, overwrite, progress, signals)
     threads = set_threads(resolved["run"]["threads"])
     prepared = _prepare_interruptibly(signals, resolved)
     output = resolved["output"]
-    inner = H5MDSink(path, _metadata(scenario.text, scenario.source, prepared, threads,
-                                        scenario.overrides), every=1,
-                     subset=prepared.subset, dtype=output["dtype"], masses=prepared.masses,
-                     optimizer_state=output["optimizer_state"],
-                     compression=None if output["compression"] == "none" else output["compression"],
-                     overwrite=overwrite, durability=output["durability"])
+    inner = H5MDSink(
+        path,
+        _metadata(scenario.text, scenario.source, prepared, threads, scenario.overrides),
+        every=1,
+        subset=prepared.subset,
+        dtype=output["dtype"],
+        masses=prepared.masses,
+        optimizer_state=output["optimizer_state"],
+        compression=None if output["compression"] == "none" else output["compression"],
+        overwrite=overwrite,
+        durability=output["durability"],
+    )
     total = resolved["run"]["steps"]
     sink = RunSink(inner, total)
     began = _time.perf_counter()
@@ -402,10 +455,14 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
 def _comparable(resolved: dict) -> dict:
     """A resolved scenario without the keys a resume may change (the total in steps or epochs,
     threads, the path)."""
-    run = {**resolved["run"], "steps": None, "epochs": None, "threads": None,
-           "plugins": resolved["run"].get("plugins") or []}  # files older than run.plugins have none
-    return {**resolved, "run": run,
-            "output": {**resolved["output"], "path": None, "durability": None}}
+    run = {
+        **resolved["run"],
+        "steps": None,
+        "epochs": None,
+        "threads": None,
+        "plugins": resolved["run"].get("plugins") or [],
+    }  # files older than run.plugins have none
+    return {**resolved, "run": run, "output": {**resolved["output"], "path": None, "durability": None}}
 
 
 def _first_difference(a, b, path=""):
@@ -424,8 +481,13 @@ def _first_difference(a, b, path=""):
     return None if a == b else (path, a, b)
 
 
-def resume_run(path: str, scenario: Scenario | None = None, steps: int | None = None,
-               progress: bool | None = None, force: bool = False) -> RunResult:
+def resume_run(
+    path: str,
+    scenario: Scenario | None = None,
+    steps: int | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+) -> RunResult:
     """Continue the run in ``path`` from its last checkpoint until ``steps`` in total.
 
     Parameters
@@ -478,19 +540,25 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         diff = _first_difference(_comparable(stored), _comparable(scenario.resolved))
         if diff:
             key, a, b = diff
-            raise ResumeError(f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file "
-                              f"but {b!r} in the scenario")
+            raise ResumeError(
+                f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file "
+                f"but {b!r} in the scenario"
+            )
     from .ensemble.reader import is_ensemble
+
     if is_ensemble(checkpoint):
         from .ensemble.runs import resume_ensemble_run
+
         return resume_ensemble_run(path, parameters, checkpoint, steps, progress, signals, force)
     start = int(checkpoint["step"])
     diverged = divergence_of(checkpoint)
     if diverged is not None:
-        raise ResumeError(f"cannot resume {path!r}: the run diverged at step {diverged['step']} "
-                          f"({describe(diverged)})")
-    total = int(steps if steps is not None else checkpoint.get("run", {}).get("total_steps",
-                                                                              stored["run"]["steps"]))
+        raise ResumeError(
+            f"cannot resume {path!r}: the run diverged at step {diverged['step']} ({describe(diverged)})"
+        )
+    total = int(
+        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored["run"]["steps"])
+    )
     if total < start:
         raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
     if finished and total == start:
@@ -499,8 +567,10 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
     try:
         set_threads(threads)
     except ScenarioError:
-        raise ResumeError(f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
-                          "more than numba has here (raise NUMBA_NUM_THREADS)") from None
+        raise ResumeError(
+            f"cannot resume {path!r} bit-identically: it ran with {threads} threads, "
+            "more than numba has here (raise NUMBA_NUM_THREADS)"
+        ) from None
     load_recorded_plugins(parameters, path)
     resolved = validate_scenario_resolved(stored)
     prepared = _prepare_interruptibly(signals, resolved, positions=False)
@@ -509,12 +579,15 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         try:
             prepared.simulation(Sink(), positions=state["positions"]).restore(state)
         except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
-            raise ValueError(f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
-                             f"does not restore ({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
+                f"does not restore ({type(exc).__name__}: {exc})"
+            ) from None
 
     try:
-        inner, checkpoint = H5MDSink.resume(path, validate=restorable, force=force,
-                                            durability=resolved["output"]["durability"])
+        inner, checkpoint = H5MDSink.resume(
+            path, validate=restorable, force=force, durability=resolved["output"]["durability"]
+        )
     except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None
     sink = RunSink(inner, total)
@@ -566,9 +639,14 @@ def _plugin_status(parameters: dict, path: str) -> list[dict]:
 
 def validate_scenario_resolved(resolved: dict) -> dict:
     """A stored resolved scenario, checked again (a resolved scenario validates to itself)."""
-    raw = {section: ({k: v for k, v in table.items() if v is not None} if isinstance(table, dict)
-                     else [{k: v for k, v in e.items() if v is not None} for e in table])
-           for section, table in resolved.items()}
+    raw = {
+        section: (
+            {k: v for k, v in table.items() if v is not None}
+            if isinstance(table, dict)
+            else [{k: v for k, v in e.items() if v is not None} for e in table]
+        )
+        for section, table in resolved.items()
+    }
     if "epochs" in raw.get("run", {}):
         del raw["run"]["steps"]  # resolved from run.epochs again (the same data, the same count)
     return validate_scenario(raw)
@@ -641,22 +719,52 @@ def _run_info(path: str) -> dict:
     else:
         status = "stopped"
     return {
-        "path": path, "status": status, "name": parameters.get("name"),
-        "frames": int(len(steps)), "first_step": int(steps[0]) if len(steps) else None,
-        "last_step": int(steps[-1]) if len(steps) else None, "checkpoint_step": checkpoint_step,
-        "total_steps": None if total is None else int(total), "observables": observables,
-        "n_particles": parameters.get("n_particles"), "dim": dim,
-        "written": written, "dtype": dtype, "particle_series": series,
-        "seed": parameters.get("seed"), "threads": parameters.get("threads"),
-        "backend": parameters.get("backend"), "versions": parameters.get("versions", {}),
-        "writer": f"{pid}@{host}", "scenario_source": parameters.get("scenario_source"),
-        "damaged": damaged, "repair_hint": repair_hint(path), "scenario_written": "resolved" in parameters,
-        "overrides": parameters.get("overrides", {}), "plugins": _plugin_status(parameters, path),
+        "path": path,
+        "status": status,
+        "name": parameters.get("name"),
+        "frames": int(len(steps)),
+        "first_step": int(steps[0]) if len(steps) else None,
+        "last_step": int(steps[-1]) if len(steps) else None,
+        "checkpoint_step": checkpoint_step,
+        "total_steps": None if total is None else int(total),
+        "observables": observables,
+        "n_particles": parameters.get("n_particles"),
+        "dim": dim,
+        "written": written,
+        "dtype": dtype,
+        "particle_series": series,
+        "seed": parameters.get("seed"),
+        "threads": parameters.get("threads"),
+        "backend": parameters.get("backend"),
+        "versions": parameters.get("versions", {}),
+        "writer": f"{pid}@{host}",
+        "scenario_source": parameters.get("scenario_source"),
+        "damaged": damaged,
+        "repair_hint": repair_hint(path),
+        "scenario_written": "resolved" in parameters,
+        "overrides": parameters.get("overrides", {}),
+        "plugins": _plugin_status(parameters, path),
         "other_parameters": {k: v for k, v in parameters.items() if k not in _RUN_PARAMETERS},
     }
 
 
 # the parameters particledyn run writes (_metadata), which run_info reports under their own names
-_RUN_PARAMETERS = ("scenario_toml", "scenario_source", "resolved", "overrides", "name", "description",
-                   "seed", "threads", "backend", "kernel", "optimizer", "schedule", "data",
-                   "n_particles", "dim", "versions", "plugins")
+_RUN_PARAMETERS = (
+    "scenario_toml",
+    "scenario_source",
+    "resolved",
+    "overrides",
+    "name",
+    "description",
+    "seed",
+    "threads",
+    "backend",
+    "kernel",
+    "optimizer",
+    "schedule",
+    "data",
+    "n_particles",
+    "dim",
+    "versions",
+    "plugins",
+)

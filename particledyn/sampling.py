@@ -10,6 +10,7 @@ epoch ``e`` derives from ``(seed, e)`` only, so step ``t`` always sees the same 
 resumed run stays bit-identical. (PyTorch's generator is not reproduced: the rows of a
 batch match a DataLoader's only when it is handed the same permutation.)
 """
+
 from __future__ import annotations
 
 import numbers
@@ -59,7 +60,7 @@ class EpochBatches:
     def indices(self, step: int) -> np.ndarray:
         """Rows of the batch of update ``step`` (0-based), in the permutation's order."""
         epoch, slot = divmod(int(step), self.steps_per_epoch)
-        return self.permutation(epoch)[slot * self.batch_size:(slot + 1) * self.batch_size]
+        return self.permutation(epoch)[slot * self.batch_size : (slot + 1) * self.batch_size]
 
     def describe(self) -> dict:
         return {"sampling": "epoch", "batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch}

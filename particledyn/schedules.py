@@ -1,8 +1,9 @@
 """Learning-rate schedules: step -> learning rate."""
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 
 class Schedule:
@@ -74,8 +75,13 @@ class Cosine(Schedule):
         return self.lr_min + 0.5 * (self.lr - self.lr_min) * (1.0 + math.cos(math.pi * progress))
 
     def describe(self):
-        return {"kind": "cosine", "lr": self.lr, "steps": self.steps, "lr_min": self.lr_min,
-                "warmup": self.warmup}
+        return {
+            "kind": "cosine",
+            "lr": self.lr,
+            "steps": self.steps,
+            "lr_min": self.lr_min,
+            "warmup": self.warmup,
+        }
 
 
 class FromFunction(Schedule):

@@ -1,8 +1,9 @@
 """The simulation loop: steps the particles, calls observers on a cadence, feeds a sink."""
+
 from __future__ import annotations
 
 import contextlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -76,11 +77,23 @@ class Simulation:
 
     defer_signals = True
 
-    def __init__(self, kernel: Kernel, positions, optimizer: Optimizer | None = None, lr=0.01,
-                 masses=None, seed: int = 0, batch_size: int | None = None,
-                 observers: Sequence[Observer] = (), sink: Sink | None = None,
-                 frame_every: int = 1, checkpoint_every: int = 0, dtype=None,
-                 backend: str | Backend = "numba", divergence: GrowthRule | None = None):
+    def __init__(
+        self,
+        kernel: Kernel,
+        positions,
+        optimizer: Optimizer | None = None,
+        lr=0.01,
+        masses=None,
+        seed: int = 0,
+        batch_size: int | None = None,
+        observers: Sequence[Observer] = (),
+        sink: Sink | None = None,
+        frame_every: int = 1,
+        checkpoint_every: int = 0,
+        dtype=None,
+        backend: str | Backend = "numba",
+        divergence: GrowthRule | None = None,
+    ):
         self.backend = get_backend(backend)
         if not isinstance(kernel, Kernel):
             raise TypeError(f"kernel={kernel!r}: expected a particledyn Kernel")
@@ -110,8 +123,9 @@ class Simulation:
             if not isinstance(observer, Observer):
                 raise TypeError(f"observer {observer!r}: expected a particledyn Observer")
         self.sink = sink if sink is not None else MemorySink()
-        self.state = ParticleState(positions=x, masses=m, optimizer_state=self.optimizer.init_state(x),
-                                   seed=int(seed))
+        self.state = ParticleState(
+            positions=x, masses=m, optimizer_state=self.optimizer.init_state(x), seed=int(seed)
+        )
         self.stepping_kernel, self.stepping_optimizer = self.backend.prepare(kernel, self.optimizer)
         self._frames = self.backend.frame_writer()
         self._upload()
@@ -165,7 +179,7 @@ class Simulation:
         direction = self.stepping_optimizer.direction(state.positions, field, state.optimizer_state, t)
         return field, direction, self.backend.apply_step(state.positions, direction, lr)
 
-    def run(self, steps: int, progress: bool | None = None) -> "Simulation":
+    def run(self, steps: int, progress: bool | None = None) -> Simulation:
         """Run ``steps`` more updates, observing and writing on cadence.
 
         Parameters
@@ -198,8 +212,13 @@ class Simulation:
         state = self.state
         end = state.step + int(steps)
         # tqdm: disable=None hides the bar when stderr is not a terminal
-        bar = tqdm(total=int(steps), disable={True: False, False: True, None: None}[progress],
-                   unit="step", dynamic_ncols=True, desc=self.progress_label or self.kernel.name)
+        bar = tqdm(
+            total=int(steps),
+            disable={True: False, False: True, None: None}[progress],
+            unit="step",
+            dynamic_ncols=True,
+            desc=self.progress_label or self.kernel.name,
+        )
         shown_loss = self.latest_loss
         finished, diverged = False, None
         # The step's in-place updates, frame, observables and checkpoint happen between two
@@ -324,11 +343,17 @@ class Simulation:
         """The StepInfo observers see: host arrays (one copy shared by all, from a device)."""
         state, to_host = self.state, self.backend.to_host
         moved = previous is not None
-        return StepInfo(step=state.step, time=state.time, positions=to_host(state.positions),
-                        masses=to_host(state.masses), lr=lr,
-                        previous_positions=to_host(previous) if moved else None,
-                        update=to_host(direction) if moved else None,
-                        field=to_host(field) if moved else None, simulation=self)
+        return StepInfo(
+            step=state.step,
+            time=state.time,
+            positions=to_host(state.positions),
+            masses=to_host(state.masses),
+            lr=lr,
+            previous_positions=to_host(previous) if moved else None,
+            update=to_host(direction) if moved else None,
+            field=to_host(field) if moved else None,
+            simulation=self,
+        )
 
     # -- checkpoints ----------------------------------------------------------------
     def checkpoint(self) -> dict:
@@ -338,15 +363,19 @@ class Simulation:
         backend's name. Arrays are host copies, on every backend."""
         state, copy = self.state, self.backend.asnumpy
         return {
-            "step": state.step, "time": state.time, "seed": state.seed,
-            "positions": copy(state.positions), "masses": copy(state.masses),
+            "step": state.step,
+            "time": state.time,
+            "seed": state.seed,
+            "positions": copy(state.positions),
+            "masses": copy(state.masses),
             "optimizer_state": {k: copy(v) for k, v in state.optimizer_state.items()},
             "observers": {o.name: o.state_dict() for o in self.observers},
-            "threads": numba.get_num_threads(), "backend": self.backend.name,
+            "threads": numba.get_num_threads(),
+            "backend": self.backend.name,
             "divergence": self.divergence.state_dict(),
         }
 
-    def restore(self, checkpoint: dict) -> "Simulation":
+    def restore(self, checkpoint: dict) -> Simulation:
         """Continue from a :meth:`checkpoint` (positions, optimizer state, step, observers).
 
         The next :meth:`run` does not re-record step ``checkpoint['step']``'s frame
@@ -360,10 +389,16 @@ class Simulation:
         dtype = state.positions.dtype
         state.positions = np.array(x, dtype=dtype, order="C", copy=True)
         state.masses = validate_masses(checkpoint["masses"], x.shape[0])
-        state.optimizer_state = {k: np.array(v, dtype=dtype, order="C", copy=True)
-                                 for k, v in checkpoint["optimizer_state"].items()}
+        state.optimizer_state = {
+            k: np.array(v, dtype=dtype, order="C", copy=True)
+            for k, v in checkpoint["optimizer_state"].items()
+        }
         self._upload()
-        state.step, state.time, state.seed = int(checkpoint["step"]), float(checkpoint["time"]), int(checkpoint["seed"])
+        state.step, state.time, state.seed = (
+            int(checkpoint["step"]),
+            float(checkpoint["time"]),
+            int(checkpoint["seed"]),
+        )
         observer_states = checkpoint.get("observers", {})
         for observer in self.observers:
             observer.start(self)
@@ -381,7 +416,9 @@ def make_simulation(kernel: Kernel, positions, backend: str | Backend = "numba",
     return Simulation(kernel, positions, backend=backend, **options)
 
 
-def simulate(kernel: Kernel, positions, steps: int, backend: str | Backend = "numba", **options) -> Simulation:
+def simulate(
+    kernel: Kernel, positions, steps: int, backend: str | Backend = "numba", **options
+) -> Simulation:
     """Build a simulation on ``backend``, run ``steps`` updates, close it, and return it."""
     progress = options.pop("progress", None)
     sim = make_simulation(kernel, positions, backend=backend, **options)

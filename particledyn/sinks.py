@@ -4,9 +4,11 @@ The loop talks to a sink through five calls. :class:`MemorySink` keeps
 everything in Python lists (the default of the API); the HDF5 sink in
 :mod:`particledyn.io` streams the same calls to an H5MD file.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +16,9 @@ import numpy as np
 class Sink:
     """Protocol of a destination for simulation output."""
 
-    def write_frame(self, step: int, time: float, positions: np.ndarray,
-                    optimizer_state: Mapping[str, np.ndarray]) -> None:
+    def write_frame(
+        self, step: int, time: float, positions: np.ndarray, optimizer_state: Mapping[str, np.ndarray]
+    ) -> None:
         """Record particle positions (and per-particle optimizer state) at ``step``."""
 
     def describe_observer(self, name: str, description: Mapping[str, Any]) -> None:
@@ -23,8 +26,7 @@ class Sink:
         :meth:`~particledyn.observers.Observer.description`: type, class, every, options);
         called once per observer before its first values."""
 
-    def write_observables(self, name: str, step: int, time: float,
-                          values: Mapping[str, Any]) -> None:
+    def write_observables(self, name: str, step: int, time: float, values: Mapping[str, Any]) -> None:
         """Record one observer's values at ``step``."""
 
     def write_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:

@@ -1,4 +1,5 @@
 """The particle state: everything a simulation needs to continue exactly."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,13 +59,18 @@ def validate_positions(positions, dtype=None) -> np.ndarray:
     """
     array = np.asarray(positions)
     if array.ndim != 2:
-        raise ValueError(f"positions of shape {array.shape}: expected a 2-D array (N particles, D dimensions)")
+        raise ValueError(
+            f"positions of shape {array.shape}: expected a 2-D array (N particles, D dimensions)"
+        )
     if array.shape[0] == 0:
         raise ValueError("N = 0 particles: expected at least one particle")
     if array.shape[1] == 0:
         raise ValueError("D = 0: expected particles of dimension at least 1")
-    target = np.dtype(dtype) if dtype is not None else (
-        array.dtype if array.dtype in FLOAT_DTYPES else np.dtype(np.float64))
+    target = (
+        np.dtype(dtype)
+        if dtype is not None
+        else (array.dtype if array.dtype in FLOAT_DTYPES else np.dtype(np.float64))
+    )
     if target not in FLOAT_DTYPES:
         raise ValueError(f"dtype={target}: expected float32 or float64")
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
@@ -72,8 +78,10 @@ def validate_positions(positions, dtype=None) -> np.ndarray:
     bad = ~np.isfinite(array)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise ValueError(f"positions[{i}, {j}] = {array[i, j]}: expected finite initial positions "
-                         f"({int(bad.sum())} non-finite entries)")
+        raise ValueError(
+            f"positions[{i}, {j}] = {array[i, j]}: expected finite initial positions "
+            f"({int(bad.sum())} non-finite entries)"
+        )
     return np.array(array, dtype=target, order="C", copy=True)
 
 

@@ -34,6 +34,7 @@ An observer type may add its own verdict (a plugin's observer, say): its ``summa
 kept under ``observers`` and a phrase added to the verdict; a hook that fails leaves a one-line
 note there instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -178,17 +179,27 @@ def _betti_summary(run) -> dict[str, Any]:
     steps, records = found
     records = [np.asarray(r) for r in records]
     changed = [i for i, r in enumerate(records) if not np.array_equal(r, records[0])]
-    out = {"recorded": True, "n_records": len(records), "initial": _as_int_tuple(records[0]),
-           "final": _as_int_tuple(records[-1]), "constant": not changed,
-           "first_change_step": None, "before_change": None, "after_change": None,
-           "distinct": sorted({_format_betti(_as_int_tuple(r)) for r in records})}
+    out = {
+        "recorded": True,
+        "n_records": len(records),
+        "initial": _as_int_tuple(records[0]),
+        "final": _as_int_tuple(records[-1]),
+        "constant": not changed,
+        "first_change_step": None,
+        "before_change": None,
+        "after_change": None,
+        "distinct": sorted({_format_betti(_as_int_tuple(r)) for r in records}),
+    }
     scales = read_series(run, "betti", "scale")
     if scales is not None and not isinstance(scales[1], list):
         out["initial_scales"] = [float(s) for s in np.atleast_1d(scales[1][0])]
     if changed:
         i = changed[0]
-        out.update(first_change_step=int(steps[i]), before_change=_as_int_tuple(records[i - 1]),
-                   after_change=_as_int_tuple(records[i]))
+        out.update(
+            first_change_step=int(steps[i]),
+            before_change=_as_int_tuple(records[i - 1]),
+            after_change=_as_int_tuple(records[i]),
+        )
     return out
 
 
@@ -197,11 +208,17 @@ def _merge_summary(run) -> dict[str, Any]:
     if events is None:
         return {"recorded": False}
     steps, seen = events
-    out: dict[str, Any] = {"recorded": True, "n_records": int(len(steps)),
-                           "first_merge_step": int(steps[seen][0]) if seen.any() else None,
-                           "records_with_merges": int(seen.sum())}
-    for key, label in (("n_merges", "total_merges"), ("n_splits", "total_splits"),
-                       ("merged_mass", "total_merged_mass")):
+    out: dict[str, Any] = {
+        "recorded": True,
+        "n_records": int(len(steps)),
+        "first_merge_step": int(steps[seen][0]) if seen.any() else None,
+        "records_with_merges": int(seen.sum()),
+    }
+    for key, label in (
+        ("n_merges", "total_merges"),
+        ("n_splits", "total_splits"),
+        ("merged_mass", "total_merged_mass"),
+    ):
         found = scalar_series(run, "merges", key)
         if found is not None:
             total = float(np.nansum(found[1]))
@@ -213,8 +230,14 @@ def _merge_summary(run) -> dict[str, Any]:
 
 
 def _eta_K_summary(series, betti_step, merge_step) -> dict[str, Any]:
-    out: dict[str, Any] = {"sources": list(series), "max": {}, "max_step": {}, "final": {},
-                           "at_betti_change": {}, "at_first_merge": {}}
+    out: dict[str, Any] = {
+        "sources": list(series),
+        "max": {},
+        "max_step": {},
+        "final": {},
+        "at_betti_change": {},
+        "at_first_merge": {},
+    }
     for source, (steps, values) in series.items():
         ok = np.isfinite(values)
         if ok.any():
@@ -229,8 +252,10 @@ def _eta_K_summary(series, betti_step, merge_step) -> dict[str, Any]:
 
 def _loss_summary(run) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for label, found in (("train", train_loss_series(run)),
-                         ("test", scalar_series(run, "loss", "test_loss"))):
+    for label, found in (
+        ("train", train_loss_series(run)),
+        ("test", scalar_series(run, "loss", "test_loss")),
+    ):
         if found is None:
             continue
         values = found[1][np.isfinite(found[1])]
@@ -282,8 +307,10 @@ def _verdict(summary: dict[str, Any]) -> str:
         return head + _verdict({**summary, "diverged": None, "finished": True})
     tail = "" if summary["finished"] else f"; run not finished (last record at step {last})"
     if summary["topology_preserved"] is None:
-        return ("no topology observables recorded (add the betti and merges observers); "
-                f"max eta*K = {_max_by_source(eta)}{tail}")
+        return (
+            "no topology observables recorded (add the betti and merges observers); "
+            f"max eta*K = {_max_by_source(eta)}{tail}"
+        )
     if summary["changes"]:
         text = "changes: " + " | ".join(kinds.describe_change(c) for c in summary["changes"])
         return f"{text}; max eta*K = {_max_by_source(eta)}{tail}"
@@ -326,8 +353,7 @@ def _changes(run, betti, merges, series, confirm_max_n) -> tuple[list, bool]:
         if change is not None:
             found.append(change)
     for change in found:
-        change["eta_K"] = kinds.eta_K_in_window(series, certified, change.get("window_start"),
-                                                change["step"])
+        change["eta_K"] = kinds.eta_K_in_window(series, certified, change.get("window_start"), change["step"])
         change["prediction"] = kinds.prediction(change["eta_K"], change["kind"])
     found.sort(key=lambda c: c["step"])
     return found, exact is not None
@@ -437,7 +463,8 @@ def write_summary(path, out=None) -> Path:
     summary = summarize_run(path)
     target = summary_path(path) if out is None else Path(out)
     if not target.parent.is_dir():
-        raise FileNotFoundError(f"cannot write summary {str(target)!r}: directory "
-                                f"{str(target.parent)!r} does not exist")
+        raise FileNotFoundError(
+            f"cannot write summary {str(target)!r}: directory {str(target.parent)!r} does not exist"
+        )
     target.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return target

@@ -6,10 +6,12 @@ has a hook (found by the stored type, so a renamed observer counts), :func:`obse
 calls ``summarize`` and :func:`particledyn.plotting.plot_run` calls ``figure``. A hook's
 failure never costs the verdict: it becomes a one-line note naming the observer and the error.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["hooked_observers", "observer_label", "observer_results", "failure"]
 
@@ -64,9 +66,11 @@ def _text(result: dict) -> str:
     """The verdict phrase: the hook's ``verdict`` entry, else its numbers as ``key value``."""
     if isinstance(result.get("verdict"), str):
         return result["verdict"]
-    parts = [f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
-             for key, value in result.items()
-             if isinstance(value, (int, float)) and not isinstance(value, bool)]
+    parts = [
+        f"{key} {value:.3g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in result.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    ]
     return ", ".join(parts) or "summarized"
 
 
@@ -85,8 +89,14 @@ def observer_results(run) -> tuple[list[dict[str, Any]], list[str]]:
     records = []
     for kind, name, summarize in observers:
         label = observer_label(kind, name)
-        record: dict[str, Any] = {"type": kind, "name": name, "label": label, "result": None,
-                                  "text": None, "error": None}
+        record: dict[str, Any] = {
+            "type": kind,
+            "name": name,
+            "label": label,
+            "result": None,
+            "text": None,
+            "error": None,
+        }
         try:
             result = summarize(run, name)
             if not isinstance(result, dict):
@@ -94,8 +104,10 @@ def observer_results(run) -> tuple[list[dict[str, Any]], list[str]]:
             try:  # the summary file must be able to hold it
                 json.dumps(result, allow_nan=False)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"returned fields that are not JSON-ready ({failure(exc)}); expected "
-                                 "str, finite numbers, bool, None, lists and dicts") from None
+                raise ValueError(
+                    f"returned fields that are not JSON-ready ({failure(exc)}); expected "
+                    "str, finite numbers, bool, None, lists and dicts"
+                ) from None
             record.update(result=result, text=_text(result))
         except Exception as exc:  # noqa: BLE001 - any failure of a plugin's hook becomes a note
             record["error"] = failure(exc)

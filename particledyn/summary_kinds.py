@@ -25,6 +25,7 @@ Lemma 4 (a lower bound), ``lemmas``/``expansion`` a certified bound when they re
 ``certified``. Only a certified K < 1/eta makes Theorem 1 predict "no exact merge"; no theorem
 predicts anything about a Betti change at one fixed scale (Theorem 2 covers r <= delta / 2).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,18 +33,31 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["WINDOW_RATIO", "CONFIRM_MAX_N", "K_NAMES", "betti_window", "eta_K_in_window",
-           "prediction", "exact_change", "atom_change", "merge_pairs", "betti_change",
-           "describe_change"]
+__all__ = [
+    "WINDOW_RATIO",
+    "CONFIRM_MAX_N",
+    "K_NAMES",
+    "betti_window",
+    "eta_K_in_window",
+    "prediction",
+    "exact_change",
+    "atom_change",
+    "merge_pairs",
+    "betti_change",
+    "describe_change",
+]
 
 #: A Betti change whose window of scales spans less than this factor is "geometric".
 WINDOW_RATIO = 2.0
 #: Landmark estimates are recomputed on the full cloud up to this many particles.
 CONFIRM_MAX_N = 2000
 #: What each eta*K source measures.
-K_NAMES = {"sharpness": "lambda_max of the Hessian, not a Lipschitz bound",
-           "pairwise_lipschitz": "pairwise K, a lower bound",
-           "lemmas": "the lemma check's K", "expansion": "the expansion check's K"}
+K_NAMES = {
+    "sharpness": "lambda_max of the Hessian, not a Lipschitz bound",
+    "pairwise_lipschitz": "pairwise K, a lower bound",
+    "lemmas": "the lemma check's K",
+    "expansion": "the expansion check's K",
+}
 
 
 def _critical_values(diagrams, threshold):
@@ -57,6 +71,7 @@ def _critical_values(diagrams, threshold):
 
 def _betti_at(diagram, s, max_dim):
     from .topology.diagrams import betti_from_diagram
+
     return betti_from_diagram(np.asarray(diagram, dtype=np.float64).reshape(-1, 3), s, max_dim)[0]
 
 
@@ -80,8 +95,9 @@ def betti_window(before, after, scale: float, threshold: float, max_dim: int) ->
         and ``kind`` ("geometric" or "persistent"); ``None`` values when they agree at ``scale``.
     """
     cuts = _critical_values((before, after), threshold)
-    differs = [not np.array_equal(_betti_at(before, c, max_dim), _betti_at(after, c, max_dim))
-               for c in cuts[:-1]]  # Betti numbers are constant on [cuts[k], cuts[k + 1])
+    differs = [
+        not np.array_equal(_betti_at(before, c, max_dim), _betti_at(after, c, max_dim)) for c in cuts[:-1]
+    ]  # Betti numbers are constant on [cuts[k], cuts[k + 1])
     k = int(np.searchsorted(cuts, scale, side="right")) - 1
     k = min(max(k, 0), len(differs) - 1)
     if not differs or not differs[k]:
@@ -135,9 +151,13 @@ def eta_K_in_window(series, certified, start: int | None, step: int) -> dict[str
             i, how = int(np.flatnonzero(ok & (steps <= step))[-1]), "stale"
         else:
             continue
-        out[source] = {"value": float(values[i]), "step": int(steps[i]), "how": how,
-                       "certified": bool(certified.get(source, False)),
-                       "name": "a certified bound" if certified.get(source) else K_NAMES[source]}
+        out[source] = {
+            "value": float(values[i]),
+            "step": int(steps[i]),
+            "how": how,
+            "certified": bool(certified.get(source, False)),
+            "name": "a certified bound" if certified.get(source) else K_NAMES[source],
+        }
     return out
 
 
@@ -156,8 +176,7 @@ def prediction(at: dict[str, dict], kind: str) -> str:
         return f"eta*K >= 1 ({', '.join(above)}): Theorem 1 makes no prediction"
     if not fresh:
         return "eta*K not measured in the window: no prediction can be checked"
-    return (f"eta*K < 1 with uncertified K only ({', '.join(fresh)}): "
-            "no certified prediction")
+    return f"eta*K < 1 with uncertified K only ({', '.join(fresh)}): no certified prediction"
 
 
 def _previous(steps: np.ndarray, step: int) -> int | None:
@@ -175,9 +194,14 @@ def exact_change(run, scalar_series) -> dict[str, Any] | None:
     if not len(grew):
         return {"kind": "exact", "step": None, "recorded": True}
     i = int(grew[0])
-    return {"kind": "exact", "recorded": True, "step": int(steps[i]),
-            "window_start": _previous(steps, int(steps[i])),
-            "pairs_before": int(counts[0]), "pairs_after": int(counts[i])}
+    return {
+        "kind": "exact",
+        "recorded": True,
+        "step": int(steps[i]),
+        "window_start": _previous(steps, int(steps[i])),
+        "pairs_before": int(counts[0]),
+        "pairs_after": int(counts[i]),
+    }
 
 
 def _pair_history(run, i: int, j: int, upto: int, limit: int = 12) -> list[list[float]]:
@@ -201,8 +225,7 @@ def atom_change(run, scalar_series, merge_step: int | None) -> dict[str, Any] | 
     atoms = scalar_series(run, "merges", "n_atoms")
     if atoms is not None:
         change["window_start"] = _previous(atoms[0], merge_step)
-    for key in ("eps", "merge_i", "merge_j", "merge_distance", "merge_previous_distance",
-                "n_close_pairs"):
+    for key in ("eps", "merge_i", "merge_j", "merge_distance", "merge_previous_distance", "n_close_pairs"):
         found = scalar_series(run, "merges", key)
         if found is not None and (found[0] == merge_step).any():
             value = float(found[1][found[0] == merge_step][-1])
@@ -216,8 +239,10 @@ def atom_change(run, scalar_series, merge_step: int | None) -> dict[str, Any] | 
 def merge_pairs(run, scalar_series, series, limit: int = 100) -> list[dict[str, Any]]:
     """Every record that named a merging pair: step, pair, its distance one step before and at the
     step, and eta*K per source recorded at that very step (the first ``limit`` records)."""
-    found = {key: scalar_series(run, "merges", key) for key in
-             ("merge_i", "merge_j", "merge_previous_distance", "merge_distance")}
+    found = {
+        key: scalar_series(run, "merges", key)
+        for key in ("merge_i", "merge_j", "merge_previous_distance", "merge_distance")
+    }
     if any(v is None for v in found.values()):
         return []
     steps, first = found["merge_i"]
@@ -229,9 +254,16 @@ def merge_pairs(run, scalar_series, series, limit: int = 100) -> list[dict[str, 
             hit = (s_steps == step) & np.isfinite(values)
             if hit.any():
                 at[source] = float(values[hit][-1])
-        out.append({"step": step, "i": int(first[k]), "j": int(found["merge_j"][1][k]),
-                    "previous_distance": float(found["merge_previous_distance"][1][k]),
-                    "distance": float(found["merge_distance"][1][k]), "eta_K": at})
+        out.append(
+            {
+                "step": step,
+                "i": int(first[k]),
+                "j": int(found["merge_j"][1][k]),
+                "previous_distance": float(found["merge_previous_distance"][1][k]),
+                "distance": float(found["merge_distance"][1][k]),
+                "eta_K": at,
+            }
+        )
     return out
 
 
@@ -243,8 +275,12 @@ def betti_change(run, betti: dict[str, Any], read_series, confirm_max_n: int) ->
     found_steps, records = read_series(run, "betti", "betti")
     index = int(np.flatnonzero(found_steps == step)[0])
     previous = int(found_steps[index - 1])
-    change: dict[str, Any] = {"step": int(step), "window_start": previous,
-                              "before": betti["before_change"], "after": betti["after_change"]}
+    change: dict[str, Any] = {
+        "step": int(step),
+        "window_start": previous,
+        "before": betti["before_change"],
+        "after": betti["after_change"],
+    }
     scales = read_series(run, "betti", "scale")
     diagrams = read_series(run, "betti", "diagram")
     thresholds = read_series(run, "betti", "threshold")
@@ -260,8 +296,9 @@ def betti_change(run, betti: dict[str, Any], read_series, confirm_max_n: int) ->
             change["scale_before"] = before_scale  # an adaptive scale moved between the records
         if diagrams is not None and thresholds is not None:
             cap = float(min(thresholds[1][index - 1], thresholds[1][index]))
-            change["window"] = betti_window(diagrams[1][index - 1], diagrams[1][index],
-                                            min(change["scale"], cap), cap, max_dim)
+            change["window"] = betti_window(
+                diagrams[1][index - 1], diagrams[1][index], min(change["scale"], cap), cap, max_dim
+            )
     landmarks = read_series(run, "betti", "landmarks")
     if landmarks is None:
         change["kind"] = "union_of_balls"
@@ -272,8 +309,7 @@ def betti_change(run, betti: dict[str, Any], read_series, confirm_max_n: int) ->
     cover = read_series(run, "betti", "covering_radius")
     if cover is not None:
         change["covering_radius"] = float(cover[1][index])
-    change["confirmed"] = _confirm(run, previous, int(step), change.get("scale"), max_dim,
-                                   confirm_max_n)
+    change["confirmed"] = _confirm(run, previous, int(step), change.get("scale"), max_dim, confirm_max_n)
     return change
 
 
@@ -289,8 +325,11 @@ def _confirm(run, previous: int, step: int, scale, max_dim: int, max_n: int):
         return None
     b0 = betti_numbers(np.asarray(X0, float), float(scale), max_dim, "rips").betti[0]
     b1 = betti_numbers(np.asarray(X1, float), float(scale), max_dim, "rips").betti[0]
-    return {"before": [int(b) for b in b0], "after": [int(b) for b in b1],
-            "changed": bool(not np.array_equal(b0, b1))}
+    return {
+        "before": [int(b) for b in b0],
+        "after": [int(b) for b in b1],
+        "changed": bool(not np.array_equal(b0, b1)),
+    }
 
 
 def _fmt(x) -> str:
@@ -305,8 +344,11 @@ def _eta_text(at: dict[str, dict]) -> str:
         pairwise = at.get("pairwise_lipschitz")
         if source == "lemmas" and not v["certified"] and pairwise and pairwise["value"] == v["value"]:
             continue  # the lemma check quoting the same pairwise K
-        where = {"at the step": "", "max in window": f", max in window at step {v['step']}",
-                 "stale": f", STALE: last record step {v['step']}"}[v["how"]]
+        where = {
+            "at the step": "",
+            "max in window": f", max in window at step {v['step']}",
+            "stale": f", STALE: last record step {v['step']}",
+        }[v["how"]]
         parts.append(f"{_fmt(v['value'])} ({source}: {v['name']}{where})")
     return "eta*K " + ", ".join(parts)
 
@@ -316,37 +358,48 @@ def describe_change(change: dict[str, Any]) -> str:
     step, start = change["step"], change.get("window_start")
     when = f"at step {step}" + (f" (in ({start}, {step}])" if start is not None else "")
     if change["kind"] == "exact":
-        text = (f"exact merge {when}: pairs equal at float precision {change['pairs_before']} -> "
-                f"{change['pairs_after']}")
+        text = (
+            f"exact merge {when}: pairs equal at float precision {change['pairs_before']} -> "
+            f"{change['pairs_after']}"
+        )
     elif change.get("what") == "atoms merged":
         text = f"atoms at eps = {_fmt(change.get('eps'))} merged {when}"
         if change.get("merge_i", -1) >= 0:
-            text += (f" (pair {change['merge_i']}-{change['merge_j']}: "
-                     f"{_fmt(change.get('merge_previous_distance'))} -> "
-                     f"{_fmt(change.get('merge_distance'))})")
+            text += (
+                f" (pair {change['merge_i']}-{change['merge_j']}: "
+                f"{_fmt(change.get('merge_previous_distance'))} -> "
+                f"{_fmt(change.get('merge_distance'))})"
+            )
         text += ", a union-of-balls change (b0 at radius eps/2), not an exact merge"
     else:
         from .summary import _format_betti
+
         at = _fmt(change.get("scale"))
         if "scale_before" in change:
             at = f"{_fmt(change['scale_before'])} -> {at} (the adaptive scale moved)"
-        text = (f"Betti {_format_betti(change['before'])} -> {_format_betti(change['after'])} {when} "
-                f"at scale {at}")
+        text = (
+            f"Betti {_format_betti(change['before'])} -> {_format_betti(change['after'])} {when} "
+            f"at scale {at}"
+        )
         window = change.get("window")
         if window and window["kind"]:
             top = f">= {_fmt(window['hi'])}" if window["hi_capped"] else _fmt(window["hi"])
-            text += (f", differs over scales [{_fmt(window['lo'])}, {top}]: {window['kind']}")
+            text += f", differs over scales [{_fmt(window['lo'])}, {top}]: {window['kind']}"
         elif window:
             text += ", the diagrams agree at the common scale (a scale effect only)"
         if change["kind"] == "landmark_estimate":
-            text += (f"; a landmark estimate ({change['n_landmarks']} landmarks, covering radius "
-                     f"{_fmt(change.get('covering_radius'))})")
+            text += (
+                f"; a landmark estimate ({change['n_landmarks']} landmarks, covering radius "
+                f"{_fmt(change.get('covering_radius'))})"
+            )
             confirmed = change.get("confirmed")
             if confirmed is None:
                 text += ", not confirmed on the full cloud"
             else:
-                text += (f", full cloud {tuple(confirmed['before'])} -> {tuple(confirmed['after'])}"
-                         f" ({'confirmed' if confirmed['changed'] else 'NOT confirmed'})")
+                text += (
+                    f", full cloud {tuple(confirmed['before'])} -> {tuple(confirmed['after'])}"
+                    f" ({'confirmed' if confirmed['changed'] else 'NOT confirmed'})"
+                )
         else:
             text += "; a union-of-balls change at that scale"
     return f"{text}; {_eta_text(change['eta_K'])}; {change['prediction']}"

@@ -10,6 +10,7 @@ Run it on a kernel of your own before simulating with it::
 Each check is also a function of its own (``check_shapes_and_dtypes``, ...), for tests that feed it
 chosen inputs (e.g. permutations drawn by hypothesis). See ``docs/testing_kernels.md``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,9 +20,18 @@ import numpy as np
 
 from .kernel import Kernel, finite_difference_jvp
 
-__all__ = ["KernelCheckError", "KernelReport", "CHECKS", "check_kernel", "check_shapes_and_dtypes",
-           "check_permutation_equivariance", "check_gradient", "check_hvp", "check_thread_determinism",
-           "gradient_metric"]
+__all__ = [
+    "KernelCheckError",
+    "KernelReport",
+    "CHECKS",
+    "check_kernel",
+    "check_shapes_and_dtypes",
+    "check_permutation_equivariance",
+    "check_gradient",
+    "check_hvp",
+    "check_thread_determinism",
+    "gradient_metric",
+]
 
 #: The checks :func:`check_kernel` runs, in order.
 CHECKS = ("shapes_and_dtypes", "permutation_equivariance", "gradient", "hvp", "thread_determinism")
@@ -32,8 +42,9 @@ class KernelCheckError(AssertionError):
 
     def __init__(self, check: str, kernel: Any, message: str):
         self.check = check
-        super().__init__(f"check_kernel({getattr(kernel, 'name', type(kernel).__name__)}): {check} "
-                         f"failed: {message}")
+        super().__init__(
+            f"check_kernel({getattr(kernel, 'name', type(kernel).__name__)}): {check} failed: {message}"
+        )
 
 
 @dataclass
@@ -106,14 +117,24 @@ def check_shapes_and_dtypes(kernel: Kernel, positions, masses, context) -> None:
         before = xd.copy()
         u = np.asarray(kernel.field(xd, m, context))
         if u.shape != (n, d):
-            raise KernelCheckError(name, kernel, f"field of {dtype.__name__} positions ({n}, {d}) has "
-                                   f"shape {u.shape}: expected ({n}, {d})")
+            raise KernelCheckError(
+                name,
+                kernel,
+                f"field of {dtype.__name__} positions ({n}, {d}) has shape {u.shape}: expected ({n}, {d})",
+            )
         if u.dtype != np.dtype(dtype):
-            raise KernelCheckError(name, kernel, f"field of {dtype.__name__} positions has dtype "
-                                   f"{u.dtype}: expected {np.dtype(dtype)}")
+            raise KernelCheckError(
+                name,
+                kernel,
+                f"field of {dtype.__name__} positions has dtype {u.dtype}: expected {np.dtype(dtype)}",
+            )
         if not np.all(np.isfinite(u)):
-            raise KernelCheckError(name, kernel, f"field of {dtype.__name__} positions is not finite "
-                                   f"at particle {int(np.argwhere(~np.isfinite(u))[0, 0])}")
+            raise KernelCheckError(
+                name,
+                kernel,
+                f"field of {dtype.__name__} positions is not finite "
+                f"at particle {int(np.argwhere(~np.isfinite(u))[0, 0])}",
+            )
         if not np.array_equal(xd, before):
             raise KernelCheckError(name, kernel, "field modified the positions it was given")
     try:
@@ -121,8 +142,12 @@ def check_shapes_and_dtypes(kernel: Kernel, positions, masses, context) -> None:
     except ValueError:
         pass
     else:
-        raise KernelCheckError(name, kernel, f"check_positions accepted positions of shape "
-                               f"({n}, {d + 1}): expected a ValueError (kernel.dim = {d})")
+        raise KernelCheckError(
+            name,
+            kernel,
+            f"check_positions accepted positions of shape "
+            f"({n}, {d + 1}): expected a ValueError (kernel.dim = {d})",
+        )
     if not kernel.is_gradient:
         return
     loss = kernel.loss(x, m, context)
@@ -130,13 +155,18 @@ def check_shapes_and_dtypes(kernel: Kernel, positions, masses, context) -> None:
         raise KernelCheckError(name, kernel, f"loss is {loss!r}: expected a finite scalar")
     h = np.asarray(kernel.hvp(x, m, context, np.ones_like(x)))
     if h.shape != (n, d) or not np.all(np.isfinite(h)):
-        raise KernelCheckError(name, kernel, f"hvp has shape {h.shape}"
-                               + ("" if h.shape != (n, d) else " with non-finite values")
-                               + f": expected finite ({n}, {d})")
+        raise KernelCheckError(
+            name,
+            kernel,
+            f"hvp has shape {h.shape}"
+            + ("" if h.shape != (n, d) else " with non-finite values")
+            + f": expected finite ({n}, {d})",
+        )
 
 
-def check_permutation_equivariance(kernel: Kernel, positions, masses, context, permutation,
-                                   rtol: float = 1e-10) -> float:
+def check_permutation_equivariance(
+    kernel: Kernel, positions, masses, context, permutation, rtol: float = 1e-10
+) -> float:
     """U(P x, P m) = P U(x, m) (and the loss invariant, hvp equivariant) for one permutation P
     that keeps every particle in its group; returns the largest relative error."""
     name = "permutation_equivariance"
@@ -144,13 +174,15 @@ def check_permutation_equivariance(kernel: Kernel, positions, masses, context, p
     x, m = np.asarray(positions, np.float64), np.asarray(masses, np.float64)
     start = 0
     for size in kernel.groups or (len(x),):
-        block = p[start:start + size]
+        block = p[start : start + size]
         if block.size != size or np.any((block < start) | (block >= start + size)):
-            raise ValueError(f"permutation moves particles between groups {kernel.groups}: expected "
-                             "one within each group")
+            raise ValueError(
+                f"permutation moves particles between groups {kernel.groups}: expected one within each group"
+            )
         start += size
     pairs: list[tuple[str, Any, Any]] = [
-        ("field", kernel.field(x[p], m[p], context), kernel.field(x, m, context)[p])]
+        ("field", kernel.field(x[p], m[p], context), kernel.field(x, m, context)[p])
+    ]
     if kernel.is_gradient:
         v = np.random.default_rng(0).standard_normal(x.shape)
         pairs.append(("loss", kernel.loss(x[p], m[p], context), kernel.loss(x, m, context)))
@@ -160,8 +192,11 @@ def check_permutation_equivariance(kernel: Kernel, positions, masses, context, p
         error, index = _relative(permuted, expected)
         if not error <= rtol:
             at = f" at particle {index[0]} (of the permuted order)" if index else ""
-            raise KernelCheckError(name, kernel, f"{what}(P x) differs from P {what}(x) by {error:.3g} "
-                                   f"relative{at}; tolerance {rtol:g}")
+            raise KernelCheckError(
+                name,
+                kernel,
+                f"{what}(P x) differs from P {what}(x) by {error:.3g} relative{at}; tolerance {rtol:g}",
+            )
         worst = max(worst, error)
     return worst
 
@@ -179,8 +214,9 @@ def _loss_gradient(kernel, x, m, context) -> np.ndarray:
     return grad
 
 
-def check_gradient(kernel: Kernel, positions, masses, context, rtol: float = 1e-5,
-                   metric: str | None = None) -> float:
+def check_gradient(
+    kernel: Kernel, positions, masses, context, rtol: float = 1e-5, metric: str | None = None
+) -> float:
     """U = -dL/dX (``metric`` "identity") or -dL/dx_i / m_i ("mass"; default
     :func:`gradient_metric`), dL/dX by central differences of ``kernel.loss``; returns the
     largest relative error."""
@@ -194,14 +230,26 @@ def check_gradient(kernel: Kernel, positions, masses, context, rtol: float = 1e-
     error, index = _relative(kernel.field(x, m, context), expected)
     if not error <= rtol:
         per_mass = " per unit mass" if metric == "mass" else ""
-        raise KernelCheckError(name, kernel, f"field differs from -dL/dX{per_mass} (central differences "
-                               f"of the loss) by {error:.3g} relative at particle {index[0]}, coordinate "
-                               f"{index[1]}; tolerance {rtol:g}")
+        raise KernelCheckError(
+            name,
+            kernel,
+            f"field differs from -dL/dX{per_mass} (central differences "
+            f"of the loss) by {error:.3g} relative at particle {index[0]}, coordinate "
+            f"{index[1]}; tolerance {rtol:g}",
+        )
     return error
 
 
-def check_hvp(kernel: Kernel, positions, masses, context, rtol: float = 1e-5, n_vectors: int = 2,
-              seed: int = 0, metric: str | None = None) -> float:
+def check_hvp(
+    kernel: Kernel,
+    positions,
+    masses,
+    context,
+    rtol: float = 1e-5,
+    n_vectors: int = 2,
+    seed: int = 0,
+    metric: str | None = None,
+) -> float:
     """hvp(v) = the Jacobian of -U along v by central differences of the field, for random v, and
     symmetric in the gradient's metric: <u, S hvp(v)> = <v, S hvp(u)>; returns the largest
     relative error."""
@@ -215,17 +263,25 @@ def check_hvp(kernel: Kernel, positions, masses, context, rtol: float = 1e-5, n_
     for v, hv in zip(vectors, products):
         error, index = _relative(hv, finite_difference_jvp(kernel, x, m, context, v))
         if not error <= rtol:
-            raise KernelCheckError(name, kernel, f"hvp differs from the finite-difference Jacobian of "
-                                   f"-field by {error:.3g} relative at particle {index[0]}, coordinate "
-                                   f"{index[1]}; tolerance {rtol:g}")
+            raise KernelCheckError(
+                name,
+                kernel,
+                f"hvp differs from the finite-difference Jacobian of "
+                f"-field by {error:.3g} relative at particle {index[0]}, coordinate "
+                f"{index[1]}; tolerance {rtol:g}",
+            )
         worst = max(worst, error)
     s = m[:, None] if metric == "mass" else np.ones_like(m)[:, None]
     (u, v), (hu, hv) = vectors[:2], products[:2]
     left, right = float(np.sum(u * s * hv)), float(np.sum(v * s * hu))
     error = abs(left - right) / max(abs(left), abs(right), np.finfo(np.float64).tiny)
     if not error <= rtol:
-        raise KernelCheckError(name, kernel, f"hvp is not symmetric: <u, S H v> = {left:.6g} but "
-                               f"<v, S H u> = {right:.6g} (S the {metric} metric); tolerance {rtol:g}")
+        raise KernelCheckError(
+            name,
+            kernel,
+            f"hvp is not symmetric: <u, S H v> = {left:.6g} but "
+            f"<v, S H u> = {right:.6g} (S the {metric} metric); tolerance {rtol:g}",
+        )
     return max(worst, error)
 
 
@@ -241,8 +297,10 @@ def check_thread_determinism(kernel: Kernel, positions, masses, context, threads
     try:
         for count in threads:
             numba.set_num_threads(count)
-            out = {"field": np.asarray(kernel.field(x, m, context)),
-                   "field (float32)": np.asarray(kernel.field(x.astype(np.float32), m, context))}
+            out = {
+                "field": np.asarray(kernel.field(x, m, context)),
+                "field (float32)": np.asarray(kernel.field(x.astype(np.float32), m, context)),
+            }
             if kernel.is_gradient:
                 out["loss"] = np.asarray(kernel.loss(x, m, context))
                 out["hvp"] = np.asarray(kernel.hvp(x, m, context, v))
@@ -254,14 +312,28 @@ def check_thread_determinism(kernel: Kernel, positions, masses, context, threads
         for what, value in results[count].items():
             if not np.array_equal(value, results[first][what]):
                 error, _ = _relative(value, results[first][what])
-                raise KernelCheckError(name, kernel, f"{what} with {count} numba threads differs from "
-                                       f"{first} thread(s) by {error:.3g} relative: expected "
-                                       "bit-identical results")
+                raise KernelCheckError(
+                    name,
+                    kernel,
+                    f"{what} with {count} numba threads differs from "
+                    f"{first} thread(s) by {error:.3g} relative: expected "
+                    "bit-identical results",
+                )
 
 
-def check_kernel(kernel: Kernel, positions=None, masses=None, context=None, *, n: int = 12,
-                 seed: int = 0, n_permutations: int = 3, metric: str | None = None,
-                 thread_invariant: bool = True, rtol: float = 1e-5) -> KernelReport:
+def check_kernel(
+    kernel: Kernel,
+    positions=None,
+    masses=None,
+    context=None,
+    *,
+    n: int = 12,
+    seed: int = 0,
+    n_permutations: int = 3,
+    metric: str | None = None,
+    thread_invariant: bool = True,
+    rtol: float = 1e-5,
+) -> KernelReport:
     """Run every conformance check (:data:`CHECKS`) on ``kernel``; raise at the first failure.
 
     Parameters
@@ -313,7 +385,8 @@ def check_kernel(kernel: Kernel, positions=None, masses=None, context=None, *, n
     rng = np.random.default_rng(seed)
     report.errors["permutation_equivariance"] = max(
         check_permutation_equivariance(kernel, x, m, context, _permutation(kernel, len(x), rng))
-        for _ in range(max(n_permutations, 1)))
+        for _ in range(max(n_permutations, 1))
+    )
     report.passed.append("permutation_equivariance")
     if kernel.is_gradient:
         report.errors["gradient"] = check_gradient(kernel, x, m, context, rtol, metric)

@@ -12,6 +12,7 @@ environment when particledyn is imported is kept as it is (e.g. ``OMP_WAIT_POLIC
 dedicated node, ``NUMBA_THREADING_LAYER=workqueue``). ``benchmarks/bench_threads.py`` measures the
 configurations side by side, with and without a CPU hog.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,12 @@ def configure_threading() -> dict:
     os.environ.setdefault("NUMBA_THREADING_LAYER", DEFAULT_LAYER)
     # numba imported before this point re-reads a changed environment before it compiles, so the
     # variable is enough; it matters only until the first parallel call starts the pool.
-    _choice.update(layer=os.environ["NUMBA_THREADING_LAYER"], layer_source=layer_source,
-                   wait_policy=os.environ["OMP_WAIT_POLICY"], wait_policy_source=wait_source)
+    _choice.update(
+        layer=os.environ["NUMBA_THREADING_LAYER"],
+        layer_source=layer_source,
+        wait_policy=os.environ["OMP_WAIT_POLICY"],
+        wait_policy_source=wait_source,
+    )
     return dict(_choice)
 
 

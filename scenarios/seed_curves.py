@@ -7,6 +7,7 @@ test loss; prints a Markdown table of the values at the last epoch.
 
     python scenarios/seed_curves.py OUT.png "GD lr 0.01=runs/gd_small_s*.h5" "GD lr 0.5=runs/gd_large_s*.h5"
 """
+
 import argparse
 import glob
 import sys
@@ -17,16 +18,19 @@ from particledyn.data import dataset_spec, training_rows
 from particledyn.io import open_run
 from particledyn.sampling import steps_per_epoch
 
-BETTI = (("betti_authors", "Betti, the authors' recipe (Z/11, all neurons)"),
-         ("betti", "Betti, ours (Z/2, 400 landmarks)"))
+BETTI = (
+    ("betti_authors", "Betti, the authors' recipe (Z/11, all neurons)"),
+    ("betti", "Betti, ours (Z/2, 400 landmarks)"),
+)
 
 
 def read_run(path: str) -> dict:
     """Epochs and the curves of one run file."""
     with open_run(path) as run:
         resolved = run.parameters["resolved"]
-        per_epoch = steps_per_epoch(training_rows(dataset_spec(resolved["data"])),
-                                    resolved["optimizer"]["batch_size"])
+        per_epoch = steps_per_epoch(
+            training_rows(dataset_spec(resolved["data"])), resolved["optimizer"]["batch_size"]
+        )
         out = {}
         for name, _ in BETTI:
             steps, betti = run.observable(name, "betti")
@@ -44,7 +48,9 @@ def read_group(pattern: str) -> dict:
         raise SystemExit(f"{pattern!r}: no run files match")
     runs = [read_run(p) for p in paths]
     if any(not np.array_equal(r["epoch"], runs[0]["epoch"]) for r in runs):
-        raise SystemExit(f"{pattern!r}: the runs record different epochs; expected one setting, several seeds")
+        raise SystemExit(
+            f"{pattern!r}: the runs record different epochs; expected one setting, several seeds"
+        )
     return {key: np.stack([r[key] for r in runs]) for key in runs[0]} | {"n": len(runs)}
 
 
@@ -56,11 +62,11 @@ def _band(ax, x, values, label, color, style="-", width=1.2):
 
 def draw(groups: dict, out: str) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(groups), 3, figsize=(10.5, 2.3 * len(groups)), squeeze=False,
-                             sharex="row")
+    fig, axes = plt.subplots(len(groups), 3, figsize=(10.5, 2.3 * len(groups)), squeeze=False, sharex="row")
     lines = (("C0", "-", 3.0), ("C1", "-", 1.5), ("C2", "--", 1.5))  # b0 wide: b2 = b0 on a sphere
     for row, (label, g) in zip(axes, groups.items()):
         x = g["epoch"][0]
@@ -83,18 +89,26 @@ def draw(groups: dict, out: str) -> None:
 
 def table(groups: dict) -> str:
     """Mean +- std over seeds at the last record (the end of the last epoch)."""
-    lines = ["| experiment | seeds | Betti, authors' recipe (start -> end) | Betti, ours | train loss | test loss |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| experiment | seeds | Betti, authors' recipe (start -> end) | Betti, ours | train loss | test loss |",
+        "|---|---|---|---|---|---|",
+    ]
     for label, g in groups.items():
+
         def betti(name):
             b = g[name].astype(float)
             start = ", ".join(f"{m:.3g}" for m in b[:, 0].mean(axis=0))
-            end = ", ".join(f"{m:.3g} +- {s:.2g}" for m, s in zip(b[:, -1].mean(axis=0), b[:, -1].std(axis=0)))
+            end = ", ".join(
+                f"{m:.3g} +- {s:.2g}" for m, s in zip(b[:, -1].mean(axis=0), b[:, -1].std(axis=0))
+            )
             return f"({start}) -> ({end})"
+
         loss = g["loss"][:, -1]
         test = g["test_loss"][:, -1]
-        lines.append(f"| {label} | {g['n']} | {betti('betti_authors')} | {betti('betti')} | "
-                     f"{loss.mean():.3g} +- {loss.std():.2g} | {test.mean():.3g} +- {test.std():.2g} |")
+        lines.append(
+            f"| {label} | {g['n']} | {betti('betti_authors')} | {betti('betti')} | "
+            f"{loss.mean():.3g} +- {loss.std():.2g} | {test.mean():.3g} +- {test.std():.2g} |"
+        )
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ and ``torch.optim`` SGD, SGD(momentum=0.9) or Adam with its defaults, ``zero_gra
 them from torch's generator; here they come from particledyn's epoch permutation), so both sides
 see the same rows in the same order.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,8 +46,18 @@ def authors_optimizer(name: str, model: nn.Module, lr: float, weight_decay: floa
     raise ValueError(f"optimizer {name!r}: expected 'SGD', 'momentum' or 'adam'")
 
 
-def authors_train(start: np.ndarray, inputs: np.ndarray, targets: np.ndarray, loss: str, optimizer: str,
-                  lr: float, weight_decay: float, batches, steps: int, dtype=torch.float64):
+def authors_train(
+    start: np.ndarray,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    loss: str,
+    optimizer: str,
+    lr: float,
+    weight_decay: float,
+    batches,
+    steps: int,
+    dtype=torch.float64,
+):
     """Train the authors' network from the neurons ``start`` (N, d + C) for ``steps`` batches.
 
     ``batches(step)`` gives the row indices of each step's batch. Yields the neurons after

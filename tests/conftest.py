@@ -1,4 +1,5 @@
 """Shared pytest fixtures. Keep them generic: any test module may use them."""
+
 import numba
 import numpy as np
 import pytest

@@ -8,6 +8,7 @@ simulator): ``tests/test_gpu_cudasim.py`` runs this module in a subprocess with
 
 The simulator runs every CUDA thread as a Python thread, so sizes are small.
 """
+
 import math
 import os
 
@@ -19,18 +20,26 @@ from hypothesis import strategies as st
 if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1":  # a misuse, not a skip: the module means nothing without it
     raise RuntimeError("run this module with NUMBA_ENABLE_CUDASIM=1 (see tests/test_gpu_cudasim.py)")
 
-from particledyn import GD, SGD, Adam, DeepSetsKernel, DivergenceError, Momentum, Observer, Simulation
-from particledyn import deepsets_cuda
+from particledyn import (
+    GD,
+    SGD,
+    Adam,
+    DeepSetsKernel,
+    DivergenceError,
+    Momentum,
+    Observer,
+    Simulation,
+    deepsets_cuda,
+)
 from particledyn.backends import get_backend
 from particledyn.backends.cuda_common import SEQUENTIAL_ROWS, sum_rows
-from particledyn.deepsets_cuda import CudaDeepSetsKernel
-from particledyn.kernels import two_layer_cuda
-from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
-from particledyn.optimizers_cuda import DeviceAdam, DeviceGD, DeviceMomentum, apply_step
 from particledyn.deepsets import deepsets_reference
+from particledyn.deepsets_cuda import CudaDeepSetsKernel
 from particledyn.io import H5MDSink, open_run
-from particledyn.kernels import TwoLayerNet
+from particledyn.kernels import TwoLayerNet, two_layer_cuda
+from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
 from particledyn.kernels.two_layer_reference import field_reference, forward_reference, loss_reference
+from particledyn.optimizers_cuda import DeviceAdam, DeviceGD, DeviceMomentum, apply_step
 
 SIM = get_backend("cudasim")
 
@@ -64,11 +73,14 @@ def test_sum_rows_matches_exact_sums(rng, width):
 
 
 # -- two-layer net: forward and field ------------------------------------------------
-@pytest.mark.parametrize("activation,loss,scaling,n_outputs", [
-    ("sigmoid", "mse", "standard", 1),
-    ("tanh", "mse", "mean_field", 2),
-    ("relu", "cross_entropy", "standard", 3),
-])
+@pytest.mark.parametrize(
+    "activation,loss,scaling,n_outputs",
+    [
+        ("sigmoid", "mse", "standard", 1),
+        ("tanh", "mse", "mean_field", 2),
+        ("relu", "cross_entropy", "standard", 3),
+    ],
+)
 def test_two_layer_field_matches_reference_and_numba(rng, activation, loss, scaling, n_outputs):
     net = make_net(rng, activation=activation, loss=loss, scaling=scaling, n_outputs=n_outputs)
     x = rng.normal(size=(60, net.dim))
@@ -83,7 +95,9 @@ def test_two_layer_field_matches_reference_and_numba(rng, activation, loss, scal
     assert relative(field, expected) < 1e-10
     if activation == "sigmoid":  # the numba backend (its compilation costs seconds per activation)
         assert relative(field, net.field(x, m, ctx)) < 1e-10
-    assert gpu.loss(x, m, ctx) == pytest.approx(loss_reference(x, m, *ctx, activation, scaling, loss), rel=1e-12)
+    assert gpu.loss(x, m, ctx) == pytest.approx(
+        loss_reference(x, m, *ctx, activation, scaling, loss), rel=1e-12
+    )
 
 
 def test_two_layer_several_chunks_and_batch_tiles(rng, monkeypatch):
@@ -139,8 +153,14 @@ def test_two_layer_cuda_rejects_a_host_backend(rng):
 
 
 # -- optimizers and the step -------------------------------------------------------
-@pytest.mark.parametrize("optimizer", [GD(weight_decay=0.1), Momentum(beta=0.8, weight_decay=0.01),
-                                       Adam(beta1=0.8, beta2=0.9, weight_decay=0.05)])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        GD(weight_decay=0.1),
+        Momentum(beta=0.8, weight_decay=0.01),
+        Adam(beta1=0.8, beta2=0.9, weight_decay=0.05),
+    ],
+)
 def test_device_optimizers_match_host(rng, optimizer):
     x = rng.normal(size=(30, 3))
     device = optimizer.to_device(SIM)
@@ -188,7 +208,11 @@ class _Recorder(Observer):
 
     def observe(self, info):
         assert type(info.positions) is np.ndarray  # observers see host copies
-        moved = 0.0 if info.previous_positions is None else float(np.max(np.abs(info.positions - info.previous_positions)))
+        moved = (
+            0.0
+            if info.previous_positions is None
+            else float(np.max(np.abs(info.positions - info.previous_positions)))
+        )
         return {"mean": info.positions.mean(axis=0), "moved": moved}
 
 
@@ -218,7 +242,9 @@ def test_one_checkpoint_schema_and_resume_across_backends(rng):
     gpu.run(2, progress=False)
     on_cpu, on_gpu = cpu.checkpoint(), gpu.checkpoint()
     assert on_cpu.keys() == on_gpu.keys()
-    assert (on_cpu["backend"], on_gpu["backend"]) == ("numba", "cudasim") and on_cpu["threads"] == on_gpu["threads"]
+    assert (on_cpu["backend"], on_gpu["backend"]) == ("numba", "cudasim") and on_cpu["threads"] == on_gpu[
+        "threads"
+    ]
     full = Simulation(net, x0, Adam(), lr=0.1).run(4, progress=False)
     gpu_to_cpu = Simulation(net, x0, Adam(), lr=0.1).restore(on_gpu).run(2, progress=False)
     cpu_to_gpu = Simulation(net, x0, Adam(), lr=0.1, backend="cudasim").restore(on_cpu).run(2, progress=False)

@@ -10,6 +10,7 @@ written), ``error`` (an OSError, ValueError or KeyError with a one-line
 message, or exit 1 with one line on stderr), ``wrong`` (data differ from what
 was written and no error), ``traceback`` (any other exception).
 """
+
 import contextlib
 import io
 import json
@@ -104,8 +105,12 @@ def call(entry, path):
         message = text
     except Exception as exc:  # noqa: BLE001 - what is being counted
         outcome, message = "traceback", f"{type(exc).__name__}: {exc}"
-    return {"entry": entry, "seconds": round(time.monotonic() - began, 3), "outcome": outcome,
-            "message": message[:300]}
+    return {
+        "entry": entry,
+        "seconds": round(time.monotonic() - began, 3),
+        "outcome": outcome,
+        "message": message[:300],
+    }
 
 
 def variants(directory, flips, rng):
@@ -119,7 +124,7 @@ def variants(directory, flips, rng):
         data = open(base, "rb").read()
         tag = os.path.basename(base)[:-3]
         for percent in (50, 60, 70, 80, 90, 95):
-            out.append((f"{tag}-truncated-{percent}", data[:len(data) * percent // 100]))
+            out.append((f"{tag}-truncated-{percent}", data[: len(data) * percent // 100]))
         for i in range(flips):
             damaged = bytearray(data)
             for offset in rng.integers(0, len(data), size=4):

@@ -5,6 +5,7 @@ created (cupy, a CUDA device, numba.cuda). Otherwise it is skipped with the
 reason, or FAILS with it when ``PARTICLEDYN_REQUIRE_GPU=1`` is set (so a GPU
 CI job cannot pass by skipping everything).
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Deterministic frames and observables shared by the I/O tests and their writer subprocesses."""
+
 import numpy as np
 
 N, D = 40, 3
@@ -9,15 +10,18 @@ def frame(k: int) -> np.ndarray:
 
 
 def observables(k: int) -> dict:
-    return {"scalar": float(k) * 0.5, "fixed": np.array([k, 2 * k, 3 * k]),
-            "ragged": np.full((k % 4, 2), float(k))}
+    return {
+        "scalar": float(k) * 0.5,
+        "fixed": np.array([k, 2 * k, 3 * k]),
+        "ragged": np.full((k % 4, 2), float(k)),
+    }
 
 
 def checkpoint(k: int) -> dict:
     return {"step": k, "positions": frame(k), "rng": {"state": 2**100 + k, "name": "PCG64"}}
 
 
-WRITER_SCRIPT = r'''
+WRITER_SCRIPT = r"""
 import sys, time
 sys.path.insert(0, sys.argv[2])
 from io_helpers import frame, observables, checkpoint
@@ -35,4 +39,4 @@ for k in range(n_steps):
     if pause:
         time.sleep(pause)
 sink.close(finished=True)
-'''
+"""

@@ -5,6 +5,7 @@ A two-layer sigmoid net (mean-field scaling) on the paper's teacher-student data
 H5MD file with the Betti, pairwise-K, Lemma, merge, sharpness and loss observers (and on request
 the Theorem 2, zigzag, closest-approach and balance ones).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,20 +15,33 @@ import numpy as np
 
 from particledyn import simulate
 from particledyn.clouds import make_cloud
-from particledyn.observers import LossObserver
 from particledyn.data import teacher_student
-from particledyn.geometry.observers import (BalanceObserver, ClosestApproachObserver, SharpnessObserver,
-                                            geometry_observers)
+from particledyn.geometry.observers import (
+    BalanceObserver,
+    ClosestApproachObserver,
+    SharpnessObserver,
+    geometry_observers,
+)
 from particledyn.io import H5MDSink
 from particledyn.kernels import TwoLayerNet
+from particledyn.observers import LossObserver
 from particledyn.topology.observers import BettiObserver, ExpansionObserver, ZigzagObserver
 
 _SHAPES = {2: {"shape": "genus_region", "genus": 2}, 3: {"shape": "genus_surface", "genus": 2}}
 
 
-def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int = 5,
-             observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss"),
-             eps: float = 1e-2, size: float = 1.0, rename: str = "") -> Path:
+def make_run(
+    path,
+    lr: float,
+    steps: int,
+    dim: int = 2,
+    n: int = 120,
+    every: int = 5,
+    observers: tuple[str, ...] = ("betti", "geometry", "sharpness", "loss"),
+    eps: float = 1e-2,
+    size: float = 1.0,
+    rename: str = "",
+) -> Path:
     """Train and write a run file at ``path``; returns the path.
 
     ``dim`` 2 or 3 starts on a genus-2 region or surface, any other ``dim`` on a
@@ -36,8 +50,9 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
     "extra" the closest-approach and balance ones. ``rename`` prefixes every observer's name.
     """
     data = teacher_student(d=dim - 1, n=240, seed=0)
-    kernel = TwoLayerNet(data.z_train, data.y_train, scaling="mean_field",
-                         test_inputs=data.z_test, test_targets=data.y_test)
+    kernel = TwoLayerNet(
+        data.z_train, data.y_train, scaling="mean_field", test_inputs=data.z_test, test_targets=data.y_test
+    )
     spec = dict(_SHAPES.get(dim, {"shape": "gaussian", "dim": dim}), n=n, size=size, seed=1)
     x = make_cloud(spec)
     context = kernel.evaluation_context()
@@ -66,8 +81,7 @@ def make_run(path, lr: float, steps: int, dim: int = 2, n: int = 120, every: int
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        simulate(kernel, x, steps, lr=lr, observers=chosen, sink=sink, frame_every=every,
-                 progress=False)
+        simulate(kernel, x, steps, lr=lr, observers=chosen, sink=sink, frame_every=every, progress=False)
     finally:
         numba.set_num_threads(threads)
     return Path(path)
@@ -85,8 +99,9 @@ def png_is_drawn(path) -> bool:
     return ink > 0.01 and colours > 20
 
 
-def write_records(path, observables: dict, frames=None, finished: bool = True,
-                  parameters: dict | None = None) -> Path:
+def write_records(
+    path, observables: dict, frames=None, finished: bool = True, parameters: dict | None = None
+) -> Path:
     """Write a run file by hand: ``observables[name] = [(step, {key: value}), ...]``.
 
     ``frames`` is a list of (step, positions); one frame of 10 points in R^2 by default;
@@ -94,8 +109,7 @@ def write_records(path, observables: dict, frames=None, finished: bool = True,
     """
     frames = frames or [(0, np.random.default_rng(0).normal(size=(10, 2)))]
     events = [(step, 0, "frame", x) for step, x in frames]
-    events += [(step, 1, name, values) for name, records in observables.items()
-               for step, values in records]
+    events += [(step, 1, name, values) for name, records in observables.items() for step, values in records]
     sink = H5MDSink(path, parameters)
     for step, _, name, payload in sorted(events, key=lambda e: (e[0], e[1])):  # the loop's order
         if name == "frame":

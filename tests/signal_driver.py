@@ -21,6 +21,7 @@ second may abort the step) or ``cleanup`` (a second signal inside the next check
 after the first, as a second Ctrl-C during the clean-up). SIGNAL is INT or TERM. When the
 first signal goes, ``OUT.kill.json`` records the last step any record was written at.
 """
+
 import json
 import os
 import signal
@@ -32,8 +33,8 @@ def patch(out, point, call, signame, mode):
     import particledyn.io.h5md_writer as writer
     import particledyn.simulation as simulation
     from particledyn import optimizers
-    from particledyn.observers import LossObserver
     from particledyn.kernels.two_layer import TwoLayerNet
+    from particledyn.observers import LossObserver
 
     sig = getattr(signal, f"SIG{signame}")
     calls = {"n": 0, "sent": False, "cleanup": False, "last_step": -1}
@@ -125,6 +126,7 @@ def child(job):
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001 - the test reads the traceback from the log
         import traceback
+
         traceback.print_exc()
         code = 99
     finally:
@@ -135,15 +137,19 @@ def child(job):
 
 def serve():
     """Fork one child per job of each batch read from stdin; answer with their exit statuses."""
+    import tqdm.auto  # noqa: F401 - imported once, before the forks
+    from numba.core.registry import cpu_target
+
+    import particledyn.backends  # noqa: F401,E401
     import particledyn.cli  # noqa: F401 - imported once, before the forks
+    import particledyn.clouds
+    import particledyn.data
     import particledyn.geometry._kernel_sharpness  # noqa: F401
     import particledyn.geometry.observers  # noqa: F401
     import particledyn.io  # noqa: F401
     import particledyn.kernels.two_layer  # noqa: F401
     import particledyn.runner  # noqa: F401
     import particledyn.topology.observers  # noqa: F401
-    import particledyn.backends, particledyn.clouds, particledyn.data, tqdm.auto  # noqa: F401,E401
-    from numba.core.registry import cpu_target
 
     # numba's typing and lowering registries, loaded before the first cached function; this
     # starts no thread (the threading layer starts in each child, at its first parallel loop)

@@ -1,6 +1,7 @@
 """The API reference (docs/api, Sphinx autodoc + napoleon) builds from the docstrings with
 warnings as errors. Needs the ``docs`` extra; without Sphinx it skips, except where
 PARTICLEDYN_REQUIRE_DOCS=1 (CI), where it fails."""
+
 import os
 import shutil
 import subprocess
@@ -16,13 +17,31 @@ try:
 except ImportError:
     if os.environ.get("PARTICLEDYN_REQUIRE_DOCS") == "1":
         raise
-    pytest.skip("sphinx is not installed (pip install -e '.[docs]'); PARTICLEDYN_REQUIRE_DOCS=1 makes this "
-                "a failure", allow_module_level=True)
+    pytest.skip(
+        "sphinx is not installed (pip install -e '.[docs]'); PARTICLEDYN_REQUIRE_DOCS=1 makes this a failure",
+        allow_module_level=True,
+    )
 
 
 def build(source: Path, out: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sphinx", "-q", "-E", "-W", "--keep-going", "-b", "html",
-                           str(source), str(out)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-q",
+            "-E",
+            "-W",
+            "--keep-going",
+            "-b",
+            "html",
+            str(source),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_api_reference_builds_without_warnings(tmp_path):

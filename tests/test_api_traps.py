@@ -1,4 +1,5 @@
 """Public names are what they say (functions, not modules); writer liveness is decided in one place."""
+
 import dataclasses
 import os
 import socket
@@ -7,8 +8,14 @@ import sys
 
 import pytest
 
-from particledyn.io.locking import (HOST_ATTR, PID_ATTR, WriteLock, stamped_writer_alive,
-                                    writer_alive, writer_stamp)
+from particledyn.io.locking import (
+    HOST_ATTR,
+    PID_ATTR,
+    WriteLock,
+    stamped_writer_alive,
+    writer_alive,
+    writer_stamp,
+)
 from particledyn.state import ParticleState
 
 

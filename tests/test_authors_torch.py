@@ -9,6 +9,7 @@ data and batch order (particledyn's epoch permutation). Over two epochs the posi
 torch is a test dependency (setup.cfg extra ``test``): without it these tests skip, unless
 PARTICLEDYN_REQUIRE_TORCH=1 (CI), where they fail.
 """
+
 import os
 
 import numpy as np
@@ -20,8 +21,10 @@ except ImportError:  # pragma: no cover - depends on the environment
     torch = None
     if os.environ.get("PARTICLEDYN_REQUIRE_TORCH") == "1":
         raise
-    pytest.skip("torch is not installed (pip install -e .[test]); PARTICLEDYN_REQUIRE_TORCH=1 makes this "
-                "an error", allow_module_level=True)
+    pytest.skip(
+        "torch is not installed (pip install -e .[test]); PARTICLEDYN_REQUIRE_TORCH=1 makes this an error",
+        allow_module_level=True,
+    )
 
 from authors_reference import authors_train  # noqa: E402
 
@@ -31,7 +34,7 @@ from particledyn.data import make_dataset  # noqa: E402
 from particledyn.kernels import TwoLayerNet  # noqa: E402
 from particledyn.optimizers import make_optimizer  # noqa: E402
 
-STD_3D = 128 ** -0.25
+STD_3D = 128**-0.25
 TEACHERS = {  # the authors' teachers (low-dim/dataloaders/teacher.py, teacher_3d.py)
     2: {"name": "teacher_student", "d": 1, "teacher_width": 128, "weight_std": 1.0, "output_std": 0.6},
     3: {"name": "teacher_student", "d": 2, "teacher_width": 128, "weight_std": STD_3D, "output_std": STD_3D},
@@ -39,8 +42,12 @@ TEACHERS = {  # the authors' teachers (low-dim/dataloaders/teacher.py, teacher_3
 STARTS = {  # the authors' starts, then w -> 0.1 w - 2 (low-dim/models/initializations.py, mlp.py)
     "figure_eight": {"shape": "figure_eight", "axis_scale": [0.1, 1.0], "center": [-2.0, 0.0]},
     "two_circles": {"shape": "two_circles", "axis_scale": [0.1, 1.0], "center": [-2.0, 0.0]},
-    "solid_double_torus": {"shape": "solid_double_torus", "rotation": [0.6, 0.3, 1.1],
-                           "axis_scale": [0.1, 1.0, 1.0], "center": [-2.0, 0.0, 0.0]},
+    "solid_double_torus": {
+        "shape": "solid_double_torus",
+        "rotation": [0.6, 0.3, 1.1],
+        "axis_scale": [0.1, 1.0, 1.0],
+        "center": [-2.0, 0.0, 0.0],
+    },
 }
 OURS = {"SGD": "sgd", "momentum": "momentum", "adam": "adam"}
 
@@ -53,23 +60,56 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def compare(dataset, start, loss, optimizer, lr, weight_decay, dtype, epochs=2, batch_size=128, seed=0,
-            their_lr=None, their_shift=0):
+def compare(
+    dataset,
+    start,
+    loss,
+    optimizer,
+    lr,
+    weight_decay,
+    dtype,
+    epochs=2,
+    batch_size=128,
+    seed=0,
+    their_lr=None,
+    their_shift=0,
+):
     """Worst relative difference ||x_ours - x_torch|| / ||x_torch|| at the end of every epoch.
 
     ``their_lr`` and ``their_shift`` (batches of step t + shift) give the reference a wrong
     rate or batch order, to show the comparison sees them."""
-    kernel = TwoLayerNet(dataset.z_train, dataset.y_train, loss=loss, scaling="standard",
-                         n_outputs=10 if loss == "cross_entropy" else None)
+    kernel = TwoLayerNet(
+        dataset.z_train,
+        dataset.y_train,
+        loss=loss,
+        scaling="standard",
+        n_outputs=10 if loss == "cross_entropy" else None,
+    )
     kernel.sample_by_epoch(batch_size, seed)
     options = {"weight_decay": weight_decay, **({"beta": 0.9} if optimizer == "momentum" else {})}
-    sim = Simulation(kernel, start, make_optimizer(OURS[optimizer], **options), lr=lr, seed=seed,
-                     batch_size=batch_size, frame_every=0, dtype=dtype)
+    sim = Simulation(
+        kernel,
+        start,
+        make_optimizer(OURS[optimizer], **options),
+        lr=lr,
+        seed=seed,
+        batch_size=batch_size,
+        frame_every=0,
+        dtype=dtype,
+    )
     per_epoch = kernel.batches.steps_per_epoch
-    reference = authors_train(start.astype(dtype), dataset.z_train, dataset.y_train, loss, optimizer,
-                              lr if their_lr is None else their_lr, weight_decay,
-                              lambda t: kernel.batches.indices(t + their_shift), epochs * per_epoch,
-                              dtype=getattr(torch, dtype))
+    reference = authors_train(
+        start.astype(dtype),
+        dataset.z_train,
+        dataset.y_train,
+        loss,
+        optimizer,
+        lr if their_lr is None else their_lr,
+        weight_decay,
+        lambda t: kernel.batches.indices(t + their_shift),
+        epochs * per_epoch,
+        dtype=getattr(torch, dtype),
+    )
     worst = 0.0
     for step, theirs in enumerate(reference, start=1):
         sim.step()
@@ -107,13 +147,15 @@ def test_teacher_trajectory_equals_the_authors_loop(dim, shape, optimizer, lr, w
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("optimizer,lr,weight_decay", [("SGD", 0.5, 0.0), ("adam", 1e-3, 0.0),
-                                                       ("momentum", 0.01, 1e-3)])
+@pytest.mark.parametrize(
+    "optimizer,lr,weight_decay", [("SGD", 0.5, 0.0), ("adam", 1e-3, 0.0), ("momentum", 0.01, 1e-3)]
+)
 def test_digits_cross_entropy_equals_the_authors_loop(optimizer, lr, weight_decay, dtype):
     # the authors' MNIST start: uniform on S^2 in a random 3-D subspace (high-dim/models/initializations.py)
     dataset = make_dataset({"name": "digits", "seed": 0, "normalize": [0.1307, 0.3081]})
-    start = make_cloud({"shape": "sphere", "k": 2, "n": 256, "dim": 64 + 10, "embed": "random_orthonormal",
-                        "seed": 3})
+    start = make_cloud(
+        {"shape": "sphere", "k": 2, "n": 256, "dim": 64 + 10, "embed": "random_orthonormal", "seed": 3}
+    )
     worst = compare(dataset, start, "cross_entropy", optimizer, lr, weight_decay, dtype)
     assert worst <= TOLERANCE[dtype], worst
 

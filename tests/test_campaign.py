@@ -1,6 +1,7 @@
 """The phase-transition campaign: onset brackets, critical ratios and their error bars, the
 persistent-Betti event, multi-event bisection, and a tiny real sweep analysed end to end
 (including events with no onset in range, which must be said, not invented)."""
+
 import math
 import os
 
@@ -9,8 +10,11 @@ import pytest
 
 from particledyn.sweep.campaign import aggregate, onset_bracket, plot_campaign, point_rows, start_K
 
-BASE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps",
-                                    "phase_transition_campaign_base.toml"))
+BASE = os.path.abspath(
+    os.path.join(
+        os.path.dirname(__file__), "..", "scenarios", "sweeps", "phase_transition_campaign_base.toml"
+    )
+)
 
 
 # ---------------------------------------------------------------- brackets
@@ -43,13 +47,16 @@ def test_the_markdown_table_names_why_a_group_has_no_number():
     assert "| 2 | 0.5 | 4 | lambda_max |" in lines["10"]
 
 
-@pytest.mark.parametrize("outcomes, status, lo, hi, non_monotone", [
-    ({0.25: "event", 1.0: "event"}, "at_lo", math.nan, 0.25, 0),
-    ({0.25: "none", 1.0: "diverged", 4.0: "diverged"}, "diverged", 0.25, 1.0, 0),
-    ({0.25: "none", 1.0: "event", 2.0: "none", 4.0: "event"}, "bracketed", 0.25, 1.0, 1),
-    ({0.25: "failed", 1.0: "none", 2.0: "event"}, "bracketed", 1.0, 2.0, 0),
-    ({0.25: "failed"}, "failed", math.nan, math.nan, 0),
-])
+@pytest.mark.parametrize(
+    "outcomes, status, lo, hi, non_monotone",
+    [
+        ({0.25: "event", 1.0: "event"}, "at_lo", math.nan, 0.25, 0),
+        ({0.25: "none", 1.0: "diverged", 4.0: "diverged"}, "diverged", 0.25, 1.0, 0),
+        ({0.25: "none", 1.0: "event", 2.0: "none", 4.0: "event"}, "bracketed", 0.25, 1.0, 1),
+        ({0.25: "failed", 1.0: "none", 2.0: "event"}, "bracketed", 1.0, 2.0, 0),
+        ({0.25: "failed"}, "failed", math.nan, math.nan, 0),
+    ],
+)
 def test_brackets_at_the_edges_of_the_range(outcomes, status, lo, hi, non_monotone):
     b = onset_bracket(outcomes)
     assert b["status"] == status and b["non_monotone"] == non_monotone
@@ -59,17 +66,30 @@ def test_brackets_at_the_edges_of_the_range(outcomes, status, lo, hi, non_monoto
 def _row(bracket, K0, seed=0, K=(None, 0.5, 4.0), n=100):
     eta_c = math.sqrt(bracket["lo"] * bracket["hi"]) / K0 if bracket["status"] == "bracketed" else math.nan
     K = dict(zip(("lambda_max", "pairwise", "apriori"), (K0, K[1], K[2])))
-    return {"sweep": "s", "seed": seed, "n": n, "scaling": "mean_field", "optimizer": "gd", "event": "merge",
-            "status": bracket["status"], "lo_factor": bracket["lo"], "hi_factor": bracket["hi"],
-            "non_monotone": bracket["non_monotone"], "runs": bracket["runs"],
-            **{f"K_{s}": v for s, v in K.items()}, "eta_c": eta_c,
-            **{f"eta_c_{s}": eta_c * v for s, v in K.items()}}
+    return {
+        "sweep": "s",
+        "seed": seed,
+        "n": n,
+        "scaling": "mean_field",
+        "optimizer": "gd",
+        "event": "merge",
+        "status": bracket["status"],
+        "lo_factor": bracket["lo"],
+        "hi_factor": bracket["hi"],
+        "non_monotone": bracket["non_monotone"],
+        "runs": bracket["runs"],
+        **{f"K_{s}": v for s, v in K.items()},
+        "eta_c": eta_c,
+        **{f"eta_c_{s}": eta_c * v for s, v in K.items()},
+    }
 
 
 def test_the_critical_ratio_is_the_geometric_midpoint_and_its_error_bar_the_spread_over_seeds():
-    rows = [_row(onset_bracket({1.0: "none", 4.0: "event"}), K0=2.0, seed=0),   # midpoint 2.0
-            _row(onset_bracket({2.0: "none", 8.0: "event"}), K0=2.0, seed=1),   # midpoint 4.0
-            _row(onset_bracket({0.5: "none", 16.0: "none"}), K0=2.0, seed=2)]   # none in range
+    rows = [
+        _row(onset_bracket({1.0: "none", 4.0: "event"}), K0=2.0, seed=0),  # midpoint 2.0
+        _row(onset_bracket({2.0: "none", 8.0: "event"}), K0=2.0, seed=1),  # midpoint 4.0
+        _row(onset_bracket({0.5: "none", 16.0: "none"}), K0=2.0, seed=2),
+    ]  # none in range
     (entry,) = aggregate(rows)
     assert entry["seeds"] == 3 and entry["bracketed"] == 2 and entry["none"] == 1
     assert entry["mean_lambda_max"] == pytest.approx(3.0)
@@ -116,9 +136,9 @@ def test_the_fast_window_equals_the_summary_s_window():
 def test_a_change_across_one_narrow_scale_window_is_not_persistent():
     from particledyn.sweep.onset import fast_betti_window
 
-    before = np.array([[0, 0.0, np.inf], [1, 0.09, 0.5]])   # a loop alive from 0.09 to 0.5
-    narrow = np.array([[0, 0.0, np.inf], [1, 0.11, 0.5]])   # born a little later: differs on [0.09, 0.11)
-    wide = np.array([[0, 0.0, np.inf], [1, 0.3, 0.5]])      # differs on [0.09, 0.3)
+    before = np.array([[0, 0.0, np.inf], [1, 0.09, 0.5]])  # a loop alive from 0.09 to 0.5
+    narrow = np.array([[0, 0.0, np.inf], [1, 0.11, 0.5]])  # born a little later: differs on [0.09, 0.11)
+    wide = np.array([[0, 0.0, np.inf], [1, 0.3, 0.5]])  # differs on [0.09, 0.3)
     assert fast_betti_window(before, narrow, 0.1, 0.5, 1)["kind"] == "geometric"
     assert fast_betti_window(before, wide, 0.1, 0.5, 1)["kind"] == "persistent"
 
@@ -156,8 +176,9 @@ def client():
 
     import distributed
 
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=logging.ERROR
+    )
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -184,16 +205,18 @@ def test_a_tiny_bisection_and_its_analysis_agree_and_say_where_there_is_no_onset
     from particledyn.sweep.grid import load_sweep
 
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY + '[bisect]\nevent = ["exact_merge", "betti_change"]\nlo = 0.25\nhi = 64.0\n'
-                           'iterations = 2\n')
+    path.write_text(
+        TINY + '[bisect]\nevent = ["exact_merge", "betti_change"]\nlo = 0.25\nhi = 64.0\niterations = 2\n'
+    )
     result = run_sweep(path, out=tmp_path / "out", client=client, progress=False)
     assert len(result.bisection) == 4  # 2 points x 2 events
     spec = load_sweep(path)
     rows = point_rows(spec, tmp_path / "out", events=("exact_merge", "betti_change"))
     for bracket in result.bisection:  # the bisection's brackets and the analysis' agree
         (mine,) = [r for r in rows if (r["seed"], r["event"]) == (bracket["seed"], bracket["event"])]
-        expected = {"bracketed": "bracketed", "event_at_lo": "at_lo",
-                    "no_event_at_hi": "none"}[bracket["status"]]
+        expected = {"bracketed": "bracketed", "event_at_lo": "at_lo", "no_event_at_hi": "none"}[
+            bracket["status"]
+        ]
         if bracket["onset"] == "diverged":
             expected = "diverged"
         assert mine["status"] == expected

@@ -1,32 +1,43 @@
 """particledyn.testing.check_kernel: every built-in kernel passes; a kernel broken in each way fails
 the check that names that way."""
+
 import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_engine_custom_kernels import SIN_KERNEL, spread_kernel
 
 from particledyn import Kernel
 from particledyn.data import teacher_student
 from particledyn.kernels import MultiLayerNet, TwoLayerNet
 from particledyn.kernels.task_switching import TaskSwitchingNet
-from particledyn.testing import (CHECKS, KernelCheckError, check_hvp, check_kernel,
-                                 check_permutation_equivariance)
-from test_engine_custom_kernels import SIN_KERNEL, spread_kernel
+from particledyn.testing import (
+    CHECKS,
+    KernelCheckError,
+    check_hvp,
+    check_kernel,
+    check_permutation_equivariance,
+)
 
 DATA = teacher_student(d=2, n=50, seed=0)
 DATA_1D = teacher_student(d=1, n=50, seed=0)
 
 
 def _built_in():
-    kernels = {f"two_layer_{a}_{s}": TwoLayerNet(DATA.z_train, DATA.y_train, activation=a, scaling=s)
-               for a in ("sigmoid", "tanh", "relu") for s in ("standard", "mean_field")}
+    kernels = {
+        f"two_layer_{a}_{s}": TwoLayerNet(DATA.z_train, DATA.y_train, activation=a, scaling=s)
+        for a in ("sigmoid", "tanh", "relu")
+        for s in ("standard", "mean_field")
+    }
     labels = (DATA.z_train[:, 0] > 0).astype(np.int64) + (DATA.z_train[:, 1] > 0)
     kernels["two_layer_cross_entropy"] = TwoLayerNet(DATA.z_train, labels, loss="cross_entropy")
-    kernels["multi_layer"] = MultiLayerNet(DATA_1D.z_train, DATA_1D.y_train, groups=(5, 4),
-                                           scaling="mean_field")
-    kernels["task_switching"] = TaskSwitchingNet(epoch_steps=4, d_in=3, d_out=2, n_train=64, n_eval=16,
-                                                 seed=5)
+    kernels["multi_layer"] = MultiLayerNet(
+        DATA_1D.z_train, DATA_1D.y_train, groups=(5, 4), scaling="mean_field"
+    )
+    kernels["task_switching"] = TaskSwitchingNet(
+        epoch_steps=4, d_in=3, d_out=2, n_train=64, n_eval=16, seed=5
+    )
     kernels["deepsets_gradient"] = SIN_KERNEL
     kernels["deepsets_rule"] = spread_kernel
     return kernels
@@ -65,15 +76,18 @@ def test_the_two_layer_kernel_is_equivariant_under_any_permutation(permutation):
     kernel = BUILT_IN["two_layer_tanh_mean_field"]
     rng = np.random.default_rng(4)
     x, m = rng.normal(size=(8, kernel.dim)), rng.uniform(0.5, 1.5, 8)
-    assert check_permutation_equivariance(kernel, x, m, kernel.evaluation_context(),
-                                          np.asarray(permutation)) <= 1e-10
+    assert (
+        check_permutation_equivariance(kernel, x, m, kernel.evaluation_context(), np.asarray(permutation))
+        <= 1e-10
+    )
 
 
 def test_a_permutation_across_groups_is_refused():
     kernel = BUILT_IN["multi_layer"]
     with pytest.raises(ValueError, match="moves particles between groups"):
-        check_permutation_equivariance(kernel, np.zeros((9, kernel.dim)), np.ones(9),
-                                       kernel.evaluation_context(), np.arange(9)[::-1])
+        check_permutation_equivariance(
+            kernel, np.zeros((9, kernel.dim)), np.ones(9), kernel.evaluation_context(), np.arange(9)[::-1]
+        )
 
 
 # ------------------------------------------------------------------ kernels broken on purpose
@@ -164,19 +178,22 @@ class ThreadDependent(Quadratic):
         return super().field(positions, masses, context) * (1 + 1e-12 * numba.get_num_threads())
 
 
-@pytest.mark.parametrize("kernel, check, message", [
-    (WrongShape(), "shapes_and_dtypes", r"has shape \(12, 1\): expected \(12, 2\)"),
-    (WrongDtype(), "shapes_and_dtypes", "has dtype float64: expected float32"),
-    (InPlace(), "shapes_and_dtypes", "modified the positions"),
-    (AcceptsAnyShape(), "shapes_and_dtypes", r"check_positions accepted positions of shape \(12, 3\)"),
-    (NaNLoss(), "shapes_and_dtypes", "loss is nan: expected a finite scalar"),
-    (FirstParticleSpecial(), "permutation_equivariance", r"field\(P x\) differs from P field\(x\)"),
-    (LossNotInvariant(), "permutation_equivariance", r"loss\(P x\) differs"),
-    (TwiceTheGradient(), "gradient", "field differs from -dL/dX per unit mass"),
-    (PlainGradient(), "gradient", "field differs from -dL/dX per unit mass"),
-    (WrongHvp(), "hvp", "hvp differs from the finite-difference Jacobian"),
-    (ThreadDependent(), "thread_determinism", "with 2 numba threads differs from 1 thread"),
-])
+@pytest.mark.parametrize(
+    "kernel, check, message",
+    [
+        (WrongShape(), "shapes_and_dtypes", r"has shape \(12, 1\): expected \(12, 2\)"),
+        (WrongDtype(), "shapes_and_dtypes", "has dtype float64: expected float32"),
+        (InPlace(), "shapes_and_dtypes", "modified the positions"),
+        (AcceptsAnyShape(), "shapes_and_dtypes", r"check_positions accepted positions of shape \(12, 3\)"),
+        (NaNLoss(), "shapes_and_dtypes", "loss is nan: expected a finite scalar"),
+        (FirstParticleSpecial(), "permutation_equivariance", r"field\(P x\) differs from P field\(x\)"),
+        (LossNotInvariant(), "permutation_equivariance", r"loss\(P x\) differs"),
+        (TwiceTheGradient(), "gradient", "field differs from -dL/dX per unit mass"),
+        (PlainGradient(), "gradient", "field differs from -dL/dX per unit mass"),
+        (WrongHvp(), "hvp", "hvp differs from the finite-difference Jacobian"),
+        (ThreadDependent(), "thread_determinism", "with 2 numba threads differs from 1 thread"),
+    ],
+)
 def test_a_broken_kernel_fails_the_check_that_names_its_fault(kernel, check, message):
     with pytest.raises(KernelCheckError, match=message) as caught:
         check_kernel(kernel)

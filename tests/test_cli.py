@@ -4,6 +4,7 @@ Runs in-process through ``cli.main`` where it can (one numba compile for the
 whole module); a few cases go through a real ``python -m particledyn``
 subprocess, started concurrently to keep the module fast.
 """
+
 import resource
 import subprocess
 import sys
@@ -59,8 +60,13 @@ def files_in(directory):
 
 
 def cli(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "particledyn", *args], cwd=cwd, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "particledyn", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +104,22 @@ def test_help_keys_and_default(capsys):
     assert main([]) == 2
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("[run]\nsteps = 5\n[optimizer]\nbeta1 = 1.5\n", "error: data.kind: missing required key"),
-    ("[run]\nsteps = 5\n[data]\nkind = 'teacher_student'\nd = 1\n[init]\nshape = 'circle'\nn = 5\n"
-     "[schedule]\nlr = 0.1\n[optimizer]\nname = 'adam'\nbeta1 = 1.5\n",
-     "error: optimizer.beta1 = 1.5: expected 0 <= beta1 < 1"),
-    ("[run]\nsteps = 'many'\n", 'error: run.steps = "many": expected an integer steps >= 0, got a string'),
-    ("[run\nsteps = 5\n", "error: "),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[run]\nsteps = 5\n[optimizer]\nbeta1 = 1.5\n", "error: data.kind: missing required key"),
+        (
+            "[run]\nsteps = 5\n[data]\nkind = 'teacher_student'\nd = 1\n[init]\nshape = 'circle'\nn = 5\n"
+            "[schedule]\nlr = 0.1\n[optimizer]\nname = 'adam'\nbeta1 = 1.5\n",
+            "error: optimizer.beta1 = 1.5: expected 0 <= beta1 < 1",
+        ),
+        (
+            "[run]\nsteps = 'many'\n",
+            'error: run.steps = "many": expected an integer steps >= 0, got a string',
+        ),
+        ("[run\nsteps = 5\n", "error: "),
+    ],
+)
 def test_bad_scenario_exits_2_without_output(tmp_path, capsys, text, expected):
     scenario = tmp_path / "bad.toml"
     scenario.write_text(text)
@@ -116,11 +130,15 @@ def test_bad_scenario_exits_2_without_output(tmp_path, capsys, text, expected):
 
 def test_errors_found_while_building_exit_2_without_output(tmp_path, capsys):
     scenario = tmp_path / "s.toml"
-    scenario.write_text(TINY.format(seed=0, n=12, lr=0.1, checkpoint_every=0).replace(
-        'shape = "genus_region"', 'shape = "torus"'))
+    scenario.write_text(
+        TINY.format(seed=0, n=12, lr=0.1, checkpoint_every=0).replace(
+            'shape = "genus_region"', 'shape = "torus"'
+        )
+    )
     assert main(["run", str(scenario), "--out", str(tmp_path / "out.h5")]) == 2
-    assert one_line_error(capsys) == ('error: init.shape = "torus": a cloud of dimension 3 does not fit '
-                                      "neurons of dimension D = 2")
+    assert one_line_error(capsys) == (
+        'error: init.shape = "torus": a cloud of dimension 3 does not fit neurons of dimension D = 2'
+    )
     assert main(["run", str(scenario), "--threads", "100000"]) == 2
     assert "run.threads = 100000" in one_line_error(capsys)
     assert main(["run", "--default", str(scenario)]) == 2
@@ -132,12 +150,17 @@ def test_errors_found_while_building_exit_2_without_output(tmp_path, capsys):
 
 def test_bad_scenarios_through_the_real_command(tmp_path):
     cases = {
-        "unknown.toml": ("[run]\nsteps = 5\nstepz = 3\n", "error: run.stepz: unknown key (did you mean steps?)"),
+        "unknown.toml": (
+            "[run]\nsteps = 5\nstepz = 3\n",
+            "error: run.stepz: unknown key (did you mean steps?)",
+        ),
         "syntax.toml": ("[run]\nsteps = = 5\n", "error: syntax.toml: not valid TOML"),
         "type.toml": ("[run]\nsteps = 5\n[data]\nkind = 7\n", "error: data.kind = 7: expected one of"),
-        "observer.toml": (textwrap.dedent(TINY.format(seed=0, n=5, lr=0.1, checkpoint_every=0))
-                          + "[[observers]]\ntype = 'merges'\neps = -1\n",
-                          "error: observers[1].eps = -1: expected eps >= 0"),
+        "observer.toml": (
+            textwrap.dedent(TINY.format(seed=0, n=5, lr=0.1, checkpoint_every=0))
+            + "[[observers]]\ntype = 'merges'\neps = -1\n",
+            "error: observers[1].eps = -1: expected eps >= 0",
+        ),
     }
     processes = {}
     for name, (text, _) in cases.items():
@@ -219,7 +242,9 @@ def test_full_disk_leaves_the_existing_file_intact(tmp_path, capsys):
 def test_divergence_exit_code_message_and_file(tmp_path, capsys):
     out = str(tmp_path / "run.h5")
     scenario = tmp_path / "div.toml"
-    scenario.write_text(TINY.format(seed=0, n=16, lr=3.0, checkpoint_every=5).replace("steps = 6", "steps = 500"))
+    scenario.write_text(
+        TINY.format(seed=0, n=16, lr=3.0, checkpoint_every=5).replace("steps = 6", "steps = 500")
+    )
     with np.errstate(all="ignore"):
         code = main(["run", str(scenario), "--out", out])
     assert code == 3
@@ -249,7 +274,7 @@ def test_default_scenario_runs_end_to_end_from_the_cli(default_run):
     assert info["n_particles"] == 1000 and info["dim"] == 2
     with open_run(str(directory / "default.h5")) as run:
         steps, loss = run.observable("loss", "loss")
-        assert list(steps) == [0] and np.isfinite(loss[0])   # every 25 steps
+        assert list(steps) == [0] and np.isfinite(loss[0])  # every 25 steps
         steps, _ = run.observable("pairwise_lipschitz", "eta_K")
         assert list(steps) == [0, 10]
         _, betti = run.observable("betti", "betti")
@@ -258,8 +283,11 @@ def test_default_scenario_runs_end_to_end_from_the_cli(default_run):
 
 def test_output_options_reach_the_file(tmp_path):
     scenario = tmp_path / "out.toml"
-    scenario.write_text(TINY.format(seed=0, n=12, lr=0.01, checkpoint_every=0).replace(
-        "checkpoint_every = 0", 'checkpoint_every = 0\nframe_every = 0\nsubset = 5\ndtype = "float32"'))
+    scenario.write_text(
+        TINY.format(seed=0, n=12, lr=0.01, checkpoint_every=0).replace(
+            "checkpoint_every = 0", 'checkpoint_every = 0\nframe_every = 0\nsubset = 5\ndtype = "float32"'
+        )
+    )
     out = str(tmp_path / "run.h5")
     assert main(["run", str(scenario), "--out", out]) == 0
     with open_run(out) as run:

@@ -2,6 +2,7 @@
 absurd sizes, malformed values, ...) and randomly mutated scenarios give one line on stderr starting
 with ``error:``, exit 2, no output file (no temporary file either) and no traceback; a UTF-8 BOM is
 accepted; a closed stdout pipe ends the command quietly."""
+
 import contextlib
 import copy
 import io
@@ -15,14 +16,13 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scenario_fuzz import CORPUS, TINY, TOML_VALUES, mutate, toml_dumps, write_corpus_file
+from test_cli import files_in
+from test_scenario import FUZZ_BASES, PLAUSIBLE_VALUES
 
 from particledyn.cli import main
 from particledyn.runner import prepare
 from particledyn.scenario import ScenarioError, validate_scenario
-
-from scenario_fuzz import CORPUS, TINY, TOML_VALUES, mutate, toml_dumps, write_corpus_file
-from test_cli import files_in
-from test_scenario import FUZZ_BASES, PLAUSIBLE_VALUES
 
 _SMALL_MEMORY = 2**30
 
@@ -58,16 +58,23 @@ def test_corpus_through_the_real_command(tmp_path):
         write_corpus_file(tmp_path / name, name, text)
         processes[name] = subprocess.Popen(
             [sys.executable, "-m", "particledyn", "run", f"{name}.toml", "--out", "out.h5"],
-            cwd=tmp_path / name, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            cwd=tmp_path / name,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
     for name, process in processes.items():
         out, err = process.communicate(timeout=300)
         _assert_refused(process.returncode, err, tmp_path / name, f"{name}.toml", CORPUS[name][1])
 
 
-@pytest.mark.parametrize("edit, expected", [
-    (("n = 12", "n = 2000000000"), "error: init.n = 2000000000: the run needs at least "),
-    (("n = 40", "n = 2147483647"), "error: data.n = 2147483647: the run needs at least "),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (("n = 12", "n = 2000000000"), "error: init.n = 2000000000: the run needs at least "),
+        (("n = 40", "n = 2147483647"), "error: data.n = 2147483647: the run needs at least "),
+    ],
+)
 def test_absurd_sizes_are_refused_before_allocating(edit, expected, tmp_path):
     path = tmp_path / "big.toml"
     path.write_text(TINY.replace(*edit))
@@ -90,8 +97,14 @@ def _with_closed_stdout(*args, cwd):
     read, write = os.pipe()
     os.close(read)
     try:
-        return subprocess.run([sys.executable, "-m", "particledyn", *args], stdout=write,
-                              stderr=subprocess.PIPE, text=True, cwd=cwd, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "particledyn", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            timeout=300,
+        )
     finally:
         os.close(write)
 
@@ -107,8 +120,11 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
         assert (done.returncode, done.stderr) == (expected, ""), (args, done.stderr[-2000:])
 
 
-@settings(max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data_=st.data())
 def test_fuzz_refused_mutations_through_the_command(data_):
     """Randomly mutated scenarios written as TOML: each one the parts refuse is, through the command,

@@ -1,6 +1,7 @@
 """The command's surface: --set, validate, info --json and API-written files, packaged scenarios
 (also from a built wheel), width, flag spellings, bash completion, the progress bar's label and
 loss, the compiling-kernels notice, figure options."""
+
 import importlib
 import io
 import json
@@ -11,14 +12,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from run_files import write_records
 
 from particledyn import open_run
 from particledyn.cli import build_parser, main
 from particledyn.compile_notice import COMPILE_NOTICE, announce_compilation, kernels_cold
-from particledyn.scenario.checks import ScenarioError
 from particledyn.paper_scenarios import list_scenarios
 from particledyn.scenario import parse_override
-from run_files import write_records
+from particledyn.scenario.checks import ScenarioError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -56,12 +57,18 @@ def one_line_error(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("schedule.lr=0.05", ("schedule.lr", 0.05)), ("run.steps=10", ("run.steps", 10)),
-    ("output.optimizer_state=true", ("output.optimizer_state", True)),
-    ("run.name=lr05", ("run.name", "lr05")), ('run.name="a b"', ("run.name", "a b")),
-    ("init.center=[1.5, 0]", ("init.center", [1.5, 0])), (" run.seed = 3 ", ("run.seed", 3)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("schedule.lr=0.05", ("schedule.lr", 0.05)),
+        ("run.steps=10", ("run.steps", 10)),
+        ("output.optimizer_state=true", ("output.optimizer_state", True)),
+        ("run.name=lr05", ("run.name", "lr05")),
+        ('run.name="a b"', ("run.name", "a b")),
+        ("init.center=[1.5, 0]", ("init.center", [1.5, 0])),
+        (" run.seed = 3 ", ("run.seed", 3)),
+    ],
+)
 def test_set_values_are_read_as_toml_else_as_strings(text, expected):
     assert parse_override(text) == expected
 
@@ -74,8 +81,24 @@ def test_malformed_set_is_refused(text):
 
 def test_set_is_validated_recorded_shown_and_resumed(tmp_path, capsys):
     scenario, out = tiny(tmp_path), tmp_path / "a.h5"
-    assert main(["run", scenario, "--set", "schedule.lr=0.02", "--set", "run.name=lr02",
-                 "--steps", "4", "--out", str(out), "--no-plot"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                scenario,
+                "--set",
+                "schedule.lr=0.02",
+                "--set",
+                "run.name=lr02",
+                "--steps",
+                "4",
+                "--out",
+                str(out),
+                "--no-plot",
+            ]
+        )
+        == 0
+    )
     with open_run(out) as run:
         parameters = run.parameters
     assert parameters["resolved"]["schedule"]["lr"] == 0.02 and parameters["name"] == "lr02"
@@ -88,20 +111,40 @@ def test_set_is_validated_recorded_shown_and_resumed(tmp_path, capsys):
     assert main(["run", "--resume", "--out", str(out), "--steps", "6", "--no-plot"]) == 0
     assert main(["run", scenario, "--resume", "--out", str(out), "--steps", "8", "--no-plot"]) == 1
     assert "run.name is 'lr02' in the file but 'tiny' in the scenario" in one_line_error(capsys)
-    assert main(["run", scenario, "--set", "schedule.lr=0.02", "--set", "run.name=lr02", "--resume",
-                 "--out", str(out), "--steps", "8", "--no-plot"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                scenario,
+                "--set",
+                "schedule.lr=0.02",
+                "--set",
+                "run.name=lr02",
+                "--resume",
+                "--out",
+                str(out),
+                "--steps",
+                "8",
+                "--no-plot",
+            ]
+        )
+        == 0
+    )
     with open_run(out) as run:
         assert run.finished and int(run.steps[-1]) == 8
 
 
-@pytest.mark.parametrize("setting, expected", [
-    ("schedule.lr=-1", "schedule.lr = -1: expected lr > 0"),
-    ("schedule.lrr=1", "schedule.lrr: unknown key (did you mean lr?)"),
-    ("sched.lr=1", "sched: unknown section (did you mean [schedule]?)"),
-    ("observers.type=1", "observers.type: [observers] is an array"),
-    ("run.steps=many", 'run.steps = "many": expected an integer'),
-    ("lr=1", "--set 'lr=1': expected section.key=value"),
-])
+@pytest.mark.parametrize(
+    "setting, expected",
+    [
+        ("schedule.lr=-1", "schedule.lr = -1: expected lr > 0"),
+        ("schedule.lrr=1", "schedule.lrr: unknown key (did you mean lr?)"),
+        ("sched.lr=1", "sched: unknown section (did you mean [schedule]?)"),
+        ("observers.type=1", "observers.type: [observers] is an array"),
+        ("run.steps=many", 'run.steps = "many": expected an integer'),
+        ("lr=1", "--set 'lr=1': expected section.key=value"),
+    ],
+)
 def test_bad_set_exits_2_without_output(tmp_path, capsys, setting, expected):
     assert main(["run", tiny(tmp_path), "--set", setting, "--out", str(tmp_path / "a.h5")]) == 2
     assert expected in one_line_error(capsys)
@@ -129,8 +172,9 @@ def test_validate(tmp_path, capsys):
 
 
 def test_info_json_and_api_written_files(tmp_path, capsys):
-    path = write_records(tmp_path / "api.h5", {"loss": [(0, {"loss": 1.0}), (5, {"loss": 0.5})]},
-                         finished=False)
+    path = write_records(
+        tmp_path / "api.h5", {"loss": [(0, {"loss": 1.0}), (5, {"loss": 0.5})]}, finished=False
+    )
     assert main(["info", "--json", str(path)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["status"] == "stopped" and info["scenario_written"] is False
@@ -166,9 +210,23 @@ def test_packaged_scenarios_list_and_copy(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_scenarios(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(tmp_path / "dist"), str(REPO)], check=True, timeout=300)
-    wheel, = (tmp_path / "dist").glob("particledyn-*.whl")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("particledyn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     sources = list((REPO / "scenarios").glob("*.toml")) + list((REPO / "scenarios/authors").glob("*.toml"))
     for source in sources:
@@ -178,10 +236,18 @@ def test_the_wheel_ships_the_scenarios(tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # the unpacked wheel comes first on sys.path: the installed package, not this checkout
-    probe = ("import particledyn, particledyn.paper_scenarios as p; "
-             "print(particledyn.__file__); print(p.scenario_folder()); print(len(p.list_scenarios()))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(site)},
-                         capture_output=True, text=True, check=True).stdout.split("\n")
+    probe = (
+        "import particledyn, particledyn.paper_scenarios as p; "
+        "print(particledyn.__file__); print(p.scenario_folder()); print(len(p.list_scenarios()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     assert out[0].startswith(str(site)) and out[1].startswith(str(site)), out
     assert int(out[2]) == len(list_scenarios())
 
@@ -210,15 +276,29 @@ def test_width_is_a_subcommand(tmp_path, capsys):
 
 def complete(words: str, tmp_path) -> list[str]:
     script = tmp_path / "completion.bash"
-    script.write_text(subprocess.run([sys.executable, "-m", "particledyn", "completion", "bash"],
-                                     capture_output=True, text=True, check=True).stdout)
+    script.write_text(
+        subprocess.run(
+            [sys.executable, "-m", "particledyn", "completion", "bash"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     cword = len(words.split(" ")) - 1
-    command = (f'source {script}; COMP_WORDS=({words}); [[ "{words}" == *" " ]] && COMP_WORDS+=(""); '
-               f"COMP_CWORD={cword}; _particledyn_complete; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
+    command = (
+        f'source {script}; COMP_WORDS=({words}); [[ "{words}" == *" " ]] && COMP_WORDS+=(""); '
+        f"COMP_CWORD={cword}; _particledyn_complete; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    )
     # the script calls the command itself for scenario names: put this interpreter's on PATH
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=tmp_path, check=True,
-                          env={**os.environ, "PATH": path})
+    done = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+        env={**os.environ, "PATH": path},
+    )
     return done.stdout.split()
 
 
@@ -235,8 +315,21 @@ def test_bash_completion(tmp_path):
 
 def test_progress_bar_shows_the_run_name_and_the_loss(tmp_path, capsys):
     scenario = tiny(tmp_path)
-    assert main(["run", scenario, "--set", "run.name=ladder_lr02", "--out", str(tmp_path / "a.h5"),
-                 "--no-plot", "--progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                scenario,
+                "--set",
+                "run.name=ladder_lr02",
+                "--out",
+                str(tmp_path / "a.h5"),
+                "--no-plot",
+                "--progress",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "ladder_lr02:" in err and "6/6" in err and "loss=" in err
 
@@ -267,10 +360,13 @@ def test_compile_notice_when_the_kernel_cache_is_cold(tmp_path, monkeypatch):
     assert not kernels_cold("cold_kernel_probe")
     assert not kernels_cold("no_such_module_prefix")
     # a new process finds the cache on disk: warm before its first call
-    probe = ("import cold_kernel_probe; from particledyn.compile_notice import kernels_cold; "
-             "print(kernels_cold('cold_kernel_probe'))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                         check=True)
+    probe = (
+        "import cold_kernel_probe; from particledyn.compile_notice import kernels_cold; "
+        "print(kernels_cold('cold_kernel_probe'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"
 
 

@@ -1,4 +1,5 @@
 """Tests of particledyn.clouds: topology (Betti numbers), geometry, placement, registry."""
+
 import gudhi
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ def alpha_betti(points, r):
 # ---------------------------------------------------------------------------
 # Betti numbers of every generator, at a stated scale, on two seeds each
 # ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("genus", [0, 1, 2, 3])
@@ -92,10 +94,13 @@ def test_circle_and_gaussian_betti(seed):
 
 
 def test_union_betti_is_sum():
-    spec = {"shape": "union", "parts": [
-        {"shape": "circle", "n": 200, "center": [-3.0, 0.0]},
-        {"shape": "genus_region", "n": 500, "genus": 2, "center": [3.0, 0.0]},
-    ]}
+    spec = {
+        "shape": "union",
+        "parts": [
+            {"shape": "circle", "n": 200, "center": [-3.0, 0.0]},
+            {"shape": "genus_region", "n": 500, "genus": 2, "center": [3.0, 0.0]},
+        ],
+    }
     assert clouds.known_betti(spec) == (2, 3, 0)
     assert rips_betti(clouds.make_cloud(spec), 0.3) == (2, 3)
 
@@ -103,6 +108,7 @@ def test_union_betti_is_sum():
 # ---------------------------------------------------------------------------
 # geometry: points lie on the documented shape, uniformly
 # ---------------------------------------------------------------------------
+
 
 def test_genus_region_matches_documented_geometry():
     # genus 2, size 1: stadium of half-length 1, half-height 1/2 (radius 1/2 around the
@@ -142,7 +148,9 @@ def test_genus_surface_points_on_boundary_of_union_of_tori():
     scale = size / (genus + 0.5)  # documented: half-length (genus - 1) + 1 + 0.5 in unit frame
     pts = clouds.genus_surface(2000, genus=genus, size=size, seed=1) / scale
     centres = np.array([-1.0, 1.0])
-    level = np.stack([(np.hypot(pts[:, 0] - c, pts[:, 1]) - 1.0) ** 2 + pts[:, 2] ** 2 - 0.25 for c in centres])
+    level = np.stack(
+        [(np.hypot(pts[:, 0] - c, pts[:, 1]) - 1.0) ** 2 + pts[:, 2] ** 2 - 0.25 for c in centres]
+    )
     on_some = np.min(np.abs(level), axis=0) < 1e-9
     inside_other = np.sum(level < -1e-9, axis=0) > 0
     assert np.all(on_some) and not np.any(inside_other)
@@ -165,11 +173,22 @@ def test_gaussian_moments():
     np.testing.assert_allclose(np.cov(pts.T), 0.25 * np.eye(3), atol=0.01)
 
 
-@pytest.mark.parametrize("gen", [clouds.genus_region, clouds.genus_surface, clouds.torus, clouds.sphere,
-                                 clouds.circle, clouds.disjoint_regions])
+@pytest.mark.parametrize(
+    "gen",
+    [
+        clouds.genus_region,
+        clouds.genus_surface,
+        clouds.torus,
+        clouds.sphere,
+        clouds.circle,
+        clouds.disjoint_regions,
+    ],
+)
 def test_bounded_by_size(gen):
     center = np.arange(10, dtype=float)
-    pts = gen(400, size=0.7, center=center, rotation="random", dim=10, embed_rule="random_orthonormal", seed=9)
+    pts = gen(
+        400, size=0.7, center=center, rotation="random", dim=10, embed_rule="random_orthonormal", seed=9
+    )
     assert pts.shape == (400, 10) and pts.dtype == np.float64
     assert np.linalg.norm(pts - center, axis=1).max() <= 0.7 + 1e-12
 
@@ -177,6 +196,7 @@ def test_bounded_by_size(gen):
 # ---------------------------------------------------------------------------
 # placement: rotation, embedding, centre
 # ---------------------------------------------------------------------------
+
 
 def pairwise(x):
     return np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
@@ -227,7 +247,9 @@ def test_embed_function_direct():
 def test_embed_is_permutation_equivariant(perm, rule):
     pts = np.random.default_rng(1).standard_normal((6, 3))
     perm = np.array(perm)
-    np.testing.assert_array_equal(clouds.embed(pts[perm], 8, rule, seed=2), clouds.embed(pts, 8, rule, seed=2)[perm])
+    np.testing.assert_array_equal(
+        clouds.embed(pts[perm], 8, rule, seed=2), clouds.embed(pts, 8, rule, seed=2)[perm]
+    )
 
 
 def test_rotation_forms():
@@ -264,15 +286,19 @@ def test_center_and_size_scale():
 # determinism and bad inputs
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("spec", [
-    {"shape": "genus_region", "n": 300, "genus": 2},
-    {"shape": "disjoint_regions", "n": 301, "genus": 1, "count": 3},
-    {"shape": "genus_surface", "n": 300, "genus": 2, "rotation": "random"},
-    {"shape": "torus", "n": 300, "dim": 5, "embed": "random_orthonormal"},
-    {"shape": "sphere", "n": 300, "k": 3},
-    {"shape": "circle", "n": 300},
-    {"shape": "gaussian", "n": 300, "dim": 4},
-])
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"shape": "genus_region", "n": 300, "genus": 2},
+        {"shape": "disjoint_regions", "n": 301, "genus": 1, "count": 3},
+        {"shape": "genus_surface", "n": 300, "genus": 2, "rotation": "random"},
+        {"shape": "torus", "n": 300, "dim": 5, "embed": "random_orthonormal"},
+        {"shape": "sphere", "n": 300, "k": 3},
+        {"shape": "circle", "n": 300},
+        {"shape": "gaussian", "n": 300, "dim": 4},
+    ],
+)
 def test_deterministic_per_seed(spec):
     a = clouds.make_cloud({**spec, "seed": 7})
     b = clouds.make_cloud({**spec, "seed": 7})
@@ -283,12 +309,31 @@ def test_deterministic_per_seed(spec):
 
 
 def test_make_cloud_matches_functions():
-    spec = {"shape": "genus_surface", "n": 123, "genus": 3, "size": 2.0, "center": [0, 0, 0, 0, 1.0],
-            "rotation": "random", "dim": 5, "embed": "random_orthonormal", "seed": [4, 2]}
-    direct = clouds.genus_surface(123, genus=3, size=2.0, center=[0, 0, 0, 0, 1.0], rotation="random",
-                                  dim=5, embed_rule="random_orthonormal", seed=[4, 2])
+    spec = {
+        "shape": "genus_surface",
+        "n": 123,
+        "genus": 3,
+        "size": 2.0,
+        "center": [0, 0, 0, 0, 1.0],
+        "rotation": "random",
+        "dim": 5,
+        "embed": "random_orthonormal",
+        "seed": [4, 2],
+    }
+    direct = clouds.genus_surface(
+        123,
+        genus=3,
+        size=2.0,
+        center=[0, 0, 0, 0, 1.0],
+        rotation="random",
+        dim=5,
+        embed_rule="random_orthonormal",
+        seed=[4, 2],
+    )
     np.testing.assert_array_equal(clouds.make_cloud(spec), direct)
-    parts = clouds.make_cloud({"shape": "union", "parts": [{"shape": "circle", "n": 5}, {"shape": "circle", "n": 6}]})
+    parts = clouds.make_cloud(
+        {"shape": "union", "parts": [{"shape": "circle", "n": 5}, {"shape": "circle", "n": 6}]}
+    )
     assert parts.shape == (11, 2)
     assert not np.allclose(parts[:5], parts[5:10])  # parts without seed get different seeds
     spec = {"shape": "union", "parts": [{"shape": "circle", "n": 5}, {"shape": "circle", "n": 5, "seed": 1}]}
@@ -301,35 +346,42 @@ def test_disjoint_regions_counts():
     pts = clouds.disjoint_regions(301, genus=0, count=3, size=1.0, gap=1.0, seed=0)
     w = 1.0 / (3 + 2 * 0.5)
     # copies centred at -3w, 0, 3w with 101, 100, 100 points, in that order
-    np.testing.assert_allclose([pts[:101, 0].mean(), pts[101:201, 0].mean(), pts[201:, 0].mean()],
-                               [-3 * w, 0, 3 * w], atol=0.05)
+    np.testing.assert_allclose(
+        [pts[:101, 0].mean(), pts[101:201, 0].mean(), pts[201:, 0].mean()], [-3 * w, 0, 3 * w], atol=0.05
+    )
     assert np.all(np.abs(pts[:101, 0] + 3 * w) <= w)
 
 
-@pytest.mark.parametrize("spec,match", [
-    ({"shape": "blob", "n": 3}, "'shape'"),
-    ({"n": 3}, "'shape'"),
-    ({"shape": "genus_region"}, "'n'"),
-    ({"shape": "genus_region", "n": 3, "radius": 1.0}, "'radius'"),
-    ({"shape": "torus", "n": 3, "genus": 1}, "'genus'"),
-    ({"shape": "gaussian", "n": 3, "rotation": "random"}, "'rotation'"),
-    ({"shape": "genus_region", "n": 0}, "n must be"),
-    ({"shape": "genus_region", "n": 10, "genus": -1}, "genus must be"),
-    ({"shape": "genus_region", "n": 10, "genus": 1.5}, "genus must be"),
-    ({"shape": "genus_region", "n": 10, "size": -1.0}, "size must be"),
-    ({"shape": "genus_region", "n": 10, "size": float("nan")}, "size must be"),
-    ({"shape": "genus_region", "n": 10, "embed": "last", "dim": 3}, "'embed'"),
-    ({"shape": "genus_region", "n": 10, "dim": 1}, "dim must be"),
-    ({"shape": "genus_region", "n": 10, "seed": -1}, "seed"),
-    ({"shape": "genus_region", "n": 10, "seed": 1.5}, "seed"),
-    ({"shape": "torus", "n": 10, "minor_ratio": 1.5}, "minor_ratio"),
-    ({"shape": "disjoint_regions", "n": 1, "count": 2}, "count"),
-    ({"shape": "disjoint_regions", "n": 10, "gap": 0}, "gap"),
-    ({"shape": "sphere", "n": 10, "k": -1}, "k must be"),
-    ({"shape": "union", "parts": []}, "'parts'"),
-    ({"shape": "union", "parts": [{"shape": "circle", "n": 3}, {"shape": "torus", "n": 3}]}, "equal dimension"),
-    ({"shape": "union", "parts": [{"shape": "circle", "n": 3}], "dim": 3}, "'dim'"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ({"shape": "blob", "n": 3}, "'shape'"),
+        ({"n": 3}, "'shape'"),
+        ({"shape": "genus_region"}, "'n'"),
+        ({"shape": "genus_region", "n": 3, "radius": 1.0}, "'radius'"),
+        ({"shape": "torus", "n": 3, "genus": 1}, "'genus'"),
+        ({"shape": "gaussian", "n": 3, "rotation": "random"}, "'rotation'"),
+        ({"shape": "genus_region", "n": 0}, "n must be"),
+        ({"shape": "genus_region", "n": 10, "genus": -1}, "genus must be"),
+        ({"shape": "genus_region", "n": 10, "genus": 1.5}, "genus must be"),
+        ({"shape": "genus_region", "n": 10, "size": -1.0}, "size must be"),
+        ({"shape": "genus_region", "n": 10, "size": float("nan")}, "size must be"),
+        ({"shape": "genus_region", "n": 10, "embed": "last", "dim": 3}, "'embed'"),
+        ({"shape": "genus_region", "n": 10, "dim": 1}, "dim must be"),
+        ({"shape": "genus_region", "n": 10, "seed": -1}, "seed"),
+        ({"shape": "genus_region", "n": 10, "seed": 1.5}, "seed"),
+        ({"shape": "torus", "n": 10, "minor_ratio": 1.5}, "minor_ratio"),
+        ({"shape": "disjoint_regions", "n": 1, "count": 2}, "count"),
+        ({"shape": "disjoint_regions", "n": 10, "gap": 0}, "gap"),
+        ({"shape": "sphere", "n": 10, "k": -1}, "k must be"),
+        ({"shape": "union", "parts": []}, "'parts'"),
+        (
+            {"shape": "union", "parts": [{"shape": "circle", "n": 3}, {"shape": "torus", "n": 3}]},
+            "equal dimension",
+        ),
+        ({"shape": "union", "parts": [{"shape": "circle", "n": 3}], "dim": 3}, "'dim'"),
+    ],
+)
 def test_bad_specs(spec, match):
     with pytest.raises(ValueError, match=match):
         clouds.make_cloud(spec)
@@ -349,6 +401,7 @@ def test_bad_spec_type_and_known_betti_validation():
 # low-dim/models/initializations.py) and the affine placement of their code
 # ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_figure_eight_betti_and_curve(seed):
     pts = clouds.figure_eight(500, seed=seed)
@@ -365,7 +418,9 @@ def test_two_circles_betti_and_layout():
     top, bottom = pts[:250], pts[250:]
     np.testing.assert_allclose(np.linalg.norm(top - [0, 1.2], axis=1), 1.0, atol=1e-12)
     np.testing.assert_allclose(np.linalg.norm(bottom - [0, -1.2], axis=1), 1.0, atol=1e-12)
-    np.testing.assert_allclose(top[:2], [[1.0, 1.2], [np.cos(2 * np.pi / 250), 1.2 + np.sin(2 * np.pi / 250)]])
+    np.testing.assert_allclose(
+        top[:2], [[1.0, 1.2], [np.cos(2 * np.pi / 250), 1.2 + np.sin(2 * np.pi / 250)]]
+    )
     np.testing.assert_array_equal(pts, clouds.two_circles(501, seed=5))  # evenly spaced: no randomness
 
 
@@ -379,7 +434,7 @@ def test_solid_double_torus_betti(seed):
 def test_solid_double_torus_is_the_soft_min_set():
     pts = clouds.solid_double_torus(3000, seed=2)
     x, y, z = pts.T
-    f = [(np.hypot(x - c, y) - 0.5) ** 2 + z ** 2 - 0.04 for c in (0.8, -0.8)]
+    f = [(np.hypot(x - c, y) - 0.5) ** 2 + z**2 - 0.04 for c in (0.8, -0.8)]
     assert np.all(-np.log(np.exp(-5 * f[0]) + np.exp(-5 * f[1])) / 5 <= 0)
     assert np.all(np.abs(pts) <= [1.5, 0.7, 0.21])
     assert pts[:, 2].max() > 0.2  # the box trims the bulge at the junction, as in the authors' code
@@ -393,10 +448,12 @@ def test_euler_rotation():
     assert np.linalg.det(r) == pytest.approx(1.0)
     # about the fixed x axis first, then y, then z
     np.testing.assert_allclose(clouds.euler_rotation(np.pi / 2, 0, 0) @ [0, 1, 0], [0, 0, 1], atol=1e-15)
-    np.testing.assert_allclose(clouds.euler_rotation(np.pi / 2, 0, np.pi / 2) @ [0, 1, 0], [0, 0, 1],
-                               atol=1e-15)
-    np.testing.assert_allclose(clouds.euler_rotation(np.pi / 2, np.pi / 2, 0) @ [0, 1, 0], [1, 0, 0],
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        clouds.euler_rotation(np.pi / 2, 0, np.pi / 2) @ [0, 1, 0], [0, 0, 1], atol=1e-15
+    )
+    np.testing.assert_allclose(
+        clouds.euler_rotation(np.pi / 2, np.pi / 2, 0) @ [0, 1, 0], [1, 0, 0], atol=1e-15
+    )
     with pytest.raises(ValueError, match="Euler angle y"):
         clouds.euler_rotation(0, float("nan"), 0)
     with pytest.raises(ValueError, match="3 Euler angles needs a 3-D shape"):
@@ -405,30 +462,35 @@ def test_euler_rotation():
 
 def test_affine_placement_of_the_authors_start():
     native = clouds.figure_eight(50, seed=3)
-    placed = clouds.make_cloud({"shape": "figure_eight", "n": 50, "seed": 3, "axis_scale": [0.1, 1.0],
-                                "center": [-2.0, 0.0]})
+    placed = clouds.make_cloud(
+        {"shape": "figure_eight", "n": 50, "seed": 3, "axis_scale": [0.1, 1.0], "center": [-2.0, 0.0]}
+    )
     np.testing.assert_array_equal(placed[:, 0], native[:, 0] * 0.1 - 2)
     np.testing.assert_array_equal(placed[:, 1], native[:, 1])
     matrix = [[0.0, 1.0], [2.0, 0.0]]
-    mapped = clouds.make_cloud({"shape": "figure_eight", "n": 50, "seed": 3, "linear_map": matrix,
-                                "center": [1.0, 1.0]})
+    mapped = clouds.make_cloud(
+        {"shape": "figure_eight", "n": 50, "seed": 3, "linear_map": matrix, "center": [1.0, 1.0]}
+    )
     np.testing.assert_allclose(mapped, native @ np.array(matrix).T + 1.0, atol=1e-15)
     gauss = clouds.make_cloud({"shape": "gaussian", "n": 20, "dim": 3, "axis_scale": [1, 0, 2]})
     assert np.all(gauss[:, 1] == 0)
 
 
-@pytest.mark.parametrize("spec,match", [
-    ({"shape": "figure_eight", "n": 5, "size": 2.0}, "'size'"),
-    ({"shape": "two_circles", "n": 5, "separation": 2.0}, "separation must be > 2 radius"),
-    ({"shape": "two_circles", "n": 1}, "n must be an integer >= 2"),
-    ({"shape": "two_circles", "n": 5, "radius": 0}, "radius must be"),
-    ({"shape": "solid_double_torus", "n": 5, "minor": 0.6}, "minor must be < major"),
-    ({"shape": "solid_double_torus", "n": 5, "sharpness": -1}, "sharpness must be"),
-    ({"shape": "figure_eight", "n": 5, "axis_scale": [1.0]}, "axis_scale must be a sequence of 2"),
-    ({"shape": "figure_eight", "n": 5, "axis_scale": [1.0, float("inf")]}, "axis_scale"),
-    ({"shape": "figure_eight", "n": 5, "linear_map": [[1, 0]]}, r"linear_map must be a \(2, 2\) matrix"),
-    ({"shape": "figure_eight", "n": 5, "linear_map": [[1, 0], [0, 1]], "axis_scale": [1, 1]}, "not both"),
-])
+@pytest.mark.parametrize(
+    "spec,match",
+    [
+        ({"shape": "figure_eight", "n": 5, "size": 2.0}, "'size'"),
+        ({"shape": "two_circles", "n": 5, "separation": 2.0}, "separation must be > 2 radius"),
+        ({"shape": "two_circles", "n": 1}, "n must be an integer >= 2"),
+        ({"shape": "two_circles", "n": 5, "radius": 0}, "radius must be"),
+        ({"shape": "solid_double_torus", "n": 5, "minor": 0.6}, "minor must be < major"),
+        ({"shape": "solid_double_torus", "n": 5, "sharpness": -1}, "sharpness must be"),
+        ({"shape": "figure_eight", "n": 5, "axis_scale": [1.0]}, "axis_scale must be a sequence of 2"),
+        ({"shape": "figure_eight", "n": 5, "axis_scale": [1.0, float("inf")]}, "axis_scale"),
+        ({"shape": "figure_eight", "n": 5, "linear_map": [[1, 0]]}, r"linear_map must be a \(2, 2\) matrix"),
+        ({"shape": "figure_eight", "n": 5, "linear_map": [[1, 0], [0, 1]], "axis_scale": [1, 1]}, "not both"),
+    ],
+)
 def test_bad_authors_specs(spec, match):
     with pytest.raises(ValueError, match=match):
         clouds.make_cloud(spec)

@@ -1,4 +1,5 @@
 """Tests of particledyn.data: teacher-student, linear tasks, IDX/NPZ readers, digits, MNIST."""
+
 import gzip
 import struct
 
@@ -15,6 +16,7 @@ def plain_sigmoid(x):
 # ---------------------------------------------------------------------------
 # teacher-student (Appendix C.1)
 # ---------------------------------------------------------------------------
+
 
 def test_teacher_student_paper_defaults():
     ds = data.teacher_student(2, seed=0)
@@ -70,17 +72,20 @@ def test_teacher_student_split_sizes():
     assert (ds.n_train, ds.n_test) == (50, 51)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"d": 0}, "d must be"),
-    ({"d": 1.5}, "d must be"),
-    ({"d": 2, "n": 1}, "n must be"),
-    ({"d": 2, "train_fraction": 1.0}, "train_fraction"),
-    ({"d": 2, "n": 3, "train_fraction": 0.01}, "empty"),
-    ({"d": 2, "activation": "gelu"}, "activation"),
-    ({"d": 2, "weight_std": 0}, "weight_std"),
-    ({"d": 2, "teacher_width": 0}, "teacher_width"),
-    ({"d": 2, "seed": -3}, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"d": 0}, "d must be"),
+        ({"d": 1.5}, "d must be"),
+        ({"d": 2, "n": 1}, "n must be"),
+        ({"d": 2, "train_fraction": 1.0}, "train_fraction"),
+        ({"d": 2, "n": 3, "train_fraction": 0.01}, "empty"),
+        ({"d": 2, "activation": "gelu"}, "activation"),
+        ({"d": 2, "weight_std": 0}, "weight_std"),
+        ({"d": 2, "teacher_width": 0}, "teacher_width"),
+        ({"d": 2, "seed": -3}, "seed"),
+    ],
+)
 def test_teacher_student_bad_inputs(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.teacher_student(**kwargs)
@@ -89,6 +94,7 @@ def test_teacher_student_bad_inputs(kwargs, match):
 # ---------------------------------------------------------------------------
 # linear teacher tasks (Appendix C.3)
 # ---------------------------------------------------------------------------
+
 
 def test_linear_task_defaults_and_statistics():
     task = data.linear_teacher_task(1, seed=0)
@@ -103,8 +109,12 @@ def test_linear_task_defaults_and_statistics():
 
 def test_linear_task_matrix_scale():
     # M_ij ~ N(0, 1/d_in): pool many tasks' entries
-    entries = np.concatenate([data.linear_teacher_task(t, d_in=16, d_out=16, n_train=1, n_eval=1).info[
-        "teacher_matrix"].ravel() for t in range(20)])
+    entries = np.concatenate(
+        [
+            data.linear_teacher_task(t, d_in=16, d_out=16, n_train=1, n_eval=1).info["teacher_matrix"].ravel()
+            for t in range(20)
+        ]
+    )
     assert entries.var() == pytest.approx(1 / 16, rel=0.1)
 
 
@@ -130,6 +140,7 @@ def test_linear_task_bad_inputs():
 # ---------------------------------------------------------------------------
 # IDX reader, on bytes written by hand
 # ---------------------------------------------------------------------------
+
 
 def idx_bytes(type_code, shape, payload):
     return bytes([0, 0, type_code, len(shape)]) + struct.pack(f">{len(shape)}I", *shape) + payload
@@ -178,17 +189,20 @@ def test_write_read_idx_roundtrip(tmp_path, dtype, name):
     np.testing.assert_array_equal(got, arr)
 
 
-@pytest.mark.parametrize("raw,match", [
-    (b"\x00\x00\x08", "only 3 bytes"),
-    (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", "two zero bytes"),
-    (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "unknown IDX type byte 0x07"),
-    (b"\x00\x00\x08\x00", "0 dimensions"),
-    (b"\x00\x00\x08\x03" + struct.pack(">I", 2), "truncated IDX header"),
-    (b"\x00\x00\x08\x01" + struct.pack(">I", 5) + b"\x00\x01", "has 2 bytes but"),
-    (b"\x00\x00\x08\x01" + struct.pack(">I", 1) + b"\x00\x01", "has 2 bytes but"),
-    (b"\x00\x00\x0c\x01" + struct.pack(">I", 2) + b"\x00" * 7, "needs 8"),
-    (b"\x1f\x8b\x08\x00garbage", "gzip"),
-])
+@pytest.mark.parametrize(
+    "raw,match",
+    [
+        (b"\x00\x00\x08", "only 3 bytes"),
+        (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", "two zero bytes"),
+        (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "unknown IDX type byte 0x07"),
+        (b"\x00\x00\x08\x00", "0 dimensions"),
+        (b"\x00\x00\x08\x03" + struct.pack(">I", 2), "truncated IDX header"),
+        (b"\x00\x00\x08\x01" + struct.pack(">I", 5) + b"\x00\x01", "has 2 bytes but"),
+        (b"\x00\x00\x08\x01" + struct.pack(">I", 1) + b"\x00\x01", "has 2 bytes but"),
+        (b"\x00\x00\x0c\x01" + struct.pack(">I", 2) + b"\x00" * 7, "needs 8"),
+        (b"\x1f\x8b\x08\x00garbage", "gzip"),
+    ],
+)
 def test_read_idx_malformed(tmp_path, raw, match):
     path = tmp_path / "bad"
     path.write_bytes(raw)
@@ -205,6 +219,7 @@ def test_write_idx_bad_dtype(tmp_path):
 # MNIST from user files
 # ---------------------------------------------------------------------------
 
+
 def tiny_mnist(seed=0, n_train=40, n_test=12, side=5):
     rng = np.random.default_rng(seed)
     return {
@@ -216,8 +231,12 @@ def tiny_mnist(seed=0, n_train=40, n_test=12, side=5):
 
 
 def write_idx_dir(directory, arrays, gz=False, dotted=False):
-    names = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
-             "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
+    names = {
+        "x_train": "train-images-idx3-ubyte",
+        "y_train": "train-labels-idx1-ubyte",
+        "x_test": "t10k-images-idx3-ubyte",
+        "y_test": "t10k-labels-idx1-ubyte",
+    }
     for key, name in names.items():
         arr = arrays[key]
         raw = idx_bytes(0x08, arr.shape, arr.tobytes())
@@ -306,6 +325,7 @@ def test_classification_dataset_mnist_needs_path():
 # scikit-learn digits (offline)
 # ---------------------------------------------------------------------------
 
+
 def test_digits_offline():
     ds = data.classification_dataset("digits", seed=0)
     assert ds.n_train + ds.n_test == 1797 and ds.input_dim == 64
@@ -319,6 +339,7 @@ def test_digits_offline():
     assert np.max(np.abs(train_frac - test_frac)) < 1.5 / 36
     # same images as scikit-learn's, scaled by 1/16
     from sklearn.datasets import load_digits
+
     x = load_digits().data / 16.0
     all_rows = {row.tobytes() for row in x}
     assert all(row.tobytes() in all_rows for row in ds.z_test)
@@ -350,6 +371,7 @@ def test_one_hot():
 # registry
 # ---------------------------------------------------------------------------
 
+
 def test_make_dataset(tmp_path):
     ds = data.make_dataset({"name": "teacher_student", "d": 1, "n": 200, "seed": 3})
     np.testing.assert_array_equal(ds.z_train, data.teacher_student(1, n=200, seed=3).z_train)
@@ -373,11 +395,22 @@ def test_teacher_output_std_and_the_authors_teachers():
     scaled = data.teacher_student(1, n=200, output_std=0.6, weight_std=1.0, seed=3)
     np.testing.assert_array_equal(scaled.info["teacher_a"], 0.6 * base.info["teacher_a"])
     np.testing.assert_allclose(scaled.info["teacher_w"], base.info["teacher_w"] / 0.6, rtol=1e-15)
-    np.testing.assert_allclose(scaled.y_train, data.ACTIVATIONS["sigmoid"](
-        scaled.z_train @ scaled.info["teacher_w"].T) @ scaled.info["teacher_a"], rtol=1e-13)
-    std3 = 128 ** -0.25
-    three = data.make_dataset({"name": "teacher_student", "d": 2, "teacher_width": 128, "weight_std": std3,
-                               "output_std": std3, "seed": 1})
+    np.testing.assert_allclose(
+        scaled.y_train,
+        data.ACTIVATIONS["sigmoid"](scaled.z_train @ scaled.info["teacher_w"].T) @ scaled.info["teacher_a"],
+        rtol=1e-13,
+    )
+    std3 = 128**-0.25
+    three = data.make_dataset(
+        {
+            "name": "teacher_student",
+            "d": 2,
+            "teacher_width": 128,
+            "weight_std": std3,
+            "output_std": std3,
+            "seed": 1,
+        }
+    )
     assert three.info["teacher_w"].shape == (128, 2) and three.n_train == 3500
     with pytest.raises(ValueError, match="output_std must be a number > 0, got 0"):
         data.teacher_student(1, n=20, output_std=0)

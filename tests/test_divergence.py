@@ -1,7 +1,9 @@
 """An infinite or NaN loss is divergence, and so is a finite loss or cloud that explodes (the growth
 test): exit 3, the file says so, the verdict and the figures too."""
+
 import numpy as np
 import pytest
+from run_files import png_is_drawn
 
 from particledyn import DivergenceError, Simulation, open_run
 from particledyn.cli import main
@@ -9,8 +11,6 @@ from particledyn.divergence import FloatWarnings, GrowthRule
 from particledyn.observers import Observer
 from particledyn.runner import run_info
 from particledyn.summary import summarize_run
-
-from run_files import png_is_drawn
 
 # lr = 1e4 on a sigmoid net: the positions grow to ~1e150 and stay finite, the loss overflows at step 26;
 # the growth test is off here (it fires at step 1, see test_a_finite_exploding_loss_is_diverged)
@@ -96,6 +96,7 @@ class _no_warnings:
 
     def __enter__(self):
         import warnings
+
         self._catch = warnings.catch_warnings(record=True)
         self.caught = self._catch.__enter__()
         warnings.simplefilter("always")
@@ -124,6 +125,7 @@ def test_float_warnings_are_held_and_shown_when_nothing_diverged(recwarn):
     with FloatWarnings() as held:
         np.exp(np.array([1000.0]))
         import warnings
+
         warnings.warn("another warning", UserWarning)
         assert [str(w.message) for w in recwarn] == ["another warning"]
     assert sorted(str(w.message) for w in recwarn) == ["another warning", "overflow encountered in exp"]
@@ -173,8 +175,13 @@ def _scripted_run(losses, rule=None):
     from particledyn.kernels import TwoLayerNet
 
     x = np.linspace(0, 1, 20).reshape(10, 2)
-    sim = Simulation(TwoLayerNet(x[:, :1], x[:, 1], scaling="mean_field"), x, lr=1e-6,
-                     observers=[_Scripted(losses)], divergence=rule)
+    sim = Simulation(
+        TwoLayerNet(x[:, :1], x[:, 1], scaling="mean_field"),
+        x,
+        lr=1e-6,
+        observers=[_Scripted(losses)],
+        divergence=rule,
+    )
     sim.run(len(losses) - 1, progress=False)
     return sim
 
@@ -211,11 +218,14 @@ def test_the_growth_test_continues_across_a_checkpoint():
     assert GrowthRule().check({"loss": losses[19]}) is None
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"growth": 1.0}, "growth=1.0: expected a factor > 1, or 0"),
-    ({"window": 0}, "window=0: expected an integer >= 1"),
-    ({"threshold": 0.5}, "threshold=0.5: expected a finite factor >= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"growth": 1.0}, "growth=1.0: expected a factor > 1, or 0"),
+        ({"window": 0}, "window=0: expected an integer >= 1"),
+        ({"threshold": 0.5}, "threshold=0.5: expected a finite factor >= 1"),
+    ],
+)
 def test_growth_rule_refuses_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         GrowthRule(**kwargs)

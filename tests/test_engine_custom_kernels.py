@@ -1,5 +1,6 @@
 """User kernels: DeepSetsKernel (compiled) against deepsets_reference, the README's user kernel,
 black-box rules checked for equivariance, and divergence reported with its step."""
+
 import numpy as np
 import pytest
 
@@ -8,23 +9,23 @@ from particledyn import BlackBoxKernel, DeepSetsKernel, DivergenceError, NotEqui
 from particledyn.deepsets import CHUNK, deepsets_reference
 
 # --- the README example: a user kernel in the (phi, rho, psi) form, < 30 lines --------------------
-D, R2 = 3, 4.0                      # particle dimension, target mean square radius
+D, R2 = 3, 4.0  # particle dimension, target mean square radius
 
 
-def phi(x, ctx, out):               # what each particle contributes: x and |x|^2
+def phi(x, ctx, out):  # what each particle contributes: x and |x|^2
     out[D] = 0.0
     for k in range(D):
         out[k] = x[k]
         out[D] += x[k] * x[k]
 
 
-def rho(total, ctx):                # once per step: the mean and how far the spread is from R2
+def rho(total, ctx):  # once per step: the mean and how far the spread is from R2
     mean = total[:D]
     spread = total[D] - mean @ mean
     return np.append(mean, R2 / spread - 1.0)
 
 
-def psi(x, summary, ctx, out):      # each particle moves radially: out when too close, in when too far
+def psi(x, summary, ctx, out):  # each particle moves radially: out when too close, in when too far
     for k in range(D):
         out[k] = (x[k] - summary[k]) * summary[D]
 
@@ -43,11 +44,16 @@ def test_readme_user_kernel():
     assert np.mean(np.sum((x - mean) ** 2, axis=1)) == pytest.approx(R2, rel=1e-10)
     scale = np.sqrt(R2 / np.mean(np.sum((x0 - mean0) ** 2, axis=1)))
     np.testing.assert_allclose(x - mean, scale * (x0 - mean0), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(spread_kernel.field(x0, np.full(1000, 1e-3), ()),
-                               deepsets_reference(spread_kernel, x0, np.full(1000, 1e-3), ()), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        spread_kernel.field(x0, np.full(1000, 1e-3), ()),
+        deepsets_reference(spread_kernel, x0, np.full(1000, 1e-3), ()),
+        rtol=1e-12,
+        atol=1e-14,
+    )
 
 
 # --- a gradient kernel with a per-step context: L = 1/2 |sum_j m_j sin(x_j) - c|^2 -----------------
+
 
 def _phi_sin(x, ctx, out):
     for k in range(x.size):
@@ -72,8 +78,16 @@ def _sin_loss(positions, masses, ctx):
     return 0.5 * float(residual @ residual)
 
 
-SIN_KERNEL = DeepSetsKernel(_phi_sin, _psi_sin, dim=2, agg_dim=2, rho=_rho_residual, context=_target,
-                            loss=_sin_loss, name="sin_target")
+SIN_KERNEL = DeepSetsKernel(
+    _phi_sin,
+    _psi_sin,
+    dim=2,
+    agg_dim=2,
+    rho=_rho_residual,
+    context=_target,
+    loss=_sin_loss,
+    name="sin_target",
+)
 
 
 @pytest.mark.parametrize("n", [1, 7, CHUNK, 2 * CHUNK + 5])
@@ -103,7 +117,9 @@ def test_deepsets_gradient_kernel_is_minus_gradient_per_unit_mass(rng):
     for index in np.ndindex(x.shape):
         step = np.zeros_like(x)
         step[index] = 1e-6
-        numeric[index] = (SIN_KERNEL.loss(x + step, m, context) - SIN_KERNEL.loss(x - step, m, context)) / 2e-6
+        numeric[index] = (
+            SIN_KERNEL.loss(x + step, m, context) - SIN_KERNEL.loss(x - step, m, context)
+        ) / 2e-6
     np.testing.assert_allclose(gradient, numeric, rtol=1e-7, atol=1e-9)
 
 
@@ -114,6 +130,7 @@ def test_deepsets_context_comes_from_seed_and_step():
 
 
 # --- black-box rules ------------------------------------------------------------------------------
+
 
 def _toward_mean(positions, masses, context):
     return masses @ positions - positions
@@ -142,14 +159,18 @@ def test_blackbox_equivariant_rule_runs_and_matches_the_rule(rng):
 def test_non_equivariant_blackbox_is_refused(rule, rng):
     kernel = BlackBoxKernel(rule, dim=2, name=rule.__name__)
     sim = Simulation(kernel, rng.standard_normal((10, 2)))
-    with pytest.raises(NotEquivariantError, match=rf"{rule.__name__} is not permutation equivariant: "
-                                                  r"max\|U\(PX\) - P U\(X\)\| = [0-9.e+-]+ x max\|U\|"):
+    with pytest.raises(
+        NotEquivariantError,
+        match=rf"{rule.__name__} is not permutation equivariant: "
+        r"max\|U\(PX\) - P U\(X\)\| = [0-9.e+-]+ x max\|U\|",
+    ):
         sim.step()
     assert sim.state.step == 0 and not kernel.checked
 
 
 def test_blackbox_tolerance_is_respected(rng):
     """A tiny index-dependent term passes under a loose tolerance and fails under the default."""
+
     def slightly_off(positions, masses, context):
         return _toward_mean(positions, masses, context) + 1e-7 * np.arange(len(positions))[:, None]
 
@@ -160,6 +181,7 @@ def test_blackbox_tolerance_is_respected(rng):
 
 
 # --- divergence -----------------------------------------------------------------------------------
+
 
 def _explode(positions, masses, context):
     with np.errstate(over="ignore"):

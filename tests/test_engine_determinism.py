@@ -4,12 +4,13 @@ The kernels sum over fixed-size chunks of particles in a fixed order and the opt
 elementwise, so the thread count must not change a single bit; the particle counts here span
 several chunks so that two threads really split the work.
 """
+
 import numpy as np
 import pytest
 
 from particledyn import Adam, DeepSetsKernel, Momentum, Simulation
-from particledyn.kernels import TwoLayerNet, two_layer_numba
 from particledyn.deepsets import CHUNK as DEEPSETS_CHUNK
+from particledyn.kernels import TwoLayerNet, two_layer_numba
 
 N_TWO_LAYER = 3 * two_layer_numba.CHUNK + 17
 N_DEEPSETS = 2 * DEEPSETS_CHUNK + 3
@@ -44,8 +45,16 @@ def deepsets():
 
 def _run(kernel, n, batch_size, seed=5, steps=6, optimizer=None, dtype="float64"):
     x0 = np.random.default_rng(0).standard_normal((n, kernel.dim))
-    sim = Simulation(kernel, x0, optimizer=optimizer or Adam(weight_decay=0.01), lr=0.05, seed=seed,
-                     batch_size=batch_size, frame_every=2, dtype=dtype)
+    sim = Simulation(
+        kernel,
+        x0,
+        optimizer=optimizer or Adam(weight_decay=0.01),
+        lr=0.05,
+        seed=seed,
+        batch_size=batch_size,
+        frame_every=2,
+        dtype=dtype,
+    )
     sim.run(steps, progress=False)
     return sim
 
@@ -87,8 +96,14 @@ def test_deepsets_run_does_not_depend_on_thread_count(deepsets, numba_threads):
 def test_restored_checkpoint_continues_bit_identically(two_layer):
     straight = _run(two_layer, 300, 16, steps=8)
     first_half = _run(two_layer, 300, 16, steps=4)
-    resumed = Simulation(two_layer, np.zeros((300, two_layer.dim)), optimizer=Adam(weight_decay=0.01), lr=0.05,
-                         batch_size=16, frame_every=2)
+    resumed = Simulation(
+        two_layer,
+        np.zeros((300, two_layer.dim)),
+        optimizer=Adam(weight_decay=0.01),
+        lr=0.05,
+        batch_size=16,
+        frame_every=2,
+    )
     resumed.restore(first_half.checkpoint())
     resumed.run(4, progress=False)
     assert resumed.state.step == 8 and resumed.state.time == pytest.approx(straight.state.time, rel=1e-15)

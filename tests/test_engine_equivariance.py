@@ -4,6 +4,7 @@ U(PX) = P U(X) for the field, and a run started from PX (masses permuted alike, 
 permuted run, optimizer state included. Summing the forward pass over particles in another order
 changes the rounding, so "equal" means equal to 1e-12 relative.
 """
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -34,7 +35,7 @@ def _psi(x, summary, ctx, out):
 def _pairwise_attraction(positions, masses, context):
     """sum_j m_j (x_j - x_i) exp(-|x_i - x_j|^2) plus a shared drift: equivariant, but a black box."""
     diff = positions[None, :, :] - positions[:, None, :]
-    weight = masses[None, :] * np.exp(-np.sum(diff ** 2, axis=2))
+    weight = masses[None, :] * np.exp(-np.sum(diff**2, axis=2))
     return np.einsum("ij,ijk->ik", weight, diff) + context[0]
 
 
@@ -52,21 +53,40 @@ def _classification(rows=30, classes=3):
 
 # name -> (kernel, lr, scale of the initial positions); built once per module (numba compiles once)
 KERNELS = {
-    "two_layer_sigmoid_mse_standard": (TwoLayerNet(*_teacher_student(), "sigmoid", "mse", "standard"), 0.02, 1.0),
-    "two_layer_tanh_ce_mean_field": (TwoLayerNet(*_classification(), "tanh", "cross_entropy", "mean_field"),
-                                     0.5, 1.0),
+    "two_layer_sigmoid_mse_standard": (
+        TwoLayerNet(*_teacher_student(), "sigmoid", "mse", "standard"),
+        0.02,
+        1.0,
+    ),
+    "two_layer_tanh_ce_mean_field": (
+        TwoLayerNet(*_classification(), "tanh", "cross_entropy", "mean_field"),
+        0.5,
+        1.0,
+    ),
     "two_layer_relu_mse2_mean_field": (
-        TwoLayerNet(_teacher_student()[0], np.stack([_teacher_student()[1], -_teacher_student()[1]], axis=1),
-                    "relu", "mse", "mean_field"), 0.2, 1.0),
+        TwoLayerNet(
+            _teacher_student()[0],
+            np.stack([_teacher_student()[1], -_teacher_student()[1]], axis=1),
+            "relu",
+            "mse",
+            "mean_field",
+        ),
+        0.2,
+        1.0,
+    ),
     "deepsets_example": (DeepSetsKernel(_phi, _psi, dim=3, agg_dim=6, context=_shared_shift), 0.1, 1.0),
     "blackbox_pairwise": (BlackBoxKernel(_pairwise_attraction, dim=3, context=_shared_shift), 0.1, 1.0),
 }
 
 OPTIMIZERS = [
-    ("gd", {}, None), ("gd", {"weight_decay": 0.1}, None),
-    ("sgd", {}, 8), ("sgd", {"weight_decay": 0.1}, 8),
-    ("momentum", {"beta": 0.9}, None), ("momentum", {"beta": 0.8, "weight_decay": 0.1}, None),
-    ("adam", {}, None), ("adam", {"weight_decay": 0.1}, 8),
+    ("gd", {}, None),
+    ("gd", {"weight_decay": 0.1}, None),
+    ("sgd", {}, 8),
+    ("sgd", {"weight_decay": 0.1}, 8),
+    ("momentum", {"beta": 0.9}, None),
+    ("momentum", {"beta": 0.8, "weight_decay": 0.1}, None),
+    ("adam", {}, None),
+    ("adam", {"weight_decay": 0.1}, 8),
 ]
 
 
@@ -85,7 +105,7 @@ def _assert_permuted(actual, expected, what):
 
 @pytest.mark.parametrize("name", KERNELS)
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 40), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_field_is_permutation_equivariant(name, n, seed, data):
     kernel, _, scale = KERNELS[name]
     perm = np.array(data.draw(st.permutations(range(n))), dtype=np.int64)
@@ -99,7 +119,7 @@ def test_field_is_permutation_equivariant(name, n, seed, data):
 
 @pytest.mark.parametrize("name", [name for name in KERNELS if name.startswith("two_layer")])
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(1, 40), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
+@given(n=st.integers(1, 40), seed=st.integers(0, 2**32 - 1), data=st.data())
 def test_hessian_vector_product_is_permutation_equivariant(name, n, seed, data):
     """H(PX) (PV) = P H(X) V: the curvature the sharpness observer measures."""
     kernel, _, scale = KERNELS[name]
@@ -111,19 +131,32 @@ def test_hessian_vector_product_is_permutation_equivariant(name, n, seed, data):
     _assert_permuted(kernel.hvp(x[perm], m[perm], context, v[perm]), product[perm], "H(PX) PV vs P H(X) V")
 
 
-@pytest.mark.parametrize("optimizer, options, batch_size", OPTIMIZERS,
-                         ids=[f"{o}-{'wd' if p.get('weight_decay') else 'nowd'}-{b}" for o, p, b in OPTIMIZERS])
+@pytest.mark.parametrize(
+    "optimizer, options, batch_size",
+    OPTIMIZERS,
+    ids=[f"{o}-{'wd' if p.get('weight_decay') else 'nowd'}-{b}" for o, p, b in OPTIMIZERS],
+)
 @pytest.mark.parametrize("name", KERNELS)
 @settings(max_examples=6, deadline=None)
-@given(n=st.integers(1, 30), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
-def test_trajectory_from_permuted_start_is_permuted_trajectory(name, optimizer, options, batch_size, n, seed, data):
+@given(n=st.integers(1, 30), seed=st.integers(0, 2**32 - 1), data=st.data())
+def test_trajectory_from_permuted_start_is_permuted_trajectory(
+    name, optimizer, options, batch_size, n, seed, data
+):
     kernel, lr, scale = KERNELS[name]
     perm = np.array(data.draw(st.permutations(range(n))), dtype=np.int64)
     x, m = _instance(seed, n, kernel.dim, scale)
     runs = []
     for start, masses in ((x, m), (x[perm], m[perm])):
-        sim = Simulation(kernel, start, optimizer=make_optimizer(optimizer, **options), lr=lr, masses=masses,
-                         seed=seed, batch_size=batch_size, frame_every=2)
+        sim = Simulation(
+            kernel,
+            start,
+            optimizer=make_optimizer(optimizer, **options),
+            lr=lr,
+            masses=masses,
+            seed=seed,
+            batch_size=batch_size,
+            frame_every=2,
+        )
         sim.run(5, progress=False)
         runs.append(sim)
     plain, permuted = runs

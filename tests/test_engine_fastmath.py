@@ -6,6 +6,7 @@ is a normal float of the working dtype. The implementation clamps the argument o
 a = 708 (float64) or 87 (float32), a little before the end of the normal range (708.4, 87.3), so
 results below exp(-clamp) (< 4e-308, < 2e-38) are only bounded, not accurate: checked apart.
 """
+
 import numba
 import numpy as np
 import pytest
@@ -43,8 +44,11 @@ def _exp_runner(function):
     return run
 
 
-RUNNERS = {(name, dtype): _activation_runner(fastmath.ACTIVATION_TAGS[name])
-           for name in ("sigmoid", "tanh", "relu") for dtype in (F32, F64)}
+RUNNERS = {
+    (name, dtype): _activation_runner(fastmath.ACTIVATION_TAGS[name])
+    for name in ("sigmoid", "tanh", "relu")
+    for dtype in (F32, F64)
+}
 EXP_NEG = {F64: _exp_runner(fastmath.exp_neg_f64), F32: _exp_runner(fastmath.exp_neg_f32)}
 
 
@@ -131,8 +135,10 @@ def test_relu_exact(dtype, rng):
 
 
 @settings(max_examples=30, deadline=None)
-@given(values=st.lists(st.floats(-700.0, 700.0, allow_nan=False), min_size=1, max_size=40),
-       name=st.sampled_from(["sigmoid", "tanh"]))
+@given(
+    values=st.lists(st.floats(-700.0, 700.0, allow_nan=False), min_size=1, max_size=40),
+    name=st.sampled_from(["sigmoid", "tanh"]),
+)
 def test_activations_on_arbitrary_floats_float64(values, name):
     t = np.array(values, dtype=np.float64)
     value, _ = RUNNERS[name, F64](t)

@@ -4,15 +4,19 @@ Compilation dominates the cost of these tests: each (activation, dtype) pair is 
 process (``two_layer_numba.compiled_loops`` caches it), so only float64 × {sigmoid, tanh, relu} and
 float32 × sigmoid are used here.
 """
+
 import numpy as np
 import pytest
 
 from particledyn import GD, Simulation
 from particledyn.kernel import finite_difference_jvp
-from particledyn.kernels import TwoLayerNet
-from particledyn.kernels import two_layer_numba
-from particledyn.kernels.two_layer_reference import (field_reference, forward_reference,
-                                                     hessian_vector_reference, loss_reference)
+from particledyn.kernels import TwoLayerNet, two_layer_numba
+from particledyn.kernels.two_layer_reference import (
+    field_reference,
+    forward_reference,
+    hessian_vector_reference,
+    loss_reference,
+)
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 LOSSES = ("mse", "cross_entropy")
@@ -20,8 +24,7 @@ SCALINGS = ("standard", "mean_field")
 CHUNK = two_layer_numba.CHUNK
 # (d, C, B, N): B never a multiple of the 8 lanes; N = 1, N below a chunk, N = 2 chunks + 5;
 # the last shape is past WIDE_DIMS, so it runs the per-particle loops of two_layer_wide_numba
-SHAPES = ((1, 1, 5, 1), (2, 3, 37, 100), (3, 2, 13, 2 * CHUNK + 5),
-          (two_layer_numba.WIDE_DIMS, 3, 11, 300))
+SHAPES = ((1, 1, 5, 1), (2, 3, 37, 100), (3, 2, 13, 2 * CHUNK + 5), (two_layer_numba.WIDE_DIMS, 3, 11, 300))
 
 
 def assert_rel_close(actual, expected, rtol, what=""):
@@ -63,9 +66,12 @@ def test_fused_kernel_matches_reference_float64(activation, loss, scaling, d, n_
     kernel, x, m, (z, y) = make_problem(activation, loss, scaling, d, n_out, batch, n)
     context = kernel.evaluation_context()
     assert kernel.field(x, m, context).dtype == np.float64
-    assert_rel_close(kernel.outputs(x, m, z), forward_reference(x, m, z, activation, scaling)[0], 1e-12, "outputs")
-    assert_rel_close(kernel.field(x, m, context), field_reference(x, m, z, y, activation, scaling, loss),
-                     1e-12, "field")
+    assert_rel_close(
+        kernel.outputs(x, m, z), forward_reference(x, m, z, activation, scaling)[0], 1e-12, "outputs"
+    )
+    assert_rel_close(
+        kernel.field(x, m, context), field_reference(x, m, z, y, activation, scaling, loss), 1e-12, "field"
+    )
     expected_loss = loss_reference(x, m, z, y, activation, scaling, loss)
     assert abs(kernel.loss(x, m, context) - expected_loss) <= 1e-12 * abs(expected_loss)
 
@@ -147,6 +153,10 @@ def test_minibatch_context_is_a_sorted_subset_and_field_uses_it():
     assert zb.shape == (16, 2) and yb.shape == (16,)
     rows = [int(np.flatnonzero((z == row).all(axis=1))[0]) for row in zb]
     assert rows == sorted(set(rows)) and np.array_equal(y[rows], yb)
-    assert_rel_close(kernel.field(x, m, context), field_reference(x, m, zb, yb, "sigmoid", "standard", "mse"),
-                     1e-12, "mini-batch field")
+    assert_rel_close(
+        kernel.field(x, m, context),
+        field_reference(x, m, zb, yb, "sigmoid", "standard", "mse"),
+        1e-12,
+        "mini-batch field",
+    )
     assert kernel.context(3, np.random.default_rng(9), None)[0] is kernel.inputs

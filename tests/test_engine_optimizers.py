@@ -6,6 +6,7 @@
              x <- x - lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)   (torch.optim.Adam)
 with g = -U + weight_decay x (coupled L2, PyTorch's ``weight_decay``).
 """
+
 import math
 
 import numpy as np
@@ -37,8 +38,8 @@ class NumpyOptimizer:
             self.m, self.v = np.zeros_like(x), np.zeros_like(x)
         self.m = self.beta1 * self.m + (1 - self.beta1) * g
         self.v = self.beta2 * self.v + (1 - self.beta2) * g * g
-        m_hat = self.m / (1 - self.beta1 ** self.t)
-        v_hat = self.v / (1 - self.beta2 ** self.t)
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
         return x - lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
     def state(self):
@@ -50,10 +51,13 @@ class NumpyOptimizer:
 
 
 CONFIGS = [
-    ("gd", {}), ("gd", {"weight_decay": 0.05}),
+    ("gd", {}),
+    ("gd", {"weight_decay": 0.05}),
     ("sgd", {"weight_decay": 0.01}),
-    ("momentum", {"beta": 0.9}), ("momentum", {"beta": 0.5, "weight_decay": 0.05}),
-    ("adam", {}), ("adam", {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05}),
+    ("momentum", {"beta": 0.9}),
+    ("momentum", {"beta": 0.5, "weight_decay": 0.05}),
+    ("adam", {}),
+    ("adam", {"beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.05}),
 ]
 
 
@@ -90,8 +94,15 @@ def test_simulation_matches_reference_loop(name, options, teacher_student_small)
     masses = np.full(50, 1.0 / 50)
     batch_size = 16 if name == "sgd" else None
     schedule = StepDecay(0.5, every=3, factor=0.5)
-    sim = Simulation(kernel, x0, optimizer=make_optimizer(name, **options), lr=schedule, seed=11,
-                     batch_size=batch_size, frame_every=0)
+    sim = Simulation(
+        kernel,
+        x0,
+        optimizer=make_optimizer(name, **options),
+        lr=schedule,
+        seed=11,
+        batch_size=batch_size,
+        frame_every=0,
+    )
     sim.run(8, progress=False)
 
     reference = NumpyOptimizer(name, **options)
@@ -116,7 +127,7 @@ def test_weight_decay_alone_shrinks_geometrically(rng):
     y = x.copy()
     for step in range(5):
         y = y + 0.5 * optimizer.direction(y, np.zeros_like(y), {}, step)
-    np.testing.assert_allclose(y, x * 0.95 ** 5, rtol=1e-14)
+    np.testing.assert_allclose(y, x * 0.95**5, rtol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -150,13 +161,13 @@ def test_adam_preconditioner_is_last_bias_corrected_second_moment(rng):
         field = rng.standard_normal(x.shape)
         optimizer.direction(x, field, state, step)
         reference.step(x, field, 0.1)
-    expected = np.sqrt(reference.v / (1 - 0.9 ** 3)) + 1e-8
+    expected = np.sqrt(reference.v / (1 - 0.9**3)) + 1e-8
     np.testing.assert_allclose(optimizer.preconditioner(state, 3), expected, rtol=1e-14)
 
 
 def test_schedules_match_their_formulas():
     constant = Constant(0.2)
-    assert [constant(t) for t in (0, 7, 10 ** 6)] == [0.2, 0.2, 0.2]
+    assert [constant(t) for t in (0, 7, 10**6)] == [0.2, 0.2, 0.2]
     decay = StepDecay(1.0, every=4, factor=0.5)
     assert [decay(t) for t in range(9)] == [1.0] * 4 + [0.5] * 4 + [0.25]
     cosine = Cosine(1.0, steps=10, lr_min=0.1, warmup=2)

@@ -1,11 +1,12 @@
 """Ensemble: every replica bit-identical to its run alone; divergence freezes one replica only."""
+
 import numpy as np
 import pytest
 
 from particledyn import GD, Adam, Momentum, Simulation
-from particledyn.observers import LossObserver
 from particledyn.ensemble import Ensemble
 from particledyn.kernels import TwoLayerNet
+from particledyn.observers import LossObserver
 from particledyn.schedules import StepDecay
 
 
@@ -42,33 +43,55 @@ def test_replicas_bit_identical_to_single_runs(dtype, optimizer, replicas):
     x = starts(replicas)
     lrs = [0.05 * (r + 1) for r in range(replicas)]
     seeds = [7 + 11 * r for r in range(replicas)]
-    ens = Ensemble(kernel, x, optimizer=optimizer(), lr=lrs, seed=seeds, batch_size=30,
-                   observers=[LossObserver(every=3)], dtype=dtype)
+    ens = Ensemble(
+        kernel,
+        x,
+        optimizer=optimizer(),
+        lr=lrs,
+        seed=seeds,
+        batch_size=30,
+        observers=[LossObserver(every=3)],
+        dtype=dtype,
+    )
     ens.run(9, progress=False)
     assert ens.fields.fused
     for r in range(replicas):
-        assert_replica_matches(ens, r, alone(kernel, x[r], 9, optimizer=optimizer(), lr=lrs[r],
-                                             seed=seeds[r], batch_size=30, dtype=dtype))
+        assert_replica_matches(
+            ens,
+            r,
+            alone(
+                kernel, x[r], 9, optimizer=optimizer(), lr=lrs[r], seed=seeds[r], batch_size=30, dtype=dtype
+            ),
+        )
 
 
 def test_sixteen_replicas_standard_scaling_schedules_and_data_draws():
     kernels = [teacher(seed=r % 4, activation="sigmoid") for r in range(16)]
     x = starts(16, n=24, seed=3)
     schedules = [StepDecay(0.01 * (1 + r % 5), every=3) for r in range(16)]
-    ens = Ensemble(kernels, x, optimizer=Adam(), lr=schedules, seed=list(range(16)), batch_size=16,
-                   observers=[LossObserver(every=3)])
+    ens = Ensemble(
+        kernels,
+        x,
+        optimizer=Adam(),
+        lr=schedules,
+        seed=list(range(16)),
+        batch_size=16,
+        observers=[LossObserver(every=3)],
+    )
     ens.run(7, progress=False)
     for r in (0, 5, 15):
         schedule = StepDecay(0.01 * (1 + r % 5), every=3)
-        assert_replica_matches(ens, r, alone(kernels[r], x[r], 7, optimizer=Adam(), lr=schedule, seed=r,
-                                             batch_size=16))
+        assert_replica_matches(
+            ens, r, alone(kernels[r], x[r], 7, optimizer=Adam(), lr=schedule, seed=r, batch_size=16)
+        )
 
 
 def test_cross_entropy_and_several_outputs():
     rng = np.random.default_rng(4)
     z = rng.normal(size=(64, 2))
-    kernel = TwoLayerNet(z, (z[:, 0] > 0).astype(int) + (z[:, 1] > 0), activation="tanh",
-                         loss="cross_entropy")
+    kernel = TwoLayerNet(
+        z, (z[:, 0] > 0).astype(int) + (z[:, 1] > 0), activation="tanh", loss="cross_entropy"
+    )
     x = starts(2, n=20, dim=5, seed=5)
     ens = Ensemble(kernel, x, lr=[0.1, 0.3], seed=[1, 2], batch_size=10, observers=[LossObserver(every=3)])
     ens.run(6, progress=False)
@@ -100,19 +123,26 @@ def test_generic_path_for_other_optimizers_matches():
 
     kernel = teacher()
     x = starts(2)
-    ens = Ensemble(kernel, x, optimizer=Halved(), lr=[0.1, 0.2], seed=[0, 1],
-                   observers=[LossObserver(every=3)])
+    ens = Ensemble(
+        kernel, x, optimizer=Halved(), lr=[0.1, 0.2], seed=[0, 1], observers=[LossObserver(every=3)]
+    )
     ens.run(6, progress=False)
     for r in range(2):
         assert_replica_matches(ens, r, alone(kernel, x[r], 6, optimizer=Halved(), lr=[0.1, 0.2][r], seed=r))
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (dict(lr=[0.1, 0.2], seed=[1, 2, 3]), "different lengths"),
-    (dict(), "replicas=None and no per-replica argument"),
-    (dict(replicas=0), "replicas=0: expected a positive integer"),
-    (dict(replicas=2, masses=np.ones((3, 40))), r"masses of shape \(3, 40\): expected \(N,\) or \(2, N\)"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (dict(lr=[0.1, 0.2], seed=[1, 2, 3]), "different lengths"),
+        (dict(), "replicas=None and no per-replica argument"),
+        (dict(replicas=0), "replicas=0: expected a positive integer"),
+        (
+            dict(replicas=2, masses=np.ones((3, 40))),
+            r"masses of shape \(3, 40\): expected \(N,\) or \(2, N\)",
+        ),
+    ],
+)
 def test_bad_arguments_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
         Ensemble(teacher(), starts(1)[0], **arguments)
@@ -128,6 +158,7 @@ def test_the_docstring_example_runs():
     import doctest
 
     import particledyn.ensemble.ensemble as module
+
     assert doctest.testmod(module).failed == 0
 
 

@@ -1,5 +1,6 @@
 """`particledyn run` of a scenario with run.replicas: one ensemble file whose replica r reads as the
 scenario run alone with that replica's seed and lr; resume of an interrupted ensemble file."""
+
 import numpy as np
 import pytest
 
@@ -75,17 +76,23 @@ def test_an_interrupted_ensemble_file_resumes_bit_identically(tmp_path):
     with open_run(whole) as a, open_run(cut) as b:
         np.testing.assert_array_equal(a.positions(), b.positions())
         for r in range(3):
-            np.testing.assert_array_equal(a.replica(r).observable("loss", "loss")[1],
-                                          b.replica(r).observable("loss", "loss")[1])
+            np.testing.assert_array_equal(
+                a.replica(r).observable("loss", "loss")[1], b.replica(r).observable("loss", "loss")[1]
+            )
 
 
-@pytest.mark.parametrize("ensemble, message", [
-    ("replicas = 2\nreplica_seeds = [1, 2, 3]",
-     r"run.replica_seeds with 3 entries: expected run.replicas = 2"),
-    ("replicas = 2\nreplica_lrs = [0.1, -1.0]", r"run.replica_lrs.*positive finite learning rates"),
-    ("replicas = 0", r"run.replicas"),
-    ('replicas = 2\nbackend = "cupy"', r'run.replicas = 2: expected run.backend = "numba"'),
-])
+@pytest.mark.parametrize(
+    "ensemble, message",
+    [
+        (
+            "replicas = 2\nreplica_seeds = [1, 2, 3]",
+            r"run.replica_seeds with 3 entries: expected run.replicas = 2",
+        ),
+        ("replicas = 2\nreplica_lrs = [0.1, -1.0]", r"run.replica_lrs.*positive finite learning rates"),
+        ("replicas = 0", r"run.replicas"),
+        ('replicas = 2\nbackend = "cupy"', r'run.replicas = 2: expected run.backend = "numba"'),
+    ],
+)
 def test_bad_ensemble_keys_are_refused(ensemble, message):
     with pytest.raises(ScenarioError, match=message):
         parse_scenario(SCENARIO.format(ensemble=ensemble))

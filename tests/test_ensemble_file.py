@@ -1,5 +1,6 @@
 """Ensemble files: replica i read through Run.replica(i) equals its single run's file; exact resume;
 SIGINT stops at a step boundary after its checkpoint."""
+
 import os
 import signal
 
@@ -7,13 +8,12 @@ import numpy as np
 import pytest
 
 from particledyn import Adam, Simulation
-from particledyn.observers import LossObserver
 from particledyn.divergence import divergence_of
 from particledyn.ensemble import Ensemble
 from particledyn.interrupts import Interrupted
 from particledyn.io import H5MDSink, open_run
 from particledyn.kernels import TwoLayerNet
-from particledyn.observers import Observer
+from particledyn.observers import LossObserver, Observer
 
 LRS, SEEDS = [0.002, 1e150, 0.004], [3, 4, 5]
 
@@ -29,13 +29,32 @@ def starts():
 
 
 def ensemble(sink, observers=(), **options):
-    return Ensemble(kernel(), starts(), optimizer=Adam(), lr=LRS, seed=SEEDS, batch_size=20, sink=sink,
-                    observers=[LossObserver(every=2), *observers], frame_every=3, **options)
+    return Ensemble(
+        kernel(),
+        starts(),
+        optimizer=Adam(),
+        lr=LRS,
+        seed=SEEDS,
+        batch_size=20,
+        sink=sink,
+        observers=[LossObserver(every=2), *observers],
+        frame_every=3,
+        **options,
+    )
 
 
 def single_file(path, r, steps):
-    sim = Simulation(kernel(), starts()[r], optimizer=Adam(), lr=LRS[r], seed=SEEDS[r], batch_size=20,
-                     sink=H5MDSink(path), observers=[LossObserver(every=2)], frame_every=3)
+    sim = Simulation(
+        kernel(),
+        starts()[r],
+        optimizer=Adam(),
+        lr=LRS[r],
+        seed=SEEDS[r],
+        batch_size=20,
+        sink=H5MDSink(path),
+        observers=[LossObserver(every=2)],
+        frame_every=3,
+    )
     try:
         sim.run(steps, progress=False)
         sim.close()
@@ -112,8 +131,14 @@ class SignalAt(Observer):
 
 def test_sigint_stops_at_the_step_boundary_after_its_checkpoint(tmp_path):
     path = str(tmp_path / "int.h5")
-    ens = Ensemble(kernel(), starts(), lr=0.003, seed=SEEDS, sink=H5MDSink(path),
-                   observers=lambda r: [LossObserver(every=2)] + ([SignalAt(5)] if r == 0 else []))
+    ens = Ensemble(
+        kernel(),
+        starts(),
+        lr=0.003,
+        seed=SEEDS,
+        sink=H5MDSink(path),
+        observers=lambda r: [LossObserver(every=2)] + ([SignalAt(5)] if r == 0 else []),
+    )
     with pytest.raises(Interrupted, match="after step 5"):
         ens.run(20, progress=False)
     with open_run(path) as run:
@@ -122,8 +147,14 @@ def test_sigint_stops_at_the_step_boundary_after_its_checkpoint(tmp_path):
     whole = Ensemble(kernel(), starts(), lr=0.003, seed=SEEDS, observers=[LossObserver(every=2)])
     whole.run(9, progress=False)
     sink, checkpoint = H5MDSink.resume(path)
-    resumed = Ensemble(kernel(), starts(), lr=0.003, seed=SEEDS, sink=sink,
-                       observers=lambda r: [LossObserver(every=2)] + ([SignalAt(-1)] if r == 0 else []))
+    resumed = Ensemble(
+        kernel(),
+        starts(),
+        lr=0.003,
+        seed=SEEDS,
+        sink=sink,
+        observers=lambda r: [LossObserver(every=2)] + ([SignalAt(-1)] if r == 0 else []),
+    )
     resumed.restore(checkpoint).run(4, progress=False)
     np.testing.assert_array_equal(resumed.positions, whole.positions)
     resumed.close()

@@ -1,9 +1,15 @@
 """The ReLU balance a^2 - |w|^2: O(eta^2) drift under GD, pathological neurons, components."""
+
 import numpy as np
 import pytest
 
-from particledyn.geometry import (NeighbourPairs, balance_drift, invariant_set_components,
-                                  relu_balance, split_neurons)
+from particledyn.geometry import (
+    NeighbourPairs,
+    balance_drift,
+    invariant_set_components,
+    relu_balance,
+    split_neurons,
+)
 from particledyn.geometry.reference_nets import TwoLayerNet
 
 
@@ -57,10 +63,14 @@ def test_a_non_homogeneous_activation_drifts_at_first_order():
 
 
 def test_components_count_pathological_neurons():
-    X = np.array([[0.1, 0.2, 1.0],     # c > 0, a > 0: pathological
-                  [0.3, 0.0, -2.0],    # c > 0, a < 0: pathological
-                  [1.0, 1.0, 0.5],     # c < 0, w in R^2: connected factor
-                  [0.6, 0.8, -1.0]])   # c = 0: the cone, connected
+    X = np.array(
+        [
+            [0.1, 0.2, 1.0],  # c > 0, a > 0: pathological
+            [0.3, 0.0, -2.0],  # c > 0, a < 0: pathological
+            [1.0, 1.0, 0.5],  # c < 0, w in R^2: connected factor
+            [0.6, 0.8, -1.0],
+        ]
+    )  # c = 0: the cone, connected
     parts = invariant_set_components(X)
     assert (parts.n_pathological, parts.n_pathological_positive) == (2, 1)
     assert parts.n_fixed_input_sign == 0

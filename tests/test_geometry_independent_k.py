@@ -1,13 +1,13 @@
 """Lemma 2/4 with a K obtained outside the checked pairs and step: a-priori (per-neuron Jacobian),
 the previous step, held-out pairs. Each check holds on the two-layer net under GD and fails on a
 rule that breaks it."""
+
 import numpy as np
 import pytest
 
 from particledyn import GD, BlackBoxKernel, Momentum, Simulation
 from particledyn.geometry import LemmaObserver, NeighbourCache, NeighbourPairs, lemma_check
-from particledyn.geometry.apriori import (jacobian_sup, lipschitz_bound, output_gradient,
-                                          per_neuron_jacobians)
+from particledyn.geometry.apriori import jacobian_sup, lipschitz_bound, output_gradient, per_neuron_jacobians
 from particledyn.geometry.lemmas import bounds_check, extreme_pairs, lemma_tolerances
 from particledyn.geometry.lipschitz import pairwise_lipschitz
 from particledyn.kernels import TwoLayerNet
@@ -50,8 +50,9 @@ def test_per_neuron_jacobian_is_the_derivative_of_the_field_at_fixed_outputs(act
         Xp, Xm = X.copy(), X.copy()
         Xp[:, c] += h
         Xm[:, c] -= h
-        column = (kernel.field_given_outputs(Xp, Z, y, frozen)
-                  - kernel.field_given_outputs(Xm, Z, y, frozen)) / (2 * h)
+        column = (
+            kernel.field_given_outputs(Xp, Z, y, frozen) - kernel.field_given_outputs(Xm, Z, y, frozen)
+        ) / (2 * h)
         np.testing.assert_allclose(-column, J[:, :, c], atol=1e-7 * np.abs(J).max())
 
 
@@ -99,8 +100,7 @@ def test_held_out_pairs_use_about_the_whole_bound_on_gd_and_far_more_on_a_kink()
     assert np.nanmax(good["fraction_used"]) < 1.1
     Y = X.copy()
     Y[:30, 0] = np.linspace(-1e-3, 1e-3, 30)
-    bad = lemma_series(SqrtKick(kernel.inputs, kernel.targets, scaling="mean_field"), Y, 0.2, 15,
-                       "held_out")
+    bad = lemma_series(SqrtKick(kernel.inputs, kernel.targets, scaling="mean_field"), Y, 0.2, 15, "held_out")
     assert np.nanmax(bad["fraction_used"]) > 1.5 and bad["n_violations"].sum() > 0
 
 
@@ -108,8 +108,7 @@ def test_the_same_step_pairwise_k_never_fails_even_on_a_kink():
     kernel, X = problem(60)
     Y = X.copy()
     Y[:30, 0] = np.linspace(-1e-3, 1e-3, 30)
-    bad = lemma_series(SqrtKick(kernel.inputs, kernel.targets, scaling="mean_field"), Y, 0.2, 15,
-                       "pairwise")
+    bad = lemma_series(SqrtKick(kernel.inputs, kernel.targets, scaling="mean_field"), Y, 0.2, 15, "pairwise")
     assert bad["n_violations"].sum() == 0 and np.nanmax(bad["fraction_used"]) <= 1.0 + 1e-9
 
 
@@ -123,8 +122,11 @@ def test_sampled_extreme_pairs_catch_a_contraction_beyond_the_neighbour_lists():
     assert lemma_check(pairs, Y, 1.0, 0.1).n_lower_violations == 0  # kNN pairs miss it
     extra = extreme_pairs(X, Y, 400, np.random.default_rng(0))
     assert lemma_check(pairs, Y, 1.0, 0.1, extra_pairs=extra).n_lower_violations >= 1
-    kick = BlackBoxKernel(lambda x, m, c: np.where(np.arange(len(x))[:, None] == a,
-                                                   0.5 * (X[b] - x), 0.0), dim=2, tolerance=np.inf)
+    kick = BlackBoxKernel(
+        lambda x, m, c: np.where(np.arange(len(x))[:, None] == a, 0.5 * (X[b] - x), 0.0),
+        dim=2,
+        tolerance=np.inf,
+    )
     obs = LemmaObserver(0.1, cache=NeighbourCache(all_pairs_max_n=0), n_sample=400)
     sim = Simulation(kick, X, lr=1.0, observers=[obs])
     sim.run(1, progress=False)
@@ -159,32 +161,38 @@ def test_lemma_1_tolerance_sees_equal_pairs_at_float_precision_and_counts_splits
 def test_fraction_used_of_the_bounds():
     check = bounds_check(np.array([1.0, 2.0]), np.array([1.1, 1.9]), 0.5, 0.4, rtol=0, atol=0)
     assert check.fraction_used == pytest.approx(0.5) and check.n_violations == 0
-    assert bounds_check(np.array([1.0]), np.array([1.3]), 0.5, 0.4, rtol=0,
-                        atol=0).n_upper_violations == 1
+    assert bounds_check(np.array([1.0]), np.array([1.3]), 0.5, 0.4, rtol=0, atol=0).n_upper_violations == 1
 
 
 def test_scenario_with_the_certified_k_end_to_end(tmp_path):
     """The phase-transition base: lemmas with K = "apriori" and the expansion check with the same
     certified K, through the TOML schema and the runner; the verdict names the K certified."""
     import os
+
     import tomllib
 
     from particledyn.runner import start_run
     from particledyn.scenario import Scenario, validate_scenario
     from particledyn.summary import summarize_run
 
-    base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios",
-                        "sweeps", "phase_transition_base.toml")
+    base = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        "scenarios",
+        "sweeps",
+        "phase_transition_base.toml",
+    )
     with open(base, "rb") as handle:
         raw = tomllib.load(handle)
     raw["run"]["steps"], raw["init"]["n"] = 6, 40
     raw["observers"] = [o for o in raw["observers"] if o["type"] != "sharpness"]
-    raw["observers"].append({"type": "expansion", "K": "apriori", "radii": [0.25, 0.5],
-                             "relative": True, "max_dim": 1})
+    raw["observers"].append(
+        {"type": "expansion", "K": "apriori", "radii": [0.25, 0.5], "relative": True, "max_dim": 1}
+    )
     out = str(tmp_path / "apriori.h5")
     start_run(Scenario(validate_scenario(raw), "", base), out=out, overwrite=True, progress=False)
     s = summarize_run(out)
     from particledyn.io import open_run
+
     with open_run(out) as run:
         violations = np.asarray(run.observable("lemmas", "n_violations")[1])
         certified = np.asarray(run.observable("expansion", "certified")[1])
@@ -192,6 +200,7 @@ def test_scenario_with_the_certified_k_end_to_end(tmp_path):
     assert violations.sum() == 0 and certified.all() and not contradicts.any()
     assert "lemmas" in s["eta_K"]["sources"]
     from particledyn.summary import _certified
+
     with open_run(out) as run:
         assert _certified(run) == {"lemmas": True, "expansion": True}
     for change in s["changes"]:  # the summary reads the certified flag from the file itself

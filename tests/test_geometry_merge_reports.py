@@ -1,5 +1,6 @@
 """Merges reported honestly: eps tied to the start, the close start refused, pairs beside atoms,
 the merging pair named, exact merges at float precision, and events between sparse records."""
+
 import numpy as np
 import pytest
 
@@ -9,8 +10,7 @@ from particledyn.observers import ObserverError
 
 
 def run(rule, X, steps, observers, lr=1.0):
-    sim = Simulation(BlackBoxKernel(rule, dim=X.shape[1], tolerance=np.inf), X, lr=lr,
-                     observers=observers)
+    sim = Simulation(BlackBoxKernel(rule, dim=X.shape[1], tolerance=np.inf), X, lr=lr, observers=observers)
     sim.run(steps, progress=False)
     return sim.sink.observables
 
@@ -24,9 +24,12 @@ def test_eps_relative_is_a_fraction_of_the_start_closest_pair_and_a_close_start_
     X[1] = X[0] + [0.3, 0.0]  # the closest pair: 0.3
     records = run(lambda x, m, c: 0 * x, X, 1, [MergeObserver(eps_relative=0.5)])["merges"]
     assert records["eps"][0] == pytest.approx(0.15) and records["n_atoms"][0] == 36
-    with pytest.raises(ObserverError, match=r"observer 'merges' failed at step 0: ValueError: merges: eps=0\.5 but "
-                                            r"the start already has particles 0 and 1 at distance 0\.3: "
-                                            r"expected eps below") as info:
+    with pytest.raises(
+        ObserverError,
+        match=r"observer 'merges' failed at step 0: ValueError: merges: eps=0\.5 but "
+        r"the start already has particles 0 and 1 at distance 0\.3: "
+        r"expected eps below",
+    ) as info:
         run(lambda x, m, c: 0 * x, X, 1, [MergeObserver(eps=0.5)])
     assert isinstance(info.value.error, ValueError)
     allowed = run(lambda x, m, c: 0 * x, X, 1, [MergeObserver(eps=0.5, allow_close_start=True)])
@@ -73,9 +76,12 @@ def test_closest_approach_catches_a_pair_that_closes_and_reopens_between_merge_r
         u[0, 0] = np.cos(np.pi * c / 6) * 0.4  # x_0 goes toward x_1 and back
         return u
 
-    sim = Simulation(BlackBoxKernel(swing, dim=2, tolerance=np.inf, context=lambda step, rng, b: step),
-                     X, lr=1.0,
-                     observers=[MergeObserver(eps=0.2, every=12), ClosestApproachObserver()])
+    sim = Simulation(
+        BlackBoxKernel(swing, dim=2, tolerance=np.inf, context=lambda step, rng, b: step),
+        X,
+        lr=1.0,
+        observers=[MergeObserver(eps=0.2, every=12), ClosestApproachObserver()],
+    )
     sim.run(12, progress=False)
     merges, closest = sim.sink.observables["merges"], sim.sink.observables["closest_approach"]
     assert sum(merges["n_merges"]) == 0 and merges["n_atoms"][-1] == 36  # records see nothing

@@ -1,11 +1,17 @@
 """Atoms, merges and merged mass on constructed point sets, against plain references."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from particledyn.geometry import (NeighbourPairs, atom_masses, connected_atoms, mass_histogram,
-                                  merge_statistics)
+from particledyn.geometry import (
+    NeighbourPairs,
+    atom_masses,
+    connected_atoms,
+    mass_histogram,
+    merge_statistics,
+)
 
 
 def reference_atoms(X, eps):
@@ -31,12 +37,17 @@ def partition(labels):
 
 def reference_merges(before, after, masses):
     """Merges/splits/merged mass straight from the definitions."""
-    merges = sum(len({before[p] for p in range(len(after)) if after[p] == b}) - 1
-                 for b in set(after.tolist()))
-    splits = sum(len({after[p] for p in range(len(before)) if before[p] == a}) - 1
-                 for a in set(before.tolist()))
-    merged = [p for p in range(len(after))
-              if any(before[q] != before[p] for q in range(len(after)) if after[q] == after[p])]
+    merges = sum(
+        len({before[p] for p in range(len(after)) if after[p] == b}) - 1 for b in set(after.tolist())
+    )
+    splits = sum(
+        len({after[p] for p in range(len(before)) if before[p] == a}) - 1 for a in set(before.tolist())
+    )
+    merged = [
+        p
+        for p in range(len(after))
+        if any(before[q] != before[p] for q in range(len(after)) if after[q] == after[p])
+    ]
     return merges, splits, float(masses[merged].sum()), len(merged)
 
 
@@ -99,8 +110,10 @@ def test_merge_statistics_on_a_constructed_step():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=30),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=1, max_size=30),
+    st.integers(0, 2**32 - 1),
+)
 def test_merge_statistics_match_the_definition(labels, seed):
     before, after = (np.array(column) for column in zip(*labels))
     masses = np.random.default_rng(seed).random(len(before))
@@ -134,8 +147,7 @@ def test_mass_histogram_counts_and_out_of_range():
 
 def test_connected_atoms_isolated_and_duplicate_edges():
     n, labels = connected_atoms(5, np.array([0, 1, 1, 0]), np.array([1, 0, 2, 1]))
-    assert n == 3 and partition(labels) == frozenset({frozenset({0, 1, 2}), frozenset({3}),
-                                                      frozenset({4})})
+    assert n == 3 and partition(labels) == frozenset({frozenset({0, 1, 2}), frozenset({3}), frozenset({4})})
 
 
 def test_bad_inputs_raise_clear_errors():
@@ -165,10 +177,10 @@ def test_atoms_permute_with_particles(seed, n, knn):
     _, a1 = NeighbourPairs(Y, k=3, all_pairs_max_n=limit).atoms(0.05)
     _, p1 = NeighbourPairs(Y[perm], k=3, all_pairs_max_n=limit).atoms(0.05)
     # the atoms of the permuted cloud are the permuted atoms
-    assert partition(p0) == frozenset(frozenset(np.flatnonzero(np.isin(perm, list(s))).tolist())
-                                      for s in partition(a0))
+    assert partition(p0) == frozenset(
+        frozenset(np.flatnonzero(np.isin(perm, list(s))).tolist()) for s in partition(a0)
+    )
     assert partition(a0) == reference_atoms(X, 0.05)
     s, t = merge_statistics(a0, a1, masses), merge_statistics(p0, p1, masses[perm])
-    assert (s.n_merges, s.n_splits, s.n_merged_particles) == (t.n_merges, t.n_splits,
-                                                              t.n_merged_particles)
+    assert (s.n_merges, s.n_splits, s.n_merged_particles) == (t.n_merges, t.n_splits, t.n_merged_particles)
     assert s.merged_mass == pytest.approx(t.merged_mass, rel=1e-12, abs=1e-15)

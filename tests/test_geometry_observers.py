@@ -1,11 +1,20 @@
 """Geometry observers driven by a small hand-written GD loop (no engine needed)."""
+
 import numpy as np
 import pytest
 
-from particledyn.geometry import (BalanceObserver, LemmaObserver, MergeObserver, NeighbourPairs,
-                                  PairwiseLipschitzObserver, SharpnessObserver,
-                                  geometry_observers, lemma_check, pairwise_lipschitz,
-                                  top_eigenpairs)
+from particledyn.geometry import (
+    BalanceObserver,
+    LemmaObserver,
+    MergeObserver,
+    NeighbourPairs,
+    PairwiseLipschitzObserver,
+    SharpnessObserver,
+    geometry_observers,
+    lemma_check,
+    pairwise_lipschitz,
+    top_eigenpairs,
+)
 from particledyn.geometry.reference_nets import TwoLayerNet, teacher_student
 from particledyn.observers import Observer, StepInfo
 from particledyn.simulation import DivergenceError
@@ -21,8 +30,16 @@ def run(observers, net, X, lr, steps, scale=1.0):
         if step > 0:
             update = -scale * net.grad(X)
             previous, X = X, X + lr * update
-        info = StepInfo(step=step, time=step * lr, positions=X, masses=masses, lr=lr,
-                        previous_positions=previous, update=update, field=update)
+        info = StepInfo(
+            step=step,
+            time=step * lr,
+            positions=X,
+            masses=masses,
+            lr=lr,
+            previous_positions=previous,
+            update=update,
+            field=update,
+        )
         for index, obs in enumerate(observers):
             if obs.wants(step):
                 values = dict(obs.observe(info))
@@ -99,9 +116,13 @@ def test_balance_observer_on_relu_gd():
 
 def test_sharpness_observer_warm_starts_and_resumes():
     net, X, _ = teacher_student(30, d=2, batch=40, seed=3)
-    observer = SharpnessObserver(lambda info: net.hvp_flat(info.positions), k=2, tol=1e-9,
-                                 momentum=0.9,
-                                 gradient=lambda info: net.grad(info.positions).ravel())
+    observer = SharpnessObserver(
+        lambda info: net.hvp_flat(info.positions),
+        k=2,
+        tol=1e-9,
+        momentum=0.9,
+        gradient=lambda info: net.grad(info.positions).ravel(),
+    )
     records = run([observer], net, X, lr=2.0, steps=3)["sharpness"]
     for info, values in records:
         exact = np.linalg.eigvalsh(net.hessian(info.positions))
@@ -119,8 +140,9 @@ def test_sharpness_observer_warm_starts_and_resumes():
 def test_sharpness_observer_with_a_preconditioner():
     net, X, _ = teacher_student(12, d=2, batch=30, seed=4)
     diagonal = np.random.default_rng(0).uniform(0.5, 2.0, X.size)
-    observer = SharpnessObserver(lambda info: net.hvp_flat(info.positions),
-                                 preconditioner=lambda info: diagonal, tol=1e-10)
+    observer = SharpnessObserver(
+        lambda info: net.hvp_flat(info.positions), preconditioner=lambda info: diagonal, tol=1e-10
+    )
     info = StepInfo(step=0, time=0.0, positions=X, masses=np.ones(12) / 12, lr=0.1)
     scale = 1 / np.sqrt(diagonal)
     exact = np.linalg.eigvalsh(scale[:, None] * net.hessian(X) * scale[None])[-1]
@@ -133,7 +155,7 @@ def test_sharpness_observer_reports_an_overflowing_hessian_as_divergence():
     """Positions still finite but huge (a run about to diverge): H v overflows. The observer raises
     DivergenceError naming the step, not ARPACK's illegible error."""
     net, X, _ = teacher_student(12, d=2, batch=30, seed=4)
-    observer = SharpnessObserver(lambda info: (lambda v: net.hvp_flat(info.positions)(v) * np.inf))
+    observer = SharpnessObserver(lambda info: lambda v: net.hvp_flat(info.positions)(v) * np.inf)
     info = StepInfo(step=7, time=0.7, positions=X, masses=np.ones(12) / 12, lr=0.1)
     with pytest.raises(DivergenceError, match="Hessian-vector products became non-finite at step 7"):
         observer.observe(info)
@@ -154,7 +176,13 @@ def test_observer_arguments_are_checked():
         PairwiseLipschitzObserver(cache={})
     with pytest.raises(TypeError, match="hvp is None"):
         SharpnessObserver(None)
-    info = StepInfo(step=1, time=0.1, positions=np.zeros((3, 2)), masses=np.ones(3), lr=0.1,
-                    previous_positions=np.ones((3, 2)))
+    info = StepInfo(
+        step=1,
+        time=0.1,
+        positions=np.zeros((3, 2)),
+        masses=np.ones(3),
+        lr=0.1,
+        previous_positions=np.ones((3, 2)),
+    )
     with pytest.raises(ValueError, match="StepInfo.update is None"):
         PairwiseLipschitzObserver().observe(info)

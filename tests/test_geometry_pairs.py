@@ -1,11 +1,11 @@
 """Neighbour pairs, pairwise K (Lemma 4) and the Lemma 1/2 checks against brute force."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from particledyn.geometry import (NeighbourCache, NeighbourPairs, lemma_check,
-                                  pairwise_lipschitz)
+from particledyn.geometry import NeighbourCache, NeighbourPairs, lemma_check, pairwise_lipschitz
 from particledyn.geometry.reference_nets import teacher_student
 
 
@@ -192,18 +192,19 @@ def test_pairwise_k_and_lemma_check_are_permutation_invariant(seed, n, all_pairs
     assert a.K == b.K and a.n_pairs == b.n_pairs
     ca = lemma_check(NeighbourPairs(X, k=3, all_pairs_max_n=limit), nxt, 0.1, a.K)
     cb = lemma_check(NeighbourPairs(X[perm], k=3, all_pairs_max_n=limit), nxt[perm], 0.1, a.K)
-    assert (ca.min_ratio, ca.max_ratio, ca.n_violations) == (cb.min_ratio, cb.max_ratio,
-                                                             cb.n_violations)
+    assert (ca.min_ratio, ca.max_ratio, ca.n_violations) == (cb.min_ratio, cb.max_ratio, cb.n_violations)
 
 
 @pytest.mark.parametrize("dim", [1, 3, 50])
 def test_numba_pair_norms_match_the_numpy_reference(dim):
     from particledyn.geometry.neighbours import pair_norms, pair_norms_reference
+
     rng = np.random.default_rng(dim)
     values = rng.standard_normal((500, dim))
     i, j = rng.integers(0, 500, 3000), rng.integers(0, 500, 3000)
-    np.testing.assert_allclose(pair_norms(values, i, j), pair_norms_reference(values, i, j),
-                               rtol=1e-14, atol=0)
+    np.testing.assert_allclose(
+        pair_norms(values, i, j), pair_norms_reference(values, i, j), rtol=1e-14, atol=0
+    )
     i32, j32 = i.astype(np.int32), j.astype(np.int32)
     np.testing.assert_array_equal(pair_norms(values, i32, j32), pair_norms(values, i, j))
 

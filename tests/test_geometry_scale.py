@@ -1,5 +1,6 @@
 """Pair diagnostics that stay linear in N: atoms chained over an eps-grid, pairs counted without
 listing them, also when one cluster holds most of the cloud."""
+
 import numpy as np
 import pytest
 
@@ -57,8 +58,18 @@ def test_a_collapsed_cloud_is_counted_not_listed():
     cache = NeighbourCache(k=6)
     merges = MergeObserver(eps=0.01, cache=cache, allow_close_start=True)
     masses = np.full(n, 1.0 / n)
-    values = merges.observe(StepInfo(step=0, time=0.0, positions=X, masses=masses, lr=0.1,
-                                     previous_positions=None, update=None, field=None))
+    values = merges.observe(
+        StepInfo(
+            step=0,
+            time=0.0,
+            positions=X,
+            masses=masses,
+            lr=0.1,
+            previous_positions=None,
+            update=None,
+            field=None,
+        )
+    )
     assert values["n_atoms"] == 1 and values["n_close_pairs"] == n * (n - 1) // 2
     assert values["n_exact_pairs"] >= (n // 2) * (n // 2 - 1) // 2
     assert values["mass_in_multi_atoms"] == pytest.approx(1.0)
@@ -74,10 +85,30 @@ def test_merge_pair_found_among_the_chaining_edges():
     cache = NeighbourCache(k=4, all_pairs_max_n=0)
     merges = MergeObserver(eps=0.01, cache=cache, allow_close_start=True)
     masses = np.full(len(before), 1.0 / len(before))
-    merges.observe(StepInfo(step=0, time=0.0, positions=before, masses=masses, lr=0.1,
-                            previous_positions=None, update=None, field=None))
-    values = merges.observe(StepInfo(step=1, time=0.1, positions=after, masses=masses, lr=0.1,
-                                     previous_positions=before, update=after - before, field=None))
+    merges.observe(
+        StepInfo(
+            step=0,
+            time=0.0,
+            positions=before,
+            masses=masses,
+            lr=0.1,
+            previous_positions=None,
+            update=None,
+            field=None,
+        )
+    )
+    values = merges.observe(
+        StepInfo(
+            step=1,
+            time=0.1,
+            positions=after,
+            masses=masses,
+            lr=0.1,
+            previous_positions=before,
+            update=after - before,
+            field=None,
+        )
+    )
     assert values["n_merges"] >= 1 and values["n_merged_particles"] >= 100
     i, j = sorted((values["merge_i"], values["merge_j"]))
     assert i < 50 <= j < 100 and values["merge_distance"] <= 0.01

@@ -1,9 +1,16 @@
 """Sharpness by Lanczos against dense eigendecompositions of exact Hessians."""
+
 import numpy as np
 import pytest
 
-from particledyn.geometry import (adam_preconditioner, finite_difference_hvp, gradient_fraction,
-                                  preconditioned_hvp, stability_thresholds, top_eigenpairs)
+from particledyn.geometry import (
+    adam_preconditioner,
+    finite_difference_hvp,
+    gradient_fraction,
+    preconditioned_hvp,
+    stability_thresholds,
+    top_eigenpairs,
+)
 from particledyn.geometry.reference_nets import TwoLayerNet, teacher_student
 
 
@@ -34,8 +41,7 @@ def test_lanczos_matches_dense_eigvalsh(seed, activation):
     result = top_eigenpairs(net.hvp_flat(X), X.size, tol=1e-10)
     assert result.converged
     assert abs(result.lambda_max - exact[-1]) <= 1e-8 * abs(exact[-1])
-    residual = np.linalg.norm(net.hvp_flat(X)(result.eigenvector)
-                              - result.lambda_max * result.eigenvector)
+    residual = np.linalg.norm(net.hvp_flat(X)(result.eigenvector) - result.lambda_max * result.eigenvector)
     np.testing.assert_allclose(result.residual, residual, rtol=1e-6, atol=1e-18)
     assert result.residual <= 1e-10 * abs(result.lambda_max)
     assert result.n_hvp > 0
@@ -90,7 +96,7 @@ def test_preconditioned_operator_matches_dense():
     H = net.hessian(X)
     second_moment = np.random.default_rng(1).random(X.size) * 1e-3
     P = adam_preconditioner(second_moment, step=5, beta2=0.99, eps=1e-8)
-    np.testing.assert_allclose(P, np.sqrt(second_moment / (1 - 0.99 ** 5)) + 1e-8)
+    np.testing.assert_allclose(P, np.sqrt(second_moment / (1 - 0.99**5)) + 1e-8)
     scale = 1 / np.sqrt(P)
     exact = np.linalg.eigvalsh(scale[:, None] * H * scale[None, :])[-1]
     result = top_eigenpairs(preconditioned_hvp(net.hvp_flat(X), P), X.size, tol=1e-10)
@@ -114,8 +120,9 @@ def test_tiny_problem_uses_the_dense_path():
 
 def test_stability_thresholds():
     out = stability_thresholds(4.0, lr=0.1, momentum=0.9)
-    assert out == pytest.approx({"K": 4.0, "eta_star": 0.25, "eta_K": 0.4, "two_over_eta": 20.0,
-                                 "stability_threshold": 38.0})
+    assert out == pytest.approx(
+        {"K": 4.0, "eta_star": 0.25, "eta_K": 0.4, "two_over_eta": 20.0, "stability_threshold": 38.0}
+    )
     assert stability_thresholds(0.0, lr=0.1)["eta_star"] == np.inf
 
 
@@ -162,7 +169,9 @@ def test_kernel_sharpness_uses_adams_edge_for_the_preconditioned_operator():
     x = make_cloud({"shape": "two_circles", "n": 16})
     pre, raw = kernel_sharpness(2), kernel_sharpness(2, preconditioned=False)
     raw.name = "raw"
-    sim = simulate(kernel, x, 4, optimizer=make_optimizer("adam"), lr=0.01, observers=[pre, raw], progress=False)
+    sim = simulate(
+        kernel, x, 4, optimizer=make_optimizer("adam"), lr=0.01, observers=[pre, raw], progress=False
+    )
     steps, edge = sim.sink.series("sharpness", "stability_threshold")
     assert list(steps) == [0, 2, 4] and np.allclose(edge, 38 / 0.01)
     np.testing.assert_allclose(sim.sink.series("raw", "stability_threshold")[1], 2 / 0.01)

@@ -1,11 +1,12 @@
 """Backend selection, the no-GPU errors, frame staging and the skip-or-fail helper (CPU only)."""
+
 import sys
 import types
 
+import gpu_support
 import numpy as np
 import pytest
 
-import gpu_support
 import particledyn.backends as backends
 from particledyn import GD, MemorySink, Optimizer, Simulation
 from particledyn.backends import Backend, GpuUnavailableError, get_backend
@@ -47,12 +48,19 @@ def test_cupy_backend_without_a_device_is_a_one_line_error(fresh_backends, monke
     def no_device():
         raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
 
-    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device)))
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device))
+    )
     monkeypatch.setitem(sys.modules, "cupy", fake)
-    with pytest.raises(GpuUnavailableError, match=r"^backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device "
-                                                  r"found \(cudaErrorNoDevice"):
+    with pytest.raises(
+        GpuUnavailableError,
+        match=r"^backend='cupy' needs an NVIDIA GPU with CUDA: no CUDA device "
+        r"found \(cudaErrorNoDevice",
+    ):
         get_backend("cupy")
-    zero = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 0)))
+    zero = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 0))
+    )
     monkeypatch.setitem(sys.modules, "cupy", zero)
     with pytest.raises(GpuUnavailableError, match="no CUDA device found"):
         get_backend("cupy")
@@ -74,7 +82,9 @@ def test_simulation_steps_through_its_backend():
     assert sim.positions is sim.state.positions
     checkpoint = sim.checkpoint()
     assert checkpoint["backend"] == "numba" and checkpoint["threads"] >= 1
-    with pytest.raises(ValueError, match=r"^backend='torch': expected one of \('numba', 'cupy', 'cudasim'\)$"):
+    with pytest.raises(
+        ValueError, match=r"^backend='torch': expected one of \('numba', 'cupy', 'cudasim'\)$"
+    ):
         Simulation(net, np.zeros((3, 3)), backend="torch")
 
 
@@ -86,8 +96,9 @@ def test_optimizers_without_a_gpu_twin_are_refused():
         def direction(self, positions, field, state, step):
             return field
 
-    with pytest.raises(TypeError, match="optimizer 'custom' .Custom. has no GPU version: expected GD, SGD, "
-                                        "Momentum or Adam"):
+    with pytest.raises(
+        TypeError, match="optimizer 'custom' .Custom. has no GPU version: expected GD, SGD, Momentum or Adam"
+    ):
         Custom().to_device(get_backend("numba"))
     with pytest.raises(TypeError, match="expected a GD whose direction is GD's own for DeviceGD"):
         Nesterov().to_device(get_backend("numba"))

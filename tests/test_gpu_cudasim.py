@@ -1,4 +1,5 @@
 """Runs the GPU kernels' tests (tests/cudasim_cases.py) in numba's CUDA simulator, without a GPU."""
+
 import re
 
 from gpu_support import run_cudasim_cases

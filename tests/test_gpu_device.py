@@ -1,9 +1,10 @@
 """GPU-only tests (cupy on a real CUDA device): skipped with the reason on CPU machines,
 failing instead under PARTICLEDYN_REQUIRE_GPU=1 (see tests/gpu_support.py)."""
-import numpy as np
 
+import numpy as np
 from gpu_support import requires_gpu
-from particledyn import Adam, DeepSetsKernel, GD, Momentum, Simulation
+
+from particledyn import GD, Adam, DeepSetsKernel, Momentum, Simulation
 from particledyn.kernels import TwoLayerNet
 from particledyn.kernels.two_layer_reference import field_reference
 
@@ -20,8 +21,9 @@ def teacher_student(rng, batch=128, d=2, scaling="standard", activation="sigmoid
 
 @requires_gpu
 def test_gpu_field_equals_numba_field_on_the_paper_scenario():
-    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
     import cupy
+
+    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
 
     rng = np.random.default_rng(0)
     for activation, scaling in (("sigmoid", "standard"), ("tanh", "mean_field"), ("relu", "standard")):
@@ -37,8 +39,9 @@ def test_gpu_field_equals_numba_field_on_the_paper_scenario():
 
 @requires_gpu
 def test_gpu_classifier_field_matches_reference():
-    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
     import cupy
+
+    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
 
     rng = np.random.default_rng(1)
     z = rng.normal(size=(300, 64))
@@ -53,8 +56,9 @@ def test_gpu_classifier_field_matches_reference():
 
 @requires_gpu
 def test_gpu_float32_field_matches_reference():
-    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
     import cupy
+
+    from particledyn.kernels.two_layer_cuda import CudaTwoLayerNet
 
     rng = np.random.default_rng(2)
     net = teacher_student(rng)
@@ -85,8 +89,10 @@ def test_gpu_runs_are_bitwise_reproducible():
     rng = np.random.default_rng(4)
     net = teacher_student(rng)
     x0 = rng.normal(size=(1_000_000, 3))  # ~500 forward blocks: the tree reduction path
-    runs = [Simulation(net, x0, Adam(), lr=0.1, frame_every=0, backend="cupy").run(3, progress=False)
-            for _ in range(2)]
+    runs = [
+        Simulation(net, x0, Adam(), lr=0.1, frame_every=0, backend="cupy").run(3, progress=False)
+        for _ in range(2)
+    ]
     assert np.array_equal(runs[0].positions, runs[1].positions)
 
 
@@ -134,7 +140,11 @@ def test_gpu_preconditioned_sharpness_reads_host_copies_of_adam_state():
     rng = np.random.default_rng(7)
     net = teacher_student(rng, batch=64)
     x0 = rng.normal(size=(200, 3))
-    runs = [Simulation(net, x0, Adam(), lr=0.05, observers=[kernel_sharpness(every=2)], backend=backend)
-            .run(2, progress=False) for backend in ("numba", "cupy")]
+    runs = [
+        Simulation(net, x0, Adam(), lr=0.05, observers=[kernel_sharpness(every=2)], backend=backend).run(
+            2, progress=False
+        )
+        for backend in ("numba", "cupy")
+    ]
     (_, cpu), (_, gpu) = (run.sink.series("sharpness", "lambda_max") for run in runs)
     assert np.allclose(gpu, cpu, rtol=1e-6)

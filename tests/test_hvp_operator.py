@@ -1,12 +1,12 @@
 """One Lanczos solve's HVPs share the forward pass: ``hvp_operator`` gives the products of ``hvp``."""
+
 import numpy as np
 import pytest
+from test_engine_kernels import LOSSES, SCALINGS, SHAPES, assert_rel_close, make_problem
 
 from particledyn.geometry import kernel_sharpness
 from particledyn.kernels.two_layer_reference import hessian_vector_reference
 from particledyn.observers import StepInfo
-
-from test_engine_kernels import LOSSES, SCALINGS, SHAPES, assert_rel_close, make_problem
 
 
 @pytest.mark.parametrize("scaling", SCALINGS)
@@ -20,8 +20,9 @@ def test_operator_products_match_the_reference_for_every_vector(loss, scaling, d
         v = rng.standard_normal(x.shape)
         expected = hessian_vector_reference(x, m, z, y, "tanh", scaling, loss, v)
         assert_rel_close(operator(v), expected, 1e-12, "operator hvp")
-        np.testing.assert_array_equal(operator(v.ravel()), kernel.hvp(x, m, kernel.evaluation_context(), v,
-                                                                      chunk=64))
+        np.testing.assert_array_equal(
+            operator(v.ravel()), kernel.hvp(x, m, kernel.evaluation_context(), v, chunk=64)
+        )
 
 
 def test_the_sharpness_observer_builds_one_forward_pass_per_solve(monkeypatch):
@@ -32,14 +33,25 @@ def test_the_sharpness_observer_builds_one_forward_pass_per_solve(monkeypatch):
 
     class Sim:  # what the observer reads of a simulation
         pass
+
     sim = Sim()
     sim.kernel = kernel
-    info = StepInfo(step=0, time=0.0, positions=x, masses=m, lr=0.1, previous_positions=None, update=None,
-                    field=None, simulation=sim)
+    info = StepInfo(
+        step=0,
+        time=0.0,
+        positions=x,
+        masses=m,
+        lr=0.1,
+        previous_positions=None,
+        update=None,
+        field=None,
+        simulation=sim,
+    )
     observer = kernel_sharpness()
     observer.preconditioner = None
     values = observer.observe(info)
     assert values["n_hvp"] > 3 and len(calls) == 1
-    dense = np.column_stack([kernel.hvp(x, m, kernel.evaluation_context(), e.reshape(x.shape)).ravel()
-                             for e in np.eye(x.size)])
+    dense = np.column_stack(
+        [kernel.hvp(x, m, kernel.evaluation_context(), e.reshape(x.shape)).ravel() for e in np.eye(x.size)]
+    )
     assert abs(values["lambda_max"] - np.linalg.eigvalsh(dense)[-1]) <= 1e-8 * np.linalg.eigvalsh(dense)[-1]

@@ -1,4 +1,5 @@
 """SIGINT/SIGTERM deferred to a step boundary (particledyn.interrupts)."""
+
 import os
 import signal
 import threading

@@ -1,4 +1,5 @@
 """Crash safety and live reading: writers killed with SIGKILL, readers polling a file being written."""
+
 import signal
 import subprocess
 import sys
@@ -7,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from io_helpers import WRITER_SCRIPT, checkpoint, frame, observables
 
 from particledyn.io import H5MDSink, open_run
-
-from io_helpers import WRITER_SCRIPT, checkpoint, frame, observables
 
 TESTS = str(Path(__file__).parent)
 TRIALS = 24
@@ -22,8 +22,12 @@ def start_writer(tmp_path, name, n_steps=10**6, pause=0.0):
     if not script.exists():
         script.write_text(WRITER_SCRIPT)
     path = tmp_path / name
-    proc = subprocess.Popen([sys.executable, str(script), str(path), TESTS, str(n_steps), str(pause)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(path), TESTS, str(n_steps), str(pause)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return proc, path
 
 
@@ -82,7 +86,7 @@ def test_sigkill_at_random_moments_leaves_committed_frames_intact(tmp_path):
         procs = [start_writer(tmp_path, f"run{i}.h5") for i in range(batch, batch + PARALLEL)]
         for proc, _ in procs:
             assert proc.stdout.readline().strip() == "live", proc.stderr.read()
-        for (proc, _path), delay in zip(procs, delays[batch:batch + PARALLEL]):
+        for (proc, _path), delay in zip(procs, delays[batch : batch + PARALLEL]):
             time.sleep(delay)
             proc.send_signal(signal.SIGKILL)
         for proc, path in procs:
@@ -105,10 +109,12 @@ def test_kill_in_first_step_leaves_no_file_at_path(tmp_path):
         "import sys, time\nsys.path.insert(0, sys.argv[2])\n"
         "from io_helpers import frame\nfrom particledyn.io import H5MDSink\n"
         "s = H5MDSink(sys.argv[1])\ns.write_frame(0, 0.0, frame(0))\n"
-        "print('step0', flush=True)\ntime.sleep(60)\n")
+        "print('step0', flush=True)\ntime.sleep(60)\n"
+    )
     path = tmp_path / "run.h5"
-    proc = subprocess.Popen([sys.executable, str(script), str(path), TESTS], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(path), TESTS], stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "step0"
     proc.kill()
     proc.wait()

@@ -1,4 +1,5 @@
 """Damaged run files: every reader entry point answers fast, with one line or correct data."""
+
 import collections
 import hashlib
 import json
@@ -10,15 +11,14 @@ import time
 import h5py
 import numpy as np
 import pytest
+from damage_trials import STEPS, write_base
+from io_helpers import checkpoint, frame
 
 from particledyn.cli import format_info
 from particledyn.io import H5MDSink, open_run
 from particledyn.io.integrity import DamagedRecordError
 from particledyn.io.opening import NotARunFileError
 from particledyn.runner import run_info
-
-from damage_trials import STEPS, write_base
-from io_helpers import checkpoint, frame
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FLIPS = 12  # flipped copies per base file (finished, killed)
@@ -32,8 +32,12 @@ def test_every_entry_point_on_damaged_files_answers_in_seconds(tmp_path):
     """Truncated (50-95 %), bit-flipped, foreign and crafted files through open_run, run_info,
     `info`, `plot` and resume: never a hang (today: the first truncated file blocks open_run for
     minutes), never a traceback, never wrong data."""
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "damage_trials.py"), str(tmp_path),
-                           str(FLIPS)], capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "damage_trials.py"), str(tmp_path), str(FLIPS)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
     assert proc.returncode == 0, proc.stderr[-2000:]
     cases = {r["case"] for r in rows}
@@ -42,8 +46,9 @@ def test_every_entry_point_on_damaged_files_answers_in_seconds(tmp_path):
     slow = [r for r in rows if r["seconds"] > (30 if r["entry"] == "plot" else 5)]
     bad = [r for r in rows if r["outcome"] not in ("ok", "error")]
     assert not slow and not bad, (slow, bad)
-    outcomes = collections.Counter((r["case"].split("-")[0] + "-" + r["case"].split("-")[1], r["outcome"])
-                                   for r in rows)
+    outcomes = collections.Counter(
+        (r["case"].split("-")[0] + "-" + r["case"].split("-")[1], r["outcome"]) for r in rows
+    )
     assert outcomes[("finished-truncated", "error")] == 30  # never "finished and healthy"
     assert outcomes[("foreign-random", "error")] == 5 and outcomes[("crafted-external", "error")] == 5
     with open_run(tmp_path / "victim.h5") as run:  # the file the crafted link pointed into
@@ -84,7 +89,7 @@ def test_truncated_finished_file_is_an_error_not_a_healthy_file(tmp_path):
     path = tmp_path / "run.h5"
     write_base(path)
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) * 9 // 10])
+    path.write_bytes(data[: len(data) * 9 // 10])
     with pytest.raises(OSError, match="truncated file"):
         run_info(str(path))
 

@@ -3,6 +3,7 @@
 On a small tmpfs mounted for the test (needs root; skipped otherwise). Today such a
 run prints a traceback and then segfaults (exit 139) when HDF5 closes the file.
 """
+
 import os
 import shutil
 import subprocess
@@ -37,8 +38,9 @@ checkpoint_every = 5
 def small_disk(tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a 6 MiB tmpfs here ({mounted.stderr.strip() or 'not root'})")
     try:
@@ -48,8 +50,13 @@ def small_disk(tmp_path):
 
 
 def command(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "particledyn", *args, "--no-plots"], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "particledyn", *args, "--no-plots"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_disk_full_mid_run_is_one_line_exit_1_and_the_file_resumes_exactly(tmp_path, small_disk):
@@ -97,8 +104,10 @@ def test_an_io_error_inside_hdf5_is_one_line_exit_1_and_the_file_resumes(tmp_pat
     def failing_flush(self):
         calls.append(1)
         if len(calls) > 40:  # some steps in, after the first checkpoints
-            raise RuntimeError("Unable to synchronously flush file (file write failed: errno = 5, "
-                               "error message = 'Input/output error')")
+            raise RuntimeError(
+                "Unable to synchronously flush file (file write failed: errno = 5, "
+                "error message = 'Input/output error')"
+            )
         return real_flush(self)
 
     monkeypatch.setattr(h5py.File, "flush", failing_flush)

@@ -1,11 +1,12 @@
 """Run.to_pandas (one tidy frame of scalar observables) and Run.to_xarray (lazy frames)."""
+
 import h5py
 import numpy as np
 import pytest
 import xarray as xr
+from io_helpers import D, N, frame, observables
 
 from particledyn.io import DamagedRecordError, H5MDSink, open_run
-from io_helpers import N, D, frame, observables
 
 
 def _run(path, steps=6):
@@ -45,8 +46,9 @@ def test_to_xarray_reads_frames_lazily_and_checks_them(tmp_path):
         assert ds["position"].shape == (6, N, D)
         assert not isinstance(ds["position"].variable._data, np.ndarray)  # not loaded
         np.testing.assert_array_equal(ds["position"].sel(step=4), frame(4))
-        np.testing.assert_array_equal(ds["position"].isel(step=slice(1, 3), particle=2),
-                                      np.stack([frame(1)[2], frame(2)[2]]))
+        np.testing.assert_array_equal(
+            ds["position"].isel(step=slice(1, 3), particle=2), np.stack([frame(1)[2], frame(2)[2]])
+        )
         np.testing.assert_array_equal(ds["velocity"].values, -np.stack([frame(k) for k in range(6)]))
         np.testing.assert_array_equal(ds["time"], 0.5 * np.arange(6))
         np.testing.assert_array_equal(ds["particle"], np.arange(N))

@@ -1,10 +1,11 @@
 """MDAnalysis reads our runs: 3-D run files directly, any run through `particledyn export --mdanalysis`."""
+
 import numpy as np
 import pytest
+from run_files import write_records
 
 from particledyn.cli import main
 from particledyn.io.mdanalysis import export_mdanalysis
-from run_files import write_records
 
 mda = pytest.importorskip("MDAnalysis", reason="MDAnalysis is not installed (the dev extra has it)")
 

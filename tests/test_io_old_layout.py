@@ -1,4 +1,5 @@
 """Files of layout 1.0 (array observables under observables/ with an index) still read and resume."""
+
 import h5py
 import numpy as np
 
@@ -16,10 +17,15 @@ def _series(group, steps, values, ragged):
     if ragged:
         flat = np.concatenate(values)
         stops = np.cumsum([len(v) for v in values])
-        group.create_dataset("value", data=flat, maxshape=(None,) + flat.shape[1:],
-                             chunks=(64,) + flat.shape[1:])
-        group.create_dataset("index", data=np.stack([stops - [len(v) for v in values], stops], axis=1),
-                             maxshape=(None, 2), chunks=(64, 2))
+        group.create_dataset(
+            "value", data=flat, maxshape=(None,) + flat.shape[1:], chunks=(64,) + flat.shape[1:]
+        )
+        group.create_dataset(
+            "index",
+            data=np.stack([stops - [len(v) for v in values], stops], axis=1),
+            maxshape=(None, 2),
+            chunks=(64, 2),
+        )
     else:
         group.create_dataset("value", data=np.asarray(values), maxshape=(None,), chunks=(64,))
 
@@ -31,8 +37,16 @@ def write_old_layout(path, steps=(0, 1, 2)):
         f.attrs["finished"] = True
         f.create_group("h5md").attrs["version"] = np.array([1, 1], np.int32)
         module = f.create_group("h5md/modules/particledyn")
-        module.attrs.update({"version": np.array([1, 0], np.int32), "particle_group": "all",
-                             "every": 1, "dtype": "", "optimizer_state": True, "compression": ""})
+        module.attrs.update(
+            {
+                "version": np.array([1, 0], np.int32),
+                "particle_group": "all",
+                "every": 1,
+                "dtype": "",
+                "optimizer_state": True,
+                "compression": "",
+            }
+        )
         module.create_dataset("finished", data=np.array([1], np.int8), maxshape=(1,), chunks=(1,))
         positions = [np.full((4, 2), float(k)) for k in steps]
         particles = f.create_group("particles/all")

@@ -1,4 +1,5 @@
 """Files written by H5MDSink are H5MD 1.1 as pyh5md, plain h5py and xarray (h5netcdf) read them."""
+
 import os
 import stat
 
@@ -7,9 +8,9 @@ import numpy as np
 import pyh5md
 import pytest
 import xarray as xr
+from io_helpers import frame, observables
 
 from particledyn.io import H5MDSink, open_run
-from io_helpers import frame, observables
 
 
 @pytest.mark.parametrize("dim", [3, 800])

@@ -1,4 +1,5 @@
 """`particledyn repair`: a killed writer's file made readable by plain h5py and pyh5md."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -7,17 +8,17 @@ import h5py
 import numpy as np
 import pyh5md
 import pytest
+from io_helpers import WRITER_SCRIPT
 
 from particledyn.cli import main
 from particledyn.io import open_run
 from particledyn.io.repair import repair, repair_hint
 from particledyn.io.superblock import write_flags
 from particledyn.runner import run_info
-from io_helpers import WRITER_SCRIPT
 
 TESTS = str(Path(__file__).parent)
 
-KILLED_SCRIPT = r'''
+KILLED_SCRIPT = r"""
 import os, sys
 import numpy as np
 sys.path.insert(0, sys.argv[2])
@@ -36,7 +37,7 @@ series.write_value(np.float64(9.0), 9, 4.5)
 series.write_time(4.5)
 sink._file.flush()
 os._exit(9)
-'''
+"""
 
 
 @pytest.fixture
@@ -97,8 +98,11 @@ def test_repair_refuses_an_existing_output(killed, capsys):
 
 def test_repair_refuses_a_live_run(tmp_path, capsys):
     path = tmp_path / "live.h5"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER_SCRIPT, str(path), TESTS, "400", "0.05"],
-                              stdout=subprocess.PIPE, text=True)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(path), TESTS, "400", "0.05"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert writer.stdout.readline().strip() == "live"
         assert "live run" in repair_hint(path)

@@ -1,12 +1,12 @@
 """Resume: truncation to committed records up to the checkpoint, then appending."""
+
 import h5py
 import numpy as np
 import pytest
+from io_helpers import checkpoint, frame, observables
 
 from particledyn.io import H5MDSink, open_run
 from particledyn.io.superblock import clear_write_flags, lookup3, write_flags
-
-from io_helpers import checkpoint, frame, observables
 
 
 def test_resume_cuts_uncommitted_rows_and_rows_after_checkpoint(tmp_path):

@@ -1,18 +1,24 @@
 """Round trip of H5MDSink -> open_run: positions, observables, parameters, checkpoints, options."""
+
 import os
 import stat
 
 import h5py
 import numpy as np
 import pytest
+from io_helpers import checkpoint, frame, observables
 
 from particledyn._version import __version__
 from particledyn.io import H5MDSink, H5MDWriteError, LateSeriesError, open_run
 
-from io_helpers import checkpoint, frame, observables
-
-META = {"scenario_toml": "[run]\nsteps = 4\n# é\n", "resolved": {"lr": 0.1, "layers": [2, 8]},
-        "seed": 11, "threads": 2, "backend": "numba", "author": "tester"}
+META = {
+    "scenario_toml": "[run]\nsteps = 4\n# é\n",
+    "resolved": {"lr": 0.1, "layers": [2, 8]},
+    "seed": 11,
+    "threads": 2,
+    "backend": "numba",
+    "author": "tester",
+}
 
 
 def write_run(path, steps=5, **options):
@@ -68,8 +74,11 @@ def test_h5md_layout_attributes(tmp_path):
     with h5py.File(path, "r") as f:
         np.testing.assert_array_equal(f["h5md"].attrs["version"], [1, 1])
         # H5MD asks for fixed-length strings (h5py reads them as bytes)
-        for group, attr, text in (("author", "name", "tester"), ("creator", "name", "particledyn"),
-                                  ("creator", "version", __version__)):
+        for group, attr, text in (
+            ("author", "name", "tester"),
+            ("creator", "name", "particledyn"),
+            ("creator", "version", __version__),
+        ):
             stored = f[f"h5md/{group}"].attrs.get_id(attr)
             assert not stored.get_type().is_variable_str()
             assert f[f"h5md/{group}"].attrs[attr] == text.encode()
@@ -94,8 +103,7 @@ def test_h5md_layout_attributes(tmp_path):
 def test_subset_dtype_every_and_gzip(tmp_path):
     path = tmp_path / "run.h5"
     subset = np.array([3, 0, 17])
-    sink = H5MDSink(path, every=2, subset=subset, dtype="float32", compression="gzip",
-                    optimizer_state=False)
+    sink = H5MDSink(path, every=2, subset=subset, dtype="float32", compression="gzip", optimizer_state=False)
     for k in range(7):
         sink.write_frame(k, float(k), frame(k), {"adam_m": frame(k)})
         sink.write_observables("obs", k, float(k), {"scalar": k})
@@ -104,7 +112,9 @@ def test_subset_dtype_every_and_gzip(tmp_path):
         np.testing.assert_array_equal(run.steps, [0, 2, 4, 6])
         pos = run.positions()
         assert pos.dtype == np.float32 and pos.shape == (4, 3, 3)
-        np.testing.assert_array_equal(pos, np.stack([frame(k)[subset] for k in (0, 2, 4, 6)]).astype(np.float32))
+        np.testing.assert_array_equal(
+            pos, np.stack([frame(k)[subset] for k in (0, 2, 4, 6)]).astype(np.float32)
+        )
         np.testing.assert_array_equal(run.ids, subset)
         assert run.particle_series == ["position"]
         assert run.file["particles/all/position/value"].compression == "gzip"

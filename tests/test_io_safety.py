@@ -1,6 +1,7 @@
 """Output safety: a live run's file is never replaced or resumed, only regular files are
 replaced, crafted files are refused, a stale writer PID is cleared with force, and a reader
 holding a file open sees ``finished`` become True."""
+
 import os
 import stat
 import subprocess
@@ -10,17 +11,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from damage_trials import write_base
+from io_helpers import checkpoint, frame
 
 from particledyn.io import H5MDSink, open_run
 from particledyn.io.locking import FileLockedError, is_locked
 from particledyn.runner import run_info
 
-from damage_trials import write_base
-from io_helpers import checkpoint, frame
-
 TESTS = str(Path(__file__).parent)
 
-HELD_WRITER = r'''
+HELD_WRITER = r"""
 import sys
 sys.path.insert(0, sys.argv[2])
 from io_helpers import frame, checkpoint
@@ -37,7 +37,7 @@ for k in range(5, 10):
 sink.write_checkpoint(checkpoint(9))
 sink.close(finished=True)
 print("done", flush=True)
-'''
+"""
 
 
 @pytest.fixture
@@ -45,8 +45,13 @@ def live_writer(tmp_path):
     script = tmp_path / "held_writer.py"
     script.write_text(HELD_WRITER)
     path = tmp_path / "live.h5"
-    proc = subprocess.Popen([sys.executable, str(script), str(path), TESTS], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(path), TESTS],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "live", proc.stderr.read()
     yield proc, path
     if proc.poll() is None:

@@ -1,10 +1,11 @@
 """Errors inside a run's loop: a one-line error, no hidden temporary file, the last checkpoint kept."""
+
 import numpy as np
 import pytest
 
 from particledyn.cli import main
-from particledyn.observers import LossObserver
 from particledyn.io import open_run
+from particledyn.observers import LossObserver
 from particledyn.runner import run_info
 
 SCENARIO = """\
@@ -39,13 +40,22 @@ def failing_at(step, error):
     return failing
 
 
-@pytest.mark.parametrize("error, message", [
-    (ValueError("boom"), "error: observer 'loss' failed at step 0: ValueError: boom; no file was written"),
-    (MemoryError(), "error: out of memory: reduce init.n, data.n or the observers' work; "
-                    "no file was written"),
-])
-def test_an_error_at_the_first_step_leaves_no_file_and_no_temporary_file(tmp_path, monkeypatch, capsys,
-                                                                          error, message):
+@pytest.mark.parametrize(
+    "error, message",
+    [
+        (
+            ValueError("boom"),
+            "error: observer 'loss' failed at step 0: ValueError: boom; no file was written",
+        ),
+        (
+            MemoryError(),
+            "error: out of memory: reduce init.n, data.n or the observers' work; no file was written",
+        ),
+    ],
+)
+def test_an_error_at_the_first_step_leaves_no_file_and_no_temporary_file(
+    tmp_path, monkeypatch, capsys, error, message
+):
     scenario = tmp_path / "s.toml"
     scenario.write_text(SCENARIO)
     monkeypatch.setattr(LossObserver, "observe", failing_at(0, error))
@@ -61,8 +71,10 @@ def test_an_observer_error_later_keeps_the_file_resumable(tmp_path, monkeypatch,
     monkeypatch.setattr(LossObserver, "observe", failing_at(3, ValueError("boom")))
     assert main(["run", str(scenario), "--out", path]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: observer 'loss' failed at step 3: ValueError: boom; {path} keeps "
-                          "4 frames (last at step 3), last checkpoint at step 0")
+    assert err.startswith(
+        f"error: observer 'loss' failed at step 3: ValueError: boom; {path} keeps "
+        "4 frames (last at step 3), last checkpoint at step 0"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5", "s.toml"]
     info = run_info(path)
     assert info["status"] == "stopped" and info["checkpoint_step"] == 0

@@ -1,4 +1,5 @@
 """The MPI-sharded run equals the single-process run (mpiexec -n 2), and its pieces."""
+
 import os
 import shutil
 import subprocess
@@ -31,8 +32,9 @@ def test_sharded_kernel_on_one_rank_is_the_kernel():
     p = prepare(load_scenario(BASE, {"init.n": 50}).resolved)
     sharded = ShardedTwoLayer(p.kernel, MPI.COMM_SELF)
     ctx = p.kernel.evaluation_context()
-    np.testing.assert_array_equal(sharded.field(p.positions, p.masses, ctx),
-                                  p.kernel.field(p.positions, p.masses, ctx))
+    np.testing.assert_array_equal(
+        sharded.field(p.positions, p.masses, ctx), p.kernel.field(p.positions, p.masses, ctx)
+    )
     assert sharded.loss(p.positions, p.masses, ctx) == p.kernel.loss(p.positions, p.masses, ctx)
     assert rank_order_sum(MPI.COMM_SELF, np.arange(6.0).reshape(2, 3)).tolist() == [[0, 1, 2], [3, 4, 5]]
     with pytest.raises(TypeError, match="TwoLayerNet"):
@@ -58,10 +60,25 @@ def test_two_ranks_equal_the_single_process_run(tmp_path):
     openmpi = "OpenRTE" in version or "Open MPI" in version
     flags = ["--allow-run-as-root", "--oversubscribe"] if openmpi else []  # OpenMPI refuses root without it
     overrides = {"init.n": 301, "optimizer.batch_size": 64}  # odd N; mini-batches from (seed, step)
-    cmd = [exe, *flags, "-n", "2", sys.executable, "-m", "particledyn.sweep.mpi", BASE, "--n", "301",
-           "--steps", "25", "--out", str(out)]
-    scenario_text = open(BASE).read().replace("[optimizer]\nname = \"gd\"",
-                                              "[optimizer]\nname = \"gd\"\nbatch_size = 64")
+    cmd = [
+        exe,
+        *flags,
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "particledyn.sweep.mpi",
+        BASE,
+        "--n",
+        "301",
+        "--steps",
+        "25",
+        "--out",
+        str(out),
+    ]
+    scenario_text = (
+        open(BASE).read().replace('[optimizer]\nname = "gd"', '[optimizer]\nname = "gd"\nbatch_size = 64')
+    )
     scenario = tmp_path / "s.toml"
     scenario.write_text(scenario_text)
     cmd[cmd.index(BASE)] = str(scenario)
@@ -75,8 +92,16 @@ def test_two_ranks_equal_the_single_process_run(tmp_path):
 
     resolved = load_scenario(BASE, overrides).resolved
     p = prepare(resolved)
-    sim = Simulation(p.kernel, p.positions, optimizer=p.optimizer, lr=p.schedule, masses=p.masses,
-                     seed=resolved["run"]["seed"], batch_size=64, frame_every=0)
+    sim = Simulation(
+        p.kernel,
+        p.positions,
+        optimizer=p.optimizer,
+        lr=p.schedule,
+        masses=p.masses,
+        seed=resolved["run"]["seed"],
+        batch_size=64,
+        frame_every=0,
+    )
     sim.run(25, progress=False)
     assert sharded.shape == sim.positions.shape == (301, 2)
     assert not np.array_equal(sim.positions, p.positions)

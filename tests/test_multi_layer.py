@@ -1,5 +1,6 @@
 """The multi-layer network kernel: numba field vs the numpy reference, reference vs finite
 differences, exact HVP, per-group permutation equivariance, Simulation runs, bad inputs."""
+
 import numba
 import numpy as np
 import pytest
@@ -14,7 +15,10 @@ from particledyn.kernels import MultiLayerNet
 from particledyn.kernels import two_layer_reference as two_layer
 from particledyn.kernels.multi_layer_numba import CHUNK
 from particledyn.kernels.multi_layer_reference import (
-    field_reference, hessian_vector_reference, loss_reference)
+    field_reference,
+    hessian_vector_reference,
+    loss_reference,
+)
 from particledyn.state import default_masses
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -45,7 +49,8 @@ def test_field_and_loss_match_reference(activation, scaling, groups, seed):
     assert all(np.abs(expected[lo:hi]).max() > 1e-8 for lo, hi in zip(offsets[:-1], offsets[1:]))
     assert _rel(kernel.field(x, m, (z, y)), expected) < 1e-12
     assert kernel.loss(x, m, (z, y)) == pytest.approx(
-        loss_reference(x, m, groups, z, y, activation, scaling), rel=1e-12)
+        loss_reference(x, m, groups, z, y, activation, scaling), rel=1e-12
+    )
 
 
 def test_field_matches_reference_across_chunks():
@@ -87,8 +92,10 @@ def test_reference_field_is_negative_gradient(activation, scaling):
         for k in range(2):
             e = np.zeros_like(x)
             e[i, k] = h
-            grad[i, k] = (loss_reference(x + e, m, groups, z, y, activation, scaling)
-                          - loss_reference(x - e, m, groups, z, y, activation, scaling)) / (2 * h)
+            grad[i, k] = (
+                loss_reference(x + e, m, groups, z, y, activation, scaling)
+                - loss_reference(x - e, m, groups, z, y, activation, scaling)
+            ) / (2 * h)
     assert _rel(field, -grad / per_unit[:, None]) < 1e-7
 
 
@@ -105,10 +112,12 @@ def test_reference_hvp_matches_dense_hessian(activation, scaling):
         e = np.zeros(n)
         e[col] = h
         e = e.reshape(x.shape)
-        hessian[:, col] = -(field_reference(x + e, m, groups, z, y, activation, scaling)
-                            - field_reference(x - e, m, groups, z, y, activation, scaling)).ravel() / (2 * h)
+        hessian[:, col] = -(
+            field_reference(x + e, m, groups, z, y, activation, scaling)
+            - field_reference(x - e, m, groups, z, y, activation, scaling)
+        ).ravel() / (2 * h)
     per_unit = np.repeat(m if scaling == "mean_field" else np.ones_like(m), 2)
-    symmetric = per_unit[:, None] * hessian           # the plain loss Hessian
+    symmetric = per_unit[:, None] * hessian  # the plain loss Hessian
     assert np.abs(symmetric - symmetric.T).max() < 1e-6 * np.abs(symmetric).max()
     rng = np.random.default_rng(7)
     for _ in range(3):
@@ -150,16 +159,21 @@ def test_float32_close_to_float64():
         f32 = kernel.field(x.astype(np.float32), m, (z, y))
         assert f32.dtype == np.float32
         assert _rel(f32.astype(np.float64), f64) < 1e-4
-        assert kernel.loss(x.astype(np.float32), m, (z, y)) == pytest.approx(kernel.loss(x, m, (z, y)), rel=1e-5)
+        assert kernel.loss(x.astype(np.float32), m, (z, y)) == pytest.approx(
+            kernel.loss(x, m, (z, y)), rel=1e-5
+        )
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.integers(1, 8), min_size=1, max_size=4), seed=st.integers(0, 2**31 - 1),
-       scaling=st.sampled_from(SCALINGS))
+@given(
+    sizes=st.lists(st.integers(1, 8), min_size=1, max_size=4),
+    seed=st.integers(0, 2**31 - 1),
+    scaling=st.sampled_from(SCALINGS),
+)
 def test_equivariant_within_each_group(sizes, seed, scaling):
     groups = tuple(sizes)
     x, m, z, y = _problem(groups, batch=11, seed=seed)
-    m = m * np.random.default_rng(seed).uniform(0.5, 1.5, size=m.shape)   # unequal masses travel along
+    m = m * np.random.default_rng(seed).uniform(0.5, 1.5, size=m.shape)  # unequal masses travel along
     kernel = MultiLayerNet(z, y, groups, "tanh", scaling)
     rng = np.random.default_rng(seed + 1)
     offsets = np.concatenate([[0], np.cumsum(groups)])
@@ -195,8 +209,15 @@ def test_simulation_runs_and_learns(scaling):
     data = teacher_student(d=1, n=1000, seed=2)
     groups = (60, 40, 20)
     positions = np.concatenate([genus_region(size, genus=2, seed=g) for g, size in enumerate(groups)])
-    kernel = MultiLayerNet(data.z_train, data.y_train, groups, "sigmoid", scaling,
-                           test_inputs=data.z_test, test_targets=data.y_test)
+    kernel = MultiLayerNet(
+        data.z_train,
+        data.y_train,
+        groups,
+        "sigmoid",
+        scaling,
+        test_inputs=data.z_test,
+        test_targets=data.y_test,
+    )
     lr = 0.01 if scaling == "standard" else 0.5
     sim = Simulation(kernel, positions, GD(), lr=lr, batch_size=128, seed=3, frame_every=0)
     np.testing.assert_array_equal(sim.state.masses, default_masses(sum(groups), groups))

@@ -1,5 +1,6 @@
 """The example notebook runs as shipped: it makes its own runs, reads one while it is written,
 compares the two and saves the figures."""
+
 from pathlib import Path
 
 import nbformat
@@ -11,8 +12,9 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "explore_run.ipyn
 def test_explore_run_notebook_executes_as_shipped(tmp_path, monkeypatch):
     monkeypatch.delenv("PARTICLEDYN_RUN", raising=False)
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(notebook, timeout=180, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -27,6 +29,7 @@ def test_explore_run_notebook_executes_as_shipped(tmp_path, monkeypatch):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 8  # cloud, Betti, diagrams, stability, Lemma 2, merges, loss, comparison
     figures = sorted(p.name for p in (tmp_path / "small_lr_figures").iterdir())
-    assert figures == sorted(f"{n}.svg" for n in ("cloud", "betti", "diagrams", "stability", "lemmas",
-                                                   "merges", "loss"))
+    assert figures == sorted(
+        f"{n}.svg" for n in ("cloud", "betti", "diagrams", "stability", "lemmas", "merges", "loss")
+    )
     assert (tmp_path / "large_lr_figures" / "cloud_movie.gif").stat().st_size > 10_000

@@ -1,5 +1,6 @@
 """Observers are found by type, not by name: renamed observers keep their verdict, figures and
 sweep-table columns; files without recorded types are read by name."""
+
 import shutil
 from types import SimpleNamespace
 
@@ -20,8 +21,18 @@ from particledyn.sweep.table import run_row
 
 ALL = ("betti", "geometry", "sharpness", "loss", "topology", "extra")
 #: every built-in observer type, as the registry names it
-BUILT_IN = {"loss", "pairwise_lipschitz", "lemmas", "merges", "closest_approach", "balance",
-            "sharpness", "betti", "expansion", "zigzag"}
+BUILT_IN = {
+    "loss",
+    "pairwise_lipschitz",
+    "lemmas",
+    "merges",
+    "closest_approach",
+    "balance",
+    "sharpness",
+    "betti",
+    "expansion",
+    "zigzag",
+}
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +103,9 @@ def test_renamed_observers_keep_their_figures(runs, tmp_path):
 def test_renamed_observers_keep_their_sweep_table_columns(runs):
     rows = []
     for path in runs:
-        spec = SimpleNamespace(run_id="r", path=str(path), seed=0, n=120, axes=(), lr_factor=1.0,
-                               lr=2.0, K0=1.0)
+        spec = SimpleNamespace(
+            run_id="r", path=str(path), seed=0, n=120, axes=(), lr_factor=1.0, lr=2.0, K0=1.0
+        )
         rows.append({k: v for k, v in run_row(spec, "finished").items() if k != "path"})
     assert rows[1]["K_source"] == "sharpness" and np.isfinite(rows[1]["max_eta_K"])
     assert rows[1]["topology_preserved"] in (0, 1) and np.isfinite(rows[1]["final_loss"])
@@ -151,8 +163,11 @@ def test_the_observer_named_after_its_type_comes_first(tmp_path):
 
 
 def test_a_hand_written_file_without_descriptions_reads_by_name(tmp_path):
-    path = write_records(tmp_path / "r.h5", {"loss": [(0, {"loss": 2.0}), (1, {"loss": 1.0})]},
-                         frames=[(0, np.zeros((3, 2))), (1, np.ones((3, 2)))])
+    path = write_records(
+        tmp_path / "r.h5",
+        {"loss": [(0, {"loss": 2.0}), (1, {"loss": 1.0})]},
+        frames=[(0, np.zeros((3, 2))), (1, np.ones((3, 2)))],
+    )
     assert summarize_run(path)["loss"] == {"initial_train": 2.0, "final_train": 1.0}
 
 
@@ -165,8 +180,10 @@ def test_a_description_needs_a_type(tmp_path):
 def test_options_that_are_not_numbers_or_strings_are_stored_as_text(tmp_path):
     with h5py.File(tmp_path / "x.h5", "w") as f:
         group = f.create_group("g")
-        write_description(group, {"type": "t", "K": len, "scale": [0.1, 0.2], "landmarks": None,
-                                  "output_columns": slice(1, None)})
+        write_description(
+            group,
+            {"type": "t", "K": len, "scale": [0.1, 0.2], "landmarks": None, "output_columns": slice(1, None)},
+        )
         assert group.attrs["K"].decode() == "callable len"
         np.testing.assert_array_equal(group.attrs["scale"], [0.1, 0.2])
         assert "landmarks" not in group.attrs
@@ -198,9 +215,11 @@ def test_scenario_names_keep_the_registry_type(tmp_path):
     from particledyn.runner import start_run
     from particledyn.scenario import parse_scenario
 
-    entries = "".join(f'[[observers]]\ntype = "{kind}"\nname = "renamed_{kind}"\nevery = 2\n'
-                      + ('allow_close_start = true\n' if kind == "merges" else "")
-                      for kind in sorted(BUILT_IN))
+    entries = "".join(
+        f'[[observers]]\ntype = "{kind}"\nname = "renamed_{kind}"\nevery = 2\n'
+        + ("allow_close_start = true\n" if kind == "merges" else "")
+        for kind in sorted(BUILT_IN)
+    )
     start_run(parse_scenario(SCENARIO + entries), out=str(tmp_path / "run.h5"), progress=False)
     with open_run(tmp_path / "run.h5") as run:
         found = {name: d["type"] for name, d in run.observer_descriptions.items()}

@@ -1,15 +1,28 @@
 """Figures of a run file: which are drawn, where they go, and that they are real images."""
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from run_files import make_run, png_is_drawn, write_records
 
 import particledyn
+from particledyn.plotting import (
+    figure_betti,
+    figure_cloud,
+    figure_diagrams,
+    figure_expansion,
+    figure_lemmas,
+    figure_loss,
+    figure_merges,
+    figure_stability,
+    figure_zigzag,
+    figures_dir,
+    plot_run,
+    project_2d,
+    run_identity,
+    write_movie,
+)
 from particledyn.summary import summarize_run
-from particledyn.plotting import (figure_betti, figure_cloud, figure_diagrams, figure_expansion,
-                                  figure_lemmas, figure_loss, figure_merges, figure_stability,
-                                  figure_zigzag, figures_dir, plot_run, project_2d, run_identity,
-                                  write_movie)
-from run_files import make_run, png_is_drawn, write_records
 
 #: The figures of a run with the Betti, geometry, sharpness and loss observers, in plot_run's order.
 DRAWN = ["cloud", "betti", "diagrams", "stability", "lemmas", "merges", "loss"]
@@ -45,8 +58,13 @@ def test_plot_run_replaces_its_own_figures_and_leaves_other_files(run_2d, tmp_pa
 def test_figures_have_titles_labels_and_legends(run_2d):
     summary = summarize_run(run_2d)
     with particledyn.open_run(run_2d) as run:
-        figures = [figure_betti(run, summary), figure_stability(run, summary),
-                   figure_merges(run, summary), figure_loss(run, summary), figure_lemmas(run, summary)]
+        figures = [
+            figure_betti(run, summary),
+            figure_stability(run, summary),
+            figure_merges(run, summary),
+            figure_loss(run, summary),
+            figure_lemmas(run, summary),
+        ]
         cloud = figure_cloud(run)
         diagrams = figure_diagrams(run, summary)
     for fig in figures + [cloud, diagrams]:
@@ -83,8 +101,7 @@ def test_figures_have_titles_labels_and_legends(run_2d):
 
 @pytest.mark.parametrize("dim, shown", [(3, "D = 3"), (5, "PCA projection")])
 def test_cloud_in_3d_and_projected_above(dim, shown, tmp_path):
-    path = make_run(tmp_path / f"d{dim}.h5", lr=0.01, steps=10, dim=dim, n=60,
-                    observers=("betti",))
+    path = make_run(tmp_path / f"d{dim}.h5", lr=0.01, steps=10, dim=dim, n=60, observers=("betti",))
     files = plot_run(path)
     assert [f.name for f in files] == ["cloud.png", "betti.png", "diagrams.png"]
     assert all(png_is_drawn(f) for f in files)
@@ -96,8 +113,9 @@ def test_cloud_in_3d_and_projected_above(dim, shown, tmp_path):
 
 def test_figures_need_their_observables(tmp_path, rng):
     frames = [(0, rng.normal(size=(10, 1))), (3, rng.normal(size=(10, 1)))]  # D = 1
-    path = write_records(tmp_path / "bare.h5", {"loss": [(0, {"loss": 1.0}), (3, {"loss": 0.1})]},
-                         frames=frames)
+    path = write_records(
+        tmp_path / "bare.h5", {"loss": [(0, {"loss": 1.0}), (3, {"loss": 0.1})]}, frames=frames
+    )
     assert figure_betti(path) is None and figure_stability(path) is None
     assert figure_merges(path) is None
     assert [f.name for f in plot_run(path)] == ["cloud.png", "loss.png"]
@@ -167,12 +185,30 @@ def test_dpi_scales_the_png_and_bad_options_are_refused(run_2d, tmp_path):
 def test_identity_and_edge_of_stability_from_the_file(tmp_path):
     # an Adam run: the sharpness observer's recorded edge, (2 + 2 beta1) / ((1 - beta1) eta) = 38 / eta
     lr = 0.01
-    records = [(s, {"lambda_max": k, "K": k, "eta_K": lr * k, "two_over_eta": 2 / lr,
-                    "stability_threshold": 38 / lr}) for s, k in ((0, 10.0), (5, 3000.0))]
+    records = [
+        (
+            s,
+            {
+                "lambda_max": k,
+                "K": k,
+                "eta_K": lr * k,
+                "two_over_eta": 2 / lr,
+                "stability_threshold": 38 / lr,
+            },
+        )
+        for s, k in ((0, 10.0), (5, 3000.0))
+    ]
     frames = [(0, np.zeros((7, 3)) + np.arange(7)[:, None]), (5, np.ones((7, 3)) * np.arange(7)[:, None])]
-    path = write_records(tmp_path / "adam.h5", {"sharpness": records}, frames=frames,
-                         parameters={"name": "ladder_3", "optimizer": {"name": "adam", "beta1": 0.9},
-                                     "resolved": {"schedule": {"lr": lr}}})
+    path = write_records(
+        tmp_path / "adam.h5",
+        {"sharpness": records},
+        frames=frames,
+        parameters={
+            "name": "ladder_3",
+            "optimizer": {"name": "adam", "beta1": 0.9},
+            "resolved": {"schedule": {"lr": lr}},
+        },
+    )
     with particledyn.open_run(path) as run:
         assert run_identity(run) == "ladder_3, adam (beta1 0.9), lr 0.01, N = 7, D = 3"
     fig = figure_stability(path)
@@ -185,8 +221,13 @@ def test_identity_and_edge_of_stability_from_the_file(tmp_path):
 def test_theorem_2_and_zigzag_figures(tmp_path):
     path = make_run(tmp_path / "topo.h5", lr=2.0, steps=20, n=60, observers=("topology", "loss"))
     files = plot_run(path)
-    assert [f.name for f in files] == ["cloud.png", "stability.png", "expansion.png", "zigzag.png",
-                                       "loss.png"]
+    assert [f.name for f in files] == [
+        "cloud.png",
+        "stability.png",
+        "expansion.png",
+        "zigzag.png",
+        "loss.png",
+    ]
     assert all(png_is_drawn(f) for f in files)
     expansion = figure_expansion(path)
     assert "Theorem 2" in expansion.get_suptitle() and "empirical K" in expansion.get_suptitle()
@@ -254,9 +295,15 @@ def test_an_observer_types_figure_hook_is_written_beside_the_others(tmp_path, rn
         register_observer(ObserverType(kind, "a probe", (), lambda o, c: None, figure=hook))
     try:
         records = [(0, {"value": 1.0}), (3, {"value": 2.0})]
-        path = write_records(tmp_path / "hooked.h5", {"probe_drawn": records, "probe_undrawn": records,
-                                                      "loss": [(0, {"loss": 1.0}), (3, {"loss": 0.1})]},
-                             frames=[(0, rng.normal(size=(10, 2))), (3, rng.normal(size=(10, 2)))])
+        path = write_records(
+            tmp_path / "hooked.h5",
+            {
+                "probe_drawn": records,
+                "probe_undrawn": records,
+                "loss": [(0, {"loss": 1.0}), (3, {"loss": 0.1})],
+            },
+            frames=[(0, rng.normal(size=(10, 2))), (3, rng.normal(size=(10, 2)))],
+        )
         failed = r"figure of probe_undrawn not drawn \(RuntimeError: no axes today\)"
         with pytest.warns(UserWarning, match=failed):
             files = plot_run(path)
@@ -264,6 +311,7 @@ def test_an_observer_types_figure_hook_is_written_beside_the_others(tmp_path, rn
         assert png_is_drawn(files[-1])
         with particledyn.open_run(path) as run:
             from particledyn.plotting.observers import observer_figures
+
             with pytest.warns(UserWarning):
                 ((stem, fig),) = observer_figures(run, summarize_run(path), {"cloud"})
             assert stem == "probe_drawn" and fig.get_suptitle() == f"probe_drawn peaks\n{run_identity(run)}"

@@ -1,6 +1,7 @@
 """Plugins: modules named by ``[run] plugins`` or by ``particledyn.plugins`` entry points register
 kernels and observers that the CLI, a resume, ``info`` and a sweep's Dask workers all see; the
 worked example package of docs/examples is really installed (into a folder, not the venv) and run."""
+
 import json
 import os
 import shutil
@@ -11,22 +12,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_files import png_is_drawn
 
 from particledyn import plugins
 from particledyn.clouds import SHAPES
-from particledyn.scenario import KERNELS, OBSERVERS, KernelType, register_kernel
-from particledyn.scenario.sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, DataKind,
-                                         ScheduleType)
 from particledyn.optimizers import OPTIMIZERS as OPTIMIZER_CLASSES
+from particledyn.scenario import (
+    KERNELS,
+    OBSERVERS,
+    KernelType,
+    describe_keys,
+    parse_scenario,
+    register_kernel,
+)
 from particledyn.scenario.checks import ScenarioError
-from particledyn.scenario import describe_keys, parse_scenario
-from run_files import png_is_drawn
+from particledyn.scenario.sections import (
+    CLOUD_SHAPES,
+    DATA_KINDS,
+    OPTIMIZERS,
+    SCHEDULES,
+    DataKind,
+    ScheduleType,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "particledyn-example-plugin"
 
 # a user's plugin module: a numpy kernel pulling every particle to the origin, L = 1/2 sum m |x|^2
-PLUGIN = textwrap.dedent('''
+PLUGIN = textwrap.dedent("""
     import numpy as np
     from particledyn import Kernel
     from particledyn.scenario import Key, KernelType, register_kernel
@@ -43,9 +56,9 @@ PLUGIN = textwrap.dedent('''
 
     register_kernel(KernelType("{kind}", "pull to the origin", (Key("kernel.dim", Int(1, 8), "D.", 2),),
                                lambda options, dataset: Pull(options["dim"])))
-''')
+""")
 
-SCENARIO = textwrap.dedent('''
+SCENARIO = textwrap.dedent("""
     [run]
     name = "pulled"
     steps = 6
@@ -66,15 +79,21 @@ SCENARIO = textwrap.dedent('''
     checkpoint_every = 2
     [[observers]]
     type = "loss"
-''')
+""")
 
 
 def _cli(args, cwd, pythonpath=None, timeout=600):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
-    return subprocess.run([sys.executable, "-m", "particledyn", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "particledyn", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -103,12 +122,18 @@ def test_a_run_plugins_module_is_imported_before_validation(user_plugin):
     assert f"[kernel.kind = {kind}]" in describe_keys()
 
 
-@pytest.mark.parametrize("value, message", [
-    ('"mod"', "run.plugins = \"mod\": expected an array of module names"),
-    ('["a b"]', "expected an array of module names"),
-    ('["m", "m"]', "expected distinct module names"),
-    ('["no_such_module_xyz"]', "run.plugins: cannot import plugin 'no_such_module_xyz' (ModuleNotFoundError"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ('"mod"', 'run.plugins = "mod": expected an array of module names'),
+        ('["a b"]', "expected an array of module names"),
+        ('["m", "m"]', "expected distinct module names"),
+        (
+            '["no_such_module_xyz"]',
+            "run.plugins: cannot import plugin 'no_such_module_xyz' (ModuleNotFoundError",
+        ),
+    ],
+)
 def test_bad_run_plugins_are_one_line_errors(value, message):
     with pytest.raises(ScenarioError) as caught:
         parse_scenario(SCENARIO.format(module="m", kind="two_layer").replace('["m"]', value))
@@ -118,8 +143,11 @@ def test_bad_run_plugins_are_one_line_errors(value, message):
 def test_a_plugin_that_raises_on_import_is_named(tmp_path, monkeypatch):
     (tmp_path / "broken_plugin_abc.py").write_text("raise RuntimeError('half written')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(plugins.PluginError, match=r"cannot import plugin 'broken_plugin_abc' "
-                                                  r"\(RuntimeError: half written\)"):
+    with pytest.raises(
+        plugins.PluginError,
+        match=r"cannot import plugin 'broken_plugin_abc' "
+        r"\(RuntimeError: half written\)",
+    ):
         plugins.load_plugins(["broken_plugin_abc"])
     assert "broken_plugin_abc" not in sys.modules
 
@@ -128,8 +156,11 @@ def test_the_built_in_entries_come_from_particledyns_entry_points():
     from importlib.metadata import entry_points
 
     points = {ep.value for ep in entry_points(group=plugins.GROUP) if ep.dist.name == "particledyn"}
-    assert points == {"particledyn.scenario.builtin_kernels", "particledyn.scenario.builtin_observers",
-                      "particledyn.scenario.builtin_sections"}
+    assert points == {
+        "particledyn.scenario.builtin_kernels",
+        "particledyn.scenario.builtin_observers",
+        "particledyn.scenario.builtin_sections",
+    }
     assert {"two_layer", "multi_layer", "task_switching"} <= set(KERNELS)
     assert {"loss", "betti", "merges", "sharpness"} <= set(OBSERVERS)
     assert set(DATA_KINDS) >= {"teacher_student", "mnist"} and set(SCHEDULES) >= {"constant", "cosine"}
@@ -141,15 +172,18 @@ def test_the_built_in_entries_come_from_particledyns_entry_points():
 def test_an_installation_without_particledyns_entry_points_says_so(monkeypatch):
     monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [])
     monkeypatch.setitem(plugins._state, "entry_points", "no")
-    with pytest.raises(plugins.PluginError, match="particledyn's own particledyn.plugins entry points are "
-                                                  r"missing .* reinstall it \(pip install -e \. in a checkout\)"):
+    with pytest.raises(
+        plugins.PluginError,
+        match="particledyn's own particledyn.plugins entry points are "
+        r"missing .* reinstall it \(pip install -e \. in a checkout\)",
+    ):
         plugins.load_entry_points()
     assert plugins._state["entry_points"] == "no"
 
 
 def test_threads_reading_a_registry_at_once_all_see_the_built_in_entries():
     # a Dask worker's threads may read the registries first at the same moment: one loads, the rest wait
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import threading
         from particledyn.scenario import KERNELS
         seen, start = [], threading.Barrier(8)
@@ -160,7 +194,7 @@ def test_threads_reading_a_registry_at_once_all_see_the_built_in_entries():
         [t.start() for t in threads]
         [t.join() for t in threads]
         print(len(set(seen)), seen[0])
-    ''')
+    """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.split("\n")[0] == "1 ('two_layer', 'multi_layer', 'task_switching')", done.stderr
 
@@ -168,11 +202,17 @@ def test_threads_reading_a_registry_at_once_all_see_the_built_in_entries():
 # ---------------------------------------------------------------- registries
 def test_a_registry_refuses_duplicates_names_unknown_entries_and_lists_new_ones():
     two_layer = KERNELS["two_layer"]
-    with pytest.raises(ValueError, match=r'kernel.kind = "two_layer": already registered by '
-                                         r"particledyn.scenario.builtin_kernels"):
+    with pytest.raises(
+        ValueError,
+        match=r'kernel.kind = "two_layer": already registered by '
+        r"particledyn.scenario.builtin_kernels",
+    ):
         register_kernel(two_layer)
-    with pytest.raises(ScenarioError, match=r'kernel.kind = "nope": expected one of "two_layer", '
-                                            r'"multi_layer", "task_switching"'):
+    with pytest.raises(
+        ScenarioError,
+        match=r'kernel.kind = "nope": expected one of "two_layer", '
+        r'"multi_layer", "task_switching"',
+    ):
         KERNELS.get_entry("nope")
     with pytest.raises(ScenarioError, match=r'observers.type = "nope": expected one of "loss", '):
         OBSERVERS.get_entry("nope")
@@ -186,30 +226,43 @@ def test_a_registry_refuses_duplicates_names_unknown_entries_and_lists_new_ones(
     assert "registry_probe" not in KERNELS
 
 
-@pytest.mark.parametrize("registry, path, first", [
-    (DATA_KINDS, "data.kind", "teacher_student"), (CLOUD_SHAPES, "init.shape", "genus_region"),
-    (OPTIMIZERS, "optimizer.name", "gd"), (SCHEDULES, "schedule.kind", "constant")])
+@pytest.mark.parametrize(
+    "registry, path, first",
+    [
+        (DATA_KINDS, "data.kind", "teacher_student"),
+        (CLOUD_SHAPES, "init.shape", "genus_region"),
+        (OPTIMIZERS, "optimizer.name", "gd"),
+        (SCHEDULES, "schedule.kind", "constant"),
+    ],
+)
 def test_every_section_registry_names_unknown_entries_and_refuses_duplicates(registry, path, first):
     with pytest.raises(ScenarioError) as caught:
         registry.get_entry("nope")
     assert str(caught.value).startswith(f'{path} = "nope": expected one of "{first}", ')
     assert all(f'"{name}"' in str(caught.value) for name in registry)
-    with pytest.raises(ValueError, match=f'{path} = "{first}": already registered by '
-                                         "particledyn.scenario.builtin_sections"):
+    with pytest.raises(
+        ValueError, match=f'{path} = "{first}": already registered by particledyn.scenario.builtin_sections'
+    ):
         registry.register(registry[first])
 
 
 def test_a_registered_schedule_and_data_kind_are_usable_from_a_scenario():
-    from particledyn.scenario.checks import Float, Key
     from particledyn.data import make_dataset
     from particledyn.runner import prepare
+    from particledyn.scenario.checks import Float, Key
 
-    halving = ScheduleType("probe_halving", "lr / 2 per 2 steps", (
-        Key("schedule.half_life", Float(0.0, lo_open=True), "Steps per halving.", 2.0),),
-        lambda s: (lambda step: s["lr"] * 0.5 ** (step / s["half_life"])))
-    tiny = DataKind("probe_tiny", "teacher_student with 20 samples", (),
-                    lambda section: make_dataset({"name": "teacher_student", "d": 1, "n": 20,
-                                                  "seed": section["seed"]}))
+    halving = ScheduleType(
+        "probe_halving",
+        "lr / 2 per 2 steps",
+        (Key("schedule.half_life", Float(0.0, lo_open=True), "Steps per halving.", 2.0),),
+        lambda s: lambda step: s["lr"] * 0.5 ** (step / s["half_life"]),
+    )
+    tiny = DataKind(
+        "probe_tiny",
+        "teacher_student with 20 samples",
+        (),
+        lambda section: make_dataset({"name": "teacher_student", "d": 1, "n": 20, "seed": section["seed"]}),
+    )
     SCHEDULES.register(halving)
     DATA_KINDS.register(tiny)
     try:
@@ -218,8 +271,10 @@ def test_a_registered_schedule_and_data_kind_are_usable_from_a_scenario():
         text = text.replace("lr = 0.1", 'lr = 0.1\nkind = "probe_halving"\nhalf_life = 4.0')
         resolved = parse_scenario(text).resolved
         assert resolved["schedule"] == {"kind": "probe_halving", "lr": 0.1, "half_life": 4.0}
-        with pytest.raises(ScenarioError, match="schedule.every = 3: not used when schedule.kind = "
-                                                '"probe_halving" \\(only for step\\)'):
+        with pytest.raises(
+            ScenarioError,
+            match='schedule.every = 3: not used when schedule.kind = "probe_halving" \\(only for step\\)',
+        ):
             parse_scenario(text.replace("half_life = 4.0", "every = 3"))
         prepared = prepare(resolved)
         assert prepared.schedule(8) == pytest.approx(0.025) and prepared.dataset.n_train == 14
@@ -239,14 +294,23 @@ def test_a_user_kernel_runs_resumes_and_shows_in_info_from_the_command_line(user
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed a.h5 at step 6: now at step 10" in resumed.stdout
     info = json.loads(_cli(["info", "a.h5", "--json"], tmp_path, [folder]).stdout)
-    assert info["plugins"] == [{"name": module, "module": module, "source": "run.plugins", "dist": None,
-                                "version": None, "loaded": True}]
+    assert info["plugins"] == [
+        {
+            "name": module,
+            "module": module,
+            "source": "run.plugins",
+            "dist": None,
+            "version": None,
+            "loaded": True,
+        }
+    ]
     # without the module the resume says which plugin is missing, exit 2, the file untouched
     missing = _cli(["run", "--resume", "--out", "a.h5", "--steps", "12", "--no-plot"], tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
         f"error: a.h5: the run's plugin: cannot import plugin '{module}' (ModuleNotFoundError: No module "
-        f"named '{module}'); expected a module importable here (installed, or on PYTHONPATH)"]
+        f"named '{module}'); expected a module importable here (installed, or on PYTHONPATH)"
+    ]
     assert json.loads(_cli(["info", "a.h5", "--json"], tmp_path).stdout)["checkpoint_step"] == 10
     assert "NOT importable here" in _cli(["info", "a.h5"], tmp_path).stdout
 
@@ -260,7 +324,8 @@ def test_an_entry_point_that_cannot_be_imported_stops_every_command_with_one_lin
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: plugin 'broken' (gone_module_xyz, entry point of broken-dist): cannot import it: "
-        "ModuleNotFoundError: No module named 'gone_module_xyz'"]
+        "ModuleNotFoundError: No module named 'gone_module_xyz'"
+    ]
 
 
 # ---------------------------------------------------------------- the worked example, installed
@@ -270,8 +335,23 @@ def installed_example(tmp_path_factory):
     work = tmp_path_factory.mktemp("example")
     source, target = work / "source", work / "site"
     shutil.copytree(EXAMPLE, source)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(source)], check=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        timeout=600,
+    )
     assert (target / "particledyn_example_plugin" / "spread.py").is_file()
     return target
 
@@ -294,8 +374,10 @@ def test_the_example_plugin_runs_resumes_and_appears_in_the_verdict(installed_ex
     (record,) = summary["observers"]
     assert record["type"] == record["name"] == "example_radius" and record["error"] is None
     assert record["result"]["target"] == 2.0 and abs(record["result"]["final"] - 2.0) < 0.05
-    phrase = (f"example_radius: radius {record['result']['final']:.3g} at step 40 (initial "
-              f"{record['result']['initial']:.3g}, max ")
+    phrase = (
+        f"example_radius: radius {record['result']['final']:.3g} at step 40 (initial "
+        f"{record['result']['initial']:.3g}, max "
+    )
     assert phrase in summary["verdict"] and summary["observer_notes"] == []
     assert f"verdict: {summary['verdict']}" in done.stdout
     # and its figure hook: radius against step beside the built-in figures, the run named in the title
@@ -305,14 +387,22 @@ def test_the_example_plugin_runs_resumes_and_appears_in_the_verdict(installed_ex
     assert summary["loss"]["final_train"] < 0.01 * summary["loss"]["initial_train"]
     radius = _radius(tmp_path / "e.h5")
     assert abs(radius[-1] - 2.0) < 0.1 * abs(radius[0] - 2.0)  # sqrt(radius2): the kernel's target
-    resumed = _cli(["run", "--resume", "--out", "e.h5", "--steps", "60", "--no-plot"], tmp_path,
-                   [installed_example])
+    resumed = _cli(
+        ["run", "--resume", "--out", "e.h5", "--steps", "60", "--no-plot"], tmp_path, [installed_example]
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert len(_radius(tmp_path / "e.h5")) == 60 // 5 + 1
     info = json.loads(_cli(["info", "e.h5", "--json"], tmp_path, [installed_example]).stdout)
-    assert info["plugins"] == [{"name": "example", "module": "particledyn_example_plugin",
-                                "source": "entry point", "dist": "particledyn-example-plugin",
-                                "version": "0.1.0", "loaded": True}]
+    assert info["plugins"] == [
+        {
+            "name": "example",
+            "module": "particledyn_example_plugin",
+            "source": "entry point",
+            "dist": "particledyn-example-plugin",
+            "version": "0.1.0",
+            "loaded": True,
+        }
+    ]
     assert set(info["observables"]) == {"loss", "example_radius", "merges", "betti"}
     keys = _cli(["keys"], tmp_path, [installed_example]).stdout
     assert 'type = "example_radius"' in keys and "example_spread" in keys

@@ -1,4 +1,5 @@
 """The README's code blocks run as written (so the README stays true)."""
+
 import re
 from pathlib import Path
 

@@ -5,6 +5,7 @@ a watcher thread once a few checkpoints are on disk; then this process computes
 the uninterrupted reference runs, and each killed file is resumed and compared
 with its reference record by record.
 """
+
 import os
 import signal
 import subprocess
@@ -16,9 +17,9 @@ import numpy as np
 import pytest
 
 from particledyn import Simulation, open_run
-from particledyn.scenario import OBSERVER_TYPES
 from particledyn.cli import format_info, main
 from particledyn.runner import run_info
+from particledyn.scenario import OBSERVER_TYPES
 
 SCENARIO = """\
 [run]
@@ -88,8 +89,12 @@ def runs(tmp_path_factory):
         scenario = directory / f"{optimizer}.toml"
         scenario.write_text(SCENARIO.format(optimizer=optimizer, lr=lr))
         path = str(directory / f"killed_{optimizer}.h5")
-        process = subprocess.Popen([sys.executable, "-m", "particledyn", "run", str(scenario), "--out", path],
-                                   cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "particledyn", "run", str(scenario), "--out", path],
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         seen[optimizer] = {}
         watcher = threading.Thread(target=_watch_and_kill, args=(process, path, seen[optimizer]), daemon=True)
         watcher.start()
@@ -99,8 +104,17 @@ def runs(tmp_path_factory):
     # The uninterrupted references run afterwards: run in this process meanwhile, they held the
     # GIL so long that a watcher could miss the whole window between checkpoint and finish.
     for optimizer in OPTIMIZERS:
-        assert main(["run", str(directory / f"{optimizer}.toml"), "--out",
-                     str(directory / f"reference_{optimizer}.h5")]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(directory / f"{optimizer}.toml"),
+                    "--out",
+                    str(directory / f"reference_{optimizer}.h5"),
+                ]
+            )
+            == 0
+        )
     return directory, seen
 
 
@@ -149,7 +163,9 @@ def test_sigkilled_run_resumes_bit_identical(runs, optimizer, capsys):
     assert "stopped before the end" in capsys.readouterr().out
 
     assert main(["run", "--resume", "--out", killed]) == 0
-    assert capsys.readouterr().out.startswith(f"resumed {killed} at step {info['checkpoint_step']}: now at step 300")
+    assert capsys.readouterr().out.startswith(
+        f"resumed {killed} at step {info['checkpoint_step']}: now at step 300"
+    )
     assert_same_records(killed, str(directory / f"reference_{optimizer}.h5"))
     if optimizer == "adam":
         with open_run(killed) as run:
@@ -165,7 +181,10 @@ def test_resume_checks_the_scenario_and_the_total(runs, capsys, tmp_path):
     other.write_text(SCENARIO.format(optimizer="gd", lr=0.25))
     assert main(["run", str(other), "--resume", "--out", reference]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot resume") and "schedule.lr is 0.5 in the file but 0.25 in the scenario" in err
+    assert (
+        err.startswith("error: cannot resume")
+        and "schedule.lr is 0.5 in the file but 0.25 in the scenario" in err
+    )
     assert main(["run", "--resume", "--out", str(tmp_path / "missing.h5")]) == 1
     assert "no run file" in capsys.readouterr().err
 
@@ -194,7 +213,9 @@ checkpoint_every = 0
 
 def test_interrupted_run_with_every_observer_type_resumes_identically(tmp_path, monkeypatch, capsys):
     scenario = tmp_path / "all.toml"
-    scenario.write_text(ALL_OBSERVERS + "".join(f'[[observers]]\ntype = "{kind}"\n' for kind in OBSERVER_TYPES))
+    scenario.write_text(
+        ALL_OBSERVERS + "".join(f'[[observers]]\ntype = "{kind}"\n' for kind in OBSERVER_TYPES)
+    )
     reference, cut = str(tmp_path / "reference.h5"), str(tmp_path / "cut.h5")
     assert main(["run", str(scenario), "--out", reference]) == 0
     step = Simulation.step

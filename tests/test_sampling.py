@@ -1,4 +1,5 @@
 """Epoch sampling (optimizer.sampling = "epoch"): batches as PyTorch's shuffling DataLoader draws them."""
+
 import numpy as np
 import pytest
 
@@ -26,8 +27,15 @@ def test_epoch_batches_walk_a_permutation_per_epoch():
     assert EpochBatches(100, 100, 0).steps_per_epoch == 1 and EpochBatches(100, 500, 0).steps_per_epoch == 1
 
 
-@pytest.mark.parametrize("args,match", [((0, 4, 0), "n_rows=0"), ((10, 0, 0), "batch_size=0"),
-                                        ((10, 4, -1), "seed=-1"), ((10, 2.5, 0), "batch_size=2.5")])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ((0, 4, 0), "n_rows=0"),
+        ((10, 0, 0), "batch_size=0"),
+        ((10, 4, -1), "seed=-1"),
+        ((10, 2.5, 0), "batch_size=2.5"),
+    ],
+)
 def test_epoch_batches_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         EpochBatches(*args)
@@ -100,7 +108,8 @@ def test_epoch_sampling_needs_a_batch_size():
 def test_observer_cadence_in_epochs(tmp_path):
     text = SCENARIO.replace("steps = 40", "steps = 20") + (
         '[[observers]]\ntype = "loss"\nevery = "1 epoch"\n'
-        '[[observers]]\ntype = "loss"\nname = "slow"\nevery = " 2  epochs "\n')
+        '[[observers]]\ntype = "loss"\nname = "slow"\nevery = " 2  epochs "\n'
+    )
     (tmp_path / "e.toml").write_text(text)
     assert main(["run", str(tmp_path / "e.toml"), "--out", str(tmp_path / "e.h5")]) == 0
     with open_run(tmp_path / "e.h5") as run:  # 70 training rows in batches of 16: 5 steps per epoch
@@ -138,6 +147,8 @@ sampling = "epoch"
 [schedule]
 lr = 0.01
 """
-    with pytest.raises(ScenarioError, match='optimizer.sampling = "epoch": expected a kernel trained on a data '
-                                            "set, got TaskSwitchingNet"):
+    with pytest.raises(
+        ScenarioError,
+        match='optimizer.sampling = "epoch": expected a kernel trained on a data set, got TaskSwitchingNet',
+    ):
         prepare(parse_scenario(text).resolved)

@@ -1,4 +1,5 @@
 """Scenario schema: defaults, documented keys, one-line errors naming the key path."""
+
 import copy
 import inspect
 from unittest import mock
@@ -6,17 +7,22 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from scenario_fuzz import TINY, TOML_VALUES, mutate, toml_dumps
 
 from particledyn import clouds, data
-from particledyn.scenario import OBSERVER_TYPES
+from particledyn.runner import prepare, validate_scenario_resolved
+from particledyn.scenario import (
+    OBSERVER_TYPES,
+    ScenarioError,
+    default_scenario,
+    describe_keys,
+    load_scenario,
+    parse_scenario,
+    schema,
+    validate_scenario,
+)
 from particledyn.scenario.checks import OPTIONAL, REQUIRED, Choice, Derived, Float, Int, Invalid
-from particledyn.runner import validate_scenario_resolved
 from particledyn.scenario.memory import check_memory, estimate_bytes
-from particledyn.runner import prepare
-from particledyn.scenario import (ScenarioError, default_scenario, describe_keys, load_scenario,
-                                  parse_scenario, schema, validate_scenario)
-
-from scenario_fuzz import TINY, TOML_VALUES, mutate, toml_dumps
 
 BASE = {
     "run": {"name": "t", "steps": 10, "seed": 1, "threads": 1},
@@ -51,8 +57,13 @@ def test_default_scenario_resolves_every_applicable_key():
     assert resolved["data"]["seed"] == resolved["run"]["seed"]  # derived default
     assert resolved["output"]["path"] == "default.h5" and resolved["output"]["dtype"] == "float64"
     assert resolved["kernel"]["loss"] == "mse"
-    assert [o["type"] for o in resolved["observers"]] == ["loss", "pairwise_lipschitz", "sharpness", "merges",
-                                                          "betti"]
+    assert [o["type"] for o in resolved["observers"]] == [
+        "loss",
+        "pairwise_lipschitz",
+        "sharpness",
+        "merges",
+        "betti",
+    ]
     assert resolved["observers"][1]["k"] == 6 and resolved["observers"][4]["scale"] == [0.1]
     # a resolved scenario validates to itself (what a resumed run relies on)
     assert validate_scenario_resolved(resolved) == resolved
@@ -61,9 +72,15 @@ def test_default_scenario_resolves_every_applicable_key():
 def test_overrides_and_derived_defaults():
     resolved = validate_scenario(BASE, {"run.steps": 77})
     assert resolved["run"]["steps"] == 77
-    assert resolved["optimizer"] == {"name": "adam", "weight_decay": 0.0, "batch_size": None,
-                                     "sampling": "step",
-                                     "beta1": 0.8, "beta2": 0.999, "eps": 1e-8}
+    assert resolved["optimizer"] == {
+        "name": "adam",
+        "weight_decay": 0.0,
+        "batch_size": None,
+        "sampling": "step",
+        "beta1": 0.8,
+        "beta2": 0.999,
+        "eps": 1e-8,
+    }
     cosine = validate_scenario(with_value("schedule.kind", "cosine"), {"run.steps": 0})
     assert cosine["schedule"]["steps"] == 1
     shorthand = copy.deepcopy(BASE)
@@ -74,47 +91,60 @@ def test_overrides_and_derived_defaults():
     assert validate_scenario(sharp)["observers"][0]["preconditioned"] is True
 
 
-@pytest.mark.parametrize("path, value, expected", [
-    ("optimizer.beta1", 1.5, "optimizer.beta1 = 1.5: expected 0 <= beta1 < 1"),
-    ("optimizer.beta1", "x", 'optimizer.beta1 = "x": expected a number 0 <= beta1 < 1, got a string'),
-    ("run.steps", -1, "run.steps = -1: expected an integer steps >= 0"),
-    ("run.steps", 2.5, "run.steps = 2.5: expected an integer steps >= 0, got a float"),
-    ("run.steps", True, "run.steps = true: expected an integer steps >= 0, got a boolean"),
-    ("schedule.lr", 0, "schedule.lr = 0: expected lr > 0"),
-    ("schedule.lr", float("nan"), "schedule.lr = nan: expected a number lr > 0"),
-    ("run.dtype", "float16", 'run.dtype = "float16": expected one of "float32", "float64"'),
-    ("init.n", [1], "init.n = [1]: expected an integer n >= 1, got an array"),
-    ("run.name", "a/b", 'run.name = "a/b": expected a name of letters, digits and _ . + -'),
-])
+@pytest.mark.parametrize(
+    "path, value, expected",
+    [
+        ("optimizer.beta1", 1.5, "optimizer.beta1 = 1.5: expected 0 <= beta1 < 1"),
+        ("optimizer.beta1", "x", 'optimizer.beta1 = "x": expected a number 0 <= beta1 < 1, got a string'),
+        ("run.steps", -1, "run.steps = -1: expected an integer steps >= 0"),
+        ("run.steps", 2.5, "run.steps = 2.5: expected an integer steps >= 0, got a float"),
+        ("run.steps", True, "run.steps = true: expected an integer steps >= 0, got a boolean"),
+        ("schedule.lr", 0, "schedule.lr = 0: expected lr > 0"),
+        ("schedule.lr", float("nan"), "schedule.lr = nan: expected a number lr > 0"),
+        ("run.dtype", "float16", 'run.dtype = "float16": expected one of "float32", "float64"'),
+        ("init.n", [1], "init.n = [1]: expected an integer n >= 1, got an array"),
+        ("run.name", "a/b", 'run.name = "a/b": expected a name of letters, digits and _ . + -'),
+    ],
+)
 def test_bad_values_name_the_key(path, value, expected):
     assert error_of(with_value(path, value)) == expected
 
 
 def test_unknown_missing_and_misplaced_keys():
     assert error_of(with_value("optimizer.bta1", 0.5)).startswith(
-        "optimizer.bta1: unknown key (did you mean beta1?); valid keys for optimizer.name = \"adam\":")
+        'optimizer.bta1: unknown key (did you mean beta1?); valid keys for optimizer.name = "adam":'
+    )
     assert error_of(with_value("optimizer.beta", 0.5)) == (
-        'optimizer.beta = 0.5: not used when optimizer.name = "adam" (only for momentum)')
+        'optimizer.beta = 0.5: not used when optimizer.name = "adam" (only for momentum)'
+    )
     raw = copy.deepcopy(BASE)
     del raw["run"]["steps"]
     assert error_of(raw) == "run.steps: missing required key (an integer steps >= 0)"
     raw = copy.deepcopy(BASE)
     del raw["data"]["d"]
-    assert error_of(raw) == ('data.d: missing required key (an integer 1 <= d <= 100000) '
-                             'for data.kind = "teacher_student"')
-    assert error_of({**BASE, "optimiser": {}}).startswith("optimiser: unknown section (did you mean [optimizer]?)")
+    assert error_of(raw) == (
+        'data.d: missing required key (an integer 1 <= d <= 100000) for data.kind = "teacher_student"'
+    )
+    assert error_of({**BASE, "optimiser": {}}).startswith(
+        "optimiser: unknown section (did you mean [optimizer]?)"
+    )
     assert error_of({**BASE, "run": 3}) == "run = 3: expected a table [run], got an integer"
     assert error_of({**BASE, "observers": {"type": "loss"}}).startswith("observers = ")
-    assert error_of({**BASE, "observers": [{"every": 2}]}).startswith("observers[0].type: missing required key")
+    assert error_of({**BASE, "observers": [{"every": 2}]}).startswith(
+        "observers[0].type: missing required key"
+    )
     assert error_of({**BASE, "observers": [{"type": "betti", "max_dim": 4}]}) == (
-        "observers[0].max_dim = 4: expected an integer 0 <= max_dim <= 3")
+        "observers[0].max_dim = 4: expected an integer 0 <= max_dim <= 3"
+    )
     assert error_of({**BASE, "observers": [{"type": "loss"}, {"type": "loss"}]}).startswith(
-        'observers[1].name = "loss": already used by observers[0]')
+        'observers[1].name = "loss": already used by observers[0]'
+    )
 
 
 def test_cross_key_checks():
     assert error_of(with_value("kernel.loss", "cross_entropy")) == (
-        'kernel.loss = "cross_entropy": expected "mse" for data.kind = "teacher_student" (real-valued targets)')
+        'kernel.loss = "cross_entropy": expected "mse" for data.kind = "teacher_student" (real-valued targets)'
+    )
     raw = with_value("schedule.kind", "cosine")
     raw["schedule"].update(lr_min=0.5)
     assert error_of(raw) == "schedule: lr_min=0.5: expected 0 <= lr_min <= lr"
@@ -138,13 +168,21 @@ def test_every_key_is_documented():
 
 
 def _signature_defaults(fn):
-    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
-@pytest.mark.parametrize("kind, fn", [("teacher_student", data.teacher_student),
-                                      ("linear_teacher_task", data.linear_teacher_task),
-                                      ("digits", data.load_digits_dataset)])
+@pytest.mark.parametrize(
+    "kind, fn",
+    [
+        ("teacher_student", data.teacher_student),
+        ("linear_teacher_task", data.linear_teacher_task),
+        ("digits", data.load_digits_dataset),
+    ],
+)
 def test_data_defaults_match_the_generators(kind, fn):
     defaults = _signature_defaults(fn)
     for key in schema():
@@ -158,8 +196,12 @@ def test_data_defaults_match_the_generators(kind, fn):
 
 def test_cloud_defaults_match_make_cloud():
     for key in schema():
-        if not key.path.startswith("init.") or key.default in (REQUIRED, OPTIONAL) or \
-                isinstance(key.default, Derived) or key.name == "embed":
+        if (
+            not key.path.startswith("init.")
+            or key.default in (REQUIRED, OPTIONAL)
+            or isinstance(key.default, Derived)
+            or key.name == "embed"
+        ):
             continue
         for shape in key.when:
             fn = clouds.SHAPES[shape]["fn"]
@@ -186,13 +228,28 @@ def test_observer_option_defaults_match_the_classes():
 # ---------------------------------------------------------------- fuzzing
 def _leaves():
     """(path, key) of every scalar key set in BASE that a plain checker validates."""
-    keys = {k.path: k for k in schema() if k.when is None or "teacher_student" in k.when
-            or "genus_region" in k.when or "adam" in k.when or "constant" in k.when or "two_layer" in k.when}
-    return [(f"{s}.{n}", keys[f"{s}.{n}"]) for s in BASE if s != "observers" for n in BASE[s]
-            if f"{s}.{n}" in keys]
+    keys = {
+        k.path: k
+        for k in schema()
+        if k.when is None
+        or "teacher_student" in k.when
+        or "genus_region" in k.when
+        or "adam" in k.when
+        or "constant" in k.when
+        or "two_layer" in k.when
+    }
+    return [
+        (f"{s}.{n}", keys[f"{s}.{n}"])
+        for s in BASE
+        if s != "observers"
+        for n in BASE[s]
+        if f"{s}.{n}" in keys
+    ]
 
 
 LEAVES = _leaves()
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(leaf=st.sampled_from(LEAVES), value=TOML_VALUES)
 def test_fuzz_wrong_values_give_one_line_error_naming_the_key(leaf, value):
@@ -208,8 +265,9 @@ def test_fuzz_wrong_values_give_one_line_error_naming_the_key(leaf, value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(leaf=st.sampled_from([(p, k) for p, k in LEAVES if isinstance(k.check, (Int, Float))]),
-       data_=st.data())
+@given(
+    leaf=st.sampled_from([(p, k) for p, k in LEAVES if isinstance(k.check, (Int, Float))]), data_=st.data()
+)
 def test_fuzz_out_of_range_numbers(leaf, data_):
     path, key = leaf
     check = key.check
@@ -229,13 +287,18 @@ def test_fuzz_missing_and_unknown_keys(data_):
     raw = copy.deepcopy(BASE)
     section = data_.draw(st.sampled_from([s for s in BASE if s != "observers"]))
     if data_.draw(st.booleans()):
-        name = data_.draw(st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8))
+        name = data_.draw(
+            st.text(st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8)
+        )
         assume(name not in {k.name for k in schema() if k.path.startswith(section + ".")})
         raw[section][name] = data_.draw(TOML_VALUES)
         assert error_of(raw).startswith(f"{section}.{name}: unknown key")
     else:
-        required = [k for k in schema() if k.path.startswith(section + ".") and k.default is REQUIRED
-                    and k.name in raw[section]]
+        required = [
+            k
+            for k in schema()
+            if k.path.startswith(section + ".") and k.default is REQUIRED and k.name in raw[section]
+        ]
         assume(required)
         key = data_.draw(st.sampled_from(required))
         del raw[section][key.name]
@@ -279,14 +342,24 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
     assert scenario.resolved == plain and not scenario.text.startswith("\ufeff")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("x = " + "[" * 5000 + "]" * 5000, "<string>: not valid TOML for a scenario: arrays or tables nested too "
-                                       "deeply (a scenario needs at most 16 levels)"),
-    ("x = " + "{a = " * 3000 + "1" + "}" * 3000, "<string>: not valid TOML for a scenario: arrays or tables "
-                                                 "nested too deeply"),
-    (TINY.replace("[run]\n", "[run]\nq = " + "[" * 17 + "]" * 17 + "\n"),
-     "run.q: arrays or tables nested more than 16 levels deep: expected a value a scenario key takes"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "x = " + "[" * 5000 + "]" * 5000,
+            "<string>: not valid TOML for a scenario: arrays or tables nested too "
+            "deeply (a scenario needs at most 16 levels)",
+        ),
+        (
+            "x = " + "{a = " * 3000 + "1" + "}" * 3000,
+            "<string>: not valid TOML for a scenario: arrays or tables nested too deeply",
+        ),
+        (
+            TINY.replace("[run]\n", "[run]\nq = " + "[" * 17 + "]" * 17 + "\n"),
+            "run.q: arrays or tables nested more than 16 levels deep: expected a value a scenario key takes",
+        ),
+    ],
+)
 def test_deep_nesting_is_a_one_line_error(text, expected):
     with pytest.raises(ScenarioError) as info:
         parse_scenario(text)
@@ -300,43 +373,61 @@ def test_deep_nesting_is_a_one_line_error(text, expected):
 
 def test_multi_layer_particle_count_is_checked_with_the_scenario():
     raw = {**copy.deepcopy(BASE), "kernel": {"kind": "multi_layer", "layers": [5, 5]}}
-    assert error_of(raw) == ("init.n = 20: expected the sum of kernel.layers = 10 "
-                             "(one particle per neuron of [5, 5])")
+    assert error_of(raw) == (
+        "init.n = 20: expected the sum of kernel.layers = 10 (one particle per neuron of [5, 5])"
+    )
     raw["kernel"]["layers"] = [15, 5]
     assert validate_scenario(raw)["kernel"]["layers"] == [15, 5]
 
 
 def test_memory_is_estimated_before_anything_is_allocated():
-    resolved = validate_scenario(BASE)              # adam: positions, field, update, two moments
+    resolved = validate_scenario(BASE)  # adam: positions, field, update, two moments
     parts = estimate_bytes(resolved)
     assert parts == {"data.n": (50, 50 * (1 + 1 + 10) * 8), "init.n": (20, 20 * 2 * 8 * 5)}
     check_memory(resolved, available=sum(size for _, size in parts.values()))
     on_gpu = validate_scenario(with_value("run.backend", "cupy"))
     assert estimate_bytes(on_gpu)["init.n"] == (20, 20 * 2 * 8)
     huge = validate_scenario(with_value("init.n", 2_000_000_000))
-    with pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: the run needs at least 160 GB of memory "
-                                            r"\(the particles: 160 GB\), more than the 8 GB of this machine; "
-                                            r"expected a smaller init\.n$"):
+    with pytest.raises(
+        ScenarioError,
+        match=r"^init\.n = 2000000000: the run needs at least 160 GB of memory "
+        r"\(the particles: 160 GB\), more than the 8 GB of this machine; "
+        r"expected a smaller init\.n$",
+    ):
         check_memory(huge, available=8 * 10**9)
     big_data = validate_scenario(with_value("data.n", 1_000_000_000))
     with pytest.raises(ScenarioError, match=r"^data\.n = 1000000000: the run needs at least 96 GB"):
         check_memory(big_data, available=8 * 10**9)
-    with mock.patch("particledyn.scenario.memory.machine_memory", return_value=8 * 10**9), \
-            pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: "):
+    with (
+        mock.patch("particledyn.scenario.memory.machine_memory", return_value=8 * 10**9),
+        pytest.raises(ScenarioError, match=r"^init\.n = 2000000000: "),
+    ):
         prepare(huge)
 
 
 # Scenarios every part of which the fuzzers below may change: a cloud union, an observer with k, ...
-FUZZ_BASES = [BASE, {**BASE, "kernel": {"kind": "multi_layer", "layers": [12, 8]},
-                     "init": {"shape": "union", "parts": [{"shape": "circle", "n": 20}]},
-                     "observers": [{"type": "sharpness", "k": 3}, {"type": "pairwise_lipschitz", "k": 4}]}]
+FUZZ_BASES = [
+    BASE,
+    {
+        **BASE,
+        "kernel": {"kind": "multi_layer", "layers": [12, 8]},
+        "init": {"shape": "union", "parts": [{"shape": "circle", "n": 20}]},
+        "observers": [{"type": "sharpness", "k": 3}, {"type": "pairwise_lipschitz", "k": 4}],
+    },
+]
 FUZZ_OUTCOMES: list = []  # built (True) or refused (False), one per example: printed with -s
 _SMALL_MEMORY = 2**30  # the fuzzers build the parts: sizes 1 GiB cannot hold are refused
-_CHOICES = sorted({o for k in schema() if isinstance(k.check, Choice) for o in k.check.options}
-                  | set(OBSERVER_TYPES))
+_CHOICES = sorted(
+    {o for k in schema() if isinstance(k.check, Choice) for o in k.check.options} | set(OBSERVER_TYPES)
+)
 #: mostly values some key accepts (so that many mutants build), and any TOML value
-PLAUSIBLE_VALUES = st.one_of(st.integers(-2, 40), st.floats(0, 2), st.sampled_from(_CHOICES),
-                             st.lists(st.integers(1, 6), min_size=1, max_size=3), TOML_VALUES)
+PLAUSIBLE_VALUES = st.one_of(
+    st.integers(-2, 40),
+    st.floats(0, 2),
+    st.sampled_from(_CHOICES),
+    st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    TOML_VALUES,
+)
 
 
 def _builds_or_fails_in_one_line(raw) -> bool:
@@ -364,8 +455,29 @@ def test_fuzz_mutated_scenarios_build_or_fail_in_one_line(data_):
     FUZZ_OUTCOMES.append(_builds_or_fails_in_one_line(raw))
 
 
-_EDITS = st.sampled_from(["[", "]", "{", "}", "=", '"', "'", ",", ".", "\n", "\ufeff", "\x00", "#", "0", "-",
-                          "1e999", "nan", "[[", "]]"])
+_EDITS = st.sampled_from(
+    [
+        "[",
+        "]",
+        "{",
+        "}",
+        "=",
+        '"',
+        "'",
+        ",",
+        ".",
+        "\n",
+        "\ufeff",
+        "\x00",
+        "#",
+        "0",
+        "-",
+        "1e999",
+        "nan",
+        "[[",
+        "]]",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -375,7 +487,7 @@ def test_fuzz_edited_scenario_text_parses_or_fails_in_one_line(data_):
     for _ in range(data_.draw(st.integers(1, 4))):
         at = data_.draw(st.integers(0, len(text)))
         cut = data_.draw(st.integers(0, 3))
-        text = text[:at] + data_.draw(_EDITS) + text[at + cut:]
+        text = text[:at] + data_.draw(_EDITS) + text[at + cut :]
     try:
         parse_scenario(text)
     except ScenarioError as exc:
@@ -390,8 +502,10 @@ def test_toml_writer_round_trips_the_fuzz_bases():
 def test_fuzz_outcomes_cover_both_sides():
     """The mutation fuzzer above both builds scenarios and has them refused (run after it)."""
     if FUZZ_OUTCOMES:
-        print(f"mutation fuzz: {len(FUZZ_OUTCOMES)} examples, {sum(FUZZ_OUTCOMES)} built, "
-              f"{len(FUZZ_OUTCOMES) - sum(FUZZ_OUTCOMES)} refused in one line")
+        print(
+            f"mutation fuzz: {len(FUZZ_OUTCOMES)} examples, {sum(FUZZ_OUTCOMES)} built, "
+            f"{len(FUZZ_OUTCOMES) - sum(FUZZ_OUTCOMES)} refused in one line"
+        )
         assert any(FUZZ_OUTCOMES) and not all(FUZZ_OUTCOMES)
 
 
@@ -403,15 +517,22 @@ def test_authors_starts_as_scenario_keys():
 
     raw = copy.deepcopy(BASE)
     raw["data"]["d"] = 2
-    raw["init"] = {"shape": "solid_double_torus", "n": 30, "seed": 4, "rotation": [0.6, 0.3, 1.1],
-                   "axis_scale": [0.1, 1, 1], "center": [-2, 0, 0]}
+    raw["init"] = {
+        "shape": "solid_double_torus",
+        "n": 30,
+        "seed": 4,
+        "rotation": [0.6, 0.3, 1.1],
+        "axis_scale": [0.1, 1, 1],
+        "center": [-2, 0, 0],
+    }
     positions = prepare(validate_scenario(raw)).positions
     native = clouds.solid_double_torus(30, seed=4) @ clouds.euler_rotation(0.6, 0.3, 1.1).T
     np.testing.assert_allclose(positions, native * [0.1, 1, 1] + [-2, 0, 0], rtol=0, atol=1e-15)
     raw["init"] = {"shape": "two_circles", "n": 30, "linear_map": [[0.1, 0], [0, 1]], "center": [-2, 0]}
     raw["data"]["d"] = 1
-    np.testing.assert_allclose(prepare(validate_scenario(raw)).positions,
-                               clouds.two_circles(30) * [0.1, 1] + [-2, 0], atol=1e-15)
+    np.testing.assert_allclose(
+        prepare(validate_scenario(raw)).positions, clouds.two_circles(30) * [0.1, 1] + [-2, 0], atol=1e-15
+    )
     raw["init"] = {"shape": "figure_eight", "n": 30, "size": 2.0}
     assert "init.size = 2.0: not used when init.shape" in error_of(raw)
     raw["init"] = {"shape": "figure_eight", "n": 30, "linear_map": [[1, 0]]}

@@ -3,12 +3,13 @@ of each MNIST command. Every file validates, carries the command's settings (wid
 start, batch, sampling, teacher, cadence) as read from their code (GitHub
 YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning), and runs at reduced size.
 """
+
 import glob
 import os
-import tomllib
 
 import numpy as np
 import pytest
+import tomllib
 
 from particledyn.io import open_run
 from particledyn.runner import prepare, start_run
@@ -17,14 +18,16 @@ from particledyn.scenario import Scenario, load_scenario, validate_scenario
 HERE = os.path.dirname(os.path.abspath(__file__))
 AUTHORS = os.path.join(os.path.dirname(HERE), "scenarios", "authors")
 FILES = sorted(glob.glob(os.path.join(AUTHORS, "*.toml")))
-STD_3D = 128 ** -0.25
+STD_3D = 128**-0.25
 
 # name -> (optimizer, lr, epochs, start); low-dim/README.md and high-dim/README.md, command by command
 LOW = {
-    "gd_2d_small": ("sgd", 0.0025, 100, "figure_eight"), "gd_2d_large": ("sgd", 0.003, 100, "figure_eight"),
+    "gd_2d_small": ("sgd", 0.0025, 100, "figure_eight"),
+    "gd_2d_large": ("sgd", 0.003, 100, "figure_eight"),
     "gd_2d_alt_small": ("sgd", 0.0025, 100, "two_circles"),
     "gd_2d_alt_large": ("sgd", 0.003, 100, "two_circles"),
-    "adam_2d_small": ("adam", 1e-4, 40, "two_circles"), "adam_2d_large": ("adam", 1e-2, 40, "two_circles"),
+    "adam_2d_small": ("adam", 1e-4, 40, "two_circles"),
+    "adam_2d_large": ("adam", 1e-2, 40, "two_circles"),
     "momentum_2d_small": ("momentum", 0.0045, 50, "figure_eight"),
     "momentum_2d_large": ("momentum", 0.0005, 50, "figure_eight"),
     "gd_3d_small": ("sgd", 0.0009, 20, "solid_double_torus"),
@@ -34,8 +37,12 @@ LOW = {
     "momentum_3d_small": ("momentum", 0.001, 20, "solid_double_torus"),
     "momentum_3d_large": ("momentum", 0.00125, 20, "solid_double_torus"),
 }
-HIGH = {"gd_small": ("sgd", 0.01, 20), "gd_large": ("sgd", 0.5, 20), "adam_small": ("adam", 1e-5, 40),
-        "adam_large": ("adam", 0.001, 20)}
+HIGH = {
+    "gd_small": ("sgd", 0.01, 20),
+    "gd_large": ("sgd", 0.5, 20),
+    "adam_small": ("adam", 1e-5, 40),
+    "adam_large": ("adam", 0.001, 20),
+}
 
 
 def _names():
@@ -60,10 +67,20 @@ def test_low_dim_files_carry_the_command(name):
     assert r["output"]["frame_every"] == 1  # their weight logger: every neuron after every step
     assert all(o["every"] == "1 epoch" for o in r["observers"])
     d = r["data"]
-    assert (d["kind"], d["d"], d["n"], d["train_fraction"], d["teacher_width"], d["input_std"]) == \
-        ("teacher_student", 2 if three else 1, 5000, 0.7, 128, 2.0)
+    assert (d["kind"], d["d"], d["n"], d["train_fraction"], d["teacher_width"], d["input_std"]) == (
+        "teacher_student",
+        2 if three else 1,
+        5000,
+        0.7,
+        128,
+        2.0,
+    )
     assert (d["weight_std"], d["output_std"]) == ((STD_3D, STD_3D) if three else (1.0, 0.6))
-    assert (r["kernel"]["activation"], r["kernel"]["loss"], r["kernel"]["scaling"]) == ("sigmoid", "mse", "standard")
+    assert (r["kernel"]["activation"], r["kernel"]["loss"], r["kernel"]["scaling"]) == (
+        "sigmoid",
+        "mse",
+        "standard",
+    )
     i = r["init"]
     assert (i["shape"], i["n"]) == (start, 4096 if three else 1024)
     assert i["axis_scale"] == ([0.1, 1.0, 1.0] if three else [0.1, 1.0])
@@ -77,8 +94,13 @@ def test_low_dim_files_carry_the_command(name):
 def test_high_dim_files_carry_the_command(name, data, tmp_path):
     path = os.path.join(AUTHORS, f"authors_{data}_{name}.toml")
     if data == "mnist":  # run.epochs counts the user's training labels: MNIST's 60000
-        np.savez(tmp_path / "mnist.npz", x_train=np.zeros((60000, 1), np.uint8), y_train=np.zeros(60000, np.uint8),
-                 x_test=np.zeros((1, 1), np.uint8), y_test=np.zeros(1, np.uint8))
+        np.savez(
+            tmp_path / "mnist.npz",
+            x_train=np.zeros((60000, 1), np.uint8),
+            y_train=np.zeros(60000, np.uint8),
+            x_test=np.zeros((1, 1), np.uint8),
+            y_test=np.zeros(1, np.uint8),
+        )
         r = load_scenario(path, {"data.path": str(tmp_path / "mnist.npz")}).resolved
     else:
         r = load_scenario(path).resolved
@@ -88,12 +110,22 @@ def test_high_dim_files_carry_the_command(name, data, tmp_path):
     assert r["optimizer"]["batch_size"] == 1024 and r["optimizer"]["sampling"] == "epoch"
     assert (r["run"]["epochs"], r["run"]["steps"]) == (epochs, epochs * per_epoch)
     assert r["data"]["kind"] == data and r["data"]["normalize"] == [0.1307, 0.3081]
-    assert (r["kernel"]["loss"], r["init"]["shape"], r["init"]["n"], r["init"]["k"], r["init"]["embed"]) == \
-        ("cross_entropy", "sphere", 1024, 2, "random_orthonormal")
+    assert (r["kernel"]["loss"], r["init"]["shape"], r["init"]["n"], r["init"]["k"], r["init"]["embed"]) == (
+        "cross_entropy",
+        "sphere",
+        1024,
+        2,
+        "random_orthonormal",
+    )
     observers = {o["name"]: o for o in r["observers"]}
     authors = observers["betti_authors"]
-    assert (authors["complex"], authors["scale"], authors["max_dim"], authors["coeff"], authors["landmarks"]) == \
-        ("rips", "adaptive", 2, 11, None)
+    assert (
+        authors["complex"],
+        authors["scale"],
+        authors["max_dim"],
+        authors["coeff"],
+        authors["landmarks"],
+    ) == ("rips", "adaptive", 2, 11, None)
     assert observers["sharpness_raw"]["preconditioned"] is False
     assert observers["merges"]["eps_relative"] == 0.1  # each seed's start has its own closest pair
     assert all(o["every"] == "1 epoch" for o in r["observers"])  # once per epoch, before training it
@@ -136,7 +168,9 @@ def test_mnist_files_need_the_users_files(tmp_path):
     from particledyn.scenario.checks import ScenarioError
 
     # run.epochs counts the training rows of the user's files, so the placeholder fails as the file loads
-    with pytest.raises(ScenarioError, match="^run.epochs = 20: cannot count the training rows .*PATH/TO/MNIST"):
+    with pytest.raises(
+        ScenarioError, match="^run.epochs = 20: cannot count the training rows .*PATH/TO/MNIST"
+    ):
         load_scenario(os.path.join(AUTHORS, "authors_mnist_gd_small.toml"))
     scenario = load_scenario(os.path.join(AUTHORS, "authors_mnist_gd_small.toml"), {"run.steps": 3})
     with pytest.raises(ScenarioError, match="PATH/TO/MNIST"):

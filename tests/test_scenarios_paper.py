@@ -14,12 +14,13 @@ run at reduced size in-process, shows its qualitative claim:
 
 Runs share one process so numba compiles each kernel once.
 """
+
 import glob
 import os
-import tomllib
 
 import numpy as np
 import pytest
+import tomllib
 
 from particledyn.io import open_run
 from particledyn.runner import start_run
@@ -36,9 +37,20 @@ def _names():
 
 
 def test_scenarios_exist():
-    expected = {"table1_gd_2d_small", "table1_gd_2d_large", "table1_adam_3d_large", "disjoint_gd_small",
-                "multi_layer_small", "sphere_digits_gd_small", "adam_sharpness_large", "plasticity_large",
-                "relu_balance", "relu_obstruction", "critical_lr", "sphere_mnist_gd_large"}
+    expected = {
+        "table1_gd_2d_small",
+        "table1_gd_2d_large",
+        "table1_adam_3d_large",
+        "disjoint_gd_small",
+        "multi_layer_small",
+        "sphere_digits_gd_small",
+        "adam_sharpness_large",
+        "plasticity_large",
+        "relu_balance",
+        "relu_obstruction",
+        "critical_lr",
+        "sphere_mnist_gd_large",
+    }
     assert expected <= set(_names())
 
 
@@ -55,8 +67,13 @@ def _reduced(path, tmp_path, *, run=None, init=None, kernel=None, data=None, obs
     """Load a scenario with sections patched (smaller N, fewer steps, cheaper observers) and run it."""
     with open(path, "rb") as handle:
         raw = tomllib.load(handle)
-    for section, patch in (("run", run), ("init", init), ("kernel", kernel), ("data", data),
-                           ("schedule", schedule)):
+    for section, patch in (
+        ("run", run),
+        ("init", init),
+        ("kernel", kernel),
+        ("data", data),
+        ("schedule", schedule),
+    ):
         if patch:
             raw[section] = {**raw[section], **patch}
     raw["output"] = {**raw.get("output", {}), "frame_every": 0, "checkpoint_every": 0}
@@ -75,10 +92,7 @@ def _topology_observers(every, scale, max_dim, complex="alpha", landmarks=None, 
     # atoms at half the start's own closest-pair distance (a fixed eps can sit below it)
     merges = {"type": "merges", "every": 5}
     merges.update({"eps_relative": 0.5} if merge_eps is None else {"eps": merge_eps})
-    return [{"type": "loss", "every": every},
-            {"type": "pairwise_lipschitz", "every": 5},
-            merges,
-            betti]
+    return [{"type": "loss", "every": every}, {"type": "pairwise_lipschitz", "every": 5}, merges, betti]
 
 
 def _assert_nothing_seen_below_critical(summary):
@@ -129,8 +143,8 @@ def test_table1_gd_and_momentum_across_the_stability_edge(name, tmp_path):
 # The other low-dimensional runs at 300 (2-D) or 1000 (3-D) neurons and 150 steps: the disjoint
 # starts keep eta*K < 1 and their Betti numbers; Adam 3-D at the paper's large rate crosses
 # eta* and changes the topology, as the paper reports.
-ABOVE_CRITICAL = {"table1_adam_3d_large"}     # max eta*K ~ 10: merges and a Betti change
-NEAR_CRITICAL = {"table1_adam_3d_small"}      # max eta*K ~ 1.1: only Theorem 1's implication is checked
+ABOVE_CRITICAL = {"table1_adam_3d_large"}  # max eta*K ~ 10: merges and a Betti change
+NEAR_CRITICAL = {"table1_adam_3d_small"}  # max eta*K ~ 1.1: only Theorem 1's implication is checked
 LOW_DIM = [n for n in _names() if n.startswith(("table1_adam_", "disjoint_"))]
 
 
@@ -140,8 +154,14 @@ def test_low_dimensional_scenarios_keep_topology_below_critical(name, tmp_path):
     three_d = "_3d_" in name
     n = 1000 if three_d else 300
     scale, max_dim = (0.15, 2) if three_d else (0.15, 1)
-    _, summary = _reduced(path, tmp_path, run={"steps": 150}, init={"n": n},
-                          data={"n": 1000}, observers=_topology_observers(50, scale, max_dim))
+    _, summary = _reduced(
+        path,
+        tmp_path,
+        run={"steps": 150},
+        init={"n": n},
+        data={"n": 1000},
+        observers=_topology_observers(50, scale, max_dim),
+    )
     initial = summary["betti"]["initial"]
     if name.startswith("disjoint_"):
         assert initial == (2, 2)
@@ -163,8 +183,9 @@ def test_low_dimensional_scenarios_keep_topology_below_critical(name, tmp_path):
 
 def test_critical_lr_above_eta_star_changes_topology(tmp_path):
     path = os.path.join(SCENARIOS, "critical_lr.toml")
-    _, summary = _reduced(path, tmp_path, run={"steps": 40}, data={"n": 1000},
-                          observers=_topology_observers(20, 0.1, 1))
+    _, summary = _reduced(
+        path, tmp_path, run={"steps": 40}, data={"n": 1000}, observers=_topology_observers(20, 0.1, 1)
+    )
     assert summary["betti"]["initial"] == (1, 2)
     assert summary["eta_K"]["max"]["pairwise_lipschitz"] > 1.0
     assert summary["topology_preserved"] is False, summary["verdict"]
@@ -172,16 +193,23 @@ def test_critical_lr_above_eta_star_changes_topology(tmp_path):
 
 def test_critical_lr_below_eta_star_keeps_topology(tmp_path):
     path = os.path.join(SCENARIOS, "critical_lr.toml")
-    _, summary = _reduced(path, tmp_path, run={"steps": 40}, data={"n": 1000},
-                          schedule={"lr": 0.3}, observers=_topology_observers(20, 0.1, 1))
+    _, summary = _reduced(
+        path,
+        tmp_path,
+        run={"steps": 40},
+        data={"n": 1000},
+        schedule={"lr": 0.3},
+        observers=_topology_observers(20, 0.1, 1),
+    )
     _assert_nothing_seen_below_critical(summary)
 
 
 @pytest.mark.parametrize("name", ["multi_layer_small"])
 def test_multi_layer_small_keeps_topology(name, tmp_path):
     path = os.path.join(SCENARIOS, name + ".toml")
-    _, summary = _reduced(path, tmp_path, run={"steps": 100}, data={"n": 1000},
-                          observers=_topology_observers(50, 0.13, 1))
+    _, summary = _reduced(
+        path, tmp_path, run={"steps": 100}, data={"n": 1000}, observers=_topology_observers(50, 0.13, 1)
+    )
     assert summary["betti"]["initial"] == (1, 2)
     _assert_nothing_seen_below_critical(summary)
 
@@ -193,8 +221,7 @@ def test_sphere_scenarios_start_on_a_sphere_and_learn(name, tmp_path):
     observers = _topology_observers(10, "adaptive", 2, complex="rips", landmarks=400)
     if name.startswith("adam_sharpness_"):
         observers.append({"type": "sharpness", "every": 10, "tol": 1e-4})
-    out, summary = _reduced(path, tmp_path, run={"steps": 10},
-                            data={"n_train": 300}, observers=observers)
+    out, summary = _reduced(path, tmp_path, run={"steps": 10}, data={"n_train": 300}, observers=observers)
     assert summary["betti"]["initial"] == (1, 0, 1)
     if name.endswith("_small"):
         assert summary["loss"]["final_train"] < summary["loss"]["initial_train"]
@@ -208,10 +235,20 @@ def test_sphere_scenarios_start_on_a_sphere_and_learn(name, tmp_path):
 
 def test_plasticity_switches_task_every_epoch(tmp_path):
     path = os.path.join(SCENARIOS, "plasticity_small.toml")
-    observers = [{"type": "loss", "every": 3}, {"type": "merges", "every": 3, "eps": 0.01},
-                 {"type": "pairwise_lipschitz", "every": 3}]
-    out, summary = _reduced(path, tmp_path, run={"steps": 9}, init={"n": 64}, kernel={"epoch_steps": 3},
-                            data={"n_train": 2000, "n_eval": 500}, observers=observers)
+    observers = [
+        {"type": "loss", "every": 3},
+        {"type": "merges", "every": 3, "eps": 0.01},
+        {"type": "pairwise_lipschitz", "every": 3},
+    ]
+    out, summary = _reduced(
+        path,
+        tmp_path,
+        run={"steps": 9},
+        init={"n": 64},
+        kernel={"epoch_steps": 3},
+        data={"n_train": 2000, "n_eval": 500},
+        observers=observers,
+    )
     with open_run(out) as run:
         steps, test_loss = run.observable("loss", "test_loss")
     assert list(steps) == [0, 3, 6, 9]
@@ -244,15 +281,20 @@ def test_relu_obstruction_teacher_is_unreachable(tmp_path):
     from particledyn.data import teacher_student
 
     raw = load_scenario(path).resolved["data"]
-    data = teacher_student(raw["d"], n=raw["n"], teacher_width=raw["teacher_width"],
-                           activation=raw["activation"], seed=raw["seed"])
+    data = teacher_student(
+        raw["d"],
+        n=raw["n"],
+        teacher_width=raw["teacher_width"],
+        activation=raw["activation"],
+        seed=raw["seed"],
+    )
     floor = float(np.mean(np.minimum(data.y_train, 0.0) ** 2))
     assert floor > 0.3
     assert summary["loss"]["final_train"] >= floor
     assert np.all(_balance(out, "n_pathological") == 200)
     with open_run(out) as run:
         final = run.positions(int(run.steps[-1]))
-    assert np.all(final[:, -1] > 0)      # no output weight crossed zero
+    assert np.all(final[:, -1] > 0)  # no output weight crossed zero
 
 
 @pytest.mark.parametrize("hidden_bias", [True, False])
@@ -264,8 +306,12 @@ def test_plasticity_large_rate_switches_units_off_and_needs_the_bias(tmp_path, h
 
     path = os.path.join(SCENARIOS, "plasticity_large.toml")
     observers = [{"type": "loss", "every": 49}, {"type": "merges", "every": 49, "eps": 0.01}]
-    options = dict(run={"steps": 147}, kernel={"hidden_bias": hidden_bias},
-                   data={"n_train": 2048, "n_eval": 512}, observers=observers)
+    options = dict(
+        run={"steps": 147},
+        kernel={"hidden_bias": hidden_bias},
+        data={"n_train": 2048, "n_eval": 512},
+        observers=observers,
+    )
     if not hidden_bias:
         with pytest.raises(DivergenceError):
             _reduced(path, tmp_path, **options)

@@ -9,6 +9,7 @@ write -- once, twice in a row, or a second time during the clean-up. Every trial
 signal), and resume (in this process) into records and a checkpoint bit-identical to an
 uninterrupted run of the same scenario. GD, momentum and Adam; N from 100 to 100 000.
 """
+
 import json
 import os
 import subprocess
@@ -18,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_resume import assert_same_records
 
 from particledyn.cli import main
-from particledyn.scenario import OBSERVER_TYPES
 from particledyn.runner import run_info
-
-from test_resume import assert_same_records
+from particledyn.scenario import OBSERVER_TYPES
 
 DRIVER = str(Path(__file__).with_name("signal_driver.py"))
 TRIALS = 40
@@ -54,28 +54,70 @@ checkpoint_every = {checkpoint_every}
 
 
 def observers(*kinds, every=1):
-    return "".join(f'[[observers]]\ntype = "{kind}"\nevery = {every if kind != "loss" else 1}\n'
-                   for kind in kinds)
+    return "".join(
+        f'[[observers]]\ntype = "{kind}"\nevery = {every if kind != "loss" else 1}\n' for kind in kinds
+    )
 
 
 # name: (scenario, steps); N = 10^5 ones with cheap settings (a small data set, the loss only)
 CONFIGS = {
-    "gd_every_observer": (BASE.format(steps=6, data=60, n=100, optimizer="gd", batch=16, lr=0.05,
-                                      frame_every=1, checkpoint_every=2)
-                          + observers("loss", *[k for k in OBSERVER_TYPES if k != "loss"], every=2), 6),
-    "momentum_geometry": (BASE.format(steps=8, data=80, n=500, optimizer="momentum", batch=32, lr=0.05,
-                                      frame_every=2, checkpoint_every=3)
-                          + observers("loss", "merges", "pairwise_lipschitz", "balance", "lemmas"), 8),
-    "adam_topology": (BASE.format(steps=8, data=80, n=300, optimizer="adam", batch=32, lr=0.01,
-                                  frame_every=1, checkpoint_every=3)
-                      + observers("loss", "betti", "sharpness", "expansion", every=2), 8),
-    "adam_1e5": (BASE.format(steps=5, data=16, n=100_000, optimizer="adam", batch=8, lr=0.01,
-                             frame_every=2, checkpoint_every=2) + observers("loss"), 5),
-    "momentum_1e5": (BASE.format(steps=5, data=16, n=100_000, optimizer="momentum", batch=8, lr=0.05,
-                                 frame_every=1, checkpoint_every=3) + observers("loss"), 5),
+    "gd_every_observer": (
+        BASE.format(
+            steps=6, data=60, n=100, optimizer="gd", batch=16, lr=0.05, frame_every=1, checkpoint_every=2
+        )
+        + observers("loss", *[k for k in OBSERVER_TYPES if k != "loss"], every=2),
+        6,
+    ),
+    "momentum_geometry": (
+        BASE.format(
+            steps=8,
+            data=80,
+            n=500,
+            optimizer="momentum",
+            batch=32,
+            lr=0.05,
+            frame_every=2,
+            checkpoint_every=3,
+        )
+        + observers("loss", "merges", "pairwise_lipschitz", "balance", "lemmas"),
+        8,
+    ),
+    "adam_topology": (
+        BASE.format(
+            steps=8, data=80, n=300, optimizer="adam", batch=32, lr=0.01, frame_every=1, checkpoint_every=3
+        )
+        + observers("loss", "betti", "sharpness", "expansion", every=2),
+        8,
+    ),
+    "adam_1e5": (
+        BASE.format(
+            steps=5, data=16, n=100_000, optimizer="adam", batch=8, lr=0.01, frame_every=2, checkpoint_every=2
+        )
+        + observers("loss"),
+        5,
+    ),
+    "momentum_1e5": (
+        BASE.format(
+            steps=5,
+            data=16,
+            n=100_000,
+            optimizer="momentum",
+            batch=8,
+            lr=0.05,
+            frame_every=1,
+            checkpoint_every=3,
+        )
+        + observers("loss"),
+        5,
+    ),
 }
-WEIGHTS = {"gd_every_observer": 3, "momentum_geometry": 3, "adam_topology": 3, "adam_1e5": 1,
-           "momentum_1e5": 1}
+WEIGHTS = {
+    "gd_every_observer": 3,
+    "momentum_geometry": 3,
+    "adam_topology": 3,
+    "adam_1e5": 1,
+    "momentum_1e5": 1,
+}
 POINTS = ("field", "direction", "apply", "step", "commit", "observer", "checkpoint")
 MODES = {"single": 0.6, "twice": 0.2, "cleanup": 0.2}
 
@@ -91,9 +133,15 @@ def draw_trials(rng, count):
         # calls per run: field/direction/apply/step once a step, the loss observer 1 + steps,
         # commits several per step, checkpoint writes at least steps // checkpoint_every
         limit = {"observer": steps + 1, "checkpoint": 2, "commit": 2 * steps}.get(point, steps)
-        trials.append({"config": name, "point": point, "call": int(rng.integers(1, limit + 1)),
-                       "signal": ("INT", "TERM")[int(rng.integers(2))],
-                       "mode": str(rng.choice(list(MODES), p=list(MODES.values())))})
+        trials.append(
+            {
+                "config": name,
+                "point": point,
+                "call": int(rng.integers(1, limit + 1)),
+                "signal": ("INT", "TERM")[int(rng.integers(2))],
+                "mode": str(rng.choice(list(MODES), p=list(MODES.values()))),
+            }
+        )
     return trials
 
 
@@ -101,17 +149,22 @@ class Server:
     """The fork server of ``signal_driver.py``: one import of particledyn, one child per job."""
 
     def __init__(self):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(Path(__file__).parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
-        self.process = subprocess.Popen([sys.executable, DRIVER], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, env=env)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).parent)] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+            ),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, DRIVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         assert self.process.stdout.readline().strip() == "ready"
 
     def run(self, jobs):
         """Exit statuses of ``jobs``, PARALLEL at a time."""
         codes, began = [], time.perf_counter()
         for start in range(0, len(jobs), PARALLEL):
-            self.process.stdin.write(json.dumps(jobs[start:start + PARALLEL]) + "\n")
+            self.process.stdin.write(json.dumps(jobs[start : start + PARALLEL]) + "\n")
             self.process.stdin.flush()
             codes += json.loads(self.process.stdout.readline())
         print(f"{len(jobs)} jobs in {time.perf_counter() - began:.1f} s")
@@ -137,16 +190,25 @@ def test_signals_at_any_moment_of_a_step_never_break_exact_resume(server, tmp_pa
     jobs = []
     for name, (text, _) in CONFIGS.items():
         (tmp_path / f"{name}.toml").write_text(text)
-        jobs.append({"argv": run_argv(tmp_path / f"{name}.h5", str(tmp_path / f"{name}.toml")),
-                     "log": str(tmp_path / f"{name}.log")})
+        jobs.append(
+            {
+                "argv": run_argv(tmp_path / f"{name}.h5", str(tmp_path / f"{name}.toml")),
+                "log": str(tmp_path / f"{name}.log"),
+            }
+        )
     assert server.run(jobs) == [0] * len(CONFIGS)
     trials = draw_trials(np.random.default_rng(2026), TRIALS)
     jobs = []
     for i, trial in enumerate(trials):
         out = str(tmp_path / f"trial{i}.h5")
         trial["out"] = out
-        jobs.append({"argv": run_argv(out, str(tmp_path / f"{trial['config']}.toml")),
-                     "log": str(tmp_path / f"trial{i}.log"), "trial": trial})
+        jobs.append(
+            {
+                "argv": run_argv(out, str(tmp_path / f"{trial['config']}.toml")),
+                "log": str(tmp_path / f"trial{i}.log"),
+                "trial": trial,
+            }
+        )
     codes = server.run(jobs)
     failures, checked, unwritten = {}, [], 0
     for i, (trial, code) in enumerate(zip(trials, codes)):
@@ -169,39 +231,49 @@ def test_signals_at_any_moment_of_a_step_never_break_exact_resume(server, tmp_pa
             assert info["status"] == "stopped", f"{what}: {info['status']}"
             checkpoint = -1 if info["checkpoint_step"] is None else info["checkpoint_step"]
             if trial["mode"] != "twice":  # a second signal in a row may abort the step
-                assert checkpoint >= sent["signal_step"], \
+                assert checkpoint >= sent["signal_step"], (
                     f"{what}: checkpoint at {checkpoint}, records up to step {sent['signal_step']}"
+                )
             checked.append(i)
         except (AssertionError, OSError, KeyError, ValueError) as exc:
             failures[i] = " ".join(str(exc).split())[:400]
-    resumes = [{"argv": run_argv(trials[i]["out"], "--resume"), "log": str(tmp_path / f"resume{i}.log")}
-               for i in checked]
+    resumes = [
+        {"argv": run_argv(trials[i]["out"], "--resume"), "log": str(tmp_path / f"resume{i}.log")}
+        for i in checked
+    ]
     exact = 0
     for i, code, job in zip(checked, server.run(resumes), resumes):
         trial = trials[i]
         try:
             errors = Path(job["log"] + ".err").read_text()
             assert code == 0, f"trial {i} {trial}: resume exit {code}: {errors}"
-            assert_same_records(trial["out"], str(tmp_path / f"{trial['config']}.h5"),
-                                CONFIGS[trial["config"]][1])
+            assert_same_records(
+                trial["out"], str(tmp_path / f"{trial['config']}.h5"), CONFIGS[trial["config"]][1]
+            )
             exact += 1
         except AssertionError as exc:
             failures[i] = f"trial {i} {trial}: " + " ".join(str(exc).split())[:400]
-    print(f"\n{len(trials)} interrupted runs: {exact} resumed bit-identically, {unwritten} stopped "
-          "in their first step by a second signal (no file, nothing to resume)")
+    print(
+        f"\n{len(trials)} interrupted runs: {exact} resumed bit-identically, {unwritten} stopped "
+        "in their first step by a second signal (no file, nothing to resume)"
+    )
     assert not failures, f"{len(failures)} of {len(trials)} trials failed:\n" + "\n".join(failures.values())
 
 
 def test_a_run_killed_before_its_first_periodic_checkpoint_resumes_from_step_0(server, tmp_path):
-    text = BASE.format(steps=6, data=40, n=100, optimizer="adam", batch=8, lr=0.01, frame_every=1,
-                       checkpoint_every=0) + observers("loss", "merges")
+    text = BASE.format(
+        steps=6, data=40, n=100, optimizer="adam", batch=8, lr=0.01, frame_every=1, checkpoint_every=0
+    ) + observers("loss", "merges")
     scenario = tmp_path / "late.toml"
     scenario.write_text(text)
     reference, killed = tmp_path / "reference.h5", str(tmp_path / "killed.h5")
     trial = {"point": "step", "call": 3, "signal": "KILL", "mode": "single", "out": killed}
-    codes = server.run([{"argv": run_argv(reference, str(scenario)), "log": str(tmp_path / "ref.log")},
-                        {"argv": run_argv(killed, str(scenario)), "log": str(tmp_path / "killed.log"),
-                         "trial": trial}])
+    codes = server.run(
+        [
+            {"argv": run_argv(reference, str(scenario)), "log": str(tmp_path / "ref.log")},
+            {"argv": run_argv(killed, str(scenario)), "log": str(tmp_path / "killed.log"), "trial": trial},
+        ]
+    )
     assert codes == [0, -9]
     info = run_info(killed)
     assert info["status"] == "stopped" and info["checkpoint_step"] == 0 and info["last_step"] == 2

@@ -1,4 +1,5 @@
 """The per-step context draw: a generator is built only for kernels that read it."""
+
 import numpy as np
 import pytest
 
@@ -12,12 +13,14 @@ def _sim(batch_size=None, epoch=False):
     kernel = TwoLayerNet(rng.normal(size=(40, 2)), rng.normal(size=40))
     if epoch:
         kernel.sample_by_epoch(8, seed=1)
-    return Simulation(kernel, rng.normal(size=(16, 3)), GD(), lr=0.05, seed=3, batch_size=batch_size,
-                      frame_every=0)
+    return Simulation(
+        kernel, rng.normal(size=(16, 3)), GD(), lr=0.05, seed=3, batch_size=batch_size, frame_every=0
+    )
 
 
-@pytest.mark.parametrize("batch_size,epoch,built",
-                         [(None, False, 0), (40, False, 0), (8, True, 0), (8, False, 5)])
+@pytest.mark.parametrize(
+    "batch_size,epoch,built", [(None, False, 0), (40, False, 0), (8, True, 0), (8, False, 5)]
+)
 def test_a_generator_is_built_only_when_the_batch_is_drawn(monkeypatch, batch_size, epoch, built):
     calls = []
     real = simulation.step_rng

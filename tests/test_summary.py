@@ -1,12 +1,13 @@
 """The run verdict: preserved vs changed topology, when, and eta*K there."""
+
 import json
 
 import h5py
 import numpy as np
 import pytest
+from run_files import make_run, write_records
 
 from particledyn.summary import summarize_run, summary_path, write_summary
-from run_files import make_run, write_records
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,12 @@ def test_small_learning_rate_keeps_the_topology(small_lr_run):
     assert s["changes"] == [] and s["exact"] is True
     # constant Betti numbers at the recorded scale and no merges: a measurement, not "topology
     # preserved" (that needs every scale and a certified K)
-    assert s["verdict"] == (f"no change seen: Betti (1, 2) constant at scale {scale:.3g} over 40 steps, "
-                            "no atom merges, no exact merges; "
-                            f"max eta*K = {eta_K.max():.3g} (sharpness), "
-                            f"{np.nanmax(pairwise):.3g} (pairwise_lipschitz)")
+    assert s["verdict"] == (
+        f"no change seen: Betti (1, 2) constant at scale {scale:.3g} over 40 steps, "
+        "no atom merges, no exact merges; "
+        f"max eta*K = {eta_K.max():.3g} (sharpness), "
+        f"{np.nanmax(pairwise):.3g} (pairwise_lipschitz)"
+    )
 
 
 def test_large_learning_rate_changes_the_topology(large_lr_run):
@@ -84,14 +87,19 @@ def test_large_learning_rate_changes_the_topology(large_lr_run):
     betti_change = next(c for c in s["changes"] if c.get("what") == "Betti numbers changed")
     assert betti_change["kind"] == "union_of_balls" and betti_change["step"] == change
     assert betti_change["eta_K"]["sharpness"] == {
-        "value": pytest.approx(expected, rel=1e-12), "step": change, "how": "at the step",
-        "certified": False, "name": "lambda_max of the Hessian, not a Lipschitz bound"}
+        "value": pytest.approx(expected, rel=1e-12),
+        "step": change,
+        "how": "at the step",
+        "certified": False,
+        "name": "lambda_max of the Hessian, not a Lipschitz bound",
+    }
     assert betti_change["window"]["lo"] < betti_change["window"]["hi"]
     assert s["verdict"].startswith(
         f"changes: Betti ({', '.join(map(str, s['betti']['before_change']))}) "
-        f"-> ({', '.join(map(str, s['betti']['after_change']))}) at step {change}")
+        f"-> ({', '.join(map(str, s['betti']['after_change']))}) at step {change}"
+    )
     assert f"{expected:.3g} (sharpness: lambda_max of the Hessian, not a Lipschitz bound)" in s["verdict"]
-    assert (f"atoms at eps = 0.01 merged at step {s['merges']['first_merge_step']}" in s["verdict"])
+    assert f"atoms at eps = 0.01 merged at step {s['merges']['first_merge_step']}" in s["verdict"]
     assert "not an exact merge" in s["verdict"] and "topology changed" not in s["verdict"]
 
 
@@ -109,10 +117,18 @@ def test_write_summary_stores_the_verdict_as_json_beside_the_run(large_lr_run, t
 def test_atom_drop_between_records_counts_as_a_merge_and_eta_K_is_read_at_or_before(tmp_path):
     # merges are compared step to step only: the drop 10 -> 9 atoms between records
     # at steps 10 and 20 is a merge in (10, 20] although n_merges is 0 at step 20
-    merges = [(0, {"n_merges": 0, "n_atoms": 10}), (10, {"n_merges": 0, "n_atoms": 10}),
-              (20, {"n_merges": 0, "n_atoms": 9}), (30, {"n_merges": 1, "n_atoms": 8})]
-    pairwise = [(0, {"K": np.nan, "eta_K": np.nan}), (5, {"K": 4.0, "eta_K": 0.4}),
-                (15, {"K": 9.0, "eta_K": 0.9}), (25, {"K": 30.0, "eta_K": 3.0})]
+    merges = [
+        (0, {"n_merges": 0, "n_atoms": 10}),
+        (10, {"n_merges": 0, "n_atoms": 10}),
+        (20, {"n_merges": 0, "n_atoms": 9}),
+        (30, {"n_merges": 1, "n_atoms": 8}),
+    ]
+    pairwise = [
+        (0, {"K": np.nan, "eta_K": np.nan}),
+        (5, {"K": 4.0, "eta_K": 0.4}),
+        (15, {"K": 9.0, "eta_K": 0.9}),
+        (25, {"K": 30.0, "eta_K": 3.0}),
+    ]
     path = write_records(tmp_path / "hand.h5", {"merges": merges, "pairwise_lipschitz": pairwise})
     s = summarize_run(path)
     assert s["merges"]["first_merge_step"] == 20 and s["merges"]["records_with_merges"] == 2
@@ -123,32 +139,41 @@ def test_atom_drop_between_records_counts_as_a_merge_and_eta_K_is_read_at_or_bef
     assert s["betti"] == {"recorded": False}
     # quoted over the window (10, 20] where the atoms dropped: the record at 15, not a stale one
     assert s["changes"][0]["eta_K"]["pairwise_lipschitz"]["how"] == "max in window"
-    assert s["verdict"] == ("changes: atoms at eps = n/a merged at step 20 (in (10, 20]), a union-of-balls "
-                            "change (b0 at radius eps/2), not an exact merge; eta*K 0.9 "
-                            "(pairwise_lipschitz: pairwise K, a lower bound, max in window at step 15); "
-                            "no theorem predicts a change at one fixed scale (Theorem 2 covers "
-                            "r <= delta/2 only); max eta*K = 3 (pairwise_lipschitz)")
+    assert s["verdict"] == (
+        "changes: atoms at eps = n/a merged at step 20 (in (10, 20]), a union-of-balls "
+        "change (b0 at radius eps/2), not an exact merge; eta*K 0.9 "
+        "(pairwise_lipschitz: pairwise K, a lower bound, max in window at step 15); "
+        "no theorem predicts a change at one fixed scale (Theorem 2 covers "
+        "r <= delta/2 only); max eta*K = 3 (pairwise_lipschitz)"
+    )
 
 
 def test_betti_change_several_scales_and_unfinished_run(tmp_path):
-    betti = [(0, {"betti": np.array([[1, 2, 0], [1, 0, 0]])}),
-             (10, {"betti": np.array([[1, 2, 0], [1, 0, 0]])}),
-             (20, {"betti": np.array([[1, 1, 0], [1, 0, 0]])})]
-    sharp = [(step, {"K": K, "eta_K": 0.1 * K, "two_over_eta": 20.0})
-             for step, K in ((0, 5.0), (10, 12.0), (20, 30.0))]
+    betti = [
+        (0, {"betti": np.array([[1, 2, 0], [1, 0, 0]])}),
+        (10, {"betti": np.array([[1, 2, 0], [1, 0, 0]])}),
+        (20, {"betti": np.array([[1, 1, 0], [1, 0, 0]])}),
+    ]
+    sharp = [
+        (step, {"K": K, "eta_K": 0.1 * K, "two_over_eta": 20.0})
+        for step, K in ((0, 5.0), (10, 12.0), (20, 30.0))
+    ]
     loss = [(0, {"loss": 2.0, "test_loss": 2.5}), (20, {"loss": 0.5, "test_loss": np.nan})]
-    path = write_records(tmp_path / "unfinished.h5", {"betti": betti, "sharpness": sharp, "loss": loss},
-                         finished=False)
+    path = write_records(
+        tmp_path / "unfinished.h5", {"betti": betti, "sharpness": sharp, "loss": loss}, finished=False
+    )
     s = summarize_run(path)
     assert s["finished"] is False and s["topology_preserved"] is False
     assert s["betti"]["before_change"] == [(1, 2, 0), (1, 0, 0)]
     assert s["eta_K"]["at_betti_change"]["sharpness"] == pytest.approx(3.0)
     assert s["loss"] == {"initial_train": 2.0, "final_train": 0.5, "initial_test": 2.5, "final_test": None}
-    assert s["verdict"] == ("changes: Betti [(1, 2, 0), (1, 0, 0)] -> [(1, 1, 0), (1, 0, 0)] at step 20 "
-                            "(in (10, 20]) at scale n/a; a union-of-balls change at that scale; eta*K 3 "
-                            "(sharpness: lambda_max of the Hessian, not a Lipschitz bound); no theorem "
-                            "predicts a change at one fixed scale (Theorem 2 covers r <= delta/2 only); "
-                            "max eta*K = 3 (sharpness); run not finished (last record at step 20)")
+    assert s["verdict"] == (
+        "changes: Betti [(1, 2, 0), (1, 0, 0)] -> [(1, 1, 0), (1, 0, 0)] at step 20 "
+        "(in (10, 20]) at scale n/a; a union-of-balls change at that scale; eta*K 3 "
+        "(sharpness: lambda_max of the Hessian, not a Lipschitz bound); no theorem "
+        "predicts a change at one fixed scale (Theorem 2 covers r <= delta/2 only); "
+        "max eta*K = 3 (sharpness); run not finished (last record at step 20)"
+    )
     json.dumps(s, allow_nan=False)  # NaN became None
 
 
@@ -182,9 +207,10 @@ def probe_types():
     def broken(run, name):
         raise RuntimeError(f"cannot read {name}\nsecond line")
 
-    made = [register_observer(ObserverType(kind, "a probe", (), lambda options, context: None,
-                                           summarize=hook)) for kind, hook in
-            (("probe_peak", peak), ("probe_broken", broken))]
+    made = [
+        register_observer(ObserverType(kind, "a probe", (), lambda options, context: None, summarize=hook))
+        for kind, hook in (("probe_peak", peak), ("probe_broken", broken))
+    ]
     yield
     for entry in made:
         OBSERVERS.unregister(entry.name)
@@ -194,9 +220,16 @@ def test_an_observer_types_summarize_hook_adds_its_result_to_the_verdict(tmp_pat
     records = [(0, {"value": 1.0}), (5, {"value": 4.5}), (10, {"value": 2.0})]
     path = write_records(tmp_path / "hooked.h5", {"probe_peak": records, "loss": [(0, {"loss": 1.0})]})
     s = summarize_run(path)
-    assert s["observers"] == [{"type": "probe_peak", "name": "probe_peak", "label": "probe_peak",
-                               "result": {"max": 4.5, "max_step": 5}, "text": "max 4.5, max_step 5",
-                               "error": None}]
+    assert s["observers"] == [
+        {
+            "type": "probe_peak",
+            "name": "probe_peak",
+            "label": "probe_peak",
+            "result": {"max": 4.5, "max_step": 5},
+            "text": "max 4.5, max_step 5",
+            "error": None,
+        }
+    ]
     assert s["verdict"].endswith("max eta*K = n/a; probe_peak: max 4.5, max_step 5")
     stored = json.loads(write_summary(path).read_text())
     assert stored["observers"][0]["result"] == {"max": 4.5, "max_step": 5}
@@ -204,13 +237,17 @@ def test_an_observer_types_summarize_hook_adds_its_result_to_the_verdict(tmp_pat
 
 def test_a_summarize_hook_that_raises_leaves_the_verdict_and_a_one_line_note(tmp_path, probe_types):
     records = [(0, {"value": 1.0}), (5, {"value": 3.0})]
-    path = write_records(tmp_path / "broken.h5", {"probe_broken": records, "probe_peak": records,
-                                                  "loss": [(0, {"loss": 1.0}), (5, {"loss": 0.5})]})
+    path = write_records(
+        tmp_path / "broken.h5",
+        {"probe_broken": records, "probe_peak": records, "loss": [(0, {"loss": 1.0}), (5, {"loss": 0.5})]},
+    )
     s = summarize_run(path)
     note = "probe_broken: summarize failed (RuntimeError: cannot read probe_broken second line)"
     assert s["observer_notes"] == [note] and "\n" not in s["verdict"]
-    assert s["verdict"] == ("no topology observables recorded (add the betti and merges observers); "
-                            f"max eta*K = n/a; probe_peak: max 3, max_step 5; {note}")
+    assert s["verdict"] == (
+        "no topology observables recorded (add the betti and merges observers); "
+        f"max eta*K = n/a; probe_peak: max 3, max_step 5; {note}"
+    )
     broken = s["observers"][0]
     assert broken["name"] == "probe_broken" and broken["result"] is None and broken["text"] is None
     assert s["loss"]["final_train"] == 0.5  # nothing else lost
@@ -222,14 +259,19 @@ def test_a_summarize_hook_must_return_a_json_ready_dict(tmp_path, probe_types):
 
     path = write_records(tmp_path / "nan.h5", {"probe_peak": [(0, {"value": np.nan})]})
     (note,) = summarize_run(path)["observer_notes"]
-    assert note.startswith("probe_peak: summarize failed (ValueError: returned fields that are not "
-                           "JSON-ready (ValueError: ") and note.endswith("lists and dicts)")
+    assert note.startswith(
+        "probe_peak: summarize failed (ValueError: returned fields that are not JSON-ready (ValueError: "
+    ) and note.endswith("lists and dicts)")
     assert json.loads(write_summary(path).read_text())["observers"][0]["error"] in note
-    register_observer(ObserverType("probe_list", "a probe", (), lambda options, context: None,
-                                   summarize=lambda run, name: [1.0]))
+    register_observer(
+        ObserverType(
+            "probe_list", "a probe", (), lambda options, context: None, summarize=lambda run, name: [1.0]
+        )
+    )
     try:
         path = write_records(tmp_path / "list.h5", {"probe_list": [(0, {"value": 1.0})]})
         assert summarize_run(path)["observer_notes"] == [
-            "probe_list: summarize failed (TypeError: returned list, expected a dict)"]
+            "probe_list: summarize failed (TypeError: returned list, expected a dict)"
+        ]
     finally:
         OBSERVERS.unregister("probe_list")

@@ -1,10 +1,11 @@
 """The verdict names what kind of change it saw, at which scale, with which K and prediction."""
+
 import numpy as np
 import pytest
+from run_files import write_records
 
 from particledyn.summary import summarize_run
 from particledyn.summary_kinds import WINDOW_RATIO, betti_window
-from run_files import write_records
 
 
 def ring(n=40, radius=1.0, seed=0):
@@ -28,9 +29,12 @@ def test_a_tube_thinning_across_the_scale_is_geometric_a_hole_filling_is_persist
 
 
 def betti_records(after_diagram, scale=0.15):
-    rec = lambda d: {"betti": np.array([[1, int(np.sum((d[:, 0] == 1) & (d[:, 1] <= scale)
-                                                        & (scale < d[:, 2])))]]),
-                     "scale": np.array([scale]), "diagram": d, "threshold": 0.3}
+    rec = lambda d: {
+        "betti": np.array([[1, int(np.sum((d[:, 0] == 1) & (d[:, 1] <= scale) & (scale < d[:, 2])))]]),
+        "scale": np.array([scale]),
+        "diagram": d,
+        "threshold": 0.3,
+    }
     before = np.array([[0, 0.0, np.inf], [1, 0.05, 0.20]])
     return [(0, rec(before)), (10, rec(before)), (20, rec(after_diagram))]
 
@@ -49,11 +53,14 @@ def exact_records(counts):
     return [(10 * i, {"n_merges": 0, "n_atoms": 40, "n_exact_pairs": c}) for i, c in enumerate(counts)]
 
 
-@pytest.mark.parametrize("eta_K, certified, expected", [
-    (0.5, True, "certified eta*K < 1: Theorem 1 predicts no exact merge here (a contradiction)"),
-    (1.5, True, "certified eta*K >= 1: Theorem 1 makes no prediction"),
-    (0.5, False, "eta*K < 1 with uncertified K only (lemmas): no certified prediction"),
-])
+@pytest.mark.parametrize(
+    "eta_K, certified, expected",
+    [
+        (0.5, True, "certified eta*K < 1: Theorem 1 predicts no exact merge here (a contradiction)"),
+        (1.5, True, "certified eta*K >= 1: Theorem 1 makes no prediction"),
+        (0.5, False, "eta*K < 1 with uncertified K only (lemmas): no certified prediction"),
+    ],
+)
 def test_an_exact_merge_and_what_the_theory_predicts_with_which_k(tmp_path, eta_K, certified, expected):
     lemmas = [(step, {"K": 1.0, "eta_K": eta_K, "certified": certified}) for step in (0, 10, 20)]
     path = write_records(tmp_path / "exact.h5", {"merges": exact_records([0, 0, 1]), "lemmas": lemmas})
@@ -61,14 +68,14 @@ def test_an_exact_merge_and_what_the_theory_predicts_with_which_k(tmp_path, eta_
     exact = next(c for c in s["changes"] if c["kind"] == "exact")
     assert exact["step"] == 20 and exact["window_start"] == 10
     assert exact["prediction"] == expected and expected in s["verdict"]
-    assert s["verdict"].startswith("changes: exact merge at step 20 (in (10, 20]): pairs equal at "
-                                   "float precision 0 -> 1")
+    assert s["verdict"].startswith(
+        "changes: exact merge at step 20 (in (10, 20]): pairs equal at float precision 0 -> 1"
+    )
 
 
 def test_eta_K_from_before_the_window_is_marked_stale(tmp_path):
     sharp = [(0, {"K": 5.0, "eta_K": 0.5})]  # one record, long before the change
-    path = write_records(tmp_path / "stale.h5", {"merges": exact_records([0, 0, 0, 2]),
-                                                 "sharpness": sharp})
+    path = write_records(tmp_path / "stale.h5", {"merges": exact_records([0, 0, 0, 2]), "sharpness": sharp})
     s = summarize_run(path)
     exact = s["changes"][0]
     assert exact["eta_K"]["sharpness"]["how"] == "stale"
@@ -80,10 +87,17 @@ def test_a_landmark_change_states_its_cover_and_is_checked_on_the_full_cloud(tmp
     X0, X1 = ring(), ring(radius=1.0, seed=1)  # the same circle: the full cloud keeps b1 = 1
     d0 = np.array([[0, 0.0, np.inf], [1, 0.2, 1.5]])
     d1 = np.array([[0, 0.0, np.inf]])  # the landmark estimate "lost" the hole
-    rec = lambda b, d: {"betti": np.array([[1, b]]), "scale": np.array([0.5]), "diagram": d,
-                        "threshold": 0.6, "covering_radius": 0.3, "landmarks": np.arange(6)}
-    path = write_records(tmp_path / "landmarks.h5", {"betti": [(0, rec(1, d0)), (10, rec(0, d1))]},
-                         frames=[(0, X0), (10, X1)])
+    rec = lambda b, d: {
+        "betti": np.array([[1, b]]),
+        "scale": np.array([0.5]),
+        "diagram": d,
+        "threshold": 0.6,
+        "covering_radius": 0.3,
+        "landmarks": np.arange(6),
+    }
+    path = write_records(
+        tmp_path / "landmarks.h5", {"betti": [(0, rec(1, d0)), (10, rec(0, d1))]}, frames=[(0, X0), (10, X1)]
+    )
     s = summarize_run(path)
     (change,) = s["changes"]
     assert change["kind"] == "landmark_estimate" and change["covering_radius"] == 0.3
@@ -94,22 +108,58 @@ def test_a_landmark_change_states_its_cover_and_is_checked_on_the_full_cloud(tmp
 
 def test_every_recorded_merge_pair_is_listed_with_its_distances_and_eta_K_at_that_step(tmp_path):
     blank = {"merge_i": -1, "merge_j": -1, "merge_previous_distance": np.nan, "merge_distance": np.nan}
-    merges = [(0, {"n_merges": 0, "n_atoms": 10, "eps": 0.1, **blank}),
-              (1, {"n_merges": 1, "n_atoms": 9, "eps": 0.1, "merge_i": 2, "merge_j": 5,
-                   "merge_previous_distance": 0.104, "merge_distance": 0.099}),
-              (2, {"n_merges": 0, "n_atoms": 9, "eps": 0.1, **blank}),
-              (3, {"n_merges": 1, "n_atoms": 8, "eps": 0.1, "merge_i": 0, "merge_j": 1,
-                   "merge_previous_distance": 0.5, "merge_distance": 0.01})]
+    merges = [
+        (0, {"n_merges": 0, "n_atoms": 10, "eps": 0.1, **blank}),
+        (
+            1,
+            {
+                "n_merges": 1,
+                "n_atoms": 9,
+                "eps": 0.1,
+                "merge_i": 2,
+                "merge_j": 5,
+                "merge_previous_distance": 0.104,
+                "merge_distance": 0.099,
+            },
+        ),
+        (2, {"n_merges": 0, "n_atoms": 9, "eps": 0.1, **blank}),
+        (
+            3,
+            {
+                "n_merges": 1,
+                "n_atoms": 8,
+                "eps": 0.1,
+                "merge_i": 0,
+                "merge_j": 1,
+                "merge_previous_distance": 0.5,
+                "merge_distance": 0.01,
+            },
+        ),
+    ]
     pairwise = [(s, {"K": 1.0, "eta_K": e}) for s, e in ((0, np.nan), (1, 0.2), (2, 0.3), (3, 1.4))]
     frames = [(s, np.random.default_rng(s).normal(size=(10, 2))) for s in range(4)]
-    path = write_records(tmp_path / "pairs.h5", {"merges": merges, "pairwise_lipschitz": pairwise},
-                         frames=frames)
+    path = write_records(
+        tmp_path / "pairs.h5", {"merges": merges, "pairwise_lipschitz": pairwise}, frames=frames
+    )
     s = summarize_run(path)
     assert s["merges"]["pairs"] == [
-        {"step": 1, "i": 2, "j": 5, "previous_distance": 0.104, "distance": 0.099,
-         "eta_K": {"pairwise_lipschitz": 0.2}},
-        {"step": 3, "i": 0, "j": 1, "previous_distance": 0.5, "distance": 0.01,
-         "eta_K": {"pairwise_lipschitz": 1.4}}]
+        {
+            "step": 1,
+            "i": 2,
+            "j": 5,
+            "previous_distance": 0.104,
+            "distance": 0.099,
+            "eta_K": {"pairwise_lipschitz": 0.2},
+        },
+        {
+            "step": 3,
+            "i": 0,
+            "j": 1,
+            "previous_distance": 0.5,
+            "distance": 0.01,
+            "eta_K": {"pairwise_lipschitz": 1.4},
+        },
+    ]
     first = s["changes"][0]
     assert first["merge_i"] == 2 and [h[0] for h in first["pair_history"]] == [0, 1]
     d = np.linalg.norm(frames[1][1][2] - frames[1][1][5])

@@ -1,16 +1,17 @@
 """Sweeps on a 2-worker LocalCluster: resume after an interruption, failed runs, the table, the phase diagram."""
+
 import hashlib
 import os
 
 import h5py
 import numpy as np
 import pytest
-
-from particledyn.sweep import SweepError, parse_sweep, read_table, run_sweep, sweep_main
-from particledyn.sweep.grid import run_scenario
-from particledyn.summary import summarize_run
 from run_files import png_is_drawn
 from scenario_fuzz import TINY
+
+from particledyn.summary import summarize_run
+from particledyn.sweep import SweepError, parse_sweep, read_table, run_sweep, sweep_main
+from particledyn.sweep.grid import run_scenario
 
 BASE = os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
 SWEEP = f"""
@@ -30,8 +31,9 @@ def client():
     distributed = pytest.importorskip("distributed")
     import logging
 
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -78,8 +80,9 @@ def test_learning_rates_are_multiples_of_the_measured_eta_star(interrupted):
     resolved = load_scenario(BASE, {"init.n": 48, "run.seed": 1}).resolved
     p = prepare(resolved)
     x, ctx = p.positions, p.kernel.evaluation_context()
-    hessian = np.column_stack([p.kernel.hvp(x, p.masses, ctx, e.reshape(x.shape)).ravel()
-                               for e in np.eye(x.size)])
+    hessian = np.column_stack(
+        [p.kernel.hvp(x, p.masses, ctx, e.reshape(x.shape)).ravel() for e in np.eye(x.size)]
+    )
     K0 = np.linalg.eigvalsh((hessian + hessian.T) / 2)[-1]  # dense reference of Lanczos
     assert row["K0"] == pytest.approx(K0, rel=1e-6)
     for r in rows:
@@ -125,8 +128,11 @@ def test_phase_diagram_shows_no_merges_below_eta_K_one(interrupted):
 
 def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, client):
     sweep = tmp_path / "s.toml"
-    sweep.write_text(SWEEP.replace("lr_factor = [0.05, 0.1, 2.0, 4.0]", "lr_factor = [0.1]")
-                     .replace("steps = 20", "steps = 3"))
+    sweep.write_text(
+        SWEEP.replace("lr_factor = [0.05, 0.1, 2.0, 4.0]", "lr_factor = [0.1]").replace(
+            "steps = 20", "steps = 3"
+        )
+    )
     (tmp_path / "out" / "runs" / "n48_seed1_x0.1.h5").mkdir(parents=True)  # cannot be written
     result = run_sweep(sweep, out=tmp_path / "out", client=client, progress=False, plot=False)
     by_id = {r["run_id"]: r for r in result.rows}
@@ -138,19 +144,24 @@ def test_a_failed_run_is_recorded_and_does_not_stop_the_others(tmp_path, client)
     assert result.phase_png is None
 
 
-@pytest.mark.parametrize("text, message", [
-    ("[sweep]\nname='a'", "missing [grid]"),
-    ("[grid]\nlr=[0.1]\nlr_factor=[1.0]", "exactly one of lr"),
-    ("[grid]\nlr=[0.1, -1]", "grid.lr[1] = -1"),
-    ("[grid]\nlr=[0.1]\nn=[0]", "grid.n[0] = 0"),
-    ("[grid]\nlr=[0.1]\nseeds=[1]", "grid.seeds: unknown key"),
-    ("[sweep]\nset={'schedule.lr'=1}\n[grid]\nlr=[0.1]", "sweep.set.schedule.lr"),
-    ("[sweep]\nset={'init.shpe'='x'}\n[grid]\nlr=[0.1]", "init.shpe"),
-    ("[sweep]\nbase='nowhere.toml'\n[grid]\nlr=[0.1]", "sweep.base = 'nowhere.toml'"),
-    ("[grid]\nlr=[0.1]\n[cluster]\nworkers=0", "cluster.workers = 0"),
-    ("x = " + "[" * 3000 + "]" * 3000 + "\n[grid]\nlr=[0.1]", "s.toml: not valid TOML for a scenario: arrays or "
-                                                            "tables nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[sweep]\nname='a'", "missing [grid]"),
+        ("[grid]\nlr=[0.1]\nlr_factor=[1.0]", "exactly one of lr"),
+        ("[grid]\nlr=[0.1, -1]", "grid.lr[1] = -1"),
+        ("[grid]\nlr=[0.1]\nn=[0]", "grid.n[0] = 0"),
+        ("[grid]\nlr=[0.1]\nseeds=[1]", "grid.seeds: unknown key"),
+        ("[sweep]\nset={'schedule.lr'=1}\n[grid]\nlr=[0.1]", "sweep.set.schedule.lr"),
+        ("[sweep]\nset={'init.shpe'='x'}\n[grid]\nlr=[0.1]", "init.shpe"),
+        ("[sweep]\nbase='nowhere.toml'\n[grid]\nlr=[0.1]", "sweep.base = 'nowhere.toml'"),
+        ("[grid]\nlr=[0.1]\n[cluster]\nworkers=0", "cluster.workers = 0"),
+        (
+            "x = " + "[" * 3000 + "]" * 3000 + "\n[grid]\nlr=[0.1]",
+            "s.toml: not valid TOML for a scenario: arrays or tables nested too deeply",
+        ),
+    ],
+)
 def test_bad_sweep_files_raise_one_line_errors(text, message, tmp_path):
     with pytest.raises(SweepError, match=None) as info:
         parse_sweep(text, "s.toml", tmp_path)

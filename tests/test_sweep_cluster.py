@@ -1,6 +1,7 @@
 """Sweeps as a cluster runs them: an external scheduler with relative paths and a killed worker,
 no workers left, claims between concurrent sweeps, job-array shards assembled by --collect,
 grid axes over any scenario key, dask-jobqueue, and unwritable output folders."""
+
 import json
 import os
 import signal
@@ -17,8 +18,9 @@ from particledyn.sweep.claims import ClaimHeld, acquire, claim_path, holder
 from particledyn.sweep.executor import execute_run, selected_indices
 from particledyn.sweep.grid import expand_runs, run_ids
 
-BASE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps",
-                                    "teacher_student_base.toml"))
+BASE = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
+)
 SWEEP = f"""
 [sweep]
 name = "cl"
@@ -44,8 +46,9 @@ def client():
 
     import distributed
 
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -96,8 +99,9 @@ def test_a_claimed_run_is_neither_run_nor_launched_twice(tmp_path, client):
     target = first.rows[0]
     with acquire(target["path"]):  # another sweep is running this run
         spec = parse_sweep(sweep.read_text(), str(sweep), tmp_path)
-        run = next(r for r in expand_runs(spec, _K0_of(spec, first.rows), out)
-                   if r.run_id == target["run_id"])
+        run = next(
+            r for r in expand_runs(spec, _K0_of(spec, first.rows), out) if r.run_id == target["run_id"]
+        )
         outcome = execute_run(run)
         assert outcome["status"] == "running" and "is being run by pid" in outcome["error"]
         second = run_sweep(sweep, out=out, client=client, limit=1, progress=False)
@@ -137,8 +141,10 @@ def test_a_four_part_job_array_collects_into_the_table_of_one_sweep(tmp_path, cl
     from particledyn.io import open_run
 
     for run_id in a["run_id"]:  # the same trajectories, bit for bit
-        with open_run(str(tmp_path / "whole" / "runs" / f"{run_id}.h5")) as r1, \
-                open_run(str(parts / "runs" / f"{run_id}.h5")) as r2:
+        with (
+            open_run(str(tmp_path / "whole" / "runs" / f"{run_id}.h5")) as r1,
+            open_run(str(parts / "runs" / f"{run_id}.h5")) as r2,
+        ):
             np.testing.assert_array_equal(r1.positions(r1.steps[-1]), r2.positions(r2.steps[-1]))
 
 
@@ -163,11 +169,14 @@ def test_list_numbers_the_runs_as_index_selects_them(tmp_path, capsys):
     assert selected_indices(spec, shard=(0, 3)) == [0, 3]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--shard", "4/4"], "--shard '4/4': expected I/K"),
-    (["--shard", "x"], "--shard 'x': expected I/K"),
-    (["--index", "4"], "--index 4: expected an integer 0 <= I < 4"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--shard", "4/4"], "--shard '4/4': expected I/K"),
+        (["--shard", "x"], "--shard 'x': expected I/K"),
+        (["--index", "4"], "--index 4: expected an integer 0 <= I < 4"),
+    ],
+)
 def test_bad_parts_are_one_line_errors(tmp_path, capsys, args, message):
     sweep = sweep_file(tmp_path)
     assert sweep_main([str(sweep), *args, "--out", str(tmp_path / "o")]) == 2
@@ -183,14 +192,21 @@ def test_collect_without_a_sweep_folder_is_a_one_line_error(tmp_path, capsys):
 
 # ---------------------------------------------------------------- grid axes over any key
 def test_a_grid_axis_over_any_scenario_key(tmp_path, client):
-    sweep = sweep_file(tmp_path, steps=3).read_text().replace(
-        "seed = [0, 1]", 'seed = [0]\n"optimizer.name" = ["gd", "momentum"]')
+    sweep = (
+        sweep_file(tmp_path, steps=3)
+        .read_text()
+        .replace("seed = [0, 1]", 'seed = [0]\n"optimizer.name" = ["gd", "momentum"]')
+    )
     path = tmp_path / "axes.toml"
     path.write_text(sweep)
     result = run_sweep(path, out=tmp_path / "out", client=client, progress=False)
     ids = [r["run_id"] for r in result.rows]
-    assert ids == ["n32_seed0_optimizer.name-gd_x0.1", "n32_seed0_optimizer.name-gd_x2",
-                   "n32_seed0_optimizer.name-momentum_x0.1", "n32_seed0_optimizer.name-momentum_x2"]
+    assert ids == [
+        "n32_seed0_optimizer.name-gd_x0.1",
+        "n32_seed0_optimizer.name-gd_x2",
+        "n32_seed0_optimizer.name-momentum_x0.1",
+        "n32_seed0_optimizer.name-momentum_x2",
+    ]
     assert [r["axes"] for r in result.rows] == ["optimizer.name=gd"] * 2 + ["optimizer.name=momentum"] * 2
     assert all(r["status"] == "finished" for r in result.rows)
     from particledyn.io import open_run
@@ -201,13 +217,16 @@ def test_a_grid_axis_over_any_scenario_key(tmp_path, client):
     assert list(read_table(result.table_csv)["axes"]) == [r["axes"] for r in result.rows]
 
 
-@pytest.mark.parametrize("axis, message", [
-    ('"optimizer.nme" = ["gd"]', "optimizer.nme"),
-    ('"schedule.lr" = [0.1]', "grid.schedule.lr: set by the sweep itself"),
-    ('"optimizer.name" = []', "grid.optimizer.name = []: expected a non-empty array"),
-    ('"optimizer.name" = ["gd", "gd"]', "expected distinct values"),
-    ('"optimizer.name" = ["gd", "sgdd"]', "sgdd"),
-])
+@pytest.mark.parametrize(
+    "axis, message",
+    [
+        ('"optimizer.nme" = ["gd"]', "optimizer.nme"),
+        ('"schedule.lr" = [0.1]', "grid.schedule.lr: set by the sweep itself"),
+        ('"optimizer.name" = []', "grid.optimizer.name = []: expected a non-empty array"),
+        ('"optimizer.name" = ["gd", "gd"]', "expected distinct values"),
+        ('"optimizer.name" = ["gd", "sgdd"]', "sgdd"),
+    ],
+)
 def test_bad_grid_axes_are_one_line_errors(tmp_path, axis, message):
     text = SWEEP.format(steps=3).replace("n = [32]", f"n = [32]\n{axis}")
     with pytest.raises(SweepError) as info:
@@ -227,15 +246,17 @@ def test_an_output_folder_the_workers_cannot_write_is_refused_before_any_launch(
 
 
 def test_dask_jobqueue_runs_the_sweep_as_batch_jobs(tmp_path):
-    sweep = sweep_file(tmp_path, steps=3, extra='[cluster]\njobqueue = "local"\njobs = 1\n'
-                                                 'options = { memory = "2GB" }\n')
+    sweep = sweep_file(
+        tmp_path, steps=3, extra='[cluster]\njobqueue = "local"\njobs = 1\noptions = { memory = "2GB" }\n'
+    )
     result = run_sweep(sweep, out=tmp_path / "out", progress=False)
     assert [r["status"] for r in result.rows] == ["finished"] * 4
 
 
 def _start(cmd, cwd, env):
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 @pytest.fixture
@@ -246,13 +267,29 @@ def external(tmp_path):
     where.mkdir()
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__DAEMON="False")
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = {"scheduler": _start([*dask, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                                 where, env)}
+    procs = {
+        "scheduler": _start([*dask, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], where, env)
+    }
     address = f"tcp://127.0.0.1:{port}"
     for i in range(2):
-        procs[f"worker{i}"] = _start([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                      "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                                      "--no-nanny", "--name", f"w{i}"], where, env)
+        procs[f"worker{i}"] = _start(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--no-nanny",
+                "--name",
+                f"w{i}",
+            ],
+            where,
+            env,
+        )
     import distributed
 
     with distributed.Client(address, timeout="30s") as c:
@@ -325,10 +362,13 @@ def test_the_sweep_stops_with_a_clear_error_when_no_worker_is_left(tmp_path, ext
 
 # ---------------------------------------------------------------- bisection
 def test_bisection_brackets_the_smallest_rate_of_divergence(tmp_path, client):
-    text = SWEEP.format(steps=60).replace("lr_factor = [0.1, 2.0]\n", "").replace("seed = [0, 1]", "seed = [0]")
+    text = (
+        SWEEP.format(steps=60).replace("lr_factor = [0.1, 2.0]\n", "").replace("seed = [0, 1]", "seed = [0]")
+    )
     path = tmp_path / "b.toml"
-    path.write_text(text + '[sharpness]\nevery = 0\n[bisect]\nevent = "diverged"\nlo = 0.5\nhi = 1024.0\n'
-                    'iterations = 4\n')
+    path.write_text(
+        text + '[sharpness]\nevery = 0\n[bisect]\nevent = "diverged"\nlo = 0.5\nhi = 1024.0\niterations = 4\n'
+    )
     result = run_sweep(path, out=tmp_path / "out", client=client, progress=False)
     (bracket,) = result.bisection
     assert bracket["status"] == "bracketed" and bracket["runs"] == 6
@@ -343,11 +383,14 @@ def test_bisection_brackets_the_smallest_rate_of_divergence(tmp_path, client):
     assert again.bisection == result.bisection
 
 
-@pytest.mark.parametrize("extra, message", [
-    ('[bisect]\nevent = "merges"\n', "bisect.event = 'merges'"),
-    ('[bisect]\nlo = 2.0\nhi = 1.0\n', "expected lo < hi"),
-    ('[bisect]\niterations = 0\n', "bisect.iterations = 0"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('[bisect]\nevent = "merges"\n', "bisect.event = 'merges'"),
+        ("[bisect]\nlo = 2.0\nhi = 1.0\n", "expected lo < hi"),
+        ("[bisect]\niterations = 0\n", "bisect.iterations = 0"),
+    ],
+)
 def test_bad_bisections_are_one_line_errors(tmp_path, extra, message):
     text = SWEEP.format(steps=3).replace("lr_factor = [0.1, 2.0]\n", "") + extra
     with pytest.raises(SweepError) as info:
@@ -368,7 +411,7 @@ def test_the_bracket_holds_the_threshold_and_shrinks_geometrically(threshold):
             state.update(factor, factor >= threshold, bounds)
     assert state.status == "bracketing" and len(state.tried) == iterations + 2
     assert state.lo < threshold <= state.hi
-    assert state.hi / state.lo == pytest.approx((64.0 / 0.5) ** (1 / 2 ** iterations))
+    assert state.hi / state.lo == pytest.approx((64.0 / 0.5) ** (1 / 2**iterations))
 
 
 def test_a_range_that_misses_the_event_says_so():
@@ -382,16 +425,26 @@ def test_a_range_that_misses_the_event_says_so():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_stops_the_running_runs_on_an_external_scheduler_and_a_rerun_completes(tmp_path, external,
-                                                                                        signum):
+def test_ctrl_c_stops_the_running_runs_on_an_external_scheduler_and_a_rerun_completes(
+    tmp_path, external, signum
+):
     from particledyn.io import open_run
     from particledyn.runner import run_info
 
     address, procs, _ = external
     steps = 1500
     sweep = sweep_file(tmp_path, steps=steps, extra="[sharpness]\nevery = 0\n")
-    args = [sys.executable, "-m", "particledyn", "sweep", str(sweep), "--address", address, "--no-progress",
-            "--out"]
+    args = [
+        sys.executable,
+        "-m",
+        "particledyn",
+        "sweep",
+        str(sweep),
+        "--address",
+        address,
+        "--no-progress",
+        "--out",
+    ]
     proc = subprocess.Popen([*args, str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((tmp_path / "out").glob("runs/*.h5.claim"))) < 2:

@@ -1,15 +1,25 @@
 """Wasserstein distances between replicas (exact and sliced) and the infinite-width study."""
+
 import itertools
 import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from run_files import png_is_drawn
 
 from particledyn.sweep.density import density_check, step_map
-from particledyn.sweep.width import (fit_rate, plot_width_study, replica_distances, sliced_wasserstein,
-                                     wasserstein_exact, wasserstein_pot, width_main, width_study)
-from run_files import png_is_drawn
+from particledyn.sweep.width import (
+    fit_rate,
+    plot_width_study,
+    replica_distances,
+    sliced_wasserstein,
+    wasserstein_exact,
+    wasserstein_pot,
+    width_main,
+    width_study,
+)
 
 BASE = os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
 
@@ -53,18 +63,23 @@ def test_distances_do_not_depend_on_the_order_of_particles(n, d, seed):
 
 def test_replica_distance_falls_with_N_for_samples_of_one_measure():
     rng = np.random.default_rng(1)
-    w = [replica_distances(rng.uniform(size=(n, 2)), rng.uniform(size=(n, 2)), exact_max=1000)
-         for n in (50, 800, 2000)]
+    w = [
+        replica_distances(rng.uniform(size=(n, 2)), rng.uniform(size=(n, 2)), exact_max=1000)
+        for n in (50, 800, 2000)
+    ]
     assert w[2]["exact"] is None and w[1]["exact"] is not None
-    assert w[0]["exact"] > 2 * w[1]["exact"]                 # 16x the points: ~N^(-1/2) in 2-D
+    assert w[0]["exact"] > 2 * w[1]["exact"]  # 16x the points: ~N^(-1/2) in 2-D
     assert w[0]["sliced"] > w[1]["sliced"] > w[2]["sliced"]
 
 
-@pytest.mark.parametrize("args, message", [
-    ((np.zeros((3, 2)), np.zeros((4, 2))), "same shape"),
-    ((np.zeros((0, 2)), np.zeros((0, 2))), "non-empty"),
-    ((np.full((2, 2), np.nan), np.zeros((2, 2))), "NaN"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((np.zeros((3, 2)), np.zeros((4, 2))), "same shape"),
+        ((np.zeros((0, 2)), np.zeros((0, 2))), "non-empty"),
+        ((np.full((2, 2), np.nan), np.zeros((2, 2))), "NaN"),
+    ],
+)
 def test_bad_samples_raise_clear_errors(args, message):
     with pytest.raises(ValueError, match=message):
         wasserstein_exact(*args)
@@ -92,9 +107,9 @@ def test_sliced_W2_of_unequal_sizes_matches_the_quantile_integral():
 
 def test_fit_rate_recovers_a_power_law_and_its_uncertainty():
     sizes = np.array([100, 300, 1000, 3000, 10000])
-    fit = fit_rate(sizes, 2.0 * sizes ** -0.5)
+    fit = fit_rate(sizes, 2.0 * sizes**-0.5)
     assert fit["slope"] == pytest.approx(-0.5, abs=1e-9) and fit["slope_se"] < 1e-9
-    noisy = fit_rate(sizes, 2.0 * sizes ** -0.5 * np.exp([0.1, -0.1, 0.1, -0.1, 0.1]))
+    noisy = fit_rate(sizes, 2.0 * sizes**-0.5 * np.exp([0.1, -0.1, 0.1, -0.1, 0.1]))
     assert abs(noisy["slope"] + 0.5) < 0.05 and noisy["slope_se"] > 0.005
     assert np.isnan(fit_rate(sizes[:2], sizes[:2] ** -0.5)["slope"])
 
@@ -119,19 +134,25 @@ def test_density_check_holds_for_the_map_and_fails_for_a_wrong_jacobian_or_resam
     # the map applied to a resample tilted towards x_0 > 0: not the measure's pushforward
     weights = 1 + 0.8 * np.tanh(probe[:, 0])
     tilted = probe[rng.choice(n, n, p=weights / weights.sum())] + 1e-9 * rng.standard_normal((n, 2))
-    resampled = density_check(source, probe, _triangular_map, _triangular_log_det,
-                              image=_triangular_map(tilted))
+    resampled = density_check(
+        source, probe, _triangular_map, _triangular_log_det, image=_triangular_map(tilted)
+    )
     assert resampled.violated and resampled.worst_bin > 0.4
     # an honest image passed explicitly agrees too
     fresh = rng.standard_normal((n, 2))
-    assert not density_check(source, probe, _triangular_map, _triangular_log_det,
-                             image=_triangular_map(fresh)).violated
+    assert not density_check(
+        source, probe, _triangular_map, _triangular_log_det, image=_triangular_map(fresh)
+    ).violated
 
 
 def test_density_residual_shrinks_with_N():
     rng = np.random.default_rng(5)
-    worst = [density_check(rng.standard_normal((n, 2)), rng.standard_normal((n, 2)), _triangular_map,
-                           _triangular_log_det).worst_bin for n in (1000, 30000)]
+    worst = [
+        density_check(
+            rng.standard_normal((n, 2)), rng.standard_normal((n, 2)), _triangular_map, _triangular_log_det
+        ).worst_bin
+        for n in (1000, 30000)
+    ]
     assert worst[1] < worst[0]
 
 
@@ -190,8 +211,14 @@ def test_width_study_has_error_bars_a_reference_and_resumes(tmp_path):
     from particledyn.scenario import load_scenario
 
     with pytest.raises(ValueError, match="holds another width study"):
-        width_study(load_scenario(BASE).resolved, [40, 80], replicas=2, reference_n=640, steps=4,
-                    out=tmp_path / "w.h5")
+        width_study(
+            load_scenario(BASE).resolved,
+            [40, 80],
+            replicas=2,
+            reference_n=640,
+            steps=4,
+            out=tmp_path / "w.h5",
+        )
 
 
 def test_width_study_on_dask_matches_the_serial_runs(tmp_path):
@@ -199,18 +226,22 @@ def test_width_study_on_dask_matches_the_serial_runs(tmp_path):
     import logging
 
     serial = _small_study(tmp_path / "serial", density=False)
-    options = dict(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                   silence_logs=logging.ERROR)
+    options = dict(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+    )
     with distributed.LocalCluster(**options) as cluster, distributed.Client(cluster) as client:
         on_dask = _small_study(tmp_path / "dask", client=client, density=False)
     timeless = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
     assert timeless(on_dask["rows"]) == timeless(serial["rows"])
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"replicas": 1}, "replicas=1: expected an integer >= 2"),
-    ({"reference_n": 100}, "reference_n=100: expected more particles than the largest size 160"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"replicas": 1}, "replicas=1: expected an integer >= 2"),
+        ({"reference_n": 100}, "reference_n=100: expected more particles than the largest size 160"),
+    ],
+)
 def test_width_study_refuses_bad_plans(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         _small_study(tmp_path, **change)
@@ -221,13 +252,32 @@ def test_width_study_refuses_standard_scaling(tmp_path):
 
     resolved = load_scenario(BASE).resolved
     with pytest.raises(ValueError, match="mean_field"):
-        width_study({**resolved, "kernel": {**resolved["kernel"], "scaling": "standard"}}, [40],
-                    out=tmp_path / "x.h5")
+        width_study(
+            {**resolved, "kernel": {**resolved["kernel"], "scaling": "standard"}}, [40], out=tmp_path / "x.h5"
+        )
 
 
 def test_width_cli_serial(tmp_path, capsys):
-    code = width_main([BASE, "--sizes", "40", "80", "160", "--replicas", "2", "--reference-n", "400",
-                       "--steps", "3", "--projections", "20", "--serial", "--out", str(tmp_path)])
+    code = width_main(
+        [
+            BASE,
+            "--sizes",
+            "40",
+            "80",
+            "160",
+            "--replicas",
+            "2",
+            "--reference-n",
+            "400",
+            "--steps",
+            "3",
+            "--projections",
+            "20",
+            "--serial",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "rate replicas_final_sliced: N^" in out and "density residual" in out

@@ -1,7 +1,9 @@
 """The task-switching kernel (loss of plasticity, Appendix C.3)."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from particledyn import GD, Simulation
 from particledyn.data import linear_teacher_task
@@ -44,8 +46,9 @@ def test_field_is_permutation_equivariant(kernel, seed):
     m = rng.random(23) + 0.1
     perm = rng.permutation(23)
     context = kernel.context(int(rng.integers(0, 12)), rng, None)
-    np.testing.assert_allclose(kernel.field(x[perm], m[perm], context), kernel.field(x, m, context)[perm],
-                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(
+        kernel.field(x[perm], m[perm], context), kernel.field(x, m, context)[perm], rtol=1e-12, atol=1e-14
+    )
 
 
 def test_runs_in_a_simulation_across_task_switches(kernel):
@@ -56,21 +59,27 @@ def test_runs_in_a_simulation_across_task_switches(kernel):
     assert np.all(np.isfinite(sim.positions))
 
 
-@pytest.mark.parametrize("options, text", [
-    ({"epoch_steps": 0}, "epoch_steps=0: expected an integer >= 1"),
-    ({"epoch_steps": 2, "d_in": 0}, "d_in=0"),
-    ({"epoch_steps": 2, "seed": -1}, "seed=-1"),
-    ({"epoch_steps": 2, "activation": "gelu"}, "gelu"),
-])
+@pytest.mark.parametrize(
+    "options, text",
+    [
+        ({"epoch_steps": 0}, "epoch_steps=0: expected an integer >= 1"),
+        ({"epoch_steps": 2, "d_in": 0}, "d_in=0"),
+        ({"epoch_steps": 2, "seed": -1}, "seed=-1"),
+        ({"epoch_steps": 2, "activation": "gelu"}, "gelu"),
+    ],
+)
 def test_bad_options_are_named(options, text):
     with pytest.raises(ValueError, match=None) as error:
-        TaskSwitchingNet(**options).task_network(0) if "activation" in options else TaskSwitchingNet(**options)
+        TaskSwitchingNet(**options).task_network(0) if "activation" in options else TaskSwitchingNet(
+            **options
+        )
     assert text in str(error.value)
 
 
 def test_hidden_bias_is_a_constant_input_the_teacher_does_not_see():
-    net = TaskSwitchingNet(epoch_steps=4, d_in=D_IN, d_out=D_OUT, n_train=64, n_eval=16, seed=5,
-                           hidden_bias=True)
+    net = TaskSwitchingNet(
+        epoch_steps=4, d_in=D_IN, d_out=D_OUT, n_train=64, n_eval=16, seed=5, hidden_bias=True
+    )
     assert net.dim == D_IN + 1 + D_OUT
     rng = np.random.default_rng(2)
     z, y = net.context(0, rng, None)

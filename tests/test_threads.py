@@ -1,4 +1,5 @@
 """particledyn chooses numba's threading layer and OpenMP's wait policy at import; the environment wins."""
+
 import json
 import os
 import subprocess
@@ -8,13 +9,15 @@ import pytest
 
 from particledyn import threads
 
-PROBE = ("import json, numba, os, particledyn\n"
-         "from particledyn.threads import threading_choice\n"
-         "f = numba.njit(parallel=True)(lambda x: x.sum())\n"
-         "import numpy as np; f(np.ones(10))\n"
-         "print(json.dumps({**threading_choice(), 'running': numba.threading_layer(),\n"
-         "                  'config': numba.config.THREADING_LAYER,\n"
-         "                  'env': os.environ['OMP_WAIT_POLICY']}))")
+PROBE = (
+    "import json, numba, os, particledyn\n"
+    "from particledyn.threads import threading_choice\n"
+    "f = numba.njit(parallel=True)(lambda x: x.sum())\n"
+    "import numpy as np; f(np.ones(10))\n"
+    "print(json.dumps({**threading_choice(), 'running': numba.threading_layer(),\n"
+    "                  'config': numba.config.THREADING_LAYER,\n"
+    "                  'env': os.environ['OMP_WAIT_POLICY']}))"
+)
 
 
 def _probe(**env_update):

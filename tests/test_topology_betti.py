@@ -1,4 +1,5 @@
 """Betti numbers of known clouds, agreement with ripser, landmarks on dense samples."""
+
 import warnings
 
 import gudhi
@@ -10,11 +11,17 @@ from hypothesis import strategies as st
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import pdist, squareform
 
-from particledyn.topology import (alpha_diagram, betti_from_diagram, betti_numbers, cloud_diameter,
-                                  resolve_scales, rips_diagram)
-
+from particledyn.topology import (
+    alpha_diagram,
+    betti_from_diagram,
+    betti_numbers,
+    cloud_diameter,
+    resolve_scales,
+    rips_diagram,
+)
 
 # --- samplers (the tests' own; the project's cloud generators live elsewhere) ---------------
+
 
 def circle(n, rng, center=(0.0, 0.0), radius=1.0):
     t = rng.uniform(0, 2 * np.pi, n)
@@ -28,8 +35,9 @@ def sphere(n, rng):
 
 def torus(n_major, n_minor, rng, R=2.0, r=0.7):
     """Jittered angle grid on a torus of radii R, r in R^3."""
-    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, n_major, endpoint=False),
-                       np.linspace(0, 2 * np.pi, n_minor, endpoint=False))
+    u, v = np.meshgrid(
+        np.linspace(0, 2 * np.pi, n_major, endpoint=False), np.linspace(0, 2 * np.pi, n_minor, endpoint=False)
+    )
     u = u.ravel() + rng.uniform(-0.02, 0.02, u.size)
     v = v.ravel() + rng.uniform(-0.02, 0.02, v.size)
     return np.c_[(R + r * np.cos(v)) * np.cos(u), (R + r * np.cos(v)) * np.sin(u), r * np.sin(v)]
@@ -40,9 +48,11 @@ def genus2_region(spacing, rng):
     g = np.arange(-3, 3 + spacing / 2, spacing)
     x, y = np.meshgrid(g, g)
     P = np.c_[x.ravel(), y.ravel()] + rng.uniform(-0.1, 0.1, (x.size, 2)) * spacing
-    keep = ((np.hypot(P[:, 0], P[:, 1]) <= 3)
-            & (np.hypot(P[:, 0] - 1.3, P[:, 1]) >= 0.8)
-            & (np.hypot(P[:, 0] + 1.3, P[:, 1]) >= 0.8))
+    keep = (
+        (np.hypot(P[:, 0], P[:, 1]) <= 3)
+        & (np.hypot(P[:, 0] - 1.3, P[:, 1]) >= 0.8)
+        & (np.hypot(P[:, 0] + 1.3, P[:, 1]) >= 0.8)
+    )
     return P[keep]
 
 
@@ -113,8 +123,12 @@ def test_diagram_is_truncated_at_the_threshold():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 35), dim=st.sampled_from([2, 3, 4, 12]),
-       r=st.floats(0.05, 2.0))
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(2, 35),
+    dim=st.sampled_from([2, 3, 4, 12]),
+    r=st.floats(0.05, 2.0),
+)
 def test_rips_betti_agree_with_ripser_on_random_clouds(seed, n, dim, r):
     X = np.random.default_rng(seed).normal(size=(n, dim))
     # float32 filtration values in both: keep r away from every edge length.
@@ -124,7 +138,7 @@ def test_rips_betti_agree_with_ripser_on_random_clouds(seed, n, dim, r):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 40), r=st.floats(0.05, 1.5))
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 40), r=st.floats(0.05, 1.5))
 def test_alpha_b0_is_components_of_the_ball_intersection_graph(seed, n, r):
     X = np.random.default_rng(seed).normal(size=(n, 3))
     d = squareform(pdist(X))
@@ -134,7 +148,7 @@ def test_alpha_b0_is_components_of_the_ball_intersection_graph(seed, n, r):
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(3, 40))
+@given(seed=st.integers(0, 10**6), n=st.integers(3, 40))
 def test_betti_numbers_are_permutation_invariant(seed, n):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))
@@ -176,16 +190,19 @@ def test_alpha_diagram_radius_units():
     assert sorted(h0[:, 2].tolist()) == [pytest.approx(1.0), np.inf]
 
 
-@pytest.mark.parametrize("bad, err", [
-    (dict(points=np.zeros((3,))), ValueError),
-    (dict(points=np.array([[0.0, np.nan]])), ValueError),
-    (dict(points=np.zeros((3, 2)), scale="diameter"), ValueError),
-    (dict(points=np.zeros((3, 2)), scale=-1.0), ValueError),
-    (dict(points=np.zeros((3, 2)), scale=object()), TypeError),
-    (dict(points=np.zeros((3, 2)), complex="cech"), ValueError),
-    (dict(points=np.zeros((3, 2)), max_dim=5), ValueError),
-    (dict(points=np.zeros((3, 2)), landmarks=0), ValueError),
-])
+@pytest.mark.parametrize(
+    "bad, err",
+    [
+        (dict(points=np.zeros((3,))), ValueError),
+        (dict(points=np.array([[0.0, np.nan]])), ValueError),
+        (dict(points=np.zeros((3, 2)), scale="diameter"), ValueError),
+        (dict(points=np.zeros((3, 2)), scale=-1.0), ValueError),
+        (dict(points=np.zeros((3, 2)), scale=object()), TypeError),
+        (dict(points=np.zeros((3, 2)), complex="cech"), ValueError),
+        (dict(points=np.zeros((3, 2)), max_dim=5), ValueError),
+        (dict(points=np.zeros((3, 2)), landmarks=0), ValueError),
+    ],
+)
 def test_bad_input_is_refused(bad, err):
     with pytest.raises(err):
         betti_numbers(**bad)
@@ -203,8 +220,7 @@ def test_cloud_diameter_of_a_merged_cloud_is_zero():
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 60), dim=st.sampled_from([2, 3]),
-       r=st.floats(0.05, 1.5))
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 60), dim=st.sampled_from([2, 3]), r=st.floats(0.05, 1.5))
 def test_alpha_fast_precision_gives_the_safe_betti_numbers(seed, n, dim, r):
     X = np.random.default_rng(seed).normal(size=(n, dim))
     fast = alpha_diagram(X, 2, precision="fast")

@@ -1,4 +1,5 @@
 """Diagram helpers: Betti numbers from pairs, packing, bottleneck distance."""
+
 import itertools
 
 import numpy as np
@@ -6,8 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from particledyn.topology import (betti_from_diagram, bottleneck_distances, pack_diagrams,
-                                  unpack_diagrams)
+from particledyn.topology import betti_from_diagram, bottleneck_distances, pack_diagrams, unpack_diagrams
 
 
 def random_diagram(rng, n, max_dim=2):
@@ -59,12 +59,13 @@ def brute_bottleneck(A, B):
             return (u[1] - u[0]) / 2
         return max(abs(u[0] - v[0]), abs(u[1] - v[1]))
 
-    return min(max([cost(u, v) for u, v in zip(left, perm)] + [0.0])
-               for perm in itertools.permutations(right))
+    return min(
+        max([cost(u, v) for u, v in zip(left, perm)] + [0.0]) for perm in itertools.permutations(right)
+    )
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), na=st.integers(0, 3), nb=st.integers(0, 3))
+@given(seed=st.integers(0, 10**6), na=st.integers(0, 3), nb=st.integers(0, 3))
 def test_bottleneck_matches_brute_force(seed, na, nb):
     rng = np.random.default_rng(seed)
     A = np.c_[np.zeros(na), rng.uniform(0, 1, (na, 1)), np.zeros(na)]
@@ -93,12 +94,14 @@ def test_bad_diagram():
 
 
 @settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), na=st.integers(0, 4), nb=st.integers(0, 4),
-       birth=st.sampled_from([0.0, 0.3]))
+@given(
+    seed=st.integers(0, 10**6), na=st.integers(0, 4), nb=st.integers(0, 4), birth=st.sampled_from([0.0, 0.3])
+)
 def test_same_birth_bottleneck_matches_brute_force_and_gudhi(seed, na, nb, birth):
     import gudhi
 
     from particledyn.topology.diagrams import same_birth_bottleneck
+
     rng = np.random.default_rng(seed)
     a, b = birth + rng.uniform(0, 1, na), birth + rng.uniform(0, 1, nb)
     if seed % 3 == 0 and na and nb:
@@ -112,14 +115,16 @@ def test_same_birth_bottleneck_matches_brute_force_and_gudhi(seed, na, nb, birth
 def test_h0_of_a_real_cloud_takes_the_sorted_path_and_agrees_with_gudhi(monkeypatch):
     import gudhi
 
-    from particledyn.topology import betti_numbers
-    from particledyn.topology import diagrams
+    from particledyn.topology import betti_numbers, diagrams
+
     rng = np.random.default_rng(3)
     x = rng.normal(size=(300, 2))
     da = betti_numbers(x, scale=0.3, max_dim=1).diagram
     db = betti_numbers(x + rng.normal(scale=0.01, size=x.shape), scale=0.3, max_dim=1).diagram
-    expected = [gudhi.bottleneck_distance(diagrams._truncate(da, k, 0.3), diagrams._truncate(db, k, 0.3))
-                for k in (0, 1)]
+    expected = [
+        gudhi.bottleneck_distance(diagrams._truncate(da, k, 0.3), diagrams._truncate(db, k, 0.3))
+        for k in (0, 1)
+    ]
     calls = []
     real = gudhi.bottleneck_distance
     monkeypatch.setattr(diagrams.gudhi, "bottleneck_distance", lambda *a: calls.append(1) or real(*a))

@@ -1,12 +1,12 @@
 """Theorem 2, measured: expansions of S(t) and S(t+1) side by side."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.distance import pdist
 
-from particledyn.topology import (empirical_lipschitz, expansion_check, min_separation,
-                                  union_of_balls_betti)
+from particledyn.topology import empirical_lipschitz, expansion_check, min_separation, union_of_balls_betti
 
 
 def spread_step(X, c):
@@ -15,7 +15,7 @@ def spread_step(X, c):
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(2, 60), dim=st.integers(1, 6))
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 60), dim=st.integers(1, 6))
 def test_min_separation_matches_pdist(seed, n, dim):
     X = np.random.default_rng(seed).normal(size=(n, dim))
     assert min_separation(X) == pytest.approx(pdist(X).min(), rel=1e-12)
@@ -129,13 +129,16 @@ def test_empirical_lipschitz_of_a_linear_spread_is_its_rate():
     assert empirical_lipschitz(X, X + lr * spread_step(X, 0.7), lr) == pytest.approx(0.7, rel=1e-9)
 
 
-@pytest.mark.parametrize("kwargs, err", [
-    (dict(before=np.zeros((3, 2)), after=np.zeros((4, 2)), radii=[0.1], lr=0.1, K=1.0), ValueError),
-    (dict(before=np.eye(3), after=np.eye(3), radii=[-0.1], lr=0.1, K=1.0), ValueError),
-    (dict(before=np.eye(3), after=np.eye(3), radii=[0.1], lr=0.0, K=1.0), ValueError),
-    (dict(before=np.eye(3), after=np.eye(3), radii=[0.1], lr=0.1, K=-1.0), ValueError),
-    (dict(before=np.eye(3), after=np.eye(3), radii=[0.1], lr=0.1, K=1.0, model="cech"), ValueError),
-])
+@pytest.mark.parametrize(
+    "kwargs, err",
+    [
+        (dict(before=np.zeros((3, 2)), after=np.zeros((4, 2)), radii=[0.1], lr=0.1, K=1.0), ValueError),
+        (dict(before=np.eye(3), after=np.eye(3), radii=[-0.1], lr=0.1, K=1.0), ValueError),
+        (dict(before=np.eye(3), after=np.eye(3), radii=[0.1], lr=0.0, K=1.0), ValueError),
+        (dict(before=np.eye(3), after=np.eye(3), radii=[0.1], lr=0.1, K=-1.0), ValueError),
+        (dict(before=np.eye(3), after=np.eye(3), radii=[0.1], lr=0.1, K=1.0, model="cech"), ValueError),
+    ],
+)
 def test_bad_input(kwargs, err):
     with pytest.raises(err):
         expansion_check(**kwargs)

@@ -1,4 +1,5 @@
 """Max-min landmarks against the plain-numpy reference; covering radius."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -8,8 +9,10 @@ from scipy.spatial.distance import cdist
 from particledyn.topology import covering_radius, maxmin_landmarks, maxmin_landmarks_reference
 
 
-@pytest.mark.parametrize("n, dim, count", [(1, 3, 1), (5, 2, 5), (2000, 3, 300), (3000, 2, 1000),
-                                           (700, 7, 120), (400, 50, 60), (10000, 3, 50)])
+@pytest.mark.parametrize(
+    "n, dim, count",
+    [(1, 3, 1), (5, 2, 5), (2000, 3, 300), (3000, 2, 1000), (700, 7, 120), (400, 50, 60), (10000, 3, 50)],
+)
 def test_fast_equals_reference(n, dim, count):
     X = np.random.default_rng(n + dim).normal(size=(n, dim))
     fast_idx, fast_cover = maxmin_landmarks(X, count)
@@ -30,8 +33,13 @@ def test_reference_is_farthest_point_sampling():
 
 
 @settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(1, 300), dim=st.integers(1, 6),
-       count=st.integers(1, 80), first=st.one_of(st.none(), st.integers(0, 10 ** 6)))
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(1, 300),
+    dim=st.integers(1, 6),
+    count=st.integers(1, 80),
+    first=st.one_of(st.none(), st.integers(0, 10**6)),
+)
 def test_fast_equals_reference_random(seed, n, dim, count, first):
     X = np.random.default_rng(seed).normal(size=(n, dim))
     first = None if first is None else first % n
@@ -52,7 +60,7 @@ def test_ties_go_to_the_lowest_index_like_numpy():
 
 
 @settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(3, 200))  # n = 2: both points tie as "first"
+@given(seed=st.integers(0, 10**6), n=st.integers(3, 200))  # n = 2: both points tie as "first"
 def test_landmarks_are_permutation_equivariant(seed, n):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))
@@ -70,12 +78,15 @@ def test_covering_radius_of_kept_indices():
     assert covering_radius(X, np.arange(500)) == 0.0
 
 
-@pytest.mark.parametrize("args, err", [
-    ((np.zeros((0, 3)), 3), ValueError),
-    ((np.zeros((4, 3)), 0), ValueError),
-    ((np.zeros((4, 3)), 2.5), ValueError),
-    ((np.array([["a", "b"]]), 1), TypeError),
-])
+@pytest.mark.parametrize(
+    "args, err",
+    [
+        ((np.zeros((0, 3)), 3), ValueError),
+        ((np.zeros((4, 3)), 0), ValueError),
+        ((np.zeros((4, 3)), 2.5), ValueError),
+        ((np.array([["a", "b"]]), 1), TypeError),
+    ],
+)
 def test_bad_input(args, err):
     with pytest.raises(err):
         maxmin_landmarks(*args)

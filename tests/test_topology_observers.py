@@ -1,12 +1,22 @@
 """Topology observers driven by hand-made StepInfo objects."""
+
 import numpy as np
 import pytest
 
 from particledyn.observers import Observer, StepInfo
 from particledyn.sinks import MemorySink
-from particledyn.topology import (BettiObserver, ExpansionObserver, ZigzagObserver, betti_series,
-                                  betti_numbers, bottleneck_distances, expansion_check,
-                                  pack_diagrams, unpack_diagrams, zigzag_barcode)
+from particledyn.topology import (
+    BettiObserver,
+    ExpansionObserver,
+    ZigzagObserver,
+    betti_numbers,
+    betti_series,
+    bottleneck_distances,
+    expansion_check,
+    pack_diagrams,
+    unpack_diagrams,
+    zigzag_barcode,
+)
 
 
 def ring(n, arc=1.0, radius=1.0):
@@ -15,9 +25,14 @@ def ring(n, arc=1.0, radius=1.0):
 
 
 def info(step, positions, previous=None, lr=0.1):
-    return StepInfo(step=step, time=step * lr, positions=positions,
-                    masses=np.full(len(positions), 1.0 / len(positions)), lr=lr,
-                    previous_positions=previous)
+    return StepInfo(
+        step=step,
+        time=step * lr,
+        positions=positions,
+        masses=np.full(len(positions), 1.0 / len(positions)),
+        lr=lr,
+        previous_positions=previous,
+    )
 
 
 def test_betti_observer_records_betti_diagram_and_bottleneck():
@@ -59,7 +74,8 @@ def test_fixed_landmarks_follow_the_same_particles_and_resume():
     second = obs.observe(info(1, X1))
     assert np.array_equal(first["landmarks"], second["landmarks"])
     assert second["covering_radius"] == pytest.approx(
-        np.min(np.linalg.norm(X1[:, None] - X1[second["landmarks"]][None], axis=2), axis=1).max())
+        np.min(np.linalg.norm(X1[:, None] - X1[second["landmarks"]][None], axis=2), axis=1).max()
+    )
     assert first["betti"].tolist() == second["betti"].tolist() == [[1, 1]]
     # resume: a fresh observer with the saved state carries on identically
     resumed = BettiObserver(scale=0.5, max_dim=1, landmarks=50, fixed_landmarks=True)
@@ -69,8 +85,9 @@ def test_fixed_landmarks_follow_the_same_particles_and_resume():
     assert np.allclose(a["bottleneck"], b["bottleneck"])
     # without fixed_landmarks the landmarks are re-chosen each time
     free = BettiObserver(scale=0.5, max_dim=1, landmarks=50)
-    assert not np.array_equal(free.observe(info(0, X0))["landmarks"],
-                              free.observe(info(1, X0[::-1].copy()))["landmarks"])
+    assert not np.array_equal(
+        free.observe(info(0, X0))["landmarks"], free.observe(info(1, X0[::-1].copy()))["landmarks"]
+    )
 
 
 def test_expansion_observer_matches_expansion_check():
@@ -138,17 +155,20 @@ def test_zigzag_observer_records_frames_where_the_run_records_go(tmp_path):
     assert np.array_equal(restored.barcode(sink), obs.barcode(sink))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: BettiObserver(every=0),
-    lambda: BettiObserver(scale="diam"),
-    lambda: BettiObserver(complex="cech"),
-    lambda: BettiObserver(landmarks=-3),
-    lambda: BettiObserver(fixed_landmarks=True),
-    lambda: ExpansionObserver(radii=[]),
-    lambda: ExpansionObserver(K="hessian"),
-    lambda: ExpansionObserver(K=-1.0),
-    lambda: ZigzagObserver(scale=float("nan")),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: BettiObserver(every=0),
+        lambda: BettiObserver(scale="diam"),
+        lambda: BettiObserver(complex="cech"),
+        lambda: BettiObserver(landmarks=-3),
+        lambda: BettiObserver(fixed_landmarks=True),
+        lambda: ExpansionObserver(radii=[]),
+        lambda: ExpansionObserver(K="hessian"),
+        lambda: ExpansionObserver(K=-1.0),
+        lambda: ZigzagObserver(scale=float("nan")),
+    ],
+)
 def test_bad_configuration(make):
     with pytest.raises(ValueError):
         make()

@@ -1,4 +1,5 @@
 """Zigzag barcodes through a run's frames."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -73,8 +74,13 @@ def test_components_merging_and_splitting(method):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10 ** 6), n=st.integers(3, 20), n_frames=st.integers(1, 7),
-       dim=st.integers(2, 3), max_dim=st.integers(0, 2))
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(3, 20),
+    n_frames=st.integers(1, 7),
+    dim=st.integers(2, 3),
+    max_dim=st.integers(0, 2),
+)
 def test_fast_zigzag_equals_the_standard_algorithm(seed, n, n_frames, dim, max_dim):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, dim))

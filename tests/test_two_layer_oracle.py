@@ -1,11 +1,12 @@
 """The two-layer kernel against a loss written from scratch (tests/two_layer_oracle.py), not the
 reference module the production kernel shares its loss with."""
+
 import numpy as np
 import pytest
-
 from test_engine_kernels import ACTIVATIONS, LOSSES, SCALINGS, make_problem, unit_mass_weights
-from particledyn.kernels.two_layer_reference import loss_reference
 from two_layer_oracle import oracle_loss
+
+from particledyn.kernels.two_layer_reference import loss_reference
 
 
 @pytest.mark.parametrize("scaling", SCALINGS)
@@ -30,8 +31,9 @@ def test_the_field_is_minus_the_gradient_of_the_oracle_loss(activation, loss, sc
         plus, minus = x.copy(), x.copy()
         plus[index] += h
         minus[index] -= h
-        numeric[index] = (oracle_loss(plus, m, z, y, activation, scaling, loss)
-                          - oracle_loss(minus, m, z, y, activation, scaling, loss)) / (2 * h)
+        numeric[index] = (
+            oracle_loss(plus, m, z, y, activation, scaling, loss)
+            - oracle_loss(minus, m, z, y, activation, scaling, loss)
+        ) / (2 * h)
     scale = np.max(np.abs(numeric))
     assert np.max(np.abs(gradient - numeric)) <= 1e-7 * scale
-

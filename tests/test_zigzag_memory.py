@@ -1,4 +1,5 @@
 """The zigzag observer's memory and checkpoint state do not grow with the frames; resume stays exact."""
+
 import os
 import signal
 import tracemalloc

@@ -4,6 +4,7 @@ F(z)_c = sum_i coef_i a_ic act(<w_i, z>) with coef_i = 1 (standard) or m_i (mean
 loss is the mean squared error over all B x C entries, or the mean cross-entropy of the softmax
 of F against integer labels. Loops over samples keep it readable, not fast.
 """
+
 import math
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 Build: ``python -m sphinx -W --keep-going -b html docs/api docs/api/_build`` (warnings are errors;
 tests/test_api_docs.py does this)."""
+
 from particledyn import __version__
 
 project = "particledyn"

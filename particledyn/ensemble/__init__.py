@@ -5,11 +5,16 @@
 :class:`~particledyn.io.reader.Run`. The names load on first use (the scenario schema imports
 :mod:`.scenario_keys` without the kernels).
 """
+
 from importlib import import_module
 
 __all__ = ["Ensemble", "ReplicaRun", "is_ensemble", "replica_name"]
-_HOMES = {"Ensemble": ".ensemble", "replica_name": ".ensemble", "ReplicaRun": ".reader",
-          "is_ensemble": ".reader"}
+_HOMES = {
+    "Ensemble": ".ensemble",
+    "replica_name": ".ensemble",
+    "ReplicaRun": ".reader",
+    "is_ensemble": ".reader",
+}
 
 
 def __getattr__(name):

@@ -1,9 +1,10 @@
 """R independent runs stepped together: :class:`Ensemble`."""
+
 from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -91,21 +92,37 @@ class Ensemble:
 
     defer_signals = True
 
-    def __init__(self, kernel, positions, optimizer=None, lr=0.01, masses=None, seed=0,
-                 batch_size: int | None = None, observers=(), sink: Sink | None = None,
-                 frame_every: int = 1, checkpoint_every: int = 0, dtype=None, replicas: int | None = None):
+    def __init__(
+        self,
+        kernel,
+        positions,
+        optimizer=None,
+        lr=0.01,
+        masses=None,
+        seed=0,
+        batch_size: int | None = None,
+        observers=(),
+        sink: Sink | None = None,
+        frame_every: int = 1,
+        checkpoint_every: int = 0,
+        dtype=None,
+        replicas: int | None = None,
+    ):
         x = np.asarray(positions)
         count = None if replicas is None else self._check_count(replicas)
         counts = {"replicas": count, "positions": x.shape[0] if x.ndim == 3 else None}
         kernels = _per_replica("kernel", kernel, None, lambda v: isinstance(v, Kernel))
         lrs = _per_replica("lr", lr, None, lambda v: isinstance(v, (int, float)) or not np.iterable(v))
         seeds = _per_replica("seed", seed, None, lambda v: not np.iterable(v))
-        counts.update({k: None if v is None else len(v) for k, v in
-                       (("kernel", kernels), ("lr", lrs), ("seed", seeds))})
+        counts.update(
+            {k: None if v is None else len(v) for k, v in (("kernel", kernels), ("lr", lrs), ("seed", seeds))}
+        )
         given = {k: v for k, v in counts.items() if v is not None}
         if not given:
-            raise ValueError("replicas=None and no per-replica argument: expected replicas=R or a "
-                             "sequence of positions, lrs, seeds or kernels")
+            raise ValueError(
+                "replicas=None and no per-replica argument: expected replicas=R or a "
+                "sequence of positions, lrs, seeds or kernels"
+            )
         if len(set(given.values())) > 1:
             raise ValueError(f"per-replica arguments of different lengths {given}: expected one R")
         self.replicas = n = next(iter(given.values()))
@@ -123,17 +140,30 @@ class Ensemble:
             masses = [None] * n
         self.optimizer = optimizer
         self.members: list[Simulation] = [
-            Simulation(kernels[r], starts[r], optimizer=optimizer, lr=lrs[r], masses=masses[r],
-                       seed=int(seeds[r]), batch_size=batch_size, sink=MemorySink(keep_frames=False),
-                       frame_every=frame_every, checkpoint_every=checkpoint_every, dtype=dtype)
-            for r in range(n)]
+            Simulation(
+                kernels[r],
+                starts[r],
+                optimizer=optimizer,
+                lr=lrs[r],
+                masses=masses[r],
+                seed=int(seeds[r]),
+                batch_size=batch_size,
+                sink=MemorySink(keep_frames=False),
+                frame_every=frame_every,
+                checkpoint_every=checkpoint_every,
+                dtype=dtype,
+            )
+            for r in range(n)
+        ]
         first = self.members[0]
         self.optimizer, self.batch_size = first.optimizer, first.batch_size
         self.frame_every, self.checkpoint_every = first.frame_every, first.checkpoint_every
         for member in self.members[1:]:
             if member.state.positions.shape != first.state.positions.shape:
-                raise ValueError(f"replica starts of shapes {member.state.positions.shape} and "
-                                 f"{first.state.positions.shape}: expected one (N, D)")
+                raise ValueError(
+                    f"replica starts of shapes {member.state.positions.shape} and "
+                    f"{first.state.positions.shape}: expected one (N, D)"
+                )
         self.observers = self._replica_observers(observers)
         self.sink = sink if sink is not None else MemorySink()
         self._gather_state()
@@ -166,8 +196,10 @@ class Ensemble:
         self.positions = np.stack([m.state.positions for m in members])
         self.dtype = self.positions.dtype
         self.masses = np.stack([m.state.masses for m in members])
-        self.optimizer_state = {k: np.stack([m.state.optimizer_state[k] for m in members])
-                                for k in members[0].state.optimizer_state}
+        self.optimizer_state = {
+            k: np.stack([m.state.optimizer_state[k] for m in members])
+            for k in members[0].state.optimizer_state
+        }
         for r, member in enumerate(members):
             member.state.positions = self.positions[r]
             member.state.masses = self.masses[r]
@@ -213,18 +245,27 @@ class Ensemble:
         flat = lambda a: a.reshape(r_count, -1)  # noqa: E731
         bad = np.zeros(r_count, dtype=np.int64)
         if is_fused(self.optimizer):
-            fused_update(self.optimizer, flat(self.positions), flat(self._field),
-                         {k: flat(v) for k, v in self.optimizer_state.items()}, t, lrs,
-                         np.asarray(live, dtype=np.int64), flat(self._direction), bad)
+            fused_update(
+                self.optimizer,
+                flat(self.positions),
+                flat(self._field),
+                {k: flat(v) for k, v in self.optimizer_state.items()},
+                t,
+                lrs,
+                np.asarray(live, dtype=np.int64),
+                flat(self._direction),
+                bad,
+            )
             return bad
         for r in live:
             state = self.members[r].state
-            self._direction[r] = self.optimizer.direction(state.positions, self._field[r],
-                                                          state.optimizer_state, t)
+            self._direction[r] = self.optimizer.direction(
+                state.positions, self._field[r], state.optimizer_state, t
+            )
             bad[r] = apply_step(state.positions.ravel(), self._direction[r].ravel(), lrs[r])
         return bad
 
-    def run(self, steps: int, progress: bool | None = None) -> "Ensemble":
+    def run(self, steps: int, progress: bool | None = None) -> Ensemble:
         """Run ``steps`` more updates (fewer if every replica diverges), observing and writing on cadence.
 
         Parameters
@@ -250,8 +291,13 @@ class Ensemble:
         from tqdm.auto import tqdm
 
         end = self.step_count + int(steps)
-        bar = tqdm(total=int(steps), disable={True: False, False: True, None: None}[progress], unit="step",
-                   dynamic_ncols=True, desc=f"ensemble of {self.replicas}")
+        bar = tqdm(
+            total=int(steps),
+            disable={True: False, False: True, None: None}[progress],
+            unit="step",
+            dynamic_ncols=True,
+            desc=f"ensemble of {self.replicas}",
+        )
         finished = False
         guard = deferred_signals() if self.defer_signals else contextlib.nullcontext(Deferral())
         with guard as signals, FloatWarnings():
@@ -264,8 +310,11 @@ class Ensemble:
                 signals.check(self.step_count)
                 while self.step_count < end and self.live:
                     recorded = False
-                    wants_previous = any(o.needs_previous and o.wants(self.step_count + 1)
-                                         for obs in self.observers for o in obs)
+                    wants_previous = any(
+                        o.needs_previous and o.wants(self.step_count + 1)
+                        for obs in self.observers
+                        for o in obs
+                    )
                     previous = self.positions.copy() if wants_previous else None
                     failed = self.step()
                     self._after_step(previous, failed, end)
@@ -311,10 +360,17 @@ class Ensemble:
             member = self.members[r]
             state, bad = member.state, []
             lr = member.schedule(max(state.step - 1, 0))
-            info = StepInfo(step=state.step, time=state.time, positions=state.positions, masses=state.masses,
-                            lr=lr, previous_positions=None if previous is None else previous[r],
-                            update=None if previous is None else self._direction[r],
-                            field=None if previous is None else self._field[r], simulation=member)
+            info = StepInfo(
+                step=state.step,
+                time=state.time,
+                positions=state.positions,
+                masses=state.masses,
+                lr=lr,
+                previous_positions=None if previous is None else previous[r],
+                update=None if previous is None else self._direction[r],
+                field=None if previous is None else self._field[r],
+                simulation=member,
+            )
             for observer in self.observers[r]:
                 if state.step and not observer.wants(state.step):
                     continue
@@ -333,13 +389,20 @@ class Ensemble:
     def _write_frame(self) -> None:
         n = self.replicas
         t = self.step_count
-        self.sink.write_observables(META, t, float(t), {
-            "step": np.array([m.state.step for m in self.members], dtype=np.int64),
-            "time": np.array([m.state.time for m in self.members], dtype=np.float64),
-            "live": np.array([r not in self.diverged for r in range(n)])})
+        self.sink.write_observables(
+            META,
+            t,
+            float(t),
+            {
+                "step": np.array([m.state.step for m in self.members], dtype=np.int64),
+                "time": np.array([m.state.time for m in self.members], dtype=np.float64),
+                "live": np.array([r not in self.diverged for r in range(n)]),
+            },
+        )
         flat = lambda a: a.reshape(n * a.shape[1], a.shape[2])  # noqa: E731
-        self.sink.write_frame(t, float(t), flat(self.positions),
-                              {k: flat(v) for k, v in self.optimizer_state.items()})
+        self.sink.write_frame(
+            t, float(t), flat(self.positions), {k: flat(v) for k, v in self.optimizer_state.items()}
+        )
 
     def close(self) -> None:
         """Final frame and checkpoint, then close the sink as finished (signals wait until then)."""
@@ -364,26 +427,36 @@ class Ensemble:
         time, seed, divergence and last recorded step, every replica's observer states."""
         members = self.members
         return {
-            "step": self.step_count, "time": float(self.step_count), "seed": members[0].state.seed,
-            "positions": self.positions.copy(), "masses": self.masses.copy(),
+            "step": self.step_count,
+            "time": float(self.step_count),
+            "seed": members[0].state.seed,
+            "positions": self.positions.copy(),
+            "masses": self.masses.copy(),
             "optimizer_state": {k: v.copy() for k, v in self.optimizer_state.items()},
             "ensemble": {
-                "replicas": self.replicas, "steps": [m.state.step for m in members],
-                "times": [m.state.time for m in members], "seeds": [m.state.seed for m in members],
+                "replicas": self.replicas,
+                "steps": [m.state.step for m in members],
+                "times": [m.state.time for m in members],
+                "seeds": [m.state.seed for m in members],
                 "recorded": list(self.recorded),
-                "diverged": [self.diverged.get(r) for r in range(self.replicas)]},
-            "observers": {replica_name(o.name, r): o.state_dict()
-                          for r in range(self.replicas) for o in self.observers[r]},
+                "diverged": [self.diverged.get(r) for r in range(self.replicas)],
+            },
+            "observers": {
+                replica_name(o.name, r): o.state_dict()
+                for r in range(self.replicas)
+                for o in self.observers[r]
+            },
             "threads": numba.get_num_threads(),
         }
 
-    def restore(self, checkpoint: dict) -> "Ensemble":
+    def restore(self, checkpoint: dict) -> Ensemble:
         """Continue from a :meth:`checkpoint`; the next :meth:`run` does not re-record its step."""
         info = checkpoint.get("ensemble")
         if not isinstance(info, dict) or info.get("replicas") != self.replicas:
             found = None if not isinstance(info, dict) else info.get("replicas")
-            raise ValueError(f"checkpoint of {found} replicas: expected an ensemble checkpoint of "
-                             f"{self.replicas}")
+            raise ValueError(
+                f"checkpoint of {found} replicas: expected an ensemble checkpoint of {self.replicas}"
+            )
         x = np.asarray(checkpoint["positions"])
         if x.shape != self.positions.shape:
             raise ValueError(f"checkpoint positions of shape {x.shape}: expected {self.positions.shape}")

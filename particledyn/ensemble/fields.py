@@ -5,9 +5,10 @@ d and C; d + C <= 16) go through the fused loops of
 :mod:`particledyn.kernels.two_layer_ensemble_numba`; any other kernel is called replica by
 replica (still bit-identical, not fused).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -24,8 +25,11 @@ def _signature(kernel) -> tuple:
 def fusable(kernels: Sequence) -> bool:
     """Whether the fused two-layer loops cover these replicas' kernels."""
     first = kernels[0]
-    return (type(first) is TwoLayerNet and first.d_in + first.n_outputs <= fused.WIDE_DIMS
-            and all(_signature(k) == _signature(first) for k in kernels))
+    return (
+        type(first) is TwoLayerNet
+        and first.d_in + first.n_outputs <= fused.WIDE_DIMS
+        and all(_signature(k) == _signature(first) for k in kernels)
+    )
 
 
 class ReplicaFields:

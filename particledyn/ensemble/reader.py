@@ -5,6 +5,7 @@ replica i's observer ``name`` as the observables ``name@r<i>``, the per-replica 
 liveness as ``ensemble/*``, and a checkpoint whose ``ensemble`` entry holds the per-replica
 counters. The view slices these back into what the replica's single run would have written.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -104,8 +105,9 @@ class ReplicaRun:
     def observables(self) -> dict[str, list[str]]:
         """The replica's observer names mapped to their keys."""
         tail = f"{OBSERVER_SUFFIX}{self.index}"
-        return {name[: -len(tail)]: keys for name, keys in self.run.observables.items()
-                if name.endswith(tail)}
+        return {
+            name[: -len(tail)]: keys for name, keys in self.run.observables.items() if name.endswith(tail)
+        }
 
     def series(self, name: str, key: str):
         """The HDF5 time series group of the replica's observable ``name``/``key``."""
@@ -130,13 +132,18 @@ class ReplicaRun:
         full = self.run.checkpoint()
         counters = self._counters()
         tail = f"{OBSERVER_SUFFIX}{self.index}"
-        out = {"step": int(counters["steps"]), "time": float(counters["times"]),
-               "seed": int(counters["seeds"]),
-               "positions": full["positions"][self.index], "masses": full["masses"][self.index],
-               "optimizer_state": {k: v[self.index] for k, v in full["optimizer_state"].items()},
-               "observers": {k[: -len(tail)]: v for k, v in full.get("observers", {}).items()
-                             if k.endswith(tail)},
-               "threads": full.get("threads")}
+        out = {
+            "step": int(counters["steps"]),
+            "time": float(counters["times"]),
+            "seed": int(counters["seeds"]),
+            "positions": full["positions"][self.index],
+            "masses": full["masses"][self.index],
+            "optimizer_state": {k: v[self.index] for k, v in full["optimizer_state"].items()},
+            "observers": {
+                k[: -len(tail)]: v for k, v in full.get("observers", {}).items() if k.endswith(tail)
+            },
+            "threads": full.get("threads"),
+        }
         if counters["diverged"]:
             out["diverged"] = dict(counters["diverged"])
         return out

@@ -4,32 +4,43 @@ Each replica's parts are built exactly as ``particledyn run`` builds that replic
 alone (:func:`.scenario_keys.replica_scenarios`), so replica r of the file reads (through
 ``Run.replica(r)``) as the file of that single run.
 """
+
 from __future__ import annotations
 
 import time
 
 import numpy as np
 
-from ..runner import (ResumeError, RunResult, RunSink, _metadata, _prepare_interruptibly, set_threads)
+from ..runner import ResumeError, RunResult, RunSink, _metadata, _prepare_interruptibly, set_threads
 from ..scenario import parse_toml, validate_scenario
 from .ensemble import Ensemble
 from .scenario_keys import replica_scenarios
 
 
 def _prepared_replicas(signals, text: str, overrides: dict, resolved: dict, positions: bool = True) -> list:
-    return [_prepare_interruptibly(signals, validate_scenario(raw, extra), positions=positions)
-            for raw, extra in replica_scenarios(parse_toml(text), overrides, resolved)]
+    return [
+        _prepare_interruptibly(signals, validate_scenario(raw, extra), positions=positions)
+        for raw, extra in replica_scenarios(parse_toml(text), overrides, resolved)
+    ]
 
 
 def _ensemble(prepared: list, sink, positions=None) -> Ensemble:
     first = prepared[0]
     run, output = first.resolved["run"], first.resolved["output"]
     starts = np.stack([p.positions for p in prepared]) if positions is None else positions
-    return Ensemble([p.kernel for p in prepared], starts, optimizer=first.optimizer,
-                    lr=[p.schedule for p in prepared], seed=[p.resolved["run"]["seed"] for p in prepared],
-                    batch_size=first.resolved["optimizer"]["batch_size"],
-                    observers=lambda r: prepared[r].observers, sink=sink, frame_every=output["frame_every"],
-                    checkpoint_every=output["checkpoint_every"], dtype=run["dtype"])
+    return Ensemble(
+        [p.kernel for p in prepared],
+        starts,
+        optimizer=first.optimizer,
+        lr=[p.schedule for p in prepared],
+        seed=[p.resolved["run"]["seed"] for p in prepared],
+        batch_size=first.resolved["optimizer"]["batch_size"],
+        observers=lambda r: prepared[r].observers,
+        sink=sink,
+        frame_every=output["frame_every"],
+        checkpoint_every=output["checkpoint_every"],
+        dtype=run["dtype"],
+    )
 
 
 def _run(ens: Ensemble, sink: RunSink, total: int, progress) -> None:
@@ -51,15 +62,26 @@ def start_ensemble_run(scenario, path: str, overwrite: bool, progress, signals) 
     prepared = _prepared_replicas(signals, scenario.text, scenario.overrides, resolved)
     output = resolved["output"]
     metadata = _metadata(scenario.text, scenario.source, prepared[0], threads, scenario.overrides)
-    metadata.update(resolved=resolved, seed=resolved["run"]["seed"],
-                    ensemble={"replicas": len(prepared),
-                              "seeds": [p.resolved["run"]["seed"] for p in prepared],
-                              "schedules": [p.schedule.describe() for p in prepared]})
-    inner = H5MDSink(path, metadata, every=1, dtype=output["dtype"],
-                     masses=np.concatenate([p.masses for p in prepared]),
-                     optimizer_state=output["optimizer_state"],
-                     compression=None if output["compression"] == "none" else output["compression"],
-                     overwrite=overwrite, durability=output["durability"])
+    metadata.update(
+        resolved=resolved,
+        seed=resolved["run"]["seed"],
+        ensemble={
+            "replicas": len(prepared),
+            "seeds": [p.resolved["run"]["seed"] for p in prepared],
+            "schedules": [p.schedule.describe() for p in prepared],
+        },
+    )
+    inner = H5MDSink(
+        path,
+        metadata,
+        every=1,
+        dtype=output["dtype"],
+        masses=np.concatenate([p.masses for p in prepared]),
+        optimizer_state=output["optimizer_state"],
+        compression=None if output["compression"] == "none" else output["compression"],
+        overwrite=overwrite,
+        durability=output["durability"],
+    )
     total = resolved["run"]["steps"]
     sink = RunSink(inner, total)
     began = time.perf_counter()
@@ -73,26 +95,31 @@ def start_ensemble_run(scenario, path: str, overwrite: bool, progress, signals) 
     return RunResult(path, 0, ens.step_count, total, time.perf_counter() - began, True)
 
 
-def resume_ensemble_run(path: str, parameters: dict, checkpoint: dict, steps, progress, signals,
-                        force: bool = False) -> RunResult:
+def resume_ensemble_run(
+    path: str, parameters: dict, checkpoint: dict, steps, progress, signals, force: bool = False
+) -> RunResult:
     """Continue an ensemble file from its checkpoint (called by ``runner.resume_run``)."""
     from ..io import H5MDSink
 
     stored = parameters["resolved"]
     start = int(checkpoint["step"])
-    total = int(steps if steps is not None else checkpoint.get("run", {}).get("total_steps",
-                                                                              stored["run"]["steps"]))
+    total = int(
+        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored["run"]["steps"])
+    )
     if total < start:
         raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
     set_threads(int(checkpoint.get("threads", parameters.get("threads", 0))))
-    prepared = _prepared_replicas(signals, parameters["scenario_toml"], parameters.get("overrides", {}),
-                                  stored, positions=False)
+    prepared = _prepared_replicas(
+        signals, parameters["scenario_toml"], parameters.get("overrides", {}), stored, positions=False
+    )
+
     def restorable(state):  # restore on a throw-away ensemble before the file is cut
         _ensemble(prepared, None, state["positions"]).restore(state)
 
     try:
-        inner, checkpoint = H5MDSink.resume(path, force=force, durability=stored["output"]["durability"],
-                                            validate=restorable)
+        inner, checkpoint = H5MDSink.resume(
+            path, force=force, durability=stored["output"]["durability"], validate=restorable
+        )
     except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None
     sink = RunSink(inner, total)

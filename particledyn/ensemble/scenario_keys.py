@@ -5,6 +5,7 @@ Replica r of a scenario with ``run.replicas = R`` is exactly the scenario run al
 derive from ``run.seed``) and ``schedule.lr = replica_lrs[r]``; the ensemble writes one
 file (see :mod:`particledyn.ensemble.reader`).
 """
+
 from __future__ import annotations
 
 import math
@@ -15,28 +16,49 @@ MAX_REPLICAS = 4096
 
 
 def _seeds(value):
-    if not isinstance(value, list) or not value or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in value):
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63 for v in value)
+    ):
         raise Invalid("expected a non-empty array of integer seeds in [0, 2^63)")
     return [int(v) for v in value]
 
 
 def _lrs(value):
-    if not isinstance(value, list) or not value or not all(
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
-            for v in value):
+            for v in value
+        )
+    ):
         raise Invalid("expected a non-empty array of positive finite learning rates")
     return [float(v) for v in value]
 
 
 KEYS = (
-    Key("run.replicas", Int(1, MAX_REPLICAS), "Number of replicas R run together as one ensemble "
+    Key(
+        "run.replicas",
+        Int(1, MAX_REPLICAS),
+        "Number of replicas R run together as one ensemble "
         "(one fused step, one file); replica r is this scenario run alone with run.seed = "
-        "run.replica_seeds[r] and schedule.lr = run.replica_lrs[r].", 1),
-    Key("run.replica_seeds", Custom("an array of R seeds", _seeds), "The replicas' run.seed "
-        "(default: run.seed + r).", OPTIONAL),
-    Key("run.replica_lrs", Custom("an array of R learning rates", _lrs), "The replicas' schedule.lr "
-        "(default: schedule.lr for all).", OPTIONAL),
+        "run.replica_seeds[r] and schedule.lr = run.replica_lrs[r].",
+        1,
+    ),
+    Key(
+        "run.replica_seeds",
+        Custom("an array of R seeds", _seeds),
+        "The replicas' run.seed (default: run.seed + r).",
+        OPTIONAL,
+    ),
+    Key(
+        "run.replica_lrs",
+        Custom("an array of R learning rates", _lrs),
+        "The replicas' schedule.lr (default: schedule.lr for all).",
+        OPTIONAL,
+    ),
 )
 
 
@@ -50,11 +72,15 @@ def check_replicas(resolved: dict) -> None:
         if values is not None and len(values) != count:
             raise ScenarioError(f"run.{key} with {len(values)} entries: expected run.replicas = {count}")
     if count > 1 and resolved["output"]["subset"] is not None:
-        raise ScenarioError(f"output.subset with run.replicas = {count}: expected every particle written "
-                            "(an ensemble file holds whole replicas)")
+        raise ScenarioError(
+            f"output.subset with run.replicas = {count}: expected every particle written "
+            "(an ensemble file holds whole replicas)"
+        )
     if count > 1 and run["backend"] != "numba":
-        raise ScenarioError(f'run.replicas = {count}: expected run.backend = "numba" (ensembles run on '
-                            f'the CPU), got "{run["backend"]}"')
+        raise ScenarioError(
+            f'run.replicas = {count}: expected run.backend = "numba" (ensembles run on '
+            f'the CPU), got "{run["backend"]}"'
+        )
 
 
 def replica_scenarios(raw: dict, overrides: dict, resolved: dict) -> list[tuple[dict, dict]]:

@@ -6,6 +6,7 @@ expressions, same order, same dtype, no fastmath) followed by ``apply_step``'s
 single run. Arrays are (R, M) views of the (R, N, D) state (M = N * D); only the listed
 replicas are touched, and each gets its own count of non-finite new entries.
 """
+
 from __future__ import annotations
 
 import math
@@ -128,8 +129,22 @@ def fused_update(optimizer: Optimizer, x, field, state: dict, step: int, lr, rep
     if isinstance(optimizer, Adam):
         c1 = 1.0 - optimizer.beta1 ** (step + 1)
         c2 = 1.0 - optimizer.beta2 ** (step + 1)
-        adam_update(x, field, wd, t(optimizer.beta1), t(optimizer.beta2), t(c1), t(c2), t(optimizer.eps),
-                    state["adam_m"], state["adam_v"], lr, replicas, out, bad)
+        adam_update(
+            x,
+            field,
+            wd,
+            t(optimizer.beta1),
+            t(optimizer.beta2),
+            t(c1),
+            t(c2),
+            t(optimizer.eps),
+            state["adam_m"],
+            state["adam_v"],
+            lr,
+            replicas,
+            out,
+            bad,
+        )
     elif isinstance(optimizer, Momentum):
         momentum_update(x, field, wd, t(optimizer.beta), state["velocity"], lr, replicas, out, bad)
     else:

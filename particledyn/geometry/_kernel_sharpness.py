@@ -1,4 +1,5 @@
 """Sharpness of a running simulation: wires :class:`SharpnessObserver` to its kernel and optimizer."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,13 +47,17 @@ class KernelSharpnessObserver(SharpnessObserver):
     def start(self, simulation) -> None:
         check_eigenpair_count(self.k, simulation.state.positions.size)
         if not getattr(simulation.kernel, "is_gradient", False):
-            raise ValueError(f"sharpness on kernel {simulation.kernel.name!r}: expected a gradient kernel "
-                             f"(one that defines a loss)")
+            raise ValueError(
+                f"sharpness on kernel {simulation.kernel.name!r}: expected a gradient kernel "
+                f"(one that defines a loss)"
+            )
         optimizer = simulation.optimizer
         adam = optimizer.name == "adam"
         if self.preconditioned and not adam:
-            raise ValueError(f"preconditioned=True with optimizer {optimizer.name!r}: expected 'adam' "
-                             f"(only Adam has a preconditioner)")
+            raise ValueError(
+                f"preconditioned=True with optimizer {optimizer.name!r}: expected 'adam' "
+                f"(only Adam has a preconditioner)"
+            )
         self.momentum = float(getattr(optimizer, "beta", 0.0)) if optimizer.name == "momentum" else 0.0
         use = adam if self.preconditioned is None else self.preconditioned
         self.preconditioner = _adam_preconditioner if use else None
@@ -61,9 +66,15 @@ class KernelSharpnessObserver(SharpnessObserver):
         self.adam_beta1 = float(optimizer.beta1) if use else None
 
 
-def kernel_sharpness(every: int = 1, *, k: int = 1, tol: float = 1e-6, which: str = "LA",
-                     preconditioned: bool | None = None,
-                     gradient_fraction: bool = False) -> KernelSharpnessObserver:
+def kernel_sharpness(
+    every: int = 1,
+    *,
+    k: int = 1,
+    tol: float = 1e-6,
+    which: str = "LA",
+    preconditioned: bool | None = None,
+    gradient_fraction: bool = False,
+) -> KernelSharpnessObserver:
     """Top Hessian eigenvalue of the running simulation's loss, on the kernel's full
     training set (``kernel.evaluation_context()``), with the optimizer's view of it.
 
@@ -91,7 +102,13 @@ def kernel_sharpness(every: int = 1, *, k: int = 1, tol: float = 1e-6, which: st
     gradient_fraction : bool
         Also record the fraction of the gradient in the top-k eigenspace.
     """
-    observer = KernelSharpnessObserver(_kernel_hvp, every, k=k, tol=tol, which=which,
-                                       gradient=_kernel_gradient if gradient_fraction else None)
+    observer = KernelSharpnessObserver(
+        _kernel_hvp,
+        every,
+        k=k,
+        tol=tol,
+        which=which,
+        gradient=_kernel_gradient if gradient_fraction else None,
+    )
     observer.preconditioned = preconditioned
     return observer

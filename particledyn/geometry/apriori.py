@@ -24,24 +24,34 @@ Two numbers come out, neither read off the pairs being checked:
 
 Both describe the plain gradient step; momentum and Adam add state and are refused.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-__all__ = ["ACTIVATION_DERIVATIVE_BOUNDS", "output_gradient", "per_neuron_jacobians",
-           "jacobian_sup", "lipschitz_bound", "step_lipschitz", "APRIORI_KINDS"]
+__all__ = [
+    "ACTIVATION_DERIVATIVE_BOUNDS",
+    "output_gradient",
+    "per_neuron_jacobians",
+    "jacobian_sup",
+    "lipschitz_bound",
+    "step_lipschitz",
+    "APRIORI_KINDS",
+]
 
 #: sup |sigma'| and sup |sigma''| per activation (ReLU: sigma' is discontinuous).
-ACTIVATION_DERIVATIVE_BOUNDS = {"sigmoid": (0.25, 1.0 / (6.0 * math.sqrt(3.0))),
-                                "tanh": (1.0, 4.0 / (3.0 * math.sqrt(3.0))),
-                                "relu": (1.0, math.inf)}
+ACTIVATION_DERIVATIVE_BOUNDS = {
+    "sigmoid": (0.25, 1.0 / (6.0 * math.sqrt(3.0))),
+    "tanh": (1.0, 4.0 / (3.0 * math.sqrt(3.0))),
+    "relu": (1.0, math.inf),
+}
 #: The a-priori K kinds :func:`step_lipschitz` computes.
 APRIORI_KINDS = ("apriori", "jacobian_sup")
 _GD_OPTIMIZERS = ("gd", "sgd")
 _EXACT_MAX_DIM = 64  # exact per-neuron spectral norms up to this particle dimension
-_CHUNK = 1 << 20     # floats per (neurons x batch) chunk
+_CHUNK = 1 << 20  # floats per (neurons x batch) chunk
 
 
 def _split(positions, inputs, G):
@@ -52,13 +62,15 @@ def _split(positions, inputs, G):
         G = G[:, None]
     d = Z.shape[1]
     if X.ndim != 2 or X.shape[1] != d + G.shape[1] or G.shape[0] != Z.shape[0]:
-        raise ValueError(f"positions {X.shape}, inputs {Z.shape}, G {G.shape}: expected (N, d + C), "
-                         f"(B, d) and (B, C)")
+        raise ValueError(
+            f"positions {X.shape}, inputs {Z.shape}, G {G.shape}: expected (N, d + C), (B, d) and (B, C)"
+        )
     return X[:, :d], X[:, d:], Z, G
 
 
 def _derivatives(activation, t):
     from particledyn.kernels.activations_reference import activation_reference
+
     return activation_reference(activation, t)
 
 
@@ -102,8 +114,10 @@ def jacobian_sup(positions, inputs, G, activation: str) -> tuple[float, int]:
     """
     X = np.asarray(positions)
     if X.ndim == 2 and X.shape[1] > _EXACT_MAX_DIM:
-        raise ValueError(f"particle dimension {X.shape[1]}: jacobian_sup expects at most "
-                         f"{_EXACT_MAX_DIM}; use the certified lipschitz_bound")
+        raise ValueError(
+            f"particle dimension {X.shape[1]}: jacobian_sup expects at most "
+            f"{_EXACT_MAX_DIM}; use the certified lipschitz_bound"
+        )
     norms = np.linalg.norm(per_neuron_jacobians(positions, inputs, G, activation), ord=2, axis=(1, 2))
     best = int(np.argmax(norms)) if len(norms) else -1
     return (float(norms[best]) if best >= 0 else 0.0), best
@@ -123,8 +137,7 @@ def lipschitz_bound(positions, inputs, G, activation: str) -> float:
         ``(alpha + sqrt(alpha^2 + 4 beta^2)) / 2`` (module notes); ``inf`` for ReLU.
     """
     if activation not in ACTIVATION_DERIVATIVE_BOUNDS:
-        raise ValueError(f"activation={activation!r}: expected one of "
-                         f"{tuple(ACTIVATION_DERIVATIVE_BOUNDS)}")
+        raise ValueError(f"activation={activation!r}: expected one of {tuple(ACTIVATION_DERIVATIVE_BOUNDS)}")
     s1, s2 = ACTIVATION_DERIVATIVE_BOUNDS[activation]
     if not math.isfinite(s2):
         return math.inf
@@ -139,6 +152,7 @@ def lipschitz_bound(positions, inputs, G, activation: str) -> float:
 def output_gradient(kernel, positions, masses, context) -> np.ndarray:
     """G = dL/dF (B, C) of a two-layer kernel at ``positions`` on the batch ``context``."""
     from particledyn.kernels.two_layer_reference import loss_and_output_gradient
+
     inputs, targets = context
     outputs = kernel.outputs(np.asarray(positions), masses, inputs)
     return loss_and_output_gradient(outputs, targets, kernel.loss_name)[1]
@@ -177,12 +191,19 @@ def check_applicable(simulation, kind: str) -> None:
         raise ValueError(f"K={kind!r} needs the running simulation (StepInfo.simulation is None)")
     kernel, optimizer = simulation.kernel, simulation.optimizer
     if not all(hasattr(kernel, a) for a in ("outputs", "activation", "loss_name", "d_in")):
-        raise ValueError(f"K={kind!r} on kernel {getattr(kernel, 'name', kernel)!r}: expected the "
-                         "built-in two-layer net (the analytic per-neuron Jacobian)")
-    if kind == "apriori" and not math.isfinite(ACTIVATION_DERIVATIVE_BOUNDS.get(kernel.activation,
-                                                                              (0, math.inf))[1]):
-        raise ValueError(f"K='apriori' with activation {kernel.activation!r}: expected a smooth "
-                         "activation (sigmoid, tanh); ReLU's update is not Lipschitz (sigma' jumps)")
+        raise ValueError(
+            f"K={kind!r} on kernel {getattr(kernel, 'name', kernel)!r}: expected the "
+            "built-in two-layer net (the analytic per-neuron Jacobian)"
+        )
+    if kind == "apriori" and not math.isfinite(
+        ACTIVATION_DERIVATIVE_BOUNDS.get(kernel.activation, (0, math.inf))[1]
+    ):
+        raise ValueError(
+            f"K='apriori' with activation {kernel.activation!r}: expected a smooth "
+            "activation (sigmoid, tanh); ReLU's update is not Lipschitz (sigma' jumps)"
+        )
     if optimizer.name not in _GD_OPTIMIZERS:
-        raise ValueError(f"K={kind!r} with optimizer {optimizer.name!r}: expected 'gd' or 'sgd' "
-                         "(momentum and Adam updates carry state the Jacobian bound ignores)")
+        raise ValueError(
+            f"K={kind!r} with optimizer {optimizer.name!r}: expected 'gd' or 'sgd' "
+            "(momentum and Adam updates carry state the Jacobian bound ignores)"
+        )

@@ -29,6 +29,7 @@ how many of the sign-fixed output weights are positive and how many of the
 sign-fixed input weights are positive: ``(m_a + 1)(m_w + 1)`` effective
 components, linear in the number of pathological neurons as seed 004 states.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,10 @@ def _output_columns(dim: int, output_columns) -> np.ndarray:
         raise ValueError(f"output_columns={output_columns!r}: out of range for D = {dim}")
     columns = np.unique(columns % dim)
     if len(columns) == dim:
-        raise ValueError(f"output_columns={output_columns!r}: covers every column; expected at "
-                         "least one input-weight column")
+        raise ValueError(
+            f"output_columns={output_columns!r}: covers every column; expected at "
+            "least one input-weight column"
+        )
     return columns
 
 
@@ -103,8 +106,7 @@ class BalanceDrift:
     max_mismatch: float
 
 
-def balance_drift(previous_positions, positions, update, lr: float,
-                  output_columns=-1) -> BalanceDrift:
+def balance_drift(previous_positions, positions, update, lr: float, output_columns=-1) -> BalanceDrift:
     """Drift of the balance over one step ``x(t+1) = x(t) + lr * U``.
 
     Parameters
@@ -124,8 +126,10 @@ def balance_drift(previous_positions, positions, update, lr: float,
     after = as_positions(positions, "positions")
     update = as_positions(update, "update")
     if not before.shape == after.shape == update.shape:
-        raise ValueError(f"shapes {before.shape}, {after.shape}, {update.shape}: expected "
-                         "previous_positions, positions and update alike")
+        raise ValueError(
+            f"shapes {before.shape}, {after.shape}, {update.shape}: expected "
+            "previous_positions, positions and update alike"
+        )
     lr = float(lr)
     drift = relu_balance(after, output_columns) - relu_balance(before, output_columns)
     w, a = split_neurons(before, output_columns)
@@ -163,11 +167,10 @@ class InvariantSetComponents:
     @property
     def n_components(self) -> int:
         """The exact number of components (a Python int; can be huge)."""
-        return 2 ** self.log2_components
+        return 2**self.log2_components
 
 
-def invariant_set_components(positions, output_columns=-1,
-                             tol: float = 0.0) -> InvariantSetComponents:
+def invariant_set_components(positions, output_columns=-1, tol: float = 0.0) -> InvariantSetComponents:
     """Connected components of the invariant set through the current cloud.
 
     Parameters

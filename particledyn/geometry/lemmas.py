@@ -16,6 +16,7 @@ configurations, eps the machine epsilon of the dtype). Lemma 1 calls a pair *equ
 when such a pair has ``d_ij(t+1) > split_tol`` (default ``(1 + eta K) equal_tol + atol``: more than
 Lemma 2 and rounding allow).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -105,8 +106,17 @@ def lemma_tolerances(dtype, *configurations) -> tuple[float, float]:
     return max(LEMMA_RTOL, 16.0 * _eps(dtype)), rounding_atol(*configurations, dtype=dtype)
 
 
-def bounds_check(before, after, lr: float, K: float, *, rtol: float, atol: float,
-                 equal_tol: float | None = None, split_tol: float | None = None) -> LemmaCheck:
+def bounds_check(
+    before,
+    after,
+    lr: float,
+    K: float,
+    *,
+    rtol: float,
+    atol: float,
+    equal_tol: float | None = None,
+    split_tol: float | None = None,
+) -> LemmaCheck:
     """Lemmas 1 and 2 on given pair distances ``d_ij(t)`` (``before``) and ``d_ij(t+1)``.
 
     Parameters
@@ -143,14 +153,35 @@ def bounds_check(before, after, lr: float, K: float, *, rtol: float, atol: float
         used = change / eta_K if eta_K > 0 else (0.0 if change == 0 else float("inf"))
     else:
         lo = hi = used = float("nan")
-    return LemmaCheck(lo, hi, lower, upper, int(len(d0)), n_low, n_high, n_equal, n_split,
-                      float(atol), float(used), equal_tol)
+    return LemmaCheck(
+        lo,
+        hi,
+        lower,
+        upper,
+        int(len(d0)),
+        n_low,
+        n_high,
+        n_equal,
+        n_split,
+        float(atol),
+        float(used),
+        equal_tol,
+    )
 
 
-def lemma_check(pairs: NeighbourPairs, next_positions, lr: float, K: float, *,
-                rtol: float | None = None, atol: float | None = None,
-                equal_tol: float | None = None, split_tol: float | None = None,
-                dtype=None, extra_pairs=None) -> LemmaCheck:
+def lemma_check(
+    pairs: NeighbourPairs,
+    next_positions,
+    lr: float,
+    K: float,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    equal_tol: float | None = None,
+    split_tol: float | None = None,
+    dtype=None,
+    extra_pairs=None,
+) -> LemmaCheck:
     """Check Lemmas 1 and 2 on one step x(t) -> x(t+1) over pairs of x(t).
 
     Parameters
@@ -182,17 +213,25 @@ def lemma_check(pairs: NeighbourPairs, next_positions, lr: float, K: float, *,
         dtype = getattr(next_positions, "dtype", np.float64)
     next_positions = as_positions(next_positions, "next_positions")
     if next_positions.shape != pairs.positions.shape:
-        raise ValueError(f"next_positions has shape {next_positions.shape}: expected "
-                         f"{pairs.positions.shape} like x(t)")
+        raise ValueError(
+            f"next_positions has shape {next_positions.shape}: expected {pairs.positions.shape} like x(t)"
+        )
     default_rtol, default_atol = lemma_tolerances(dtype, pairs.positions, next_positions)
     before, after = pairs.distances, pairs.norms(next_positions)
     if extra_pairs is not None:
         i, j = extra_pairs
         before = np.concatenate([before, pair_norms(pairs.positions, i, j)])
         after = np.concatenate([after, pair_norms(next_positions, i, j)])
-    return bounds_check(before, after, lr, K, rtol=default_rtol if rtol is None else rtol,
-                        atol=default_atol if atol is None else atol, equal_tol=equal_tol,
-                        split_tol=split_tol)
+    return bounds_check(
+        before,
+        after,
+        lr,
+        K,
+        rtol=default_rtol if rtol is None else rtol,
+        atol=default_atol if atol is None else atol,
+        equal_tol=equal_tol,
+        split_tol=split_tol,
+    )
 
 
 def extreme_pairs(before, after, n_sample: int, rng: np.random.Generator):

@@ -7,6 +7,7 @@ the "pairwise K"; it sits beside lambda_max of the Hessian (for gradient
 descent U = -grad L, so K <= ||H||_2). Being measured on the pairs, it cannot
 test Lemma 2 on the same pairs and step (see :mod:`.lemmas`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,9 @@ def pairwise_lipschitz(pairs: NeighbourPairs, update) -> PairwiseLipschitz:
         raise TypeError(f"pairs is {type(pairs).__name__}: expected a NeighbourPairs")
     update = np.asarray(update)
     if update.shape != pairs.positions.shape:
-        raise ValueError(f"update has shape {update.shape}: expected the positions' shape "
-                         f"{pairs.positions.shape}")
+        raise ValueError(
+            f"update has shape {update.shape}: expected the positions' shape {pairs.positions.shape}"
+        )
     distances = pairs.distances
     spread = pairs.norms(update)
     positive = distances > 0
@@ -76,5 +78,6 @@ def pairwise_lipschitz(pairs: NeighbourPairs, update) -> PairwiseLipschitz:
     ratio = np.where(positive, spread / np.where(positive, distances, 1.0), -np.inf)
     best = int(np.argmax(ratio))
     i, j = pairs.pairs
-    return PairwiseLipschitz(float(ratio[best]), (int(i[best]), int(j[best])),
-                             int(np.count_nonzero(positive)), n_coincident)
+    return PairwiseLipschitz(
+        float(ratio[best]), (int(i[best]), int(j[best])), int(np.count_nonzero(positive)), n_coincident
+    )

@@ -15,6 +15,7 @@ total mass of the particles whose atom at t+1 gathers particles from two or
 more atoms of t, i.e. whose atom at t+1 contains a particle that was not in
 their atom at t.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ class MergeStatistics:
 def _check_labels(labels, n: int | None, name: str) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} has shape {labels.shape} and dtype {labels.dtype}: expected a "
-                         "1-D integer array of atom labels")
+        raise ValueError(
+            f"{name} has shape {labels.shape} and dtype {labels.dtype}: expected a "
+            "1-D integer array of atom labels"
+        )
     if n is not None and len(labels) != n:
         raise ValueError(f"{name} has {len(labels)} entries: expected one per particle ({n})")
     if len(labels) and labels.min() < 0:
@@ -111,13 +114,20 @@ def merge_statistics(labels_before, labels_after, masses) -> MergeStatistics:
     n_before, n_after = int(before.max()) + 1, int(after.max()) + 1
     # The overlap graph as a sparse matrix: converting to CSR sums duplicate
     # (after, before) entries with a counting sort, cheaper than np.unique.
-    links = coo_matrix((np.ones(len(after), dtype=np.int32), (after, before)),
-                       shape=(n_after, n_before)).tocsr()
+    links = coo_matrix(
+        (np.ones(len(after), dtype=np.int32), (after, before)), shape=(n_after, n_before)
+    ).tocsr()
     links.sum_duplicates()
     n_links = int(links.nnz)
     merged = np.diff(links.indptr)[after] >= 2
-    return MergeStatistics(n_before, n_after, n_links - n_after, n_links - n_before,
-                           float(masses[merged].sum()), int(np.count_nonzero(merged)))
+    return MergeStatistics(
+        n_before,
+        n_after,
+        n_links - n_after,
+        n_links - n_before,
+        float(masses[merged].sum()),
+        int(np.count_nonzero(merged)),
+    )
 
 
 def _compact(labels: np.ndarray) -> np.ndarray:
@@ -150,8 +160,9 @@ def mass_histogram(masses_of_atoms, edges) -> tuple[np.ndarray, int, int]:
     """
     edges = np.asarray(edges, dtype=np.float64)
     if edges.ndim != 1 or len(edges) < 2 or not (np.diff(edges) > 0).all():
-        raise ValueError(f"edges of shape {edges.shape}: expected a strictly increasing 1-D array "
-                         "of at least 2 bin edges")
+        raise ValueError(
+            f"edges of shape {edges.shape}: expected a strictly increasing 1-D array of at least 2 bin edges"
+        )
     values = np.asarray(masses_of_atoms, dtype=np.float64)
     counts, _ = np.histogram(values, bins=edges)
     under = int(np.count_nonzero(values < edges[0]))

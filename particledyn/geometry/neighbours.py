@@ -8,6 +8,7 @@ eps-close pairs that define atoms. :class:`NeighbourCache` hands the same
 object to several observers, and the one built for x(t+1) at step t+1 is the
 one reused as "pairs at time t" one step later.
 """
+
 from __future__ import annotations
 
 import math
@@ -218,14 +219,27 @@ def _grid(points: np.ndarray, eps: float, count_only: bool):
     first = np.flatnonzero(new)
     starts = np.r_[first, m].astype(np.int64)
     sorted_points = points[order]
-    boxes = np.stack([np.minimum.reduceat(sorted_points, first, axis=0),
-                      np.maximum.reduceat(sorted_points, first, axis=0)], axis=1)
+    boxes = np.stack(
+        [
+            np.minimum.reduceat(sorted_points, first, axis=0),
+            np.maximum.reduceat(sorted_points, first, axis=0),
+        ],
+        axis=1,
+    )
     r = int(math.floor(math.sqrt(dim))) + 1
     grid = np.stack(np.meshgrid(*[np.arange(-r, r + 1)] * dim, indexing="ij"), -1).reshape(-1, dim)
     # each unordered cell pair once: offsets lexicographically after zero
     later = np.array([tuple(o) > (0,) * dim for o in grid])
-    return _grid_walk(points, np.ascontiguousarray(cells[first]), boxes, starts, order.astype(np.int64),
-                      np.ascontiguousarray(grid[later], dtype=np.int64), float(eps) ** 2, count_only)
+    return _grid_walk(
+        points,
+        np.ascontiguousarray(cells[first]),
+        boxes,
+        starts,
+        order.astype(np.int64),
+        np.ascontiguousarray(grid[later], dtype=np.int64),
+        float(eps) ** 2,
+        count_only,
+    )
 
 
 def grid_links(points: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -313,13 +327,18 @@ class NeighbourPairs:
     which made the 10^6-point query about 3x faster here.
     """
 
-    def __init__(self, positions, k: int = 6, all_pairs_max_n: int = ALL_PAIRS_MAX_N,
-                 leafsize: int = 16, workers: int = -1):
+    def __init__(
+        self,
+        positions,
+        k: int = 6,
+        all_pairs_max_n: int = ALL_PAIRS_MAX_N,
+        leafsize: int = 16,
+        workers: int = -1,
+    ):
         if int(k) != k or k < 1:
             raise ValueError(f"k={k!r}: expected a positive integer number of neighbours")
         if int(all_pairs_max_n) != all_pairs_max_n or all_pairs_max_n < 0:
-            raise ValueError(f"all_pairs_max_n={all_pairs_max_n!r}: expected a non-negative "
-                             "integer")
+            raise ValueError(f"all_pairs_max_n={all_pairs_max_n!r}: expected a non-negative integer")
         # A private copy: the engine may reuse its position buffer in place.
         self.positions = np.array(as_positions(positions), dtype=np.float64, copy=True)
         self.n, self.dim = self.positions.shape
@@ -356,8 +375,7 @@ class NeighbourPairs:
             order = tree.indices
             dist = np.empty((self.n, self.k + 1))
             idx = np.empty((self.n, self.k + 1), dtype=np.intp)
-            dist[order], idx[order] = tree.query(self.positions[order], k=self.k + 1,
-                                                 workers=self.workers)
+            dist[order], idx[order] = tree.query(self.positions[order], k=self.k + 1, workers=self.workers)
             # Drop the particle itself; if more than k+1 particles coincide the
             # query may not return it, and then the farthest column goes.
             is_self = idx == np.arange(self.n)[:, None]
@@ -432,8 +450,7 @@ class NeighbourPairs:
         """
         values = as_positions(values, "values")
         if values.shape[0] != self.n:
-            raise ValueError(f"values has {values.shape[0]} rows: expected one per particle "
-                             f"({self.n})")
+            raise ValueError(f"values has {values.shape[0]} rows: expected one per particle ({self.n})")
         if self.n < 2:
             return np.empty(0)
         if self.all_pairs:
@@ -485,12 +502,17 @@ class NeighbourPairs:
         # two saturated particles: one tree over those alone finds them all.
         links = grid_links(self.positions[saturated], eps) if spanning else None
         if links is not None:
-            return (np.concatenate([i.astype(np.int64), saturated[links[0]]]),
-                    np.concatenate([j.astype(np.int64), saturated[links[1]]]))
+            return (
+                np.concatenate([i.astype(np.int64), saturated[links[0]]]),
+                np.concatenate([j.astype(np.int64), saturated[links[1]]]),
+            )
         extra = cKDTree(self.positions[saturated], leafsize=self.leafsize).query_pairs(
-            eps, output_type="ndarray")
-        return (np.concatenate([i.astype(np.int64), saturated[extra[:, 0]]]),
-                np.concatenate([j.astype(np.int64), saturated[extra[:, 1]]]))
+            eps, output_type="ndarray"
+        )
+        return (
+            np.concatenate([i.astype(np.int64), saturated[extra[:, 0]]]),
+            np.concatenate([j.astype(np.int64), saturated[extra[:, 1]]]),
+        )
 
     def close_pairs(self, eps: float) -> tuple[np.ndarray, np.ndarray]:
         """Unordered pairs ``(i, j)``, ``i < j``, with ``||x_i - x_j|| <= eps``, each once."""
@@ -569,10 +591,10 @@ class NeighbourCache:
     at step t+2.
     """
 
-    def __init__(self, k: int = 6, all_pairs_max_n: int = ALL_PAIRS_MAX_N,
-                 leafsize: int = 16, workers: int = -1):
-        self.options = dict(k=k, all_pairs_max_n=all_pairs_max_n, leafsize=leafsize,
-                            workers=workers)
+    def __init__(
+        self, k: int = 6, all_pairs_max_n: int = ALL_PAIRS_MAX_N, leafsize: int = 16, workers: int = -1
+    ):
+        self.options = dict(k=k, all_pairs_max_n=all_pairs_max_n, leafsize=leafsize, workers=workers)
         NeighbourPairs(np.zeros((1, 1)), **self.options)  # validate the options now
         self._entries: dict[int, tuple[np.ndarray, NeighbourPairs]] = {}
         self.n_built = 0

@@ -8,22 +8,23 @@ one neighbour list per configuration serve all of them; build them with
 Values that need x(t-1) are NaN (floats) or 0 (counts) at step 0, where no
 step has been taken yet.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from ..observers import Observer, StepInfo
-from .conserved import balance_drift, invariant_set_components, relu_balance
 from .apriori import APRIORI_KINDS, check_applicable, step_lipschitz
+from .conserved import balance_drift, invariant_set_components, relu_balance
 from .lemmas import bounds_check, extreme_pairs, lemma_tolerances, rounding_atol
 from .lipschitz import max_ratio, pairwise_lipschitz
 from .merges import DEFAULT_EPS, atom_masses, default_mass_bins, mass_histogram, merge_statistics
 from .neighbours import NeighbourCache, pair_norms
-from .sharpness import (gradient_fraction, preconditioned_hvp, stability_thresholds,
-                        top_eigenpairs)
+from .sharpness import gradient_fraction, preconditioned_hvp, stability_thresholds, top_eigenpairs
 
 _NAN = float("nan")
 
@@ -39,8 +40,10 @@ def _cache(cache: NeighbourCache | None, k: int) -> NeighbourCache:
 def _source(info: StepInfo, source: str) -> np.ndarray:
     values = info.update if source == "update" else info.field
     if values is None:
-        raise ValueError(f"StepInfo.{source} is None at step {info.step}: the loop must pass it "
-                         "to observers with needs_previous = True")
+        raise ValueError(
+            f"StepInfo.{source} is None at step {info.step}: the loop must pass it "
+            "to observers with needs_previous = True"
+        )
     return values
 
 
@@ -65,8 +68,9 @@ class PairwiseLipschitzObserver(Observer):
     name = "pairwise_lipschitz"
     needs_previous = True
 
-    def __init__(self, every: int = 1, *, cache: NeighbourCache | None = None, k: int = 6,
-                 source: str = "update"):
+    def __init__(
+        self, every: int = 1, *, cache: NeighbourCache | None = None, k: int = 6, source: str = "update"
+    ):
         super().__init__(every)
         if source not in ("update", "field"):
             raise ValueError(f"source={source!r}: expected 'update' or 'field'")
@@ -81,9 +85,13 @@ class PairwiseLipschitzObserver(Observer):
             return {"K": _NAN, "eta_K": _NAN, "eta_star": _NAN, "n_pairs": 0, "n_coincident": 0}
         pairs = self.cache.get(info.step - 1, info.previous_positions)
         result = pairwise_lipschitz(pairs, _source(info, self.source))
-        return {"K": result.K, "eta_K": info.lr * result.K,
-                "eta_star": 1.0 / result.K if result.K > 0 else float("inf"),
-                "n_pairs": result.n_pairs, "n_coincident": result.n_coincident}
+        return {
+            "K": result.K,
+            "eta_K": info.lr * result.K,
+            "eta_star": 1.0 / result.K if result.K > 0 else float("inf"),
+            "n_pairs": result.n_pairs,
+            "n_coincident": result.n_coincident,
+        }
 
 
 class LemmaObserver(Observer):
@@ -134,14 +142,23 @@ class LemmaObserver(Observer):
     needs_previous = True
     KINDS = ("pairwise", "previous", "held_out", "apriori", "jacobian_sup")
 
-    def __init__(self, K="pairwise", every: int = 1, *, cache: NeighbourCache | None = None,
-                 k: int = 6, rtol: float | None = None, equal_tol: float | None = None,
-                 source: str = "update", n_sample: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        K="pairwise",
+        every: int = 1,
+        *,
+        cache: NeighbourCache | None = None,
+        k: int = 6,
+        rtol: float | None = None,
+        equal_tol: float | None = None,
+        source: str = "update",
+        n_sample: int = 64,
+        seed: int = 0,
+    ):
         super().__init__(every)
         if isinstance(K, str):
             if K not in self.KINDS:
-                raise ValueError(f"K={K!r}: expected a number, a callable(info) or one of "
-                                 f"{self.KINDS}")
+                raise ValueError(f"K={K!r}: expected a number, a callable(info) or one of {self.KINDS}")
         elif not callable(K):
             K = float(K)
             if not (np.isfinite(K) and K >= 0):
@@ -156,8 +173,13 @@ class LemmaObserver(Observer):
         self._previous_K = _NAN
 
     def recorded_options(self) -> dict[str, Any]:
-        return {"K": self.K, "source": self.source, "k": self.cache.options["k"], "rtol": self.rtol,
-                "equal_tol": self.equal_tol}
+        return {
+            "K": self.K,
+            "source": self.source,
+            "k": self.cache.options["k"],
+            "rtol": self.rtol,
+            "equal_tol": self.equal_tol,
+        }
 
     def start(self, simulation) -> None:
         if self.K in APRIORI_KINDS:
@@ -200,26 +222,53 @@ class LemmaObserver(Observer):
         else:
             K = self.K
         rtol, atol = lemma_tolerances(info.positions.dtype, pairs.positions, info.positions)
-        check = bounds_check(before[checked], after[checked], info.lr, K,
-                             rtol=rtol if self.rtol is None else self.rtol, atol=atol,
-                             equal_tol=self.equal_tol)
-        return {"K": K, "eta_K": info.lr * K, "certified": self.K == "apriori",
-                "fraction_used": check.fraction_used,
-                "min_ratio": check.min_ratio, "max_ratio": check.max_ratio,
-                "lower_bound": check.lower_bound, "upper_bound": check.upper_bound,
-                "n_pairs": check.n_pairs, "n_sampled": n_sampled,
-                "sample_size": min(self.n_sample, pairs.n) if extra is not None else 0,
-                "n_violations": check.n_violations,
-                "n_lower_violations": check.n_lower_violations,
-                "n_upper_violations": check.n_upper_violations, "n_equal": check.n_equal,
-                "n_split": check.n_split}
+        check = bounds_check(
+            before[checked],
+            after[checked],
+            info.lr,
+            K,
+            rtol=rtol if self.rtol is None else self.rtol,
+            atol=atol,
+            equal_tol=self.equal_tol,
+        )
+        return {
+            "K": K,
+            "eta_K": info.lr * K,
+            "certified": self.K == "apriori",
+            "fraction_used": check.fraction_used,
+            "min_ratio": check.min_ratio,
+            "max_ratio": check.max_ratio,
+            "lower_bound": check.lower_bound,
+            "upper_bound": check.upper_bound,
+            "n_pairs": check.n_pairs,
+            "n_sampled": n_sampled,
+            "sample_size": min(self.n_sample, pairs.n) if extra is not None else 0,
+            "n_violations": check.n_violations,
+            "n_lower_violations": check.n_lower_violations,
+            "n_upper_violations": check.n_upper_violations,
+            "n_equal": check.n_equal,
+            "n_split": check.n_split,
+        }
 
     def _empty(self, n_sampled: int = 0) -> dict[str, Any]:
-        return {"K": _NAN, "eta_K": _NAN, "certified": self.K == "apriori", "fraction_used": _NAN,
-                "min_ratio": _NAN,
-                "max_ratio": _NAN, "lower_bound": _NAN, "upper_bound": _NAN, "n_pairs": 0,
-                "n_sampled": n_sampled, "sample_size": 0, "n_violations": 0, "n_lower_violations": 0,
-                "n_upper_violations": 0, "n_equal": 0, "n_split": 0}
+        return {
+            "K": _NAN,
+            "eta_K": _NAN,
+            "certified": self.K == "apriori",
+            "fraction_used": _NAN,
+            "min_ratio": _NAN,
+            "max_ratio": _NAN,
+            "lower_bound": _NAN,
+            "upper_bound": _NAN,
+            "n_pairs": 0,
+            "n_sampled": n_sampled,
+            "sample_size": 0,
+            "n_violations": 0,
+            "n_lower_violations": 0,
+            "n_upper_violations": 0,
+            "n_equal": 0,
+            "n_split": 0,
+        }
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"previous_K": np.array(self._previous_K)}
@@ -268,9 +317,17 @@ class MergeObserver(Observer):
     name = "merges"
     needs_previous = True
 
-    def __init__(self, eps: float = DEFAULT_EPS, every: int = 1, *,
-                 cache: NeighbourCache | None = None, k: int = 6, mass_bins=None,
-                 eps_relative: float | None = None, allow_close_start: bool = False):
+    def __init__(
+        self,
+        eps: float = DEFAULT_EPS,
+        every: int = 1,
+        *,
+        cache: NeighbourCache | None = None,
+        k: int = 6,
+        mass_bins=None,
+        eps_relative: float | None = None,
+        allow_close_start: bool = False,
+    ):
         super().__init__(every)
         eps = float(eps)
         if not (np.isfinite(eps) and eps >= 0):
@@ -278,8 +335,10 @@ class MergeObserver(Observer):
         if eps_relative is not None:
             eps_relative = float(eps_relative)
             if not (np.isfinite(eps_relative) and eps_relative > 0):
-                raise ValueError(f"eps_relative={eps_relative!r}: expected a positive fraction of "
-                                 "the start's closest-pair distance")
+                raise ValueError(
+                    f"eps_relative={eps_relative!r}: expected a positive fraction of "
+                    "the start's closest-pair distance"
+                )
         self.eps, self.eps_relative = eps, eps_relative
         self.allow_close_start = bool(allow_close_start)
         self.start_delta = _NAN
@@ -290,8 +349,12 @@ class MergeObserver(Observer):
     def recorded_options(self) -> dict[str, Any]:
         # a relative eps is resolved at the first observation: the ``eps`` key records it
         eps = self.eps if self.eps_relative is None else None
-        return {"eps": eps, "eps_relative": self.eps_relative, "k": self.cache.options["k"],
-                "allow_close_start": self.allow_close_start}
+        return {
+            "eps": eps,
+            "eps_relative": self.eps_relative,
+            "k": self.cache.options["k"],
+            "allow_close_start": self.allow_close_start,
+        }
 
     def _fix_scale(self, pairs) -> None:
         """At the first observation: delta_0, the relative scale, the close-start refusal."""
@@ -300,9 +363,11 @@ class MergeObserver(Observer):
         if self.eps_relative is not None:
             self.eps = self.eps_relative * delta
         if delta <= self.eps and not self.allow_close_start:
-            raise ValueError(f"merges: eps={self.eps:.6g} but the start already has particles {i} "
-                             f"and {j} at distance {delta:.6g}: expected eps below the start's "
-                             "closest-pair distance (use eps_relative < 1, or allow_close_start)")
+            raise ValueError(
+                f"merges: eps={self.eps:.6g} but the start already has particles {i} "
+                f"and {j} at distance {delta:.6g}: expected eps below the start's "
+                "closest-pair distance (use eps_relative < 1, or allow_close_start)"
+            )
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         pairs = self.cache.get(info.step, info.positions)
@@ -316,21 +381,35 @@ class MergeObserver(Observer):
         # linear in N also when a cluster holds most of the cloud
         close_i, close_j = pairs.close_edges(self.eps, spanning=True)
         exact = pairs.count_close_pairs(rounding_atol(pairs.positions, dtype=info.positions.dtype))
-        values = {"n_atoms": n_atoms, "n_close_pairs": pairs.count_close_pairs(self.eps),
-                  "n_exact_pairs": exact,
-                  "min_distance": closest_pair(pairs)[0], "eps": self.eps,
-                  "n_merges": 0, "n_splits": 0, "merged_mass": 0.0, "n_merged_particles": 0,
-                  "largest_atom_mass": float(masses.max()) if len(masses) else 0.0,
-                  "mass_in_multi_atoms": float(masses[sizes >= 2].sum()),
-                  "mass_histogram": counts, "mass_underflow": under, "mass_overflow": over,
-                  "merge_i": -1, "merge_j": -1, "merge_distance": _NAN,
-                  "merge_previous_distance": _NAN}
+        values = {
+            "n_atoms": n_atoms,
+            "n_close_pairs": pairs.count_close_pairs(self.eps),
+            "n_exact_pairs": exact,
+            "min_distance": closest_pair(pairs)[0],
+            "eps": self.eps,
+            "n_merges": 0,
+            "n_splits": 0,
+            "merged_mass": 0.0,
+            "n_merged_particles": 0,
+            "largest_atom_mass": float(masses.max()) if len(masses) else 0.0,
+            "mass_in_multi_atoms": float(masses[sizes >= 2].sum()),
+            "mass_histogram": counts,
+            "mass_underflow": under,
+            "mass_overflow": over,
+            "merge_i": -1,
+            "merge_j": -1,
+            "merge_distance": _NAN,
+            "merge_previous_distance": _NAN,
+        }
         if info.previous_positions is not None:
             _, before = self.cache.get(info.step - 1, info.previous_positions).atoms(self.eps)
             stats = merge_statistics(before, labels, info.masses)
-            values.update(n_merges=stats.n_merges, n_splits=stats.n_splits,
-                          merged_mass=stats.merged_mass,
-                          n_merged_particles=stats.n_merged_particles)
+            values.update(
+                n_merges=stats.n_merges,
+                n_splits=stats.n_splits,
+                merged_mass=stats.merged_mass,
+                n_merged_particles=stats.n_merged_particles,
+            )
             joining = (before[close_i] != before[close_j]) & (close_i != close_j)
             if joining.any():
                 i, j = close_i[joining], close_j[joining]
@@ -338,8 +417,12 @@ class MergeObserver(Observer):
                 best = int(np.argmin(now))
                 i, j = int(i[best]), int(j[best])
                 previous = np.asarray(info.previous_positions, dtype=np.float64)
-                values.update(merge_i=i, merge_j=j, merge_distance=float(now[best]),
-                              merge_previous_distance=float(np.linalg.norm(previous[i] - previous[j])))
+                values.update(
+                    merge_i=i,
+                    merge_j=j,
+                    merge_distance=float(now[best]),
+                    merge_previous_distance=float(np.linalg.norm(previous[i] - previous[j])),
+                )
         return values
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -426,17 +509,27 @@ class BalanceObserver(Observer):
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         c = relu_balance(info.positions, self.output_columns)
         parts = invariant_set_components(info.positions, self.output_columns, self.tol)
-        values = {"c_min": float(c.min()), "c_max": float(c.max()), "c_mean": float(c.mean()),
-                  "max_drift": _NAN, "max_first_order": _NAN, "max_second_order": _NAN,
-                  "n_pathological": parts.n_pathological,
-                  "n_pathological_positive": parts.n_pathological_positive,
-                  "log2_components": parts.log2_components,
-                  "n_effective_components": parts.n_effective_components}
+        values = {
+            "c_min": float(c.min()),
+            "c_max": float(c.max()),
+            "c_mean": float(c.mean()),
+            "max_drift": _NAN,
+            "max_first_order": _NAN,
+            "max_second_order": _NAN,
+            "n_pathological": parts.n_pathological,
+            "n_pathological_positive": parts.n_pathological_positive,
+            "log2_components": parts.log2_components,
+            "n_effective_components": parts.n_effective_components,
+        }
         if info.previous_positions is not None and info.update is not None:
-            drift = balance_drift(info.previous_positions, info.positions, info.update, info.lr,
-                                  self.output_columns)
-            values.update(max_drift=drift.max_drift, max_first_order=drift.max_first_order,
-                          max_second_order=drift.max_second_order)
+            drift = balance_drift(
+                info.previous_positions, info.positions, info.update, info.lr, self.output_columns
+            )
+            values.update(
+                max_drift=drift.max_drift,
+                max_first_order=drift.max_first_order,
+                max_second_order=drift.max_second_order,
+            )
         return values
 
 
@@ -472,10 +565,20 @@ class SharpnessObserver(Observer):
 
     name = "sharpness"
 
-    def __init__(self, hvp: Callable[[StepInfo], Callable], every: int = 1, *, k: int = 1,
-                 tol: float = 1e-6, ncv: int | None = None, which: str = "LA",
-                 momentum: float = 0.0, preconditioner: Callable | None = None,
-                 gradient: Callable | None = None, adam_beta1: float | None = None):
+    def __init__(
+        self,
+        hvp: Callable[[StepInfo], Callable],
+        every: int = 1,
+        *,
+        k: int = 1,
+        tol: float = 1e-6,
+        ncv: int | None = None,
+        which: str = "LA",
+        momentum: float = 0.0,
+        preconditioner: Callable | None = None,
+        gradient: Callable | None = None,
+        adam_beta1: float | None = None,
+    ):
         super().__init__(every)
         for label, f in (("hvp", hvp), ("preconditioner", preconditioner), ("gradient", gradient)):
             if f is not None and not callable(f):
@@ -488,8 +591,14 @@ class SharpnessObserver(Observer):
         self.eigenvector: np.ndarray | None = None
 
     def recorded_options(self) -> dict[str, Any]:
-        return {"k": self.k, "which": self.which, "momentum": self.momentum, "tol": self.tol,
-                "preconditioned": self.preconditioner is not None, "adam_beta1": self.adam_beta1}
+        return {
+            "k": self.k,
+            "which": self.which,
+            "momentum": self.momentum,
+            "tol": self.tol,
+            "preconditioned": self.preconditioner is not None,
+            "adam_beta1": self.adam_beta1,
+        }
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         n = int(np.size(info.positions))
@@ -499,8 +608,7 @@ class SharpnessObserver(Observer):
         v0 = self.eigenvector
         if v0 is not None and v0.size != n:
             v0 = None
-        result = top_eigenpairs(operator, n, self.k, v0=v0, tol=self.tol, ncv=self.ncv,
-                                which=self.which)
+        result = top_eigenpairs(operator, n, self.k, v0=v0, tol=self.tol, ncv=self.ncv, which=self.which)
         self.eigenvector = result.eigenvector
         values: dict[str, Any] = {"lambda_max": result.lambda_max}
         values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum, self.adam_beta1))
@@ -534,9 +642,16 @@ def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
     return checked
 
 
-def geometry_observers(K="pairwise", eps: float | None = None, every: int = 1, *, k: int = 6,
-                       source: str = "update", eps_relative: float | None = None,
-                       allow_close_start: bool = False) -> list[Observer]:
+def geometry_observers(
+    K="pairwise",
+    eps: float | None = None,
+    every: int = 1,
+    *,
+    k: int = 6,
+    source: str = "update",
+    eps_relative: float | None = None,
+    allow_close_start: bool = False,
+) -> list[Observer]:
     """Pairwise K, Lemma checks and merges sharing one neighbour cache (options as the observers').
 
     With neither ``eps`` nor ``eps_relative`` the merge scale is half the start's closest-pair
@@ -548,8 +663,14 @@ def geometry_observers(K="pairwise", eps: float | None = None, every: int = 1, *
         ``[PairwiseLipschitzObserver, LemmaObserver, MergeObserver]``.
     """
     cache = NeighbourCache(k=k)
-    return [PairwiseLipschitzObserver(every, cache=cache, source=source),
-            LemmaObserver(K, every, cache=cache, source=source),
-            MergeObserver(DEFAULT_EPS if eps is None else eps, every, cache=cache,
-                          eps_relative=0.5 if eps is None and eps_relative is None else eps_relative,
-                          allow_close_start=allow_close_start)]
+    return [
+        PairwiseLipschitzObserver(every, cache=cache, source=source),
+        LemmaObserver(K, every, cache=cache, source=source),
+        MergeObserver(
+            DEFAULT_EPS if eps is None else eps,
+            every,
+            cache=cache,
+            eps_relative=0.5 if eps is None and eps_relative is None else eps_relative,
+            allow_close_start=allow_close_start,
+        ),
+    ]

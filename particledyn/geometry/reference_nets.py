@@ -6,6 +6,7 @@ benchmarked on, independent of the engine's kernels. A neuron is a particle
 is ``f(z) = c * sum_i a_i sigma(w_i . z)`` (``c = 1/N`` by default, the
 mean-field scale) and the loss ``L = 1/(2B) sum_b (f(z_b) - y_b)^2``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,14 +14,17 @@ import numpy as np
 
 def _activation(name: str):
     if name == "sigmoid":
+
         def sigma(z):
             s = 0.5 * (1.0 + np.tanh(0.5 * z))  # = 1 / (1 + exp(-z)), overflow-free
             return s, s * (1.0 - s), s * (1.0 - s) * (1.0 - 2.0 * s)
     elif name == "relu":
+
         def sigma(z):
             step = (z > 0).astype(np.float64)
             return z * step, step, np.zeros_like(z)
     elif name == "tanh":
+
         def sigma(z):
             t = np.tanh(z)
             return t, 1.0 - t * t, -2.0 * t * (1.0 - t * t)
@@ -46,13 +50,13 @@ class TwoLayerNet:
     and return flat vectors of length N (d+1), the layout Lanczos works on.
     """
 
-    def __init__(self, inputs, targets, activation: str = "sigmoid",
-                 output_scale: float | None = None):
+    def __init__(self, inputs, targets, activation: str = "sigmoid", output_scale: float | None = None):
         self.inputs = np.asarray(inputs, dtype=np.float64)
         self.targets = np.asarray(targets, dtype=np.float64)
         if self.inputs.ndim != 2 or self.targets.shape != (self.inputs.shape[0],):
-            raise ValueError(f"inputs {self.inputs.shape} and targets {self.targets.shape}: "
-                             "expected (B, d) and (B,)")
+            raise ValueError(
+                f"inputs {self.inputs.shape} and targets {self.targets.shape}: expected (B, d) and (B,)"
+            )
         self.sigma = _activation(activation)
         self.activation = activation
         self.output_scale = output_scale
@@ -115,8 +119,14 @@ class TwoLayerNet:
         return lambda v: self.hvp(X, np.reshape(v, X.shape), forward).ravel()
 
 
-def teacher_student(n_student: int, d: int = 2, batch: int = 256, n_teacher: int = 4,
-                    activation: str = "sigmoid", seed: int = 0):
+def teacher_student(
+    n_student: int,
+    d: int = 2,
+    batch: int = 256,
+    n_teacher: int = 4,
+    activation: str = "sigmoid",
+    seed: int = 0,
+):
     """A teacher-student problem: targets from a random teacher net.
 
     Returns

@@ -12,10 +12,11 @@ of U is ``||H||_2``; ``lambda_max`` (``which='LA'``, the default) is the
 sharpness of the edge-of-stability literature, and ``which='LM'`` gives the
 eigenvalue of largest magnitude (= ``||H||_2`` up to sign).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -69,8 +70,7 @@ class CountedOperator(LinearOperator):
         v = np.asarray(v, dtype=np.float64).reshape(-1)
         out = np.asarray(self.hvp(v), dtype=np.float64).reshape(-1)
         if out.shape != v.shape:
-            raise ValueError(f"hvp returned {out.size} numbers: expected {v.size}, one per "
-                             "parameter")
+            raise ValueError(f"hvp returned {out.size} numbers: expected {v.size}, one per parameter")
         self.count += 1
         return out
 
@@ -105,14 +105,26 @@ def check_eigenpair_count(k, n: int) -> int:
         ``k`` is not such an integer.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer, float)) or int(k) != k or not 1 <= k <= n:
-        raise ValueError(f"k={k!r}: expected an integer number of eigenpairs in 1..{n} "
-                         f"(at most the number of parameters N * D = {n})")
+        raise ValueError(
+            f"k={k!r}: expected an integer number of eigenpairs in 1..{n} "
+            f"(at most the number of parameters N * D = {n})"
+        )
     return int(k)
 
 
-def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
-                   ncv: int | None = None, which: str = "LA", maxiter: int | None = None,
-                   max_restarts: int = 2, seed: int = 0) -> SharpnessResult:
+def top_eigenpairs(
+    hvp: HVP,
+    n: int,
+    k: int = 1,
+    *,
+    v0=None,
+    tol: float = 1e-6,
+    ncv: int | None = None,
+    which: str = "LA",
+    maxiter: int | None = None,
+    max_restarts: int = 2,
+    seed: int = 0,
+) -> SharpnessResult:
     """Top-k eigenpairs of a symmetric operator given by Hessian-vector products.
 
     Parameters
@@ -177,27 +189,40 @@ def top_eigenpairs(hvp: HVP, n: int, k: int = 1, *, v0=None, tol: float = 1e-6,
         rayleigh = float(u @ hu)
         residual = float(np.linalg.norm(hu - rayleigh * u))
         if residual <= tol * abs(rayleigh):
-            return SharpnessResult(rayleigh, u, op.count, residual, np.array([rayleigh]),
-                                   u[:, None], np.array([residual]), True)
+            return SharpnessResult(
+                rayleigh, u, op.count, residual, np.array([rayleigh]), u[:, None], np.array([residual]), True
+            )
     for _ in range(max_restarts + 1):
         try:
-            values, vectors = eigsh(op, k=k, which=which, v0=v0, ncv=ncv, tol=tol,
-                                    maxiter=maxiter)
+            values, vectors = eigsh(op, k=k, which=which, v0=v0, ncv=ncv, tol=tol, maxiter=maxiter)
         except ArpackNoConvergence as err:
             values, vectors = err.eigenvalues, err.eigenvectors
             if len(values) == 0:
-                raise RuntimeError(f"eigsh found no eigenpair within maxiter={maxiter} "
-                                   f"({op.count} HVPs)") from err
+                raise RuntimeError(
+                    f"eigsh found no eigenpair within maxiter={maxiter} ({op.count} HVPs)"
+                ) from err
         order = np.argsort(values)[::-1] if which == "LA" else np.argsort(-np.abs(values))
         values, vectors = values[order], vectors[:, order]
-        residuals = np.array([np.linalg.norm(op.matvec(vectors[:, c]) - values[c] * vectors[:, c])
-                              for c in range(vectors.shape[1])])
+        residuals = np.array(
+            [
+                np.linalg.norm(op.matvec(vectors[:, c]) - values[c] * vectors[:, c])
+                for c in range(vectors.shape[1])
+            ]
+        )
         converged = bool(len(values) == k and (residuals <= tol * np.abs(values)).all())
         if converged:
             break
         v0 = vectors[:, 0]
-    return SharpnessResult(float(values[0]), vectors[:, 0].copy(), op.count, float(residuals[0]),
-                           values, vectors, residuals, converged)
+    return SharpnessResult(
+        float(values[0]),
+        vectors[:, 0].copy(),
+        op.count,
+        float(residuals[0]),
+        values,
+        vectors,
+        residuals,
+        converged,
+    )
 
 
 def _dense_eigenpairs(op: CountedOperator, k: int, which: str) -> SharpnessResult:
@@ -208,12 +233,19 @@ def _dense_eigenpairs(op: CountedOperator, k: int, which: str) -> SharpnessResul
     order = np.argsort(values)[::-1] if which == "LA" else np.argsort(-np.abs(values))
     values, vectors = values[order][:k], vectors[:, order][:, :k]
     residuals = np.linalg.norm(dense @ vectors - vectors * values, axis=0)
-    return SharpnessResult(float(values[0]), vectors[:, 0].copy(), op.count, float(residuals[0]),
-                           values, vectors, residuals, True)
+    return SharpnessResult(
+        float(values[0]),
+        vectors[:, 0].copy(),
+        op.count,
+        float(residuals[0]),
+        values,
+        vectors,
+        residuals,
+        True,
+    )
 
 
-def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x,
-                          h: float | None = None) -> HVP:
+def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x, h: float | None = None) -> HVP:
     """Hessian-vector products by central differences of a gradient.
 
     ``H v ~ ||v|| (g(x + h u) - g(x - h u)) / (2 h)`` with ``u = v / ||v||``.
@@ -286,14 +318,14 @@ def preconditioned_hvp(hvp: HVP, diagonal) -> HVP:
     scale = 1.0 / np.sqrt(diagonal)
 
     def scaled(v):
-        return scale * np.asarray(hvp(scale * np.asarray(v, dtype=np.float64).reshape(-1)),
-                                  dtype=np.float64).reshape(-1)
+        return scale * np.asarray(
+            hvp(scale * np.asarray(v, dtype=np.float64).reshape(-1)), dtype=np.float64
+        ).reshape(-1)
 
     return scaled
 
 
-def adam_preconditioner(second_moment, step: int, beta2: float = 0.999,
-                        eps: float = 1e-8) -> np.ndarray:
+def adam_preconditioner(second_moment, step: int, beta2: float = 0.999, eps: float = 1e-8) -> np.ndarray:
     """Adam's diagonal ``sqrt(v / (1 - beta2^step)) + eps``.
 
     Parameters
@@ -319,8 +351,9 @@ def adam_preconditioner(second_moment, step: int, beta2: float = 0.999,
     return np.sqrt(v / (1.0 - beta2 ** int(step))) + eps
 
 
-def stability_thresholds(lambda_max: float, lr: float, momentum: float = 0.0,
-                         adam_beta1: float | None = None) -> dict[str, float]:
+def stability_thresholds(
+    lambda_max: float, lr: float, momentum: float = 0.0, adam_beta1: float | None = None
+) -> dict[str, float]:
     """The edge-of-stability picture for one sharpness value.
 
     Parameters
@@ -352,12 +385,19 @@ def stability_thresholds(lambda_max: float, lr: float, momentum: float = 0.0,
     if adam_beta1 is None:
         edge = (2.0 + 2.0 * momentum) / lr
     elif momentum != 0.0 or not 0.0 <= float(adam_beta1) < 1.0:
-        raise ValueError(f"adam_beta1={adam_beta1!r} with momentum={momentum!r}: expected 0 <= beta1 < 1 "
-                         "and no heavy-ball momentum")
+        raise ValueError(
+            f"adam_beta1={adam_beta1!r} with momentum={momentum!r}: expected 0 <= beta1 < 1 "
+            "and no heavy-ball momentum"
+        )
     else:
         edge = (2.0 + 2.0 * float(adam_beta1)) / ((1.0 - float(adam_beta1)) * lr)
-    return {"K": K, "eta_star": 1.0 / K if K > 0 else float("inf"), "eta_K": lr * K,
-            "two_over_eta": 2.0 / lr, "stability_threshold": edge}
+    return {
+        "K": K,
+        "eta_star": 1.0 / K if K > 0 else float("inf"),
+        "eta_K": lr * K,
+        "two_over_eta": 2.0 / lr,
+        "stability_threshold": edge,
+    }
 
 
 def gradient_fraction(gradient, eigenvectors) -> float:
@@ -378,8 +418,7 @@ def gradient_fraction(gradient, eigenvectors) -> float:
     if V.ndim == 1:
         V = V[:, None]
     if V.shape[0] != g.size:
-        raise ValueError(f"eigenvectors have {V.shape[0]} rows: expected {g.size}, the "
-                         "gradient's size")
+        raise ValueError(f"eigenvectors have {V.shape[0]} rows: expected {g.size}, the gradient's size")
     total = float(g @ g)
     if total == 0.0:
         return float("nan")

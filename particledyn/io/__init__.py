@@ -9,6 +9,7 @@ run was killed; see :mod:`particledyn.io.layout` for the file layout,
 :mod:`particledyn.io.repair` for making a killed writer's file readable by plain
 HDF5 readers and :mod:`particledyn.io.export` for ``Run.to_pandas`` / ``Run.to_xarray``.
 """
+
 from .checkpoint_codec import decode_checkpoint, encode_checkpoint
 from .h5md_writer import H5MDSink, H5MDWriteError, LateSeriesError
 from .integrity import DamagedRecordError
@@ -16,6 +17,15 @@ from .locking import FileLockedError
 from .opening import NotARunFileError
 from .reader import Run, open_run
 
-__all__ = ["H5MDSink", "H5MDWriteError", "LateSeriesError", "Run", "open_run",
-           "encode_checkpoint", "decode_checkpoint", "DamagedRecordError", "FileLockedError",
-           "NotARunFileError"]
+__all__ = [
+    "H5MDSink",
+    "H5MDWriteError",
+    "LateSeriesError",
+    "Run",
+    "open_run",
+    "encode_checkpoint",
+    "decode_checkpoint",
+    "DamagedRecordError",
+    "FileLockedError",
+    "NotARunFileError",
+]

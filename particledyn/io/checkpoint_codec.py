@@ -7,11 +7,13 @@ with 128-bit integers included). :func:`encode_checkpoint` writes it as an
 references as JSON in the member ``__tree__``. The bytes go into a resizable
 ``uint8`` dataset, which SWMR allows to be rewritten at any time.
 """
+
 from __future__ import annotations
 
 import io
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -28,8 +30,9 @@ def encode_checkpoint(checkpoint: Mapping[str, Any]) -> bytes:
 
     def ref(arr: np.ndarray, where: str) -> str:
         if arr.dtype.hasobject:
-            raise TypeError(f"checkpoint{where}: object arrays cannot be stored; "
-                            "expected a numeric, bool or string array")
+            raise TypeError(
+                f"checkpoint{where}: object arrays cannot be stored; expected a numeric, bool or string array"
+            )
         name = f"a{len(arrays)}"
         arrays[name] = arr
         return name
@@ -39,8 +42,9 @@ def encode_checkpoint(checkpoint: Mapping[str, Any]) -> bytes:
             out = {}
             for key, item in value.items():
                 if not isinstance(key, str) or key.startswith(_MARK):
-                    raise TypeError(f"checkpoint{where}: key {key!r}; expected a str not "
-                                    f"starting with {_MARK!r}")
+                    raise TypeError(
+                        f"checkpoint{where}: key {key!r}; expected a str not starting with {_MARK!r}"
+                    )
                 out[key] = walk(item, f"{where}[{key!r}]")
             return out
         if isinstance(value, np.ndarray):
@@ -55,8 +59,10 @@ def encode_checkpoint(checkpoint: Mapping[str, Any]) -> bytes:
             return {_TUPLE: [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]}
         if isinstance(value, list):
             return [walk(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        raise TypeError(f"checkpoint{where}: cannot store a {type(value).__name__}; expected "
-                        "arrays, scalars, str, bytes, None, or dicts/lists/tuples of those")
+        raise TypeError(
+            f"checkpoint{where}: cannot store a {type(value).__name__}; expected "
+            "arrays, scalars, str, bytes, None, or dicts/lists/tuples of those"
+        )
 
     tree = walk(checkpoint, "")
     arrays[_TREE] = np.frombuffer(json.dumps(tree).encode("utf-8"), dtype=np.uint8)

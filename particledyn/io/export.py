@@ -3,6 +3,7 @@
 pandas and xarray are optional (``pip install pandas xarray``); each function
 imports its library when called.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,7 +25,7 @@ def _scalar_series(run):
 
 def _values(run, observer: str, key: str, group):
     steps, values = run.observable(observer, key)  # checks the records' checksums
-    times = group["time"][:len(steps)]
+    times = group["time"][: len(steps)]
     kind = np.complex128 if values.dtype.kind == "c" else np.float64
     return steps, times, values.astype(kind)
 
@@ -44,11 +45,28 @@ def to_pandas(run):
     frames = []
     for observer, key, group in _scalar_series(run):
         steps, times, values = _values(run, observer, key, group)
-        frames.append(pd.DataFrame({"step": steps.astype(np.int64), "time": times,
-                                    "observer": observer, "key": key, "value": values}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "step": steps.astype(np.int64),
+                    "time": times,
+                    "observer": observer,
+                    "key": key,
+                    "value": values,
+                }
+            )
+        )
     if not frames:
-        return pd.DataFrame({"step": np.zeros(0, np.int64), "time": np.zeros(0), "observer": [],
-                             "key": [], "value": np.zeros(0)}, columns=list(COLUMNS))
+        return pd.DataFrame(
+            {
+                "step": np.zeros(0, np.int64),
+                "time": np.zeros(0),
+                "observer": [],
+                "key": [],
+                "value": np.zeros(0),
+            },
+            columns=list(COLUMNS),
+        )
     return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
 
 
@@ -67,8 +85,9 @@ def _frames_array(run, name: str):
             self.dtype = group["value"].dtype
 
         def __getitem__(self, key):
-            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC,
-                                                      self._read)
+            return indexing.explicit_indexing_adapter(
+                key, self.shape, indexing.IndexingSupport.BASIC, self._read
+            )
 
         def _read(self, key: tuple):
             first, rest = key[0], key[1:]
@@ -127,8 +146,10 @@ def to_xarray(run):
             times[where] = t
             name = f"{observer}.{key}"
             if name in variables or name in (dim, f"{observer}.time"):
-                raise ValueError(f"{run.path!r}: observable {observer!r}/{key!r} clashes with another "
-                                 f"variable named {name!r} in the Dataset")
+                raise ValueError(
+                    f"{run.path!r}: observable {observer!r}/{key!r} clashes with another "
+                    f"variable named {name!r} in the Dataset"
+                )
             variables[name] = xr.Variable((dim,), column)
         coords[dim] = (dim, union)
         coords[f"{observer}.time"] = (dim, times)

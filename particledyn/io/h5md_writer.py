@@ -23,13 +23,15 @@ Life of a file
 5. From the temporary file on, the writer holds the file's advisory write lock
    (:mod:`particledyn.io.locking`): no other run can replace or resume it.
 """
+
 from __future__ import annotations
 
 import os
 import secrets
 import zlib
+from collections.abc import Mapping
 from importlib import metadata as importlib_metadata
-from typing import Any, Mapping
+from typing import Any
 
 import h5py
 import numpy as np
@@ -39,17 +41,29 @@ from particledyn.sinks import Sink
 
 from .checkpoint_codec import encode_checkpoint
 from .integrity import CHECKSUM, record_checksum
-from .layout import (CHECKPOINT_SLOTS, FINISHED, H5MD_VERSION, MODULE_NAME, MODULE_VERSION,
-                     OBSERVABLES_ROOT, RAGGED_ROOT, STEP_FILL, all_series, committed_length, fixed_string,
-                     observable_groups, to_json, write_text)
-from .locking import (PID_ATTR, FileLockedError, WriteLock, is_locked, stamped_writer_alive,
-                      writer_stamp)
+from .layout import (
+    CHECKPOINT_SLOTS,
+    FINISHED,
+    H5MD_VERSION,
+    MODULE_NAME,
+    MODULE_VERSION,
+    OBSERVABLES_ROOT,
+    RAGGED_ROOT,
+    STEP_FILL,
+    all_series,
+    committed_length,
+    fixed_string,
+    observable_groups,
+    to_json,
+    write_text,
+)
+from .locking import PID_ATTR, FileLockedError, WriteLock, is_locked, stamped_writer_alive, writer_stamp
 from .observer_attrs import write_description
 from .superblock import clear_write_flags
 
-_MAX_CHUNK_BYTES = 512 * 2**20      # HDF5 caps a chunk at 4 GiB; frames above this split
-_ROW_CHUNK_BYTES = 2**16            # target chunk size of flat observable rows
-_SCALAR_CHUNK = 1024                # records per chunk of step, time and scalar values
+_MAX_CHUNK_BYTES = 512 * 2**20  # HDF5 caps a chunk at 4 GiB; frames above this split
+_ROW_CHUNK_BYTES = 2**16  # target chunk size of flat observable rows
+_SCALAR_CHUNK = 1024  # records per chunk of step, time and scalar values
 _VERSIONED = ("numpy", "numba", "h5py", "scipy")
 _KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}
 DURABILITY = ("checkpoint", "frame")
@@ -82,8 +96,10 @@ def _storage_dtype(value: np.ndarray, where: str) -> np.dtype:
         return np.dtype(np.float64)
     if kind == "c":
         return np.dtype(np.complex128)
-    raise TypeError(f"{where}: value of dtype {value.dtype} cannot be recorded; expected a bool, "
-                    "integer, float or complex scalar or array")
+    raise TypeError(
+        f"{where}: value of dtype {value.dtype} cannot be recorded; expected a bool, "
+        "integer, float or complex scalar or array"
+    )
 
 
 def _library_versions() -> dict[str, str]:
@@ -111,26 +127,37 @@ class _Series:
         self.rows = int(self.index[self.length - 1, 1]) if (self.index is not None and self.length) else 0
 
     @classmethod
-    def create(cls, parent: h5py.Group, name: str, record_shape: tuple, dtype: np.dtype,
-               ragged: bool, compression: str | None = None) -> "_Series":
+    def create(
+        cls,
+        parent: h5py.Group,
+        name: str,
+        record_shape: tuple,
+        dtype: np.dtype,
+        ragged: bool,
+        compression: str | None = None,
+    ) -> _Series:
         group = parent.create_group(name)
-        group.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64,
-                             chunks=(_SCALAR_CHUNK,), fillvalue=STEP_FILL)
-        group.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64,
-                             chunks=(_SCALAR_CHUNK,))
-        group.create_dataset(CHECKSUM, shape=(0,), maxshape=(None,), dtype=np.uint32,
-                             chunks=(_SCALAR_CHUNK,))
+        group.create_dataset(
+            "step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(_SCALAR_CHUNK,), fillvalue=STEP_FILL
+        )
+        group.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_SCALAR_CHUNK,))
+        group.create_dataset(CHECKSUM, shape=(0,), maxshape=(None,), dtype=np.uint32, chunks=(_SCALAR_CHUNK,))
         if ragged:
             trailing = tuple(record_shape[1:])
             row_bytes = max(1, int(np.prod(trailing, dtype=np.int64)) * dtype.itemsize)
             rows = max(1, _ROW_CHUNK_BYTES // row_bytes)
-            group.create_dataset("value", shape=(0,) + trailing, maxshape=(None,) + trailing,
-                                 dtype=dtype, chunks=(rows,) + trailing)
-            group.create_dataset("index", shape=(0, 2), maxshape=(None, 2), dtype=np.int64,
-                                 chunks=(256, 2))
+            group.create_dataset(
+                "value",
+                shape=(0,) + trailing,
+                maxshape=(None,) + trailing,
+                dtype=dtype,
+                chunks=(rows,) + trailing,
+            )
+            group.create_dataset("index", shape=(0, 2), maxshape=(None, 2), dtype=np.int64, chunks=(256, 2))
         elif record_shape == ():
-            value = group.create_dataset("value", shape=(0,), maxshape=(None,), dtype=dtype,
-                                         chunks=(_SCALAR_CHUNK,))
+            value = group.create_dataset(
+                "value", shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_SCALAR_CHUNK,)
+            )
             # step as the dimension of value, time and checksum: netCDF readers (xarray) see
             # a `step` dimension with `time` as a coordinate along it
             group["step"].make_scale("step")
@@ -142,10 +169,19 @@ class _Series:
             per_row = int(np.prod(record_shape[1:], dtype=np.int64)) * dtype.itemsize
             first = max(1, min(record_shape[0], _MAX_CHUNK_BYTES // max(per_row, 1)))
             chunks = (1, first) + tuple(record_shape[1:])
-            options = {"compression": "gzip", "compression_opts": 4, "shuffle": True} \
-                if compression == "gzip" else {}
-            group.create_dataset("value", shape=(0,) + record_shape, maxshape=(None,) + record_shape,
-                                 dtype=dtype, chunks=chunks, **options)
+            options = (
+                {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+                if compression == "gzip"
+                else {}
+            )
+            group.create_dataset(
+                "value",
+                shape=(0,) + record_shape,
+                maxshape=(None,) + record_shape,
+                dtype=dtype,
+                chunks=chunks,
+                **options,
+            )
         return cls(group)
 
     def write_value(self, value: np.ndarray, step: int, time: float) -> None:
@@ -248,10 +284,21 @@ class H5MDSink(Sink):
     ignored, so the file keeps one record per step.
     """
 
-    def __init__(self, path, metadata: Mapping[str, Any] | None = None, *, every: int = 1,
-                 subset=None, dtype=None, masses=None, optimizer_state: bool = True,
-                 compression: str | None = None, overwrite: bool = False,
-                 particle_group: str = "all", durability: str = "checkpoint"):
+    def __init__(
+        self,
+        path,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        every: int = 1,
+        subset=None,
+        dtype=None,
+        masses=None,
+        optimizer_state: bool = True,
+        compression: str | None = None,
+        overwrite: bool = False,
+        particle_group: str = "all",
+        durability: str = "checkpoint",
+    ):
         self.path = os.fspath(path)
         self._validate_options(every, dtype, compression)
         if durability not in DURABILITY:
@@ -272,8 +319,9 @@ class H5MDSink(Sink):
         self._check_replaceable()
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
-            raise H5MDWriteError(f"cannot create output file {self.path!r}: directory {directory!r} "
-                                 "does not exist")
+            raise H5MDWriteError(
+                f"cannot create output file {self.path!r}: directory {directory!r} does not exist"
+            )
         try:
             self._tmp_path = _create_hidden(directory, os.path.basename(self.path))
         except OSError as exc:
@@ -306,11 +354,12 @@ class H5MDSink(Sink):
         if not os.path.lexists(self.path):
             return
         if os.path.islink(self.path) or not os.path.isfile(self.path):
-            raise FileExistsError(f"output {self.path!r} exists and is not a regular file; "
-                                  "not replacing it")
+            raise FileExistsError(f"output {self.path!r} exists and is not a regular file; not replacing it")
         if is_locked(self.path):
-            raise FileLockedError(f"output file {self.path!r} is being written by a live run "
-                                  "(it holds the file's write lock); not replacing it")
+            raise FileLockedError(
+                f"output file {self.path!r} is being written by a live run "
+                "(it holds the file's write lock); not replacing it"
+            )
 
     @staticmethod
     def _validate_options(every, dtype, compression):
@@ -327,8 +376,10 @@ class H5MDSink(Sink):
             return None
         subset = np.asarray(subset)
         if subset.ndim != 1 or subset.dtype.kind not in "iu" or subset.size == 0:
-            raise ValueError(f"subset: expected a non-empty 1-D array of particle indices, "
-                             f"got shape {subset.shape} dtype {subset.dtype}")
+            raise ValueError(
+                f"subset: expected a non-empty 1-D array of particle indices, "
+                f"got shape {subset.shape} dtype {subset.dtype}"
+            )
         if subset.min() < 0 or np.unique(subset).size != subset.size:
             raise ValueError("subset: expected distinct non-negative particle indices")
         return subset.astype(np.int64)
@@ -348,17 +399,22 @@ class H5MDSink(Sink):
         h5md = f.create_group("h5md")
         h5md.attrs["version"] = np.array(H5MD_VERSION, dtype=np.int32)
         author = h5md.create_group("author")
-        author.attrs["name"] = fixed_string(str(metadata.pop("author", None)
-                                                or os.environ.get("USER", "unknown")))
+        author.attrs["name"] = fixed_string(
+            str(metadata.pop("author", None) or os.environ.get("USER", "unknown"))
+        )
         creator = h5md.create_group("creator")
         creator.attrs["name"] = fixed_string("particledyn")
         creator.attrs["version"] = fixed_string(__version__)
         module = h5md.create_group(f"modules/{MODULE_NAME}")
         module.attrs["version"] = np.array(MODULE_VERSION, dtype=np.int32)
         module.attrs["groups"] = f"parameters, checkpoint, {RAGGED_ROOT}/<observer>/<key>"
-        module.attrs["ragged"] = (f"array-valued observables live under {RAGGED_ROOT}/<observer>/<key>, "
-                                  "record i is value[index[i, 0]:index[i, 1]] at step[i]")
-        module.attrs["commit"] = "rows are committed when step is written; trust min(len(step), len(time), len(value or index))"
+        module.attrs["ragged"] = (
+            f"array-valued observables live under {RAGGED_ROOT}/<observer>/<key>, "
+            "record i is value[index[i, 0]:index[i, 1]] at step[i]"
+        )
+        module.attrs["commit"] = (
+            "rows are committed when step is written; trust min(len(step), len(time), len(value or index))"
+        )
         module.attrs["every"] = self.every
         module.attrs["dtype"] = "" if self.dtype is None else self.dtype.name
         module.attrs["optimizer_state"] = self.write_optimizer_state
@@ -372,10 +428,10 @@ class H5MDSink(Sink):
         self._write_parameters(f.create_group("parameters"), metadata)
         ckpt = f.create_group("checkpoint")
         for slot in range(CHECKPOINT_SLOTS):
-            ckpt.create_dataset(f"slot_{slot}", shape=(0,), maxshape=(None,), dtype=np.uint8,
-                                chunks=(2**20,))
-        ckpt.create_dataset("header", shape=(CHECKPOINT_SLOTS, 4), dtype=np.int64, fillvalue=-1,
-                            chunks=(CHECKPOINT_SLOTS, 4))
+            ckpt.create_dataset(f"slot_{slot}", shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(2**20,))
+        ckpt.create_dataset(
+            "header", shape=(CHECKPOINT_SLOTS, 4), dtype=np.int64, fillvalue=-1, chunks=(CHECKPOINT_SLOTS, 4)
+        )
 
     def _stamp_writer(self) -> None:
         self._file[f"h5md/modules/{MODULE_NAME}"].attrs.update(writer_stamp())
@@ -396,8 +452,10 @@ class H5MDSink(Sink):
             elif isinstance(value, (bool, int, float, np.generic)) or value is None:
                 group.attrs[key] = "None" if value is None else value
             else:
-                raise TypeError(f"metadata[{key!r}]: {type(value).__name__} cannot be stored; "
-                                "expected str, number, bool, None, dict or list")
+                raise TypeError(
+                    f"metadata[{key!r}]: {type(value).__name__} cannot be stored; "
+                    "expected str, number, bool, None, dict or list"
+                )
 
     # ------------------------------------------------------------ going live
     @property
@@ -414,8 +472,9 @@ class H5MDSink(Sink):
             self._file.swmr_mode = True
             self._sync()
             if os.path.lexists(self.path) and not self.overwrite:
-                raise FileExistsError(f"output file {self.path!r} appeared while the run started; "
-                                      "not replacing it")
+                raise FileExistsError(
+                    f"output file {self.path!r} appeared while the run started; not replacing it"
+                )
             self._check_replaceable()
             os.replace(self._tmp_path, self.path)
         except FileExistsError:
@@ -445,9 +504,11 @@ class H5MDSink(Sink):
             return  # a filesystem that cannot tell: HDF5's own errors are all there is
         needed = int(nbytes) + _RESERVE_MARGIN
         if fs.f_frsize and fs.f_blocks and fs.f_bavail * fs.f_frsize < needed:
-            raise H5MDWriteError(f"writing {self.path!r} failed {when}: no space left on device "
-                                 f"({fs.f_bavail * fs.f_frsize} bytes free, {needed} needed); the "
-                                 "file keeps every record committed before")
+            raise H5MDWriteError(
+                f"writing {self.path!r} failed {when}: no space left on device "
+                f"({fs.f_bavail * fs.f_frsize} bytes free, {needed} needed); the "
+                "file keeps every record committed before"
+            )
 
     def _sync(self) -> None:
         if self._lock is not None:
@@ -474,8 +535,17 @@ class H5MDSink(Sink):
             self.start_swmr()
         self._last_step = step if self._last_step is None else max(self._last_step, step)
 
-    def _series_for(self, key: str, parent: h5py.Group, name: str, record_shape: tuple,
-                    dtype: np.dtype, ragged: bool, step: int, compression=None) -> _Series:
+    def _series_for(
+        self,
+        key: str,
+        parent: h5py.Group,
+        name: str,
+        record_shape: tuple,
+        dtype: np.dtype,
+        ragged: bool,
+        step: int,
+        compression=None,
+    ) -> _Series:
         series = self._series.get(key)
         if series is None:
             if name in parent:
@@ -502,13 +572,16 @@ class H5MDSink(Sink):
             for name, array in optimizer_state.items():
                 array = np.asarray(array)
                 if array.ndim == 0 or array.shape[0] != positions.shape[0]:
-                    raise ValueError(f"optimizer_state[{name!r}]: expected a per-particle array with "
-                                     f"{positions.shape[0]} rows, got shape {array.shape}")
+                    raise ValueError(
+                        f"optimizer_state[{name!r}]: expected a per-particle array with "
+                        f"{positions.shape[0]} rows, got shape {array.shape}"
+                    )
                 arrays[_check_name("optimizer state", name)] = array
         if self.subset is not None:
             if self.subset.max() >= positions.shape[0]:
-                raise ValueError(f"subset: index {int(self.subset.max())} out of range for "
-                                 f"{positions.shape[0]} particles")
+                raise ValueError(
+                    f"subset: index {int(self.subset.max())} out of range for {positions.shape[0]} particles"
+                )
             arrays = {name: a[self.subset] for name, a in arrays.items()}
         if "position" not in self._series:
             self._write_particle_constants(positions.shape)
@@ -517,11 +590,20 @@ class H5MDSink(Sink):
         for name, array in arrays.items():
             dtype = self.dtype if (self.dtype is not None and array.dtype.kind == "f") else array.dtype
             array = np.ascontiguousarray(array, dtype=dtype)
-            series = self._series_for(f"particles/{name}", particles, name, array.shape,
-                                      np.dtype(dtype), False, step, self.compression)
+            series = self._series_for(
+                f"particles/{name}",
+                particles,
+                name,
+                array.shape,
+                np.dtype(dtype),
+                False,
+                step,
+                self.compression,
+            )
             if series.value.shape[1:] != array.shape:
-                raise ValueError(f"{name}: expected shape {series.value.shape[1:]} as in earlier "
-                                 f"frames, got {array.shape}")
+                raise ValueError(
+                    f"{name}: expected shape {series.value.shape[1:]} as in earlier frames, got {array.shape}"
+                )
             if series.last_step is None or step > series.last_step:
                 staged.append((series, array))
         self._commit(staged, step, float(time))
@@ -567,19 +649,21 @@ class H5MDSink(Sink):
             dtype = _storage_dtype(value, where)
             series = self._series.get(where)
             if series is None:
-                parent = self._observer_group(RAGGED_ROOT if value.ndim else OBSERVABLES_ROOT,
-                                              name, where, step)
-                series = self._series_for(where, parent, key, value.shape, dtype, value.ndim >= 1,
-                                          step)
+                parent = self._observer_group(
+                    RAGGED_ROOT if value.ndim else OBSERVABLES_ROOT, name, where, step
+                )
+                series = self._series_for(where, parent, key, value.shape, dtype, value.ndim >= 1, step)
             self._check_record(series, value, where)
             if series.last_step is None or step > series.last_step:
                 staged.append((series, value.astype(series.value.dtype, copy=False)))
         self._commit(staged, step, float(time))
 
     def _late_series(self, where: str, step: int) -> LateSeriesError:
-        return LateSeriesError(f"time series {where!r} first recorded at step {step}, after the first "
-                               f"step ({self._first_step}) when the file went live (SWMR): every "
-                               "series must be recorded at the first step")
+        return LateSeriesError(
+            f"time series {where!r} first recorded at step {step}, after the first "
+            f"step ({self._first_step}) when the file went live (SWMR): every "
+            "series must be recorded at the first step"
+        )
 
     def _observer_group(self, root: str, name: str, where: str, step: int) -> h5py.Group:
         """The group of observer ``name`` under ``root``, created while the file is not live."""
@@ -589,9 +673,11 @@ class H5MDSink(Sink):
         if self._live:
             if name in observable_groups(self._file):
                 raise self._late_series(where, step)
-            raise LateSeriesError(f"observer {name!r} first recorded at step {step}, after the first "
-                                  f"step ({self._first_step}) when the file went live (SWMR): every "
-                                  "observer must record at the first step")
+            raise LateSeriesError(
+                f"observer {name!r} first recorded at step {step}, after the first "
+                f"step ({self._first_step}) when the file went live (SWMR): every "
+                "observer must record at the first step"
+            )
         group = parent.create_group(name)
         if name in self._descriptions:
             write_description(group, self._descriptions[name])
@@ -602,12 +688,13 @@ class H5MDSink(Sink):
         if series.index is None and value.ndim != 0:
             raise ValueError(f"{where}: got an array of shape {value.shape} for a scalar key")
         if series.index is not None and (value.ndim == 0 or value.shape[1:] != series.value.shape[1:]):
-            raise ValueError(f"{where}: expected arrays of shape (k, *{series.value.shape[1:]}) as in "
-                             f"the first record, got shape {value.shape}")
+            raise ValueError(
+                f"{where}: expected arrays of shape (k, *{series.value.shape[1:]}) as in "
+                f"the first record, got shape {value.shape}"
+            )
         stored = series.value.dtype
         if _KIND_RANK[value.dtype.kind] > _KIND_RANK[stored.kind]:
-            raise TypeError(f"{where}: got dtype {value.dtype}, but the key was first recorded as "
-                            f"{stored}")
+            raise TypeError(f"{where}: got dtype {value.dtype}, but the key was first recorded as {stored}")
 
     def _commit(self, staged, step: int, time: float) -> None:
         if not staged:
@@ -627,8 +714,7 @@ class H5MDSink(Sink):
         except H5MDWriteError:
             raise
         except _WRITE_ERRORS as exc:
-            raise H5MDWriteError(f"writing {self.path!r} failed at step {step}: {_reason(exc)}") \
-                from None
+            raise H5MDWriteError(f"writing {self.path!r} failed at step {step}: {_reason(exc)}") from None
 
     def write_checkpoint(self, checkpoint):
         """Store ``checkpoint`` crash-safely in the slot not holding the latest one."""
@@ -655,8 +741,7 @@ class H5MDSink(Sink):
         except H5MDWriteError:
             raise
         except _WRITE_ERRORS as exc:
-            raise H5MDWriteError(f"writing the checkpoint to {self.path!r} failed: {_reason(exc)}") \
-                from None
+            raise H5MDWriteError(f"writing the checkpoint to {self.path!r} failed: {_reason(exc)}") from None
 
     def close(self, finished: bool = False):
         """Go live if not yet, mark ``finished`` and close the file (idempotent)."""
@@ -693,8 +778,15 @@ class H5MDSink(Sink):
 
     # ----------------------------------------------------------------- resume
     @classmethod
-    def resume(cls, path, *, every: int | None = None, force: bool = False, validate=None,
-               durability: str = "checkpoint") -> tuple["H5MDSink", dict]:
+    def resume(
+        cls,
+        path,
+        *,
+        every: int | None = None,
+        force: bool = False,
+        validate=None,
+        durability: str = "checkpoint",
+    ) -> tuple[H5MDSink, dict]:
         """Reopen a run's file to continue it from its last checkpoint.
 
         Takes the file's write lock, then checks everything before it changes a
@@ -770,24 +862,29 @@ class H5MDSink(Sink):
                 raise ValueError(f"cannot resume {path!r}: the file holds no checkpoint")
             newest = int(np.argmax(header[:, 0]))
             if newest != latest_checkpoint_slot(run.file["checkpoint"]):
-                raise ValueError(f"cannot resume {path!r}: its newest checkpoint (step "
-                                 f"{int(header[newest, 1])}) is damaged; resuming from the older one "
-                                 f"(step {int(checkpoint['step'])}) would drop the records after it")
+                raise ValueError(
+                    f"cannot resume {path!r}: its newest checkpoint (step "
+                    f"{int(header[newest, 1])}) is damaged; resuming from the older one "
+                    f"(step {int(checkpoint['step'])}) would drop the records after it"
+                )
             damaged = run.damaged(upto=int(checkpoint["step"]))
         if damaged:
-            listed = "; ".join(f"{key}: steps {', '.join(map(str, steps[:5]))}"
-                               + (" ..." if len(steps) > 5 else "") for key, steps in damaged.items())
-            raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged "
-                             f"({listed})")
+            listed = "; ".join(
+                f"{key}: steps {', '.join(map(str, steps[:5]))}" + (" ..." if len(steps) > 5 else "")
+                for key, steps in damaged.items()
+            )
+            raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged ({listed})")
         if not force and stamped_writer_alive(module):
-            raise ValueError(f"cannot resume {path!r}: its writer's PID {module[PID_ATTR]} is alive on "
-                             "this host, but no process holds the file's write lock (a reused PID, "
-                             "or a writer of an older particledyn): pass --force (force=True) to "
-                             "resume anyway")
+            raise ValueError(
+                f"cannot resume {path!r}: its writer's PID {module[PID_ATTR]} is alive on "
+                "this host, but no process holds the file's write lock (a reused PID, "
+                "or a writer of an older particledyn): pass --force (force=True) to "
+                "resume anyway"
+            )
         return module, checkpoint
 
     @classmethod
-    def _reopen(cls, path: str, module: dict, every, lock: WriteLock, durability: str) -> "H5MDSink":
+    def _reopen(cls, path: str, module: dict, every, lock: WriteLock, durability: str) -> H5MDSink:
         self = cls.__new__(cls)
         self.path = path
         self.every = int(module["every"]) if every is None else every
@@ -816,7 +913,7 @@ class H5MDSink(Sink):
             self._checkpoint_seq = int(self._file["checkpoint/header"][:, 0].max())
             for key, group in self._all_series():
                 series = _Series(group)
-                steps = series.step[:series.length]
+                steps = series.step[: series.length]
                 series.truncate(int(np.searchsorted(steps, ckpt_step, side="right")))
                 self._series[key] = series
             self._file.attrs.modify("finished", False)
@@ -838,6 +935,7 @@ class H5MDSink(Sink):
 
     def _checkpoint_header_step(self) -> int:
         from .reader import latest_checkpoint_slot
+
         slot = latest_checkpoint_slot(self._file["checkpoint"])
         return int(self._file["checkpoint/header"][slot, 1])
 

@@ -8,6 +8,7 @@ zeros read past a truncation) is found. HDF5 checks its own metadata.
 soft and external links (which would make a reader read, and a resume write,
 another file), datasets stored in external files, and virtual datasets.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -67,26 +68,34 @@ def verify_record(group, i: int, where: str):
     if CHECKSUM in group:
         step, time = int(group["step"][i]), float(group["time"][i])
         if record_checksum(step, time, value) != int(group[CHECKSUM][i]):
-            raise DamagedRecordError(f"{where}: the record at step {step} is damaged (its checksum "
-                                     f"does not match; `particledyn info {group.file.filename}` "
-                                     "lists every damaged record)")
+            raise DamagedRecordError(
+                f"{where}: the record at step {step} is damaged (its checksum "
+                f"does not match; `particledyn info {group.file.filename}` "
+                "lists every damaged record)"
+            )
     return value
 
 
 def check_structure(file: h5py.File) -> None:
     """Raise ValueError on a link or dataset kind that particledyn never writes."""
+
     def walk(group, prefix):
         for name in group:
             link = group.get(name, getlink=True)
             where = f"{prefix}/{name}"
             if isinstance(link, (h5py.SoftLink, h5py.ExternalLink)):
                 kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
-                raise ValueError(f"{file.filename!r}: {where} is {kind}; a particledyn run file holds "
-                                 "only its own groups and datasets (refusing a crafted file)")
+                raise ValueError(
+                    f"{file.filename!r}: {where} is {kind}; a particledyn run file holds "
+                    "only its own groups and datasets (refusing a crafted file)"
+                )
             item = group.get(name)
             if isinstance(item, h5py.Group):
                 walk(item, where)
             elif isinstance(item, h5py.Dataset) and (item.external or item.is_virtual):
-                raise ValueError(f"{file.filename!r}: {where} stores its data outside the file; a "
-                                 "particledyn run file keeps all of it inside (refusing a crafted file)")
+                raise ValueError(
+                    f"{file.filename!r}: {where} stores its data outside the file; a "
+                    "particledyn run file keeps all of it inside (refusing a crafted file)"
+                )
+
     walk(file, "")

@@ -41,6 +41,7 @@ first, then time, then step, each phase flushed; ``step`` is the commit
 marker and a reader trusts only ``min(len(step), len(time), len(value or index))``
 rows. Steps are strictly increasing within a series.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,7 @@ OBSERVABLES_ROOT = "observables"
 RAGGED_ROOT = f"{MODULE_NAME}/ragged"
 
 
-def observable_groups(file) -> dict[str, dict[str, "h5py.Group"]]:
+def observable_groups(file) -> dict[str, dict[str, h5py.Group]]:
     """``{observer: {key: series group}}`` over both homes of observables (scalar and ragged)."""
     found: dict[str, dict] = {}
     for root in (OBSERVABLES_ROOT, RAGGED_ROOT):
@@ -133,10 +134,12 @@ def read_text(dataset) -> str:
 
 def to_json(value) -> str:
     """JSON text of metadata, converting numpy scalars and arrays to Python values."""
+
     def default(obj):
         if isinstance(obj, np.generic):
             return obj.item()
         if isinstance(obj, np.ndarray):
             return obj.tolist()
         raise TypeError(f"metadata value {obj!r} of type {type(obj).__name__} is not JSON-serialisable")
+
     return json.dumps(value, sort_keys=True, default=default)

@@ -15,13 +15,14 @@ its lock is held, or -- for files of an older particledyn, which took no lock --
 the writer PID stamped in the file (:func:`writer_stamp`) is a live process on
 this host (:func:`stamped_writer_alive`).
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 import socket
 import struct
-from typing import Mapping
+from collections.abc import Mapping
 
 _FLOCK = "hhqqi4x"  # struct flock on 64-bit Linux: type, whence, start, len, pid
 _SETLK = getattr(fcntl, "F_OFD_SETLK", fcntl.F_SETLK)
@@ -72,7 +73,7 @@ class WriteLock:
         self.path = os.fspath(path)
         self.fd: int | None = None
 
-    def acquire(self) -> "WriteLock":
+    def acquire(self) -> WriteLock:
         """Take the lock; raise :class:`FileLockedError` when another process holds it."""
         fd = os.open(self.path, os.O_RDWR)
         try:
@@ -80,8 +81,9 @@ class WriteLock:
         except OSError as exc:
             os.close(fd)
             if exc.errno in (11, 13):  # EAGAIN, EACCES: held by another process
-                raise FileLockedError(f"{self.path!r} is being written by a live run "
-                                      "(another process holds its write lock)") from None
+                raise FileLockedError(
+                    f"{self.path!r} is being written by a live run (another process holds its write lock)"
+                ) from None
             if exc.errno not in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: no locks here
                 raise
             fd = os.open(self.path, os.O_RDWR)

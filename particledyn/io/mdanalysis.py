@@ -12,6 +12,7 @@ dimensionless, so the file declares no units: read it with ``convert_units=False
     u = mda.Universe.empty(n_particles)
     u.load_new("RUN.mdanalysis.h5", format="H5MD", convert_units=False)
 """
+
 from __future__ import annotations
 
 import os
@@ -38,14 +39,16 @@ def _selected(positions: np.ndarray, coordinates) -> tuple[np.ndarray, list[int]
     dim = positions.shape[2]
     if coordinates is None:
         if dim > DIMENSION:
-            raise ValueError(f"particles of dimension D = {dim}: expected at most {DIMENSION} for "
-                             "MDAnalysis; choose three coordinates (coordinates=(i, j, k))")
+            raise ValueError(
+                f"particles of dimension D = {dim}: expected at most {DIMENSION} for "
+                "MDAnalysis; choose three coordinates (coordinates=(i, j, k))"
+            )
         coordinates = list(range(dim))
     coordinates = [int(c) for c in coordinates]
     if not 1 <= len(coordinates) <= DIMENSION or any(not 0 <= c < dim for c in coordinates):
         raise ValueError(f"coordinates={coordinates}: expected 1 to {DIMENSION} indices in [0, {dim})")
     out = np.zeros(positions.shape[:2] + (DIMENSION,), dtype=positions.dtype)
-    out[..., :len(coordinates)] = positions[..., coordinates]
+    out[..., : len(coordinates)] = positions[..., coordinates]
     return out, coordinates
 
 
@@ -86,8 +89,9 @@ def export_mdanalysis(path, out=None, coordinates=None, overwrite: bool = False)
 
     target = default_output(path) if out is None else os.fspath(out)
     if os.path.lexists(target) and not overwrite:
-        raise FileExistsError(f"output file {target!r} exists; pass overwrite=True (--overwrite) "
-                              "to replace it")
+        raise FileExistsError(
+            f"output file {target!r} exists; pass overwrite=True (--overwrite) to replace it"
+        )
     with open_run(path) as run:
         steps, times = run.steps, run.times
         if not len(steps):

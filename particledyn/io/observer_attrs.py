@@ -8,9 +8,11 @@ option is not stored; a callable one is stored as ``"callable <qualified name>"`
 Groups without a ``type`` attribute (files written before types were recorded, or by
 a sink fed without descriptions) count as being of the type their name says.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import h5py
 import numpy as np

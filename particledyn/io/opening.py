@@ -14,6 +14,7 @@ file could block a reader for hours. :func:`open_h5` therefore
 * retries failed opens only while another process's live writer holds the
   file's write lock (a resume clearing the flags), up to ``timeout`` seconds.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -51,15 +52,16 @@ def check_signature(path: str) -> None:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        raise FileNotFoundError(f"no run file at {path!r} (a run creates it after its first step)") \
-            from None
+        raise FileNotFoundError(f"no run file at {path!r} (a run creates it after its first step)") from None
     if not stat.S_ISREG(mode):
         raise NotARunFileError(f"{path!r} is not a regular file; expected an HDF5 run file")
     with open(path, "rb") as fh:
         head = fh.read(len(HDF5_SIGNATURE))
     if head != HDF5_SIGNATURE:
-        raise NotARunFileError(f"{path!r} is not an HDF5 file (it starts with {head[:8]!r}, expected "
-                               f"the HDF5 signature {HDF5_SIGNATURE!r})")
+        raise NotARunFileError(
+            f"{path!r} is not an HDF5 file (it starts with {head[:8]!r}, expected "
+            f"the HDF5 signature {HDF5_SIGNATURE!r})"
+        )
 
 
 def _swmr_fapl(locking):
@@ -77,8 +79,9 @@ def _swmr_fapl(locking):
 def _open_once(path: str, swmr: bool, locking) -> h5py.File:
     if not swmr:
         return h5py.File(path, "r", locking=locking)
-    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ,
-                        fapl=_swmr_fapl(locking))
+    fid = h5py.h5f.open(
+        os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=_swmr_fapl(locking)
+    )
     return h5py.File(fid)
 
 
@@ -117,6 +120,5 @@ def open_h5(path: str, timeout: float = 10.0) -> h5py.File:
         except (OSError, RuntimeError, KeyError) as exc:
             if _time.monotonic() >= deadline or not is_locked(path, others_only=True):
                 reason = " ".join(str(exc).split()) or type(exc).__name__
-                raise OSError(f"cannot open run file {path!r}: {reason} (damaged or truncated?)") \
-                    from None
+                raise OSError(f"cannot open run file {path!r}: {reason} (damaged or truncated?)") from None
             _time.sleep(_RETRY_PAUSE)

@@ -4,6 +4,7 @@ Opening never hangs on a damaged file (see :mod:`particledyn.io.opening`), a
 file with links or data outside itself is refused, and records are checked
 against their checksums as they are read (:mod:`particledyn.io.integrity`).
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,8 +17,15 @@ import numpy as np
 
 from .checkpoint_codec import decode_checkpoint
 from .integrity import check_structure, damaged_steps, verify_record
-from .layout import (FINISHED, JSON_ENCODING_ATTR, MODULE_NAME, committed_length, is_series,
-                     observable_groups, read_text)
+from .layout import (
+    FINISHED,
+    JSON_ENCODING_ATTR,
+    MODULE_NAME,
+    committed_length,
+    is_series,
+    observable_groups,
+    read_text,
+)
 from .observer_attrs import observer_descriptions, observers_of_type
 from .opening import open_h5
 
@@ -33,12 +41,14 @@ def damaged_file_error(path: str, exc: BaseException) -> OSError:
 
 def _guarded(method):
     """Report h5py's low-level errors on a damaged file as one OSError naming the path."""
+
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except LOW_LEVEL_ERRORS as exc:
             raise damaged_file_error(self.path, exc) from None
+
     return wrapper
 
 
@@ -80,8 +90,9 @@ class Run:
         self.file = open_h5(self.path, self._timeout)
         try:
             if "h5md" not in self.file or f"h5md/modules/{MODULE_NAME}" not in self.file:
-                raise ValueError(f"{self.path!r} is not a particledyn H5MD file "
-                                 f"(no h5md/modules/{MODULE_NAME} group)")
+                raise ValueError(
+                    f"{self.path!r} is not a particledyn H5MD file (no h5md/modules/{MODULE_NAME} group)"
+                )
             check_structure(self.file)
             group = self.file[f"h5md/modules/{MODULE_NAME}"].attrs.get("particle_group", "all")
             self._particles = self.file[f"particles/{group}"]
@@ -94,7 +105,7 @@ class Run:
                 raise damaged_file_error(self.path, exc) from None
             raise
 
-    def refresh(self) -> "Run":
+    def refresh(self) -> Run:
         """Reopen the file: see everything a writer did since (``finished`` included); returns self."""
         self.file.close()
         self._open()
@@ -185,8 +196,7 @@ class Run:
         written before particledyn 1.1 of the layout)."""
         group = observable_groups(self.file).get(name, {}).get(key)
         if group is None:
-            raise KeyError(f"no observable {name!r}/{key!r} in {self.path!r}; "
-                           f"present: {self.observables}")
+            raise KeyError(f"no observable {name!r}/{key!r} in {self.path!r}; present: {self.observables}")
         return group
 
     @_guarded
@@ -206,12 +216,14 @@ class Run:
         steps = group["step"][:n]
         damaged = damaged_steps(group, n)
         if damaged:
-            raise ValueError(f"{self.path}: {path}: the records at steps {damaged[:5]} are damaged "
-                             "(their checksums do not match)")
+            raise ValueError(
+                f"{self.path}: {path}: the records at steps {damaged[:5]} are damaged "
+                "(their checksums do not match)"
+            )
         if "index" not in group:
             return steps, group["value"][:n]
         index = group["index"][:n]
-        flat = group["value"][:int(index[-1, 1])] if n else group["value"][:0]
+        flat = group["value"][: int(index[-1, 1])] if n else group["value"][:0]
         records = [flat[a:b] for a, b in index]
         lengths = {b - a for a, b in index}
         if n and len(lengths) == 1:
@@ -224,8 +236,7 @@ class Run:
     def parameters(self) -> dict:
         """The ``parameters`` group as a dict (JSON entries decoded, versions as a dict)."""
         group = self.file["parameters"]
-        out: dict = {key: (v.item() if isinstance(v, np.generic) else v)
-                     for key, v in group.attrs.items()}
+        out: dict = {key: (v.item() if isinstance(v, np.generic) else v) for key, v in group.attrs.items()}
         for key, item in group.items():
             if isinstance(item, h5py.Group):
                 out[key] = {k: str(v) for k, v in item.attrs.items()}
@@ -242,8 +253,11 @@ class Run:
         """
         found = {}
         series = [(f"particles/{k}", self._particles[k]) for k in self.particle_series]
-        series += [(f"observables/{name}/{key}", group)
-                   for name, keys in observable_groups(self.file).items() for key, group in keys.items()]
+        series += [
+            (f"observables/{name}/{key}", group)
+            for name, keys in observable_groups(self.file).items()
+            for key, group in keys.items()
+        ]
         for where, group in series:
             bad = damaged_steps(group, committed_length(group), upto)
             if bad:
@@ -273,19 +287,23 @@ class Run:
         try:
             return decode_checkpoint(group[f"slot_{slot}"][:nbytes].tobytes())
         except Exception as exc:  # noqa: BLE001 - a crafted blob can fail in zipfile, json, numpy
-            raise ValueError(f"{self.path!r}: the checkpoint in slot {slot} cannot be decoded "
-                             f"({type(exc).__name__}: {exc})") from None
+            raise ValueError(
+                f"{self.path!r}: the checkpoint in slot {slot} cannot be decoded "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
 
     def replica(self, index: int):
         """Replica ``index`` of an ensemble file, read with this API (see
         :class:`particledyn.ensemble.ReplicaRun`)."""
         from ..ensemble import ReplicaRun
+
         return ReplicaRun(self, index)
 
     def to_pandas(self):
         """All scalar observables as one tidy DataFrame (step, time, observer, key, value); see
         :func:`particledyn.io.export.to_pandas`. Needs pandas."""
         from .export import to_pandas
+
         return to_pandas(self)
 
     def to_xarray(self):
@@ -293,6 +311,7 @@ class Run:
         see :func:`particledyn.io.export.to_xarray`. Needs xarray; keep the Run open while the
         frames are read."""
         from .export import to_xarray
+
         return to_xarray(self)
 
     def close(self) -> None:

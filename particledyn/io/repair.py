@@ -9,6 +9,7 @@ file cleanly, in a copy ``RUN.repaired.h5`` or in place. It refuses a file whose
 live writer holds the write lock. :func:`particledyn.io.open_run` reads such a
 file without repair.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,10 +30,14 @@ def repair_hint(path) -> str | None:
     if write_flags(path) == 0:
         return None
     if is_locked(path):
-        return (f"{path!r} is being written by a live run: plain h5py and pyh5md cannot open it "
-                "until the run ends; read it meanwhile with particledyn.open_run")
-    return (f"{path!r} was left open by a killed writer: plain h5py and pyh5md refuse it; "
-            f"`particledyn repair {path}` writes a readable copy (particledyn.open_run reads it as is)")
+        return (
+            f"{path!r} is being written by a live run: plain h5py and pyh5md cannot open it "
+            "until the run ends; read it meanwhile with particledyn.open_run"
+        )
+    return (
+        f"{path!r} was left open by a killed writer: plain h5py and pyh5md refuse it; "
+        f"`particledyn repair {path}` writes a readable copy (particledyn.open_run reads it as is)"
+    )
 
 
 def default_output(path: str) -> str:
@@ -67,7 +72,7 @@ def repair(path, output=None, in_place: bool = False) -> str | None:
     OSError
         The file is damaged beyond what the repair handles (the source is left as it was).
     """
-    from .h5md_writer import _Series, _create_hidden
+    from .h5md_writer import _create_hidden, _Series
 
     path = os.fspath(path)
     check_signature(path)
@@ -81,8 +86,10 @@ def repair(path, output=None, in_place: bool = False) -> str | None:
     try:
         lock = WriteLock(path).acquire()  # no writer can resume the file while it is repaired
     except FileLockedError:
-        raise FileLockedError(f"{path!r} is being written by a live run (it holds the file's write "
-                              "lock); repair it after the run stops") from None
+        raise FileLockedError(
+            f"{path!r} is being written by a live run (it holds the file's write "
+            "lock); repair it after the run stops"
+        ) from None
     work = path
     try:
         if in_place:

@@ -11,6 +11,7 @@ over data already in the file. :func:`clear_write_flags` clears the flags, moves
 the EOA past the end of the file plus a margin, extends the file to it, and
 rewrites the superblock checksum (Jenkins lookup3, as HDF5 computes it).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,15 +32,27 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     a = b = c = (0xDEADBEEF + length + initval) & _MASK
     i = 0
     while length - i > 12:
-        a = (a + int.from_bytes(data[i:i + 4], "little")) & _MASK
-        b = (b + int.from_bytes(data[i + 4:i + 8], "little")) & _MASK
-        c = (c + int.from_bytes(data[i + 8:i + 12], "little")) & _MASK
-        a = (a - c) & _MASK; a ^= _rot(c, 4); c = (c + b) & _MASK
-        b = (b - a) & _MASK; b ^= _rot(a, 6); a = (a + c) & _MASK
-        c = (c - b) & _MASK; c ^= _rot(b, 8); b = (b + a) & _MASK
-        a = (a - c) & _MASK; a ^= _rot(c, 16); c = (c + b) & _MASK
-        b = (b - a) & _MASK; b ^= _rot(a, 19); a = (a + c) & _MASK
-        c = (c - b) & _MASK; c ^= _rot(b, 4); b = (b + a) & _MASK
+        a = (a + int.from_bytes(data[i : i + 4], "little")) & _MASK
+        b = (b + int.from_bytes(data[i + 4 : i + 8], "little")) & _MASK
+        c = (c + int.from_bytes(data[i + 8 : i + 12], "little")) & _MASK
+        a = (a - c) & _MASK
+        a ^= _rot(c, 4)
+        c = (c + b) & _MASK
+        b = (b - a) & _MASK
+        b ^= _rot(a, 6)
+        a = (a + c) & _MASK
+        c = (c - b) & _MASK
+        c ^= _rot(b, 8)
+        b = (b + a) & _MASK
+        a = (a - c) & _MASK
+        a ^= _rot(c, 16)
+        c = (c + b) & _MASK
+        b = (b - a) & _MASK
+        b ^= _rot(a, 19)
+        a = (a + c) & _MASK
+        c = (c - b) & _MASK
+        c ^= _rot(b, 4)
+        b = (b + a) & _MASK
         i += 12
     rest = data[i:]
     if not rest:
@@ -48,13 +61,20 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     a = (a + int.from_bytes(rest[0:4], "little")) & _MASK
     b = (b + int.from_bytes(rest[4:8], "little")) & _MASK
     c = (c + int.from_bytes(rest[8:12], "little")) & _MASK
-    c ^= b; c = (c - _rot(b, 14)) & _MASK
-    a ^= c; a = (a - _rot(c, 11)) & _MASK
-    b ^= a; b = (b - _rot(a, 25)) & _MASK
-    c ^= b; c = (c - _rot(b, 16)) & _MASK
-    a ^= c; a = (a - _rot(c, 4)) & _MASK
-    b ^= a; b = (b - _rot(a, 14)) & _MASK
-    c ^= b; c = (c - _rot(b, 24)) & _MASK
+    c ^= b
+    c = (c - _rot(b, 14)) & _MASK
+    a ^= c
+    a = (a - _rot(c, 11)) & _MASK
+    b ^= a
+    b = (b - _rot(a, 25)) & _MASK
+    c ^= b
+    c = (c - _rot(b, 16)) & _MASK
+    a ^= c
+    a = (a - _rot(c, 4)) & _MASK
+    b ^= a
+    b = (b - _rot(a, 14)) & _MASK
+    c ^= b
+    c = (c - _rot(b, 24)) & _MASK
     return c
 
 
@@ -92,8 +112,10 @@ def clear_write_flags(path: str | os.PathLike, eoa_increment: int = EOA_INCREMEN
     with open(path, "r+b") as fh:
         head = fh.read(12)
         if head[:8] != HDF5_SIGNATURE or head[8] not in (2, 3):
-            raise ValueError(f"{os.fspath(path)!r}: expected an HDF5 file with a version 2/3 "
-                             "superblock at offset 0 (written with libver='latest')")
+            raise ValueError(
+                f"{os.fspath(path)!r}: expected an HDF5 file with a version 2/3 "
+                "superblock at offset 0 (written with libver='latest')"
+            )
         size_of_offsets = head[9]
         body_len = 12 + 4 * size_of_offsets
         fh.seek(0)

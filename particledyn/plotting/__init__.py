@@ -20,6 +20,7 @@ Modules: :mod:`.common` (identity, saving), :mod:`.cloud` (cloud, movie), :mod:`
 (Betti, merges, loss), :mod:`.stability` (eta*K), :mod:`.persistence` (diagrams, zigzag),
 :mod:`.checks` (Lemma 2, Theorem 2).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,20 +36,52 @@ from .persistence import figure_diagrams, figure_zigzag
 from .series import figure_betti, figure_loss, figure_merges
 from .stability import figure_stability
 
-__all__ = ["FIGURE_NAMES", "FORMATS", "MOVIE_FORMATS", "DPI", "plot_run", "figures_dir",
-           "figure_cloud", "figure_betti", "figure_stability", "figure_merges", "figure_loss",
-           "figure_diagrams", "figure_lemmas", "figure_expansion", "figure_zigzag", "write_movie",
-           "project_2d", "run_identity", "save_figure"]
+__all__ = [
+    "FIGURE_NAMES",
+    "FORMATS",
+    "MOVIE_FORMATS",
+    "DPI",
+    "plot_run",
+    "figures_dir",
+    "figure_cloud",
+    "figure_betti",
+    "figure_stability",
+    "figure_merges",
+    "figure_loss",
+    "figure_diagrams",
+    "figure_lemmas",
+    "figure_expansion",
+    "figure_zigzag",
+    "write_movie",
+    "project_2d",
+    "run_identity",
+    "save_figure",
+]
 
 #: File stem of each figure in the figures folder (the suffix is the format).
-FIGURE_NAMES = {"cloud": "cloud", "betti": "betti", "diagrams": "diagrams", "stability": "stability",
-                "lemmas": "lemmas", "expansion": "expansion", "zigzag": "zigzag", "merges": "merges",
-                "loss": "loss"}
+FIGURE_NAMES = {
+    "cloud": "cloud",
+    "betti": "betti",
+    "diagrams": "diagrams",
+    "stability": "stability",
+    "lemmas": "lemmas",
+    "expansion": "expansion",
+    "zigzag": "zigzag",
+    "merges": "merges",
+    "loss": "loss",
+}
 
-_FIGURES = {"cloud": lambda run, summary: figure_cloud(run), "betti": figure_betti,
-            "diagrams": figure_diagrams, "stability": figure_stability, "lemmas": figure_lemmas,
-            "expansion": figure_expansion, "zigzag": figure_zigzag, "merges": figure_merges,
-            "loss": figure_loss}
+_FIGURES = {
+    "cloud": lambda run, summary: figure_cloud(run),
+    "betti": figure_betti,
+    "diagrams": figure_diagrams,
+    "stability": figure_stability,
+    "lemmas": figure_lemmas,
+    "expansion": figure_expansion,
+    "zigzag": figure_zigzag,
+    "merges": figure_merges,
+    "loss": figure_loss,
+}
 
 
 def figures_dir(path) -> Path:
@@ -57,8 +90,14 @@ def figures_dir(path) -> Path:
     return path.with_name(f"{path.stem}_figures")
 
 
-def plot_run(path, out_dir=None, format: str = "png", dpi: float = DPI, movie: str | None = None,
-             movie_fps: float = 8.0) -> list[Path]:
+def plot_run(
+    path,
+    out_dir=None,
+    format: str = "png",
+    dpi: float = DPI,
+    movie: str | None = None,
+    movie_fps: float = 8.0,
+) -> list[Path]:
     """Write every figure a run file allows.
 
     Parameters

@@ -1,4 +1,5 @@
 """The theory's per-step checks: Lemma 2 distance ratios against their bounds, Theorem 2 expansion."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,17 +31,19 @@ def figure_lemmas(run, summary: dict | None = None):
         used = scalar_series(run, "lemmas", "fraction_used")
         bad = scalar_series(run, "lemmas", "n_violations")
         certified = scalar_series(run, "lemmas", "certified")
-        kind = ("certified a-priori K" if certified is not None and np.all(certified[1])
-                else "K not certified")
+        kind = "certified a-priori K" if certified is not None and np.all(certified[1]) else "K not certified"
         fig = titled(new_figure(7.5, 7.0), run, f"Lemma 2: (1 - eta K) d <= d' <= (1 + eta K) d ({kind})")
     axes = fig.subplots(2, 1, sharex=True)
     ax = axes[0]
-    ax.fill_between(low[0], low[1], high[1], color="tab:green", alpha=0.2,
-                    label="allowed: [1 - eta K, 1 + eta K]")
+    ax.fill_between(
+        low[0], low[1], high[1], color="tab:green", alpha=0.2, label="allowed: [1 - eta K, 1 + eta K]"
+    )
     ax.plot(low[0], low[1], "_", color="tab:green", ms=12, mew=2)
     ax.plot(high[0], high[1], "_", color="tab:green", ms=12, mew=2)
-    for found, label, colour in ((rmin, "smallest ratio d'/d", "tab:blue"),
-                                 (rmax, "largest ratio d'/d", "tab:red")):
+    for found, label, colour in (
+        (rmin, "smallest ratio d'/d", "tab:blue"),
+        (rmax, "largest ratio d'/d", "tab:red"),
+    ):
         if found is not None:
             ax.plot(found[0], found[1], marker="o", ms=3, color=colour, label=label)
     if bad is not None and np.any(bad[1] > 0) and rmax is not None:
@@ -82,15 +85,20 @@ def figure_expansion(run, summary: dict | None = None):
         radii = np.atleast_2d(np.asarray(radius[1], dtype=float).reshape(len(steps), -1))
         after = np.asarray(read_series(run, "expansion", "radius_after")[1], dtype=float).reshape(radii.shape)
         equal = np.asarray(read_series(run, "expansion", "equal")[1], dtype=bool).reshape(radii.shape)
-        contra = np.asarray(read_series(run, "expansion", "contradicts_theorem")[1],
-                            dtype=bool).reshape(radii.shape)
+        contra = np.asarray(read_series(run, "expansion", "contradicts_theorem")[1], dtype=bool).reshape(
+            radii.shape
+        )
         mis = np.asarray(read_series(run, "expansion", "misstatement")[1], dtype=bool).reshape(radii.shape)
         delta = scalar_series(run, "expansion", "delta")
         certified = scalar_series(run, "expansion", "certified")
-        kind = ("certified K" if certified is not None and np.all(certified[1]) else
-                "empirical K: a lower bound,\ncannot certify a contradiction")
-        fig = titled(new_figure(7.5, 7.0), run,
-                     f"Theorem 2: unions of balls before and after a step ({kind})")
+        kind = (
+            "certified K"
+            if certified is not None and np.all(certified[1])
+            else "empirical K: a lower bound,\ncannot certify a contradiction"
+        )
+        fig = titled(
+            new_figure(7.5, 7.0), run, f"Theorem 2: unions of balls before and after a step ({kind})"
+        )
     checked = np.isfinite(radii[:, 0])  # step 0 has no previous step
     axes = fig.subplots(2, 1, sharex=True)
     ax = axes[0]
@@ -99,22 +107,29 @@ def figure_expansion(run, summary: dict | None = None):
         ax.plot(delta[0], delta[1] / 2, color="black", ls=":", label="delta_t / 2")
     for j in range(radii.shape[1]):
         ax.plot(steps[checked], radii[checked, j], color=f"C{j}", label=f"r (radius #{j})")
-        ax.plot(steps[checked], after[checked, j], color=f"C{j}", ls="--",
-                label=f"(1 - eta K) r (radius #{j})")
+        ax.plot(
+            steps[checked], after[checked, j], color=f"C{j}", ls="--", label=f"(1 - eta K) r (radius #{j})"
+        )
     ax.set(ylabel="length", title="separation and radii")
     ax = axes[1]
     labelled = set()
-    marks = (("same Betti numbers", equal, dict(marker="o", color="tab:green", ms=5)),
-             ("Betti numbers differ", ~equal, dict(marker="o", color="tab:orange", ms=5)),
-             ("contradicts the theorem", contra, dict(marker="x", color="crimson", ms=10, mew=2)),
-             ("delta/2 < r < delta (misstatement range)", mis,
-              dict(marker="s", mfc="none", color="purple", ms=9)))
+    marks = (
+        ("same Betti numbers", equal, dict(marker="o", color="tab:green", ms=5)),
+        ("Betti numbers differ", ~equal, dict(marker="o", color="tab:orange", ms=5)),
+        ("contradicts the theorem", contra, dict(marker="x", color="crimson", ms=10, mew=2)),
+        ("delta/2 < r < delta (misstatement range)", mis, dict(marker="s", mfc="none", color="purple", ms=9)),
+    )
     for j in range(radii.shape[1]):
         for label, mask, style in marks:
             hit = checked & mask[:, j]
             if hit.any():  # a legend entry only for what is drawn
-                ax.plot(steps[hit], np.full(hit.sum(), j), ls="none",
-                        label=None if label in labelled else label, **style)
+                ax.plot(
+                    steps[hit],
+                    np.full(hit.sum(), j),
+                    ls="none",
+                    label=None if label in labelled else label,
+                    **style,
+                )
                 labelled.add(label)
     ax.set_yticks(range(radii.shape[1]), [f"radius #{j}" for j in range(radii.shape[1])])
     ax.set_ylim(-0.7, radii.shape[1] - 0.3)

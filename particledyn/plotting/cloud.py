@@ -1,4 +1,5 @@
 """The neuron cloud: first and last frame on shared axes, and a movie over training."""
+
 from __future__ import annotations
 
 import shutil
@@ -31,7 +32,7 @@ def project_2d(points: np.ndarray, reference: np.ndarray):
     reference = np.asarray(reference, dtype=np.float64)
     centre = reference.mean(axis=0)
     _, s, vt = np.linalg.svd(reference - centre, full_matrices=False)
-    total = float(np.sum(s ** 2))
+    total = float(np.sum(s**2))
     explained = s[:2] ** 2 / total if total > 0 else np.zeros(2)
     return (np.asarray(points, dtype=np.float64) - centre) @ vt[:2].T, explained
 
@@ -79,8 +80,16 @@ def _cloud_frames(run, steps, max_points: int):
         reference = reference if len(reference) else np.zeros((1, dim))
         explained = project_2d(reference, reference)[1]
         frames = [project_2d(x, reference)[0] for x in frames]
-        note = ", ".join(filter(None, [note, f"PCA projection onto PC1-PC2 of step {int(steps[0])} "
-                                             f"({100 * explained.sum():.0f}% of its variance)"]))
+        note = ", ".join(
+            filter(
+                None,
+                [
+                    note,
+                    f"PCA projection onto PC1-PC2 of step {int(steps[0])} "
+                    f"({100 * explained.sum():.0f}% of its variance)",
+                ],
+            )
+        )
         names = ("PC1", "PC2")
     return frames, ids[keep], note, names
 
@@ -155,16 +164,18 @@ def figure_cloud(run, max_points: int = 20000):
     art = None
     for i, (step, x) in enumerate(zip(steps, frames)):
         label = "first frame" if i == 0 else "last frame"
-        art = _scatter(fig, (1, len(frames), i + 1), x, colour, vmax, names, limits,
-                       f"{label}: step {step}")
+        art = _scatter(fig, (1, len(frames), i + 1), x, colour, vmax, names, limits, f"{label}: step {step}")
     fig.colorbar(art, ax=fig.axes, label="neuron index", shrink=0.8)
-    fig.suptitle("Neuron cloud, colour = neuron index" + (f" ({note})" if note else "")
-                 + f"\n{identity}", fontsize="medium")
+    fig.suptitle(
+        "Neuron cloud, colour = neuron index" + (f" ({note})" if note else "") + f"\n{identity}",
+        fontsize="medium",
+    )
     return fig
 
 
-def write_movie(run, target, format: str = "gif", fps: float = 8.0, max_points: int = 20000,
-                dpi: float = 100) -> Path:
+def write_movie(
+    run, target, format: str = "gif", fps: float = 8.0, max_points: int = 20000, dpi: float = 100
+) -> Path:
     """A movie of the cloud over every recorded frame, on the axes that hold them all.
 
     Parameters
@@ -207,11 +218,20 @@ def write_movie(run, target, format: str = "gif", fps: float = 8.0, max_points: 
 
     def draw(i):
         fig.clear()
-        art = _scatter(fig, (1, 1, 1), frames[i], colour, vmax, names, limits,
-                       f"step {steps[i]} (frame {i + 1} of {len(steps)})")
+        art = _scatter(
+            fig,
+            (1, 1, 1),
+            frames[i],
+            colour,
+            vmax,
+            names,
+            limits,
+            f"step {steps[i]} (frame {i + 1} of {len(steps)})",
+        )
         fig.colorbar(art, ax=fig.axes, label="neuron index", shrink=0.8)
-        fig.suptitle("Neuron cloud over training" + (f" ({note})" if note else "") + f"\n{identity}",
-                     fontsize="medium")
+        fig.suptitle(
+            "Neuron cloud over training" + (f" ({note})" if note else "") + f"\n{identity}", fontsize="medium"
+        )
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(frames), blit=False)

@@ -1,4 +1,5 @@
 """What every figure shares: opening a run, its identity line, log axes, event marks, saving."""
+
 from __future__ import annotations
 
 import contextlib
@@ -100,9 +101,14 @@ def mark_events(ax, summary: dict | None) -> None:
         return
     diverged = summary.get("diverged")
     if diverged:
-        ax.axvline(diverged["step"], color="black", ls="-", lw=1.5,
-                   label=f"diverged (step {diverged['step']}: {diverged['quantity']}"
-                         f" {'exploded' if diverged.get('growth') else 'non-finite'})")
+        ax.axvline(
+            diverged["step"],
+            color="black",
+            ls="-",
+            lw=1.5,
+            label=f"diverged (step {diverged['step']}: {diverged['quantity']}"
+            f" {'exploded' if diverged.get('growth') else 'non-finite'})",
+        )
     change = summary.get("betti", {}).get("first_change_step")
     merge = summary.get("merges", {}).get("first_merge_step")
     if change is not None:

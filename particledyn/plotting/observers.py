@@ -1,8 +1,9 @@
 """Figures drawn by observer types' ``figure`` hooks (a plugin's observer, say)."""
+
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 from matplotlib.figure import Figure
 

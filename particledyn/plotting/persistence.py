@@ -1,4 +1,5 @@
 """Persistence of the cloud: diagrams at several records, bar lengths over time, the zigzag barcode."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,11 @@ def figure_diagrams(run, summary: dict | None = None, n_diagrams: int = 4):
             return None
         steps, diagrams = found
         diagrams = [np.asarray(d, dtype=float).reshape(-1, 3) for d in diagrams]
-        fig = titled(new_figure(3.2 * min(len(steps), n_diagrams) + 1.0, 7.4), run,
-                     "Persistence diagrams of the neuron cloud and its barcode over time")
+        fig = titled(
+            new_figure(3.2 * min(len(steps), n_diagrams) + 1.0, 7.4),
+            run,
+            "Persistence diagrams of the neuron cloud and its barcode over time",
+        )
     picks = _pick(len(steps), int(n_diagrams))
     grid = fig.add_gridspec(2, len(picks))
     finite = np.concatenate([d[np.isfinite(d[:, 2]), 1:] for d in diagrams] + [np.zeros((1, 2))])
@@ -87,14 +91,13 @@ def _zigzag_options(run) -> tuple[float, int]:
 
     defaults = ZigzagObserver()
     resolved = run.parameters.get("resolved")
-    for spec in (resolved.get("observers", []) if isinstance(resolved, dict) else []):
+    for spec in resolved.get("observers", []) if isinstance(resolved, dict) else []:
         if isinstance(spec, dict) and spec.get("type") == "zigzag":
             return float(spec.get("scale", defaults.scale)), int(spec.get("max_dim", defaults.max_dim))
     return defaults.scale, defaults.max_dim
 
 
-def figure_zigzag(run, summary: dict | None = None, scale: float | None = None,
-                  max_dim: int | None = None):
+def figure_zigzag(run, summary: dict | None = None, scale: float | None = None, max_dim: int | None = None):
     """The zigzag barcode of the frames the zigzag observer recorded, bars over steps.
 
     Parameters
@@ -121,10 +124,11 @@ def figure_zigzag(run, summary: dict | None = None, scale: float | None = None,
         default_scale, default_dim = _zigzag_options(run)
         scale = default_scale if scale is None else float(scale)
         max_dim = default_dim if max_dim is None else int(max_dim)
-        fig = titled(new_figure(7.5, 4.8), run,
-                     f"Zigzag barcode of {len(steps)} frames (Rips scale {scale:g})")
+        fig = titled(
+            new_figure(7.5, 4.8), run, f"Zigzag barcode of {len(steps)} frames (Rips scale {scale:g})"
+        )
     ok = [bool(np.all(np.isfinite(f))) for f in frames]
-    frames = frames[:ok.index(False)] if False in ok else frames  # a diverged frame ends the zigzag
+    frames = frames[: ok.index(False)] if False in ok else frames  # a diverged frame ends the zigzag
     bars = zigzag_barcode(frames, scale, max_dim) if len(frames) >= 2 else np.zeros((0, 3))
     bars = bars[np.lexsort((bars[:, 1], bars[:, 0]))] if len(bars) else bars
     ax = fig.add_subplot()
@@ -133,14 +137,19 @@ def figure_zigzag(run, summary: dict | None = None, scale: float | None = None,
     def to_step(t):
         # bars are in frame units (frame i at steps[i]); half units are the unions between frames
         t = np.clip(np.asarray(t, dtype=float), 0, last)
-        return np.interp(t, np.arange(len(frames)), steps[:len(frames)])
+        return np.interp(t, np.arange(len(frames)), steps[: len(frames)])
 
     seen = set()
     for row, (k, birth, death) in enumerate(bars):
         k = int(k)
-        ax.plot([to_step(birth), to_step(death if np.isfinite(death) else last)], [row, row],
-                color=f"C{k}", lw=2, solid_capstyle="butt",
-                label=None if k in seen else _DIM_NAMES.get(k, f"H{k}"))
+        ax.plot(
+            [to_step(birth), to_step(death if np.isfinite(death) else last)],
+            [row, row],
+            color=f"C{k}",
+            lw=2,
+            solid_capstyle="butt",
+            label=None if k in seen else _DIM_NAMES.get(k, f"H{k}"),
+        )
         seen.add(k)
     if not len(bars):
         ax.text(0.5, 0.5, "no bars at this scale", transform=ax.transAxes, ha="center")

@@ -1,4 +1,5 @@
 """Time series of a run: Betti numbers, merges, loss."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,19 +42,30 @@ def figure_betti(run, summary: dict | None = None):
     for k, ax in enumerate(axes):
         values = [0.0]
         for j in range(n_scales):
-            y = np.array([r[j, k] if r.shape[0] > j and r.shape[1] > k else np.nan for r in records],
-                         dtype=float)
+            y = np.array(
+                [r[j, k] if r.shape[0] > j and r.shape[1] > k else np.nan for r in records], dtype=float
+            )
             label = f"b{k}"
             if n_scales > 1:
                 label += f", scale {scale_text[j]}" if scale_text and len(scale_text) > j else f", scale #{j}"
-            ax.plot(steps, y, drawstyle="steps-post", marker="o", ms=3, ls=styles[j % len(styles)],
-                    color=f"C{k}", label=label)
+            ax.plot(
+                steps,
+                y,
+                drawstyle="steps-post",
+                marker="o",
+                ms=3,
+                ls=styles[j % len(styles)],
+                color=f"C{k}",
+                label=label,
+            )
             values.extend(y[np.isfinite(y)])
         mark_events(ax, summary)
         ax.set_ylim(min(values) - 0.4, max(values) + 0.4)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(ylabel=f"b{k}", title=f"b{k} (" + ("components" if k == 0 else
-                                                    "loops" if k == 1 else "voids") + ")")
+        ax.set(
+            ylabel=f"b{k}",
+            title=f"b{k} (" + ("components" if k == 0 else "loops" if k == 1 else "voids") + ")",
+        )
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="x-small")
     if scale_text and n_scales == 1:
@@ -85,8 +97,9 @@ def figure_merges(run, summary: dict | None = None):
         mass = scalar_series(run, "merges", "merged_mass")
         multi = scalar_series(run, "merges", "mass_in_multi_atoms")
         n = run.positions(int(run.steps[0])).shape[0] if len(run.steps) else None
-        fig = titled(new_figure(7.5, 8.4), run,
-                     "Merging neurons: atoms are groups of particles closer than eps")
+        fig = titled(
+            new_figure(7.5, 8.4), run, "Merging neurons: atoms are groups of particles closer than eps"
+        )
     axes = fig.subplots(3, 1, sharex=True)
     ax = axes[0]
     if merges is not None:
@@ -94,8 +107,14 @@ def figure_merges(run, summary: dict | None = None):
         ax.plot(merges[0], merges[1], "o", color="tab:blue", ms=3, label="merges at the record's step")
     steps, seen = events
     if seen.any():
-        ax.plot(steps[seen], np.zeros(seen.sum()), "v", color="darkorange", ms=7,
-                label="merge seen (n_merges > 0 or fewer atoms)")
+        ax.plot(
+            steps[seen],
+            np.zeros(seen.sum()),
+            "v",
+            color="darkorange",
+            ms=7,
+            label="merge seen (n_merges > 0 or fewer atoms)",
+        )
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(ylabel="merges", title="merges per record")
     ax = axes[1]

@@ -1,10 +1,11 @@
 """One panel of eta*K over training, with the lines that apply to the run's optimizer."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..summary import eta_K_series, scalar_series
-from .common import mark_events, maybe_log, new_figure, optimizer_name, opened, titled
+from .common import mark_events, maybe_log, new_figure, opened, optimizer_name, titled
 
 
 def _certified(run, source: str) -> bool | None:
@@ -20,8 +21,9 @@ def _label(run, source: str) -> str:
     if source == "pairwise_lipschitz":
         return "K = pairwise Lipschitz constant of the update (Lemma 4)"
     certified = _certified(run, source)
-    kind = {True: "certified a-priori bound", False: "not certified",
-            None: "certification not recorded"}[certified]
+    kind = {True: "certified a-priori bound", False: "not certified", None: "certification not recorded"}[
+        certified
+    ]
     what = "Lemma 2 checks" if source == "lemmas" else "Theorem 2 check" if source == "expansion" else source
     return f"K of the {what} ({kind})"
 

@@ -15,35 +15,87 @@ one-line message naming the key path, e.g.
 Sections: ``[run]``, ``[data]``, ``[kernel]``, ``[init]``, ``[optimizer]``,
 ``[schedule]``, ``[output]`` and ``[[observers]]`` (see ``particledyn keys``).
 """
+
 from __future__ import annotations
 
 import copy
 import difflib
 import re
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib
 
-from .checks import (OPTIONAL, REQUIRED, Bool, Choice, Custom, Derived, Float, Int, Invalid, Key,
-                     ScenarioError, Str, Text, show, toml_type)
+from ..ensemble.scenario_keys import KEYS as ENSEMBLE_KEYS
+from ..ensemble.scenario_keys import check_replicas
+from .checks import (
+    OPTIONAL,
+    REQUIRED,
+    Bool,
+    Choice,
+    Custom,
+    Derived,
+    Float,
+    Int,
+    Invalid,
+    Key,
+    ScenarioError,
+    Str,
+    Text,
+    show,
+    toml_type,
+)
 from .kernels import KERNEL_TYPES, KERNELS, KernelType, register_kernel
 from .observers import OBSERVER_TYPES, OBSERVERS, ObserverType, register_observer
 from .registry import Entry, Registry
-from .sections import (CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES, CloudShape, DataKind, OptimizerType,
-                       ScheduleType)
-from ..ensemble.scenario_keys import KEYS as ENSEMBLE_KEYS, check_replicas
+from .sections import (
+    CLOUD_SHAPES,
+    DATA_KINDS,
+    OPTIMIZERS,
+    SCHEDULES,
+    CloudShape,
+    DataKind,
+    OptimizerType,
+    ScheduleType,
+)
 
-__all__ = ["Scenario", "ScenarioError", "schema", "validate_scenario", "parse_override", "parse_scenario",
-           "load_scenario", "default_scenario", "describe_keys", "SECTIONS", "Key", "Entry", "Registry",
-           "KERNELS", "KernelType", "register_kernel", "OBSERVERS", "ObserverType", "register_observer",
-           "DATA_KINDS", "DataKind", "CLOUD_SHAPES", "CloudShape", "OPTIMIZERS", "OptimizerType",
-           "SCHEDULES", "ScheduleType", "KERNEL_TYPES", "OBSERVER_TYPES"]
+__all__ = [
+    "Scenario",
+    "ScenarioError",
+    "schema",
+    "validate_scenario",
+    "parse_override",
+    "parse_scenario",
+    "load_scenario",
+    "default_scenario",
+    "describe_keys",
+    "SECTIONS",
+    "Key",
+    "Entry",
+    "Registry",
+    "KERNELS",
+    "KernelType",
+    "register_kernel",
+    "OBSERVERS",
+    "ObserverType",
+    "register_observer",
+    "DATA_KINDS",
+    "DataKind",
+    "CLOUD_SHAPES",
+    "CloudShape",
+    "OPTIMIZERS",
+    "OptimizerType",
+    "SCHEDULES",
+    "ScheduleType",
+    "KERNEL_TYPES",
+    "OBSERVER_TYPES",
+]
 
 SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
 #: The registry whose entry each section's selector key names, the selector's default and its docs.
@@ -61,15 +113,15 @@ SECTION_DOCS = {
     "data": "The training data (particledyn.data.make_dataset).",
     "kernel": "The update kernel; the neuron dimension is D = input dimension + number of outputs.",
     "init": "The initial particle cloud (particledyn.clouds.make_cloud). The shape is sampled in its "
-            "native dimension k (2 for regions and circle, 3 for surfaces and torus, k + 1 for spheres) "
-            "and placed in R^D by init.embed: \"first\" fills coordinates 0..k-1 (the first input "
-            "weights) and sets the rest to 0; \"random_orthonormal\" uses a random k-dimensional "
-            "subspace. k > D is an error; gaussian clouds are drawn in R^D directly.",
+    "native dimension k (2 for regions and circle, 3 for surfaces and torus, k + 1 for spheres) "
+    'and placed in R^D by init.embed: "first" fills coordinates 0..k-1 (the first input '
+    'weights) and sets the rest to 0; "random_orthonormal" uses a random k-dimensional '
+    "subspace. k > D is an error; gaussian clouds are drawn in R^D directly.",
     "optimizer": "The update rule applied to the kernel's field.",
     "schedule": "The learning rate; `schedule = 0.01` is short for [schedule] lr = 0.01.",
     "output": "The HDF5 (H5MD) output file: cadences, precision, checkpoints.",
     "observers": "Diagnostics, each an [[observers]] table with type, every, name and the type's "
-                 "options; every observer records at the first step.",
+    "options; every observer records at the first step.",
 }
 
 _INT64 = 2**63 - 1
@@ -90,7 +142,7 @@ def _run_name(value):
 
 def _modules(value):
     if not isinstance(value, list) or not all(isinstance(v, str) and _MODULE_RE.match(v) for v in value):
-        raise Invalid("expected an array of module names (such as \"my_package.kernels\")")
+        raise Invalid('expected an array of module names (such as "my_package.kernels")')
     if len(set(value)) != len(value):
         raise Invalid("expected distinct module names")
     return list(value)
@@ -98,8 +150,9 @@ def _modules(value):
 
 def _subset(value):
     if isinstance(value, list):
-        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _COUNT
-                                for v in value):
+        if not value or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= _COUNT for v in value
+        ):
             raise Invalid("expected a count >= 1 or a non-empty array of particle indices >= 0")
         if len(set(value)) != len(value):
             raise Invalid("expected distinct particle indices")
@@ -116,76 +169,161 @@ _SEED = Int(0, _INT64)
 
 _BASE_SCHEMA: tuple[Key, ...] = (
     # [run]
-    Key("run.name", Custom("a name of letters, digits and _ . + -", _run_name),
-        "Name of the run; the default output file is <name>.h5.", "particledyn"),
+    Key(
+        "run.name",
+        Custom("a name of letters, digits and _ . + -", _run_name),
+        "Name of the run; the default output file is <name>.h5.",
+        "particledyn",
+    ),
     Key("run.description", Text(), "Free text, stored with the run.", ""),
-    Key("run.steps", Int(0, 2**62), "Total number of updates (--steps overrides it; a resumed run "
-        "continues until this total). Required unless run.epochs is given."),
-    Key("run.epochs", Int(1, 2**62), 'Run length in epochs, with optimizer.sampling = "epoch": run.steps '
+    Key(
+        "run.steps",
+        Int(0, 2**62),
+        "Total number of updates (--steps overrides it; a resumed run "
+        "continues until this total). Required unless run.epochs is given.",
+    ),
+    Key(
+        "run.epochs",
+        Int(1, 2**62),
+        'Run length in epochs, with optimizer.sampling = "epoch": run.steps '
         "becomes epochs x steps per epoch (ceil(training rows / batch size)). Give run.steps or run.epochs, "
-        "not both; an override of run.steps (--steps, a sweep's steps) replaces it."),
-    Key("run.seed", _SEED, "Root seed: mini-batches at step t derive from (seed, t); default seed "
-        "of the data and the initial cloud.", 0),
+        "not both; an override of run.steps (--steps, a sweep's steps) replaces it.",
+    ),
+    Key(
+        "run.seed",
+        _SEED,
+        "Root seed: mini-batches at step t derive from (seed, t); default seed "
+        "of the data and the initial cloud.",
+        0,
+    ),
     Key("run.dtype", Choice(("float32", "float64")), "Working precision of the particles.", "float64"),
-    Key("run.threads", Int(0, 4096), "Numba threads (0: all that numba sees). Bit-identical "
-        "resumes need the same count.", 0),
-    Key("run.divergence_growth", Float(0.0), "Growth test (particledyn.divergence.GrowthRule): the run "
+    Key(
+        "run.threads",
+        Int(0, 4096),
+        "Numba threads (0: all that numba sees). Bit-identical resumes need the same count.",
+        0,
+    ),
+    Key(
+        "run.divergence_growth",
+        Float(0.0),
+        "Growth test (particledyn.divergence.GrowthRule): the run "
         "diverged when the loss or max abs(x) grew more than this factor over run.divergence_window records "
-        "and exceeds run.divergence_threshold x its start; 0 switches it off (NaN/inf still diverge).", 100.0),
+        "and exceeds run.divergence_threshold x its start; 0 switches it off (NaN/inf still diverge).",
+        100.0,
+    ),
     Key("run.divergence_window", Int(1, 10**6), "Records the growth test looks back over.", 10),
     Key("run.divergence_threshold", Float(1.0), "Growth test: factor over the start value.", 1e8),
-    Key("run.backend", Choice(("numba", "cupy")), "Compute backend: 'numba' (CPU) or 'cupy' "
-        "(NVIDIA GPU, needs the gpu extra; see docs/gpu.md).", "numba"),
-    Key("run.plugins", Custom("an array of module names", _modules), "Modules imported before the "
+    Key(
+        "run.backend",
+        Choice(("numba", "cupy")),
+        "Compute backend: 'numba' (CPU) or 'cupy' (NVIDIA GPU, needs the gpu extra; see docs/gpu.md).",
+        "numba",
+    ),
+    Key(
+        "run.plugins",
+        Custom("an array of module names", _modules),
+        "Modules imported before the "
         "scenario is checked, which register kernels, observers, ... (installed, or on PYTHONPATH; "
-        "installed packages' particledyn.plugins entry points load without being listed).", []),
+        "installed packages' particledyn.plugins entry points load without being listed).",
+        [],
+    ),
     *ENSEMBLE_KEYS,
     # [data]: data.kind and its keys from the data kinds' registry (see schema())
     Key("data.seed", _SEED, "Seed of the data (teacher, inputs, split).", _derived("run.seed", "run.seed")),
     # [kernel]: kernel.kind here, the options from the kernel registry (see schema())
     # [init]: init.shape and its keys from the cloud shapes' registry
     Key("init.seed", _SEED, "Seed of the cloud.", _derived("run.seed", "run.seed")),
-    Key("init.output_scale", _POSITIVE, "Factor on the output coordinates a_i (the last C of each "
+    Key(
+        "init.output_scale",
+        _POSITIVE,
+        "Factor on the output coordinates a_i (the last C of each "
         "neuron) after the cloud is placed, e.g. for a fan-in scale 1/sqrt(N) of the output layer "
-        "(optional: 1).", OPTIONAL),
+        "(optional: 1).",
+        OPTIONAL,
+    ),
     # [optimizer]: optimizer.name and its keys from the optimizers' registry
     Key("optimizer.weight_decay", Float(0.0), "Coupled L2: adds weight_decay * x to the gradient.", 0.0),
-    Key("optimizer.batch_size", Int(1, _COUNT), "Mini-batch shared by all particles, drawn from "
-        "(seed, step) (optional: the full training set).", OPTIONAL),
-    Key("optimizer.sampling", Choice(("step", "epoch")), '"step": a fresh batch every step, from (seed, '
+    Key(
+        "optimizer.batch_size",
+        Int(1, _COUNT),
+        "Mini-batch shared by all particles, drawn from (seed, step) (optional: the full training set).",
+        OPTIONAL,
+    ),
+    Key(
+        "optimizer.sampling",
+        Choice(("step", "epoch")),
+        '"step": a fresh batch every step, from (seed, '
         'step); "epoch": as PyTorch\'s DataLoader(shuffle=True): one permutation of the training rows per '
         "epoch, from (seed, epoch), walked in consecutive batches, the last one short (3500 rows, batch "
-        "128: 28 steps per epoch).", "step"),
+        "128: 28 steps per epoch).",
+        "step",
+    ),
     # [schedule]: schedule.kind and its keys from the schedules' registry
     Key("schedule.lr", _POSITIVE, "(Initial) learning rate eta.", REQUIRED),
     # [output]
-    Key("output.path", Str(), "Output file, relative to the working directory (--out overrides it).",
-        _derived('"<run.name>.h5"', "run.name", lambda v: f"{v}.h5")),
-    Key("output.frame_every", Int(0, 2**62), "Position frames every this many steps (0: first and "
-        "last only; the last frame is always written).", 1),
-    Key("output.subset", Custom("a count or an array of indices", _subset),
-        "Write only these particles: a count (evenly spaced indices) or an array of indices "
-        "(optional: all).", OPTIONAL),
-    Key("output.dtype", Choice(("float32", "float64")), "Storage precision of frames.",
-        _derived("run.dtype", "run.dtype")),
-    Key("output.optimizer_state", Bool(), "Also write the per-particle optimizer state with each frame.", True),
-    Key("output.checkpoint_every", Int(0, 2**62), "Checkpoint (for --resume) every this many steps "
-        "(0: only at the end).", 100),
-    Key("output.compression", Choice(("none", "gzip")), "Frame compression (gzip is ~20x slower to "
-        "write and saves little on float data).", "none"),
-    Key("output.durability", Choice(("checkpoint", "frame")), "When the file is fsync'ed: at every "
+    Key(
+        "output.path",
+        Str(),
+        "Output file, relative to the working directory (--out overrides it).",
+        _derived('"<run.name>.h5"', "run.name", lambda v: f"{v}.h5"),
+    ),
+    Key(
+        "output.frame_every",
+        Int(0, 2**62),
+        "Position frames every this many steps (0: first and last only; the last frame is always written).",
+        1,
+    ),
+    Key(
+        "output.subset",
+        Custom("a count or an array of indices", _subset),
+        "Write only these particles: a count (evenly spaced indices) or an array of indices (optional: all).",
+        OPTIONAL,
+    ),
+    Key(
+        "output.dtype",
+        Choice(("float32", "float64")),
+        "Storage precision of frames.",
+        _derived("run.dtype", "run.dtype"),
+    ),
+    Key(
+        "output.optimizer_state", Bool(), "Also write the per-particle optimizer state with each frame.", True
+    ),
+    Key(
+        "output.checkpoint_every",
+        Int(0, 2**62),
+        "Checkpoint (for --resume) every this many steps (0: only at the end).",
+        100,
+    ),
+    Key(
+        "output.compression",
+        Choice(("none", "gzip")),
+        "Frame compression (gzip is ~20x slower to write and saves little on float data).",
+        "none",
+    ),
+    Key(
+        "output.durability",
+        Choice(("checkpoint", "frame")),
+        "When the file is fsync'ed: at every "
         "checkpoint and at the end, or also after every frame (slower; survives a power loss).",
-        "checkpoint"),
+        "checkpoint",
+    ),
 )
 
 _OBSERVER_COMMON = (
     Key("type", Choice(("loss",)), "Which observer (see below).", REQUIRED),
-    Key("every", Custom('a count of steps >= 1 or "N epochs"', lambda v: _cadence(v)),
+    Key(
+        "every",
+        Custom('a count of steps >= 1 or "N epochs"', lambda v: _cadence(v)),
         'Cadence in steps, or "N epochs" with optimizer.sampling = "epoch" (N times the steps per '
-        "epoch, e.g. 28 for 3500 rows in batches of 128).", 1),
-    Key("name", Custom("a name without '/'", lambda v: _observer_name(v)),
+        "epoch, e.g. 28 for 3500 rows in batches of 128).",
+        1,
+    ),
+    Key(
+        "name",
+        Custom("a name without '/'", lambda v: _observer_name(v)),
         "HDF5 group observables/<name> (default: the type; needed to use a type twice).",
-        OPTIONAL),
+        OPTIONAL,
+    ),
 )
 
 
@@ -206,8 +344,9 @@ def cadence_steps(every, steps_per_epoch: int | None) -> int:
     """An observer's cadence in steps: ``every`` as validated (a count, or ``"N epochs"``)."""
     if isinstance(every, str):
         if steps_per_epoch is None:
-            raise ScenarioError(f'every = "{every}": expected optimizer.sampling = "epoch" (epochs '
-                                "count its batches)")
+            raise ScenarioError(
+                f'every = "{every}": expected optimizer.sampling = "epoch" (epochs count its batches)'
+            )
         return int(every.split()[0]) * int(steps_per_epoch)
     return int(every)
 
@@ -265,8 +404,9 @@ def _unknown(where: str, name: str, valid: list[str], context: str) -> ScenarioE
     return ScenarioError(f"{where}: unknown key{hint}; valid keys{context}: {', '.join(valid)}")
 
 
-def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str | None,
-                    resolved: dict) -> dict:
+def _validate_table(
+    table: Mapping, keys: list[Key], where: str, selector: str | None, resolved: dict
+) -> dict:
     """Validate one table against its keys; ``where`` prefixes the paths in errors."""
     by_name: dict[str, list[Key]] = {}
     for key in keys:
@@ -278,12 +418,16 @@ def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str |
         if selector in table:
             choice = sel_key.parse(table[selector], f"{where}.{selector}")
         elif sel_key.default is REQUIRED:
-            raise ScenarioError(f"{where}.{selector}: missing required key ({sel_key.check.describe(selector)})")
+            raise ScenarioError(
+                f"{where}.{selector}: missing required key ({sel_key.check.describe(selector)})"
+            )
         else:
             choice = _resolve_default(sel_key, resolved)
         out[selector] = choice
-    applicable = {name: next((k for k in ks if k.when is None or choice in k.when), None)
-                  for name, ks in by_name.items()}
+    applicable = {
+        name: next((k for k in ks if k.when is None or choice in k.when), None)
+        for name, ks in by_name.items()
+    }
     valid = [n for n, k in applicable.items() if k is not None]
     context = f" for {where}.{selector} = {show(choice)}" if selector else f" in {where}"
     for name, value in table.items():
@@ -294,8 +438,10 @@ def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str |
         if key is None:
             if name in by_name:
                 users = sorted({v for k in by_name[name] for v in (k.when or ())})
-                raise ScenarioError(f"{path} = {show(value)}: not used when {where}.{selector} = "
-                                    f"{show(choice)} (only for {', '.join(users)})")
+                raise ScenarioError(
+                    f"{path} = {show(value)}: not used when {where}.{selector} = "
+                    f"{show(choice)} (only for {', '.join(users)})"
+                )
             raise _unknown(path, name, valid, context)
         out[name] = key.parse(value, path)
     for name in valid:
@@ -303,8 +449,10 @@ def _validate_table(table: Mapping, keys: list[Key], where: str, selector: str |
             continue
         key = applicable[name]
         if key.default is REQUIRED:
-            raise ScenarioError(f"{where}.{name}: missing required key ({key.check.describe(name)})"
-                                + (f" for {where}.{selector} = {show(choice)}" if key.when else ""))
+            raise ScenarioError(
+                f"{where}.{name}: missing required key ({key.check.describe(name)})"
+                + (f" for {where}.{selector} = {show(choice)}" if key.when else "")
+            )
         out[name] = _resolve_default(key, resolved)
     return {name: out[name] for name in [selector] * (selector is not None) + valid if name in out}
 
@@ -315,8 +463,10 @@ def _check_depth(raw: Mapping) -> None:
     while stack:
         node, path, depth = stack.pop()
         if depth > _MAX_DEPTH:
-            raise ScenarioError(f"{path}: arrays or tables nested more than {_MAX_DEPTH} levels deep: "
-                                "expected a value a scenario key takes")
+            raise ScenarioError(
+                f"{path}: arrays or tables nested more than {_MAX_DEPTH} levels deep: "
+                "expected a value a scenario key takes"
+            )
         items = node.items() if isinstance(node, Mapping) else enumerate(node)
         for name, child in items:
             if isinstance(child, (Mapping, list)):
@@ -326,8 +476,10 @@ def _check_depth(raw: Mapping) -> None:
 
 def _check_epoch_batches(o: dict) -> None:
     if o["sampling"] == "epoch" and o["batch_size"] is None:
-        raise ScenarioError('optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
-                            "per batch of each epoch)")
+        raise ScenarioError(
+            'optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
+            "per batch of each epoch)"
+        )
 
 
 def _resolve_epochs(resolved: dict) -> None:
@@ -342,17 +494,21 @@ def _resolve_epochs(resolved: dict) -> None:
             raise ScenarioError(f"run.steps: missing required key ({Int(0, 2**62).describe('steps')})")
         return
     if steps is not None:
-        raise ScenarioError(f"run.epochs = {epochs}: expected run.steps or run.epochs, not both "
-                            f"(run.steps = {steps})")
+        raise ScenarioError(
+            f"run.epochs = {epochs}: expected run.steps or run.epochs, not both (run.steps = {steps})"
+        )
     if o["sampling"] != "epoch":
-        raise ScenarioError(f'run.epochs = {epochs}: expected optimizer.sampling = "epoch" (an epoch is '
-                            f'one pass over the training rows in batches), got "{o["sampling"]}"')
+        raise ScenarioError(
+            f'run.epochs = {epochs}: expected optimizer.sampling = "epoch" (an epoch is '
+            f'one pass over the training rows in batches), got "{o["sampling"]}"'
+        )
     _check_epoch_batches(o)
     try:
         rows = training_rows(dataset_spec(resolved["data"]))
     except (ValueError, TypeError, OSError) as exc:
-        raise ScenarioError(f"run.epochs = {epochs}: cannot count the training rows of [data]: "
-                            f"{' '.join(str(exc).split())}") from None
+        raise ScenarioError(
+            f"run.epochs = {epochs}: cannot count the training rows of [data]: {' '.join(str(exc).split())}"
+        ) from None
     run["steps"] = epochs * steps_per_epoch(rows, o["batch_size"])
 
 
@@ -371,8 +527,10 @@ def _cross_checks(resolved: dict) -> None:
 
 def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise ScenarioError(f"observers = {show(entries)}: expected an array of tables, written "
-                            "[[observers]] (got " + toml_type(entries) + ")")
+        raise ScenarioError(
+            f"observers = {show(entries)}: expected an array of tables, written "
+            "[[observers]] (got " + toml_type(entries) + ")"
+        )
     out, names = [], {}
     type_key = replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker())
     for i, entry in enumerate(entries):
@@ -385,12 +543,16 @@ def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
         if options.get("name") is None:
             options["name"] = kind
         if options["name"] in names:
-            raise ScenarioError(f"{where}.name = {show(options['name'])}: already used by "
-                                f"observers[{names[options['name']]}]; give one of them another name")
+            raise ScenarioError(
+                f"{where}.name = {show(options['name'])}: already used by "
+                f"observers[{names[options['name']]}]; give one of them another name"
+            )
         names[options["name"]] = i
         if isinstance(options["every"], str) and resolved["optimizer"]["sampling"] != "epoch":
-            raise ScenarioError(f'{where}.every = "{options["every"]}": expected optimizer.sampling = '
-                                f'"epoch" (epochs count its batches), got "{resolved["optimizer"]["sampling"]}"')
+            raise ScenarioError(
+                f'{where}.every = "{options["every"]}": expected optimizer.sampling = '
+                f'"epoch" (epochs count its batches), got "{resolved["optimizer"]["sampling"]}"'
+            )
         out.append(options)
     return out
 
@@ -425,8 +587,10 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
         section, name = _override_path(path)
         table = raw.get(section, {})
         if not isinstance(table, Mapping):
-            raise ScenarioError(f"{path}: [{section}] is {toml_type(table)} in the scenario; "
-                                "expected a table whose key a dotted override can set")
+            raise ScenarioError(
+                f"{path}: [{section}] is {toml_type(table)} in the scenario; "
+                "expected a table whose key a dotted override can set"
+            )
         # an overridden run length replaces the file's, whichever unit the file gave it in
         other = {"run.steps": "epochs", "run.epochs": "steps"}.get(path)
         raw[section] = {**{k: v for k, v in table.items() if k != other}, name: value}
@@ -444,7 +608,9 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     for section in SECTIONS[:-1]:
         table = raw.get(section, {})
         if not isinstance(table, Mapping):
-            raise ScenarioError(f"{section} = {show(table)}: expected a table [{section}], got {toml_type(table)}")
+            raise ScenarioError(
+                f"{section} = {show(table)}: expected a table [{section}], got {toml_type(table)}"
+            )
         section_keys = [k for k in keys if k.path.startswith(section + ".")]
         resolved[section] = _validate_table(table, section_keys, section, SELECTORS.get(section), resolved)
         if section == "optimizer":  # run.steps from run.epochs, before schedule.steps derives from it
@@ -469,7 +635,7 @@ def _load_scenario_plugins(run: Any) -> None:
 def _override_path(path: str) -> tuple[str, str]:
     parts = str(path).split(".")
     if len(parts) != 2 or not all(parts):
-        raise ScenarioError(f"{path!r}: expected a dotted key \"section.key\" (such as schedule.lr)")
+        raise ScenarioError(f'{path!r}: expected a dotted key "section.key" (such as schedule.lr)')
     return parts[0], parts[1]
 
 
@@ -549,11 +715,15 @@ def parse_toml(text: str, source: str = "<string>") -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {' '.join(str(exc).split())}") from None
     except RecursionError:
-        raise ScenarioError(f"{source}: not valid TOML for a scenario: arrays or tables nested too deeply "
-                            f"(a scenario needs at most {_MAX_DEPTH} levels)") from None
+        raise ScenarioError(
+            f"{source}: not valid TOML for a scenario: arrays or tables nested too deeply "
+            f"(a scenario needs at most {_MAX_DEPTH} levels)"
+        ) from None
 
 
-def parse_scenario(text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None) -> Scenario:
+def parse_scenario(
+    text: str, source: str = "<string>", overrides: Mapping[str, Any] | None = None
+) -> Scenario:
     """Parse and validate TOML text; ScenarioError (one line) on any problem (see :func:`parse_toml`)."""
     text = text.removeprefix("\ufeff")
     resolved = validate_scenario(parse_toml(text, source), overrides)
@@ -592,26 +762,31 @@ def _key_lines(key: Key, path: str, selector_path: str | None, width: int) -> li
 
 def describe_keys(width: int = 100) -> str:
     """Every documented key, section by section, as ``particledyn keys`` prints it."""
-    lines = ["Scenario keys (TOML). Types, ranges and defaults; [selector = values] marks keys that "
-             "apply only for those values.", ""]
+    lines = [
+        "Scenario keys (TOML). Types, ranges and defaults; [selector = values] marks keys that "
+        "apply only for those values.",
+        "",
+    ]
     keys = schema()
     for section in SECTIONS[:-1]:
         lines.append(f"[{section}]")
-        lines += textwrap.wrap(SECTION_DOCS[section], width=width, initial_indent="  # ",
-                               subsequent_indent="  # ")
+        lines += textwrap.wrap(
+            SECTION_DOCS[section], width=width, initial_indent="  # ", subsequent_indent="  # "
+        )
         selector = SELECTORS.get(section)
         for key in (k for k in keys if k.path.startswith(section + ".")):
             lines += _key_lines(key, key.path, f"{section}.{selector}" if selector else None, width)
         lines.append("")
     lines.append("[[observers]]")
-    lines += textwrap.wrap(SECTION_DOCS["observers"], width=width, initial_indent="  # ",
-                           subsequent_indent="  # ")
+    lines += textwrap.wrap(
+        SECTION_DOCS["observers"], width=width, initial_indent="  # ", subsequent_indent="  # "
+    )
     common = (replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker()), *_OBSERVER_COMMON[1:])
     for key in common:
         lines += _key_lines(key, f"observers.{key.path}", None, width)
     for kind, observer_type in OBSERVERS.items():
         target = f" ({observer_type.target.replace(':', '.')})" if observer_type.target else ""
-        lines.append(f"  type = \"{kind}\"{target}: {observer_type.summary}")
+        lines.append(f'  type = "{kind}"{target}: {observer_type.summary}')
         for key in observer_type.options:
             lines += _key_lines(key, f"  observers.{key.path}", None, width)
     return "\n".join(lines) + "\n"

@@ -5,15 +5,23 @@ turns a TOML value into the resolved value or says what was expected. Errors
 are :class:`ScenarioError`, whose message is one line naming the key path:
 ``optimizer.beta1 = 1.5: expected 0 <= beta1 < 1``.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-_TOML_TYPES = ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
-               (list, "an array"), (dict, "a table"))
+_TOML_TYPES = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (str, "a string"),
+    (list, "an array"),
+    (dict, "a table"),
+)
 _MAX_SHOWN = 60
 _TECHNICAL_LIMIT = 2**31 - 1  # larger upper bounds only guard against overflow; not shown in docs
 
@@ -206,7 +214,9 @@ class FloatList(Checker):
 
     def describe(self, name):
         each = self.item.describe("each")
-        what = "a number or a non-empty array of numbers" if self.scalar_ok else "a non-empty array of numbers"
+        what = (
+            "a number or a non-empty array of numbers" if self.scalar_ok else "a non-empty array of numbers"
+        )
         return f"{what} ({each})" if (self.item.lo is not None or self.item.hi is not None) else what
 
     def parse(self, value, name):
@@ -272,7 +282,7 @@ OPTIONAL = "optional"
 class Derived:
     """A default computed from the already resolved scenario (e.g. ``run.seed``)."""
 
-    text: str                                   # for the docs: "run.seed"
+    text: str  # for the docs: "run.seed"
     fn: Callable[[dict], Any]
 
 

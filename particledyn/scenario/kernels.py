@@ -5,17 +5,18 @@ from the resolved section and the data set. The built-in kernels register in
 :mod:`particledyn.scenario.builtin_kernels`, a plugin like any other (see
 :mod:`particledyn.plugins`); a user's kernel registers with :func:`register_kernel`.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .checks import ScenarioError
 from .registry import Entry, Registry
-
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,7 @@ KERNEL_TYPES = KERNELS  # the older name
 
 def register_kernel(kernel_type: KernelType, replace: bool = False) -> KernelType:
     """Add a kernel type; returns it (ValueError when its name is taken, unless ``replace``)."""
-    return KERNELS.register(kernel_type, replace=replace,
-                            origin=sys._getframe(1).f_globals.get("__name__"))
+    return KERNELS.register(kernel_type, replace=replace, origin=sys._getframe(1).f_globals.get("__name__"))
 
 
 def has_labels(data_kind: str) -> bool:
@@ -67,8 +67,10 @@ def has_labels(data_kind: str) -> bool:
 def check_loss(loss: str, data_kind: str) -> None:
     """Refuse cross-entropy on a data kind without class labels (ScenarioError)."""
     if loss == "cross_entropy" and not has_labels(data_kind):
-        raise ScenarioError(f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
-                            "(real-valued targets)")
+        raise ScenarioError(
+            f'kernel.loss = "cross_entropy": expected "mse" for data.kind = "{data_kind}" '
+            "(real-valued targets)"
+        )
 
 
 def kernel_targets(dataset, loss: str):

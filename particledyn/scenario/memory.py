@@ -6,11 +6,13 @@ lower). A scenario above it gets a one-line :class:`ScenarioError` naming the
 key that drives the size, instead of a MemoryError (or the kernel's OOM killer)
 minutes later.
 """
+
 from __future__ import annotations
 
 import os
 
 from .checks import ScenarioError
+
 
 def machine_memory() -> int:
     """Bytes of memory this process may use: physical memory, or the cgroup v2 limit if lower."""
@@ -91,6 +93,8 @@ def check_memory(resolved: dict, available: int | None = None) -> None:
         return
     key, (value, size) = max(parts.items(), key=lambda item: item[1][1])
     what = "the particles" if key == "init.n" else "the data set"
-    raise ScenarioError(f"{key} = {value}: the run needs at least {_gb(total)} of memory ({what}: "
-                        f"{_gb(size)}), more than the {_gb(available)} of this machine; expected a "
-                        f"smaller {key}")
+    raise ScenarioError(
+        f"{key} = {value}: the run needs at least {_gb(total)} of memory ({what}: "
+        f"{_gb(size)}), more than the {_gb(available)} of this machine; expected a "
+        f"smaller {key}"
+    )

@@ -8,11 +8,13 @@ and ``name`` (the HDF5 group, default the type), plus the options its
 built-in types register in :mod:`particledyn.scenario.builtin_observers`, a plugin like
 any other (see :mod:`particledyn.plugins`); add a type with :func:`register_observer`.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..observers import Observer
 from .registry import Entry, Registry
@@ -33,6 +35,7 @@ class BuildContext:
         """One shared :class:`NeighbourCache` per neighbour count k."""
         if k not in self.caches:
             from ..geometry.neighbours import NeighbourCache
+
             self.caches[k] = NeighbourCache(k=k)
         return self.caches[k]
 
@@ -80,5 +83,6 @@ OBSERVER_TYPES = OBSERVERS  # the older name
 
 def register_observer(observer_type: ObserverType, replace: bool = False) -> ObserverType:
     """Add an observer type; returns it (ValueError when its name is taken, unless ``replace``)."""
-    return OBSERVERS.register(observer_type, replace=replace,
-                            origin=sys._getframe(1).f_globals.get("__name__"))
+    return OBSERVERS.register(
+        observer_type, replace=replace, origin=sys._getframe(1).f_globals.get("__name__")
+    )

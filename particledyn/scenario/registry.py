@@ -6,12 +6,13 @@ section's keys, defaults and builder. Entries come from modules loaded as plugin
 entry-point group a user's package uses. Reading a registry loads the installed plugins
 first, so every process (the CLI, a resumed run, a Dask worker) sees the same names.
 """
+
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Iterator, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .checks import Checker, Invalid, Key, ScenarioError, show
 
@@ -78,8 +79,10 @@ class Registry(Mapping, Generic[T]):
             raise ValueError(f"{self.what} name {name!r}: expected a non-empty string")
         origin = origin or sys._getframe(1).f_globals.get("__name__", "?")
         if name in self._entries and not replace:
-            raise ValueError(f"{self.path} = {show(name)}: already registered by {self._origin[name]}; "
-                             f"choose another name or pass replace=True")
+            raise ValueError(
+                f"{self.path} = {show(name)}: already registered by {self._origin[name]}; "
+                f"choose another name or pass replace=True"
+            )
         self._entries[name] = entry
         self._origin[name] = origin
         return entry
@@ -111,7 +114,7 @@ class Registry(Mapping, Generic[T]):
         """``expected one of "a", "b"`` (the known names), for messages."""
         return "expected one of " + ", ".join(f'"{n}"' for n in self.names())
 
-    def checker(self) -> "Named":
+    def checker(self) -> Named:
         """A key checker that accepts the names registered when it parses."""
         return Named(self)
 

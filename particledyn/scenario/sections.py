@@ -6,15 +6,25 @@ Each entry owns the keys its section takes when the section's selector names it
 checks, and the builder of the object; the built-in entries register in
 :mod:`particledyn.scenario.builtin_sections`, a plugin like any other.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .registry import Entry, Registry
 
-__all__ = ["DataKind", "CloudShape", "OptimizerType", "ScheduleType", "DATA_KINDS", "CLOUD_SHAPES",
-           "OPTIMIZERS", "SCHEDULES"]
+__all__ = [
+    "DataKind",
+    "CloudShape",
+    "OptimizerType",
+    "ScheduleType",
+    "DATA_KINDS",
+    "CLOUD_SHAPES",
+    "OPTIMIZERS",
+    "SCHEDULES",
+]
 
 
 @dataclass(frozen=True)

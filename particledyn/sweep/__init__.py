@@ -9,11 +9,25 @@ the infinite-width study and MPI-sharded runs.
 - :mod:`particledyn.sweep.width`: convergence as N grows, Wasserstein distance between replicas;
 - :mod:`particledyn.sweep.mpi`: one run's particles split across MPI ranks.
 """
+
 from .executor import SweepResult, collect_sweep, execute_run, run_sweep, sweep_main
 from .grid import RunSpec, SweepError, SweepSpec, load_sweep, measure_K0, parse_sweep
 from .phase import plot_phase_diagram
 from .table import COLUMNS, read_table
 
-__all__ = ["SweepResult", "collect_sweep", "execute_run", "run_sweep", "sweep_main", "RunSpec", "SweepError",
-           "SweepSpec", "load_sweep", "measure_K0", "parse_sweep", "plot_phase_diagram", "COLUMNS",
-           "read_table"]
+__all__ = [
+    "SweepResult",
+    "collect_sweep",
+    "execute_run",
+    "run_sweep",
+    "sweep_main",
+    "RunSpec",
+    "SweepError",
+    "SweepSpec",
+    "load_sweep",
+    "measure_K0",
+    "parse_sweep",
+    "plot_phase_diagram",
+    "COLUMNS",
+    "read_table",
+]

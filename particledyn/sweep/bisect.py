@@ -23,6 +23,7 @@ the rest); ``<out>/bisection.csv`` holds one row per point, ``summary.csv`` one 
 The bracket assumes the event is monotone in the rate over [lo, hi]; each point's row keeps
 every rate tried and its outcome, so a non-monotone point can be seen.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,8 +36,23 @@ from .grid import RunSpec, SweepSpec, expand_runs
 
 __all__ = ["BisectPoint", "run_bisection", "has_event", "BISECT_COLUMNS"]
 
-BISECT_COLUMNS = ("seed", "n", "axes", "event", "status", "onset", "K0", "eta_star", "lo_factor",
-                  "hi_factor", "lo_eta", "hi_eta", "runs", "tried", "error")
+BISECT_COLUMNS = (
+    "seed",
+    "n",
+    "axes",
+    "event",
+    "status",
+    "onset",
+    "K0",
+    "eta_star",
+    "lo_factor",
+    "hi_factor",
+    "lo_eta",
+    "hi_eta",
+    "runs",
+    "tried",
+    "error",
+)
 
 
 def has_event(row: dict, event: str) -> tuple[bool, bool]:
@@ -98,13 +114,20 @@ class BisectPoint:
 
 
 def _run_at(spec: SweepSpec, point: tuple, K0: float, factor: float, out: Path) -> RunSpec:
-    single = replace(spec, lr_factor=(factor,), lr=None, seeds=(point[0],), sizes=(point[1],),
-                     axes=tuple((key, (value,)) for (key, _), value in zip(spec.axes, point[2:])))
+    single = replace(
+        spec,
+        lr_factor=(factor,),
+        lr=None,
+        seeds=(point[0],),
+        sizes=(point[1],),
+        axes=tuple((key, (value,)) for (key, _), value in zip(spec.axes, point[2:])),
+    )
     return expand_runs(single, {point: K0}, out)[0]
 
 
-def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict, patience: float,
-                  progress=None) -> tuple[list[dict], list[dict], Path]:
+def run_bisection(
+    spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict, patience: float, progress=None
+) -> tuple[list[dict], list[dict], Path]:
     """Bisect every grid point of ``spec`` on ``client``.
 
     Returns
@@ -127,9 +150,12 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
                     wanted[(p, factor)] = _run_at(spec, p, state.K0, factor, out)
         if not wanted:
             break
-        futures = {client.submit(execute_run, run, pure=False,
-                                 key=f"particledyn-bisect-{run.run_id}-{time.monotonic_ns()}"): key
-                   for key, run in wanted.items()}
+        futures = {
+            client.submit(
+                execute_run, run, pure=False, key=f"particledyn-bisect-{run.run_id}-{time.monotonic_ns()}"
+            ): key
+            for key, run in wanted.items()
+        }
 
         def record(future):
             p, factor = futures[future]
@@ -162,14 +188,16 @@ def run_bisection(spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict,
     for state in points.values():
         if state.status == "bracketing":
             state.status = "bracketed"
-    point_rows = [_point_row(spec, state, event, axes_label(tuple(zip((k for k, _ in spec.axes),
-                                                                      state.point[2:]))))
-                  for (_, event), state in points.items()]
+    point_rows = [
+        _point_row(spec, state, event, axes_label(tuple(zip((k for k, _ in spec.axes), state.point[2:]))))
+        for (_, event), state in points.items()
+    ]
     for p, error in K0_errors.items():
         for event in events:
             failed = BisectPoint(p, math.nan, *bounds, status="failed", error=error)
-            point_rows.append(_point_row(spec, failed, event,
-                                         axes_label(tuple(zip((k for k, _ in spec.axes), p[2:])))))
+            point_rows.append(
+                _point_row(spec, failed, event, axes_label(tuple(zip((k for k, _ in spec.axes), p[2:]))))
+            )
     path = out / "bisection.csv"
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as handle:
@@ -189,14 +217,27 @@ def _point_row(spec: SweepSpec, state: BisectPoint, event: str, axes: str) -> di
         lo, hi = spec.bisect.hi, math.inf
     elif state.status == "failed":
         lo = hi = math.nan
-    tried = "; ".join(f"{f:.6g}:{'diverged' if state.diverged.get(f) else 'yes' if e else 'no'}"
-                      for f, e in sorted(state.tried.items()))
+    tried = "; ".join(
+        f"{f:.6g}:{'diverged' if state.diverged.get(f) else 'yes' if e else 'no'}"
+        for f, e in sorted(state.tried.items())
+    )
     from .grid import run_scenario
 
     probe = run_scenario(spec, state.point, 1.0)
-    return {"seed": probe["run"]["seed"], "n": probe["init"].get("n"), "axes": axes, "event": event,
-            "status": state.status, "onset": state.onset, "K0": K0,
-            "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
-            "lo_factor": lo, "hi_factor": hi, "lo_eta": lo / K0 if K0 else math.nan,
-            "hi_eta": hi / K0 if K0 else math.nan, "runs": len(state.tried), "tried": tried,
-            "error": state.error}
+    return {
+        "seed": probe["run"]["seed"],
+        "n": probe["init"].get("n"),
+        "axes": axes,
+        "event": event,
+        "status": state.status,
+        "onset": state.onset,
+        "K0": K0,
+        "eta_star": 1.0 / K0 if K0 and K0 > 0 else math.nan,
+        "lo_factor": lo,
+        "hi_factor": hi,
+        "lo_eta": lo / K0 if K0 else math.nan,
+        "hi_eta": hi / K0 if K0 else math.nan,
+        "runs": len(state.tried),
+        "tried": tried,
+        "error": state.error,
+    }

@@ -23,6 +23,7 @@ The table aggregates over seeds: mean and std of the critical eta*K per K (brack
 the mean half-width of the brackets (log10), and how many seeds had each status. The K that
 "predicts" the onset is the one whose mean critical eta*K is closest to 1 in log scale.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,26 +31,73 @@ import csv
 import json
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-__all__ = ["K_SOURCES", "POINT_COLUMNS", "TABLE_COLUMNS", "onset_bracket", "start_K",
-           "point_rows", "aggregate", "write_campaign", "markdown_table", "plot_campaign", "campaign_main"]
+__all__ = [
+    "K_SOURCES",
+    "POINT_COLUMNS",
+    "TABLE_COLUMNS",
+    "onset_bracket",
+    "start_K",
+    "point_rows",
+    "aggregate",
+    "write_campaign",
+    "markdown_table",
+    "plot_campaign",
+    "campaign_main",
+]
 
 #: The K's an onset is read against (all measured at the start of each grid point).
 K_SOURCES = ("lambda_max", "pairwise", "apriori")
 #: Events of the campaign's table and figure.
 EVENTS = ("exact_merge", "merge", "persistent_betti", "betti_change")
-POINT_COLUMNS = ("sweep", "seed", "n", "scaling", "optimizer", "event", "status", "lo_factor",
-                 "hi_factor", "non_monotone", "runs", "K_lambda_max", "K_pairwise", "K_apriori",
-                 "eta_c", "eta_c_lambda_max", "eta_c_pairwise", "eta_c_apriori")
-TABLE_COLUMNS = ("n", "scaling", "optimizer", "event", "seeds", "bracketed", "at_lo", "none",
-                 "diverged", "failed", "none_up_to", "below", "diverges_lo", "diverges_hi",
-                 "mean_lambda_max", "std_lambda_max",
-                 "mean_pairwise", "std_pairwise", "mean_apriori", "std_apriori",
-                 "bracket_log10_halfwidth", "predicts")
+POINT_COLUMNS = (
+    "sweep",
+    "seed",
+    "n",
+    "scaling",
+    "optimizer",
+    "event",
+    "status",
+    "lo_factor",
+    "hi_factor",
+    "non_monotone",
+    "runs",
+    "K_lambda_max",
+    "K_pairwise",
+    "K_apriori",
+    "eta_c",
+    "eta_c_lambda_max",
+    "eta_c_pairwise",
+    "eta_c_apriori",
+)
+TABLE_COLUMNS = (
+    "n",
+    "scaling",
+    "optimizer",
+    "event",
+    "seeds",
+    "bracketed",
+    "at_lo",
+    "none",
+    "diverged",
+    "failed",
+    "none_up_to",
+    "below",
+    "diverges_lo",
+    "diverges_hi",
+    "mean_lambda_max",
+    "std_lambda_max",
+    "mean_pairwise",
+    "std_pairwise",
+    "mean_apriori",
+    "std_apriori",
+    "bracket_log10_halfwidth",
+    "predicts",
+)
 
 
 def onset_bracket(outcomes: dict) -> dict:
@@ -111,8 +159,9 @@ def start_K(resolved: dict, K0: float) -> dict:
     field = np.asarray(kernel.field(X, masses, context), dtype=np.float64)
     pairwise = pairwise_lipschitz(NeighbourPairs(X), field).K
     try:
-        apriori = lipschitz_bound(X, context[0], output_gradient(kernel, X, masses, context),
-                                  kernel.activation)
+        apriori = lipschitz_bound(
+            X, context[0], output_gradient(kernel, X, masses, context), kernel.activation
+        )
     except (AttributeError, TypeError, ValueError):
         apriori = math.nan
     return {"lambda_max": float(K0), "pairwise": float(pairwise), "apriori": float(apriori)}
@@ -169,22 +218,40 @@ def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> l
         key = f"{out}|{seed}|{n}|{axes}"
         if key not in cache:
             point = _point_of(spec, seed, n, axes)
-            cache[key] = (start_K(run_scenario(spec, point, 1.0), K0) if point is not None and
-                          np.isfinite(K0) else dict.fromkeys(K_SOURCES, math.nan))
+            cache[key] = (
+                start_K(run_scenario(spec, point, 1.0), K0)
+                if point is not None and np.isfinite(K0)
+                else dict.fromkeys(K_SOURCES, math.nan)
+            )
         K = cache[key]
         scaling = _axis(axes, "kernel.scaling", base["kernel"].get("scaling", ""))
         optimizer = _axis(axes, "optimizer.name", base["optimizer"]["name"])
         for event in events:
-            outcomes = {float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
-                        for r in runs if np.isfinite(r["lr_factor"])}
+            outcomes = {
+                float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
+                for r in runs
+                if np.isfinite(r["lr_factor"])
+            }
             b = onset_bracket(outcomes)
-            eta_c = (math.sqrt(b["lo"] * b["hi"]) / K0 if b["status"] == "bracketed" and K0 > 0
-                     else math.nan)
-            rows.append({"sweep": spec.name, "seed": seed, "n": n, "scaling": scaling,
-                         "optimizer": optimizer, "event": event, "status": b["status"],
-                         "lo_factor": b["lo"], "hi_factor": b["hi"], "non_monotone": b["non_monotone"],
-                         "runs": b["runs"], **{f"K_{s}": K[s] for s in K_SOURCES}, "eta_c": eta_c,
-                         **{f"eta_c_{s}": eta_c * K[s] for s in K_SOURCES}})
+            eta_c = math.sqrt(b["lo"] * b["hi"]) / K0 if b["status"] == "bracketed" and K0 > 0 else math.nan
+            rows.append(
+                {
+                    "sweep": spec.name,
+                    "seed": seed,
+                    "n": n,
+                    "scaling": scaling,
+                    "optimizer": optimizer,
+                    "event": event,
+                    "status": b["status"],
+                    "lo_factor": b["lo"],
+                    "hi_factor": b["hi"],
+                    "non_monotone": b["non_monotone"],
+                    "runs": b["runs"],
+                    **{f"K_{s}": K[s] for s in K_SOURCES},
+                    "eta_c": eta_c,
+                    **{f"eta_c_{s}": eta_c * K[s] for s in K_SOURCES},
+                }
+            )
     return rows
 
 
@@ -219,15 +286,23 @@ def aggregate(rows: list[dict]) -> list[dict]:
         groups.setdefault((row["n"], row["scaling"], row["optimizer"], row["event"]), []).append(row)
     table = []
     for (n, scaling, optimizer, event), members in sorted(groups.items()):
-        count = {s: sum(1 for r in members if r["status"] == s)
-                 for s in ("bracketed", "at_lo", "none", "diverged", "failed")}
+        count = {
+            s: sum(1 for r in members if r["status"] == s)
+            for s in ("bracketed", "at_lo", "none", "diverged", "failed")
+        }
         done = [r for r in members if r["status"] == "bracketed"]
-        entry = {"n": n, "scaling": scaling, "optimizer": optimizer, "event": event,
-                 "seeds": len(members), **count,
-                 "none_up_to": _extreme(members, "none", "lo_factor", min),
-                 "below": _extreme(members, "at_lo", "hi_factor", max),
-                 "diverges_lo": _extreme(members, "diverged", "hi_factor", min),
-                 "diverges_hi": _extreme(members, "diverged", "hi_factor", max)}
+        entry = {
+            "n": n,
+            "scaling": scaling,
+            "optimizer": optimizer,
+            "event": event,
+            "seeds": len(members),
+            **count,
+            "none_up_to": _extreme(members, "none", "lo_factor", min),
+            "below": _extreme(members, "at_lo", "hi_factor", max),
+            "diverges_lo": _extreme(members, "diverged", "hi_factor", min),
+            "diverges_hi": _extreme(members, "diverged", "hi_factor", max),
+        }
         best, best_gap = "", math.inf
         for source in K_SOURCES:
             values = np.array([r[f"eta_c_{source}"] for r in done], dtype=float)
@@ -249,8 +324,18 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(columns))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
-                                 f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow(
+                {
+                    k: (
+                        ""
+                        if isinstance(v, float) and math.isnan(v)
+                        else f"{v:.6g}"
+                        if isinstance(v, float)
+                        else v
+                    )
+                    for k, v in row.items()
+                }
+            )
     tmp.replace(path)
 
 
@@ -261,8 +346,11 @@ def write_campaign(points: list[dict], table: list[dict], out, attrs: dict | Non
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"points": out / "campaign_points.csv", "table": out / "campaign_table.csv",
-             "h5": out / "campaign.h5"}
+    paths = {
+        "points": out / "campaign_points.csv",
+        "table": out / "campaign_table.csv",
+        "h5": out / "campaign.h5",
+    }
     _write_csv(paths["points"], points, POINT_COLUMNS)
     _write_csv(paths["table"], table, TABLE_COLUMNS)
     tmp = paths["h5"].with_suffix(".h5.tmp")
@@ -272,8 +360,9 @@ def write_campaign(points: list[dict], table: list[dict], out, attrs: dict | Non
             for column in columns:
                 values = [r[column] for r in rows]
                 if values and isinstance(values[0], str):
-                    group.create_dataset(column, data=np.array(values, dtype=object),
-                                         dtype=h5py.string_dtype())
+                    group.create_dataset(
+                        column, data=np.array(values, dtype=object), dtype=h5py.string_dtype()
+                    )
                 else:
                     group.create_dataset(column, data=np.array(values, dtype=float))
         for key, value in (attrs or {}).items():
@@ -291,8 +380,10 @@ def _pm(mean: float, std: float) -> str:
 def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exact_merge")) -> str:
     """The campaign's table as Markdown: per (N, scaling, optimizer, event), the critical eta*K
     (mean +- std over the bracketed seeds) for each K, and where no onset was bracketed, why."""
-    head = ("| N | scaling | optimizer | event | seeds: bracketed / below / none / diverged first "
-            "| eta_c / eta*_lambda_max | eta_c K_pairwise | eta_c K_apriori | closest to 1 |")
+    head = (
+        "| N | scaling | optimizer | event | seeds: bracketed / below / none / diverged first "
+        "| eta_c / eta*_lambda_max | eta_c K_pairwise | eta_c K_apriori | closest to 1 |"
+    )
     lines = [head, "|" + "---|" * 9]
     for e in table:
         if e["event"] not in events:
@@ -306,24 +397,32 @@ def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exac
             if e["none"]:
                 why.append(f"{e['none']} none up to {e['none_up_to']:.3g}")
             if e["diverged"]:
-                span = f"{e['diverges_lo']:.3g}" + (f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] >
-                                                     e["diverges_lo"] else "")
+                span = f"{e['diverges_lo']:.3g}" + (
+                    f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] > e["diverges_lo"] else ""
+                )
                 why.append(f"{e['diverged']} diverge first (at {span})")
             cells = ["; ".join(why) or "failed", "", ""]
         counts = f"{e['seeds']}: {e['bracketed']} / {e['at_lo']} / {e['none']} / {e['diverged']}"
-        lines.append(f"| {e['n']} | {e['scaling']} | {e['optimizer']} | {e['event']} | {counts} | "
-                     + " | ".join(cells) + f" | {e['predicts'] or '-'} |")
+        lines.append(
+            f"| {e['n']} | {e['scaling']} | {e['optimizer']} | {e['event']} | {counts} | "
+            + " | ".join(cells)
+            + f" | {e['predicts'] or '-'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 _COLOURS = {"gd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
 _LINES = {"mean_field": "-", "standard": "--"}
-_K_LABELS = {"lambda_max": "lambda_max (Lanczos)", "pairwise": "pairwise K (lower bound)",
-             "apriori": "a-priori K (certified)"}
+_K_LABELS = {
+    "lambda_max": "lambda_max (Lanczos)",
+    "pairwise": "pairwise K (lower bound)",
+    "apriori": "a-priori K (certified)",
+}
 
 
-def plot_campaign(points: list[dict], out, events=("exact_merge", "merge", "persistent_betti"),
-                  title: str = "") -> Path:
+def plot_campaign(
+    points: list[dict], out, events=("exact_merge", "merge", "persistent_betti"), title: str = ""
+) -> Path:
     """The critical eta*K against N: one panel per (K, event), a line per (optimizer, scaling).
 
     Bracketed points: mean +- std over seeds. No onset in range: an up-triangle at the largest
@@ -360,18 +459,35 @@ def plot_campaign(points: list[dict], out, events=("exact_merge", "merge", "pers
                         ys.append(values.mean())
                         es.append(values.std(ddof=1) if len(values) > 1 else 0.0)
                     scale = {r["status"]: r for r in at}
-                    for status, marker, where in (("none", "^", "lo_factor"), ("at_lo", "v", "hi_factor"),
-                                                  ("diverged", "x", "hi_factor")):
+                    for status, marker, where in (
+                        ("none", "^", "lo_factor"),
+                        ("at_lo", "v", "hi_factor"),
+                        ("diverged", "x", "hi_factor"),
+                    ):
                         if status in scale:
                             r = scale[status]
                             y = r[where] * r[f"K_{source}"] / r["K_lambda_max"]
                             if np.isfinite(y) and y > 0:
-                                ax.scatter([x], [y], marker=marker, color=colour,
-                                           facecolors="none" if marker != "x" else colour, s=36)
+                                ax.scatter(
+                                    [x],
+                                    [y],
+                                    marker=marker,
+                                    color=colour,
+                                    facecolors="none" if marker != "x" else colour,
+                                    s=36,
+                                )
                 if xs:  # +- std; the lower bar stops at a tenth of the mean on the log axis
                     means, spreads = np.array(ys), np.array(es)
-                    ax.errorbar(xs, means, yerr=[np.minimum(spreads, 0.9 * means), spreads], color=colour, ls=line,
-                                marker="o", ms=4, capsize=3)
+                    ax.errorbar(
+                        xs,
+                        means,
+                        yerr=[np.minimum(spreads, 0.9 * means), spreads],
+                        color=colour,
+                        ls=line,
+                        marker="o",
+                        ms=4,
+                        capsize=3,
+                    )
             ax.axhline(1.0, color="0.3", ls=":", lw=1)
             ax.set(xscale="log", yscale="log", xlabel="N")
             if row_i == 0:
@@ -380,8 +496,10 @@ def plot_campaign(points: list[dict], out, events=("exact_merge", "merge", "pers
                 ax.set_ylabel(f"critical eta * K\nK = {_K_LABELS[source]}")
     handles = [Line2D([], [], color=c, label=o) for o, c in _COLOURS.items()]
     handles += [Line2D([], [], color="0.3", ls=l, label=s) for s, l in _LINES.items()]
-    handles += [Line2D([], [], color="0.3", marker=m, ls="", mfc="none", label=t) for m, t in
-                (("^", "no onset up to here"), ("v", "onset below here"), ("x", "diverges here first"))]
+    handles += [
+        Line2D([], [], color="0.3", marker=m, ls="", mfc="none", label=t)
+        for m, t in (("^", "no onset up to here"), ("v", "onset below here"), ("x", "diverges here first"))
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
     if title:
         fig.suptitle(title)
@@ -401,12 +519,14 @@ def campaign_main(argv: Sequence[str] | None = None) -> int:
     from .executor import run_sweep
     from .grid import SweepError, load_sweep
 
-    parser = argparse.ArgumentParser(prog="python -m particledyn.sweep.campaign",
-                                     description="Run the phase-transition sweeps and write the "
-                                                 "critical eta/eta* table and figure.")
+    parser = argparse.ArgumentParser(
+        prog="python -m particledyn.sweep.campaign",
+        description="Run the phase-transition sweeps and write the critical eta/eta* table and figure.",
+    )
     parser.add_argument("sweeps", nargs="+", metavar="SWEEP.toml")
-    parser.add_argument("--out", metavar="DIR", help="where the table goes (default: the first "
-                        "sweep's folder)")
+    parser.add_argument(
+        "--out", metavar="DIR", help="where the table goes (default: the first sweep's folder)"
+    )
     parser.add_argument("--figure", metavar="PNG", help="figure file (default: <out>/campaign.png)")
     parser.add_argument("--analyse-only", action="store_true", help="run nothing; analyse the runs there")
     args = parser.parse_args(argv)
@@ -421,21 +541,28 @@ def campaign_main(argv: Sequence[str] | None = None) -> int:
         out = spec.out.resolve()
         if not args.analyse_only:
             result = run_sweep(path, plot=False, progress=False)
-            left += sum(v for k, v in result.counts.items()
-                        if k in ("failed", "pending", "stopped", "running"))
+            left += sum(
+                v for k, v in result.counts.items() if k in ("failed", "pending", "stopped", "running")
+            )
         if not (out / "summary.csv").is_file():
-            print(f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
-                  file=sys.stderr)
+            print(
+                f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first", file=sys.stderr
+            )
             return 2
         points += point_rows(spec, out)
     target = Path(args.out) if args.out else specs[0].out.resolve()
     table = aggregate(points)
     paths = write_campaign(points, table, target, {"sweeps": json.dumps(list(args.sweeps))})
     (target / "campaign_table.md").write_text(markdown_table(table))
-    figure = plot_campaign(points, args.figure or target / "campaign.png",
-                           title="critical rate of each event, in units of each K's eta* at the start")
-    print(f"campaign: {len(points)} point-events from {len(specs)} sweep(s); table {paths['table']}; "
-          f"points {paths['points']}; {paths['h5']}; figure {figure}")
+    figure = plot_campaign(
+        points,
+        args.figure or target / "campaign.png",
+        title="critical rate of each event, in units of each K's eta* at the start",
+    )
+    print(
+        f"campaign: {len(points)} point-events from {len(specs)} sweep(s); table {paths['table']}; "
+        f"points {paths['points']}; {paths['h5']}; figure {figure}"
+    )
     return 0 if left == 0 else 1
 
 

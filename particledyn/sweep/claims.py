@@ -11,6 +11,7 @@ claimer died is taken over after ``stale`` seconds. Heartbeat ages are read from
 system's modification times, so the hosts' clocks must agree to well within ``stale``
 (NTP does that on every cluster).
 """
+
 from __future__ import annotations
 
 import json
@@ -70,8 +71,7 @@ def holder(run_path: str, stale: float = STALE_S) -> dict | None:
 
 
 def _describe(info: dict) -> str:
-    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')} "
-            f"(heartbeat {info['age']:.0f} s ago)")
+    return f"pid {info.get('pid', '?')} on {info.get('host', '?')} (heartbeat {info['age']:.0f} s ago)"
 
 
 @dataclass
@@ -92,7 +92,7 @@ class Claim:
             except OSError:
                 pass  # removed or unreachable for a moment; the next beat tries again
 
-    def start(self) -> "Claim":
+    def start(self) -> Claim:
         self._thread = threading.Thread(target=self._beat, name="particledyn-claim", daemon=True)
         self._thread.start()
         return self
@@ -110,7 +110,7 @@ class Claim:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> "Claim":
+    def __enter__(self) -> Claim:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -148,8 +148,9 @@ def acquire(run_path: str, heartbeat: float = HEARTBEAT_S, stale: float = STALE_
         raise ValueError(f"heartbeat={heartbeat!r}, stale={stale!r}: expected 0 < heartbeat < stale")
     path = claim_path(run_path)
     token = uuid.uuid4().hex
-    body = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": token,
-                       "since": time.time()})
+    body = json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "token": token, "since": time.time()}
+    )
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -1,6 +1,7 @@
 """Where a sweep's runs execute: a LocalCluster, a running scheduler, or batch jobs through
 dask-jobqueue; checks that the workers can write the output folder; waiting on the runs
 while watching that workers remain."""
+
 from __future__ import annotations
 
 import contextlib
@@ -12,8 +13,13 @@ import uuid
 
 from .grid import ClusterSpec, SweepError
 
-__all__ = ["open_client", "local_worker_environ", "check_workers_can_write", "wait_for_runs",
-           "NoWorkersError"]
+__all__ = [
+    "open_client",
+    "local_worker_environ",
+    "check_workers_can_write",
+    "wait_for_runs",
+    "NoWorkersError",
+]
 
 
 class NoWorkersError(RuntimeError):
@@ -39,20 +45,33 @@ def _jobqueue_cluster(cluster: ClusterSpec):
     try:
         import dask_jobqueue
     except ImportError:
-        raise SweepError(f"cluster.jobqueue = {cluster.jobqueue!r} needs dask-jobqueue: "
-                         "in the particledyn checkout: pip install -e '.[dist]'") from None
+        raise SweepError(
+            f"cluster.jobqueue = {cluster.jobqueue!r} needs dask-jobqueue: "
+            "in the particledyn checkout: pip install -e '.[dist]'"
+        ) from None
     if cluster.jobqueue == "local":  # dask-jobqueue's own test double: job scripts run as local processes
         from dask_jobqueue.local import LocalCluster as Jobs
     else:
-        Jobs = getattr(dask_jobqueue, {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
-                                       "lsf": "LSFCluster", "htcondor": "HTCondorCluster",
-                                       "oar": "OARCluster", "moab": "MoabCluster"}[cluster.jobqueue])
+        Jobs = getattr(
+            dask_jobqueue,
+            {
+                "slurm": "SLURMCluster",
+                "pbs": "PBSCluster",
+                "sge": "SGECluster",
+                "lsf": "LSFCluster",
+                "htcondor": "HTCondorCluster",
+                "oar": "OARCluster",
+                "moab": "MoabCluster",
+            }[cluster.jobqueue],
+        )
     options = {"cores": cluster.threads_per_worker, "memory": "4GB", "processes": 1}
     options.update(cluster.options)
     try:
         jobs = Jobs(**options)
     except (TypeError, ValueError) as exc:
-        raise SweepError(f"cluster.options: dask-jobqueue refused them: {' '.join(str(exc).split())}") from None
+        raise SweepError(
+            f"cluster.options: dask-jobqueue refused them: {' '.join(str(exc).split())}"
+        ) from None
     jobs.scale(jobs=cluster.jobs)
     return jobs
 
@@ -67,8 +86,10 @@ def open_client(cluster: ClusterSpec):
         try:
             client = Client(cluster.address, timeout="30s")
         except OSError as exc:
-            raise SweepError(f"cluster.address = {cluster.address!r}: cannot reach the scheduler: "
-                             f"{' '.join(str(exc).split())}") from None
+            raise SweepError(
+                f"cluster.address = {cluster.address!r}: cannot reach the scheduler: "
+                f"{' '.join(str(exc).split())}"
+            ) from None
         try:
             yield client
         finally:
@@ -80,8 +101,13 @@ def open_client(cluster: ClusterSpec):
         import dask
 
         with dask.config.set({"distributed.nanny.pre-spawn-environ": local_worker_environ()}):
-            owned = LocalCluster(n_workers=cluster.workers, threads_per_worker=cluster.threads_per_worker,
-                                 processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+            owned = LocalCluster(
+                n_workers=cluster.workers,
+                threads_per_worker=cluster.threads_per_worker,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
     client = Client(owned)
     try:
         yield client
@@ -114,19 +140,24 @@ def check_workers_can_write(client, folder: str, timeout: float) -> None:
     NoWorkersError
         No worker took the probe within ``timeout`` seconds.
     """
-    problems = [p for p in client.run(_probe_writable, folder, on_error="return").values()
-                if isinstance(p, str) and p]
+    problems = [
+        p for p in client.run(_probe_writable, folder, on_error="return").values() if isinstance(p, str) and p
+    ]
     probe = client.submit(_probe_writable, folder, pure=False)
     try:
         problem = probe.result(timeout=timeout)
     except TimeoutError:
         probe.cancel()
-        raise NoWorkersError(f"no Dask worker took a task within {timeout:g} s "
-                             "(cluster.no_worker_timeout); are workers running?") from None
+        raise NoWorkersError(
+            f"no Dask worker took a task within {timeout:g} s "
+            "(cluster.no_worker_timeout); are workers running?"
+        ) from None
     problems += [problem] if problem else []
     if problems:
-        raise SweepError(f"the output folder is not writable from a worker: {problems[0]}; "
-                         "use a folder on a file system every worker shares")
+        raise SweepError(
+            f"the output folder is not writable from a worker: {problems[0]}; "
+            "use a folder on a file system every worker shares"
+        )
 
 
 def _worker_count(client) -> int:
@@ -156,8 +187,10 @@ def wait_for_runs(client, futures: dict, on_done, patience: float, poll: float =
             if _worker_count(client) == 0:
                 alone_since = alone_since if alone_since is not None else now
                 if now - alone_since >= patience:
-                    raise NoWorkersError(f"no Dask worker left for {patience:g} s "
-                                         f"(cluster.no_worker_timeout) with {len(pending)} runs to go")
+                    raise NoWorkersError(
+                        f"no Dask worker left for {patience:g} s "
+                        f"(cluster.no_worker_timeout) with {len(pending)} runs to go"
+                    )
             else:
                 alone_since = None
         if not finished:

@@ -22,11 +22,12 @@ as a violation. ``mean_abs_log_det`` says how much the check can discriminate: a
 cloud's measure mu evaluated at zero-mass probes (so probing does not move mu), and its
 Jacobian determinant by central differences at the probes.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -90,9 +91,18 @@ class DensityCheck:
     violated: bool
 
 
-def density_check(source: np.ndarray, probe: np.ndarray, f: Callable, log_det: Callable, *,
-                  image: np.ndarray | None = None, k: int | None = None, n_eval: int = 2000,
-                  n_bins: int = 8, tol: float = 0.15) -> DensityCheck:
+def density_check(
+    source: np.ndarray,
+    probe: np.ndarray,
+    f: Callable,
+    log_det: Callable,
+    *,
+    image: np.ndarray | None = None,
+    k: int | None = None,
+    n_eval: int = 2000,
+    n_bins: int = 8,
+    tol: float = 0.15,
+) -> DensityCheck:
     """Test p_{t+1}(f(x)) = p_t(x) / |det Df(x)| with two independent samples of p_t.
 
     Parameters
@@ -122,8 +132,10 @@ def density_check(source: np.ndarray, probe: np.ndarray, f: Callable, log_det: C
     source = np.asarray(source, dtype=np.float64)
     probe = np.asarray(probe, dtype=np.float64)
     if source.ndim != 2 or probe.ndim != 2 or source.shape[1] != probe.shape[1] or len(source) < 20:
-        raise ValueError(f"samples of shapes {source.shape} and {probe.shape}: expected two (N, D) "
-                         "samples of the same D with N >= 20")
+        raise ValueError(
+            f"samples of shapes {source.shape} and {probe.shape}: expected two (N, D) "
+            "samples of the same D with N >= 20"
+        )
     if int(n_bins) != n_bins or n_bins < 1:
         raise ValueError(f"n_bins={n_bins!r}: expected a positive integer")
     n = min(len(source), len(probe))
@@ -142,8 +154,17 @@ def density_check(source: np.ndarray, probe: np.ndarray, f: Callable, log_det: C
     slab = np.clip(np.searchsorted(edges, points[:, 0], side="right") - 1, 0, int(n_bins) - 1)
     medians = [float(np.median(residual[slab == b])) for b in range(int(n_bins)) if np.any(slab == b)]
     worst = float(max(abs(v) for v in medians))
-    return DensityCheck(n, k, m, float(np.median(residual)), medians, worst,
-                        float(np.mean(np.abs(dets))), float(tol), worst > tol)
+    return DensityCheck(
+        n,
+        k,
+        m,
+        float(np.median(residual)),
+        medians,
+        worst,
+        float(np.mean(np.abs(dets))),
+        float(tol),
+        worst > tol,
+    )
 
 
 def step_map(kernel, cloud: np.ndarray, masses: np.ndarray, lr: float, h: float = 1e-5):
@@ -164,7 +185,7 @@ def step_map(kernel, cloud: np.ndarray, masses: np.ndarray, lr: float, h: float 
     def velocity(points):
         both = np.concatenate([cloud, points])
         weights = np.concatenate([masses, np.zeros(len(points))])
-        return kernel.field(both, weights, context)[len(cloud):]
+        return kernel.field(both, weights, context)[len(cloud) :]
 
     def f(points):
         points = np.asarray(points, dtype=np.float64)

@@ -18,6 +18,7 @@ its last checkpoint, a finished file of fewer steps is extended, a file of anoth
 without a checkpoint is started over. A run that raises is recorded with its error in the
 table and does not stop the others; the next call of the sweep tries it again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,18 +29,38 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .claims import ClaimHeld, acquire, holder
 from .cluster import NoWorkersError, check_workers_can_write, open_client, wait_for_runs
-from .grid import (RunSpec, SweepError, SweepSpec, K0_fingerprint, expand_runs, grid_points, load_sweep,
-                   measure_K0, point_run_ids, run_ids, run_scenario)
+from .grid import (
+    K0_fingerprint,
+    RunSpec,
+    SweepError,
+    SweepSpec,
+    expand_runs,
+    grid_points,
+    load_sweep,
+    measure_K0,
+    point_run_ids,
+    run_ids,
+    run_scenario,
+)
 from .table import axes_label, run_row, write_table
 
-__all__ = ["SweepResult", "run_sweep", "collect_sweep", "sweep_main", "execute_run", "file_state",
-           "open_client", "parse_shard", "selected_indices"]
+__all__ = [
+    "SweepResult",
+    "run_sweep",
+    "collect_sweep",
+    "sweep_main",
+    "execute_run",
+    "file_state",
+    "open_client",
+    "parse_shard",
+    "selected_indices",
+]
 
 DONE = ("finished", "diverged")
 
@@ -167,11 +188,21 @@ def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = N
         os.makedirs(os.path.dirname(run.path) or ".", exist_ok=True)
         claim = acquire(run.path)
     except ClaimHeld as exc:
-        return {"run_id": run.run_id, "status": "running", "error": _one_line(exc), "elapsed": 0.0,
-                "action": "skip"}
+        return {
+            "run_id": run.run_id,
+            "status": "running",
+            "error": _one_line(exc),
+            "elapsed": 0.0,
+            "action": "skip",
+        }
     except OSError as exc:
-        return {"run_id": run.run_id, "status": "failed", "error": _one_line(exc),
-                "elapsed": time.perf_counter() - began, "action": "start"}
+        return {
+            "run_id": run.run_id,
+            "status": "failed",
+            "error": _one_line(exc),
+            "elapsed": time.perf_counter() - began,
+            "action": "start",
+        }
     with claim, _stop_when(stop_event):
         try:
             state = file_state(run.path, steps, own_claim=True)
@@ -194,8 +225,13 @@ def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = N
             status, error = "stopped", f"stopped by the sweep: {exc}"
         except Exception as exc:  # a failed run is recorded, the sweep goes on
             status, error = "failed", _one_line(exc)
-    return {"run_id": run.run_id, "status": status, "error": error,
-            "elapsed": time.perf_counter() - began, "action": action}
+    return {
+        "run_id": run.run_id,
+        "status": status,
+        "error": error,
+        "elapsed": time.perf_counter() - began,
+        "action": action,
+    }
 
 
 # ---------------------------------------------------------------- K0
@@ -252,8 +288,10 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
     for point in points:
         if point not in values:
             resolved = run_scenario(spec, point, 1.0)
-            futures[point] = (_K0_key(spec, point),
-                              client.submit(measure_K0, resolved, spec.sharpness_tol, pure=False))
+            futures[point] = (
+                _K0_key(spec, point),
+                client.submit(measure_K0, resolved, spec.sharpness_tol, pure=False),
+            )
     measured = {}
     for point, (key, future) in futures.items():
         try:
@@ -273,16 +311,21 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
 
 def _point_rows(spec: SweepSpec, points: dict, status: str) -> list[dict]:
     """Rows for the runs of grid points that have no K0 (``{point: error}``)."""
-    from .table import COLUMNS, _MISSING
+    from .table import _MISSING, COLUMNS
 
     rows = []
     for point, error in points.items():
         probe = run_scenario(spec, point, 1.0)
         for run_id, value in zip(point_run_ids(spec, point), spec.lr_factor or spec.lr):
             row = {name: _MISSING[kind] for name, kind in COLUMNS.items()}
-            row.update(run_id=run_id, status=status,
-                       error=error, seed=probe["run"]["seed"], n=probe["init"].get("n") or -1,
-                       axes=axes_label(tuple(zip((k for k, _ in spec.axes), point[2:]))))
+            row.update(
+                run_id=run_id,
+                status=status,
+                error=error,
+                seed=probe["run"]["seed"],
+                n=probe["init"].get("n") or -1,
+                axes=axes_label(tuple(zip((k for k, _ in spec.axes), point[2:]))),
+            )
             if spec.lr_factor is not None:
                 row["lr_factor"] = value
             else:
@@ -309,8 +352,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, k
 
 
-def selected_indices(spec: SweepSpec, shard: tuple[int, int] | None = None,
-                     index: int | None = None) -> list[int]:
+def selected_indices(
+    spec: SweepSpec, shard: tuple[int, int] | None = None, index: int | None = None
+) -> list[int]:
     """The run numbers (in :func:`particledyn.sweep.grid.run_ids` order) a call runs: all, the
     shard ``(I, K)`` (every K-th run from the I-th), or the one run ``index``."""
     total = len(run_ids(spec))
@@ -318,8 +362,9 @@ def selected_indices(spec: SweepSpec, shard: tuple[int, int] | None = None,
         raise ValueError("--shard and --index: expected at most one of them")
     if index is not None:
         if isinstance(index, bool) or int(index) != index or not 0 <= index < total:
-            raise ValueError(f"--index {index!r}: expected an integer 0 <= I < {total} (this sweep has "
-                             f"{total} runs)")
+            raise ValueError(
+                f"--index {index!r}: expected an integer 0 <= I < {total} (this sweep has {total} runs)"
+            )
         return [int(index)]
     if shard is not None:
         i, k = shard
@@ -347,8 +392,9 @@ def _shard_file(out: Path, shard: tuple[int, int] | None, index: int | None) -> 
     return None
 
 
-def _status_rows(spec: SweepSpec, runs: list[RunSpec], states: dict, outcomes: dict,
-                 missing_K0: dict, missing_status: str) -> list[dict]:
+def _status_rows(
+    spec: SweepSpec, runs: list[RunSpec], states: dict, outcomes: dict, missing_K0: dict, missing_status: str
+) -> list[dict]:
     rows = []
     for run in runs:
         outcome = outcomes.get(run.run_id)
@@ -356,17 +402,32 @@ def _status_rows(spec: SweepSpec, runs: list[RunSpec], states: dict, outcomes: d
             rows.append(run_row(run, outcome["status"], outcome["error"], outcome["elapsed"]))
         else:
             state = states[run.run_id]
-            status = state if state in DONE + ("running",) else ("pending" if state == "missing" else "stopped")
+            status = (
+                state if state in DONE + ("running",) else ("pending" if state == "missing" else "stopped")
+            )
             rows.append(run_row(run, status))
     return rows + _point_rows(spec, missing_K0, missing_status)
 
 
-def _finish(spec: SweepSpec, out: Path, rows: list[dict], plot, began: float, k0_elapsed: float,
-            skipped: int, ran: int, write: bool) -> SweepResult:
+def _finish(
+    spec: SweepSpec,
+    out: Path,
+    rows: list[dict],
+    plot,
+    began: float,
+    k0_elapsed: float,
+    skipped: int,
+    ran: int,
+    write: bool,
+) -> SweepResult:
     table_csv = table_h5 = phase_png = None
     if write:
-        attrs = {"sweep": spec.name, "source": spec.source, "base": spec.base,
-                 "x_axis": "lr_factor = eta / eta*, eta* = 1/K0, K0 = lambda_max of the Hessian at the start"}
+        attrs = {
+            "sweep": spec.name,
+            "source": spec.source,
+            "base": spec.base,
+            "x_axis": "lr_factor = eta / eta*, eta* = 1/K0, K0 = lambda_max of the Hessian at the start",
+        }
         table_csv, table_h5 = write_table(rows, out, attrs)
         if plot if plot is not None else spec.plot:
             from .phase import plot_phase_diagram
@@ -376,13 +437,24 @@ def _finish(spec: SweepSpec, out: Path, rows: list[dict], plot, began: float, k0
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     counts["skipped"], counts["ran"] = skipped, ran
-    return SweepResult(out, rows, table_csv, table_h5, phase_png, counts, time.perf_counter() - began,
-                       k0_elapsed)
+    return SweepResult(
+        out, rows, table_csv, table_h5, phase_png, counts, time.perf_counter() - began, k0_elapsed
+    )
 
 
-def run_sweep(path, *, out=None, client=None, address: str | None = None, workers: int | None = None,
-              limit: int | None = None, progress: bool | None = None, plot: bool | None = None,
-              shard: tuple[int, int] | None = None, index: int | None = None) -> SweepResult:
+def run_sweep(
+    path,
+    *,
+    out=None,
+    client=None,
+    address: str | None = None,
+    workers: int | None = None,
+    limit: int | None = None,
+    progress: bool | None = None,
+    plot: bool | None = None,
+    shard: tuple[int, int] | None = None,
+    index: int | None = None,
+) -> SweepResult:
     """Run every unfinished run of a sweep file (or of one shard of it) and write its table.
 
     Parameters
@@ -444,7 +516,7 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         cluster = replace(cluster, workers=int(workers))
     out = Path(out if out is not None else spec.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    with (contextlib.nullcontext(client) if client is not None else open_client(cluster)) as c:
+    with contextlib.nullcontext(client) if client is not None else open_client(cluster) as c:
         check_workers_can_write(c, str(out / "runs"), cluster.no_worker_timeout)
         k0_began = time.perf_counter()
         points = _points_of(spec, indices)
@@ -453,8 +525,9 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         if spec.bisect is not None:
             from .bisect import run_bisection
 
-            rows, brackets, bisection_csv = run_bisection(spec, c, out, K0, K0_errors,
-                                                          cluster.no_worker_timeout)
+            rows, brackets, bisection_csv = run_bisection(
+                spec, c, out, K0, K0_errors, cluster.no_worker_timeout
+            )
             result = _finish(spec, out, rows, False, began, k0_elapsed, 0, len(rows), write=True)
             return replace(result, bisection_csv=bisection_csv, bisection=brackets)
         runs = _runs_for(spec, K0, out, indices)
@@ -462,20 +535,34 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
         todo = [r for r in runs if states[r.run_id] not in DONE + ("running",)]
         launch = todo if limit is None else todo[: int(limit)]
         outcomes: dict[str, dict] = {}
-        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run", desc=f"sweep {spec.name}",
-                   disable={True: False, False: True, None: None}[progress], dynamic_ncols=True)
+        bar = tqdm(
+            total=len(runs),
+            initial=len(runs) - len(todo),
+            unit="run",
+            desc=f"sweep {spec.name}",
+            disable={True: False, False: True, None: None}[progress],
+            dynamic_ncols=True,
+        )
         tag = uuid.uuid4().hex[:8]
         stop_event = f"particledyn-stop-{spec.name}-{tag}"
-        futures = {c.submit(execute_run, r, False, stop_event, key=f"particledyn-{spec.name}-{r.run_id}-{tag}",
-                            pure=False): r for r in launch}
+        futures = {
+            c.submit(
+                execute_run, r, False, stop_event, key=f"particledyn-{spec.name}-{r.run_id}-{tag}", pure=False
+            ): r
+            for r in launch
+        }
 
         def record(future):
             run = futures[future]
             try:
                 outcomes[run.run_id] = future.result()
             except Exception as exc:  # the worker died, the task was lost, ...
-                outcomes[run.run_id] = {"run_id": run.run_id, "status": "failed",
-                                        "error": _one_line(exc), "elapsed": math.nan}
+                outcomes[run.run_id] = {
+                    "run_id": run.run_id,
+                    "status": "failed",
+                    "error": _one_line(exc),
+                    "elapsed": math.nan,
+                }
             bar.update(1)
 
         try:
@@ -493,8 +580,17 @@ def run_sweep(path, *, out=None, client=None, address: str | None = None, worker
             if shard_file is not None and outcomes:
                 _write_outcomes(shard_file, outcomes)
     rows = _status_rows(spec, runs, states, outcomes, K0_errors, "failed")
-    return _finish(spec, out, rows, plot, began, k0_elapsed, len(runs) - len(todo), len(outcomes),
-                   write=shard is None and index is None)
+    return _finish(
+        spec,
+        out,
+        rows,
+        plot,
+        began,
+        k0_elapsed,
+        len(runs) - len(todo),
+        len(outcomes),
+        write=shard is None and index is None,
+    )
 
 
 def _stop_running(client, stop_event: str, futures: dict, patience: float = 60.0) -> None:
@@ -503,8 +599,10 @@ def _stop_running(client, stop_event: str, futures: dict, patience: float = 60.0
     no task writes on after the sweep has exited. A second Ctrl-C stops the wait."""
     from distributed import Event
 
-    print("interrupted: stopping the running runs at their next step (Ctrl-C again to stop "
-          "waiting)", file=sys.stderr)
+    print(
+        "interrupted: stopping the running runs at their next step (Ctrl-C again to stop waiting)",
+        file=sys.stderr,
+    )
     try:
         Event(stop_event, client=client).set()
     finally:
@@ -544,7 +642,9 @@ def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
     if not out.is_dir():
         raise SweepError(f"--collect: no sweep folder at {str(out)!r}; run the sweep (or its shards) first")
     K0 = cached_K0(spec, out, grid_points(spec))
-    missing = {p: "K0 not measured yet: no shard of this point has run" for p in grid_points(spec) if p not in K0}
+    missing = {
+        p: "K0 not measured yet: no shard of this point has run" for p in grid_points(spec) if p not in K0
+    }
     runs = expand_runs(spec, K0, out)
     outcomes: dict = {}
     for shard_file in sorted((out / "shards").glob("*.json")):
@@ -566,24 +666,40 @@ def sweep_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="particledyn sweep",
         description="Run a grid of learning rates (absolute or multiples of eta* = 1/K0), seeds, N and "
-                    "any other scenario keys over a base scenario on dask.distributed; write one HDF5 "
-                    "file per run, summary.csv / summary.h5 and phase_diagram.png. Run again to resume.")
+        "any other scenario keys over a base scenario on dask.distributed; write one HDF5 "
+        "file per run, summary.csv / summary.h5 and phase_diagram.png. Run again to resume.",
+    )
     parser.add_argument("sweep", metavar="SWEEP.toml")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: sweep.out)")
-    parser.add_argument("--address", metavar="ADDR", help="a running Dask scheduler (default: a LocalCluster)")
-    parser.add_argument("--workers", type=int, metavar="N", help="LocalCluster workers (default: cluster.workers)")
+    parser.add_argument(
+        "--address", metavar="ADDR", help="a running Dask scheduler (default: a LocalCluster)"
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="LocalCluster workers (default: cluster.workers)"
+    )
     parser.add_argument("--limit", type=int, metavar="N", help="launch at most N of the runs left to do")
     part = parser.add_mutually_exclusive_group()
-    part.add_argument("--shard", metavar="I/K", help="run only part I of K (a job array's task); "
-                      "then assemble the table with --collect")
-    part.add_argument("--index", type=int, metavar="I", help="run only run number I (see --list), "
-                      "e.g. $SLURM_ARRAY_TASK_ID")
-    part.add_argument("--collect", action="store_true", help="run nothing: write the table and phase "
-                      "diagram from the run files of all parts")
+    part.add_argument(
+        "--shard",
+        metavar="I/K",
+        help="run only part I of K (a job array's task); then assemble the table with --collect",
+    )
+    part.add_argument(
+        "--index", type=int, metavar="I", help="run only run number I (see --list), e.g. $SLURM_ARRAY_TASK_ID"
+    )
+    part.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: write the table and phase diagram from the run files of all parts",
+    )
     part.add_argument("--list", action="store_true", help="print the runs with their numbers and states")
     parser.add_argument("--no-plot", action="store_true", help="do not draw the phase diagram")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar counting runs (default: on a terminal only)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar counting runs (default: on a terminal only)",
+    )
     args = parser.parse_args(argv)
     plot = False if args.no_plot else None
     with _sigterm_as_interrupt():
@@ -618,9 +734,17 @@ def _sweep_command(args, plot) -> int:
             result = collect_sweep(args.sweep, out=args.out, plot=plot)
         else:
             shard = parse_shard(args.shard) if args.shard is not None else None
-            result = run_sweep(args.sweep, out=args.out, address=args.address, workers=args.workers,
-                               limit=args.limit, progress=args.progress, plot=plot, shard=shard,
-                               index=args.index)
+            result = run_sweep(
+                args.sweep,
+                out=args.out,
+                address=args.address,
+                workers=args.workers,
+                limit=args.limit,
+                progress=args.progress,
+                plot=plot,
+                shard=shard,
+                index=args.index,
+            )
     except (SweepError, ValueError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -631,11 +755,16 @@ def _sweep_command(args, plot) -> int:
         print("interrupted: run the sweep again to resume (finished runs are skipped)", file=sys.stderr)
         return 130
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items()))
-    where = (f"table {result.table_csv}" if result.table_csv is not None
-             else f"part done; assemble with: particledyn sweep {args.sweep} --collect")
-    print(f"sweep {result.out}: {counts}; {where}"
-          + (f"; phase diagram {result.phase_png}" if result.phase_png else "")
-          + (f"; brackets {result.bisection_csv}" if result.bisection_csv else ""))
+    where = (
+        f"table {result.table_csv}"
+        if result.table_csv is not None
+        else f"part done; assemble with: particledyn sweep {args.sweep} --collect"
+    )
+    print(
+        f"sweep {result.out}: {counts}; {where}"
+        + (f"; phase diagram {result.phase_png}" if result.phase_png else "")
+        + (f"; brackets {result.bisection_csv}" if result.bisection_csv else "")
+    )
     for row in result.rows:
         if row["status"] == "failed":
             print(f"  failed {row['run_id']}: {row['error']}", file=sys.stderr)

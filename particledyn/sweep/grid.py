@@ -53,6 +53,7 @@ A grid point is the tuple ``(seed, n, *axis_values)`` (None: the base scenario's
 in the order of :func:`grid_points`; the runs of a sweep are numbered in the order of
 :func:`expand_runs`, which is what ``--shard`` and ``--index`` select from.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,15 +63,27 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SweepError", "SweepSpec", "RunSpec", "parse_sweep", "load_sweep", "base_raw",
-           "run_scenario", "expand_runs", "measure_K0", "K0_fingerprint", "grid_points",
-           "point_overrides", "point_run_ids", "run_ids"]
+__all__ = [
+    "SweepError",
+    "SweepSpec",
+    "RunSpec",
+    "parse_sweep",
+    "load_sweep",
+    "base_raw",
+    "run_scenario",
+    "expand_runs",
+    "measure_K0",
+    "K0_fingerprint",
+    "grid_points",
+    "point_overrides",
+    "point_run_ids",
+    "run_ids",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]")
 # set by the sweep itself, never by sweep.set or a grid axis
-_SWEEP_KEYS = ("schedule.lr", "run.seed", "init.n", "run.steps", "run.threads", "run.name",
-               "output.path")
+_SWEEP_KEYS = ("schedule.lr", "run.seed", "init.n", "run.steps", "run.threads", "run.name", "output.path")
 
 
 class SweepError(ValueError):
@@ -115,7 +128,7 @@ class SweepSpec:
     sharpness_tol: float = 1e-6
     cluster: ClusterSpec = ClusterSpec()
     axes: tuple[tuple[str, tuple], ...] = ()
-    bisect: "BisectSpec | None" = None
+    bisect: BisectSpec | None = None
 
 
 EVENTS = ("merge", "betti_change", "change", "diverged", "exact_merge", "persistent_betti")
@@ -144,14 +157,18 @@ def _parse_bisect(table) -> BisectSpec:
     event = table.get("event", "change")
     names = event if isinstance(event, list) and event else [event]
     if any(not isinstance(e, str) or e not in EVENTS for e in names) or len(set(names)) != len(names):
-        raise SweepError(f"bisect.event = {event!r}: expected one of {', '.join(EVENTS)}, or an array "
-                         "of distinct ones")
+        raise SweepError(
+            f"bisect.event = {event!r}: expected one of {', '.join(EVENTS)}, or an array of distinct ones"
+        )
     event = event if isinstance(event, str) else tuple(event)
     bounds = []
     for key, default in (("lo", 0.1), ("hi", 10.0)):
         value = table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                math.isfinite(value) and value > 0):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and value > 0)
+        ):
             raise SweepError(f"bisect.{key} = {value!r}: expected a finite multiple of eta* > 0")
         bounds.append(float(value))
     if not bounds[0] < bounds[1]:
@@ -198,8 +215,11 @@ def _positive_list(value, where: str, kind=float) -> tuple:
         if kind is int:
             out.append(_int(item, f"{where}[{i}]", 0 if where.endswith("seed") else 1))
         else:
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or not (
-                    math.isfinite(item) and item > 0):
+            if (
+                isinstance(item, bool)
+                or not isinstance(item, (int, float))
+                or not (math.isfinite(item) and item > 0)
+            ):
                 raise SweepError(f"{where}[{i}] = {item!r}: expected a finite number > 0")
             out.append(float(item))
     if len(set(out)) != len(out):
@@ -241,7 +261,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
         raise SweepError(f"sweep.name = {name!r}: expected a name of letters, digits and _ . + -")
     base = sweep.get("base", "default")
     if not isinstance(base, str) or not base:
-        raise SweepError(f"sweep.base = {base!r}: expected \"default\" or a scenario path")
+        raise SweepError(f'sweep.base = {base!r}: expected "default" or a scenario path')
     if base == "default":
         base_text, base_source = default_scenario_text(), "<default>"
     else:
@@ -256,19 +276,23 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
         raise SweepError(f"sweep.out = {out!r}: expected a folder path")
     overrides = sweep.get("set", {})
     if not isinstance(overrides, dict):
-        raise SweepError(f"sweep.set = {overrides!r}: expected a table of \"section.key\" = value")
+        raise SweepError(f'sweep.set = {overrides!r}: expected a table of "section.key" = value')
     for key in overrides:
         if key.count(".") != 1:
-            raise SweepError(f"sweep.set.{key}: expected a dotted key \"section.key\"")
+            raise SweepError(f'sweep.set.{key}: expected a dotted key "section.key"')
         if key in _SWEEP_KEYS:
             raise SweepError(f"sweep.set.{key}: set by the sweep itself; use [grid] or sweep.steps/threads")
     bisect = _parse_bisect(raw["bisect"]) if "bisect" in raw else None
     if bisect is not None:
         if "lr" in grid or "lr_factor" in grid:
-            raise SweepError("grid: a [bisect] sweep chooses its own rates; expected no grid.lr or grid.lr_factor")
+            raise SweepError(
+                "grid: a [bisect] sweep chooses its own rates; expected no grid.lr or grid.lr_factor"
+            )
         grid = dict(grid, lr_factor=[bisect.lo, bisect.hi])
     if ("lr" in grid) == ("lr_factor" in grid):
-        raise SweepError("grid: expected exactly one of lr (absolute) and lr_factor (multiples of eta* = 1/K0)")
+        raise SweepError(
+            "grid: expected exactly one of lr (absolute) and lr_factor (multiples of eta* = 1/K0)"
+        )
     lr = _positive_list(grid["lr"], "grid.lr") if "lr" in grid else None
     factors = _positive_list(grid["lr_factor"], "grid.lr_factor") if "lr_factor" in grid else None
     seeds = _positive_list(grid["seed"], "grid.seed", int) if "seed" in grid else (None,)
@@ -283,8 +307,11 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 < tol < 1):
         raise SweepError(f"sharpness.tol = {tol!r}: expected a number in (0, 1)")
     cluster = raw.get("cluster", {})
-    _check_keys(cluster, ("address", "workers", "threads_per_worker", "jobqueue", "jobs", "options",
-                          "no_worker_timeout"), "cluster")
+    _check_keys(
+        cluster,
+        ("address", "workers", "threads_per_worker", "jobqueue", "jobs", "options", "no_worker_timeout"),
+        "cluster",
+    )
     address = cluster.get("address", "")
     if not isinstance(address, str):
         raise SweepError(f"cluster.address = {address!r}: expected a scheduler address string")
@@ -300,24 +327,40 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     if isinstance(patience, bool) or not isinstance(patience, (int, float)) or not patience > 0:
         raise SweepError(f"cluster.no_worker_timeout = {patience!r}: expected a number of seconds > 0")
     spec = SweepSpec(
-        name=name, source=source, base=base_source, base_text=base_text, out=Path(out),
-        lr=lr, lr_factor=factors, seeds=seeds, sizes=sizes,
+        name=name,
+        source=source,
+        base=base_source,
+        base_text=base_text,
+        out=Path(out),
+        lr=lr,
+        lr_factor=factors,
+        seeds=seeds,
+        sizes=sizes,
         steps=_int(sweep["steps"], "sweep.steps") if "steps" in sweep else None,
-        threads=_int(sweep.get("threads", 1), "sweep.threads", 1), plot=plot,
-        overrides=dict(overrides), sharpness_every=_int(sharp.get("every", 1), "sharpness.every"),
+        threads=_int(sweep.get("threads", 1), "sweep.threads", 1),
+        plot=plot,
+        overrides=dict(overrides),
+        sharpness_every=_int(sharp.get("every", 1), "sharpness.every"),
         sharpness_tol=float(tol),
-        cluster=ClusterSpec(address, _int(cluster.get("workers", 2), "cluster.workers", 1),
-                            _int(cluster.get("threads_per_worker", 1), "cluster.threads_per_worker", 1),
-                            jobqueue, _int(cluster.get("jobs", 1), "cluster.jobs", 1), dict(options),
-                            float(patience)),
-        axes=axes, bisect=bisect)
+        cluster=ClusterSpec(
+            address,
+            _int(cluster.get("workers", 2), "cluster.workers", 1),
+            _int(cluster.get("threads_per_worker", 1), "cluster.threads_per_worker", 1),
+            jobqueue,
+            _int(cluster.get("jobs", 1), "cluster.jobs", 1),
+            dict(options),
+            float(patience),
+        ),
+        axes=axes,
+        bisect=bisect,
+    )
     # validate the base with the grid's first point, and every value of every other axis, now:
     # a bad base or axis value fails before any launch
     first = grid_points(spec)[0]
     run_scenario(spec, first, 1.0)
     for i, (_, values) in enumerate(axes):
         for value in values[1:]:
-            run_scenario(spec, first[:2 + i] + (value,) + first[3 + i:], 1.0)
+            run_scenario(spec, first[: 2 + i] + (value,) + first[3 + i :], 1.0)
     return spec
 
 
@@ -329,7 +372,7 @@ def _axis_values(value, where: str) -> tuple:
     if key in _SWEEP_KEYS:
         raise SweepError(f"{where}: set by the sweep itself; use grid.lr / lr_factor, seed or n")
     if key.count(".") != 1:
-        raise SweepError(f"{where}: expected a dotted key \"section.key\"")
+        raise SweepError(f'{where}: expected a dotted key "section.key"')
     for i, item in enumerate(value):
         if not isinstance(item, (str, int, float, bool)):
             raise SweepError(f"{where}[{i}] = {item!r}: expected a string, number or boolean")
@@ -355,8 +398,9 @@ def base_raw(spec: SweepSpec) -> dict:
 
     raw = parse_toml(spec.base_text, spec.base)  # ScenarioError, made a SweepError by run_scenario
     observers = list(raw.get("observers", []))
-    if spec.sharpness_every and not any(o.get("type") == "sharpness" for o in observers
-                                        if isinstance(o, dict)):
+    if spec.sharpness_every and not any(
+        o.get("type") == "sharpness" for o in observers if isinstance(o, dict)
+    ):
         observers.append({"type": "sharpness", "every": spec.sharpness_every})
     raw["observers"] = observers
     return raw
@@ -436,11 +480,16 @@ def measure_K0(resolved: dict, tol: float = 1e-6) -> float:
         raise ValueError(f"kernel {kernel.name!r}: expected a gradient kernel to measure K0 = lambda_max")
     x = np.asarray(prepared.positions, dtype=np.float64)
     masses, context = prepared.masses, kernel.evaluation_context()
-    result = top_eigenpairs(lambda v: kernel.hvp(x, masses, context, v.reshape(x.shape)).ravel(),
-                            x.size, tol=tol, seed=int(resolved["run"]["seed"]))
+    result = top_eigenpairs(
+        lambda v: kernel.hvp(x, masses, context, v.reshape(x.shape)).ravel(),
+        x.size,
+        tol=tol,
+        seed=int(resolved["run"]["seed"]),
+    )
     if not (math.isfinite(result.lambda_max) and result.lambda_max > 0):
-        raise ValueError(f"lambda_max = {result.lambda_max!r} at the initial state: expected > 0 "
-                         "(no eta* = 1/K)")
+        raise ValueError(
+            f"lambda_max = {result.lambda_max!r} at the initial state: expected > 0 (no eta* = 1/K)"
+        )
     return float(result.lambda_max)
 
 
@@ -513,8 +562,24 @@ def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None
             path = str(out / "runs" / f"{run_id}.h5")
             resolved = run_scenario(spec, point, lr, {"run.name": run_id, "output.path": path})
             set_axes = "".join(f", {key} = {value!r}" for key, value in axes)
-            source = (f"sweep {spec.name} ({spec.source}), run {run_id}: base {spec.base} with "
-                      f"schedule.lr = {lr!r}, run.seed = {real_seed}, init.n = {real_n}{set_axes}")
-            runs.append(RunSpec(run_id, path, int(real_seed), int(real_n or 0), float(lr), float(factor),
-                                float(k0), resolved, spec.base_text, source, axes, point))
+            source = (
+                f"sweep {spec.name} ({spec.source}), run {run_id}: base {spec.base} with "
+                f"schedule.lr = {lr!r}, run.seed = {real_seed}, init.n = {real_n}{set_axes}"
+            )
+            runs.append(
+                RunSpec(
+                    run_id,
+                    path,
+                    int(real_seed),
+                    int(real_n or 0),
+                    float(lr),
+                    float(factor),
+                    float(k0),
+                    resolved,
+                    spec.base_text,
+                    source,
+                    axes,
+                    point,
+                )
+            )
     return runs

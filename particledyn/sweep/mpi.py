@@ -21,12 +21,13 @@ Run::
 rank runs several numba threads). Observers are not run in a
 sharded run; rank 0 writes the final positions and the time per step.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -80,8 +81,10 @@ class ShardedTwoLayer(Kernel):
         from ..kernels import TwoLayerNet
 
         if not isinstance(kernel, TwoLayerNet):
-            raise TypeError(f"kernel {type(kernel).__name__}: expected a TwoLayerNet (the sharded "
-                            "run exchanges its network outputs)")
+            raise TypeError(
+                f"kernel {type(kernel).__name__}: expected a TwoLayerNet (the sharded "
+                "run exchanges its network outputs)"
+            )
         self.kernel, self.comm = kernel, comm
         self.dim, self.name = kernel.dim, f"sharded_{kernel.name}"
 
@@ -130,9 +133,19 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     kernel = ShardedTwoLayer(prepared.kernel, comm)
     run, optimizer = resolved["run"], resolved["optimizer"]
     steps = int(run["steps"] if steps is None else steps)
-    sim = Simulation(kernel, x[lo:hi], optimizer=prepared.optimizer, lr=prepared.schedule, masses=m[lo:hi],
-                     seed=run["seed"], batch_size=optimizer["batch_size"], observers=(),
-                     sink=MemorySink(keep_frames=False), frame_every=0, dtype=run["dtype"])
+    sim = Simulation(
+        kernel,
+        x[lo:hi],
+        optimizer=prepared.optimizer,
+        lr=prepared.schedule,
+        masses=m[lo:hi],
+        seed=run["seed"],
+        batch_size=optimizer["batch_size"],
+        observers=(),
+        sink=MemorySink(keep_frames=False),
+        frame_every=0,
+        dtype=run["dtype"],
+    )
     # a rank stopping at its own step boundary would leave the others blocked in the next Allreduce
     sim.defer_signals = False
     sim.step()  # compile and warm up outside the timing; counted in the steps
@@ -142,8 +155,13 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     comm.Barrier()
     elapsed = time.perf_counter() - began
     blocks = comm.gather(sim.positions, root=0)
-    result = {"positions": None, "seconds_per_step": elapsed / max(1, steps - 1), "steps": steps,
-              "ranks": comm.Get_size(), "n": int(x.shape[0])}
+    result = {
+        "positions": None,
+        "seconds_per_step": elapsed / max(1, steps - 1),
+        "steps": steps,
+        "ranks": comm.Get_size(),
+        "n": int(x.shape[0]),
+    }
     if comm.Get_rank() == 0:
         result["positions"] = np.concatenate(blocks, axis=0)
     return result
@@ -151,9 +169,10 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
 
 def mpi_main(argv: Sequence[str] | None = None) -> int:
     """``mpiexec -n R python -m particledyn.sweep.mpi SCENARIO.toml [--steps] [--n] [--threads] [--out]``."""
-    parser = argparse.ArgumentParser(prog="python -m particledyn.sweep.mpi",
-                                     description="Run a two-layer scenario with its particles split "
-                                                 "across the MPI ranks.")
+    parser = argparse.ArgumentParser(
+        prog="python -m particledyn.sweep.mpi",
+        description="Run a two-layer scenario with its particles split across the MPI ranks.",
+    )
     parser.add_argument("scenario", metavar="SCENARIO.toml")
     parser.add_argument("--steps", type=int, help="number of steps (default: run.steps)")
     parser.add_argument("--n", type=int, help="number of particles (overrides init.n)")
@@ -174,11 +193,18 @@ def mpi_main(argv: Sequence[str] | None = None) -> int:
     scenario = load_scenario(args.scenario, overrides)
     result = run_sharded(scenario.resolved, comm, args.steps)
     if comm.Get_rank() == 0:
-        print(f"ranks={result['ranks']} n={result['n']} steps={result['steps']} "
-              f"seconds_per_step={result['seconds_per_step']:.6g}", flush=True)
+        print(
+            f"ranks={result['ranks']} n={result['n']} steps={result['steps']} "
+            f"seconds_per_step={result['seconds_per_step']:.6g}",
+            flush=True,
+        )
         if args.out:
-            np.savez(args.out, positions=result["positions"], seconds_per_step=result["seconds_per_step"],
-                     ranks=result["ranks"])
+            np.savez(
+                args.out,
+                positions=result["positions"],
+                seconds_per_step=result["seconds_per_step"],
+                ranks=result["ranks"],
+            )
     return 0
 
 

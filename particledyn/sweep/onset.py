@@ -19,6 +19,7 @@ Read from a run file (:func:`run_events`), each as the first step it happened at
   equal. So every other event counts only when it happened no later than the last loss record
   before the blow-up (conservative: the loss cadence bounds how early a blow-up is seen).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BLOWUP_FACTOR", "ONSET_EVENTS", "blowup", "run_events", "persistent_betti_step", "event_seen",
-           "fast_betti_window"]
+__all__ = [
+    "BLOWUP_FACTOR",
+    "ONSET_EVENTS",
+    "blowup",
+    "run_events",
+    "persistent_betti_step",
+    "event_seen",
+    "fast_betti_window",
+]
 
 #: A training loss this many times the first record's is a blow-up (a divergence still finite).
 BLOWUP_FACTOR = 1e3
@@ -53,8 +61,9 @@ def fast_betti_window(before, after, scale: float, threshold: float, max_dim: in
     from ..summary_kinds import WINDOW_RATIO, _critical_values
 
     cuts = _critical_values((before, after), threshold)
-    differs = np.any(_betti_curve(before, cuts[:-1], max_dim) != _betti_curve(after, cuts[:-1], max_dim),
-                     axis=1)
+    differs = np.any(
+        _betti_curve(before, cuts[:-1], max_dim) != _betti_curve(after, cuts[:-1], max_dim), axis=1
+    )
     k = min(max(int(np.searchsorted(cuts, scale, side="right")) - 1, 0), len(differs) - 1)
     if not len(differs) or not differs[k]:
         return {"lo": None, "hi": None, "hi_capped": False, "ratio": None, "kind": None}
@@ -95,8 +104,9 @@ def persistent_betti_step(run, scale_index: int = 0) -> tuple[int | None, int]:
             continue
         scale = float(np.atleast_1d(np.asarray(scales[1][k], dtype=np.float64))[scale_index])
         cap = float(min(thresholds[1][k - 1], thresholds[1][k]))
-        window = fast_betti_window(diagrams[1][k - 1], diagrams[1][k], min(scale, cap), cap,
-                                   after.shape[1] - 1)
+        window = fast_betti_window(
+            diagrams[1][k - 1], diagrams[1][k], min(scale, cap), cap, after.shape[1] - 1
+        )
         if window["kind"] == "persistent":
             return int(steps[k]), transient
         transient += 1
@@ -149,17 +159,25 @@ def run_events(path) -> dict[str, Any]:
         rows = [np.atleast_2d(np.asarray(r)) for r in betti[1]]
         moved = [k for k in range(1, len(rows)) if not np.array_equal(rows[k], rows[k - 1])]
         change_b = int(betti[0][moved[0]]) if moved else None
-    out = {"exact_merge": None if exact is None else exact["step"], "merge": merge,
-           "betti_change": change_b, "persistent_betti": persistent}
+    out = {
+        "exact_merge": None if exact is None else exact["step"],
+        "merge": merge,
+        "betti_change": change_b,
+        "persistent_betti": persistent,
+    }
     ends = [s for s in (None if diverged is None else diverged["step"], blown) if s is not None]
     if ends:  # nothing counts past a divergence or blow-up
         good = min(ends) - 1 if blown is None or (diverged and diverged["step"] < blown) else last_good
         out = {k: (v if v is not None and good is not None and v <= good else None) for k, v in out.items()}
     either = [s for s in (out["merge"], out["betti_change"]) if s is not None]
-    out.update(change=min(either) if either else None, diverged=min(ends) if ends else None,
-               blowup=blown,
-               status="diverged" if diverged is not None else ("finished" if finished else "stopped"),
-               last_step=last, transient_betti=transient)
+    out.update(
+        change=min(either) if either else None,
+        diverged=min(ends) if ends else None,
+        blowup=blown,
+        status="diverged" if diverged is not None else ("finished" if finished else "stopped"),
+        last_step=last,
+        transient_betti=transient,
+    )
     return out
 
 

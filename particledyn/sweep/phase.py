@@ -9,6 +9,7 @@ Three panels from the summary table (one point per run):
    threshold eta K = 1 is drawn there (K grows during training, so a run started at
    eta / eta* < 1 can cross it).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -85,12 +86,15 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
             continue
         ax_phase.scatter(factor[pick] * jitter[pick], n[pick], c=colour, marker=marker, s=40, label=label)
         ok = pick & np.isfinite(max_eta_K)
-        ax_K.scatter(max_eta_K[ok], mass[ok], c=colour, marker=marker, s=40,
-                     label=label)
+        ax_K.scatter(max_eta_K[ok], mass[ok], c=colour, marker=marker, s=40, label=label)
     ax_phase.axvline(1.0, color="0.3", ls="--", lw=1)
-    ax_phase.set(xscale="log", yscale="log" if len(sizes) > 1 else "linear",
-                 xlabel="eta / eta*   (eta* = 1/K0, K0 = lambda_max at the start)", ylabel="N",
-                 title="topology of the neuron cloud")
+    ax_phase.set(
+        xscale="log",
+        yscale="log" if len(sizes) > 1 else "linear",
+        xlabel="eta / eta*   (eta* = 1/K0, K0 = lambda_max at the start)",
+        ylabel="N",
+        title="topology of the neuron cloud",
+    )
     if len(sizes) <= 8:
         ax_phase.set_yticks(sizes, [str(int(s)) for s in sizes])
     ax_phase.legend(fontsize=8, loc="best")
@@ -110,8 +114,12 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
     if sizes:
         ax_mass.legend(fontsize=8)
     ax_K.axvline(1.0, color="0.3", ls="--", lw=1, label="eta K = 1")
-    ax_K.set(xscale="log", xlabel="max over training of eta K(t)", ylabel="merged mass",
-             title="against eta K along training")
+    ax_K.set(
+        xscale="log",
+        xlabel="max over training of eta K(t)",
+        ylabel="merged mass",
+        title="against eta K along training",
+    )
     for ax in (ax_mass, ax_K):  # log above the smallest positive mass, linear below: zero drawn at zero
         maybe_log(ax, mass)
     if title:

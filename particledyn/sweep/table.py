@@ -16,6 +16,7 @@ Columns (``COLUMNS``; NaN / -1 / "" where a value does not exist, "never" happen
 - ``final_loss``, ``final_test_loss``, ``last_step``, ``elapsed`` (seconds the run took in
   this sweep call; NaN when skipped).
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,15 +30,37 @@ __all__ = ["COLUMNS", "run_row", "write_table", "read_table", "K_series", "axes_
 
 _STR, _INT, _FLOAT = "str", "int", "float"
 COLUMNS: dict[str, str] = {
-    "run_id": _STR, "path": _STR, "status": _STR, "error": _STR,
-    "seed": _INT, "n": _INT, "axes": _STR, "lr_factor": _FLOAT, "eta": _FLOAT, "K0": _FLOAT, "eta_star": _FLOAT,
+    "run_id": _STR,
+    "path": _STR,
+    "status": _STR,
+    "error": _STR,
+    "seed": _INT,
+    "n": _INT,
+    "axes": _STR,
+    "lr_factor": _FLOAT,
+    "eta": _FLOAT,
+    "K0": _FLOAT,
+    "eta_star": _FLOAT,
     "eta_K0": _FLOAT,
-    "K_source": _STR, "K_mean": _FLOAT, "K_min": _FLOAT, "K_max": _FLOAT, "K_final": _FLOAT,
+    "K_source": _STR,
+    "K_mean": _FLOAT,
+    "K_min": _FLOAT,
+    "K_max": _FLOAT,
+    "K_final": _FLOAT,
     "max_eta_K": _FLOAT,
-    "topology_preserved": _INT, "first_merge_step": _INT, "betti_change_step": _INT,
-    "change_step": _INT, "eta_K_at_merge": _FLOAT, "eta_K_at_betti_change": _FLOAT,
-    "eta_K_at_change": _FLOAT, "merged_mass": _FLOAT, "n_merges": _INT,
-    "final_loss": _FLOAT, "final_test_loss": _FLOAT, "last_step": _INT, "elapsed": _FLOAT,
+    "topology_preserved": _INT,
+    "first_merge_step": _INT,
+    "betti_change_step": _INT,
+    "change_step": _INT,
+    "eta_K_at_merge": _FLOAT,
+    "eta_K_at_betti_change": _FLOAT,
+    "eta_K_at_change": _FLOAT,
+    "merged_mass": _FLOAT,
+    "n_merges": _INT,
+    "final_loss": _FLOAT,
+    "final_test_loss": _FLOAT,
+    "last_step": _INT,
+    "elapsed": _FLOAT,
 }
 _MISSING = {_STR: "", _INT: -1, _FLOAT: math.nan}
 
@@ -86,10 +109,21 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
     from ..summary import summarize_run
 
     row = {name: _MISSING[kind] for name, kind in COLUMNS.items()}
-    row.update(run_id=run.run_id, path=run.path, status=status, error=error, seed=run.seed, n=run.n,
-               axes=axes_label(run.axes), lr_factor=run.lr_factor, eta=run.lr, K0=run.K0,
-               eta_star=1.0 / run.K0 if run.K0 > 0 else math.nan, eta_K0=run.lr * run.K0,
-               elapsed=elapsed)
+    row.update(
+        run_id=run.run_id,
+        path=run.path,
+        status=status,
+        error=error,
+        seed=run.seed,
+        n=run.n,
+        axes=axes_label(run.axes),
+        lr_factor=run.lr_factor,
+        eta=run.lr,
+        K0=run.K0,
+        eta_star=1.0 / run.K0 if run.K0 > 0 else math.nan,
+        eta_K0=run.lr * run.K0,
+        elapsed=elapsed,
+    )
     if not os.path.isfile(run.path):
         return row
     try:
@@ -104,8 +138,12 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
         ok, ok_eta = np.isfinite(K), np.isfinite(eta_K)
         row["K_source"] = source
         if ok.any():
-            row.update(K_mean=float(K[ok].mean()), K_min=float(K[ok].min()), K_max=float(K[ok].max()),
-                       K_final=float(K[ok][-1]))
+            row.update(
+                K_mean=float(K[ok].mean()),
+                K_min=float(K[ok].min()),
+                K_max=float(K[ok].max()),
+                K_final=float(K[ok][-1]),
+            )
         if ok_eta.any():
             row["max_eta_K"] = float(eta_K[ok_eta].max())
     preserved = summary["topology_preserved"]
@@ -122,8 +160,7 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
     row["eta_K_at_merge"] = _or(at_merge, math.nan)
     row["eta_K_at_betti_change"] = _or(at_betti, math.nan)
     if summary["change_step"] is not None:
-        row["eta_K_at_change"] = _or(at_merge if summary["change_step"] == merge_step else at_betti,
-                                     math.nan)
+        row["eta_K_at_change"] = _or(at_merge if summary["change_step"] == merge_step else at_betti, math.nan)
     row["merged_mass"] = float(merges.get("total_merged_mass", math.nan)) if merges["recorded"] else math.nan
     row["n_merges"] = int(merges.get("total_merges", -1)) if merges["recorded"] else -1
     loss = summary["loss"]
@@ -152,8 +189,18 @@ def write_table(rows: list[dict], out_dir, attrs: dict | None = None) -> tuple[P
         writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else
-                                 repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow(
+                {
+                    k: (
+                        ""
+                        if isinstance(v, float) and math.isnan(v)
+                        else repr(v)
+                        if isinstance(v, float)
+                        else v
+                    )
+                    for k, v in row.items()
+                }
+            )
     tmp.replace(csv_path)
     tmp = h5_path.with_suffix(".h5.tmp")
     with h5py.File(tmp, "w") as f:
@@ -161,11 +208,12 @@ def write_table(rows: list[dict], out_dir, attrs: dict | None = None) -> tuple[P
         for name, kind in COLUMNS.items():
             values = [row[name] for row in rows]
             if kind == _STR:
-                group.create_dataset(name, data=np.array(values, dtype=object),
-                                     dtype=h5py.string_dtype())
+                group.create_dataset(name, data=np.array(values, dtype=object), dtype=h5py.string_dtype())
             else:
-                group.create_dataset(name, data=np.array(values, dtype=np.int64 if kind == _INT
-                                                         else np.float64).reshape(len(rows)))
+                group.create_dataset(
+                    name,
+                    data=np.array(values, dtype=np.int64 if kind == _INT else np.float64).reshape(len(rows)),
+                )
         for key, value in (attrs or {}).items():
             f.attrs[key] = value
     tmp.replace(h5_path)
@@ -179,8 +227,10 @@ def read_table(path) -> dict[str, np.ndarray]:
     path = Path(path)
     if path.suffix == ".h5":
         with h5py.File(path, "r") as f:
-            return {name: (f["runs"][name].asstr()[()] if COLUMNS.get(name) == _STR
-                           else f["runs"][name][()]) for name in f["runs"]}
+            return {
+                name: (f["runs"][name].asstr()[()] if COLUMNS.get(name) == _STR else f["runs"][name][()])
+                for name in f["runs"]
+            }
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     out = {}

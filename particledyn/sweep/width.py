@@ -30,6 +30,7 @@ check of :mod:`particledyn.sweep.density` on the first GD step at each N.
   (Subsampling to an exact problem is not used: the subsample's own error, ~ M^{-1/D} for M
   points, would hide the N dependence.)
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["wasserstein_exact", "wasserstein_pot", "sliced_wasserstein", "replica_distances", "width_study",
-           "fit_rate", "plot_width_study"]
+__all__ = [
+    "wasserstein_exact",
+    "wasserstein_pot",
+    "sliced_wasserstein",
+    "replica_distances",
+    "width_study",
+    "fit_rate",
+    "plot_width_study",
+]
 
 
 def _pair(x, y, same_size: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +54,10 @@ def _pair(x, y, same_size: bool = True) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y, dtype=np.float64)
     mismatch = x.shape != y.shape if same_size else x.ndim == 2 and y.ndim == 2 and x.shape[1] != y.shape[1]
     if x.ndim != 2 or y.ndim != 2 or mismatch or x.shape[0] == 0 or y.shape[0] == 0:
-        raise ValueError(f"samples of shapes {x.shape} and {y.shape}: expected two non-empty (N, D) "
-                         "arrays of the same shape")
+        raise ValueError(
+            f"samples of shapes {x.shape} and {y.shape}: expected two non-empty (N, D) "
+            "arrays of the same shape"
+        )
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("samples contain NaN or inf: expected finite positions")
     return x, y
@@ -89,8 +99,10 @@ def wasserstein_pot(x, y) -> float:
     try:
         import ot
     except ImportError:
-        raise ImportError("the exact W_2 of the width study needs POT: pip install pot "
-                          "(in the particledyn checkout: pip install -e '.[dist]')") from None
+        raise ImportError(
+            "the exact W_2 of the width study needs POT: pip install pot "
+            "(in the particledyn checkout: pip install -e '.[dist]')"
+        ) from None
     from scipy.spatial.distance import cdist
 
     x, y = _pair(x, y, same_size=False)
@@ -130,21 +142,23 @@ def sliced_wasserstein(x, y, n_projections: int = 200, seed: int = 0, chunk: int
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     total = 0.0
     for lo in range(0, len(directions), chunk):
-        block = directions[lo: lo + chunk].T
+        block = directions[lo : lo + chunk].T
         px, py = np.sort(x @ block, axis=0), np.sort(y @ block, axis=0)
-        total += (float(np.sum((px - py) ** 2)) / x.shape[0] if len(px) == len(py)
-                  else _quantile_gap(px, py))
+        total += float(np.sum((px - py) ** 2)) / x.shape[0] if len(px) == len(py) else _quantile_gap(px, py)
     return float(np.sqrt(total / len(directions)))
 
 
-def replica_distances(x, y, exact_max: int = 5000, n_projections: int = 200, seed: int = 0,
-                      exact_cells: float = 2.5e7) -> dict:
+def replica_distances(
+    x, y, exact_max: int = 5000, n_projections: int = 200, seed: int = 0, exact_cells: float = 2.5e7
+) -> dict:
     """``{"sliced": SW_2, "exact": W_2 or None}``: the exact one (POT) only while both samples have
     at most ``exact_max`` particles and their cost matrix at most ``exact_cells`` entries."""
     x, y = _pair(x, y, same_size=False)
     affordable = max(len(x), len(y)) <= exact_max and len(x) * len(y) <= exact_cells
-    return {"sliced": sliced_wasserstein(x, y, n_projections, seed),
-            "exact": wasserstein_pot(x, y) if affordable else None}
+    return {
+        "sliced": sliced_wasserstein(x, y, n_projections, seed),
+        "exact": wasserstein_pot(x, y) if affordable else None,
+    }
 
 
 # ---------------------------------------------------------------- the study
@@ -153,9 +167,14 @@ _FORMAT = "particledyn-width-study-1"
 
 def _raw(resolved: dict) -> dict:
     """A resolved scenario as the table validate_scenario takes again (unset keys dropped)."""
-    raw = {s: ({k: v for k, v in t.items() if v is not None} if isinstance(t, dict)
-               else [{k: v for k, v in e.items() if v is not None} for e in t])
-           for s, t in resolved.items()}
+    raw = {
+        s: (
+            {k: v for k, v in t.items() if v is not None}
+            if isinstance(t, dict)
+            else [{k: v for k, v in e.items() if v is not None} for e in t]
+        )
+        for s, t in resolved.items()
+    }
     raw["data"]["seed"] = resolved["data"]["seed"]
     return raw
 
@@ -183,10 +202,13 @@ def run_replica(raw: dict, n: int, seed: int, steps: int) -> dict:
     sim.run(steps, progress=False)
     sim.close()
     loss = _series(sink, "loss", "loss")
-    return {"initial": initial, "final": np.array(sim.positions, dtype=np.float64),
-            "loss_steps": np.asarray([] if loss is None else loss[0], dtype=np.int64),
-            "loss": np.asarray([] if loss is None else loss[1], dtype=np.float64),
-            "seconds": time.perf_counter() - began}
+    return {
+        "initial": initial,
+        "final": np.array(sim.positions, dtype=np.float64),
+        "loss_steps": np.asarray([] if loss is None else loss[0], dtype=np.int64),
+        "loss": np.asarray([] if loss is None else loss[1], dtype=np.float64),
+        "seconds": time.perf_counter() - began,
+    }
 
 
 def _series(sink, name, key):
@@ -197,8 +219,14 @@ def _series(sink, name, key):
 
 
 def _plan(sizes, replicas, steps, reference_n, seeds) -> dict:
-    return {"format": _FORMAT, "sizes": [int(n) for n in sizes], "replicas": int(replicas),
-            "steps": int(steps), "reference_n": int(reference_n), "seeds": [int(s) for s in seeds]}
+    return {
+        "format": _FORMAT,
+        "sizes": [int(n) for n in sizes],
+        "replicas": int(replicas),
+        "steps": int(steps),
+        "reference_n": int(reference_n),
+        "seeds": [int(s) for s in seeds],
+    }
 
 
 def _run_ids(plan: dict) -> dict[str, tuple[int, int]]:
@@ -216,8 +244,10 @@ def _open_store(path: Path, plan: dict, scenario_text: str):
             stored = json.loads(f.attrs.get("plan", "{}"))
             text = f.attrs.get("scenario", "")
         if stored != plan or text != scenario_text:
-            raise ValueError(f"{path} holds another width study (plan {stored}): expected {plan} on the "
-                             "same scenario; choose another --out or delete the file")
+            raise ValueError(
+                f"{path} holds another width study (plan {stored}): expected {plan} on the "
+                "same scenario; choose another --out or delete the file"
+            )
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "w") as f:
@@ -251,8 +281,9 @@ def _load_run(path: Path, run_id: str) -> dict:
 
     with h5py.File(path, "r") as f:
         group = f["runs"][run_id]
-        return {key: group[key][()] for key in ("initial", "final", "loss_steps", "loss")} | \
-            {"seconds": float(group.attrs["seconds"])}
+        return {key: group[key][()] for key in ("initial", "final", "loss_steps", "loss")} | {
+            "seconds": float(group.attrs["seconds"])
+        }
 
 
 def _execute(path: Path, raw: dict, plan: dict, client, progress) -> int:
@@ -267,8 +298,9 @@ def _execute(path: Path, raw: dict, plan: dict, client, progress) -> int:
         return len(todo)
     from distributed import as_completed
 
-    futures = {client.submit(run_replica, raw, n, seed, steps, pure=False): rid
-               for rid, (n, seed) in todo.items()}
+    futures = {
+        client.submit(run_replica, raw, n, seed, steps, pure=False): rid for rid, (n, seed) in todo.items()
+    }
     try:
         for future in as_completed(futures):
             rid = futures[future]
@@ -293,7 +325,7 @@ def fit_rate(sizes, values, errors=None) -> dict:
     if errors is not None:
         rel = np.asarray(errors, float)[keep] / values[keep]
         if np.all(np.isfinite(rel)) and np.all(rel > 0):
-            w = 1.0 / rel ** 2
+            w = 1.0 / rel**2
     A = np.stack([np.ones_like(x), x], axis=1)
     W = np.diag(w)
     cov = np.linalg.inv(A.T @ W @ A)
@@ -323,11 +355,14 @@ def _analyse(path: Path, raw: dict, plan: dict, exact_max: int, n_projections: i
         runs = [_load_run(path, f"n{n}_s{s}") for s in seeds]
         row = {"n": n, "seconds": float(sum(r["seconds"] for r in runs))}
         for when in ("initial", "final"):
-            pairs = [replica_distances(runs[2 * r][when], runs[2 * r + 1][when], exact_max, n_projections,
-                                       seed=r)
-                     for r in range(R)]
-            to_ref = [replica_distances(run[when], reference[when], exact_max, n_projections, seed=i)
-                      for i, run in enumerate(runs)]
+            pairs = [
+                replica_distances(runs[2 * r][when], runs[2 * r + 1][when], exact_max, n_projections, seed=r)
+                for r in range(R)
+            ]
+            to_ref = [
+                replica_distances(run[when], reference[when], exact_max, n_projections, seed=i)
+                for i, run in enumerate(runs)
+            ]
             for kind in ("sliced", "exact"):
                 row[f"replicas_{when}_{kind}"] = _mean_se([p[kind] for p in pairs])
                 row[f"reference_{when}_{kind}"] = _mean_se([p[kind] for p in to_ref])
@@ -341,21 +376,46 @@ def _analyse(path: Path, raw: dict, plan: dict, exact_max: int, n_projections: i
         rows.append(row)
     sizes = [r["n"] for r in rows]
     rates = {}
-    for key in ("replicas_initial_sliced", "replicas_final_sliced", "replicas_initial_exact",
-                "replicas_final_exact", "reference_final_sliced", "reference_final_exact"):
-        usable = [(n, r[key]) for n, r in zip(sizes, rows)
-                  if not key.startswith("reference") or n <= plan["reference_n"] // 4]
+    for key in (
+        "replicas_initial_sliced",
+        "replicas_final_sliced",
+        "replicas_initial_exact",
+        "replicas_final_exact",
+        "reference_final_sliced",
+        "reference_final_exact",
+    ):
+        usable = [
+            (n, r[key])
+            for n, r in zip(sizes, rows)
+            if not key.startswith("reference") or n <= plan["reference_n"] // 4
+        ]
         rates[key] = fit_rate([u[0] for u in usable], [u[1][0] for u in usable], [u[1][1] for u in usable])
     dim = int(reference["initial"].shape[1])
-    return {"plan": plan, "dim": dim, "rows": rows, "rates": rates,
-            "reference_seconds": reference["seconds"],
-            "expected_slope": -1.0 / dim if dim >= 3 else -0.5}
+    return {
+        "plan": plan,
+        "dim": dim,
+        "rows": rows,
+        "rates": rates,
+        "reference_seconds": reference["seconds"],
+        "expected_slope": -1.0 / dim if dim >= 3 else -0.5,
+    }
 
 
-def width_study(resolved: dict, sizes, *, replicas: int = 4, reference_n: int | None = None,
-                steps: int | None = None, out="width_study.h5", client=None, exact_max: int = 5000,
-                n_projections: int = 100, density: bool = True, scenario_text: str = "",
-                progress=None) -> dict:
+def width_study(
+    resolved: dict,
+    sizes,
+    *,
+    replicas: int = 4,
+    reference_n: int | None = None,
+    steps: int | None = None,
+    out="width_study.h5",
+    client=None,
+    exact_max: int = 5000,
+    n_projections: int = 100,
+    density: bool = True,
+    scenario_text: str = "",
+    progress=None,
+) -> dict:
     """Train R replica pairs at every N and one large-N reference, compare them, test Theorem 3.
 
     Parameters
@@ -397,8 +457,10 @@ def width_study(resolved: dict, sizes, *, replicas: int = 4, reference_n: int | 
     import h5py
 
     if resolved["kernel"].get("scaling") != "mean_field":
-        raise ValueError(f"kernel.scaling = {resolved['kernel'].get('scaling')!r}: expected "
-                         "\"mean_field\" (the infinite-width limit needs the 1/N output scaling)")
+        raise ValueError(
+            f"kernel.scaling = {resolved['kernel'].get('scaling')!r}: expected "
+            '"mean_field" (the infinite-width limit needs the 1/N output scaling)'
+        )
     sizes = sorted({int(n) for n in sizes})
     if not sizes or min(sizes) < 20:
         raise ValueError(f"sizes={sizes!r}: expected particle counts >= 20")
@@ -406,8 +468,9 @@ def width_study(resolved: dict, sizes, *, replicas: int = 4, reference_n: int | 
         raise ValueError(f"replicas={replicas!r}: expected an integer >= 2 (pairs per N, for error bars)")
     reference_n = int(10 * sizes[-1] if reference_n is None else reference_n)
     if reference_n <= sizes[-1]:
-        raise ValueError(f"reference_n={reference_n}: expected more particles than the largest size "
-                         f"{sizes[-1]}")
+        raise ValueError(
+            f"reference_n={reference_n}: expected more particles than the largest size {sizes[-1]}"
+        )
     steps = int(resolved["run"]["steps"] if steps is None else steps)
     raw = _raw(resolved)
     plan = _plan(sizes, replicas, steps, reference_n, range(1, 2 * int(replicas) + 1))
@@ -452,15 +515,27 @@ def plot_width_study(results: dict, out) -> Path:
                 if not np.isfinite(mean).any():
                     continue
                 rate = rates.get(key, {})
-                slope = (f", slope {rate['slope']:.2f} ± {rate['slope_se']:.2f}"
-                         if rate and np.isfinite(rate.get("slope", np.nan)) else "")
-                ax.errorbar(sizes, mean, yerr=np.nan_to_num(se), fmt=marker + line, color=colour,
-                            alpha=1.0 if when == "final" else 0.5, capsize=3, label=f"{kind}, {when}{slope}")
+                slope = (
+                    f", slope {rate['slope']:.2f} ± {rate['slope_se']:.2f}"
+                    if rate and np.isfinite(rate.get("slope", np.nan))
+                    else ""
+                )
+                ax.errorbar(
+                    sizes,
+                    mean,
+                    yerr=np.nan_to_num(se),
+                    fmt=marker + line,
+                    color=colour,
+                    alpha=1.0 if when == "final" else 0.5,
+                    capsize=3,
+                    label=f"{kind}, {when}{slope}",
+                )
         anchor = rows[0][f"{prefix}_initial_sliced"][0]
         ax.plot(sizes, anchor * (sizes / sizes[0]) ** -0.5, ":", color="0.4", label="N^(-1/2)")
         if dim >= 3:
-            ax.plot(sizes, anchor * (sizes / sizes[0]) ** (-1 / dim), "-.", color="0.6",
-                    label=f"N^(-1/{dim})")
+            ax.plot(
+                sizes, anchor * (sizes / sizes[0]) ** (-1 / dim), "-.", color="0.6", label=f"N^(-1/{dim})"
+            )
         ax.set(xscale="log", yscale="log", xlabel="N", ylabel="W2")
         ax.legend(fontsize=7)
     R, ref = results["plan"]["replicas"], results["plan"]["reference_n"]
@@ -496,8 +571,9 @@ def width_main(argv=None, prog: str = "python -m particledyn.sweep.width") -> in
     from .cluster import open_client
     from .grid import ClusterSpec, SweepError
 
-    parser = argparse.ArgumentParser(prog=prog,
-                                     description="Infinite-width convergence study of a mean-field scenario.")
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Infinite-width convergence study of a mean-field scenario."
+    )
     parser.add_argument("scenario", metavar="SCENARIO.toml")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 300, 1000, 3000, 10_000])
     parser.add_argument("--replicas", type=int, default=4, help="replica pairs per N (default 4)")
@@ -515,10 +591,17 @@ def width_main(argv=None, prog: str = "python -m particledyn.sweep.width") -> in
     out = Path(args.out)
     try:
         scenario = load_scenario(args.scenario)
-        options = dict(replicas=args.replicas, reference_n=args.reference_n, steps=args.steps,
-                       out=out / "width_study.h5", exact_max=args.exact_max, n_projections=args.projections,
-                       density=not args.no_density, scenario_text=scenario.text,
-                       progress=lambda rid: print(f"ran {rid}", flush=True))
+        options = dict(
+            replicas=args.replicas,
+            reference_n=args.reference_n,
+            steps=args.steps,
+            out=out / "width_study.h5",
+            exact_max=args.exact_max,
+            n_projections=args.projections,
+            density=not args.no_density,
+            scenario_text=scenario.text,
+            progress=lambda rid: print(f"ran {rid}", flush=True),
+        )
         if args.serial:
             results = width_study(scenario.resolved, args.sizes, **options)
         else:
@@ -533,10 +616,16 @@ def width_main(argv=None, prog: str = "python -m particledyn.sweep.width") -> in
         rep, ref = row["replicas_final_sliced"], row["reference_final_sliced"]
         exact = row["replicas_final_exact"]
         density = row.get("density")
-        print(f"N={row['n']}: replicas end sliced {rep[0]:.4g} ± {rep[1]:.2g}, exact "
-              f"{exact[0]:.4g} ± {exact[1]:.2g}; to reference sliced {ref[0]:.4g} ± {ref[1]:.2g}"
-              + (f"; density residual {density['worst_bin']:.3g} (tol {density['tol']:g}, "
-                 f"{'VIOLATED' if density['violated'] else 'ok'})" if density else ""))
+        print(
+            f"N={row['n']}: replicas end sliced {rep[0]:.4g} ± {rep[1]:.2g}, exact "
+            f"{exact[0]:.4g} ± {exact[1]:.2g}; to reference sliced {ref[0]:.4g} ± {ref[1]:.2g}"
+            + (
+                f"; density residual {density['worst_bin']:.3g} (tol {density['tol']:g}, "
+                f"{'VIOLATED' if density['violated'] else 'ok'})"
+                if density
+                else ""
+            )
+        )
     for key, rate in results["rates"].items():
         print(f"rate {key}: N^{rate['slope']:.3f} ± {rate['slope_se']:.3f} over {rate['n_points']} sizes")
     print(f"wrote {out / 'width_study.h5'} and {out / 'width_study.png'}")

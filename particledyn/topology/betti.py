@@ -22,6 +22,7 @@ too; classes still alive there have ``death = inf``. Like every ripser,
 giotto-ph stores filtration values in float32, so a distance within ~1e-7
 (relative) of ``r`` may fall on either side.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,17 @@ from scipy.spatial import cKDTree
 from .diagrams import betti_from_diagram, bottleneck_distances, pack_diagrams
 from .landmarks import _check_cloud, covering_radius, maxmin_landmarks
 
-__all__ = ["BettiResult", "betti_numbers", "betti_series", "rips_diagram", "alpha_diagram", "cloud_diameter",
-           "resolve_scales", "COMPLEXES", "ADAPTIVE_FRACTION"]
+__all__ = [
+    "BettiResult",
+    "betti_numbers",
+    "betti_series",
+    "rips_diagram",
+    "alpha_diagram",
+    "cloud_diameter",
+    "resolve_scales",
+    "COMPLEXES",
+    "ADAPTIVE_FRACTION",
+]
 
 COMPLEXES = ("rips", "alpha")
 ADAPTIVE_FRACTION = 0.25
@@ -89,12 +99,12 @@ def cloud_diameter(points, block: int = 2048) -> float:
     if dim <= _KDTREE_MAX_DIM or n < 3:
         return float(np.sqrt(_max_sq_distance(X)))
     Xc = X - X.mean(axis=0)
-    sq = (Xc ** 2).sum(axis=1)
+    sq = (Xc**2).sum(axis=1)
     margin = 16 * np.finfo(float).eps * (dim + 3) * 4 * sq.max()  # > twice the Gram rounding error
     best, rows, cols = 0.0, [], []
     budget = 16 * n
     for a in range(0, n, block):
-        G = sq[a:a + block, None] + sq[None, :] - 2.0 * (Xc[a:a + block] @ Xc.T)
+        G = sq[a : a + block, None] + sq[None, :] - 2.0 * (Xc[a : a + block] @ Xc.T)
         best = max(best, float(G.max()))
         i, j = np.nonzero(G >= best - margin)
         rows.append(i + a)
@@ -108,8 +118,9 @@ def cloud_diameter(points, block: int = 2048) -> float:
     return float(np.sqrt(((X[i] - X[j]) ** 2).sum(axis=1).max()))
 
 
-def resolve_scales(scale, diameter: float | None = None, complex: str = "rips",
-                   fraction: float = ADAPTIVE_FRACTION) -> np.ndarray:
+def resolve_scales(
+    scale, diameter: float | None = None, complex: str = "rips", fraction: float = ADAPTIVE_FRACTION
+) -> np.ndarray:
     """Turn a scale rule into an array of scales.
 
     Parameters
@@ -146,14 +157,19 @@ def resolve_scales(scale, diameter: float | None = None, complex: str = "rips",
 
 def _check_coeff(coeff) -> int:
     c = coeff
-    if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 2 or any(
-            c % p == 0 for p in range(2, int(c ** 0.5) + 1)):
+    if (
+        isinstance(c, bool)
+        or not isinstance(c, (int, np.integer))
+        or c < 2
+        or any(c % p == 0 for p in range(2, int(c**0.5) + 1))
+    ):
         raise ValueError(f"coeff={coeff!r}: expected a prime p (homology over the field Z/p)")
     return int(c)
 
 
-def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
-                 n_threads: int | None = None, coeff: int = 2) -> np.ndarray:
+def rips_diagram(
+    points, max_dim: int = 2, thresh: float = np.inf, n_threads: int | None = None, coeff: int = 2
+) -> np.ndarray:
     """Persistence diagram of the Rips filtration, truncated at ``thresh``.
 
     Parameters
@@ -195,18 +211,25 @@ def rips_diagram(points, max_dim: int = 2, thresh: float = np.inf,
         graph = sparse.coo_matrix((length, (ij[:, 0], ij[:, 1])), shape=(n, n))
         # Edge collapse pays off when the tetrahedra of H2 are needed (5-30x measured
         # here) and costs a little for H0/H1 alone.
-        out = ripser_parallel(graph, maxdim=max_dim, metric="precomputed",
-                              collapse_edges=max_dim >= 2 and len(length) > 0,
-                              n_threads=threads, coeff=coeff)
+        out = ripser_parallel(
+            graph,
+            maxdim=max_dim,
+            metric="precomputed",
+            collapse_edges=max_dim >= 2 and len(length) > 0,
+            n_threads=threads,
+            coeff=coeff,
+        )
     else:
-        out = ripser_parallel(X, maxdim=max_dim, thresh=thresh, collapse_edges=True,
-                              n_threads=threads, coeff=coeff)
+        out = ripser_parallel(
+            X, maxdim=max_dim, thresh=thresh, collapse_edges=True, n_threads=threads, coeff=coeff
+        )
     rows = [np.column_stack([np.full(len(d), k, float), d]) for k, d in enumerate(out["dgms"])]
     return np.concatenate(rows, axis=0).astype(np.float64)
 
 
-def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf,
-                  precision: str = "fast", coeff: int = 2) -> np.ndarray:
+def alpha_diagram(
+    points, max_dim: int = 2, max_radius: float = np.inf, precision: str = "fast", coeff: int = 2
+) -> np.ndarray:
     """Persistence diagram of the alpha complex (union of balls), in radius units.
 
     Parameters
@@ -238,11 +261,10 @@ def alpha_diagram(points, max_dim: int = 2, max_radius: float = np.inf,
     if precision not in ("fast", "safe", "exact"):
         raise ValueError(f"precision={precision!r}: expected 'fast', 'safe' or 'exact'")
     alpha = gudhi.AlphaComplex(points=X, precision=precision)
-    tree = alpha.create_simplex_tree(max_alpha_square=max_radius ** 2)
+    tree = alpha.create_simplex_tree(max_alpha_square=max_radius**2)
     tree.prune_above_dimension(max_dim + 1)  # H_k needs (k+1)-simplices, no more
     # H_k of the top dimension is only computed on request (e.g. H2 of 2-D points, 0).
-    tree.compute_persistence(homology_coeff_field=coeff,
-                             persistence_dim_max=tree.dimension() <= max_dim)
+    tree.compute_persistence(homology_coeff_field=coeff, persistence_dim_max=tree.dimension() <= max_dim)
     rows = []
     for k in range(max_dim + 1):
         iv = np.asarray(tree.persistence_intervals_in_dimension(k), dtype=np.float64).reshape(-1, 2)
@@ -286,10 +308,17 @@ class BettiResult:
     diameter: float
 
 
-def betti_numbers(points, scale="adaptive", max_dim: int = 2, complex: str = "rips",
-                  landmarks: int | None = None, landmark_indices=None,
-                  n_threads: int | None = None,
-                  adaptive_fraction: float = ADAPTIVE_FRACTION, coeff: int = 2) -> BettiResult:
+def betti_numbers(
+    points,
+    scale="adaptive",
+    max_dim: int = 2,
+    complex: str = "rips",
+    landmarks: int | None = None,
+    landmark_indices=None,
+    n_threads: int | None = None,
+    adaptive_fraction: float = ADAPTIVE_FRACTION,
+    coeff: int = 2,
+) -> BettiResult:
     """Betti numbers b_0..b_max_dim of a cloud at a scale rule.
 
     Parameters
@@ -341,14 +370,27 @@ def betti_numbers(points, scale="adaptive", max_dim: int = 2, complex: str = "ri
         diagram = rips_diagram(Y, max_dim, threshold, n_threads, coeff=coeff)
     else:
         diagram = alpha_diagram(Y, max_dim, threshold, coeff=coeff)
-    return BettiResult(betti=betti_from_diagram(diagram, scales, max_dim), scales=scales,
-                       diagram=diagram, threshold=threshold, complex=complex,
-                       indices=indices, covering_radius=float(cover), diameter=diameter)
+    return BettiResult(
+        betti=betti_from_diagram(diagram, scales, max_dim),
+        scales=scales,
+        diagram=diagram,
+        threshold=threshold,
+        complex=complex,
+        indices=indices,
+        covering_radius=float(cover),
+        diameter=diameter,
+    )
 
 
-def betti_series(frames, scale="adaptive", max_dim: int = 2, complex: str = "rips",
-                 landmarks: int | None = None, fixed_landmarks: bool = False,
-                 n_threads: int | None = None) -> dict:
+def betti_series(
+    frames,
+    scale="adaptive",
+    max_dim: int = 2,
+    complex: str = "rips",
+    landmarks: int | None = None,
+    fixed_landmarks: bool = False,
+    n_threads: int | None = None,
+) -> dict:
     """Betti numbers, diagrams and bottleneck distances over a run's frames (offline).
 
     Parameters
@@ -370,8 +412,9 @@ def betti_series(frames, scale="adaptive", max_dim: int = 2, complex: str = "rip
     """
     results, kept = [], None
     for X in frames:
-        res = betti_numbers(X, scale, max_dim, complex, landmarks=landmarks,
-                            landmark_indices=kept, n_threads=n_threads)
+        res = betti_numbers(
+            X, scale, max_dim, complex, landmarks=landmarks, landmark_indices=kept, n_threads=n_threads
+        )
         if fixed_landmarks and kept is None:
             kept = res.indices
         results.append(res)
@@ -380,10 +423,13 @@ def betti_series(frames, scale="adaptive", max_dim: int = 2, complex: str = "rip
     bottleneck = np.full((len(results), max_dim + 1), np.nan)
     for f in range(1, len(results)):
         a, b = results[f - 1], results[f]
-        bottleneck[f] = bottleneck_distances(a.diagram, b.diagram, max_dim,
-                                             min(a.threshold, b.threshold))
+        bottleneck[f] = bottleneck_distances(a.diagram, b.diagram, max_dim, min(a.threshold, b.threshold))
     pairs, index = pack_diagrams([r.diagram for r in results])
-    return {"betti": np.stack([r.betti for r in results]),
-            "scale": np.stack([r.scales for r in results]),
-            "pairs": pairs, "index": index, "bottleneck": bottleneck,
-            "covering_radius": np.array([r.covering_radius for r in results])}
+    return {
+        "betti": np.stack([r.betti for r in results]),
+        "scale": np.stack([r.scales for r in results]),
+        "pairs": pairs,
+        "index": index,
+        "bottleneck": bottleneck,
+        "covering_radius": np.array([r.covering_radius for r in results]),
+    }

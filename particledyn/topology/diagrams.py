@@ -9,13 +9,13 @@ Convention: at scale ``r`` the complex holds every simplex whose filtration
 value is ``<= r``, so ``b_k(r)`` counts the pairs of dimension ``k`` with
 ``birth <= r < death``.
 """
+
 from __future__ import annotations
 
 import gudhi
 import numpy as np
 
-__all__ = ["as_diagram", "betti_from_diagram", "pack_diagrams", "unpack_diagrams",
-           "bottleneck_distances"]
+__all__ = ["as_diagram", "betti_from_diagram", "pack_diagrams", "unpack_diagrams", "bottleneck_distances"]
 
 
 def as_diagram(diagram) -> np.ndarray:

@@ -35,6 +35,7 @@ Models of the union of balls (Betti numbers):
   holds rank H_k(R(r/c)) -> H_k(R(r)), which factors through H_k(Cech(r)) and
   is therefore a certified lower bound on the union's b_k.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,12 +43,19 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .betti import alpha_diagram, rips_diagram, _check_max_dim
+from .betti import _check_max_dim, alpha_diagram, rips_diagram
 from .diagrams import betti_from_diagram
 from .landmarks import _check_cloud
 
-__all__ = ["ExpansionResult", "min_separation", "union_of_balls_betti", "expansion_check",
-           "empirical_lipschitz", "MODELS", "TANGENCY_RTOL"]
+__all__ = [
+    "ExpansionResult",
+    "min_separation",
+    "union_of_balls_betti",
+    "expansion_check",
+    "empirical_lipschitz",
+    "MODELS",
+    "TANGENCY_RTOL",
+]
 
 MODELS = ("auto", "alpha", "rips")
 #: Filtration values within this relative distance of a radius count as tangent (not in the open union).
@@ -214,8 +222,9 @@ class ExpansionResult:
     model: str
 
 
-def expansion_check(before, after, radii, lr: float, K: float, max_dim: int = 2,
-                    model: str = "auto", certified: bool = True) -> ExpansionResult:
+def expansion_check(
+    before, after, radii, lr: float, K: float, max_dim: int = 2, model: str = "auto", certified: bool = True
+) -> ExpansionResult:
     """Compare the r-expansion of S(t) with the (1 - eta K) r-expansion of S(t+1).
 
     Parameters
@@ -269,8 +278,19 @@ def expansion_check(before, after, radii, lr: float, K: float, max_dim: int = 2,
     disjoint = r <= delta / 2.0 * (1.0 + TANGENCY_RTOL)
     differ = (eta_K < 1.0) & ~equal
     return ExpansionResult(
-        radii=r, radii_after=r_after, betti_before=before_b, betti_after=after_b,
-        lower_before=before_lb, lower_after=after_lb, equal=equal, below_separation=below,
-        disjoint=disjoint, contradicts_theorem=differ & disjoint & bool(certified),
-        misstatement=differ & below & ~disjoint, certified=bool(certified),
-        delta=delta, eta_K=eta_K, model=used)
+        radii=r,
+        radii_after=r_after,
+        betti_before=before_b,
+        betti_after=after_b,
+        lower_before=before_lb,
+        lower_after=after_lb,
+        equal=equal,
+        below_separation=below,
+        disjoint=disjoint,
+        contradicts_theorem=differ & disjoint & bool(certified),
+        misstatement=differ & below & ~disjoint,
+        certified=bool(certified),
+        delta=delta,
+        eta_K=eta_K,
+        model=used,
+    )

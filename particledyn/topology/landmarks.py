@@ -8,6 +8,7 @@ within the *covering radius* ``eps`` of some landmark, so the landmark cloud is
 about ``2 * eps`` cannot be seen, and a Rips filtration of the landmarks is
 interleaved with that of the cloud within ``2 * eps`` in scale.
 """
+
 from __future__ import annotations
 
 import numba
@@ -204,8 +205,10 @@ def covering_radius(points, landmark_indices) -> float:
     X = _check_cloud(points)
     idx = np.asarray(landmark_indices)
     if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-        raise ValueError(f"landmark_indices has shape {idx.shape} and dtype {idx.dtype}: "
-                         "expected a non-empty 1-D integer array")
+        raise ValueError(
+            f"landmark_indices has shape {idx.shape} and dtype {idx.dtype}: "
+            "expected a non-empty 1-D integer array"
+        )
     if idx.min() < 0 or idx.max() >= X.shape[0]:
         raise ValueError(f"landmark_indices out of range [0, {X.shape[0]})")
     dist, _ = cKDTree(X[idx]).query(X, k=1)

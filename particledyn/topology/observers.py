@@ -1,7 +1,9 @@
 """Topology observers: thin wrappers that call the pure functions on a cadence."""
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -48,16 +50,25 @@ class BettiObserver(Observer):
 
     name = "betti"
 
-    def __init__(self, every: int = 1, scale="adaptive", max_dim: int = 2,
-                 complex: str = "rips", landmarks: int | None = None,
-                 fixed_landmarks: bool = False, n_threads: int | None = None, coeff: int = 2):
+    def __init__(
+        self,
+        every: int = 1,
+        scale="adaptive",
+        max_dim: int = 2,
+        complex: str = "rips",
+        landmarks: int | None = None,
+        fixed_landmarks: bool = False,
+        n_threads: int | None = None,
+        coeff: int = 2,
+    ):
         super().__init__(every)
         self.coeff = _check_coeff(coeff)
         self.max_dim = _check_max_dim(max_dim)
         if complex not in COMPLEXES:
             raise ValueError(f"complex={complex!r}: expected one of {COMPLEXES}")
-        if landmarks is not None and (isinstance(landmarks, bool) or int(landmarks) != landmarks
-                                      or landmarks < 1):
+        if landmarks is not None and (
+            isinstance(landmarks, bool) or int(landmarks) != landmarks or landmarks < 1
+        ):
             raise ValueError(f"landmarks={landmarks!r}: expected None or a positive integer")
         if fixed_landmarks and landmarks is None:
             raise ValueError("fixed_landmarks=True needs landmarks=<count>")
@@ -72,15 +83,26 @@ class BettiObserver(Observer):
         self._previous_threshold = np.nan
 
     def recorded_options(self) -> dict[str, Any]:
-        return {"scale": self.scale, "max_dim": self.max_dim, "complex": self.complex,
-                "landmarks": self.landmarks, "fixed_landmarks": self.fixed_landmarks,
-                "coeff": self.coeff}
+        return {
+            "scale": self.scale,
+            "max_dim": self.max_dim,
+            "complex": self.complex,
+            "landmarks": self.landmarks,
+            "fixed_landmarks": self.fixed_landmarks,
+            "coeff": self.coeff,
+        }
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
-        result = betti_numbers(info.positions, self.scale, self.max_dim, self.complex,
-                               landmarks=self.landmarks,
-                               landmark_indices=self._indices if self.fixed_landmarks else None,
-                               n_threads=self.n_threads, coeff=self.coeff)
+        result = betti_numbers(
+            info.positions,
+            self.scale,
+            self.max_dim,
+            self.complex,
+            landmarks=self.landmarks,
+            landmark_indices=self._indices if self.fixed_landmarks else None,
+            n_threads=self.n_threads,
+            coeff=self.coeff,
+        )
         if self.fixed_landmarks and self._indices is None:
             self._indices = result.indices
         if self._previous is None:
@@ -90,9 +112,15 @@ class BettiObserver(Observer):
             bottleneck = bottleneck_distances(self._previous, result.diagram, self.max_dim, cap)
         self._previous = result.diagram
         self._previous_threshold = result.threshold
-        values = {"betti": result.betti, "scale": result.scales, "diagram": result.diagram,
-                  "threshold": result.threshold, "bottleneck": bottleneck,
-                  "covering_radius": result.covering_radius, "diameter": result.diameter}
+        values = {
+            "betti": result.betti,
+            "scale": result.scales,
+            "diagram": result.diagram,
+            "threshold": result.threshold,
+            "bottleneck": bottleneck,
+            "covering_radius": result.covering_radius,
+            "diameter": result.diameter,
+        }
         if result.indices is not None:
             values["landmarks"] = result.indices
         return values
@@ -119,6 +147,7 @@ def _resolve_K(K, info: StepInfo) -> float:
         return empirical_lipschitz(info.previous_positions, info.positions, info.lr)
     if isinstance(K, str):  # an a-priori kind, validated in __init__
         from ..geometry.apriori import step_lipschitz
+
         return step_lipschitz(info, K)
     return float(K)
 
@@ -166,9 +195,16 @@ class ExpansionObserver(Observer):
     name = "expansion"
     needs_previous = True
 
-    def __init__(self, every: int = 1, radii=(0.25,), K: float | Callable | str = "empirical",
-                 relative: bool = False, max_dim: int = 2, model: str = "auto",
-                 certified: bool | None = None):
+    def __init__(
+        self,
+        every: int = 1,
+        radii=(0.25,),
+        K: float | Callable | str = "empirical",
+        relative: bool = False,
+        max_dim: int = 2,
+        model: str = "auto",
+        certified: bool | None = None,
+    ):
         super().__init__(every)
         r = np.atleast_1d(np.asarray(radii, dtype=np.float64))
         if r.ndim != 1 or r.size == 0 or np.any(~np.isfinite(r)) or np.any(r <= 0):
@@ -187,12 +223,19 @@ class ExpansionObserver(Observer):
         self.model = model
 
     def recorded_options(self) -> dict[str, Any]:
-        return {"radii": self.radii, "K": self.K, "certified": self.certified,
-                "relative": self.relative, "max_dim": self.max_dim, "model": self.model}
+        return {
+            "radii": self.radii,
+            "K": self.K,
+            "certified": self.certified,
+            "relative": self.relative,
+            "max_dim": self.max_dim,
+            "model": self.model,
+        }
 
     def start(self, simulation) -> None:
         if self.K == "apriori":
             from ..geometry.apriori import check_applicable
+
             check_applicable(simulation, self.K)
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
@@ -205,29 +248,56 @@ class ExpansionObserver(Observer):
                 raise ValueError(f"relative radii need a positive finite separation, got delta={delta}")
             radii = radii * delta
         K = _resolve_K(self.K, info)
-        res = expansion_check(info.previous_positions, info.positions, radii, info.lr, K,
-                              self.max_dim, self.model, certified=self.certified)
-        return {"delta": res.delta, "eta_K": res.eta_K, "certified": res.certified,
-                "radius": res.radii,
-                "radius_after": res.radii_after, "betti_before": res.betti_before,
-                "betti_after": res.betti_after, "lower_before": res.lower_before,
-                "lower_after": res.lower_after, "equal": res.equal,
-                "below_separation": res.below_separation, "disjoint": res.disjoint,
-                "contradicts_theorem": res.contradicts_theorem, "misstatement": res.misstatement,
-                "delta_after": min_separation(info.positions)}
-
+        res = expansion_check(
+            info.previous_positions,
+            info.positions,
+            radii,
+            info.lr,
+            K,
+            self.max_dim,
+            self.model,
+            certified=self.certified,
+        )
+        return {
+            "delta": res.delta,
+            "eta_K": res.eta_K,
+            "certified": res.certified,
+            "radius": res.radii,
+            "radius_after": res.radii_after,
+            "betti_before": res.betti_before,
+            "betti_after": res.betti_after,
+            "lower_before": res.lower_before,
+            "lower_after": res.lower_after,
+            "equal": res.equal,
+            "below_separation": res.below_separation,
+            "disjoint": res.disjoint,
+            "contradicts_theorem": res.contradicts_theorem,
+            "misstatement": res.misstatement,
+            "delta_after": min_separation(info.positions),
+        }
 
     def _no_previous_step(self, info):
         n_radii, width = self.radii.size, self.max_dim + 1
         nan = np.full(n_radii, np.nan)
         unknown = np.full((n_radii, width), -1, dtype=np.int64)
         no = np.zeros(n_radii, dtype=bool)
-        return {"delta": np.nan, "eta_K": np.nan, "certified": self.certified,
-                "radius": nan, "radius_after": nan,
-                "betti_before": unknown, "betti_after": unknown, "lower_before": unknown,
-                "lower_after": unknown, "equal": no, "below_separation": no, "disjoint": no,
-                "contradicts_theorem": no, "misstatement": no,
-                "delta_after": min_separation(info.positions)}
+        return {
+            "delta": np.nan,
+            "eta_K": np.nan,
+            "certified": self.certified,
+            "radius": nan,
+            "radius_after": nan,
+            "betti_before": unknown,
+            "betti_after": unknown,
+            "lower_before": unknown,
+            "lower_after": unknown,
+            "equal": no,
+            "below_separation": no,
+            "disjoint": no,
+            "contradicts_theorem": no,
+            "misstatement": no,
+            "delta_after": min_separation(info.positions),
+        }
 
 
 class ZigzagObserver(Observer):
@@ -287,8 +357,10 @@ class ZigzagObserver(Observer):
         source = self._sink if source is None else source
         source = getattr(source, "inner", source)  # the runner's wrapper of the file's sink
         if source is None:
-            raise ValueError("no source: expected a run file, a Run or a MemorySink (the observer "
-                             "has not run in a simulation)")
+            raise ValueError(
+                "no source: expected a run file, a Run or a MemorySink (the observer "
+                "has not run in a simulation)"
+            )
         if isinstance(source, MemorySink):
             table = source.observables.get(self.name, {"step": [], "frame": []})
             steps, frames = table["step"], table.get("frame", [])

@@ -14,6 +14,7 @@ before); ``d = inf`` means it is alive in the last frame.
 The bars are computed by dionysus: ``fast_zigzag`` (default) or the standard
 ``zigzag_homology_persistence``, which the tests hold it equal to.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -95,8 +96,10 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1, method: str = "fast")
     if not clouds:
         raise ValueError("frames is empty: expected at least one (N, D) array")
     if any(c.shape != clouds[0].shape for c in clouds):
-        raise ValueError(f"frames have shapes {sorted({c.shape for c in clouds})}: "
-                         "expected one (N, D) shape for all (same particles)")
+        raise ValueError(
+            f"frames have shapes {sorted({c.shape for c in clouds})}: "
+            "expected one (N, D) shape for all (same particles)"
+        )
     n_frames = len(clouds)
     in_frame: dict[tuple[int, ...], list[int]] = defaultdict(list)
     for t, X in enumerate(clouds):
@@ -109,7 +112,7 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1, method: str = "fast")
         present = np.zeros(n_times, dtype=bool)
         t = np.asarray(in_frame[s])
         present[2 * t] = True
-        present[np.clip(2 * t - 1, 0, None)] |= t > 0   # union (t-1, t)
+        present[np.clip(2 * t - 1, 0, None)] |= t > 0  # union (t-1, t)
         present[np.clip(2 * t + 1, None, n_times - 1)] |= t < n_frames - 1  # union (t, t+1)
         times.append(_toggle_times(present))
     if method == "fast":
@@ -117,8 +120,12 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1, method: str = "fast")
         diagrams = d.init_zigzag_diagrams(d.homology_persistence(cone), cone)
         # Bars come sorted by type (closed/open ends); the numbers are the event
         # times, as in the standard algorithm.
-        points = [(k, p.birth, p.death) for k, by_type in enumerate(diagrams)
-                  for dgm in by_type.values() for p in dgm]
+        points = [
+            (k, p.birth, p.death)
+            for k, by_type in enumerate(diagrams)
+            for dgm in by_type.values()
+            for p in dgm
+        ]
     else:
         filtration = d.Filtration([d.Simplex(list(s), 0.0) for s in simplices])
         # d.Filtration sorts by (data, dim, vertices): realign the times with it.
@@ -126,7 +133,6 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1, method: str = "fast")
         times_sorted = [times[order[tuple(sorted(fs))]] for fs in filtration]
         _, diagrams, _ = d.zigzag_homology_persistence(filtration, times_sorted)
         points = [(k, p.birth, p.death) for k, dgm in enumerate(diagrams) for p in dgm]
-    bars = [(k, b / 2.0, np.inf if np.isinf(e) else e / 2.0)
-            for k, b, e in points if k <= max_dim]
+    bars = [(k, b / 2.0, np.inf if np.isinf(e) else e / 2.0) for k, b, e in points if k <= max_dim]
     out = np.array(bars, dtype=np.float64).reshape(-1, 3)
     return out[np.lexsort((out[:, 2], out[:, 1], out[:, 0]))]

@@ -13,7 +13,8 @@ Importing this module registers both (the ``particledyn.plugins`` entry point in
 The observer type's ``summarize`` and ``figure`` hooks (:mod:`.verdict`) put the radius in the
 run's verdict and draw it against the step beside particledyn's own figures.
 """
-from particledyn.scenario import Key, KernelType, ObserverType, register_kernel, register_observer
+
+from particledyn.scenario import KernelType, Key, ObserverType, register_kernel, register_observer
 from particledyn.scenario.checks import Float, Int
 
 from .spread import RadiusObserver, spread_kernel
@@ -21,22 +22,26 @@ from .verdict import figure_radius, summarize_radius
 
 __version__ = "0.1.0"
 
-register_kernel(KernelType(
-    name="example_spread",
-    summary="(example plugin) DeepSets kernel driving the cloud's mean square radius to radius2",
-    options=(
-        Key("kernel.dim", Int(1, 64), "Particle dimension D.", 2),
-        Key("kernel.radius2", Float(0.0, lo_open=True), "Target mean square distance to the mean.", 4.0),
-    ),
-    build=lambda options, dataset: spread_kernel(options["dim"], options["radius2"]),
-))
+register_kernel(
+    KernelType(
+        name="example_spread",
+        summary="(example plugin) DeepSets kernel driving the cloud's mean square radius to radius2",
+        options=(
+            Key("kernel.dim", Int(1, 64), "Particle dimension D.", 2),
+            Key("kernel.radius2", Float(0.0, lo_open=True), "Target mean square distance to the mean.", 4.0),
+        ),
+        build=lambda options, dataset: spread_kernel(options["dim"], options["radius2"]),
+    )
+)
 
-register_observer(ObserverType(
-    name="example_radius",
-    summary="(example plugin) p-mean distance of the particles to their mean",
-    options=(Key("p", Float(0.0, lo_open=True), "Order p of the mean.", 2.0),),
-    build=lambda options, context: RadiusObserver(options["every"], p=options["p"]),
-    target="particledyn_example_plugin.spread:RadiusObserver",
-    summarize=summarize_radius,
-    figure=figure_radius,
-))
+register_observer(
+    ObserverType(
+        name="example_radius",
+        summary="(example plugin) p-mean distance of the particles to their mean",
+        options=(Key("p", Float(0.0, lo_open=True), "Order p of the mean.", 2.0),),
+        build=lambda options, context: RadiusObserver(options["every"], p=options["p"]),
+        target="particledyn_example_plugin.spread:RadiusObserver",
+        summarize=summarize_radius,
+        figure=figure_radius,
+    )
+)

@@ -4,6 +4,7 @@ Loss L = (s - R2)^2 / 4 with s = sum_j m_j |x_j - mu|^2 the mass-weighted mean s
 distance to the mean mu (masses sum to 1); the field per unit mass is
 -dL/dx_i / m_i = (R2 - s) (x_i - mu), written in the DeepSets form (phi, rho, psi).
 """
+
 import numpy as np
 
 from particledyn import DeepSetsKernel, Observer
@@ -62,4 +63,4 @@ class RadiusObserver(Observer):
     def observe(self, info):
         x, m = info.positions, info.masses / info.masses.sum()
         distance = np.linalg.norm(x - m @ x, axis=1)
-        return {"radius": float((m @ distance ** self.p) ** (1.0 / self.p))}
+        return {"radius": float((m @ distance**self.p) ** (1.0 / self.p))}

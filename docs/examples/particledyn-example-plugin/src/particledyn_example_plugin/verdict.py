@@ -1,4 +1,5 @@
 """The example observer's verdict and figure: hooks of its observer type (see ``__init__.py``)."""
+
 import numpy as np
 
 
@@ -33,11 +34,19 @@ def summarize_radius(run, name):
     if not len(steps):
         return {"verdict": "no record yet"}
     i = int(np.argmax(radius))
-    out = {"initial": float(radius[0]), "final": float(radius[-1]), "final_step": int(steps[-1]),
-           "max": float(radius[i]), "max_step": int(steps[i]), "target": _target(run)}
+    out = {
+        "initial": float(radius[0]),
+        "final": float(radius[-1]),
+        "final_step": int(steps[-1]),
+        "max": float(radius[i]),
+        "max_step": int(steps[i]),
+        "target": _target(run),
+    }
     target = "" if out["target"] is None else f", target {out['target']:.3g}"
-    out["verdict"] = (f"radius {out['final']:.3g} at step {out['final_step']} (initial {out['initial']:.3g}, "
-                      f"max {out['max']:.3g} at step {out['max_step']}{target})")
+    out["verdict"] = (
+        f"radius {out['final']:.3g} at step {out['final_step']} (initial {out['initial']:.3g}, "
+        f"max {out['max']:.3g} at step {out['max_step']}{target})"
+    )
     return out
 
 
