@@ -99,7 +99,9 @@ def patch(out, point, call, signame, mode):
         for cls in (optimizers.GD, optimizers.Momentum, optimizers.Adam):
             wrap(cls, "direction")
     elif point == "apply":
-        wrap(simulation, "apply_step")
+        from particledyn.backends import Backend
+
+        wrap(Backend, "apply_step")  # the CPU backend's in-place update
     elif point == "step":
         wrap(simulation.Simulation, "step")
     elif point == "observer":

@@ -243,7 +243,10 @@ def test_divergence_exit_code_message_and_file(tmp_path, capsys):
     out = str(tmp_path / "run.h5")
     scenario = tmp_path / "div.toml"
     scenario.write_text(
-        TINY.format(seed=0, n=16, lr=3.0, checkpoint_every=5).replace("steps = 6", "steps = 500")
+        TINY.format(seed=0, n=16, lr=3.0, checkpoint_every=5).replace(
+            "steps = 6",
+            "steps = 500\ndivergence_growth = 0",  # the NaN/inf rule (growth: test_divergence)
+        )
     )
     with np.errstate(all="ignore"):
         code = main(["run", str(scenario), "--out", out])

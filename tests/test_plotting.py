@@ -243,10 +243,10 @@ def test_theorem_2_and_zigzag_figures(tmp_path):
 
 
 def test_figures_survive_a_killed_diverging_run(tmp_path):
-    from particledyn.observers import ObserverError
+    from particledyn.divergence import DivergenceError
 
     path = tmp_path / "blowup.h5"
-    with pytest.raises(ObserverError, match="K=nan"):  # values overflow; the Lemma check stops the run
+    with pytest.raises(DivergenceError, match="loss exploded"):  # the growth test stops it before overflow
         make_run(path, lr=1e6, steps=40)
     with particledyn.open_run(path) as run:
         assert not run.finished
