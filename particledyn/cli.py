@@ -570,11 +570,12 @@ def _plot_and_summarize(path: str, out_dir, settings: dict | None = None) -> Non
     from .plotting import plot_run
     from .summary import summarize_run, write_summary
 
-    figures = plot_run(path, out_dir, **(settings or {}))
-    summary_file = write_summary(path)
+    summary = summarize_run(path)
+    figures = plot_run(path, out_dir, **(settings or {}), summary=summary)
+    summary_file = write_summary(path, summary=summary)
     where = os.path.dirname(figures[0]) if figures else "nowhere (no plottable observables)"
     print(f"figures: {len(figures)} in {where}; summary: {summary_file}")
-    print(f"verdict: {summarize_run(path)['verdict']}")
+    print(f"verdict: {summary['verdict']}")
 
 
 def _command_plot(args) -> int:

@@ -444,7 +444,7 @@ def summary_path(path) -> Path:
     return path.with_name(f"{path.stem}_summary.json")
 
 
-def write_summary(path, out=None) -> Path:
+def write_summary(path, out=None, summary: dict | None = None) -> Path:
     """Write :func:`summarize_run` of ``path`` as JSON.
 
     Parameters
@@ -454,13 +454,16 @@ def write_summary(path, out=None) -> Path:
     out : str or PathLike, optional
         Output file; ``<run stem>_summary.json`` beside the run by default
         (replaced if it exists).
+    summary : dict, optional
+        :func:`summarize_run` of ``path``, when the caller has it already.
 
     Returns
     -------
     Path
         The JSON file written.
     """
-    summary = summarize_run(path)
+    if summary is None:
+        summary = summarize_run(path)
     target = summary_path(path) if out is None else Path(out)
     if not target.parent.is_dir():
         raise FileNotFoundError(

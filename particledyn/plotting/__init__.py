@@ -97,6 +97,7 @@ def plot_run(
     dpi: float = DPI,
     movie: str | None = None,
     movie_fps: float = 8.0,
+    summary: dict | None = None,
 ) -> list[Path]:
     """Write every figure a run file allows.
 
@@ -116,6 +117,8 @@ def plot_run(
         through Pillow, MP4 through ffmpeg). Off by default.
     movie_fps : float
         Frames per second of the movie.
+    summary : dict, optional
+        :func:`~particledyn.summary.summarize_run` of ``path``, when the caller has it already.
 
     Returns
     -------
@@ -132,7 +135,8 @@ def plot_run(
     out = figures_dir(path) if out_dir is None else Path(out_dir)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"out_dir={str(out)!r} exists and is not a directory")
-    summary = summarize_run(path)
+    if summary is None:
+        summary = summarize_run(path)
     written = []
     # values near the float range (a diverging run) overflow in the log scale's ticks
     with open_run(path) as run, np.errstate(over="ignore", invalid="ignore"):
