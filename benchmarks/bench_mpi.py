@@ -18,8 +18,9 @@ import sys
 BASE = os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
 
 
-def run(ranks: int, n: int, steps: int) -> tuple[float, list[float]]:
-    """(seconds per step, [peak RSS MiB per rank]); ranks = 0: the single process."""
+def run(ranks: int, n: int, steps: int) -> tuple[float, list[float], list[float]]:
+    """(wall seconds per step, [CPU seconds per step per rank], [peak RSS MiB per rank]);
+    ranks = 0: the single process."""
     cmd = [sys.executable, "-m", "particledyn.sweep.mpi", BASE, "--n", str(n), "--steps", str(steps)]
     if ranks == 0:
         cmd.append("--single")
@@ -32,8 +33,12 @@ def run(ranks: int, n: int, steps: int) -> tuple[float, list[float]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "OPAL_", "PMI_"))}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     seconds = float(re.search(r"seconds_per_step=([0-9.eE+-]+)", done.stdout).group(1))
+    cpu = [
+        float(v)
+        for v in re.search(r"cpu_seconds_per_step=([0-9.eE+\- ]+) peak", done.stdout).group(1).split()
+    ]
     rss = [float(v) for v in re.search(r"peak_rss_mib=([0-9. ]+)", done.stdout).group(1).split()]
-    return seconds, rss
+    return seconds, cpu, rss
 
 
 def main():
@@ -45,17 +50,20 @@ def main():
     print(f"load average before: {os.getloadavg()}")
     for n in args.n:
         print(
-            f"N = {n}, full batch 500, float64, 1 numba thread per process; median of {args.repeat} runs "
+            f"N = {n}, full training batch, float64, 1 numba thread per process; median of {args.repeat} runs "
             f"of {args.steps - 1} timed steps after a warm-up step"
         )
         single = None
         for label, ranks in (("single process", 0), ("1 rank", 1), ("2 ranks", 2)):
             results = [run(ranks, n, args.steps) for _ in range(args.repeat)]
             seconds = statistics.median(r[0] for r in results)
-            rss = [statistics.median(r[1][i] for r in results) for i in range(len(results[0][1]))]
-            single = seconds if ranks == 0 else single
+            cpu = [statistics.median(r[1][i] for r in results) for i in range(len(results[0][1]))]
+            rss = [statistics.median(r[2][i] for r in results) for i in range(len(results[0][2]))]
+            single = (seconds, max(cpu)) if ranks == 0 else single
             print(
-                f"  {label:15s}: {seconds:.4f} s/step ({single / seconds:.2f}x the single process); "
+                f"  {label:15s}: wall {seconds:.4f} s/step ({single[0] / seconds:.2f}x the single process), "
+                f"CPU per rank {', '.join(f'{v:.4f}' for v in cpu)} s/step "
+                f"(slowest {single[1] / max(cpu):.2f}x the single process); "
                 f"peak RSS per rank {', '.join(f'{v:.0f}' for v in rss)} MiB"
             )
     print(f"load average after: {os.getloadavg()}")

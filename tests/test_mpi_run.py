@@ -41,8 +41,8 @@ def _mpi_flags():
     return []
 
 
-def _cli(args, ranks=None, timeout=600, wait=True):
-    cmd = [sys.executable, "-m", "particledyn", "run", *map(str, args), "--no-plot"]
+def _cli(args, ranks=None, timeout=600, wait=True, plot=False):
+    cmd = [sys.executable, "-m", "particledyn", "run", *map(str, args), "--plot" if plot else "--no-plot"]
     if ranks is not None:
         cmd = [MPIEXEC, *_mpi_flags(), "-n", str(ranks), *cmd[:4], "--mpi", *cmd[4:]]
     if not wait:
@@ -194,10 +194,13 @@ def test_adam_standard_scaling_on_three_ranks(tmp_path):
 def test_deepsets_plugin_kernel_on_two_ranks(tmp_path):
     scenario = _scenario(tmp_path, "spread", SPREAD)
     _ok(_cli([scenario, "--out", tmp_path / "one.h5"]))
-    done = _ok(_cli([scenario, "--out", tmp_path / "two.h5"], 2))
+    done = _ok(_cli([scenario, "--out", tmp_path / "two.h5"], 2, plot=True))
     # the DeepSets kernel's loss is a function of all positions: gathered, and said so
     assert "gathered to rank 0: loss" in done.stderr and "example_radius" in done.stderr
     _compare(tmp_path / "two.h5", tmp_path / "one.h5")
+    # rank 0 drew the figures and the verdict of the file, as after any run
+    assert (tmp_path / "two_summary.json").exists()
+    assert sorted(p.name for p in (tmp_path / "two_figures").glob("*.png"))
 
 
 def test_resume_is_bit_identical_and_needs_the_same_rank_count(gd_runs, tmp_path):

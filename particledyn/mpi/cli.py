@@ -40,7 +40,11 @@ def run_command(command: Callable[[], int]) -> int:
     rank prints its traceback and aborts every rank (the others would wait in a collective)."""
     from .comm import world
 
-    comm = world()
+    try:
+        comm = world()
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2  # EXIT_USAGE
     stderr = sys.__stderr__
     if comm.Get_rank() != 0:
         quiet = open(os.devnull, "w")

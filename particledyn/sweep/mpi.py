@@ -28,13 +28,16 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def _timed(sim, steps: int, barrier) -> float:
+def _timed(sim, steps: int, barrier) -> tuple[float, float]:
+    """(wall, this process's CPU) seconds per step after a warm-up step."""
     sim.step()  # compile and warm up outside the timing; counted in the steps
     barrier()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     sim.run(steps - 1, progress=False)
+    cpu = time.process_time() - cpu
     barrier()
-    return (time.perf_counter() - began) / max(1, steps - 1)
+    timed = max(1, steps - 1)
+    return (time.perf_counter() - began) / timed, cpu / timed
 
 
 def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
@@ -44,8 +47,8 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     -------
     dict
         On rank 0: ``positions`` (N, D) at the end, ``seconds_per_step`` (wall, barrier to
-        barrier), ``steps``, ``ranks``, ``n``, ``peak_rss_mib`` (per rank); elsewhere
-        ``positions`` and ``peak_rss_mib`` are None.
+        barrier), ``cpu_seconds_per_step`` and ``peak_rss_mib`` (per rank), ``steps``, ``ranks``,
+        ``n``; elsewhere ``positions``, ``cpu_seconds_per_step`` and ``peak_rss_mib`` are None.
     """
     from ..mpi.comm import gather_rows
     from ..mpi.kernels import ShardedKernel
@@ -75,12 +78,13 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
         dtype=run["dtype"],
     )
     sim.defer_signals = False  # nothing to checkpoint: a signal ends the benchmark where it lands
-    seconds = _timed(sim, steps, comm.Barrier)
+    seconds, cpu = _timed(sim, steps, comm.Barrier)
     positions = gather_rows(comm, sim.positions)
     rss = comm.gather(_peak_rss_mib(), root=0)
     return {
         "positions": positions,
         "seconds_per_step": seconds,
+        "cpu_seconds_per_step": comm.gather(cpu, root=0),
         "steps": steps,
         "ranks": comm.Get_size(),
         "n": n,
@@ -110,10 +114,11 @@ def run_single(resolved: dict, steps: int | None = None) -> dict:
         dtype=run["dtype"],
     )
     prepared.positions = None
-    seconds = _timed(sim, steps, lambda: None)
+    seconds, cpu = _timed(sim, steps, lambda: None)
     return {
         "positions": sim.positions,
         "seconds_per_step": seconds,
+        "cpu_seconds_per_step": [cpu],
         "steps": steps,
         "ranks": 0,
         "n": int(sim.positions.shape[0]),
@@ -154,9 +159,11 @@ def mpi_main(argv: Sequence[str] | None = None) -> int:
         result, root = run_sharded(resolved, comm, args.steps), comm.Get_rank() == 0
     if root:
         rss = " ".join(f"{v:.0f}" for v in result["peak_rss_mib"])
+        cpu = " ".join(f"{v:.6g}" for v in result["cpu_seconds_per_step"])
         print(
             f"ranks={result['ranks']} n={result['n']} steps={result['steps']} "
-            f"seconds_per_step={result['seconds_per_step']:.6g} peak_rss_mib={rss}",
+            f"seconds_per_step={result['seconds_per_step']:.6g} cpu_seconds_per_step={cpu} "
+            f"peak_rss_mib={rss}",
             flush=True,
         )
         if args.out:
