@@ -111,6 +111,12 @@ def _loop(sim, inner: RunSink | None, total: int, progress, comm) -> None:
         raise
 
 
+def _h5py_mpi() -> str:
+    import h5py
+
+    return "yes, unused: the writer is serial" if h5py.get_config().mpi else "no"
+
+
 def _announce(comm, sim, n: int) -> None:
     size = comm.Get_size()
     lo, hi = shard_bounds(n, 0, size)
@@ -119,7 +125,7 @@ def _announce(comm, sim, n: int) -> None:
         comm,
         f"{size} ranks, N = {n} particles ({hi - lo} per rank at most); "
         + describe_plan(sim.observers, n, sim.kernel.dim, itemsize)
-        + "; frames and checkpoints gathered to rank 0",
+        + f"; frames and checkpoints gathered to rank 0, which writes the file (h5py MPI driver: {_h5py_mpi()})",
     )
 
 
