@@ -1,63 +1,72 @@
-"""MPI-sharded step vs one process: seconds per step at N = 10^6 on 1 and 2 ranks (numba 1 thread each),
-and one rank with 2 numba threads as the shared-memory peer (mean over the steps after a warm-up
-step; OpenMPI gets --bind-to none so that a rank may use 2 threads).
+"""MPI-sharded step vs the single process, in one run: seconds per step and peak resident memory
+per rank at N = 10^6 (and 10^7), the single process, 1 rank and 2 ranks, numba 1 thread each
+(full batch, float64, no observers, no file: ``python -m particledyn.sweep.mpi``, the sharded
+step of ``particledyn run --mpi``). Each configuration runs ``--repeat`` times; the median is
+quoted, with the load average before and after.
 
-    python benchmarks/bench_mpi.py [--n 1000000] [--steps 6]
+    python benchmarks/bench_mpi.py [--n 1000000 10000000] [--steps 4] [--repeat 3]
 """
 
 import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 
 BASE = os.path.join(os.path.dirname(__file__), "..", "scenarios", "sweeps", "teacher_student_base.toml")
 
 
-def run(ranks: int, threads: int, n: int, steps: int) -> float:
-    exe = shutil.which("mpiexec")
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
-    flags = (
-        ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
-        if "OpenRTE" in version or "Open MPI" in version
-        else []
-    )
-    cmd = [
-        exe,
-        *flags,
-        "-n",
-        str(ranks),
-        sys.executable,
-        "-m",
-        "particledyn.sweep.mpi",
-        BASE,
-        "--n",
-        str(n),
-        "--steps",
-        str(steps),
-        "--threads",
-        str(threads),
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_"))}
+def run(ranks: int, n: int, steps: int) -> tuple[float, list[float], list[float]]:
+    """(wall seconds per step, [CPU seconds per step per rank], [peak RSS MiB per rank]);
+    ranks = 0: the single process."""
+    cmd = [sys.executable, "-m", "particledyn.sweep.mpi", BASE, "--n", str(n), "--steps", str(steps)]
+    if ranks == 0:
+        cmd.append("--single")
+    else:
+        exe = shutil.which("mpiexec")
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+        openmpi = "OpenRTE" in version or "Open MPI" in version
+        flags = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"] if openmpi else []
+        cmd = [exe, *flags, "-n", str(ranks), *cmd]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "OPAL_", "PMI_"))}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
-    return float(re.search(r"seconds_per_step=([0-9.eE+-]+)", done.stdout).group(1))
+    seconds = float(re.search(r"seconds_per_step=([0-9.eE+-]+)", done.stdout).group(1))
+    cpu = [
+        float(v)
+        for v in re.search(r"cpu_seconds_per_step=([0-9.eE+\- ]+) peak", done.stdout).group(1).split()
+    ]
+    rss = [float(v) for v in re.search(r"peak_rss_mib=([0-9. ]+)", done.stdout).group(1).split()]
+    return seconds, cpu, rss
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--n", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    one = run(1, 1, args.n, args.steps)
-    two = run(2, 1, args.n, args.steps)
-    threads = run(1, 2, args.n, args.steps)
-    print(f"N = {args.n}, full batch 350, float64, seconds per step (mean of {args.steps - 1} after warm-up)")
-    print(f"  1 rank  x 1 thread : {one:.4f} s")
-    print(f"  2 ranks x 1 thread : {two:.4f} s   speed-up vs 1 rank {one / two:.2f}x")
-    print(
-        f"  1 rank  x 2 threads: {threads:.4f} s   (shared-memory peer; 2 ranks / this = {two / threads:.2f})"
-    )
+    print(f"load average before: {os.getloadavg()}")
+    for n in args.n:
+        print(
+            f"N = {n}, full training batch, float64, 1 numba thread per process; median of {args.repeat} runs "
+            f"of {args.steps - 1} timed steps after a warm-up step"
+        )
+        single = None
+        for label, ranks in (("single process", 0), ("1 rank", 1), ("2 ranks", 2)):
+            results = [run(ranks, n, args.steps) for _ in range(args.repeat)]
+            seconds = statistics.median(r[0] for r in results)
+            cpu = [statistics.median(r[1][i] for r in results) for i in range(len(results[0][1]))]
+            rss = [statistics.median(r[2][i] for r in results) for i in range(len(results[0][2]))]
+            single = (seconds, max(cpu)) if ranks == 0 else single
+            print(
+                f"  {label:15s}: wall {seconds:.4f} s/step ({single[0] / seconds:.2f}x the single process), "
+                f"CPU per rank {', '.join(f'{v:.4f}' for v in cpu)} s/step "
+                f"(slowest {single[1] / max(cpu):.2f}x the single process); "
+                f"peak RSS per rank {', '.join(f'{v:.0f}' for v in rss)} MiB"
+            )
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

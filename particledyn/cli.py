@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(a reused PID; a file whose write lock a live run holds is never resumed)",
     )
     run.add_argument(
+        "--mpi",
+        action="store_true",
+        help="under mpiexec -n R: shard the particles over the R ranks (kernels in DeepSets form; "
+        "rank 0 writes the file; see docs/mpi.md)",
+    )
+    run.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -362,6 +368,8 @@ def _command_run(args) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = _run_deferring_signals(args, scenario, path)
+        if args.mpi and not _mpi_root():
+            return code  # rank 0 draws the figures
         # a diverged run's figures show what it recorded up to the divergence
         if code not in (EXIT_OK, EXIT_DIVERGED) or not args.plots or not os.path.exists(path):
             return code
@@ -378,14 +386,25 @@ def _command_run(args) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _mpi_root() -> bool:
+    from .mpi.cli import is_root
+
+    return is_root()
+
+
 def _run_deferring_signals(args, scenario, path) -> int:
     """Start or resume the run, its messages and exit status. SIGINT and SIGTERM stop it at a
     step boundary, after that step's checkpoint (:mod:`particledyn.interrupts`); once it has
     stopped, further signals are ignored until the message is out."""
     from .interrupts import deferred_signals
 
+    outer = None
+    if args.mpi:
+        from .mpi.cli import deferral
+
+        outer = deferral()
     try:
-        with deferred_signals() as signals:
+        with deferred_signals(outer) as signals:
             code = _run_or_resume(args, scenario, path)
             signals.settle()  # the outcome is decided (and said): later signals change nothing
             return code
@@ -402,6 +421,10 @@ def _run_or_resume(args, scenario, path) -> int:
     from .scenario.checks import ScenarioError
     from .simulation import DivergenceError
 
+    if args.mpi:
+        from .mpi.cli import runners
+
+        start_run, resume_run = runners()  # noqa: F811 - the sharded twins
     try:
         if args.resume:
             result = resume_run(path, scenario, args.steps, progress=args.progress, force=args.force)
@@ -714,6 +737,10 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "run" and args.mpi:
+        from .mpi.cli import run_command
+
+        return run_command(lambda: _command_run(args))
     if args.command == "run":
         return _command_run(args)
     if args.command == "info":

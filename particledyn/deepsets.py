@@ -221,6 +221,13 @@ class DeepSetsKernel(Kernel):
 
     def summary(self, positions, masses, context) -> np.ndarray:
         """rho(sum_j m_j phi(x_j)), the vector every particle's psi sees."""
+        return self.summary_given_aggregate(
+            self.aggregate(positions, masses, context), context, positions.dtype
+        )
+
+    def aggregate(self, positions, masses, context) -> np.ndarray:
+        """sum_j m_j phi(x_j), float64 (M,): the sum over the particles; a sharded run adds
+        the ranks' partial sums (:mod:`particledyn.mpi`)."""
         masses = np.asarray(masses, dtype=np.float64)
         try:
             total, failed = self._aggregate(positions, masses, context, self.agg_dim)
@@ -228,19 +235,29 @@ class DeepSetsKernel(Kernel):
             raise self._diagnose("phi", positions, (context,), self.agg_dim, exc) from None
         if failed:
             raise self._diagnose("phi", positions[failed - 1 :], (context,), self.agg_dim, None, failed - 1)
+        return total
+
+    def summary_given_aggregate(self, total: np.ndarray, context, dtype) -> np.ndarray:
+        """rho(total) in ``dtype``: the summary once the aggregate is known."""
         if self.rho is None:
-            return total.astype(positions.dtype)
+            return total.astype(dtype)
         try:
             out = np.asarray(self.rho(total, context), dtype=np.float64)
         except Exception as exc:
             raise self._error("rho", None, f"raised {type(exc).__name__}: {exc}") from exc
         if out.ndim != 1:
             raise self._error("rho", None, f"returned an array of shape {out.shape}: expected a 1-D array")
-        return out.astype(positions.dtype)
+        return out.astype(dtype)
 
     def field(self, positions, masses, context):
+        return self.field_given_aggregate(
+            positions, masses, context, self.aggregate(positions, masses, context)
+        )
+
+    def field_given_aggregate(self, positions, masses, context, total) -> np.ndarray:
+        """The field once the aggregate (:meth:`aggregate`, summed over every particle) is known."""
         out = np.empty_like(positions)
-        summary = self.summary(positions, masses, context)
+        summary = self.summary_given_aggregate(total, context, positions.dtype)
         try:
             failed = self._apply(positions, summary, context, out)
         except Exception as exc:

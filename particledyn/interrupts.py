@@ -134,8 +134,11 @@ def _thread_deferral() -> Iterator[Deferral]:
 
 
 @contextlib.contextmanager
-def deferred_signals() -> Iterator[Deferral]:
+def deferred_signals(deferral: Deferral | None = None) -> Iterator[Deferral]:
     """Defer SIGINT and SIGTERM to :meth:`Deferral.check` for the duration of the block.
+
+    ``deferral``: the outermost block's Deferral (default a new :class:`Deferral`; an MPI run
+    passes one whose check is a collective, :class:`particledyn.mpi.signals.CollectiveDeferral`).
 
     Nested blocks share the outermost block's :class:`Deferral`; the handlers in
     place before it (a signal ignored with ``SIG_IGN`` stays ignored) come back
@@ -152,7 +155,7 @@ def deferred_signals() -> Iterator[Deferral]:
     if _active is not None:
         yield _active
         return
-    deferral = Deferral()
+    deferral = Deferral() if deferral is None else deferral
     previous = {}
     try:
         for signum in SIGNALS:

@@ -330,9 +330,13 @@ class Simulation:
             quantity = bad[0].split("/", 1)[1] if bad[0].startswith("loss/") else bad[0]
             raise DivergenceError(state.step, 0, info.lr, quantity)
         if self.divergence.enabled:
-            found = self.divergence.check({**grown, "positions": cloud_radius(info.positions)})
+            found = self.divergence.check({**grown, "positions": self._cloud_radius(info.positions)})
             if found is not None:
                 raise DivergenceError(state.step, 0, info.lr, found[0], growth=found[1])
+
+    def _cloud_radius(self, positions) -> float:
+        """max |x| of the cloud for the growth test (a sharded run reduces it over the ranks)."""
+        return cloud_radius(positions)
 
     def _write_frame(self):
         """The current frame to the sink (host copies of what it writes, from a device)."""

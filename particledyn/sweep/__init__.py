@@ -7,7 +7,7 @@ the infinite-width study and MPI-sharded runs.
   the runs execute, :mod:`particledyn.sweep.claims` for the per-run claims);
 - :func:`plot_phase_diagram`: topology change and merged mass against eta / eta*;
 - :mod:`particledyn.sweep.width`: convergence as N grows, Wasserstein distance between replicas;
-- :mod:`particledyn.sweep.mpi`: one run's particles split across MPI ranks.
+- :mod:`particledyn.sweep.mpi`: the benchmark of the MPI-sharded step (runs: :mod:`particledyn.mpi`).
 """
 
 from .executor import SweepResult, collect_sweep, execute_run, run_sweep, sweep_main

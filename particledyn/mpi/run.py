@@ -1,0 +1,373 @@
+"""``particledyn run --mpi``: a scenario run sharded over the ranks of ``mpiexec``, one file.
+
+Each rank holds its block of the particles (:func:`~particledyn.mpi.comm.shard_bounds`), their
+optimizer state and the (small) data set. Rank 0 samples the initial cloud, exactly the
+single-process one, scatters the blocks and keeps only its own; it alone writes the run file
+(:mod:`particledyn.mpi.sink`), so it holds N x D numbers while it samples, writes a frame or
+a checkpoint, or runs a gathered observer. The file is the normal particledyn run file with
+``parameters/mpi.ranks`` and a ``mpi`` entry in every checkpoint: ``particledyn info``, ``plot``
+and :func:`particledyn.io.open_run` read it as any other; ``--mpi --resume`` continues it on
+the same number of ranks (another count is refused: the sums would be added in another order,
+and the run would no longer be bit-identical to one never interrupted).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time as _time
+
+import numpy as np
+
+from ..divergence import GrowthRule, describe, divergence_of
+from ..interrupts import deferred_signals
+from ..runner import (
+    ResumeError,
+    RunResult,
+    RunSink,
+    _comparable,
+    _first_difference,
+    _metadata,
+    _ThreadsRestored,
+    load_recorded_plugins,
+    prepare,
+    set_threads,
+    validate_scenario_resolved,
+)
+from ..scenario.checks import ScenarioError
+from ..sinks import Sink
+from .comm import agree, scatter_rows, shard_bounds, world
+from .kernels import NotShardable, ShardedKernel, deepsets_form
+from .observers import describe_plan, shard_observers
+from .simulation import ShardedSimulation
+from .sink import ShardedSink
+
+__all__ = ["start_mpi_run", "resume_mpi_run", "recorded_ranks", "shard_start"]
+
+
+def recorded_ranks(parameters: dict) -> int | None:
+    """The rank count a run file's parameters record (None: a single-process run)."""
+    mpi = parameters.get("mpi") or {}
+    return None if mpi.get("ranks") is None else int(mpi["ranks"])
+
+
+def _check_mode(resolved: dict, size: int) -> None:
+    run = resolved["run"]
+    if run["replicas"] > 1:
+        raise ScenarioError(
+            f"run.replicas = {run['replicas']} with --mpi: expected 1 (an ensemble is not sharded)"
+        )
+    if run["backend"] != "numba":
+        raise ScenarioError(f'run.backend = "{run["backend"]}" with --mpi: expected "numba"')
+
+
+def _form(prepared):
+    try:
+        return deepsets_form(prepared.kernel, prepared.resolved["kernel"]["kind"])
+    except NotShardable as exc:
+        raise ScenarioError(str(exc)) from None
+
+
+def _say(comm, text: str) -> None:
+    if comm.Get_rank() == 0:
+        print(f"mpi: {text}", file=sys.stderr, flush=True)
+
+
+def _simulation(prepared, form, comm, positions, masses, sink) -> ShardedSimulation:
+    run, output = prepared.resolved["run"], prepared.resolved["output"]
+    return ShardedSimulation(
+        ShardedKernel(form, comm),
+        positions,
+        comm,
+        optimizer=prepared.optimizer,
+        lr=prepared.schedule,
+        masses=masses,
+        seed=run["seed"],
+        batch_size=prepared.resolved["optimizer"]["batch_size"],
+        observers=shard_observers(prepared.observers, form, comm),
+        sink=sink,
+        frame_every=output["frame_every"],
+        checkpoint_every=output["checkpoint_every"],
+        dtype=run["dtype"],
+        divergence=GrowthRule(
+            run["divergence_growth"], run["divergence_window"], run["divergence_threshold"]
+        ),
+    )
+
+
+def _loop(sim, inner: RunSink | None, total: int, progress, comm) -> None:
+    from ..compile_notice import announce_compilation
+
+    root = comm.Get_rank() == 0
+    sim.progress_label = sim.kernel.name if sim.progress_label is None else sim.progress_label
+    if root:
+        announce_compilation(sim.kernel.base, progress)
+    try:
+        sim.run(total - sim.state.step, progress=progress if root else False)
+        sim.close()
+    except BaseException:
+        if inner is not None and inner.failed is not None:
+            inner.abandon()
+        raise
+
+
+def _h5py_mpi() -> str:
+    import h5py
+
+    return "yes, unused: the writer is serial" if h5py.get_config().mpi else "no"
+
+
+def _announce(comm, sim, n: int) -> None:
+    size = comm.Get_size()
+    lo, hi = shard_bounds(n, 0, size)
+    itemsize = sim.state.positions.dtype.itemsize
+    _say(
+        comm,
+        f"{size} ranks, N = {n} particles ({hi - lo} per rank at most); "
+        + describe_plan(sim.observers, n, sim.kernel.dim, itemsize)
+        + f"; frames and checkpoints gathered to rank 0, which writes the file (h5py MPI driver: {_h5py_mpi()})",
+    )
+
+
+def start_mpi_run(
+    scenario, out: str | None = None, overwrite: bool = False, progress: bool | None = None, comm=None
+) -> RunResult:
+    """Run ``scenario`` from its start with its particles sharded over ``comm`` (collective).
+
+    Every rank calls it; rank 0 writes ``out``. Raises on every rank alike (see
+    :func:`particledyn.runner.start_run`); a kernel not in DeepSets form is a ScenarioError.
+    """
+    comm = world() if comm is None else comm
+    with _ThreadsRestored(), deferred_signals() as signals:
+        return _start(scenario, out, overwrite, progress, comm, signals)
+
+
+def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
+    from ..io import H5MDSink
+
+    rank, size = comm.Get_rank(), comm.Get_size()
+    root = rank == 0
+    resolved = scenario.resolved
+    path = out if out is not None else resolved["output"]["path"]
+
+    def checks():
+        if root and os.path.exists(path) and not overwrite:
+            raise FileExistsError(
+                f"output file {path!r} exists; pass --overwrite to replace it or --resume to continue it"
+            )
+        _check_mode(resolved, size)
+        return set_threads(resolved["run"]["threads"])
+
+    threads = agree(comm, checks)
+    prepared = agree(comm, lambda: prepare(resolved, positions=root))
+    form = agree(comm, lambda: _form(prepared))
+    signals.check()
+    n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
+    if n < size:
+        raise ScenarioError(f"init.n = {n} with {size} MPI ranks: expected at least one particle per rank")
+    total = resolved["run"]["steps"]
+
+    def open_file():
+        if not root:
+            return None
+        output = resolved["output"]
+        metadata = {
+            **_metadata(scenario.text, scenario.source, prepared, threads, scenario.overrides),
+            "mpi": {"ranks": size},
+        }
+        sink = H5MDSink(
+            path,
+            metadata,
+            every=1,
+            subset=prepared.subset,
+            dtype=output["dtype"],
+            masses=prepared.masses,
+            optimizer_state=output["optimizer_state"],
+            compression=None if output["compression"] == "none" else output["compression"],
+            overwrite=overwrite,
+            durability=output["durability"],
+        )
+        return RunSink(sink, total)
+
+    inner = agree(comm, open_file)
+    positions, masses = shard_start(prepared, comm, n)
+    began = _time.perf_counter()
+    sink = ShardedSink(comm, inner, resolved["output"]["optimizer_state"])
+    sim = _build(prepared, form, comm, positions, masses, sink, inner)
+    sim.progress_label = resolved["run"]["name"]
+    _announce(comm, sim, n)
+    _loop(sim, inner, total, progress, comm)
+    return RunResult(path, 0, sim.state.step, total, _time.perf_counter() - began, True)
+
+
+def shard_start(prepared, comm, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """This rank's block of the initial cloud rank 0 sampled, and its masses (collective).
+
+    Rank 0 drops the full cloud afterwards (``prepared.positions`` becomes None on every rank).
+    """
+    lo, hi = shard_bounds(n, comm.Get_rank(), comm.Get_size())
+    positions = scatter_rows(comm, prepared.positions, n)
+    prepared.positions = None  # rank 0 keeps only its block from here on
+    if comm.Get_rank() != 0:
+        prepared.masses = None
+    return positions, np.full(hi - lo, 1.0 / n)  # default_masses(n)[lo:hi]: one particle group
+
+
+def _build(prepared, form, comm, positions, masses, sink, inner, checkpoint=None):
+    def build():
+        sim = _simulation(prepared, form, comm, positions, masses, sink)
+        return sim
+
+    try:
+        sim = agree(comm, build)
+        if checkpoint is not None:
+            sim.restore(checkpoint)  # collective (the gathered observers start)
+        return sim
+    except BaseException:
+        if inner is not None:
+            inner.failed = inner.failed or RuntimeError("not started")
+            inner.abandon()
+        raise
+
+
+def resume_mpi_run(
+    path: str,
+    scenario=None,
+    steps: int | None = None,
+    progress: bool | None = None,
+    force: bool = False,
+    comm=None,
+) -> RunResult:
+    """Continue the sharded run in ``path`` on ``comm``'s ranks (collective); see
+    :func:`particledyn.runner.resume_run`. The file must have been written by a run on as
+    many ranks (:class:`~particledyn.runner.ResumeError` otherwise)."""
+    comm = world() if comm is None else comm
+    with _ThreadsRestored(), deferred_signals() as signals:
+        return _resume(path, scenario, steps, progress, force, comm, signals)
+
+
+def _read_plan(path, scenario, steps, size) -> dict:
+    """What rank 0 reads and checks in the file before anything is built."""
+    from ..io import open_run
+
+    try:
+        with open_run(path) as run:
+            parameters, checkpoint, finished = run.parameters, run.checkpoint(), run.finished
+    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise ResumeError(f"cannot resume {path!r}: {' '.join(str(exc).split())}") from None
+    if "resolved" not in parameters:
+        raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
+    if checkpoint is None:
+        raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
+    ranks = recorded_ranks(parameters)
+    if ranks is None:
+        raise ResumeError(
+            f"cannot resume {path!r} with --mpi: a single-process run wrote it; resume it without --mpi"
+        )
+    if ranks != size:
+        raise ResumeError(
+            f"cannot resume {path!r} on {size} MPI ranks: it ran on {ranks}; use mpiexec -n {ranks} "
+            "(another count adds the sums in another order: not bit-identical)"
+        )
+    stored = parameters["resolved"]
+    if scenario is not None:
+        diff = _first_difference(_comparable(stored), _comparable(scenario.resolved))
+        if diff:
+            key, a, b = diff
+            raise ResumeError(
+                f"cannot resume {path!r} with this scenario: {key} is {a!r} in the file but {b!r} in the scenario"
+            )
+    diverged = divergence_of(checkpoint)
+    if diverged is not None:
+        raise ResumeError(
+            f"cannot resume {path!r}: the run diverged at step {diverged['step']} ({describe(diverged)})"
+        )
+    start = int(checkpoint["step"])
+    total = int(
+        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored["run"]["steps"])
+    )
+    if total < start:
+        raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
+    threads = int(checkpoint.get("threads", parameters.get("threads", 0)))
+    return {
+        "stored": stored,
+        "plugins": parameters.get("plugins") or [],
+        "start": start,
+        "total": total,
+        "threads": threads,
+        "done": bool(finished and total == start),
+    }
+
+
+def _resume(path, scenario, steps, progress, force, comm, signals) -> RunResult:
+    from ..io import H5MDSink
+
+    rank, size = comm.Get_rank(), comm.Get_size()
+    root = rank == 0
+    plan = comm.bcast(agree(comm, lambda: _read_plan(path, scenario, steps, size) if root else None), root=0)
+    start, total = plan["start"], plan["total"]
+    if plan["done"]:
+        return RunResult(path, start, start, total, 0.0, True)
+
+    def setup():
+        try:
+            set_threads(plan["threads"])
+        except ScenarioError:
+            raise ResumeError(
+                f"cannot resume {path!r} bit-identically: it ran with {plan['threads']} threads, "
+                "more than numba has here (raise NUMBA_NUM_THREADS)"
+            ) from None
+        load_recorded_plugins({"plugins": plan["plugins"]}, path)
+        resolved = validate_scenario_resolved(plan["stored"])
+        _check_mode(resolved, size)
+        return resolved
+
+    resolved = agree(comm, setup)
+    prepared = agree(comm, lambda: prepare(resolved, positions=False))
+    form = agree(comm, lambda: _form(prepared))
+    signals.check()
+
+    def restorable(state):  # restore on a throw-away simulation before the file is cut
+        try:
+            prepared.simulation(Sink(), positions=state["positions"]).restore(state)
+        except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
+            raise ValueError(
+                f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
+                f"does not restore ({type(exc).__name__}: {exc})"
+            ) from None
+
+    def reopen():
+        if not root:
+            return None, None
+        try:
+            sink, checkpoint = H5MDSink.resume(
+                path, validate=restorable, force=force, durability=resolved["output"]["durability"]
+            )
+        except (ValueError, OSError, RuntimeError) as exc:
+            raise ResumeError(" ".join(str(exc).split())) from None
+        return RunSink(sink, total), checkpoint
+
+    inner, checkpoint = agree(comm, reopen)
+    arrays = ("positions", "masses")
+    scalars = None
+    if root:
+        scalars = {k: v for k, v in checkpoint.items() if k not in (*arrays, "optimizer_state", "observers")}
+        scalars["state_names"] = sorted(checkpoint["optimizer_state"])
+    scalars = comm.bcast(scalars, root=0)
+    n = comm.bcast(int(checkpoint["positions"].shape[0]) if root else None, root=0)
+    local = dict(scalars)
+    names = local.pop("state_names")
+    for key in arrays:
+        local[key] = scatter_rows(comm, checkpoint[key] if root else None, n)
+    local["optimizer_state"] = {
+        k: scatter_rows(comm, checkpoint["optimizer_state"][k] if root else None, n) for k in names
+    }
+    local["observers"] = checkpoint.get("observers", {}) if root else {}
+    del checkpoint
+    began = _time.perf_counter()
+    sink = ShardedSink(comm, inner, resolved["output"]["optimizer_state"])
+    sim = _build(prepared, form, comm, local["positions"], local["masses"], sink, inner, checkpoint=local)
+    sim.progress_label = resolved["run"]["name"]
+    _announce(comm, sim, n)
+    _loop(sim, inner, total, progress, comm)
+    return RunResult(path, start, sim.state.step, total, _time.perf_counter() - began, True)
