@@ -8,7 +8,10 @@ N = 1024 neurons, d = 1, Adam, batches of 128 drawn per epoch), built by the run
 - ``arithmetic``: the compiled loops alone on a batch prepared once (forward, field, Adam, update);
 - ``Simulation.step``: the same update through the engine (batch draw, layouts, loss gradient);
 - ``Simulation.run``: the loop around it (signal checks, observer cadence checks, progress);
-- ``run + H5MD frames``: as ``particledyn run`` with the scenario's ``frame_every`` (every step).
+- ``run + H5MD frames``: as ``particledyn run`` with the scenario's ``frame_every`` (every step),
+  once committing every record as it arrives (``output.commit_seconds = 0``, as before batch
+  commits) and once with the scenario's ``output.commit_seconds`` (default 1 s: records staged in
+  memory, committed in batches at checkpoints, every second or every 8 MiB).
 
 ``overhead`` is each row minus ``arithmetic``; the target of issue 19 is overhead <= 2 x arithmetic
 for the stepping rows. Usage::
@@ -116,39 +119,42 @@ def main(argv=None) -> None:
     from particledyn.io import H5MDSink
 
     with tempfile.TemporaryDirectory() as tmp:
+        for label, commit_seconds in (("every record", 0.0), ("batches", None)):
 
-        def h5md(s, p):  # as runner._start_run opens it
-            output = s.resolved["output"]
-            sink = H5MDSink(
-                os.path.join(tmp, "run.h5"),
-                _metadata(s.text, s.source, p, 1, s.overrides),
-                every=1,
-                subset=p.subset,
-                dtype=output["dtype"],
-                masses=p.masses,
-                optimizer_state=output["optimizer_state"],
-                compression=None if output["compression"] == "none" else output["compression"],
-                overwrite=True,
-                durability=output["durability"],
-            )
-            return RunSink(sink, 10**9)
+            def h5md(s, p, commit_seconds=commit_seconds):  # as runner._start_run opens it
+                output = s.resolved["output"]
+                sink = H5MDSink(
+                    os.path.join(tmp, "run.h5"),
+                    _metadata(s.text, s.source, p, 1, s.overrides),
+                    every=1,
+                    subset=p.subset,
+                    dtype=output["dtype"],
+                    masses=p.masses,
+                    optimizer_state=output["optimizer_state"],
+                    compression=None if output["compression"] == "none" else output["compression"],
+                    overwrite=True,
+                    durability=output["durability"],
+                    commit_seconds=output["commit_seconds"] if commit_seconds is None else commit_seconds,
+                )
+                return RunSink(sink, 10**9)
 
-        filed, _ = build(args.scenario, h5md)
-        filed.checkpoint_every = 0
-        every = filed.frame_every
-        rows.append(
-            (
-                f"run + H5MD frames (every {every})",
-                per_step(lambda k: filed.run(k, progress=False), args.steps, args.blocks),
+            filed, _ = build(args.scenario, h5md)
+            filed.checkpoint_every = 0
+            if commit_seconds is None:
+                label += f" ({filed.sink.inner.commit_seconds:g} s)"
+            rows.append(
+                (
+                    f"run + H5MD frames/{filed.frame_every}, {label}",
+                    per_step(lambda k, sim=filed: sim.run(k, progress=False), args.steps, args.blocks),
+                )
             )
-        )
-        filed.close()
+            filed.close()
 
     base = rows[0][1]
-    print(f"{'what':32} {'ms/step':>9} {'overhead ms':>12} {'overhead/arith':>15}")
+    print(f"{'what':40} {'ms/step':>9} {'overhead ms':>12} {'overhead/arith':>15}")
     for name, seconds in rows:
         overhead = seconds - base
-        print(f"{name:32} {1e3 * seconds:9.3f} {1e3 * overhead:12.3f} {overhead / base:15.2f}")
+        print(f"{name:40} {1e3 * seconds:9.3f} {1e3 * overhead:12.3f} {overhead / base:15.2f}")
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

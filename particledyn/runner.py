@@ -438,6 +438,7 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
         compression=None if output["compression"] == "none" else output["compression"],
         overwrite=overwrite,
         durability=output["durability"],
+        commit_seconds=output["commit_seconds"],
     )
     total = resolved["run"]["steps"]
     sink = RunSink(inner, total)
@@ -454,7 +455,7 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
 
 def _comparable(resolved: dict) -> dict:
     """A resolved scenario without the keys a resume may change (the total in steps or epochs,
-    threads, the path)."""
+    threads, the path, when the file is fsync'ed and committed)."""
     run = {
         **resolved["run"],
         "steps": None,
@@ -462,7 +463,8 @@ def _comparable(resolved: dict) -> dict:
         "threads": None,
         "plugins": resolved["run"].get("plugins") or [],
     }  # files older than run.plugins have none
-    return {**resolved, "run": run, "output": {**resolved["output"], "path": None, "durability": None}}
+    output = {**resolved["output"], "path": None, "durability": None, "commit_seconds": None}
+    return {**resolved, "run": run, "output": output}
 
 
 def _first_difference(a, b, path=""):
@@ -586,7 +588,11 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
 
     try:
         inner, checkpoint = H5MDSink.resume(
-            path, validate=restorable, force=force, durability=resolved["output"]["durability"]
+            path,
+            validate=restorable,
+            force=force,
+            durability=resolved["output"]["durability"],
+            commit_seconds=resolved["output"]["commit_seconds"],
         )
     except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None

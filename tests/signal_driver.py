@@ -12,14 +12,14 @@ POINT names where the signal is sent, on the CALL-th call there (1-based):
 - ``direction``: after the optimizer updated its state in place, before the positions move;
 - ``apply``: after the positions were updated in place, before the step counter moves;
 - ``step``: after the step counter moved, before the step's frame and observables;
-- ``commit``: between the commits of the time series of one record (half a record committed);
+- ``commit``: between the commits of the time series of one batch (half a batch committed);
 - ``observer``: inside an observer's ``observe`` (CALL counts the loss observer's calls);
 - ``checkpoint``: inside a checkpoint write (encoded, nothing written yet).
 
 MODE: ``single`` (one signal), ``twice`` (two signals in a row at the same moment: the
 second may abort the step) or ``cleanup`` (a second signal inside the next checkpoint write
 after the first, as a second Ctrl-C during the clean-up). SIGNAL is INT or TERM. When the
-first signal goes, ``OUT.kill.json`` records the last step any record was written at.
+first signal goes, ``OUT.kill.json`` records the last step any record was handed to the sink at.
 """
 
 import json
@@ -71,12 +71,20 @@ def patch(out, point, call, signame, mode):
 
         setattr(owner, name, wrapped)
 
-    # the last step a record was written at (what a signal may not lose)
+    # the last step a record was handed to the sink at (what a signal may not lose, committed
+    # or still staged for the next batch commit)
+    stage = writer._Series.stage
+
+    def tracked_stage(self, value, step, time):
+        held = stage(self, value, step, time)
+        calls["last_step"] = max(calls["last_step"], int(step))
+        return held
+
+    writer._Series.stage = tracked_stage
     commit = writer._Series.commit
 
-    def tracked_commit(self, step):
-        commit(self, step)
-        calls["last_step"] = max(calls["last_step"], int(step))
+    def tracked_commit(self):
+        commit(self)
         if point == "commit":
             hit()
 

@@ -56,8 +56,14 @@ def test_every_entry_point_on_damaged_files_answers_in_seconds(tmp_path):
 
 
 def _flip_frame(path, step: int) -> None:
+    """Flip a bit in the stored bytes of the frame at ``step`` (row ``step``: one frame a step)."""
     with h5py.File(path, "r") as f:
-        offset = f["particles/all/position/value"].id.get_chunk_info(step).byte_offset
+        value = f["particles/all/position/value"]
+        per_chunk = value.chunks[0]
+        frame_bytes = int(np.prod(value.shape[1:])) * value.dtype.itemsize
+        assert value.chunks[1:] == value.shape[1:] and value.compression is None
+        chunk = value.id.get_chunk_info_by_coord((step - step % per_chunk, 0, 0))
+        offset = chunk.byte_offset + (step % per_chunk) * frame_bytes
     with open(path, "r+b") as fh:
         fh.seek(offset + 17)
         byte = fh.read(1)

@@ -103,7 +103,10 @@ def test_an_io_error_inside_hdf5_is_one_line_exit_1_and_the_file_resumes(tmp_pat
 
     def failing_flush(self):
         calls.append(1)
-        if len(calls) > 40:  # some steps in, after the first checkpoints
+        # some steps in, after the first checkpoints: the 11th flush is the first of the batch
+        # commit before the checkpoint at step 10 (records are committed in batches, two flushes
+        # each, and a checkpoint flushes twice)
+        if len(calls) > 10:
             raise RuntimeError(
                 "Unable to synchronously flush file (file write failed: errno = 5, "
                 "error message = 'Input/output error')"

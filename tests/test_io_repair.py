@@ -33,8 +33,8 @@ for k in range(5):
         sink.write_checkpoint(checkpoint(k))
 # a torn record: value and time written, the commit marker (step) not
 series = sink._series["observables/obs/scalar"]
-series.write_value(np.float64(9.0), 9, 4.5)
-series.write_time(4.5)
+series.stage(np.float64(9.0), 9, 4.5)
+series.write_staged()
 sink._file.flush()
 os._exit(9)
 """

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from test_resume import assert_same_records
 
+from particledyn import open_run
 from particledyn.cli import main
 from particledyn.runner import run_info
 from particledyn.scenario import OBSERVER_TYPES
@@ -260,10 +261,17 @@ def test_signals_at_any_moment_of_a_step_never_break_exact_resume(server, tmp_pa
     assert not failures, f"{len(failures)} of {len(trials)} trials failed:\n" + "\n".join(failures.values())
 
 
-def test_a_run_killed_before_its_first_periodic_checkpoint_resumes_from_step_0(server, tmp_path):
+@pytest.mark.parametrize(("commit_seconds", "last_step"), [(0, 2), (60, 0)])
+def test_a_run_killed_before_its_first_periodic_checkpoint_resumes_from_step_0(
+    server, tmp_path, commit_seconds, last_step
+):
+    """Killed in update 3: records of steps 1 and 2 are in the file when every record is committed
+    at once (commit_seconds = 0), lost with the batch they were staged in otherwise; the resume
+    cuts them either way and ends bit-identical."""
     text = BASE.format(
         steps=6, data=40, n=100, optimizer="adam", batch=8, lr=0.01, frame_every=1, checkpoint_every=0
     ) + observers("loss", "merges")
+    text = text.replace("[output]\n", f"[output]\ncommit_seconds = {commit_seconds}\n")
     scenario = tmp_path / "late.toml"
     scenario.write_text(text)
     reference, killed = tmp_path / "reference.h5", str(tmp_path / "killed.h5")
@@ -276,7 +284,60 @@ def test_a_run_killed_before_its_first_periodic_checkpoint_resumes_from_step_0(s
     )
     assert codes == [0, -9]
     info = run_info(killed)
-    assert info["status"] == "stopped" and info["checkpoint_step"] == 0 and info["last_step"] == 2
+    assert info["status"] == "stopped" and info["checkpoint_step"] == 0 and info["last_step"] == last_step
     assert main(["info", killed]) == 0
     assert main(run_argv(killed, "--resume")) == 0
     assert_same_records(killed, reference, 6)
+
+
+def test_sigkill_between_and_inside_batch_commits_resumes_bit_identically(server, tmp_path):
+    """Records staged for the next batch commit (commit_seconds = 60: only checkpoints commit) are
+    what a SIGKILL loses: killed in update 13, the file holds steps up to the checkpoint at 10.
+    Killed inside the batch commit before the checkpoint at 10 (rows of every series written and
+    flushed, three of the commit markers written), or while that checkpoint is encoded (before its
+    batch commit), it resumes from step 5. Every
+    resume ends bit-identical to the uninterrupted run."""
+    text = BASE.format(
+        steps=20, data=40, n=100, optimizer="adam", batch=8, lr=0.01, frame_every=1, checkpoint_every=5
+    ) + observers("loss", "merges")
+    text = text.replace("[output]\n", "[output]\ncommit_seconds = 60\n")
+    scenario = tmp_path / "batches.toml"
+    scenario.write_text(text)
+    reference = tmp_path / "reference.h5"
+    assert server.run([{"argv": run_argv(reference, str(scenario)), "log": str(tmp_path / "ref.log")}]) == [0]
+    info = run_info(str(reference))
+    series = len(info["particle_series"]) + sum(len(keys) for keys in info["observables"].values())
+    # (point, call): update 13; the third series of the batch at step 10's checkpoint (the third
+    # batch: steps 0, 1-5, 6-10); the encoding of the checkpoint at step 10 (the third)
+    cases = {
+        "staged": ("step", 13),
+        "mid_commit": ("commit", 2 * series + 3),
+        "checkpoint": ("checkpoint", 3),
+    }
+    jobs = []
+    for name, (point, call) in cases.items():
+        out = str(tmp_path / f"{name}.h5")
+        trial = {"point": point, "call": call, "signal": "KILL", "mode": "single", "out": out}
+        jobs.append(
+            {"argv": run_argv(out, str(scenario)), "log": str(tmp_path / f"{name}.log"), "trial": trial}
+        )
+    assert server.run(jobs) == [-9] * len(cases)
+    expected = {"staged": (10, 10), "mid_commit": (5, None), "checkpoint": (5, 5)}
+    for name, (checkpoint_step, last_step) in expected.items():
+        out = str(tmp_path / f"{name}.h5")
+        info = run_info(out)
+        assert info["status"] == "stopped" and info["checkpoint_step"] == checkpoint_step, (name, info)
+        if last_step is not None:
+            assert info["last_step"] == last_step, (name, info)
+        else:  # killed among the commit markers, before their flush: a series ends at 5 or 10
+            with open_run(out) as run:
+                ends = {int(run.observable(o, k)[0][-1]) for o, keys in run.observables.items() for k in keys}
+                ends.add(int(run.steps[-1]))
+            assert 5 in ends and ends <= {5, 10}, (name, ends)
+    resumes = [
+        {"argv": run_argv(tmp_path / f"{name}.h5", "--resume"), "log": str(tmp_path / f"r{name}.log")}
+        for name in cases
+    ]
+    assert server.run(resumes) == [0] * len(cases), [Path(j["log"] + ".err").read_text() for j in resumes]
+    for name in cases:
+        assert_same_records(str(tmp_path / f"{name}.h5"), str(reference), 20)

@@ -11,12 +11,14 @@ another file), datasets stored in external files, and virtual datasets.
 
 from __future__ import annotations
 
+import struct
 import zlib
 
 import h5py
 import numpy as np
 
 CHECKSUM = "checksum"
+_HEAD = struct.Struct("=qd")  # int64 step, float64 time, native order, no padding
 
 
 class DamagedRecordError(ValueError):
@@ -24,9 +26,9 @@ class DamagedRecordError(ValueError):
 
 
 def record_checksum(step: int, time: float, value: np.ndarray) -> int:
-    """CRC-32 of one record as stored: step (int64), time (float64), then the value bytes."""
-    head = np.array([step], dtype=np.int64).tobytes() + np.array([time], dtype=np.float64).tobytes()
-    return zlib.crc32(np.ascontiguousarray(value), zlib.crc32(head))
+    """CRC-32 of one record as stored: step (int64), time (float64), both in the machine's byte
+    order as numpy stores them, then the value bytes."""
+    return zlib.crc32(np.ascontiguousarray(value), zlib.crc32(_HEAD.pack(step, time)))
 
 
 def _record(group, i: int, index):

@@ -39,7 +39,13 @@ Array keys live in the ``particledyn`` module's own group, not under
 Commit rule (GSD-style): a time series' rows are written value (index, checksum)
 first, then time, then step, each phase flushed; ``step`` is the commit
 marker and a reader trusts only ``min(len(step), len(time), len(value or index))``
-rows. Steps are strictly increasing within a series.
+rows. Steps are strictly increasing within a series. The writer commits a batch
+of records at a time (one resize and one write per dataset, see
+:mod:`particledyn.io.h5md_writer`), so a live reader sees each series grow by
+whole batches; the layout is the same whatever the batches were, and files
+written one record per commit read the same way. Frames smaller than 32 KiB
+share chunks of about 64 KiB (earlier files: one frame a chunk); readers do not
+depend on the chunking.
 """
 
 from __future__ import annotations

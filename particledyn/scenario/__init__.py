@@ -307,6 +307,16 @@ _BASE_SCHEMA: tuple[Key, ...] = (
         "checkpoint and at the end, or also after every frame (slower; survives a power loss).",
         "checkpoint",
     ),
+    Key(
+        "output.commit_seconds",
+        Float(0.0, 86400.0),
+        "Frames and observables are staged in memory and committed to the file in batches: at every "
+        "checkpoint, at the end, at a signal, and at the first record this many seconds after the "
+        "oldest staged one (or once 8 MiB are staged). A live reader sees them then; a SIGKILL loses "
+        'only staged records, all after the last checkpoint (--resume cuts to it anyway). 0 (or durability = "frame"): '
+        "commit every record.",
+        1.0,
+    ),
 )
 
 _OBSERVER_COMMON = (
