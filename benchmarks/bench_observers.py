@@ -66,6 +66,9 @@ CONFIGS = {
 }
 """Observer tables (TOML) timed; ``every`` is one epoch unless the table sets it."""
 
+BASELINE = ("pairwise_lipschitz", "lemmas", "merges", "closest_approach", "pairs_shared")
+"""The configurations whose code ``--baseline`` swaps (the others have one code path)."""
+
 
 def build(base_text: str, source: str, table: str | None):
     text = base_text
@@ -183,8 +186,10 @@ def main(argv=None) -> None:
         f"{'observer':28} {'every':>6} {'step ms':>8} {'observe ms':>10} {'run ms/call':>11} "
         f"{'calls':>5} {'added':>7} {'(run)':>7}"
     )
-    variants = [("", contextlib.nullcontext)] + ([(" (baseline)", baseline_code)] if args.baseline else [])
     for name in args.only or CONFIGS:
+        variants = [("", contextlib.nullcontext)]
+        if args.baseline and name in BASELINE:
+            variants.append((" (baseline)", baseline_code))
         for suffix, context in variants:
             with context():
                 measure(f"{name}{suffix}", base_text, args, CONFIGS[name], per_epoch, steps, step)

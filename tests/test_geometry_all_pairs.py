@@ -157,3 +157,26 @@ def test_the_loops_are_permutation_equivariant(seed, n, dim):
     s0, d0 = all_pairs.pairs_within(X, eps)
     assert listed == {(int(a), int(b)) for a, b in zip(s0, d0)}
     assert all_pairs.closest(X[perm])[0] == all_pairs.closest(X)[0]
+
+
+def test_thresholds_met_exactly_decide_as_the_exact_distances():
+    # a lattice: many pairs exactly at 1, sqrt(2), 2 ...; the screens on squared distances must
+    # send them to the exact comparison
+    X = np.array([[x, y] for x in range(12) for y in range(9)], dtype=float)
+    d = pdist(X)
+    for eps in (1.0, np.nextafter(1.0, 0), np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 3), 2.0, 0.0):
+        assert all_pairs.count_within(X, eps) == np.count_nonzero(d <= eps), eps
+        i, j, (best, pair) = all_pairs.scan(X, eps)
+        assert len(i) == np.count_nonzero(d <= eps) and best == d.min() and pair == (0, 1)
+    # every ratio exactly 1.5 and 1.0: bounds met with equality, as the arrays say
+    Y = X.copy()
+    Y[: len(X) // 2] *= 1.5
+    for K in (0.0, 5.0, 10.0 / 3.0, np.nextafter(5.0, 0)):
+        for rtol, atol in ((0.0, 0.0), (1e-12, 0.0), (1e-12, 1e-9)):
+            tolerances = dict(rtol=rtol, atol=atol)
+            assert bounds_check_all_pairs(X, Y, 0.1, K, **tolerances) == bounds_check(
+                pdist(X), pdist(Y), 0.1, K, **tolerances
+            ), (K, rtol, atol)
+    U = np.zeros_like(X)
+    U[5] = 1.0
+    assert pairwise_lipschitz(NeighbourPairs(X), U) == pairwise_lipschitz(_arrays(X), U)

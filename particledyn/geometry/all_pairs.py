@@ -5,7 +5,10 @@ index arrays (``np.triu_indices``, ~9 ms), the distance arrays (``pdist``, ~1.5 
 masks and ratios over them. These loops visit the pairs in ``pdist``'s order (row-major,
 i < j), compute each distance as ``pdist`` does (square root of the sum of squared coordinate
 differences, in coordinate order: equal to the bit, tested), and keep only what the
-observers record: a maximum ratio and its pair, counts under thresholds, the few pairs within
+observers record. Most pairs are decided on their squared distance alone (far from every
+threshold and inside the extremes found so far, by a relative margin of 1e-9 that dwarfs the
+roundings); only pairs near a threshold take the square roots, so each decision is the one the
+exact distances give: a maximum ratio and its pair, counts under thresholds, the few pairs within
 a merge scale, the closest pair. Ties go to the first pair in that order, as ``np.argmax``
 and ``np.argmin`` over the ``pdist`` arrays do, so every result equals the array code's
 (:mod:`particledyn.geometry.lipschitz`, :func:`particledyn.geometry.lemmas.bounds_check`,
@@ -25,27 +28,55 @@ import numpy as np
 __all__ = ["ratio_max", "bounds_counts", "pairs_within", "count_within", "closest", "scan"]
 
 
+#: Relative margin of the screens on squared distances: a pair whose squared distance is farther
+#: than this from a threshold is decided without its square root (the roundings of the squares,
+#: the products and the root are a few 1e-16); only the pairs near a threshold take the exact
+#: path, so every comparison decides as the exact distance would.
+_MARGIN = 1e-9
+
+
 @numba.njit(cache=True, inline="always")
-def _dist(X, i, j):
+def _sq(X, i, j):
+    if X.shape[1] == 2:  # the low-dim nets' neurons: unrolled, the same sum (0 + a = a)
+        t0, t1 = X[i, 0] - X[j, 0], X[i, 1] - X[j, 1]
+        return t0 * t0 + t1 * t1
     s = 0.0
     for k in range(X.shape[1]):
         t = X[i, k] - X[j, k]
         s += t * t
-    return math.sqrt(s)
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def _above(s, r):
+    """Squared distance ``s`` surely above distance ``r >= 0`` (its root would exceed r)."""
+    return r < 0 or (s > r * r * (1.0 + _MARGIN) and r * r < np.inf)
+
+
+@numba.njit(cache=True, inline="always")
+def _below(s, r):
+    """Squared distance ``s`` surely below distance ``r >= 0``."""
+    return r >= 0 and s < r * r * (1.0 - _MARGIN)
 
 
 @numba.njit(cache=True)
 def _ratio_max(X, V):
     n = X.shape[0]
     best, bi, bj, positive = -np.inf, -1, -1, 0
+    screen = -1.0  # (best^2 (1 - margin)): a ratio^2 at or below it is surely not above the best
     for i in range(n):
         for j in range(i + 1, n):
-            d = _dist(X, i, j)
-            if d > 0:
+            b = _sq(X, i, j)
+            if b > 0:
                 positive += 1
-                r = _dist(V, i, j) / d
+                a = _sq(V, i, j)
+                bound = screen * b
+                if a <= bound and bound < np.inf:
+                    continue  # surely not above the best so far: no roots needed
+                r = math.sqrt(a) / math.sqrt(b)
                 if r > best:
                     best, bi, bj = r, i, j
+                    screen = best * best * (1.0 - _MARGIN)
     return best, bi, bj, positive
 
 
@@ -68,10 +99,22 @@ def _bounds(X0, X1, lower, upper, rtol, atol, equal_tol, split_tol):
     n = X0.shape[0]
     n_equal, n_split, n_low, n_high, n_used = 0, 0, 0, 0, 0
     lo, hi = np.inf, -np.inf
+    low_violation = lower - rtol  # ratios surely above it are no lower violation (slack >= rtol d0)
+    high_violation = upper + rtol
+    a2, b2 = np.inf, -1.0  # squared ratio window, see below; empty until two extremes are known
     for i in range(n):
         for j in range(i + 1, n):
-            d0 = _dist(X0, i, j)
-            d1 = _dist(X1, i, j)
+            s0 = _sq(X0, i, j)
+            s1 = _sq(X1, i, j)
+            if _above(s0, equal_tol):
+                # the pair counts as unequal; skipped (no roots) when its ratio surely lies inside
+                # the extremes so far and surely inside both bounds
+                top = b2 * s0
+                if s1 >= a2 * s0 and s1 <= top and top < np.inf:
+                    n_used += 1
+                    continue
+            d0 = math.sqrt(s0)
+            d1 = math.sqrt(s1)
             if d0 <= equal_tol:
                 n_equal += 1
                 if d1 > split_tol:
@@ -84,8 +127,12 @@ def _bounds(X0, X1, lower, upper, rtol, atol, equal_tol, split_tol):
             if d1 > upper * d0 + slack:
                 n_high += 1
             ratio = d1 / d0
-            lo = min(lo, ratio)
-            hi = max(hi, ratio)
+            if ratio < lo or ratio > hi:
+                lo = min(lo, ratio)
+                hi = max(hi, ratio)
+                a = max(lo, low_violation, 0.0) * (1.0 + _MARGIN) + _MARGIN
+                b = min(hi, high_violation) * (1.0 - _MARGIN) - _MARGIN
+                a2, b2 = a * a, (b * b if b > 0 else -1.0)
     return n_equal, n_split, n_low, n_high, n_used, lo, hi
 
 
@@ -103,7 +150,8 @@ def _within(X, eps, src, dst):
     count = 0
     for i in range(n):
         for j in range(i + 1, n):
-            if _dist(X, i, j) <= eps:
+            s = _sq(X, i, j)
+            if _below(s, eps) or (not _above(s, eps) and math.sqrt(s) <= eps):
                 if count < len(src):
                     src[count], dst[count] = i, j
                 count += 1
@@ -134,7 +182,10 @@ def _scan(X, eps, src, dst):
     count, best, bi, bj = 0, np.inf, -1, -1
     for i in range(n):
         for j in range(i + 1, n):
-            d = _dist(X, i, j)
+            s = _sq(X, i, j)
+            if _above(s, best) and _above(s, eps):
+                continue  # neither closer than the best so far nor within eps
+            d = math.sqrt(s)
             if d < best:
                 best, bi, bj = d, i, j
             if d <= eps:
@@ -163,7 +214,10 @@ def _closest(X):
     best, bi, bj = np.inf, -1, -1
     for i in range(n):
         for j in range(i + 1, n):
-            d = _dist(X, i, j)
+            s = _sq(X, i, j)
+            if _above(s, best):
+                continue
+            d = math.sqrt(s)
             if d < best:
                 best, bi, bj = d, i, j
     return best, bi, bj
