@@ -74,3 +74,11 @@ def test_the_observer_records_what_the_reference_finds_at_every_step():
         out = observer.observe(StepInfo(step, 0.0, X, np.ones(len(X)), 0.1))
         d, i, j = closest_pair_reference(X)
         assert (out["min_distance"], out["i"], out["j"]) == (d, i, j)
+
+
+def test_min_separation_is_the_tree_distance_of_the_distinct_points():
+    from particledyn.topology import min_separation
+
+    X = np.random.default_rng(8).standard_normal((300, 2))
+    X[7] = X[3]  # a merged pair is one point of the set S(t)
+    assert min_separation(X) == closest_pair_reference(np.unique(X, axis=0))[0] > 0
