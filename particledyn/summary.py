@@ -172,6 +172,26 @@ def _last_step(run) -> int:
     return last
 
 
+def _betti_scale_rule(run) -> str | None:
+    """How the Betti observer the verdict reads chose its scale, from its recorded options
+    (None for files that recorded no options)."""
+    names = [name for name in run.observers_of_type("betti") if "betti" in run.observables[name]]
+    if not names:
+        return None
+    options = run.observer_descriptions.get(names[0], {})
+    scale, relative = options.get("scale"), options.get("scale_relative")
+    alpha = options.get("complex") == "alpha"
+    radius = "radius " if alpha else ""
+    if isinstance(scale, str) and scale == "adaptive":
+        return f"{radius}the authors' diameter/{8 if alpha else 4} of each frame"
+    if relative is not None:
+        fractions = ", ".join(_fmt(float(f)) for f in np.atleast_1d(relative))
+        return f"{radius}{fractions} x the start's diameter" + (" / 2" if alpha else "")
+    if scale is not None:
+        return "fixed"
+    return None
+
+
 def _betti_summary(run) -> dict[str, Any]:
     found = read_series(run, "betti", "betti")
     if found is None:
@@ -179,7 +199,7 @@ def _betti_summary(run) -> dict[str, Any]:
     steps, records = found
     records = [np.asarray(r) for r in records]
     changed = [i for i, r in enumerate(records) if not np.array_equal(r, records[0])]
-    out = {
+    out: dict[str, Any] = {
         "recorded": True,
         "n_records": len(records),
         "initial": _as_int_tuple(records[0]),
@@ -193,6 +213,9 @@ def _betti_summary(run) -> dict[str, Any]:
     scales = read_series(run, "betti", "scale")
     if scales is not None and not isinstance(scales[1], list):
         out["initial_scales"] = [float(s) for s in np.atleast_1d(scales[1][0])]
+    rule = _betti_scale_rule(run)
+    if rule is not None:
+        out["scale_rule"] = rule
     if changed:
         i = changed[0]
         out.update(
@@ -318,6 +341,8 @@ def _verdict(summary: dict[str, Any]) -> str:
     if betti["recorded"]:
         scales = betti.get("initial_scales")
         at = f" at scale {', '.join(_fmt(x) for x in scales)}" if scales else ""
+        if betti.get("scale_rule"):
+            at += f" ({betti['scale_rule']})"
         parts.append(f"Betti {_format_betti(betti['initial'])} constant{at} over {last} steps")
     else:
         parts.append(f"Betti numbers not recorded, over {last} steps")

@@ -281,6 +281,8 @@ def betti_change(run, betti: dict[str, Any], read_series, confirm_max_n: int) ->
         "before": betti["before_change"],
         "after": betti["after_change"],
     }
+    if betti.get("scale_rule"):
+        change["scale_rule"] = betti["scale_rule"]
     scales = read_series(run, "betti", "scale")
     diagrams = read_series(run, "betti", "diagram")
     thresholds = read_series(run, "betti", "threshold")
@@ -377,6 +379,8 @@ def describe_change(change: dict[str, Any]) -> str:
         at = _fmt(change.get("scale"))
         if "scale_before" in change:
             at = f"{_fmt(change['scale_before'])} -> {at} (the adaptive scale moved)"
+        if change.get("scale_rule"):
+            at += f" ({change['scale_rule']})"
         text = (
             f"Betti {_format_betti(change['before'])} -> {_format_betti(change['after'])} {when} "
             f"at scale {at}"

@@ -82,7 +82,10 @@ def test_plot_and_verdict_of_a_diverged_run(diverged, capsys, tmp_path):
     summary = summarize_run(path)
     assert summary["diverged"] == {"step": 26, "quantity": "loss"}
     assert summary["verdict"].startswith("diverged at step 26 (the loss became NaN or inf); ")
-    assert "changes: Betti (1, 2) -> (2, 0) at step 5" in summary["verdict"]
+    # at the start's scale, held (the default), the cloud blown apart is 100 separate points (the
+    # authors' per-frame diameter/4 grew with it and saw (2, 0))
+    assert "changes: Betti (1, 2) -> (100, 0) at step 5" in summary["verdict"]
+    assert "(0.25 x the start's diameter)" in summary["verdict"]
     with _no_warnings():
         assert main(["plot", path, "--out", str(tmp_path / "figs")]) == 0
     out = capsys.readouterr().out

@@ -72,6 +72,7 @@ def test_every_built_in_type_is_stored_with_its_class_and_options(runs):
         assert attrs[path]["class"].decode().startswith("particledyn.")
     betti = attrs["observables/my_betti"]
     assert betti["max_dim"] == 1 and betti["complex"].decode() == "alpha"
+    assert betti["scale_relative"] == 0.25 and "scale" not in betti  # the default: relative to the start
     merges = attrs["observables/my_merges"]
     assert merges["eps"] == pytest.approx(1e-2) and "eps_relative" not in merges  # None: not stored
     assert attrs["observables/my_pairwise_lipschitz"]["source"].decode() == "update"
@@ -123,7 +124,14 @@ def test_files_without_recorded_types_are_read_by_name(runs, tmp_path):
                     del group.attrs[key]
     with open_run(copy) as run:
         assert run.observer_descriptions["betti"] == {"type": "betti"}
-    assert _without_path(summarize_run(copy)) == _without_path(summarize_run(plain))
+    untyped, typed = _without_path(summarize_run(copy)), _without_path(summarize_run(plain))
+    # only the scale rule, an option of the observer, is unknown without the descriptions
+    rule = typed["betti"].pop("scale_rule")
+    assert "scale_rule" not in untyped["betti"]
+    typed["verdict"] = typed["verdict"].replace(f" ({rule})", "")
+    for change in typed["changes"]:
+        change.pop("scale_rule", None)
+    assert untyped == typed
 
 
 def test_the_type_wins_over_the_name(tmp_path):
@@ -227,3 +235,37 @@ def test_scenario_names_keep_the_registry_type(tmp_path):
     summary = summarize_run(tmp_path / "run.h5")
     assert summary["betti"]["recorded"] and summary["merges"]["recorded"]
     assert summary["K_source"] == "sharpness" and "final_train" in summary["loss"]
+
+
+@pytest.mark.parametrize(
+    ("table", "rule"),
+    [
+        ("", "0.25 x the start's diameter"),
+        ("scale_relative = [0.1, 0.3]\n", "0.1, 0.3 x the start's diameter"),
+        ('scale = "adaptive"\n', "the authors' diameter/4 of each frame"),
+        ("scale = 0.4\n", "fixed"),
+    ],
+)
+def test_the_betti_scale_rule_is_recorded_and_named_in_the_verdict(tmp_path, table, rule):
+    from particledyn.runner import start_run
+    from particledyn.scenario import parse_scenario
+
+    entry = f'[[observers]]\ntype = "betti"\nevery = 2\nmax_dim = 1\n{table}'
+    start_run(parse_scenario(SCENARIO + entry), out=str(tmp_path / "run.h5"), progress=False)
+    summary = summarize_run(tmp_path / "run.h5")
+    assert summary["betti"]["scale_rule"] == rule
+    assert f"({rule})" in summary["verdict"]
+    with open_run(tmp_path / "run.h5") as run:
+        steps, scales = run.observable("betti", "scale")
+    assert len(steps) == 3
+    if table in ("", "scale_relative = [0.1, 0.3]\n"):  # fixed at the start for the whole run
+        assert all(np.array_equal(s, scales[0]) for s in scales)
+
+
+def test_a_betti_scale_and_a_relative_scale_together_are_refused():
+    from particledyn.runner import prepare
+    from particledyn.scenario import ScenarioError, parse_scenario
+
+    entry = '[[observers]]\ntype = "betti"\nscale = 0.3\nscale_relative = 0.25\n'
+    with pytest.raises(ScenarioError, match="scale = 0.3 and scale_relative = 0.25: expected one of them"):
+        prepare(parse_scenario(SCENARIO + entry).resolved).simulation(MemorySink())

@@ -51,7 +51,8 @@ def test_small_learning_rate_keeps_the_topology(small_lr_run):
     # constant Betti numbers at the recorded scale and no merges: a measurement, not "topology
     # preserved" (that needs every scale and a certified K)
     assert s["verdict"] == (
-        f"no change seen: Betti (1, 2) constant at scale {scale:.3g} over 40 steps, "
+        f"no change seen: Betti (1, 2) constant at scale {scale:.3g} (radius 0.25 x the start's "
+        "diameter / 2) over 40 steps, "
         "no atom merges, no exact merges; "
         f"max eta*K = {eta_K.max():.3g} (sharpness), "
         f"{np.nanmax(pairwise):.3g} (pairwise_lipschitz)"

@@ -58,11 +58,46 @@ def test_betti_observer_records_betti_diagram_and_bottleneck():
 def test_betti_observer_adaptive_matches_the_function():
     x = np.random.default_rng(0).normal(size=(300, 3))
     X = x / np.linalg.norm(x, axis=1, keepdims=True)
-    out = BettiObserver(every=5).observe(info(0, X))
+    out = BettiObserver(every=5, scale="adaptive").observe(info(0, X))
     ref = betti_numbers(X)
     assert np.array_equal(out["betti"], ref.betti) and np.array_equal(out["diagram"], ref.diagram)
     assert out["scale"] == pytest.approx(ref.diameter / 4)
     assert BettiObserver(every=5).wants(10) and not BettiObserver(every=5).wants(11)
+
+
+def test_default_scale_is_a_quarter_of_the_start_diameter_held_fixed():
+    # the cloud spreads: the authors' per-frame rule moves its scale, the default does not
+    start = ring(80)
+    frames = [start, 1.5 * start, 10.0 * start]
+    default, authors = BettiObserver(max_dim=1), BettiObserver(max_dim=1, scale="adaptive")
+    assert default.scale is None and default.scale_relative == 0.25
+    fixed = betti_numbers(start, "adaptive", max_dim=1).diameter / 4
+    outs = [default.observe(info(t, X)) for t, X in enumerate(frames)]
+    theirs = [authors.observe(info(t, X)) for t, X in enumerate(frames)]
+    assert [float(o["scale"][0]) for o in outs] == [fixed] * 3
+    assert np.array_equal(outs[0]["betti"], theirs[0]["betti"])  # the same at the start
+    assert theirs[2]["scale"][0] == pytest.approx(10 * fixed)
+    for o, X in zip(outs, frames):
+        ref = betti_numbers(X, fixed, max_dim=1)
+        assert np.array_equal(o["betti"], ref.betti) and np.array_equal(o["diagram"], ref.diagram)
+    # spread tenfold, the ring of 80 points falls apart at the start's scale (b0 grows)
+    assert outs[0]["betti"][0][0] == 1 and outs[2]["betti"][0][0] == 80
+    assert np.isfinite(outs[0]["diameter"]) and np.isnan(outs[1]["diameter"])
+    # a resumed observer keeps the start's scale, a fresh one would take the frame's
+    resumed = BettiObserver(max_dim=1)
+    resumed.load_state_dict(default.state_dict())
+    assert resumed.observe(info(3, frames[2]))["scale"][0] == fixed
+    assert BettiObserver(max_dim=1).observe(info(3, frames[2]))["scale"][0] == pytest.approx(10 * fixed)
+
+
+def test_relative_scales_several_fractions_and_alpha_radius():
+    start = ring(60)
+    diameter = betti_numbers(start, "adaptive", max_dim=1).diameter
+    rips = BettiObserver(max_dim=1, scale_relative=[0.1, 0.3]).observe(info(0, start))
+    assert np.allclose(rips["scale"], [0.1 * diameter, 0.3 * diameter], rtol=1e-15)
+    alpha = BettiObserver(max_dim=1, complex="alpha", scale_relative=0.2).observe(info(0, start))
+    assert alpha["scale"][0] == pytest.approx(0.1 * diameter, rel=1e-15)
+    assert BettiObserver(scale_relative=[0.1, 0.3]).recorded_options()["scale_relative"] == [0.1, 0.3]
 
 
 def test_fixed_landmarks_follow_the_same_particles_and_resume():
@@ -160,6 +195,9 @@ def test_zigzag_observer_records_frames_where_the_run_records_go(tmp_path):
     [
         lambda: BettiObserver(every=0),
         lambda: BettiObserver(scale="diam"),
+        lambda: BettiObserver(scale=0.3, scale_relative=0.25),
+        lambda: BettiObserver(scale_relative=0.0),
+        lambda: BettiObserver(scale_relative=[0.2, float("nan")]),
         lambda: BettiObserver(complex="cech"),
         lambda: BettiObserver(landmarks=-3),
         lambda: BettiObserver(fixed_landmarks=True),

@@ -20,6 +20,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
+from . import all_pairs
+
 #: N at or below which every pair is used instead of k nearest neighbours.
 ALL_PAIRS_MAX_N = 5000
 
@@ -352,6 +354,8 @@ class NeighbourPairs:
         self._distances = None
         self._atoms: dict[float, tuple[int, np.ndarray]] = {}
         self._spanning: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+        self._scans: dict[float, tuple] = {}  # all-pairs scans (pairs within eps, closest pair)
+        self._ratio: tuple[np.ndarray, tuple] | None = None  # the last ratio_max, with its values
 
     # -- construction -------------------------------------------------------
     @property
@@ -488,6 +492,8 @@ class NeighbourPairs:
         if self.n < 2:
             empty = np.empty(0, dtype=np.int64)
             return empty, empty.copy()
+        if self.fused:
+            return self._scan(eps)[:2]
         i, j = self.pairs
         close = self.distances <= eps
         i, j = i[close], j[close]
@@ -528,6 +534,12 @@ class NeighbourPairs:
         eps = _check_eps(eps)
         if self.n < 2:
             return 0
+        if self.fused:
+            wider = [e for e in self._scans if e >= eps]
+            if not wider:
+                return all_pairs.count_within(self.positions, eps)
+            i, j, _ = self._scans[min(wider)]  # every pair within eps is listed there
+            return int(np.count_nonzero(pair_norms(self.positions, i, j) <= eps))
         if self.all_pairs:
             return int(np.count_nonzero(self.distances <= eps))
         # a close pair with an unsaturated end is in that end's list; the others join two
@@ -543,6 +555,49 @@ class NeighbourPairs:
             tree = cKDTree(points, leafsize=self.leafsize)
             counted = int((tree.count_neighbors(tree, eps) - len(points)) // 2)
         return listed + counted
+
+    # -- all pairs without arrays ----------------------------------------------
+    @property
+    def fused(self) -> bool:
+        """All-pairs mode with no pair array built yet: the pair queries then run as fused loops
+        (:mod:`particledyn.geometry.all_pairs`), equal to the array code's results, without
+        materialising N (N - 1) / 2 indices and distances."""
+        return self.all_pairs and self._pairs is None and self._distances is None and self.n >= 2
+
+    def _scan(self, eps: float):
+        if eps not in self._scans:
+            self._scans[eps] = all_pairs.scan(self.positions, eps, _index_dtype(self.n))
+        return self._scans[eps]
+
+    def ratio_max(self, values: np.ndarray) -> tuple[float, int, int, int, int]:
+        """:func:`particledyn.geometry.all_pairs.ratio_max` of ``values`` over every pair,
+        kept for the last ``values`` (pairwise K and the Lemma check of one step share it)."""
+        values = as_positions(values, "values")
+        cached = self._ratio
+        if cached is not None and cached[0].shape == values.shape and np.array_equal(cached[0], values):
+            return cached[1]
+        result = all_pairs.ratio_max(self.positions, values)
+        self._ratio = (values.copy(), result)
+        return result
+
+    def closest_pair(self) -> tuple[float, tuple[int, int]]:
+        """Smallest distance over the pairs and the first pair attaining it, (inf, (-1, -1))
+        without any. In kNN mode the nearest neighbours hold the closest pair, so this is exact
+        in both modes."""
+        if self.n < 2:
+            return float("inf"), (-1, -1)
+        if self.fused:
+            if self._scans:
+                return next(iter(self._scans.values()))[2]
+            return all_pairs.closest(self.positions)
+        if self.all_pairs:
+            d = self.distances
+            best = int(np.argmin(d))
+            i, j = self.pairs
+            return float(d[best]), (int(i[best]), int(j[best]))
+        dist, idx = self.knn
+        best = int(np.argmin(dist[:, 0]))
+        return float(dist[best, 0]), tuple(sorted((best, int(idx[best, 0]))))  # type: ignore[return-value]
 
     def atoms(self, eps: float) -> tuple[int, np.ndarray]:
         """Atoms at scale ``eps``: clusters of particles chained by pairs within eps.

@@ -116,12 +116,19 @@ def _build_sharpness(options, ctx):
 def _build_betti(options, ctx):
     from ..topology.observers import BettiObserver
 
-    scale = options["scale"]
-    if isinstance(scale, list) and len(scale) == 1:
-        scale = scale[0]
+    scale, relative = (
+        v[0] if isinstance(v, list) and len(v) == 1 else v
+        for v in (options.get("scale"), options.get("scale_relative"))
+    )
+    if scale is not None and relative is not None:
+        raise ScenarioError(
+            f"scale = {scale!r} and scale_relative = {relative!r}: expected one of them "
+            "(a scale, or fractions of the start's diameter)"
+        )
     return BettiObserver(
         options["every"],
         scale=scale,
+        scale_relative=relative,
         max_dim=options["max_dim"],
         complex=options["complex"],
         landmarks=options.get("landmarks"),
@@ -267,8 +274,14 @@ for _type in (
             Key(
                 "scale",
                 OneOf((Literal("adaptive"), FloatList(_POSITIVE))),
-                '"adaptive" (Rips edge length diameter/4, the paper\'s rule) or scale(s) > 0.',
-                "adaptive",
+                'Fixed scale(s) > 0, or "adaptive" (the authors\' recipe: Rips edge length diameter/4 '
+                "of each frame) (optional; default: scale_relative = 0.25).",
+            ),
+            Key(
+                "scale_relative",
+                FloatList(_POSITIVE),
+                "Scale(s) as fractions of the start's diameter, fixed for the run (Rips edge length; "
+                "alpha radius half of it) (optional; replaces scale; 0.25 when neither is given).",
             ),
             _MAX_DIM,
             Key(

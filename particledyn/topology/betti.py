@@ -48,10 +48,14 @@ __all__ = [
     "resolve_scales",
     "COMPLEXES",
     "ADAPTIVE_FRACTION",
+    "DEFAULT_SCALE_RELATIVE",
+    "check_fractions",
 ]
 
 COMPLEXES = ("rips", "alpha")
 ADAPTIVE_FRACTION = 0.25
+#: Default Betti scale of the observer: this fraction of the *start's* diameter, held fixed.
+DEFAULT_SCALE_RELATIVE = ADAPTIVE_FRACTION
 _KDTREE_MAX_DIM = 8  # beyond this a k-d tree is no faster than giotto-ph's own distances
 
 
@@ -119,7 +123,10 @@ def cloud_diameter(points, block: int = 2048) -> float:
 
 
 def resolve_scales(
-    scale, diameter: float | None = None, complex: str = "rips", fraction: float = ADAPTIVE_FRACTION
+    scale,
+    diameter: float | None = None,
+    complex: str = "rips",
+    fraction: float | list[float] | np.ndarray = ADAPTIVE_FRACTION,
 ) -> np.ndarray:
     """Turn a scale rule into an array of scales.
 
@@ -131,7 +138,8 @@ def resolve_scales(
     diameter : float, optional
         Needed for ``"adaptive"``.
     complex : {"rips", "alpha"}
-    fraction : float
+    fraction : float or sequence of float
+        One scale per fraction.
 
     Returns
     -------
@@ -144,8 +152,9 @@ def resolve_scales(
             raise ValueError(f"scale={scale!r}: expected 'adaptive', a float or a list of floats")
         if diameter is None:
             raise ValueError("scale='adaptive' needs the cloud's diameter")
-        edge = fraction * float(diameter)
-        return np.array([edge if complex == "rips" else edge / 2.0])
+        fractions = check_fractions(fraction)
+        edge = fractions * float(diameter)
+        return edge if complex == "rips" else edge / 2.0
     try:
         r = np.atleast_1d(np.asarray(scale, dtype=np.float64))
     except (TypeError, ValueError):
@@ -153,6 +162,17 @@ def resolve_scales(
     if r.ndim != 1 or r.size == 0 or not np.all(np.isfinite(r)) or np.any(r < 0):
         raise ValueError(f"scale={scale!r}: expected finite non-negative scales")
     return r
+
+
+def check_fractions(fraction, name: str = "adaptive_fraction") -> np.ndarray:
+    """Scale fraction(s) as a 1-D float64 array of finite positive values (or a one-line error)."""
+    try:
+        f = np.atleast_1d(np.asarray(fraction, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={fraction!r}: expected a positive fraction or a list of them") from None
+    if f.ndim != 1 or f.size == 0 or not np.all(np.isfinite(f)) or np.any(f <= 0):
+        raise ValueError(f"{name}={fraction!r}: expected finite positive fractions of the diameter")
+    return f
 
 
 def _check_coeff(coeff) -> int:
@@ -316,7 +336,7 @@ def betti_numbers(
     landmarks: int | None = None,
     landmark_indices=None,
     n_threads: int | None = None,
-    adaptive_fraction: float = ADAPTIVE_FRACTION,
+    adaptive_fraction: float | list[float] | np.ndarray = ADAPTIVE_FRACTION,
     coeff: int = 2,
 ) -> BettiResult:
     """Betti numbers b_0..b_max_dim of a cloud at a scale rule.
@@ -338,7 +358,8 @@ def betti_numbers(
         Use these particle indices as landmarks (e.g. kept from an earlier
         frame); overrides ``landmarks``.
     n_threads : int, optional
-    adaptive_fraction : float
+    adaptive_fraction : float or sequence of float
+        With ``"adaptive"``: one scale per fraction (default 1/4, the paper's).
     coeff : int
         Prime p of the coefficient field Z/p (default 2). The paper's code (GitHub
         YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning,

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..geometry.closest import closest_pair_sweep
 from .betti import _check_max_dim, alpha_diagram, rips_diagram
 from .diagrams import betti_from_diagram
 from .landmarks import _check_cloud
@@ -68,7 +69,10 @@ def _distinct(X: np.ndarray) -> np.ndarray:
 
 
 def min_separation(points) -> float:
-    """Smallest distance between two distinct positions (k-d tree), inf if < 2 of them.
+    """Smallest distance between two distinct positions, inf if < 2 of them.
+
+    An exact sort-and-sweep (:func:`particledyn.geometry.closest.closest_pair_sweep`: the
+    distance a k-d tree's nearest-neighbour query gives, to the bit, in a fraction of its time).
 
     Parameters
     ----------
@@ -81,8 +85,7 @@ def min_separation(points) -> float:
     P = _distinct(_check_cloud(points))
     if len(P) < 2:
         return float("inf")
-    dist, _ = cKDTree(P).query(P, k=2)
-    return float(dist[:, 1].min())
+    return closest_pair_sweep(P)[0]
 
 
 def _resolve_model(model: str, dim: int) -> str:

@@ -8,7 +8,16 @@ from typing import Any
 import numpy as np
 
 from ..observers import Observer, StepInfo
-from .betti import COMPLEXES, _check_coeff, _check_max_dim, betti_numbers, resolve_scales
+from .betti import (
+    ADAPTIVE_FRACTION,
+    COMPLEXES,
+    DEFAULT_SCALE_RELATIVE,
+    _check_coeff,
+    _check_max_dim,
+    betti_numbers,
+    check_fractions,
+    resolve_scales,
+)
 from .diagrams import bottleneck_distances
 from .expansion import MODELS, empirical_lipschitz, expansion_check, min_separation
 from .zigzag import zigzag_barcode
@@ -23,9 +32,16 @@ class BettiObserver(Observer):
     ----------
     every : int
         Cadence in steps.
-    scale : "adaptive", float or list of float
-        Scale rule (see :func:`particledyn.topology.betti_numbers`); the
-        paper's is ``"adaptive"`` (Rips edge length diameter / 4).
+    scale : "adaptive", float or list of float, optional
+        A fixed scale (or several), or ``"adaptive"``: the authors' recipe, Rips edge length
+        diameter / 4 of *each frame* (so the scale moves when the cloud spreads or shrinks).
+    scale_relative : float or list of float, optional
+        Scale(s) as fractions of the *start's* diameter (of the cloud the complex is built on:
+        the landmarks, if any), fixed at the first observation and kept for the whole run: a
+        Rips edge length ``scale_relative * diameter_0``, an alpha radius half of it, as for
+        ``"adaptive"``. The default when neither ``scale`` nor ``scale_relative`` is given is
+        :data:`DEFAULT_SCALE_RELATIVE` (1/4: the authors' scale at the start, then held).
+        Merges' ``eps_relative`` is likewise relative to the start (its closest pair).
     max_dim : int
     complex : {"rips", "alpha"}
         Rips (default, scale = edge length) or the union-of-balls alpha
@@ -41,11 +57,12 @@ class BettiObserver(Observer):
 
     Notes
     -----
-    Recorded keys: ``betti`` (n_scales, max_dim + 1), ``scale`` (n_scales,),
-    ``diagram`` (ragged, rows [dim, birth, death]), ``threshold``,
+    Recorded keys: ``betti`` (n_scales, max_dim + 1), ``scale`` (n_scales,), the absolute
+    scales used, ``diagram`` (ragged, rows [dim, birth, death]), ``threshold``,
     ``bottleneck`` (max_dim + 1,) to the previous diagram, both truncated at
     the smaller threshold (nan at the first record), ``covering_radius``,
-    ``diameter`` (nan unless adaptive); with landmarks also ``landmarks`` (their indices).
+    ``diameter`` (the frame's with ``"adaptive"``; with ``scale_relative`` the start's at the
+    first record; nan otherwise); with landmarks also ``landmarks`` (their indices).
     """
 
     name = "betti"
@@ -53,13 +70,14 @@ class BettiObserver(Observer):
     def __init__(
         self,
         every: int = 1,
-        scale="adaptive",
+        scale=None,
         max_dim: int = 2,
         complex: str = "rips",
         landmarks: int | None = None,
         fixed_landmarks: bool = False,
         n_threads: int | None = None,
         coeff: int = 2,
+        scale_relative=None,
     ):
         super().__init__(every)
         self.coeff = _check_coeff(coeff)
@@ -72,8 +90,20 @@ class BettiObserver(Observer):
             raise ValueError(f"landmarks={landmarks!r}: expected None or a positive integer")
         if fixed_landmarks and landmarks is None:
             raise ValueError("fixed_landmarks=True needs landmarks=<count>")
-        resolve_scales(scale, 1.0, complex)  # validate now, not at the first step
+        if scale is not None and scale_relative is not None:
+            raise ValueError(
+                f"scale={scale!r} and scale_relative={scale_relative!r}: expected one of them "
+                "(a scale, or fractions of the start's diameter)"
+            )
+        if scale is None and scale_relative is None:
+            scale_relative = DEFAULT_SCALE_RELATIVE
+        if scale is not None:
+            resolve_scales(scale, 1.0, complex)  # validate now, not at the first step
+        else:
+            fractions = check_fractions(scale_relative, "scale_relative")
+            scale_relative = float(fractions[0]) if fractions.size == 1 else [float(f) for f in fractions]
         self.scale = scale
+        self.scale_relative = scale_relative
         self.complex = complex
         self.landmarks = landmarks
         self.fixed_landmarks = bool(fixed_landmarks)
@@ -81,10 +111,13 @@ class BettiObserver(Observer):
         self._indices: np.ndarray | None = None
         self._previous: np.ndarray | None = None
         self._previous_threshold = np.nan
+        self._start_scales: np.ndarray | None = None  # scale_relative resolved at the first observation
 
     def recorded_options(self) -> dict[str, Any]:
+        # a relative scale is resolved at the first observation: the ``scale`` key records it
         return {
             "scale": self.scale,
+            "scale_relative": self.scale_relative,
             "max_dim": self.max_dim,
             "complex": self.complex,
             "landmarks": self.landmarks,
@@ -93,16 +126,26 @@ class BettiObserver(Observer):
         }
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
+        relative_start = self.scale is None and self._start_scales is None
+        if self.scale is not None:
+            scale, fraction = self.scale, ADAPTIVE_FRACTION
+        elif relative_start:  # the start's diameter, once: the scales then stay fixed
+            scale, fraction = "adaptive", self.scale_relative
+        else:
+            scale, fraction = self._start_scales, ADAPTIVE_FRACTION
         result = betti_numbers(
             info.positions,
-            self.scale,
+            scale,
             self.max_dim,
             self.complex,
             landmarks=self.landmarks,
             landmark_indices=self._indices if self.fixed_landmarks else None,
             n_threads=self.n_threads,
+            adaptive_fraction=fraction,
             coeff=self.coeff,
         )
+        if relative_start:
+            self._start_scales = np.array(result.scales, dtype=np.float64)
         if self.fixed_landmarks and self._indices is None:
             self._indices = result.indices
         if self._previous is None:
@@ -132,12 +175,16 @@ class BettiObserver(Observer):
             state["previous_threshold"] = np.asarray(self._previous_threshold)
         if self._indices is not None:
             state["landmarks"] = self._indices
+        if self._start_scales is not None:
+            state["start_scales"] = self._start_scales
         return state
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         self._previous = None if "previous_diagram" not in state else np.asarray(state["previous_diagram"])
         self._previous_threshold = float(state.get("previous_threshold", np.nan))
         self._indices = None if "landmarks" not in state else np.asarray(state["landmarks"], np.int64)
+        if "start_scales" in state:
+            self._start_scales = np.asarray(state["start_scales"], dtype=np.float64)
 
 
 def _resolve_K(K, info: StepInfo) -> float:
