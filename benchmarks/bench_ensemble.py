@@ -11,19 +11,28 @@ runs of S steps:
 * ``field only``: ``kernel.field`` of one replica R x S times (forward and field passes, no
   batch draw, no optimizer): the arithmetic every replica-step needs, so the ceiling of what
   fusing replicas can gain over ``sequential`` is sequential's time over this one;
+* ``field, one N = R x N run``: ``kernel.field`` of all R starts as one cloud of R x N particles,
+  S times: the same arithmetic in the large-N path (8 chunks of 2048 at R = 16), so its ratio to
+  ``field only`` is what the small-N path loses per particle;
 * ``processes``: R separate processes, each one ``Simulation`` run (what R runs of
   ``particledyn run`` are), as many at a time as there are cores divided by the thread count;
   their figures are the step loops' own times (``loop``, startup and compilation excluded) and
   the batch's wall time from the first start to the last exit (``batch``, everything included).
 
 For each thread count: the median over ``--repeats`` of CPU time (all threads, the fair figure
-on a shared machine) and wall time, as replica-steps per second, and the ensemble's ratios.
+on a shared machine) and wall time, as replica-steps per second, the ensemble's ratios, the load
+average before and after, and whether every replica ended bit-identical to its run alone.
+
+``--grid S R`` makes the replicas a seeds x rates grid instead (the paper's 10 seeds x 8 rates):
+replica (s, k) has seed s (its start and batches) and learning rate 0.5 / N * 2**(k / 2 - 1),
+and the ensemble of all S * R replicas is compared with the same S * R runs one by one.
 
 Usage::
 
     python benchmarks/bench_ensemble.py                         # R = 16, N = 1024, 1 and 2 threads
     python benchmarks/bench_ensemble.py --threads 2 --repeats 5 --steps 300 --dtype float64
     python benchmarks/bench_ensemble.py --no-processes          # skip the separate processes
+    python benchmarks/bench_ensemble.py --grid 10 8 --no-processes --steps 100   # 80 replicas
 """
 
 from __future__ import annotations
@@ -47,17 +56,22 @@ from particledyn.kernels import TwoLayerNet
 LR_TIMES_N = 0.5
 
 
-def problem(replicas: int, n: int):
-    """The kernel, the starts (R, N, 3) and the learning rates of the replicas."""
+def problem(replicas: int, n: int, grid: tuple[int, int] | None = None):
+    """The kernel, the starts (R, N, 3), the learning rates and the seeds of the replicas."""
     data = teacher_student(d=2)
     kernel = TwoLayerNet(data.z_train, data.y_train, activation="sigmoid", loss="mse", scaling="standard")
-    starts = np.empty((replicas, n, 3))
-    for r in range(replicas):
-        rng = np.random.default_rng(r)
+    if grid is None:
+        seeds = list(range(replicas))
+        lrs = [LR_TIMES_N / n * (1 + r / replicas) for r in range(replicas)]
+    else:
+        seeds = [s for s in range(grid[0]) for _ in range(grid[1])]
+        lrs = [LR_TIMES_N / n * 2.0 ** (k / 2 - 1) for _ in range(grid[0]) for k in range(grid[1])]
+    starts = np.empty((len(seeds), n, 3))
+    for r, seed in enumerate(seeds):
+        rng = np.random.default_rng(seed)
         starts[r, :, :2] = rng.standard_normal((n, 2))
         starts[r, :, 2] = rng.standard_normal(n) / np.sqrt(n)
-    lrs = [LR_TIMES_N / n * (1 + r / replicas) for r in range(replicas)]
-    return kernel, starts, lrs
+    return kernel, starts, lrs, seeds
 
 
 def timed(function) -> tuple[float, float]:
@@ -74,8 +88,7 @@ def single(kernel, start, lr, seed, batch, dtype) -> Simulation:
 
 
 def measure_in_process(args) -> dict:
-    kernel, starts, lrs = problem(args.replicas, args.n)
-    seeds = list(range(args.replicas))
+    kernel, starts, lrs, seeds = problem(args.replicas, args.n, args.grid)
     ens = Ensemble(
         kernel,
         starts,
@@ -86,11 +99,11 @@ def measure_in_process(args) -> dict:
         frame_every=0,
         dtype=args.dtype,
     )
-    sims = [single(kernel, starts[r], lrs[r], r, args.batch, args.dtype) for r in range(args.replicas)]
+    sims = [single(kernel, starts[r], lrs[r], seeds[r], args.batch, args.dtype) for r in range(args.replicas)]
     ens.run(3, progress=False)
     for sim in sims:
         sim.run(3, progress=False)
-    out = {"ensemble": [], "sequential": [], "field only": []}
+    out = {"ensemble": [], "sequential": [], "field only": [], "field, one N = R x N run": []}
     sim = sims[0]
     context = sim.context(0)
 
@@ -98,18 +111,27 @@ def measure_in_process(args) -> dict:
         for _ in range(args.replicas * args.steps):
             sim.kernel.field(sim.state.positions, sim.state.masses, context)
 
+    whole = starts.reshape(-1, starts.shape[2]).astype(args.dtype)
+    whole_masses = np.ones(len(whole))
+
+    def whole_fields():  # the same particles as one large run
+        for _ in range(args.steps):
+            sim.kernel.field(whole, whole_masses, context)
+
     for _ in range(args.repeats):
         out["ensemble"].append(timed(lambda: ens.run(args.steps, progress=False)))
         out["sequential"].append(timed(lambda: [sim.run(args.steps, progress=False) for sim in sims]))
         out["field only"].append(timed(fields))
-    return out
+        out["field, one N = R x N run"].append(timed(whole_fields))
+    same = all(np.array_equal(ens.positions[r], sims[r].state.positions) for r in range(args.replicas))
+    return out, same
 
 
 def child(args) -> None:
     """One separate run: print the step loop's (CPU, wall) as JSON."""
     numba.set_num_threads(args.threads[0])
-    kernel, starts, lrs = problem(args.replicas, args.n)
-    sim = single(kernel, starts[args.child], lrs[args.child], args.child, args.batch, args.dtype)
+    kernel, starts, lrs, seeds = problem(args.replicas, args.n, args.grid)
+    sim = single(kernel, starts[args.child], lrs[args.child], seeds[args.child], args.batch, args.dtype)
     sim.run(3, progress=False)
     print(json.dumps(timed(lambda: sim.run(args.steps, progress=False))))
 
@@ -132,7 +154,7 @@ def measure_processes(args, threads: int) -> list[tuple[float, float, float]]:
         args.dtype,
         "--threads",
         str(threads),
-    ]
+    ] + ([] if args.grid is None else ["--grid", *map(str, args.grid)])
     out = []
     for _ in range(args.repeats):
         began, loops, pending = time.perf_counter(), [], list(range(args.replicas))
@@ -163,20 +185,26 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-processes", action="store_true")
+    parser.add_argument("--grid", type=int, nargs=2, metavar=("SEEDS", "RATES"), default=None)
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.grid is not None:
+        args.replicas = args.grid[0] * args.grid[1]
     if args.child is not None:
         child(args)
         return
     work = args.replicas * args.steps
     print(
-        f"R = {args.replicas} replicas x N = {args.n}, B = {args.batch}, d = 2, {args.dtype}, "
+        ("" if args.grid is None else f"{args.grid[0]} seeds x {args.grid[1]} rates: ")
+        + f"R = {args.replicas} replicas x N = {args.n}, B = {args.batch}, d = 2, {args.dtype}, "
         f"{args.steps} steps, median of {args.repeats}, {os.cpu_count()} cores, OMP_WAIT_POLICY="
         f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}; throughput in replica-steps/s"
     )
     for threads in args.threads:
         numba.set_num_threads(threads)
-        rows = {k: [(work / c, work / w) for c, w in v] for k, v in measure_in_process(args).items()}
+        load = os.getloadavg()[0]
+        measured, same = measure_in_process(args)
+        rows = {k: [(work / c, work / w) for c, w in v] for k, v in measured.items()}
         if threads == args.threads[0]:
             print(f"numba threading layer: {numba.threading_layer()}")
         if not args.no_processes:
@@ -188,7 +216,11 @@ def main(argv=None) -> None:
             for k, v in rows.items()
         }
         ens_cpu, ens_wall = medians["ensemble"]
-        print(f"\n{threads} thread(s)        CPU thr.   wall thr.   ensemble / this (CPU, wall)")
+        print(
+            f"\n{threads} thread(s), load average {load:.2f} -> {os.getloadavg()[0]:.2f}, replicas "
+            f"bit-identical to their runs alone: {same}"
+        )
+        print("                     CPU thr.   wall thr.   ensemble / this (CPU, wall)")
         for name, (cpu, wall) in medians.items():
             print(f"  {name:18s} {cpu:9.0f}  {wall:10.0f}    {ens_cpu / cpu:5.2f}x  {ens_wall / wall:6.2f}x")
 

@@ -18,7 +18,16 @@ from numba import prange
 
 from .fastmath import LOOP_OPTIONS, activation, activation_tag
 from .llvm_ops import add_reassoc
-from .two_layer_numba import BLOCK, CHUNK, WIDE_DIMS, _load_chunk, accumulate_pair, column, dot, sum_chunks
+from .two_layer_numba import (
+    BLOCK,
+    CHUNK,
+    WIDE_DIMS,
+    _load_chunk,
+    accumulate_pair,
+    column,
+    dot,
+    sum_chunks_into,
+)
 
 __all__ = ["forward", "field", "compiled_loops", "WIDE_DIMS"]
 
@@ -32,7 +41,7 @@ def forward(act, inputs_dims, output_dims, positions, coef, inputs_t, replicas):
     batch = inputs_t.shape[2]
     n_chunks = (n + CHUNK - 1) // CHUNK
     zero = positions.dtype.type(0)
-    partial = np.zeros((len(replicas), n_chunks, n_out, batch), dtype=np.float64)
+    partial = np.empty((len(replicas), n_chunks, n_out, batch), dtype=np.float64)  # all written
     for task in prange(len(replicas) * n_chunks):
         q = task // n_chunks
         chunk = task - q * n_chunks
@@ -66,7 +75,7 @@ def forward(act, inputs_dims, output_dims, positions, coef, inputs_t, replicas):
                     partial[q, chunk, c, b] = total
     out = np.empty((len(replicas), n_out, batch), dtype=np.float64)
     for q in range(len(replicas)):
-        out[q] = sum_chunks(partial[q])
+        sum_chunks_into(partial[q], out[q])
     return out
 
 

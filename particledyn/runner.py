@@ -97,9 +97,7 @@ class Prepared:
             frame_every=output["frame_every"],
             checkpoint_every=output["checkpoint_every"],
             dtype=run["dtype"],
-            divergence=GrowthRule(
-                run["divergence_growth"], run["divergence_window"], run["divergence_threshold"]
-            ),
+            divergence=GrowthRule.of_scenario(run),
         )
 
 

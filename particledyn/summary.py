@@ -384,7 +384,9 @@ def _changes(run, betti, merges, series, confirm_max_n) -> tuple[list, bool]:
     return found, exact is not None
 
 
-def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, Any]:
+def summarize_run(
+    path, confirm_max_n: int = kinds.CONFIRM_MAX_N, replica: int | None = None
+) -> dict[str, Any]:
     """The topology verdict of a run file.
 
     Parameters
@@ -394,6 +396,9 @@ def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, A
     confirm_max_n : int
         A landmark Betti change is recomputed on the full cloud (when both records have frames)
         up to this many particles; 0 never.
+    replica : int, optional
+        In an ensemble file, the verdict of replica ``replica`` (read through
+        :meth:`particledyn.io.reader.Run.replica`), as its single run's file would give it.
 
     Returns
     -------
@@ -427,7 +432,8 @@ def summarize_run(path, confirm_max_n: int = kinds.CONFIRM_MAX_N) -> dict[str, A
     """
     from .io import open_run
 
-    with open_run(path) as run:
+    with open_run(path) as whole:
+        run = whole if replica is None else whole.replica(replica)
         betti = _betti_summary(run)
         merges = _merge_summary(run)
         series = eta_K_series(run)

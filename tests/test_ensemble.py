@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from particledyn import GD, Adam, Momentum, Simulation
+from particledyn.divergence import GrowthRule
 from particledyn.ensemble import Ensemble
 from particledyn.kernels import TwoLayerNet
 from particledyn.observers import LossObserver
@@ -114,6 +115,56 @@ def test_a_diverging_replica_freezes_and_the_others_go_on():
     assert ens.replica(1).state.step == caught.value.step < 12
     for r in (0, 2):
         assert_replica_matches(ens, r, alone(kernel, x[r], 12, lr=lrs[r], seed=r + 1))
+
+
+def test_the_growth_test_freezes_an_exploding_replica_as_its_single_run_stops():
+    kernel = teacher(scaling="mean_field")
+    x = starts(3)
+    lrs, seeds, rule = [0.05, 5.0, 0.1], [1, 2, 3], GrowthRule(growth=10, window=3, threshold=100)
+    observers = [LossObserver(every=1)]
+    ens = Ensemble(kernel, x, lr=lrs, seed=seeds, observers=observers, divergence=rule)
+    ens.run(30, progress=False)
+    assert list(ens.diverged) == [1] and ens.live == [0, 2]
+    assert "growth" in ens.diverged[1] and np.all(np.isfinite(ens.positions[1]))
+
+    def single(r, steps, rule):
+        sim = Simulation(
+            kernel, x[r], lr=lrs[r], seed=seeds[r], observers=[LossObserver(every=1)], divergence=rule
+        )
+        sim.run(steps, progress=False)
+        return sim
+
+    with pytest.raises(Exception) as caught:
+        single(1, 30, GrowthRule(growth=10, window=3, threshold=100))
+    assert caught.value.growth is not None and ens.diverged[1] == caught.value.record()
+    assert ens.replica(1).state.step == caught.value.step < 30
+    for r in (0, 2):
+        sim = single(r, 30, GrowthRule(growth=10, window=3, threshold=100))
+        np.testing.assert_array_equal(ens.replica(r).state.positions, sim.state.positions)
+    # without the growth test (growth = 0) the same replica runs on: the test is what froze it
+    off = Ensemble(kernel, x, lr=lrs, seed=seeds, observers=observers, divergence=GrowthRule(0))
+    off.run(12, progress=False)
+    assert 1 not in off.diverged
+
+
+def test_growth_test_state_survives_checkpoint_and_restore():
+    kernel = teacher(scaling="mean_field")
+    x, lrs, seeds = starts(2), [0.05, 5.0], [1, 2]
+
+    def make():
+        rules = [GrowthRule(10, 3, 100), GrowthRule(10, 3, 100)]
+        return Ensemble(kernel, x, lr=lrs, seed=seeds, observers=[LossObserver(every=1)], divergence=rules)
+
+    whole = make()
+    whole.run(30, progress=False)
+    first = make()
+    first.run(5, progress=False)
+    saved = first.checkpoint()
+    assert [len(h["history"]["loss"]) for h in saved["ensemble"]["divergence"]] == [3, 3]
+    resumed = make().restore(saved)
+    resumed.run(25, progress=False)
+    assert resumed.diverged == whole.diverged and list(whole.diverged) == [1]
+    np.testing.assert_array_equal(resumed.positions, whole.positions)
 
 
 def test_generic_path_for_other_optimizers_matches():

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
-from ..divergence import DivergenceError, FloatWarnings, non_finite_keys
+from ..divergence import DivergenceError, FloatWarnings, GrowthRule, cloud_radius, non_finite_keys
 from ..interrupts import Deferral, deferred_signals
 from ..kernel import Kernel
 from ..observers import Observer, ObserverError, StepInfo
@@ -71,6 +71,9 @@ class Ensemble:
     observers : sequence of Observer, or callable replica -> sequence of Observer
         A sequence is deep-copied for every replica; replica r's records of observer
         ``name`` go to the sink as ``name@r<r>`` (:func:`replica_name`).
+    divergence : GrowthRule or sequence of R GrowthRule, optional
+        The growth test of every replica (deep-copied for each; default ``GrowthRule()``,
+        as a :class:`~particledyn.Simulation`'s), or one per replica.
     sink : Sink, optional
         Frames of shape (R * N, D), replica-major, their ``time`` the ensemble step;
         per-replica step, time and liveness as the observables ``ensemble/*``.
@@ -107,6 +110,7 @@ class Ensemble:
         checkpoint_every: int = 0,
         dtype=None,
         replicas: int | None = None,
+        divergence=None,
     ):
         x = np.asarray(positions)
         count = None if replicas is None else self._check_count(replicas)
@@ -138,6 +142,8 @@ class Ensemble:
             masses = list(m) if m.ndim == 2 else [m] * n
         else:
             masses = [None] * n
+        rules = _per_replica("divergence", divergence, n, lambda v: v is None or isinstance(v, GrowthRule))
+        rules = [copy.deepcopy(rule or GrowthRule()) for rule in (rules or [divergence] * n)]
         self.optimizer = optimizer
         self.members: list[Simulation] = [
             Simulation(
@@ -152,6 +158,7 @@ class Ensemble:
                 frame_every=frame_every,
                 checkpoint_every=checkpoint_every,
                 dtype=dtype,
+                divergence=rules[r],
             )
             for r in range(n)
         ]
@@ -335,6 +342,7 @@ class Ensemble:
         for r in self.live:
             for observer in self.observers[r]:
                 observer.start(self.members[r])
+                self.sink.describe_observer(replica_name(observer.name, r), observer.description())
         if self.step_count == 0 or self.frame_every and self.step_count % self.frame_every == 0:
             self._write_frame()
         self._observe(self.live, None)
@@ -371,6 +379,7 @@ class Ensemble:
                 field=None if previous is None else self._field[r],
                 simulation=member,
             )
+            grown = {}
             for observer in self.observers[r]:
                 if state.step and not observer.wants(state.step):
                     continue
@@ -381,10 +390,16 @@ class Ensemble:
                 except Exception as exc:
                     raise ObserverError(replica_name(observer.name, r), state.step, exc) from exc
                 self.sink.write_observables(replica_name(observer.name, r), state.step, state.time, values)
+                if "loss" in getattr(observer, "divergence_keys", ()) and "loss" in values:
+                    grown["loss"] = float(values["loss"])
                 bad += [f"{observer.name}/{key}" for key in non_finite_keys(observer, values)]
             if bad:
                 quantity = bad[0].split("/", 1)[1] if bad[0].startswith("loss/") else bad[0]
                 self.diverged[r] = DivergenceError(state.step, 0, lr, quantity).record()
+            elif member.divergence.enabled:  # the single run's growth test, on the same records
+                found = member.divergence.check({**grown, "positions": cloud_radius(state.positions)})
+                if found is not None:
+                    self.diverged[r] = DivergenceError(state.step, 0, lr, found[0], growth=found[1]).record()
 
     def _write_frame(self) -> None:
         n = self.replicas
@@ -440,6 +455,7 @@ class Ensemble:
                 "seeds": [m.state.seed for m in members],
                 "recorded": list(self.recorded),
                 "diverged": [self.diverged.get(r) for r in range(self.replicas)],
+                "divergence": [m.divergence.state_dict() for m in members],
             },
             "observers": {
                 replica_name(o.name, r): o.state_dict()
@@ -471,6 +487,7 @@ class Ensemble:
         for r, member in enumerate(self.members):
             member.state.step, member.state.time = int(info["steps"][r]), float(info["times"][r])
             member.state.seed = int(info["seeds"][r])
+            member.divergence.load_state_dict((info.get("divergence") or [None] * self.replicas)[r])
             for observer in self.observers[r]:
                 observer.start(member)
                 if replica_name(observer.name, r) in states:

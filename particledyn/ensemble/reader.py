@@ -22,7 +22,8 @@ class ReplicaRun:
     """Replica ``index`` of an open ensemble :class:`~particledyn.io.reader.Run`.
 
     Offers what a single run's ``Run`` offers (``steps``, ``times``, ``positions``,
-    ``particle_series``, ``ids``, ``masses``, ``observables``, ``series``, ``observable``,
+    ``particle_series``, ``ids``, ``masses``, ``observables``, ``observer_descriptions``,
+    ``observers_of_type``, ``series``, ``observable``,
     ``parameters``, ``finished``, ``checkpoint``, ``path``, ``file``), each as the replica's
     own run would show it: a replica that diverged shows the frames it recorded before.
 
@@ -109,6 +110,22 @@ class ReplicaRun:
             name[: -len(tail)]: keys for name, keys in self.run.observables.items() if name.endswith(tail)
         }
 
+    @property
+    def observer_descriptions(self) -> dict[str, dict]:
+        """The replica's observer names mapped to what each is (as ``Run.observer_descriptions``)."""
+        tail = f"{OBSERVER_SUFFIX}{self.index}"
+        return {
+            name[: -len(tail)]: description
+            for name, description in self.run.observer_descriptions.items()
+            if name.endswith(tail)
+        }
+
+    def observers_of_type(self, kind: str) -> list[str]:
+        """Names of the replica's observers of type ``kind`` (as ``Run.observers_of_type``)."""
+        from ..io.observer_attrs import observers_of_type
+
+        return observers_of_type(self.observer_descriptions, kind)
+
     def series(self, name: str, key: str):
         """The HDF5 time series group of the replica's observable ``name``/``key``."""
         return self.run.series(replica_name(name, self.index), key)
@@ -146,6 +163,9 @@ class ReplicaRun:
         }
         if counters["diverged"]:
             out["diverged"] = dict(counters["diverged"])
+        rules = full["ensemble"].get("divergence")
+        if rules is not None:
+            out["divergence"] = rules[self.index]
         return out
 
     def close(self) -> None:

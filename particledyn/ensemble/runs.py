@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from ..divergence import GrowthRule
 from ..runner import ResumeError, RunResult, RunSink, _metadata, _prepare_interruptibly, set_threads
 from ..scenario import parse_toml, validate_scenario
 from .ensemble import Ensemble
@@ -40,6 +41,7 @@ def _ensemble(prepared: list, sink, positions=None) -> Ensemble:
         frame_every=output["frame_every"],
         checkpoint_every=output["checkpoint_every"],
         dtype=run["dtype"],
+        divergence=[GrowthRule.of_scenario(p.resolved["run"]) for p in prepared],
     )
 
 

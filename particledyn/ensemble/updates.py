@@ -40,7 +40,7 @@ def _counts_per_replica(counts, replicas, spans, bad):
 def gd_update(x, u, wd, lr, replicas, out, bad):
     """out = u - wd x; x += lr[r] out; bad[r] = non-finite new entries of replica r."""
     spans, tasks = _tasks(replicas, x.shape[1])
-    counts = np.zeros(tasks, dtype=np.int64)
+    counts = np.empty(tasks, dtype=np.int64)  # every task writes its count
     for task in prange(tasks):
         q = task // spans
         r = replicas[q]
@@ -60,7 +60,7 @@ def gd_update(x, u, wd, lr, replicas, out, bad):
 def momentum_update(x, u, wd, beta, buf, lr, replicas, out, bad):
     """buf = beta buf + (wd x - u); out = -buf; x += lr[r] out."""
     spans, tasks = _tasks(replicas, x.shape[1])
-    counts = np.zeros(tasks, dtype=np.int64)
+    counts = np.empty(tasks, dtype=np.int64)  # every task writes its count
     for task in prange(tasks):
         q = task // spans
         r = replicas[q]
@@ -82,7 +82,7 @@ def adam_update(x, u, wd, beta1, beta2, c1, c2, eps, m, v, lr, replicas, out, ba
     """Adam's moments and direction as :class:`particledyn.Adam`; x += lr[r] out."""
     one = beta1 - beta1 + 1
     spans, tasks = _tasks(replicas, x.shape[1])
-    counts = np.zeros(tasks, dtype=np.int64)
+    counts = np.empty(tasks, dtype=np.int64)  # every task writes its count
     for task in prange(tasks):
         q = task // spans
         r = replicas[q]

@@ -372,6 +372,32 @@ def selected_indices(
     return list(range(total))
 
 
+def _packed(spec: SweepSpec, runs: list[RunSpec]) -> tuple[list, list[RunSpec]]:
+    """The packs of a packed sweep and its runs placed in them (:func:`.pack.pack_runs`);
+    ``([], runs)`` unpacked."""
+    if not spec.pack:
+        return [], runs
+    from .pack import pack_runs
+
+    return pack_runs(spec, runs)
+
+
+def _state(run: RunSpec) -> str:
+    """:func:`file_state` of a run, or of its replica in a pack's file."""
+    steps = int(run.resolved["run"]["steps"])
+    if run.replica < 0:
+        return file_state(run.path, steps)
+    from .pack import replica_state
+
+    return replica_state(run.path, steps, run.replica)
+
+
+def _execute_pack(pack, progress: bool = False, stop_event: str | None = None) -> list[dict]:
+    from .pack import execute_pack
+
+    return execute_pack(pack, progress, stop_event)
+
+
 def _runs_for(spec: SweepSpec, K0: dict, out: Path, indices: list[int]) -> list[RunSpec]:
     wanted = {run_ids(spec)[j] for j in indices}
     return [r for r in expand_runs(spec, K0, out) if r.run_id in wanted]
@@ -506,6 +532,10 @@ def run_sweep(
         raise ValueError(f"limit={limit!r}: expected an integer >= 0 or None")
     if spec.bisect is not None and (shard is not None or index is not None or limit is not None):
         raise ValueError("a [bisect] sweep runs its rounds itself: expected no --shard, --index or --limit")
+    if spec.pack and (shard is not None or index is not None or limit is not None):
+        raise ValueError(
+            f'sweep.pack = "{spec.pack}" runs whole packs: expected no --shard, --index or --limit'
+        )
     indices = selected_indices(spec, shard, index)
     cluster = spec.cluster
     if address is not None:
@@ -531,9 +561,14 @@ def run_sweep(
             result = _finish(spec, out, rows, False, began, k0_elapsed, 0, len(rows), write=True)
             return replace(result, bisection_csv=bisection_csv, bisection=brackets)
         runs = _runs_for(spec, K0, out, indices)
-        states = {r.run_id: file_state(r.path, int(r.resolved["run"]["steps"])) for r in runs}
+        packs, runs = _packed(spec, runs)
+        states = {r.run_id: _state(r) for r in runs}
         todo = [r for r in runs if states[r.run_id] not in DONE + ("running",)]
         launch = todo if limit is None else todo[: int(limit)]
+        # one task per run, or per pack (an ensemble of runs) of a packed sweep
+        wanted = {r.run_id for r in launch}
+        work = [(execute_run, r, (r,), r.run_id) for r in launch] if not spec.pack else []
+        work += [(_execute_pack, p, p.runs, p.pack_id) for p in packs if wanted & {r.run_id for r in p.runs}]
         outcomes: dict[str, dict] = {}
         bar = tqdm(
             total=len(runs),
@@ -547,23 +582,25 @@ def run_sweep(
         stop_event = f"particledyn-stop-{spec.name}-{tag}"
         futures = {
             c.submit(
-                execute_run, r, False, stop_event, key=f"particledyn-{spec.name}-{r.run_id}-{tag}", pure=False
-            ): r
-            for r in launch
+                task, unit, False, stop_event, key=f"particledyn-{spec.name}-{name}-{tag}", pure=False
+            ): members
+            for task, unit, members, name in work
         }
 
         def record(future):
-            run = futures[future]
+            members = futures[future]
             try:
-                outcomes[run.run_id] = future.result()
+                found = future.result()
+                outcomes.update({o["run_id"]: o for o in (found if isinstance(found, list) else [found])})
             except Exception as exc:  # the worker died, the task was lost, ...
-                outcomes[run.run_id] = {
-                    "run_id": run.run_id,
-                    "status": "failed",
-                    "error": _one_line(exc),
-                    "elapsed": math.nan,
-                }
-            bar.update(1)
+                for run in members:
+                    outcomes[run.run_id] = {
+                        "run_id": run.run_id,
+                        "status": "failed",
+                        "error": _one_line(exc),
+                        "elapsed": math.nan,
+                    }
+            bar.update(len(members))
 
         try:
             wait_for_runs(c, futures, record, cluster.no_worker_timeout)
@@ -610,7 +647,9 @@ def _stop_running(client, stop_event: str, futures: dict, patience: float = 60.0
             future.cancel()
     deadline = time.monotonic() + patience
     try:
-        while time.monotonic() < deadline and any(holder(r.path) is not None for r in futures.values()):
+        while time.monotonic() < deadline and any(
+            holder(r.path) is not None for members in futures.values() for r in members
+        ):
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
@@ -645,11 +684,11 @@ def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
     missing = {
         p: "K0 not measured yet: no shard of this point has run" for p in grid_points(spec) if p not in K0
     }
-    runs = expand_runs(spec, K0, out)
+    _, runs = _packed(spec, expand_runs(spec, K0, out))
     outcomes: dict = {}
     for shard_file in sorted((out / "shards").glob("*.json")):
         outcomes.update(_read_json_object(shard_file))
-    states = {r.run_id: file_state(r.path, int(r.resolved["run"]["steps"])) for r in runs}
+    states = {r.run_id: _state(r) for r in runs}
     rows = _status_rows(spec, runs, states, outcomes, missing, "pending")
     return _finish(spec, out, rows, plot, began, 0.0, len(runs), 0, write=True)
 

@@ -11,6 +11,10 @@ A sweep file::
     steps = 40                       # run.steps of every run (default: the base's)
     threads = 1                      # numba threads of each run (run.threads)
     plot = true                      # write the phase diagram PNG
+    # pack = "seed"                  # run the seeds (or "lr": the rates) of each grid point as
+                                     # one ensemble (particledyn.Ensemble: one fused step, one
+                                     # file per pack); each replica is still its own table row,
+                                     # bit-identical to the run unpacked (particledyn.sweep.pack)
     [sweep.set]                      # dotted overrides of the base scenario
     "data.n" = 500
 
@@ -78,6 +82,8 @@ __all__ = [
     "point_overrides",
     "point_run_ids",
     "run_ids",
+    "run_overrides",
+    "base_scenario_text",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -129,6 +135,7 @@ class SweepSpec:
     cluster: ClusterSpec = ClusterSpec()
     axes: tuple[tuple[str, tuple], ...] = ()
     bisect: BisectSpec | None = None
+    pack: str = ""
 
 
 EVENTS = ("merge", "betti_change", "change", "diverged", "exact_merge", "persistent_betti")
@@ -192,6 +199,7 @@ class RunSpec:
     source: str
     axes: tuple[tuple[str, object], ...] = ()
     point: tuple = ()  # the grid point, as grid_points lists it (the K0 key)
+    replica: int = -1  # in a packed sweep, the run's replica in the ensemble file ``path``
 
 
 # ---------------------------------------------------------------- parsing
@@ -254,7 +262,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     grid = raw.get("grid")
     if not isinstance(grid, dict):
         raise SweepError(f"{source}: missing [grid] table (lr or lr_factor, seed, n)")
-    _check_keys(sweep, ("name", "base", "out", "steps", "threads", "plot", "set"), "sweep")
+    _check_keys(sweep, ("name", "base", "out", "steps", "threads", "plot", "set", "pack"), "sweep")
     _check_keys(grid, ("lr", "lr_factor", "seed", "n") + tuple(k for k in grid if "." in k), "grid")
     name = sweep.get("name", Path(source).stem if source != "<string>" else "sweep")
     if not isinstance(name, str) or not _NAME.match(name):
@@ -301,6 +309,12 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
     plot = sweep.get("plot", True)
     if not isinstance(plot, bool):
         raise SweepError(f"sweep.plot = {plot!r}: expected true or false")
+    pack = sweep.get("pack", "none")
+    packed = {"seed": len(seeds) if seeds != (None,) else 1, "lr": len(lr or factors or ())}
+    if pack != "none" and (pack not in packed or bisect is not None):
+        raise SweepError(f'sweep.pack = {pack!r}: expected "seed", "lr" or "none" (and no [bisect])')
+    if pack != "none" and packed[pack] < 2:
+        raise SweepError(f'sweep.pack = "{pack}": expected at least 2 values of grid.{pack} to pack')
     sharp = raw.get("sharpness", {})
     _check_keys(sharp, ("every", "tol"), "sharpness")
     tol = sharp.get("tol", 1e-6)
@@ -353,6 +367,7 @@ def parse_sweep(text: str, source: str = "<string>", base_dir: Path | str = ".")
         ),
         axes=axes,
         bisect=bisect,
+        pack="" if pack == "none" else pack,
     )
     # validate the base with the grid's first point, and every value of every other axis, now:
     # a bad base or axis value fails before any launch
@@ -406,6 +421,32 @@ def base_raw(spec: SweepSpec) -> dict:
     return raw
 
 
+def base_scenario_text(spec: SweepSpec) -> str:
+    """TOML text whose parse is :func:`base_raw` (the base's text, with the sharpness observer
+    appended when the sweep adds one): the scenario text an ensemble of the sweep's runs stores.
+
+    Raises
+    ------
+    SweepError
+        The base's text cannot take the appended observer (it writes ``observers = [...]``).
+    """
+    from ..scenario import ScenarioError, parse_toml
+
+    raw, text = base_raw(spec), spec.base_text
+    if raw["observers"] != parse_toml(text, spec.base).get("observers", []):
+        text = f'{text.rstrip()}\n\n[[observers]]\ntype = "sharpness"\nevery = {spec.sharpness_every}\n'
+    try:
+        same = parse_toml(text, spec.base) == raw
+    except ScenarioError:
+        same = False
+    if not same:
+        raise SweepError(
+            f"sweep.pack: base scenario {spec.base}: cannot append the sharpness observer to its "
+            "text; expected [[observers]] tables (or [sharpness] every = 0)"
+        )
+    return text
+
+
 def point_overrides(spec: SweepSpec, point: tuple) -> dict:
     """The dotted overrides a grid point ``(seed, n, *axis_values)`` sets (None: not set)."""
     seed, n, values = point[0], point[1], point[2:]
@@ -437,16 +478,21 @@ def run_scenario(spec: SweepSpec, point: tuple, lr: float, extra: dict | None = 
     from ..config.checks import ScenarioError
     from ..scenario import validate_scenario
 
+    try:
+        return validate_scenario(base_raw(spec), run_overrides(spec, point, lr, extra))
+    except ScenarioError as exc:
+        raise SweepError(f"{spec.source}: base scenario {spec.base}: {exc}") from None
+
+
+def run_overrides(spec: SweepSpec, point: tuple, lr: float, extra: dict | None = None) -> dict:
+    """The dotted overrides of :func:`base_raw` that make one run's scenario (see :func:`run_scenario`)."""
     overrides = dict(spec.overrides)
     overrides.update({"schedule.lr": lr, "run.threads": spec.threads})
     overrides.update(point_overrides(spec, point))
     if spec.steps is not None:
         overrides["run.steps"] = spec.steps
     overrides.update(extra or {})
-    try:
-        return validate_scenario(base_raw(spec), overrides)
-    except ScenarioError as exc:
-        raise SweepError(f"{spec.source}: base scenario {spec.base}: {exc}") from None
+    return overrides
 
 
 def K0_fingerprint(resolved: dict) -> str:

@@ -2,7 +2,9 @@
 
 Columns (``COLUMNS``; NaN / -1 / "" where a value does not exist, "never" happened):
 
-- ``run_id``, ``path``, ``status`` (finished, diverged, failed, stopped, pending), ``error``;
+- ``run_id``, ``path``, ``replica`` (the run's index in the ensemble file ``path`` of a packed
+  sweep, ``[sweep] pack``; -1 for a run file of its own), ``status`` (finished, diverged, failed,
+  stopped, pending), ``error``;
 - ``seed``, ``n``, ``axes`` (the values of the grid's other axes, ``key=value; ...``),
   ``lr_factor`` (eta / eta*), ``eta``, ``K0`` (lambda_max at the start),
   ``eta_star`` (1 / K0), ``eta_K0`` (eta * K0);
@@ -14,7 +16,7 @@ Columns (``COLUMNS``; NaN / -1 / "" where a value does not exist, "never" happen
   ``eta_K_at_merge``, ``eta_K_at_betti_change``, ``eta_K_at_change`` (eta*K at or before those
   steps), ``merged_mass`` (total over the run), ``n_merges``;
 - ``final_loss``, ``final_test_loss``, ``last_step``, ``elapsed`` (seconds the run took in
-  this sweep call; NaN when skipped).
+  this sweep call, a packed run's the pack's time over its replicas; NaN when skipped).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ _STR, _INT, _FLOAT = "str", "int", "float"
 COLUMNS: dict[str, str] = {
     "run_id": _STR,
     "path": _STR,
+    "replica": _INT,
     "status": _STR,
     "error": _STR,
     "seed": _INT,
@@ -112,6 +115,7 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
     row.update(
         run_id=run.run_id,
         path=run.path,
+        replica=run.replica,
         status=status,
         error=error,
         seed=run.seed,
@@ -126,10 +130,11 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
     )
     if not os.path.isfile(run.path):
         return row
+    replica = None if run.replica < 0 else run.replica
     try:
-        summary = summarize_run(run.path)
+        summary = summarize_run(run.path, replica=replica)
         with open_run(run.path) as handle:
-            found = K_series(handle)
+            found = K_series(handle if replica is None else handle.replica(replica))
     except (OSError, KeyError, ValueError) as exc:
         row["error"] = row["error"] or f"cannot read the run file: {' '.join(str(exc).split())}"
         return row
