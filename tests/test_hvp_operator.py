@@ -55,3 +55,24 @@ def test_the_sharpness_observer_builds_one_forward_pass_per_solve(monkeypatch):
         [kernel.hvp(x, m, kernel.evaluation_context(), e.reshape(x.shape)).ravel() for e in np.eye(x.size)]
     )
     assert abs(values["lambda_max"] - np.linalg.eigvalsh(dense)[-1]) <= 1e-8 * np.linalg.eigvalsh(dense)[-1]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+@pytest.mark.parametrize("scaling", SCALINGS)
+@pytest.mark.parametrize("loss", LOSSES)
+def test_wide_neurons_below_the_chunk_reuse_the_activations_and_match_the_reference(
+    activation, loss, scaling
+):
+    """Wide neurons (D > WIDE_DIMS) with N <= chunk: the operator that computes the activations
+    once (``_hvp_cached``) gives the reference's products, vector after vector."""
+    from particledyn.kernels import two_layer_numba
+
+    kernel, x, m, (z, y) = make_problem(
+        activation, loss, scaling, two_layer_numba.WIDE_DIMS, 3, 11, 40, seed=8
+    )
+    operator = kernel.hvp_operator(x, m, kernel.evaluation_context())  # chunk 4096 > 40: cached
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        v = rng.standard_normal(x.shape)
+        expected = hessian_vector_reference(x, m, z, y, activation, scaling, loss, v)
+        assert_rel_close(operator(v), expected, 1e-12, "cached hvp")
