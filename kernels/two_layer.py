@@ -17,7 +17,7 @@ from particledyn.kernel import SupervisedKernel
 from . import two_layer_hvp_numba as hvp_loops
 from . import two_layer_numba as fused
 from .activations_reference import activation_reference
-from .two_layer_reference import hessian_vector_reference, loss_and_output_gradient, loss_hessian_product
+from .two_layer_reference import loss_and_output_gradient, loss_hessian_product
 
 SCALINGS = ("standard", "mean_field")
 LOSSES = ("mse", "cross_entropy")
@@ -174,11 +174,7 @@ class TwoLayerNet(SupervisedKernel):
         if x.shape[1] <= fused.WIDE_DIMS:
             product = self._hvp_fused(x, m, inputs, targets)
         elif x.shape[0] <= chunk:
-
-            def product(v):
-                return hessian_vector_reference(
-                    x, m, inputs, targets, self.activation, self.scaling, self.loss_name, v
-                )
+            product = self._hvp_cached(x, m, inputs, targets)
         else:
 
             def product(v):
@@ -203,6 +199,37 @@ class TwoLayerNet(SupervisedKernel):
             u = loss_hessian_product(outputs, delta, self.loss_name)
             out = np.empty_like(x)
             curvature(x, v, inputs_t, _padded_columns(u, width, np.float64), grad_columns, out)
+            return out
+
+        return product
+
+    def _hvp_cached(self, x, m, inputs, targets):
+        """Wide neurons, N <= chunk: the formulas of ``hessian_vector_reference`` with the
+        activations, the loss gradient and their products with the output weights computed once
+        per operator (O(N B) memory), so a product costs three N x d x B matrix products."""
+        d = self.d_in
+        inputs = np.asarray(inputs, dtype=np.float64)
+        coef = self._coefficients(m, np.float64)
+        a = x[:, d:]
+        outputs = self.outputs(x, m, inputs)
+        _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
+        s, ds, dds = activation_reference(self.activation, x[:, :d] @ inputs.T)
+        scaled_s = np.ascontiguousarray(s.T * coef)  # (B, N)
+        scaled_a = coef[:, None] * a
+        curvature = (a @ grad_out.T) * dds  # (N, B): the second-derivative term's factor
+        del dds
+
+        def product(v):
+            vw, va = v[:, :d], v[:, d:]
+            tv = vw @ inputs.T  # (N, B)
+            ds_tv = ds * tv
+            delta = scaled_s @ va + ds_tv.T @ scaled_a  # J v, (B, C)
+            u = loss_hessian_product(outputs, delta, self.loss_name)
+            out = np.empty_like(x)
+            out[:, d:] = s @ u + ds_tv @ grad_out
+            tv *= curvature
+            tv += ds * (a @ u.T + va @ grad_out.T)
+            out[:, :d] = tv @ inputs
             return out
 
         return product

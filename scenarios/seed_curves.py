@@ -1,11 +1,14 @@
 """Mean +- std over seeds of the authors' high-dim measurements (the paper's Figures 5 and 11).
 
-Reads particledyn run files, one per seed, grouped by experiment, and draws, against epochs, the
-Betti numbers by the authors' recipe (observer ``betti_authors``: Rips at diameter/4 over Z/11 on
-every neuron), by ours (``betti``: the same rule on 400 landmarks over Z/2) and the training and
-test loss; prints a Markdown table of the values at the last epoch.
+Reads particledyn run files, one per seed or one ensemble file (``run.replicas``) whose replicas
+are the seeds, grouped by experiment, and draws, against epochs, the Betti numbers by the authors'
+recipe (observer ``betti_authors``: Rips at diameter/4 over Z/11 on every neuron), by ours
+(``betti``: the same rule on 400 landmarks over Z/2), the training and test loss, and eta K of
+the raw Hessian by the authors' recipe (``sharpness_authors``: 20 power iterations on test
+batches) and by Lanczos on the training set (``sharpness_raw``), with the line 2; prints a
+Markdown table of the values at the last epoch.
 
-    python scenarios/seed_curves.py OUT.png "GD lr 0.01=runs/gd_small_s*.h5" "GD lr 0.5=runs/gd_large_s*.h5"
+    python scenarios/seed_curves.py OUT.png "GD lr 0.01=runs/gd_small_s*.h5" "GD lr 0.5=runs/gd_large.h5"
 """
 
 import argparse
@@ -24,21 +27,38 @@ BETTI = (
 )
 
 
-def read_run(path: str) -> dict:
-    """Epochs and the curves of one run file."""
+SHARPNESS = (
+    ("sharpness_authors", "authors' K (20 power it., test)"),
+    ("sharpness_raw", "Lanczos K (train)"),
+)
+
+
+def read_run(run) -> dict:
+    """Epochs and the curves of one run (a file or one replica of an ensemble file)."""
+    resolved = run.parameters["resolved"]
+    per_epoch = steps_per_epoch(
+        training_rows(dataset_spec(resolved["data"])), resolved["optimizer"]["batch_size"]
+    )
+    out = {}
+    for name, _ in BETTI:
+        steps, betti = run.observable(name, "betti")
+        out[name] = np.asarray(betti).reshape(len(steps), -1)
+    steps, out["loss"] = run.observable("loss", "loss")
+    out["test_loss"] = run.observable("loss", "test_loss")[1]
+    for name, _ in SHARPNESS:
+        if name in run.observables:
+            out[name] = np.asarray(run.observable(name, "eta_K")[1], dtype=float)
+    out["epoch"] = np.asarray(steps) / per_epoch
+    return out
+
+
+def read_file(path: str) -> list:
+    """The runs of one file: itself, or each replica of an ensemble file."""
     with open_run(path) as run:
-        resolved = run.parameters["resolved"]
-        per_epoch = steps_per_epoch(
-            training_rows(dataset_spec(resolved["data"])), resolved["optimizer"]["batch_size"]
-        )
-        out = {}
-        for name, _ in BETTI:
-            steps, betti = run.observable(name, "betti")
-            out[name] = np.asarray(betti).reshape(len(steps), -1)
-        steps, out["loss"] = run.observable("loss", "loss")
-        out["test_loss"] = run.observable("loss", "test_loss")[1]
-        out["epoch"] = np.asarray(steps) / per_epoch
-        return out
+        replicas = run.parameters["resolved"]["run"].get("replicas", 1)
+        if replicas == 1:
+            return [read_run(run)]
+        return [read_run(run.replica(r)) for r in range(replicas)]
 
 
 def read_group(pattern: str) -> dict:
@@ -46,7 +66,7 @@ def read_group(pattern: str) -> dict:
     paths = sorted(glob.glob(pattern))
     if not paths:
         raise SystemExit(f"{pattern!r}: no run files match")
-    runs = [read_run(p) for p in paths]
+    runs = [r for p in paths for r in read_file(p)]
     if any(not np.array_equal(r["epoch"], runs[0]["epoch"]) for r in runs):
         raise SystemExit(
             f"{pattern!r}: the runs record different epochs; expected one setting, several seeds"
@@ -66,7 +86,7 @@ def draw(groups: dict, out: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(groups), 3, figsize=(10.5, 2.3 * len(groups)), squeeze=False, sharex="row")
+    fig, axes = plt.subplots(len(groups), 4, figsize=(14, 2.3 * len(groups)), squeeze=False, sharex="row")
     lines = (("C0", "-", 3.0), ("C1", "-", 1.5), ("C2", "--", 1.5))  # b0 wide: b2 = b0 on a sphere
     for row, (label, g) in zip(axes, groups.items()):
         x = g["epoch"][0]
@@ -78,6 +98,12 @@ def draw(groups: dict, out: str) -> None:
         _band(row[2], x, g["loss"], "train", "C3")
         _band(row[2], x, g["test_loss"], "test", "C4")
         row[2].set_title("cross-entropy loss", fontsize=8)
+        for (name, text), color in zip(SHARPNESS, ("C5", "C7")):
+            if name in g:
+                _band(row[3], x, g[name], text, color)
+        row[3].axhline(2.0, color="k", lw=0.8, ls=":", label="2")
+        row[3].set_yscale("log")
+        row[3].set_title("eta K, raw Hessian", fontsize=8)
         for ax in row:
             ax.legend(fontsize=7, frameon=False)
             ax.tick_params(labelsize=7)
@@ -90,8 +116,9 @@ def draw(groups: dict, out: str) -> None:
 def table(groups: dict) -> str:
     """Mean +- std over seeds at the last record (the end of the last epoch)."""
     lines = [
-        "| experiment | seeds | Betti, authors' recipe (start -> end) | Betti, ours | train loss | test loss |",
-        "|---|---|---|---|---|---|",
+        "| experiment | seeds | Betti, authors' recipe (start -> end) | Betti, ours | train loss | test loss "
+        "| eta K authors' (start; max; end) | eta K Lanczos (start; max; end) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, g in groups.items():
 
@@ -103,11 +130,19 @@ def table(groups: dict) -> str:
             )
             return f"({start}) -> ({end})"
 
+        def sharp(name):
+            if name not in g:
+                return "-"
+            k = g[name]
+            parts = (k[:, 0], k.max(axis=1), k[:, -1])
+            return "; ".join(f"{p.mean():.3g} +- {p.std():.2g}" for p in parts)
+
         loss = g["loss"][:, -1]
         test = g["test_loss"][:, -1]
         lines.append(
             f"| {label} | {g['n']} | {betti('betti_authors')} | {betti('betti')} | "
-            f"{loss.mean():.3g} +- {loss.std():.2g} | {test.mean():.3g} +- {test.std():.2g} |"
+            f"{loss.mean():.3g} +- {loss.std():.2g} | {test.mean():.3g} +- {test.std():.2g} "
+            f"| {sharp('sharpness_authors')} | {sharp('sharpness_raw')} |"
         )
     return "\n".join(lines)
 

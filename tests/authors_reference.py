@@ -83,3 +83,53 @@ def authors_train(
         value.backward()
         optim.step()
         yield model.neurons()
+
+
+def authors_sharpness(
+    neurons: np.ndarray,
+    test_inputs: np.ndarray,
+    test_labels: np.ndarray,
+    batch_size: int,
+    start: np.ndarray,
+    steps: int = 20,
+    threshold: float = 1e-4,
+) -> float:
+    """K as the authors' ``high-dim/sharpness.py`` gets it from ``hessian_eigenthings``
+    (``mode="power_iter"``, ``full_dataset=False``), written here from reading that library: a
+    power iteration whose step i takes the Hessian-vector product (double backward of
+    ``F.cross_entropy``) on batch ``i mod b`` of a non-shuffling test loader, from ``start``
+    (torch's parameter order: the first layer's weight row-major, then the output layer's),
+    stopping at a relative change below ``threshold``. Returns the last estimate ``v . H v``.
+    """
+    dtype = torch.float64
+    d = test_inputs.shape[1]
+    model = AuthorsMLP(d, neurons.shape[0], neurons.shape[1] - d, dtype)
+    with torch.no_grad():
+        model.ln.weight.copy_(torch.from_numpy(neurons[:, :d]))
+        model.out.weight.copy_(torch.from_numpy(neurons[:, d:].T.copy()))
+    params = list(model.parameters())
+    x_all = torch.from_numpy(test_inputs).to(dtype)
+    y_all = torch.from_numpy(test_labels).long()
+    batches = [
+        (x_all[s : s + batch_size], y_all[s : s + batch_size]) for s in range(0, len(x_all), batch_size)
+    ]
+    vec = torch.from_numpy(start).to(dtype)
+    previous, estimate = 0.0, 0.0
+    for i in range(steps):
+        x, y = batches[i % len(batches)]
+        grads = torch.autograd.grad(F.cross_entropy(model(x), y), params, create_graph=True)
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        product = torch.cat([h.reshape(-1) for h in torch.autograd.grad(flat, params, grad_outputs=vec)])
+        estimate = float(vec @ product)
+        error = 1.0 if estimate == 0.0 else abs((estimate - previous) / estimate)
+        vec = product.detach() / torch.linalg.norm(product)
+        if error < threshold:
+            break
+        previous = estimate
+    return estimate
+
+
+def torch_order(flat: np.ndarray, n: int, d: int) -> np.ndarray:
+    """A flat vector over particledyn's neurons (N, d + C), row-major, in torch's parameter order."""
+    neurons = flat.reshape(n, -1)
+    return np.concatenate([neurons[:, :d].ravel(), neurons[:, d:].T.ravel()])

@@ -168,3 +168,54 @@ def test_the_comparison_sees_a_wrong_loop():
     assert compare(dataset, start, "mse", "SGD", 0.0025, 0.0, "float64", epochs=1) <= 1e-12
     assert compare(dataset, start, "mse", "SGD", 0.0025, 0.0, "float64", epochs=1, their_lr=0.005) > 1e-4
     assert compare(dataset, start, "mse", "SGD", 0.0025, 0.0, "float64", epochs=1, their_shift=1) > 1e-6
+
+
+@pytest.mark.parametrize("batch_size", [100, 1024])
+def test_power_iteration_sharpness_equals_the_authors_hessian_eigenthings_recipe(batch_size):
+    """K by ``method = "power_iter"`` on the test set equals a torch double-backward power
+    iteration on the same batches from the same start (the authors' high-dim/sharpness.py);
+    batch 100 splits the 360 test rows into 4 batches (the last short), 1024 keeps one."""
+    from authors_reference import authors_sharpness, torch_order
+
+    from particledyn.geometry import kernel_sharpness
+
+    dataset = make_dataset({"name": "digits", "seed": 0, "normalize": [0.1307, 0.3081]})
+    start = make_cloud(
+        {"shape": "sphere", "k": 2, "n": 64, "dim": 64 + 10, "embed": "random_orthonormal", "seed": 3}
+    )
+    kernel = TwoLayerNet(
+        dataset.z_train,
+        dataset.y_train,
+        loss="cross_entropy",
+        scaling="standard",
+        n_outputs=10,
+        test_inputs=dataset.z_test,
+        test_targets=dataset.y_test,
+    )
+    observer = kernel_sharpness(2, method="power_iter", on="test", batch_size=batch_size)
+    sim = Simulation(
+        kernel, start, make_optimizer("sgd"), lr=0.5, seed=7, batch_size=batch_size, observers=[observer]
+    )
+    sim.run(2, progress=False)
+    record = sim.sink.observables["sharpness"]
+    assert record["step"] == [0, 2]
+    for step, positions, ours, count in zip(
+        record["step"], (start, sim.positions), record["lambda_max"], record["n_hvp"]
+    ):
+        n = positions.size
+        vector = torch_order(np.random.default_rng([7, step]).random(n), len(positions), 64)
+        theirs = authors_sharpness(
+            positions.astype(np.float64), dataset.z_test, dataset.y_test, batch_size, vector
+        )
+        assert abs(ours - theirs) <= 1e-10 * abs(theirs), (step, ours, theirs)
+        assert 2 <= count <= 20
+        if batch_size < len(dataset.z_test):  # the comparison sees the batches in another order
+            shuffled = np.random.default_rng(0).permutation(len(dataset.z_test))
+            other = authors_sharpness(
+                positions.astype(np.float64),
+                dataset.z_test[shuffled],
+                dataset.y_test[shuffled],
+                batch_size,
+                vector,
+            )
+            assert abs(ours - other) > 1e-6 * abs(other), (step, ours, other)

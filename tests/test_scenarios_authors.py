@@ -127,6 +127,14 @@ def test_high_dim_files_carry_the_command(name, data, tmp_path):
         authors["landmarks"],
     ) == ("rips", "adaptive", 2, 11, None)
     assert observers["sharpness_raw"]["preconditioned"] is False
+    k = observers["sharpness_authors"]  # their high-dim/sharpness.py: 20 power iterations, test batches
+    assert (k["method"], k["on"], k["iterations"], k["batch_size"], k["preconditioned"]) == (
+        "power_iter",
+        "test",
+        20,
+        "optimizer",
+        False,
+    )
     assert observers["merges"]["eps_relative"] == 0.1  # each seed's start has its own closest pair
     assert all(o["every"] == "1 epoch" for o in r["observers"])  # once per epoch, before training it
 

@@ -7,13 +7,14 @@ import numpy as np
 from ..observers import StepInfo
 from .observers import SharpnessObserver
 from .sharpness import check_eigenpair_count
+from .sharpness_power import consecutive_batches
 
 
-def _kernel_hvp(info: StepInfo):
+def _kernel_hvp(info: StepInfo, on: str = "train"):
     sim = info.simulation
     kernel = sim.kernel
     positions = np.asarray(info.positions, dtype=np.float64)
-    masses, context = info.masses, kernel.evaluation_context()
+    masses, context = info.masses, _data(kernel, on)
 
     product = kernel.hvp_operator(positions, masses, context)  # shares the forward pass
 
@@ -21,6 +22,26 @@ def _kernel_hvp(info: StepInfo):
         return product(vector.reshape(positions.shape)).ravel()
 
     return hvp
+
+
+def _data(kernel, on: str):
+    return kernel.evaluation_context() if on == "train" else (kernel.test_inputs, kernel.test_targets)
+
+
+def _kernel_batch_hvps(info: StepInfo, on: str, batch_size: int | None):
+    """One ``v -> H_b v`` per batch of the ``on`` set, in data order (the authors' test loader)."""
+    kernel = info.simulation.kernel
+    positions = np.asarray(info.positions, dtype=np.float64)
+    inputs, targets = _data(kernel, on)
+    products = [
+        kernel.hvp_operator(positions, info.masses, batch)
+        for batch in consecutive_batches(inputs, targets, batch_size)
+    ]
+
+    def flat(product):
+        return lambda vector: product(vector.reshape(positions.shape)).ravel()
+
+    return [flat(product) for product in products]
 
 
 def _kernel_gradient(info: StepInfo):
@@ -43,9 +64,30 @@ class KernelSharpnessObserver(SharpnessObserver):
     at :meth:`start`, decides the operator (see :func:`kernel_sharpness`)."""
 
     preconditioned: bool | None = None
+    on: str = "train"
+    #: rows per Hessian batch of the power iteration: an int, None (all rows) or "optimizer"
+    hessian_batch: int | str | None = "optimizer"
+
+    def recorded_options(self) -> dict:
+        options = super().recorded_options()
+        if self.on != "train" or self.method == "power_iter":
+            options["on"] = self.on
+        if self.method == "power_iter":
+            options["batch_size"] = "all" if self.hessian_batch is None else self.hessian_batch
+        return options
 
     def start(self, simulation) -> None:
         check_eigenpair_count(self.k, simulation.state.positions.size)
+        if self.on == "test" and getattr(simulation.kernel, "test_inputs", None) is None:
+            raise ValueError(
+                f"sharpness on = 'test' with kernel {simulation.kernel.name!r}: expected a kernel "
+                "with held-out data (test_inputs)"
+            )
+        if self.method == "power_iter":
+            self.seed = int(simulation.state.seed)
+            chosen = simulation.batch_size if self.hessian_batch == "optimizer" else self.hessian_batch
+            size: int | None = None if chosen is None else int(chosen)
+            self.batch_hvps = lambda info: _kernel_batch_hvps(info, self.on, size)
         if not getattr(simulation.kernel, "is_gradient", False):
             raise ValueError(
                 f"sharpness on kernel {simulation.kernel.name!r}: expected a gradient kernel "
@@ -74,6 +116,10 @@ def kernel_sharpness(
     which: str = "LA",
     preconditioned: bool | None = None,
     gradient_fraction: bool = False,
+    method: str = "lanczos",
+    on: str = "train",
+    iterations: int = 20,
+    batch_size: int | str | None = "optimizer",
 ) -> KernelSharpnessObserver:
     """Top Hessian eigenvalue of the running simulation's loss, on the kernel's full
     training set (``kernel.evaluation_context()``), with the optimizer's view of it.
@@ -101,14 +147,34 @@ def kernel_sharpness(
         is an error at the start of the run).
     gradient_fraction : bool
         Also record the fraction of the gradient in the top-k eigenspace.
+    method : {"lanczos", "power_iter"}
+        Lanczos to ``tol``, or the paper authors' K (their ``high-dim/sharpness.py``):
+        ``iterations`` power-iteration steps from a fresh uniform start, step i on the Hessian of
+        batch ``i mod b`` of the ``on`` set split in data order into batches of ``batch_size``
+        (:mod:`particledyn.geometry.sharpness_power`).
+    on : {"train", "test"}
+        The data set of the Hessian (``"test"`` needs a kernel with held-out data).
+    iterations : int
+        Most power-iteration steps (the authors' 20).
+    batch_size : int, None or "optimizer"
+        Rows per Hessian batch of the power iteration: the optimizer's batch size (the authors'
+        test loader uses the training batch size), an integer, or None for one batch of all rows.
     """
+    if on not in ("train", "test"):
+        raise ValueError(f"on={on!r}: expected 'train' or 'test'")
+    if batch_size not in (None, "optimizer") and (
+        isinstance(batch_size, (bool, str)) or int(batch_size) != batch_size or int(batch_size) < 1
+    ):
+        raise ValueError(f"batch_size={batch_size!r}: expected a positive integer, None or 'optimizer'")
     observer = KernelSharpnessObserver(
-        _kernel_hvp,
+        lambda info: _kernel_hvp(info, on),
         every,
         k=k,
         tol=tol,
         which=which,
         gradient=_kernel_gradient if gradient_fraction else None,
+        method=method,
+        iterations=iterations,
     )
-    observer.preconditioned = preconditioned
+    observer.preconditioned, observer.on, observer.hessian_batch = preconditioned, on, batch_size
     return observer

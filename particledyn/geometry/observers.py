@@ -25,6 +25,7 @@ from .lipschitz import max_ratio, pairwise_lipschitz
 from .merges import DEFAULT_EPS, atom_masses, default_mass_bins, mass_histogram, merge_statistics
 from .neighbours import NeighbourCache, pair_norms
 from .sharpness import gradient_fraction, preconditioned_hvp, stability_thresholds, top_eigenpairs
+from .sharpness_power import power_iteration
 
 _NAN = float("nan")
 
@@ -551,6 +552,19 @@ class SharpnessObserver(Observer):
     gradient : callable, optional
         ``gradient(info) -> flat dL/dx at info.positions``; adds ``grad_fraction``,
         the fraction ||P_k g||^2 / ||g||^2 of the gradient in the top-k eigenspace.
+    method : {"lanczos", "power_iter"}
+        Lanczos to ``tol`` (warm-started), or the paper authors' power iteration
+        (:func:`particledyn.geometry.sharpness_power.power_iteration`: ``iterations`` steps from a
+        fresh uniform start drawn from ``(seed, step)``, step i on ``batch_hvps(info)[i mod b]``).
+    batch_hvps : callable, optional
+        ``batch_hvps(info) -> [v -> H_b v, ...]``, one per batch, for ``method="power_iter"``
+        (default: ``[hvp(info)]``).
+    iterations : int
+        Most power-iteration steps.
+    power_tol : float
+        Relative change that stops the power iteration early (the authors' 1e-4).
+    seed : int
+        Seeds the power iteration's start vectors (with the step).
 
     Records ``lambda_max``, ``K`` (= lambda_max), ``eta_star``, ``eta_K``,
     ``two_over_eta``, ``stability_threshold``, ``n_hvp``, ``residual``,
@@ -572,8 +586,24 @@ class SharpnessObserver(Observer):
         preconditioner: Callable | None = None,
         gradient: Callable | None = None,
         adam_beta1: float | None = None,
+        method: str = "lanczos",
+        batch_hvps: Callable[[StepInfo], list] | None = None,
+        iterations: int = 20,
+        power_tol: float = 1e-4,
+        seed: int = 0,
     ):
         super().__init__(every)
+        if method not in ("lanczos", "power_iter"):
+            raise ValueError(f"method={method!r}: expected 'lanczos' or 'power_iter'")
+        if method == "power_iter" and k != 1:
+            raise ValueError(f"k={k!r} with method='power_iter': expected k = 1 (power iteration finds one)")
+        self.method, self.batch_hvps, self.iterations, self.power_tol = (
+            method,
+            batch_hvps,
+            iterations,
+            power_tol,
+        )
+        self.seed = seed
         for label, f in (("hvp", hvp), ("preconditioner", preconditioner), ("gradient", gradient)):
             if f is not None and not callable(f):
                 raise TypeError(f"{label} is {type(f).__name__}: expected a callable(info)")
@@ -592,18 +622,38 @@ class SharpnessObserver(Observer):
             "tol": self.tol,
             "preconditioned": self.preconditioner is not None,
             "adam_beta1": self.adam_beta1,
+            **(
+                {"method": self.method, "iterations": self.iterations, "power_tol": self.power_tol}
+                if self.method == "power_iter"
+                else {}
+            ),
         }
+
+    def _operators(self, info: StepInfo) -> list:
+        operators = (
+            [self.hvp(info)] if self.method == "lanczos" or self.batch_hvps is None else self.batch_hvps(info)
+        )
+        operators = [_finite_or_diverged(op, info) for op in operators]
+        if self.preconditioner is not None:
+            diagonal = self.preconditioner(info)
+            operators = [preconditioned_hvp(op, diagonal) for op in operators]
+        return operators
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         n = int(np.size(info.positions))
-        operator = _finite_or_diverged(self.hvp(info), info)
-        if self.preconditioner is not None:
-            operator = preconditioned_hvp(operator, self.preconditioner(info))
-        v0 = self.eigenvector
-        if v0 is not None and v0.size != n:
-            v0 = None
-        result = top_eigenpairs(operator, n, self.k, v0=v0, tol=self.tol, ncv=self.ncv, which=self.which)
-        self.eigenvector = result.eigenvector
+        operators = self._operators(info)
+        if self.method == "power_iter":
+            # a fresh start at every call, as the authors' code draws one: no state to resume
+            rng = np.random.default_rng([self.seed, int(info.step)])
+            result = power_iteration(operators, n, self.iterations, self.power_tol, rng)
+        else:
+            v0 = self.eigenvector
+            if v0 is not None and v0.size != n:
+                v0 = None
+            result = top_eigenpairs(
+                operators[0], n, self.k, v0=v0, tol=self.tol, ncv=self.ncv, which=self.which
+            )
+            self.eigenvector = result.eigenvector
         values: dict[str, Any] = {"lambda_max": result.lambda_max}
         values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum, self.adam_beta1))
         values.update(n_hvp=result.n_hvp, residual=result.residual, converged=result.converged)

@@ -109,6 +109,10 @@ def _build_sharpness(options, ctx):
         tol=options["tol"],
         preconditioned=options["preconditioned"],
         gradient_fraction=options["grad_fraction"],
+        method=options["method"],
+        on=options["on"],
+        iterations=options["iterations"],
+        batch_size=None if options["batch_size"] == "all" else options["batch_size"],
     )
 
 
@@ -262,6 +266,27 @@ for _type in (
                 Bool(),
                 "Also record grad_fraction, the gradient's fraction in the top-k eigenspace.",
                 False,
+            ),
+            Key(
+                "method",
+                Choice(("lanczos", "power_iter")),
+                "Lanczos to tol (warm-started), or the paper authors' K: `iterations` power-iteration "
+                "steps from a fresh uniform start, step i on batch i mod b (their high-dim/sharpness.py).",
+                "lanczos",
+            ),
+            Key(
+                "on",
+                Choice(("train", "test")),
+                "The data set of the Hessian (test: the held-out rows).",
+                "train",
+            ),
+            Key("iterations", Int(1, 100000), "Most power-iteration steps (method = power_iter).", 20),
+            Key(
+                "batch_size",
+                OneOf((Literal("optimizer"), Literal("all"), Int(1))),
+                "Rows per Hessian batch of the power iteration, in data order, the last one short: "
+                '"optimizer" (its batch size, as the authors\' test loader), "all" or an integer.',
+                "optimizer",
             ),
         ),
         _build_sharpness,
