@@ -34,6 +34,7 @@ examples:
   particledyn info a.h5                    what a run file holds, how far it got
   particledyn plot a.h5                    figures (a_figures/*.png; --format pdf|svg) and the verdict
   particledyn sweep grid.toml              a grid of runs (lr, seeds, N) on Dask, with the phase diagram
+  particledyn campaign sweep.toml [...]    the phase-transition sweeps, critical-rate table and figure
   particledyn width my.toml --sizes 100 1000
                                            infinite-width convergence study of a mean-field scenario
   particledyn keys                         every scenario key, its type, default and meaning
@@ -278,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     # listed for --help only: main() hands `sweep ...` to particledyn.sweep.sweep_main
     commands.add_parser("sweep", help="run a grid of runs (learning rates, seeds, N) on Dask", add_help=False)
+    # listed for --help only: main() hands `campaign ...` to particledyn.sweep.campaign.campaign_main
+    commands.add_parser(
+        "campaign",
+        help="run the phase-transition sweeps; write the critical-rate table and figure",
+        add_help=False,
+    )
     commands.add_parser(
         "keys",
         aliases=["scenario-keys"],
@@ -728,6 +735,10 @@ def _main(argv: Sequence[str] | None) -> int:
         from .sweep import sweep_main
 
         return sweep_main(argv[1:])
+    if argv[:1] == ["campaign"]:
+        from .sweep.campaign import campaign_main
+
+        return campaign_main(argv[1:], prog="particledyn campaign")
     if argv[:1] == ["width"]:
         from .sweep.width import width_main
 

@@ -246,3 +246,145 @@ def test_the_K_at_the_start_orders_as_the_theory_says(tmp_path):
     # the pairwise K is a lower bound on the Lipschitz constant of the field, the a-priori bound an
     # upper one: a bound below the measured pairs would be a wrong certificate
     assert 0 < K["pairwise"] <= K["apriori"] and K["lambda_max"] > 0
+
+
+# ---------------------------------------------------------------- scaling with N
+def _seeded(n, value, seed, status="bracketed", width=1.001):
+    row = _row(onset_bracket({1.0: "none", width: "event"}), K0=1.0, seed=seed, n=n)
+    return dict(
+        row, status=status, eta_c=value, eta_c_lambda_max=value, eta_c_pairwise=value, eta_c_apriori=value
+    )
+
+
+def test_the_scaling_exponent_is_fitted_with_its_error_and_a_flat_onset_is_said_to_have_no_trend():
+    from particledyn.sweep.campaign import scaling_fit, scaling_markdown
+
+    rng = np.random.default_rng(0)
+    ns = (100, 1000, 10000)
+    falling = [_seeded(n, 2.0 * n**-0.5 * math.exp(rng.normal(0, 0.1)), s) for n in ns for s in range(5)]
+    (fit,) = [f for f in scaling_fit(falling) if f["K"] == "lambda_max"]
+    assert fit["exponent"] == pytest.approx(-0.5, abs=0.06) and 0 < fit["stderr"] < 0.05
+    assert fit["verdict"].startswith("N^(-0.5") and fit["seeds_per_n"] == "100:5; 1000:5; 10000:5"
+    flat = [_seeded(n, math.exp(rng.normal(0, 0.5)), s) for n in ns for s in range(5)]
+    (fit,) = [f for f in scaling_fit(flat) if f["K"] == "lambda_max"]
+    assert abs(fit["exponent"]) < 2 * fit["stderr"] and fit["verdict"] == "no trend within error"
+    # seeds that share one bracket per N have no residual: the bracket's width is the error
+    shared = [_seeded(n, 2.0 * n**-0.5, s, width=4.0) for n in ns for s in range(5)]
+    (fit,) = [f for f in scaling_fit(shared) if f["K"] == "lambda_max"]
+    assert fit["exponent"] == pytest.approx(-0.5)
+    assert fit["stderr"] == pytest.approx(0.5 * math.log10(4.0) / math.sqrt(3) / math.sqrt(10), rel=1e-6)
+    # censored seeds are left out and said; one N bracketed is no fit, and no number is invented
+    one_n = [_seeded(100, 1.0, s) for s in range(4)] + [_seeded(1000, math.nan, 0, status="none")]
+    (fit,) = [f for f in scaling_fit(one_n) if f["K"] == "lambda_max"]
+    assert (
+        math.isnan(fit["exponent"]) and fit["verdict"].startswith("no fit") and fit["seeds_per_n"] == "100:4"
+    )
+    assert "no fit" in scaling_markdown(scaling_fit(one_n))
+
+
+# ---------------------------------------------------------------- the base scenario
+def test_the_base_scenario_locates_a_blow_up_to_the_step(tmp_path):
+    from particledyn.runner import start_run
+    from particledyn.scenario import load_scenario
+    from particledyn.sweep.onset import run_events
+
+    scenario = load_scenario(
+        BASE,
+        {"run.steps": 14, "init.n": 24, "data.n": 60, "schedule.lr": 300.0, "kernel.scaling": "standard"},
+    )
+    path = tmp_path / "blow.h5"
+    try:
+        start_run(scenario, out=str(path), progress=False)
+    except Exception:  # a NaN divergence stops the run; the file keeps what was recorded
+        pass
+    events = run_events(path)
+    # the loss is recorded every step, so the blow-up is the step it happens at, not up to 10 late
+    assert events["diverged"] is not None and 1 <= events["diverged"] <= 14
+    from particledyn.io import open_run
+    from particledyn.summary import train_loss_series
+
+    with open_run(path) as run:
+        steps, _ = train_loss_series(run)
+    assert np.array_equal(np.diff(steps), np.ones(len(steps) - 1))
+
+
+# ---------------------------------------------------------------- the command
+@pytest.fixture()
+def scheduler():
+    import logging
+
+    import distributed
+
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, silence_logs=logging.ERROR
+    )
+    yield cluster.scheduler_address
+    cluster.close()
+
+
+def test_particledyn_campaign_runs_resumes_and_refuses_to_replace_another_campaign(
+    tmp_path, scheduler, capsys
+):
+    import h5py
+
+    from particledyn.cli import main
+
+    bisect = '[bisect]\nevent = ["exact_merge", "merge"]\nlo = 0.25\nhi = 64.0\niterations = 1\n'
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text(TINY + bisect)
+    second.write_text(
+        TINY.replace('name = "tiny"', 'name = "other"').replace("seed = [0, 1]", "seed = [2]") + bisect
+    )
+    out = tmp_path / "out"
+    argv = ["campaign", str(first), "--out", str(out), "--address", scheduler]
+    assert main(argv) == 0
+    for name in (
+        "campaign_table.csv",
+        "campaign_scaling.csv",
+        "campaign_points.csv",
+        "campaign.h5",
+        "campaign.png",
+    ):
+        assert (out / name).is_file(), name
+    runs = sorted((out / "runs").glob("*.h5"))  # one sweep: its runs in --out itself
+    assert runs
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    capsys.readouterr()
+    assert main(argv) == 0  # a rerun resumes: nothing is run again
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+    with h5py.File(out / "campaign.h5") as f:
+        points = len(f["points/seed"])
+    assert points == 4  # 2 seeds x the 2 events bisected
+    capsys.readouterr()
+    # another sweep into the same folder: refused in one line, nothing run or lost
+    assert main(["campaign", str(second), "--out", str(out), "--address", scheduler]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "campaign.h5" in err
+    assert not (out / "other").exists() and sorted((out / "runs").glob("*.h5")) == runs
+    assert main(["campaign", str(second), "--out", str(out), "--address", scheduler, "--overwrite"]) == 0
+    with h5py.File(out / "campaign.h5") as f:
+        assert len(f["points/seed"]) == 2 and str(second) in f.attrs["sweeps"]
+
+
+def test_particledyn_campaign_puts_several_sweeps_each_in_its_own_folder_and_rejects_bad_options(
+    tmp_path, capsys
+):
+    from particledyn.cli import main
+
+    path = tmp_path / "a.toml"
+    path.write_text(TINY + '[bisect]\nevent = ["merge"]\nlo = 0.25\nhi = 64.0\niterations = 1\n')
+    for bad, word in (
+        (["--workers", "0"], "--workers=0"),
+        (["--limit", "-1"], "--limit=-1"),
+    ):
+        assert main(["campaign", str(path), *bad]) == 2
+        assert word in capsys.readouterr().err
+    # two sweeps of one name cannot share --out (their runs would mix)
+    assert main(["campaign", str(path), str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "sweep.name='tiny'" in capsys.readouterr().err
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[sweep]\nbase = 3\n")
+    assert main(["campaign", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

@@ -3,8 +3,10 @@ scaling, read against each K measured at the start (issue 18, item 5).
 
 One command runs the sweeps (resuming what is done) and writes the table and figure::
 
-    python -m particledyn.sweep.campaign scenarios/sweeps/phase_transition_campaign.toml \\
-        [more sweeps ...] [--out DIR] [--figure PNG] [--analyse-only]
+    particledyn campaign scenarios/sweeps/phase_transition_campaign.toml [more sweeps ...] \\
+        [--out DIR] [--overwrite] [--address A] [--workers N] [--limit N] [--figure PNG] [--analyse-only]
+
+(``python -m particledyn.sweep.campaign`` is the same command.)
 
 Per grid point (seed, N, scaling, optimizer) and event (:mod:`particledyn.sweep.onset`), the
 onset is bracketed from the rates the sweep ran (a ladder or a bisection alike): ``hi`` is the
@@ -44,6 +46,8 @@ __all__ = [
     "start_K",
     "point_rows",
     "aggregate",
+    "scaling_fit",
+    "scaling_markdown",
     "write_campaign",
     "markdown_table",
     "plot_campaign",
@@ -318,6 +322,93 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
+SCALING_COLUMNS = (
+    "scaling",
+    "optimizer",
+    "event",
+    "K",
+    "seeds_per_n",
+    "points",
+    "exponent",
+    "stderr",
+    "verdict",
+)
+
+
+def scaling_fit(points: list[dict], sources=K_SOURCES) -> list[dict]:
+    """How the critical eta*K scales with N: a least-squares fit of log eta_c K = c + b log N over
+    the bracketed seeds of each (scaling, optimizer, event), per K.
+
+    ``exponent`` is b, ``stderr`` its standard error (the residuals' spread over seeds and the
+    bracket widths, each onset uniform in log inside its bracket, in quadrature); ``verdict`` says ``"N^b"`` where |b| > 2 stderr, ``"no trend within error"`` where not,
+    and why no fit was made (fewer than two N or three bracketed seeds). ``seeds_per_n`` lists how
+    many seeds were bracketed at each N: the fit is over those only (censored seeds, with no
+    onset in range or one below it, are left out and said).
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for row in points:
+        groups.setdefault((row["scaling"], row["optimizer"], row["event"]), []).append(row)
+    fits = []
+    for (scaling, optimizer, event), members in sorted(groups.items()):
+        done = [r for r in members if r["status"] == "bracketed"]
+        for source in sources:
+            kept = [r for r in done if np.isfinite(r[f"eta_c_{source}"]) and r[f"eta_c_{source}"] > 0]
+            pairs = [(r["n"], r[f"eta_c_{source}"]) for r in kept]
+            halves = [0.5 * math.log10(r["hi_factor"] / r["lo_factor"]) for r in kept]
+            ns = sorted({n for n, _ in pairs})
+            per_n = "; ".join(f"{n}:{sum(1 for m, _ in pairs if m == n)}" for n in ns)
+            entry = {
+                "scaling": scaling,
+                "optimizer": optimizer,
+                "event": event,
+                "K": source,
+                "seeds_per_n": per_n,
+                "points": len(pairs),
+                "exponent": math.nan,
+                "stderr": math.nan,
+            }
+            if len(ns) < 2 or len(pairs) < 3:
+                entry["verdict"] = (
+                    "no fit: bracketed at fewer than 2 N" if len(ns) < 2 else "no fit: < 3 seeds"
+                )
+                fits.append(entry)
+                continue
+            x = np.log10([n for n, _ in pairs])
+            y = np.log10([v for _, v in pairs])
+            sxx = float(((x - x.mean()) ** 2).sum())
+            slope = float(((x - x.mean()) * (y - y.mean())).sum() / sxx)
+            residual = y - y.mean() - slope * (x - x.mean())
+            # the spread over seeds, and each onset's place inside its bracket (uniform in log:
+            # sd = half-width / sqrt 3), which the residuals miss when seeds share a bracket
+            spread = float((residual**2).sum()) / (len(x) - 2) / sxx
+            width = np.array([h for h, (_, v) in zip(halves, pairs)]) ** 2 / 3.0
+            stderr = math.sqrt(spread + float((((x - x.mean()) / sxx) ** 2 * width).sum()))
+            entry["exponent"], entry["stderr"] = slope, stderr
+            entry["verdict"] = (
+                f"N^({slope:.2f} +- {stderr:.2f})" if abs(slope) > 2 * stderr else "no trend within error"
+            )
+            fits.append(entry)
+    return fits
+
+
+def scaling_markdown(fits: list[dict], source: str = "lambda_max") -> str:
+    """The fits of :func:`scaling_fit` for one K as Markdown."""
+    lines = [
+        f"| scaling | optimizer | event | bracketed seeds per N | exponent b of eta_c ~ N^b (K = {source}) "
+        "| verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in fits:
+        if f["K"] != source:
+            continue
+        b = f"{f['exponent']:.2f} +- {f['stderr']:.2f}" if math.isfinite(f["exponent"]) else ""
+        lines.append(
+            f"| {f['scaling']} | {f['optimizer']} | {f['event']} | {f['seeds_per_n'] or '-'} | {b} "
+            f"| {f['verdict']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _write_csv(path: Path, rows: list[dict], columns) -> None:
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as handle:
@@ -339,9 +430,12 @@ def _write_csv(path: Path, rows: list[dict], columns) -> None:
     tmp.replace(path)
 
 
-def write_campaign(points: list[dict], table: list[dict], out, attrs: dict | None = None) -> dict:
-    """Write ``campaign_points.csv``, ``campaign_table.csv`` and ``campaign.h5`` (groups
-    ``points`` and ``table``, one dataset per column) into ``out``; returns their paths."""
+def write_campaign(
+    points: list[dict], table: list[dict], out, attrs: dict | None = None, fits: list[dict] | None = None
+) -> dict:
+    """Write ``campaign_points.csv``, ``campaign_table.csv``, ``campaign_scaling.csv`` and
+    ``campaign.h5`` (groups ``points``, ``table`` and ``scaling``, one dataset per column) into
+    ``out``; returns their paths."""
     import h5py
 
     out = Path(out)
@@ -349,13 +443,20 @@ def write_campaign(points: list[dict], table: list[dict], out, attrs: dict | Non
     paths = {
         "points": out / "campaign_points.csv",
         "table": out / "campaign_table.csv",
+        "scaling": out / "campaign_scaling.csv",
         "h5": out / "campaign.h5",
     }
+    fits = scaling_fit(points) if fits is None else fits
     _write_csv(paths["points"], points, POINT_COLUMNS)
     _write_csv(paths["table"], table, TABLE_COLUMNS)
+    _write_csv(paths["scaling"], fits, SCALING_COLUMNS)
     tmp = paths["h5"].with_suffix(".h5.tmp")
     with h5py.File(tmp, "w") as f:
-        for name, rows, columns in (("points", points, POINT_COLUMNS), ("table", table, TABLE_COLUMNS)):
+        for name, rows, columns in (
+            ("points", points, POINT_COLUMNS),
+            ("table", table, TABLE_COLUMNS),
+            ("scaling", fits, SCALING_COLUMNS),
+        ):
             group = f.create_group(name)
             for column in columns:
                 values = [r[column] for r in rows]
@@ -413,6 +514,15 @@ def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exac
 
 _COLOURS = {"gd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
 _LINES = {"mean_field": "-", "standard": "--"}
+#: Bracketed points: a filled circle (mean-field) or an open square (standard); censored markers
+#: are filled in mean-field and open in standard scaling, so a lone marker names its scaling.
+_MEAN_MARKERS = {"mean_field": "o", "standard": "s"}
+_FILLED = {"mean_field": True, "standard": False}
+_CENSORED = (
+    ("none", "^", "lo_factor", min),
+    ("at_lo", "v", "hi_factor", max),
+    ("diverged", "X", "hi_factor", min),
+)
 _K_LABELS = {
     "lambda_max": "lambda_max (Lanczos)",
     "pairwise": "pairwise K (lower bound)",
@@ -425,10 +535,12 @@ def plot_campaign(
 ) -> Path:
     """The critical eta*K against N: one panel per (K, event), a line per (optimizer, scaling).
 
-    Bracketed points: mean +- std over seeds. No onset in range: an up-triangle at the largest
-    rate tried (the onset, if any, is above it); onset below the range: a down-triangle at the
-    smallest; diverged before the event: a cross where the runs diverge. Drawn in units of
-    each K's eta* at the start; the dotted line is eta*K = 1.
+    Colour: the optimizer; scaling: a solid line and filled markers (mean-field) or a dashed line
+    and open markers (standard). Bracketed points: mean +- std over seeds (circle / square), the
+    count of bracketed seeds beside it. Censored seeds, at the table's extremes: no onset in range,
+    an up-triangle at the smallest top rate; onset below the range, a down-triangle at the largest
+    bottom rate; diverged before the event, an X at the smallest rate where the runs diverge.
+    Drawn in units of each K's eta* at the start; the dotted line is eta*K = 1.
     """
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -447,9 +559,10 @@ def plot_campaign(
                 optimizer, scaling = key
                 mine = [r for r in points if (r["optimizer"], r["scaling"]) == key and r["event"] == event]
                 colour, line = _COLOURS.get(optimizer, "0.3"), _LINES.get(scaling, ":")
-                ns = sorted({r["n"] for r in mine})
-                xs, ys, es = [], [], []
-                for n in ns:
+                filled = _FILLED.get(scaling, True)
+                face = colour if filled else "none"
+                xs, ys, es, counts = [], [], [], []
+                for n in sorted({r["n"] for r in mine}):
                     at = [r for r in mine if r["n"] == n]
                     values = np.array([r[f"eta_c_{source}"] for r in at if r["status"] == "bracketed"])
                     values = values[np.isfinite(values)]
@@ -458,24 +571,18 @@ def plot_campaign(
                         xs.append(x)
                         ys.append(values.mean())
                         es.append(values.std(ddof=1) if len(values) > 1 else 0.0)
-                    scale = {r["status"]: r for r in at}
-                    for status, marker, where in (
-                        ("none", "^", "lo_factor"),
-                        ("at_lo", "v", "hi_factor"),
-                        ("diverged", "x", "hi_factor"),
-                    ):
-                        if status in scale:
-                            r = scale[status]
-                            y = r[where] * r[f"K_{source}"] / r["K_lambda_max"]
-                            if np.isfinite(y) and y > 0:
-                                ax.scatter(
-                                    [x],
-                                    [y],
-                                    marker=marker,
-                                    color=colour,
-                                    facecolors="none" if marker != "x" else colour,
-                                    s=36,
-                                )
+                        counts.append(len(values))
+                    for status, marker, where, pick in _CENSORED:
+                        ys_c = [
+                            r[where] * r[f"K_{source}"] / r["K_lambda_max"]
+                            for r in at
+                            if r["status"] == status
+                        ]
+                        ys_c = [y for y in ys_c if np.isfinite(y) and y > 0]
+                        if ys_c:
+                            ax.scatter(
+                                [x], [pick(ys_c)], marker=marker, edgecolors=colour, facecolors=face, s=36
+                            )
                 if xs:  # +- std; the lower bar stops at a tenth of the mean on the log axis
                     means, spreads = np.array(ys), np.array(es)
                     ax.errorbar(
@@ -484,10 +591,20 @@ def plot_campaign(
                         yerr=[np.minimum(spreads, 0.9 * means), spreads],
                         color=colour,
                         ls=line,
-                        marker="o",
-                        ms=4,
+                        marker=_MEAN_MARKERS.get(scaling, "o"),
+                        mfc=face,
+                        ms=5,
                         capsize=3,
                     )
+                    for x, y, c in zip(xs, means, counts):
+                        ax.annotate(
+                            str(c),
+                            (x, y),
+                            xytext=(3, 3),
+                            textcoords="offset points",
+                            fontsize=6,
+                            color=colour,
+                        )
             ax.axhline(1.0, color="0.3", ls=":", lw=1)
             ax.set(xscale="log", yscale="log", xlabel="N")
             if row_i == 0:
@@ -495,65 +612,184 @@ def plot_campaign(
             if col == 0:
                 ax.set_ylabel(f"critical eta * K\nK = {_K_LABELS[source]}")
     handles = [Line2D([], [], color=c, label=o) for o, c in _COLOURS.items()]
-    handles += [Line2D([], [], color="0.3", ls=l, label=s) for s, l in _LINES.items()]
     handles += [
-        Line2D([], [], color="0.3", marker=m, ls="", mfc="none", label=t)
-        for m, t in (("^", "no onset up to here"), ("v", "onset below here"), ("x", "diverges here first"))
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            ls=_LINES[s],
+            marker=_MEAN_MARKERS[s],
+            mfc="0.3" if _FILLED[s] else "none",
+            label=f"{s} (mean +- std, n bracketed)",
+        )
+        for s in _LINES
     ]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
+    handles += [
+        Line2D([], [], color="0.3", marker=m, ls="", mfc="0.3", label=t)
+        for m, t in (("^", "no onset up to here"), ("v", "onset below here"), ("X", "diverges here first"))
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97 if title else 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97 if title else 1))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     return out
 
 
-def campaign_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m particledyn.sweep.campaign SWEEP.toml [...] [--out DIR] [--figure PNG]
-    [--analyse-only]``: run the sweeps (resuming), then write the table and figure.
+def _sweep_outs(specs, out) -> tuple[list[Path], Path]:
+    """Each sweep's run folder and the campaign's folder: with ``out``, one sweep runs in ``out``
+    itself (as ``particledyn sweep --out``) and several each in ``out/<sweep name>``; without it,
+    each in its own ``sweep.out`` and the table goes to the first's."""
+    if out is None:
+        folders = [spec.out.resolve() for spec in specs]
+        return folders, folders[0]
+    root = Path(out).resolve()
+    if len(specs) == 1:
+        return [root], root
+    names = [spec.name for spec in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(
+            f"sweep.name={twice[0]!r} is used by two sweep files: expected distinct names with --out"
+        )
+    return [root / name for name in names], root
 
-    Exit status: 0 written, 1 a sweep left runs undone (the table is written from what is
-    done), 2 a bad sweep file or option.
+
+def _identity(paths) -> str:
+    return json.dumps([str(Path(p).resolve()) for p in paths])
+
+
+def _check_target(target: Path, identity: str, overwrite: bool) -> None:
+    """Refuse to replace a campaign table in ``target`` written from other sweeps (a rerun of the
+    same sweeps refreshes it: that is how a campaign resumes)."""
+    import h5py
+
+    existing = target / "campaign.h5"
+    if overwrite or not existing.is_file():
+        return
+    try:
+        with h5py.File(existing, "r") as f:
+            before = f.attrs.get("sweeps", "")
+    except OSError:
+        before = ""
+    before = before.decode() if isinstance(before, bytes) else str(before)
+    try:
+        same = [str(Path(p).resolve()) for p in json.loads(before)] == json.loads(identity)
+    except (ValueError, TypeError):
+        same = False
+    if not same:
+        raise FileExistsError(
+            f"{str(existing)!r} holds a campaign of other sweeps ({before or 'unknown'}): "
+            "expected --overwrite to replace it, or another --out"
+        )
+
+
+def campaign_main(
+    argv: Sequence[str] | None = None, prog: str = "python -m particledyn.sweep.campaign"
+) -> int:
+    """``particledyn campaign SWEEP.toml [...] [--out DIR] [--overwrite] [--address A]
+    [--workers N] [--limit N] [--figure PNG] [--analyse-only]``: run the sweeps (resuming what is
+    done: run it again to go on), then write the table, the scaling fits and the figure.
+
+    Exit status: 0 written, 1 a sweep left runs undone or no worker was left (the table is
+    written from what is done), 2 a bad sweep file or option, or a table of other sweeps in the
+    way, 130 interrupted (run it again to resume).
     """
-    from .executor import run_sweep
+    from .cluster import NoWorkersError
+    from .executor import _sigterm_as_interrupt, run_sweep
     from .grid import SweepError, load_sweep
 
     parser = argparse.ArgumentParser(
-        prog="python -m particledyn.sweep.campaign",
-        description="Run the phase-transition sweeps and write the critical eta/eta* table and figure.",
+        prog=prog,
+        description="Run the phase-transition sweeps on Dask (a rerun resumes) and write the critical "
+        "eta/eta* table, its scaling with N and the figure.",
     )
     parser.add_argument("sweeps", nargs="+", metavar="SWEEP.toml")
     parser.add_argument(
-        "--out", metavar="DIR", help="where the table goes (default: the first sweep's folder)"
+        "--out",
+        metavar="DIR",
+        help="output folder: one sweep runs there, several each in DIR/<sweep name>; the table and "
+        "figure go there (default: each sweep's sweep.out, the table in the first's)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a campaign table there written from other sweeps"
+    )
+    parser.add_argument(
+        "--address", metavar="ADDR", help="a running Dask scheduler (default: a LocalCluster)"
+    )
+    parser.add_argument(
+        "--workers", type=int, metavar="N", help="LocalCluster workers (default: cluster.workers)"
+    )
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="launch at most N of each sweep's runs left to do"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="progress bar counting runs (default: off)",
     )
     parser.add_argument("--figure", metavar="PNG", help="figure file (default: <out>/campaign.png)")
     parser.add_argument("--analyse-only", action="store_true", help="run nothing; analyse the runs there")
     args = parser.parse_args(argv)
+    for name in ("workers", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            print(f"error: --{name}={value}: expected a positive integer", file=sys.stderr)
+            return 2
     try:
         specs = [load_sweep(path) for path in args.sweeps]
-    except SweepError as exc:
+        folders, target = _sweep_outs(specs, args.out)
+        identity = _identity(args.sweeps)
+        _check_target(target, identity, args.overwrite)
+    except (SweepError, ValueError, FileExistsError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     left = 0
     points: list[dict] = []
-    for path, spec in zip(args.sweeps, specs):
-        out = spec.out.resolve()
-        if not args.analyse_only:
-            result = run_sweep(path, plot=False, progress=False)
-            left += sum(
-                v for k, v in result.counts.items() if k in ("failed", "pending", "stopped", "running")
-            )
-        if not (out / "summary.csv").is_file():
-            print(
-                f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first", file=sys.stderr
-            )
-            return 2
-        points += point_rows(spec, out)
-    target = Path(args.out) if args.out else specs[0].out.resolve()
+    with _sigterm_as_interrupt():
+        for path, spec, out in zip(args.sweeps, specs, folders):
+            if not args.analyse_only:
+                try:
+                    result = run_sweep(
+                        path,
+                        out=out,
+                        address=args.address,
+                        workers=args.workers,
+                        limit=args.limit,
+                        progress=args.progress,
+                        plot=False,
+                    )
+                except (SweepError, ValueError) as exc:
+                    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+                    return 2
+                except NoWorkersError as exc:
+                    print(f"error: {exc}; run the campaign again to resume", file=sys.stderr)
+                    return 1
+                except KeyboardInterrupt:
+                    print(
+                        "interrupted: run the campaign again to resume (finished runs are skipped)",
+                        file=sys.stderr,
+                    )
+                    return 130
+                left += sum(
+                    v for k, v in result.counts.items() if k in ("failed", "pending", "stopped", "running")
+                )
+            if not (out / "summary.csv").is_file():
+                print(
+                    f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
+                    file=sys.stderr,
+                )
+                return 2
+            events = EVENTS if spec.bisect is None else tuple(e for e in spec.bisect.events if e in EVENTS)
+            points += point_rows(spec, out, events=events)
     table = aggregate(points)
-    paths = write_campaign(points, table, target, {"sweeps": json.dumps(list(args.sweeps))})
-    (target / "campaign_table.md").write_text(markdown_table(table))
+    fits = scaling_fit(points)
+    paths = write_campaign(points, table, target, {"sweeps": identity}, fits=fits)
+    (target / "campaign_table.md").write_text(
+        markdown_table(table) + "\n" + "".join(scaling_markdown(fits, s) + "\n" for s in K_SOURCES)
+    )
     figure = plot_campaign(
         points,
         args.figure or target / "campaign.png",
@@ -561,7 +797,8 @@ def campaign_main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"campaign: {len(points)} point-events from {len(specs)} sweep(s); table {paths['table']}; "
-        f"points {paths['points']}; {paths['h5']}; figure {figure}"
+        f"scaling {paths['scaling']}; points {paths['points']}; {paths['h5']}; figure {figure}"
+        + (f"; {left} runs left to do: run it again to resume" if left else "")
     )
     return 0 if left == 0 else 1
 
