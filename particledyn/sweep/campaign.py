@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..scenario.resolved import ResolvedScenario
+
 __all__ = [
     "K_SOURCES",
     "POINT_COLUMNS",
@@ -132,12 +134,12 @@ def onset_bracket(outcomes: dict) -> dict:
     return dict(out, status=status, lo=below[-1], hi=hi)
 
 
-def start_K(resolved: dict, K0: float) -> dict:
+def start_K(resolved: ResolvedScenario, K0: float) -> dict:
     """The three K's at the start of a resolved scenario.
 
     Parameters
     ----------
-    resolved : dict
+    resolved : ResolvedScenario
     K0 : float
         lambda_max at the start, as the sweep measured it (:func:`particledyn.sweep.grid.measure_K0`).
 
@@ -224,8 +226,8 @@ def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> l
                 else dict.fromkeys(K_SOURCES, math.nan)
             )
         K = cache[key]
-        scaling = _axis(axes, "kernel.scaling", base["kernel"].get("scaling", ""))
-        optimizer = _axis(axes, "optimizer.name", base["optimizer"]["name"])
+        scaling = _axis(axes, "kernel.scaling", getattr(base.kernel, "scaling", ""))
+        optimizer = _axis(axes, "optimizer.name", base.optimizer.name)
         for event in events:
             outcomes = {
                 float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
@@ -262,7 +264,7 @@ def _point_of(spec, seed: int, n: int, axes: str):
     for point in grid_points(spec):
         probe = run_scenario(spec, point, 1.0)
         label = axes_label(tuple(zip((k for k, _ in spec.axes), point[2:])))
-        if probe["run"]["seed"] == seed and probe["init"].get("n") == n and label == axes:
+        if probe.run.seed == seed and getattr(probe.init, "n", None) == n and label == axes:
             return point
     return None
 

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..kernel import Kernel
+from ..scenario.resolved import ResolvedScenario
 
 __all__ = ["ShardedTwoLayer", "rank_order_sum", "shard_bounds", "run_sharded", "mpi_main"]
 
@@ -111,7 +112,7 @@ class ShardedTwoLayer(Kernel):
         return loss_and_output_gradient(outputs, targets, self.kernel.loss_name)[0]
 
 
-def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
+def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> dict:
     """Run a resolved scenario with its particles split across ``comm``'s ranks (collective).
 
     Every rank builds the same data and initial cloud (both derive from the seeds), keeps its
@@ -131,20 +132,20 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     x, m = prepared.positions, prepared.masses
     lo, hi = shard_bounds(x.shape[0], comm.Get_rank(), comm.Get_size())
     kernel = ShardedTwoLayer(prepared.kernel, comm)
-    run, optimizer = resolved["run"], resolved["optimizer"]
-    steps = int(run["steps"] if steps is None else steps)
+    run, optimizer = resolved.run, resolved.optimizer
+    steps = int(run.steps if steps is None else steps)
     sim = Simulation(
         kernel,
         x[lo:hi],
         optimizer=prepared.optimizer,
         lr=prepared.schedule,
         masses=m[lo:hi],
-        seed=run["seed"],
-        batch_size=optimizer["batch_size"],
+        seed=run.seed,
+        batch_size=optimizer.batch_size,
         observers=(),
         sink=MemorySink(keep_frames=False),
         frame_every=0,
-        dtype=run["dtype"],
+        dtype=run.dtype,
     )
     # a rank stopping at its own step boundary would leave the others blocked in the next Allreduce
     sim.defer_signals = False
