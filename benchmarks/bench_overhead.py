@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     sim.frame_every = 0
     n = sim.positions.shape[0]
     print(
-        f"scenario {scenario.resolved['run']['name']}: N = {n}, D = {sim.positions.shape[1]}, "
+        f"scenario {scenario.resolved.run.name}: N = {n}, D = {sim.positions.shape[1]}, "
         f"batch {sim.batch_size}, optimizer {sim.optimizer.name}\n"
     )
     rows = [("arithmetic", per_step(arithmetic(sim), args.steps, args.blocks))]
@@ -118,18 +118,18 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
 
         def h5md(s, p):  # as runner._start_run opens it
-            output = s.resolved["output"]
+            output = s.resolved.output
             sink = H5MDSink(
                 os.path.join(tmp, "run.h5"),
                 _metadata(s.text, s.source, p, 1, s.overrides),
                 every=1,
                 subset=p.subset,
-                dtype=output["dtype"],
+                dtype=output.dtype,
                 masses=p.masses,
-                optimizer_state=output["optimizer_state"],
-                compression=None if output["compression"] == "none" else output["compression"],
+                optimizer_state=output.optimizer_state,
+                compression=None if output.compression == "none" else output.compression,
                 overwrite=True,
-                durability=output["durability"],
+                durability=output.durability,
             )
             return RunSink(sink, 10**9)
 
