@@ -18,6 +18,7 @@ before a key existed loads with the key's default.
 from __future__ import annotations
 
 import difflib
+import keyword
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, make_dataclass
 from typing import Any, ClassVar
@@ -124,17 +125,21 @@ def section_type(where: str, choice: str | None, spec: tuple[tuple[str, str], ..
 
     Raises
     ------
-    ValueError
-        A key named like a method of :class:`Section` (``to_dict``): a plugin must choose
-        another name.
+    ScenarioError
+        A key named like a method of :class:`Section` (``to_dict``) or not an identifier: a
+        plugin must choose another name.
     """
     known = _TYPES.get((where, choice, spec))
     if known is not None:
         return known
     for key, _ in spec:
-        if key in _RESERVED or not key.isidentifier():
-            raise ValueError(
-                f"{where}.{key}: expected a key name that is an identifier and not one of {', '.join(sorted(n for n in _RESERVED if not n.startswith('_')))}"
+        if key in _RESERVED or not key.isidentifier() or key.startswith("_") or keyword.iskeyword(key):
+            from .checks import ScenarioError
+
+            methods = ", ".join(sorted(n for n in _RESERVED if not n.startswith("_")))
+            raise ScenarioError(
+                f"{where}.{key}: expected a key name that is an identifier (no keyword), not starting with _ "
+                f"and not one of {methods} (a registered entry's key; rename it)"
             )
     name = ("observer" if where == "observers" else where).capitalize() + "Section"
     cls: Any = make_dataclass(name, list(spec), bases=(Section,), frozen=True, repr=False)
