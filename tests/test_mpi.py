@@ -98,7 +98,7 @@ def test_two_ranks_equal_the_single_process_run(tmp_path):
         optimizer=p.optimizer,
         lr=p.schedule,
         masses=p.masses,
-        seed=resolved["run"]["seed"],
+        seed=resolved.run.seed,
         batch_size=64,
         frame_every=0,
     )
