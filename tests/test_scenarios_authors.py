@@ -82,11 +82,11 @@ def test_low_dim_files_carry_the_command(name):
         "standard",
     )
     i = r.init
-    assert (i["shape"], i["n"]) == (start, 4096 if three else 1024)
-    assert i["axis_scale"] == ([0.1, 1.0, 1.0] if three else [0.1, 1.0])
-    assert i["center"] == ([-2.0, 0.0, 0.0] if three else [-2.0, 0.0])
+    assert (i.shape, i.n) == (start, 4096 if three else 1024)
+    assert i.axis_scale == ((0.1, 1.0, 1.0) if three else (0.1, 1.0))
+    assert i.center == ((-2.0, 0.0, 0.0) if three else (-2.0, 0.0))
     if three:
-        assert i["rotation"] == [0.6, 0.3, 1.1]
+        assert i.rotation == (0.6, 0.3, 1.1)
 
 
 @pytest.mark.parametrize("data", ["mnist", "digits"])
