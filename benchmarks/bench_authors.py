@@ -52,7 +52,7 @@ def ours(scenario, sink=None):
     sim = prepared.simulation(sink if sink is not None else MemorySink())
     sim.checkpoint_every = 0
     start = time.process_time()
-    sim.run(scenario.resolved["run"]["steps"], progress=False)
+    sim.run(scenario.resolved.run.steps, progress=False)
     sim.close()
     return time.process_time() - start, sim.positions.astype(np.float64)
 
@@ -71,10 +71,10 @@ def theirs(scenario, dtype: str):
 
     prepared = prepare(scenario.resolved)
     kernel, resolved = prepared.kernel, scenario.resolved
-    name = THEIR_OPTIMIZER[resolved["optimizer"]["name"]]
-    if name == "momentum" and resolved["optimizer"].get("beta", 0.9) != 0.9:
+    name = THEIR_OPTIMIZER[resolved.optimizer.name]
+    if name == "momentum" and getattr(resolved.optimizer, "beta", 0.9) != 0.9:
         raise SystemExit("the authors' momentum is 0.9")
-    lr = resolved["schedule"]["lr"]
+    lr = resolved.schedule.lr
     start = time.process_time()
     frames = []
     for neurons in authors_train(
@@ -84,9 +84,9 @@ def theirs(scenario, dtype: str):
         kernel.loss_name,
         name,
         lr,
-        resolved["optimizer"]["weight_decay"],
+        resolved.optimizer.weight_decay,
         kernel.batches.indices,
-        resolved["run"]["steps"],
+        resolved.run.steps,
         dtype=getattr(torch, dtype),
     ):
         frames.append(neurons)
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
     )
     for dtype in ("float32", "float64"):
         scenario = load(args.scenario, dtype)
-        run = scenario.resolved["run"]
+        run = scenario.resolved.run
         ours(scenario)  # warm-up: compilation
         mine = [ours(scenario) for _ in range(args.repeats)]
         them = [theirs(scenario, dtype) for _ in range(args.repeats)]
@@ -118,7 +118,7 @@ def main(argv=None) -> None:
         end_mine, end_them = mine[0][1], them[0][1]
         diff = np.linalg.norm(end_mine - end_them) / np.linalg.norm(end_them)
         print(
-            f"{run['name']} {dtype}: {run['steps']} steps, N = {len(end_mine)}; "
+            f"{run.name} {dtype}: {run.steps} steps, N = {len(end_mine)}; "
             f"particledyn (frames in memory) "
             f"{t_mine:.2f} s, the authors' PyTorch loop {t_them:.2f} s: {t_them / t_mine:.1f}x; "
             f"end positions differ by {diff:.1e} (relative)",
@@ -132,7 +132,7 @@ def main(argv=None) -> None:
                 with tempfile.TemporaryDirectory() as tmp:
                     scenario = load(args.scenario, dtype, **overrides)
                     t_file = statistics.median(ours_file(scenario, tmp) for _ in range(args.repeats))
-                seconds = scenario.resolved["output"]["commit_seconds"]
+                seconds = scenario.resolved.output.commit_seconds
                 print(
                     f"  `particledyn run` (H5MD file, a frame every step, {label}, commit_seconds = "
                     f"{seconds:g}): {t_file:.2f} s: {t_them / t_file:.1f}x the authors' loop",

@@ -174,7 +174,7 @@ def main(argv=None) -> None:
     per_epoch = plain.kernel.batches.steps_per_epoch if getattr(plain.kernel, "batches", None) else 1
     steps = args.epochs * per_epoch
     print(
-        f"scenario {scenario.resolved['run']['name']}: N = {plain.positions.shape[0]}, "
+        f"scenario {scenario.resolved.run.name}: N = {plain.positions.shape[0]}, "
         f"{per_epoch} steps per "
         f"epoch; CPU time, 1 thread, median of {args.blocks} blocks of {steps} steps"
     )

@@ -34,7 +34,7 @@ import numpy as np
 
 from particledyn.kernels import two_layer_numba as fused
 from particledyn.optimizers import apply_step
-from particledyn.runner import RunSink, _metadata, prepare
+from particledyn.runner import RunSink, _metadata, prepare, sink_options
 from particledyn.scenario import parse_scenario
 from particledyn.sinks import MemorySink
 
@@ -104,7 +104,7 @@ def main(argv=None) -> None:
     sim.frame_every = 0
     n = sim.positions.shape[0]
     print(
-        f"scenario {scenario.resolved['run']['name']}: N = {n}, D = {sim.positions.shape[1]}, "
+        f"scenario {scenario.resolved.run.name}: N = {n}, D = {sim.positions.shape[1]}, "
         f"batch {sim.batch_size}, optimizer {sim.optimizer.name}\n"
     )
     rows = [("arithmetic", per_step(arithmetic(sim), args.steps, args.blocks))]
@@ -122,19 +122,17 @@ def main(argv=None) -> None:
         for label, commit_seconds in (("every record", 0.0), ("batches", None)):
 
             def h5md(s, p, commit_seconds=commit_seconds):  # as runner._start_run opens it
-                output = s.resolved["output"]
+                options = sink_options(s.resolved.output)
+                if commit_seconds is not None:
+                    options["commit_seconds"] = commit_seconds
                 sink = H5MDSink(
                     os.path.join(tmp, "run.h5"),
                     _metadata(s.text, s.source, p, 1, s.overrides),
                     every=1,
                     subset=p.subset,
-                    dtype=output["dtype"],
                     masses=p.masses,
-                    optimizer_state=output["optimizer_state"],
-                    compression=None if output["compression"] == "none" else output["compression"],
                     overwrite=True,
-                    durability=output["durability"],
-                    commit_seconds=output["commit_seconds"] if commit_seconds is None else commit_seconds,
+                    **options,
                 )
                 return RunSink(sink, 10**9)
 

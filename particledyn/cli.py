@@ -369,7 +369,7 @@ def _command_run(args) -> int:
         scenario = None
         if not (args.resume and args.scenario is None and not args.default and path is not None):
             scenario = _load(args)
-            path = path if path is not None else scenario.resolved["output"]["path"]
+            path = path if path is not None else scenario.resolved.output.path
     except ScenarioError as exc:
         return _fail(exc, EXIT_USAGE)
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -677,11 +677,11 @@ def _command_validate(args) -> int:
     except ScenarioError as exc:
         return _fail(exc, EXIT_USAGE)
     r = scenario.resolved
-    observers = ", ".join(o["type"] for o in r["observers"]) or "none"
-    n = r["init"].get("n")
+    observers = ", ".join(o.type for o in r.observers) or "none"
+    n = getattr(r.init, "n", None)
     print(
-        f"OK {args.scenario}: run {r['run']['name']!r}, {r['run']['steps']} steps, kernel "
-        f"{r['kernel']['kind']}, optimizer {r['optimizer']['name']}, lr {r['schedule']['lr']:g}, "
+        f"OK {args.scenario}: run {r.run.name!r}, {r.run.steps} steps, kernel "
+        f"{r.kernel.kind}, optimizer {r.optimizer.name}, lr {r.schedule.lr:g}, "
         f"N = {'(union)' if n is None else n}; observers: {observers}"
     )
     return EXIT_OK

@@ -125,10 +125,10 @@ class GrowthRule:
         self.history: dict[str, list[float]] = {}
 
     @classmethod
-    def of_scenario(cls, run: Mapping[str, Any]) -> GrowthRule:
-        """The rule a resolved scenario's ``[run]`` table asks for (``divergence_growth``,
+    def of_scenario(cls, run: Any) -> GrowthRule:
+        """The rule a resolved scenario's ``run`` section asks for (``divergence_growth``,
         ``divergence_window``, ``divergence_threshold``)."""
-        return cls(run["divergence_growth"], run["divergence_window"], run["divergence_threshold"])
+        return cls(run.divergence_growth, run.divergence_window, run.divergence_threshold)
 
     @property
     def enabled(self) -> bool:

@@ -24,10 +24,11 @@ import numpy as np
 
 from .divergence import GrowthRule, describe, divergence_of
 from .io.locking import writer_alive
-from .scenario import Scenario, validate_scenario
+from .scenario import ResolvedScenario, Scenario
 from .scenario.checks import ScenarioError
 from .scenario.kernels import KERNELS
 from .scenario.observers import OBSERVERS, BuildContext
+from .scenario.resolved import Section, recorded
 from .scenario.sections import CLOUD_SHAPES, DATA_KINDS, OPTIMIZERS, SCHEDULES
 from .sinks import Sink
 
@@ -68,7 +69,7 @@ def set_threads(requested: int) -> int:
 class Prepared:
     """The parts of a run built from a resolved scenario (all but the sink)."""
 
-    resolved: dict
+    resolved: ResolvedScenario
     dataset: Any
     kernel: Any
     optimizer: Any
@@ -82,45 +83,46 @@ class Prepared:
         """A :class:`~particledyn.Simulation` of these parts writing to ``sink``."""
         from .simulation import make_simulation
 
-        run, output = self.resolved["run"], self.resolved["output"]
+        run, output = self.resolved.run, self.resolved.output
         return make_simulation(
             self.kernel,
             self.positions if positions is None else positions,
-            backend=run["backend"],
+            backend=run.backend,
             optimizer=self.optimizer,
             lr=self.schedule,
             masses=self.masses,
-            seed=run["seed"],
-            batch_size=self.resolved["optimizer"]["batch_size"],
+            seed=run.seed,
+            batch_size=self.resolved.optimizer.batch_size,
             observers=self.observers,
             sink=sink,
-            frame_every=output["frame_every"],
-            checkpoint_every=output["checkpoint_every"],
-            dtype=run["dtype"],
+            frame_every=output.frame_every,
+            checkpoint_every=output.checkpoint_every,
+            dtype=run.dtype,
             divergence=GrowthRule.of_scenario(run),
         )
 
 
-def _build_dataset(data: dict):
+def _build_dataset(data: Section):
     try:
-        return DATA_KINDS.get_entry(data["kind"]).build(data)
+        return DATA_KINDS.get_entry(data.kind).build(data.to_dict())
     except ScenarioError:
         raise
     except (ValueError, TypeError, OSError) as exc:
         raise ScenarioError(f"data: {' '.join(str(exc).split())}") from None
 
 
-def initial_positions(init: dict, dim: int) -> np.ndarray:
+def initial_positions(init: Section, dim: int) -> np.ndarray:
     """The initial cloud of an ``[init]`` section, placed in R^dim (see the section's docs)."""
-    shape = CLOUD_SHAPES.get_entry(init["shape"])
-    native = shape.native(init)
+    shape = CLOUD_SHAPES.get_entry(init.shape)
+    options = init.to_dict()
+    native = shape.native(options)
     if native is not None and native > dim:
         raise ScenarioError(
-            f'init.shape = "{init["shape"]}": a cloud of dimension {native} does not fit '
+            f'init.shape = "{init.shape}": a cloud of dimension {native} does not fit '
             f"neurons of dimension D = {dim}"
         )
     try:
-        return shape.build(init, dim)
+        return shape.build(options, dim)
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
 
@@ -152,29 +154,29 @@ def _subset(value, n: int) -> np.ndarray | None:
     return indices
 
 
-def _build_observers(entries: list[dict], context: BuildContext) -> list:
+def _build_observers(entries: tuple[Section, ...], context: BuildContext) -> list:
     from .scenario import cadence_steps
 
     batches = getattr(context.kernel, "batches", None)
     per_epoch = None if batches is None else batches.steps_per_epoch
     observers = []
     for i, entry in enumerate(entries):
-        entry = {**entry, "every": cadence_steps(entry["every"], per_epoch)}
+        options = {**entry.to_dict(), "every": cadence_steps(entry.every, per_epoch)}
         try:
-            observer = OBSERVERS.get_entry(entry["type"]).build(entry, context)
+            observer = OBSERVERS.get_entry(entry.type).build(options, context)
         except (ValueError, TypeError) as exc:
-            raise ScenarioError(f"observers[{i}] ({entry['type']}): {' '.join(str(exc).split())}") from None
-        observer.name = entry["name"]
+            raise ScenarioError(f"observers[{i}] ({entry.type}): {' '.join(str(exc).split())}") from None
+        observer.name = entry.name
         observers.append(observer)
     return observers
 
 
-def prepare(resolved: dict, positions: bool = True) -> Prepared:
+def prepare(resolved: ResolvedScenario, positions: bool = True) -> Prepared:
     """Build every part of a run from a resolved scenario (see :func:`validate_scenario`).
 
     Parameters
     ----------
-    resolved : dict
+    resolved : ResolvedScenario
     positions : bool
         Also sample the initial cloud (a resumed run takes its positions from the checkpoint).
 
@@ -188,29 +190,29 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
     from .scenario.memory import check_memory
     from .state import default_masses
 
-    load_plugins(resolved["run"].get("plugins") or [])  # a Dask worker's first sight of the scenario
+    load_plugins(list(resolved.run.plugins))  # a Dask worker's first sight of the scenario
     check_memory(resolved)
-    dataset = _build_dataset(resolved["data"])
-    kernel_type = KERNELS.get_entry(resolved["kernel"]["kind"])
+    dataset = _build_dataset(resolved.data)
+    kernel_type = KERNELS.get_entry(resolved.kernel.kind)
     try:
-        kernel = kernel_type.build(resolved["kernel"], dataset)
+        kernel = kernel_type.build(resolved.kernel.to_dict(), dataset)
     except ScenarioError:
         raise
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"kernel: {' '.join(str(exc).split())}") from None
-    if resolved["optimizer"]["sampling"] == "epoch":
+    if resolved.optimizer.sampling == "epoch":
         if not hasattr(kernel, "sample_by_epoch"):
             raise ScenarioError(
                 f'optimizer.sampling = "epoch": expected a kernel trained on a data set, '
                 f"got {type(kernel).__name__}"
             )
-        kernel.sample_by_epoch(resolved["optimizer"]["batch_size"], resolved["run"]["seed"])
-    optimizer = OPTIMIZERS.get_entry(resolved["optimizer"]["name"]).build(resolved["optimizer"])
-    schedule = SCHEDULES.get_entry(resolved["schedule"]["kind"]).build(resolved["schedule"])
-    init = resolved["init"]
+        kernel.sample_by_epoch(resolved.optimizer.batch_size, resolved.run.seed)
+    optimizer = OPTIMIZERS.get_entry(resolved.optimizer.name).build(resolved.optimizer.to_dict())
+    schedule = SCHEDULES.get_entry(resolved.schedule.kind).build(resolved.schedule.to_dict())
+    init = resolved.init
     x = initial_positions(init, kernel.dim) if positions else None
-    if x is not None and init.get("output_scale") is not None:
-        x = scale_outputs(x, kernel, init["output_scale"])
+    if x is not None and init.output_scale is not None:
+        x = scale_outputs(x, kernel, init.output_scale)
     if x is not None:
         try:
             kernel.check_positions(x)
@@ -218,10 +220,10 @@ def prepare(resolved: dict, positions: bool = True) -> Prepared:
             raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
     n = x.shape[0] if x is not None else None
     if n is None:
-        n = init["n"] if init["shape"] != "union" else None
+        n = init.n if init.shape != "union" else None
     context = BuildContext(kernel, optimizer, dataset, resolved, n_particles=n)
-    observers = _build_observers(resolved["observers"], context)
-    subset = _subset(resolved["output"]["subset"], n) if n is not None else None
+    observers = _build_observers(resolved.observers, context)
+    subset = _subset(resolved.output.subset, n) if n is not None else None
     masses = default_masses(n, getattr(kernel, "groups", None)) if n is not None else None
     return Prepared(resolved, dataset, kernel, optimizer, schedule, x, observers, subset, masses)
 
@@ -232,18 +234,18 @@ def _metadata(
     from . import __version__
     from .plugins import loaded_plugins
 
-    r = prepared.resolved
+    run = prepared.resolved.run
     data = prepared.dataset
     return {
         "scenario_toml": scenario_text,
         "scenario_source": source,
-        "resolved": r,
+        "resolved": prepared.resolved.to_dict(),
         "overrides": dict(overrides or {}),
-        "name": r["run"]["name"],
-        "description": r["run"]["description"],
-        "seed": r["run"]["seed"],
+        "name": run.name,
+        "description": run.description,
+        "seed": run.seed,
         "threads": threads,
-        "backend": r["run"]["backend"],
+        "backend": run.backend,
         "kernel": prepared.kernel.describe(),
         "optimizer": prepared.optimizer.describe(),
         "schedule": prepared.schedule.describe(),
@@ -335,12 +337,12 @@ class RunResult:
     finished: bool
 
 
-def _run_loop(sim, sink: RunSink, total: int, progress, resolved: dict) -> None:
+def _run_loop(sim, sink: RunSink, total: int, progress, resolved: ResolvedScenario) -> None:
     """Run to ``total`` and close (inside the caller's :func:`_deferred`); the progress bar is
     labelled with the run's name."""
     from .compile_notice import announce_compilation
 
-    sim.progress_label = resolved["run"]["name"]
+    sim.progress_label = resolved.run.name
     announce_compilation(sim.kernel, progress)
     try:
         sim.run(total - sim.state.step, progress=progress)
@@ -364,7 +366,7 @@ def _deferred():
         yield signals
 
 
-def _prepare_interruptibly(signals, resolved: dict, positions: bool = True) -> Prepared:
+def _prepare_interruptibly(signals, resolved: ResolvedScenario, positions: bool = True) -> Prepared:
     signals.abortable = True
     try:
         prepared = prepare(resolved, positions=positions)
@@ -413,32 +415,27 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
     from .io import H5MDSink
 
     resolved = scenario.resolved
-    path = out if out is not None else resolved["output"]["path"]
+    path = out if out is not None else resolved.output.path
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(
             f"output file {path!r} exists; pass --overwrite to replace it or --resume to continue it"
         )
-    if resolved["run"]["replicas"] > 1:
+    if resolved.run.replicas > 1:
         from .ensemble.runs import start_ensemble_run
 
         return start_ensemble_run(scenario, path, overwrite, progress, signals)
-    threads = set_threads(resolved["run"]["threads"])
+    threads = set_threads(resolved.run.threads)
     prepared = _prepare_interruptibly(signals, resolved)
-    output = resolved["output"]
     inner = H5MDSink(
         path,
         _metadata(scenario.text, scenario.source, prepared, threads, scenario.overrides),
         every=1,
         subset=prepared.subset,
-        dtype=output["dtype"],
         masses=prepared.masses,
-        optimizer_state=output["optimizer_state"],
-        compression=None if output["compression"] == "none" else output["compression"],
         overwrite=overwrite,
-        durability=output["durability"],
-        commit_seconds=output["commit_seconds"],
+        **sink_options(resolved.output),
     )
-    total = resolved["run"]["steps"]
+    total = resolved.run.steps
     sink = RunSink(inner, total)
     began = _time.perf_counter()
     try:
@@ -451,18 +448,31 @@ def _start_run(scenario, out, overwrite, progress, signals) -> RunResult:
     return RunResult(path, 0, sim.state.step, total, _time.perf_counter() - began, True)
 
 
-def _comparable(resolved: dict) -> dict:
-    """A resolved scenario without the keys a resume may change (the total in steps or epochs,
-    threads, the path, when the file is fsync'ed and committed)."""
+def sink_options(output) -> dict:
+    """The :class:`~particledyn.io.H5MDSink` keywords a resolved scenario's ``output`` section
+    sets (dtype, optimizer state, compression, durability, commit interval)."""
+    return {
+        "dtype": output.dtype,
+        "optimizer_state": output.optimizer_state,
+        "compression": None if output.compression == "none" else output.compression,
+        "durability": output.durability,
+        "commit_seconds": output.commit_seconds,
+    }
+
+
+def _comparable(record: dict) -> dict:
+    """A resolved scenario as a run file records it (:meth:`ResolvedScenario.to_dict`), without
+    the keys a resume may change (the total in steps or epochs, threads, the path, when the file
+    is fsync'ed and committed)."""
     run = {
-        **resolved["run"],
+        **record["run"],
         "steps": None,
         "epochs": None,
         "threads": None,
-        "plugins": resolved["run"].get("plugins") or [],
+        "plugins": record["run"].get("plugins") or [],
     }  # files older than run.plugins have none
-    output = {**resolved["output"], "path": None, "durability": None, "commit_seconds": None}
-    return {**resolved, "run": run, "output": output}
+    output = {**record["output"], "path": None, "durability": None, "commit_seconds": None}
+    return {**record, "run": run, "output": output}
 
 
 def _first_difference(a, b, path=""):
@@ -535,9 +545,9 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
     if checkpoint is None:
         raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
-    stored = parameters["resolved"]
+    record = parameters["resolved"]  # the plain dict the file records
     if scenario is not None:
-        diff = _first_difference(_comparable(stored), _comparable(scenario.resolved))
+        diff = _first_difference(_comparable(record), _comparable(scenario.resolved.to_dict()))
         if diff:
             key, a, b = diff
             raise ResumeError(
@@ -557,7 +567,9 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
             f"cannot resume {path!r}: the run diverged at step {diverged['step']} ({describe(diverged)})"
         )
     total = int(
-        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored["run"]["steps"])
+        steps
+        if steps is not None
+        else checkpoint.get("run", {}).get("total_steps", recorded(parameters, "run.steps"))
     )
     if total < start:
         raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
@@ -572,7 +584,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
             "more than numba has here (raise NUMBA_NUM_THREADS)"
         ) from None
     load_recorded_plugins(parameters, path)
-    resolved = validate_scenario_resolved(stored)
+    resolved = ResolvedScenario.from_dict(record)
     prepared = _prepare_interruptibly(signals, resolved, positions=False)
 
     def restorable(state):  # restore on a throw-away simulation before the file is cut
@@ -589,8 +601,8 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
             path,
             validate=restorable,
             force=force,
-            durability=resolved["output"]["durability"],
-            commit_seconds=resolved["output"]["commit_seconds"],
+            durability=resolved.output.durability,
+            commit_seconds=resolved.output.commit_seconds,
         )
     except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None
@@ -639,21 +651,6 @@ def _plugin_status(parameters: dict, path: str) -> list[dict]:
         except PluginError:
             out.append({**record, "loaded": False})
     return out
-
-
-def validate_scenario_resolved(resolved: dict) -> dict:
-    """A stored resolved scenario, checked again (a resolved scenario validates to itself)."""
-    raw = {
-        section: (
-            {k: v for k, v in table.items() if v is not None}
-            if isinstance(table, dict)
-            else [{k: v for k, v in e.items() if v is not None} for e in table]
-        )
-        for section, table in resolved.items()
-    }
-    if "epochs" in raw.get("run", {}):
-        del raw["run"]["steps"]  # resolved from run.epochs again (the same data, the same count)
-    return validate_scenario(raw)
 
 
 # ---------------------------------------------------------------- info
@@ -709,11 +706,10 @@ def _run_info(path: str) -> dict:
         if position is not None:
             position_shape = position["value"].shape
             written, dtype = int(position_shape[1]), str(position["value"].dtype)
-    resolved = parameters.get("resolved") or {}
     dim = parameters.get("dim", None if position_shape is None else int(position_shape[2]))
     pid, host = int(module.get("writer_pid", -1)), str(module.get("writer_host", ""))
     checkpoint_step = None if checkpoint is None else int(checkpoint["step"])
-    total = (checkpoint or {}).get("run", {}).get("total_steps", resolved.get("run", {}).get("steps"))
+    total = (checkpoint or {}).get("run", {}).get("total_steps", recorded(parameters, "run.steps"))
     if finished:
         status = "finished"
     elif writer_alive(path, module, takes_locks=locks):

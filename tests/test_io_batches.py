@@ -110,8 +110,8 @@ lr = 0.01
 
 
 def test_the_scenario_key_is_validated_and_defaults_to_one_second():
-    assert parse_scenario(SCENARIO).resolved["output"]["commit_seconds"] == 1.0
-    assert parse_scenario(SCENARIO + "commit_seconds = 0\n").resolved["output"]["commit_seconds"] == 0.0
+    assert parse_scenario(SCENARIO).resolved.output.commit_seconds == 1.0
+    assert parse_scenario(SCENARIO + "commit_seconds = 0\n").resolved.output.commit_seconds == 0.0
     for bad, expected in (("-1", "expected 0 <= commit_seconds"), ('"soon"', "number"), ("1e9", "<= 86400")):
         with pytest.raises(ScenarioError, match=r"output\.commit_seconds") as info:
             parse_scenario(SCENARIO + f"commit_seconds = {bad}\n")

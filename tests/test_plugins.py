@@ -118,7 +118,7 @@ def test_a_run_plugins_module_is_imported_before_validation(user_plugin):
     with pytest.raises(ScenarioError, match=f'kernel.kind = "{kind}": expected one of "two_layer"'):
         parse_scenario(SCENARIO.format(module=module, kind=kind).replace(f'plugins = ["{module}"]', ""))
     resolved = parse_scenario(SCENARIO.format(module=module, kind=kind)).resolved
-    assert resolved["run"]["plugins"] == [module] and resolved["kernel"] == {"kind": kind, "dim": 2}
+    assert resolved.run.plugins == (module,) and resolved.kernel.to_dict() == {"kind": kind, "dim": 2}
     assert f"[kernel.kind = {kind}]" in describe_keys()
 
 
@@ -270,7 +270,7 @@ def test_a_registered_schedule_and_data_kind_are_usable_from_a_scenario():
         text = text.replace('kind = "teacher_student"\nd = 1\nn = 20', 'kind = "probe_tiny"')
         text = text.replace("lr = 0.1", 'lr = 0.1\nkind = "probe_halving"\nhalf_life = 4.0')
         resolved = parse_scenario(text).resolved
-        assert resolved["schedule"] == {"kind": "probe_halving", "lr": 0.1, "half_life": 4.0}
+        assert resolved.schedule.to_dict() == {"kind": "probe_halving", "lr": 0.1, "half_life": 4.0}
         with pytest.raises(
             ScenarioError,
             match='schedule.every = 3: not used when schedule.kind = "probe_halving" \\(only for step\\)',

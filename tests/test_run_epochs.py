@@ -8,8 +8,7 @@ import tomllib
 from particledyn import open_run
 from particledyn.cli import main
 from particledyn.data import make_dataset, training_rows
-from particledyn.runner import validate_scenario_resolved
-from particledyn.scenario import ScenarioError, parse_scenario, validate_scenario
+from particledyn.scenario import ResolvedScenario, ScenarioError, parse_scenario, validate_scenario
 
 SCENARIO = """\
 [run]
@@ -42,20 +41,16 @@ every = "1 epoch"
 
 
 def test_epochs_resolve_to_steps_from_rows_and_batch():
-    run = parse_scenario(SCENARIO).resolved["run"]
-    assert (run["epochs"], run["steps"]) == (6, 30)  # 70 training rows in batches of 16: 5 steps per epoch
-    assert (
-        parse_scenario(SCENARIO.replace("batch_size = 16", "batch_size = 70")).resolved["run"]["steps"] == 6
-    )
-    assert (
-        parse_scenario(SCENARIO.replace("batch_size = 16", "batch_size = 69")).resolved["run"]["steps"] == 12
-    )
+    run = parse_scenario(SCENARIO).resolved.run
+    assert (run.epochs, run.steps) == (6, 30)  # 70 training rows in batches of 16: 5 steps per epoch
+    assert parse_scenario(SCENARIO.replace("batch_size = 16", "batch_size = 70")).resolved.run.steps == 6
+    assert parse_scenario(SCENARIO.replace("batch_size = 16", "batch_size = 69")).resolved.run.steps == 12
     digits = SCENARIO.replace('kind = "teacher_student"\nd = 1\nn = 100', 'kind = "digits"')
     r = parse_scenario(digits.replace("batch_size = 16", "batch_size = 1024")).resolved
-    assert r["run"]["steps"] == 12  # 1437 training images: 1024 + 413
+    assert r.run.steps == 12  # 1437 training images: 1024 + 413
     # the cosine schedule's length derives from the resolved steps
     cosine = SCENARIO.replace("[schedule]\nlr = 0.01", '[schedule]\nkind = "cosine"\nlr = 0.01')
-    assert parse_scenario(cosine).resolved["schedule"]["steps"] == 30
+    assert parse_scenario(cosine).resolved.schedule.steps == 30
 
 
 @pytest.mark.parametrize(
@@ -117,18 +112,18 @@ def test_epochs_that_cannot_be_resolved(edit, match):
 
 def test_an_overridden_length_replaces_the_files():
     raw = tomllib.loads(SCENARIO)
-    assert validate_scenario(raw, {"run.steps": 7})["run"] == {
-        **parse_scenario(SCENARIO).resolved["run"],
+    assert validate_scenario(raw, {"run.steps": 7}).run.to_dict() == {
+        **parse_scenario(SCENARIO).resolved.run.to_dict(),
         "steps": 7,
         "epochs": None,
     }
     both = tomllib.loads(SCENARIO.replace("epochs = 6", "steps = 3"))
-    assert validate_scenario(both, {"run.epochs": 2})["run"]["steps"] == 10
+    assert validate_scenario(both, {"run.epochs": 2}).run.steps == 10
 
 
 def test_a_resolved_scenario_with_epochs_validates_to_itself():
     resolved = parse_scenario(SCENARIO).resolved
-    assert validate_scenario_resolved(resolved) == resolved
+    assert ResolvedScenario.from_dict(resolved.to_dict()) == resolved
 
 
 def test_bad_epochs_on_the_command_line_exit_non_zero(tmp_path, capsys):

@@ -115,7 +115,7 @@ def test_observer_cadence_in_epochs(tmp_path):
     with open_run(tmp_path / "e.h5") as run:  # 70 training rows in batches of 16: 5 steps per epoch
         assert list(run.observable("loss", "loss")[0]) == [0, 5, 10, 15, 20]
         assert list(run.observable("slow", "loss")[0]) == [0, 10, 20]
-    assert parse_scenario(text).resolved["observers"][1]["every"] == "2 epochs"
+    assert parse_scenario(text).resolved.observers[1].every == "2 epochs"
     with pytest.raises(ScenarioError, match=r'observers\[0\].every = "1 epoch": expected optimizer.sampling'):
         parse_scenario(text.replace('sampling = "epoch"', 'sampling = "step"'))
     with pytest.raises(ScenarioError, match=r'observers\[0\].every = "1 week"'):

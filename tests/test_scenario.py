@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from scenario_fuzz import TINY, TOML_VALUES, mutate, toml_dumps
 
 from particledyn import clouds, data
-from particledyn.runner import prepare, validate_scenario_resolved
+from particledyn.runner import prepare
 from particledyn.scenario import (
     OBSERVER_TYPES,
+    ResolvedScenario,
     ScenarioError,
     default_scenario,
     describe_keys,
@@ -53,26 +54,26 @@ def with_value(path, value):
 
 def test_default_scenario_resolves_every_applicable_key():
     resolved = default_scenario().resolved
-    assert resolved["run"]["steps"] == 500 and resolved["data"]["kind"] == "teacher_student"
-    assert resolved["data"]["seed"] == resolved["run"]["seed"]  # derived default
-    assert resolved["output"]["path"] == "default.h5" and resolved["output"]["dtype"] == "float64"
-    assert resolved["kernel"]["loss"] == "mse"
-    assert [o["type"] for o in resolved["observers"]] == [
+    assert resolved.run.steps == 500 and resolved.data.kind == "teacher_student"
+    assert resolved.data.seed == resolved.run.seed  # derived default
+    assert resolved.output.path == "default.h5" and resolved.output.dtype == "float64"
+    assert resolved.kernel.loss == "mse"
+    assert [o.type for o in resolved.observers] == [
         "loss",
         "pairwise_lipschitz",
         "sharpness",
         "merges",
         "betti",
     ]
-    assert resolved["observers"][1]["k"] == 6 and resolved["observers"][4]["scale"] == [0.1]
+    assert resolved.observers[1].k == 6 and resolved.observers[4].scale == (0.1,)
     # a resolved scenario validates to itself (what a resumed run relies on)
-    assert validate_scenario_resolved(resolved) == resolved
+    assert ResolvedScenario.from_dict(resolved.to_dict()) == resolved
 
 
 def test_overrides_and_derived_defaults():
     resolved = validate_scenario(BASE, {"run.steps": 77})
-    assert resolved["run"]["steps"] == 77
-    assert resolved["optimizer"] == {
+    assert resolved.run.steps == 77
+    assert resolved.optimizer.to_dict() == {
         "name": "adam",
         "weight_decay": 0.0,
         "batch_size": None,
@@ -82,13 +83,13 @@ def test_overrides_and_derived_defaults():
         "eps": 1e-8,
     }
     cosine = validate_scenario(with_value("schedule.kind", "cosine"), {"run.steps": 0})
-    assert cosine["schedule"]["steps"] == 1
+    assert cosine.schedule.steps == 1
     shorthand = copy.deepcopy(BASE)
     shorthand["schedule"] = 0.25
-    assert validate_scenario(shorthand)["schedule"] == {"kind": "constant", "lr": 0.25}
-    assert validate_scenario({**BASE, "data": {"kind": "digits"}})["kernel"]["loss"] == "cross_entropy"
+    assert validate_scenario(shorthand).schedule.to_dict() == {"kind": "constant", "lr": 0.25}
+    assert validate_scenario({**BASE, "data": {"kind": "digits"}}).kernel.loss == "cross_entropy"
     sharp = {**BASE, "observers": [{"type": "sharpness"}]}
-    assert validate_scenario(sharp)["observers"][0]["preconditioned"] is True
+    assert validate_scenario(sharp).observers[0].preconditioned is True
 
 
 @pytest.mark.parametrize(
@@ -316,7 +317,7 @@ def test_fuzz_any_mutation_is_valid_or_a_one_line_scenario_error(data_):
     except ScenarioError as exc:
         assert "\n" not in str(exc) and str(exc)
     else:
-        assert validate_scenario_resolved(resolved) == resolved
+        assert ResolvedScenario.from_dict(resolved.to_dict()) == resolved
 
 
 def test_init_output_scale_multiplies_the_output_coordinates_only():
@@ -377,7 +378,7 @@ def test_multi_layer_particle_count_is_checked_with_the_scenario():
         "init.n = 20: expected the sum of kernel.layers = 10 (one particle per neuron of [5, 5])"
     )
     raw["kernel"]["layers"] = [15, 5]
-    assert validate_scenario(raw)["kernel"]["layers"] == [15, 5]
+    assert validate_scenario(raw).kernel.layers == (15, 5)
 
 
 def test_memory_is_estimated_before_anything_is_allocated():

@@ -59,15 +59,15 @@ def test_low_dim_files_carry_the_command(name):
     r = load_scenario(os.path.join(AUTHORS, f"authors_{name}.toml")).resolved
     optimizer, lr, epochs, start = LOW[name]
     three = "_3d_" in name
-    assert (r["optimizer"]["name"], r["schedule"]["lr"], r["schedule"]["kind"]) == (optimizer, lr, "constant")
-    assert r["optimizer"]["batch_size"] == 128 and r["optimizer"]["sampling"] == "epoch"
-    assert r["optimizer"]["weight_decay"] == 0.0
-    assert r["optimizer"].get("beta", 0.9) == 0.9 and r["optimizer"].get("beta1", 0.9) == 0.9
-    assert (r["run"]["epochs"], r["run"]["steps"]) == (epochs, epochs * 28)  # ceil(3500 / 128) = 28 per epoch
-    assert r["output"]["frame_every"] == 1  # their weight logger: every neuron after every step
-    assert all(o["every"] == "1 epoch" for o in r["observers"])
-    d = r["data"]
-    assert (d["kind"], d["d"], d["n"], d["train_fraction"], d["teacher_width"], d["input_std"]) == (
+    assert (r.optimizer.name, r.schedule.lr, r.schedule.kind) == (optimizer, lr, "constant")
+    assert r.optimizer.batch_size == 128 and r.optimizer.sampling == "epoch"
+    assert r.optimizer.weight_decay == 0.0
+    assert getattr(r.optimizer, "beta", 0.9) == 0.9 and getattr(r.optimizer, "beta1", 0.9) == 0.9
+    assert (r.run.epochs, r.run.steps) == (epochs, epochs * 28)  # ceil(3500 / 128) = 28 per epoch
+    assert r.output.frame_every == 1  # their weight logger: every neuron after every step
+    assert all(o.every == "1 epoch" for o in r.observers)
+    d = r.data
+    assert (d.kind, d.d, d.n, d.train_fraction, d.teacher_width, d.input_std) == (
         "teacher_student",
         2 if three else 1,
         5000,
@@ -75,18 +75,18 @@ def test_low_dim_files_carry_the_command(name):
         128,
         2.0,
     )
-    assert (d["weight_std"], d["output_std"]) == ((STD_3D, STD_3D) if three else (1.0, 0.6))
-    assert (r["kernel"]["activation"], r["kernel"]["loss"], r["kernel"]["scaling"]) == (
+    assert (d.weight_std, d.output_std) == ((STD_3D, STD_3D) if three else (1.0, 0.6))
+    assert (r.kernel.activation, r.kernel.loss, r.kernel.scaling) == (
         "sigmoid",
         "mse",
         "standard",
     )
-    i = r["init"]
-    assert (i["shape"], i["n"]) == (start, 4096 if three else 1024)
-    assert i["axis_scale"] == ([0.1, 1.0, 1.0] if three else [0.1, 1.0])
-    assert i["center"] == ([-2.0, 0.0, 0.0] if three else [-2.0, 0.0])
+    i = r.init
+    assert (i.shape, i.n) == (start, 4096 if three else 1024)
+    assert i.axis_scale == ((0.1, 1.0, 1.0) if three else (0.1, 1.0))
+    assert i.center == ((-2.0, 0.0, 0.0) if three else (-2.0, 0.0))
     if three:
-        assert i["rotation"] == [0.6, 0.3, 1.1]
+        assert i.rotation == (0.6, 0.3, 1.1)
 
 
 @pytest.mark.parametrize("data", ["mnist", "digits"])
@@ -106,37 +106,37 @@ def test_high_dim_files_carry_the_command(name, data, tmp_path):
         r = load_scenario(path).resolved
     optimizer, lr, epochs = HIGH[name]
     per_epoch = 59 if data == "mnist" else 2  # ceil(60000 / 1024); ceil(1437 / 1024)
-    assert (r["optimizer"]["name"], r["schedule"]["lr"]) == (optimizer, lr)
-    assert r["optimizer"]["batch_size"] == 1024 and r["optimizer"]["sampling"] == "epoch"
-    assert (r["run"]["epochs"], r["run"]["steps"]) == (epochs, epochs * per_epoch)
-    assert r["data"]["kind"] == data and r["data"]["normalize"] == [0.1307, 0.3081]
-    assert (r["kernel"]["loss"], r["init"]["shape"], r["init"]["n"], r["init"]["k"], r["init"]["embed"]) == (
+    assert (r.optimizer.name, r.schedule.lr) == (optimizer, lr)
+    assert r.optimizer.batch_size == 1024 and r.optimizer.sampling == "epoch"
+    assert (r.run.epochs, r.run.steps) == (epochs, epochs * per_epoch)
+    assert r.data.kind == data and r.data.normalize == (0.1307, 0.3081)
+    assert (r.kernel.loss, r.init.shape, r.init.n, r.init.k, r.init.embed) == (
         "cross_entropy",
         "sphere",
         1024,
         2,
         "random_orthonormal",
     )
-    observers = {o["name"]: o for o in r["observers"]}
+    observers = {o.name: o for o in r.observers}
     authors = observers["betti_authors"]
     assert (
-        authors["complex"],
-        authors["scale"],
-        authors["max_dim"],
-        authors["coeff"],
-        authors["landmarks"],
+        authors.complex,
+        authors.scale,
+        authors.max_dim,
+        authors.coeff,
+        authors.landmarks,
     ) == ("rips", "adaptive", 2, 11, None)
-    assert observers["sharpness_raw"]["preconditioned"] is False
+    assert observers["sharpness_raw"].preconditioned is False
     k = observers["sharpness_authors"]  # their high-dim/sharpness.py: 20 power iterations, test batches
-    assert (k["method"], k["on"], k["iterations"], k["batch_size"], k["preconditioned"]) == (
+    assert (k.method, k.on, k.iterations, k.batch_size, k.preconditioned) == (
         "power_iter",
         "test",
         20,
         "optimizer",
         False,
     )
-    assert observers["merges"]["eps_relative"] == 0.1  # each seed's start has its own closest pair
-    assert all(o["every"] == "1 epoch" for o in r["observers"])  # once per epoch, before training it
+    assert observers["merges"].eps_relative == 0.1  # each seed's start has its own closest pair
+    assert all(o.every == "1 epoch" for o in r.observers)  # once per epoch, before training it
 
 
 def _reduced(path, tmp_path):

@@ -58,9 +58,9 @@ def test_scenarios_exist():
 def test_scenario_validates(path):
     scenario = load_scenario(path)
     resolved = scenario.resolved
-    assert resolved["run"]["name"] == os.path.basename(path)[:-5]
-    assert resolved["run"]["description"]
-    assert any(o["type"] == "loss" for o in resolved["observers"])
+    assert resolved.run.name == os.path.basename(path)[:-5]
+    assert resolved.run.description
+    assert any(o.type == "loss" for o in resolved.observers)
 
 
 def _reduced(path, tmp_path, *, run=None, init=None, kernel=None, data=None, observers=None, schedule=None):
@@ -280,13 +280,13 @@ def test_relu_obstruction_teacher_is_unreachable(tmp_path):
     out, summary = _reduced(path, tmp_path, run={"steps": 300}, data={"n": 2000})
     from particledyn.data import teacher_student
 
-    raw = load_scenario(path).resolved["data"]
+    raw = load_scenario(path).resolved.data
     data = teacher_student(
-        raw["d"],
-        n=raw["n"],
-        teacher_width=raw["teacher_width"],
-        activation=raw["activation"],
-        seed=raw["seed"],
+        raw.d,
+        n=raw.n,
+        teacher_width=raw.teacher_width,
+        activation=raw.activation,
+        seed=raw.seed,
     )
     floor = float(np.mean(np.minimum(data.y_train, 0.0) ** 2))
     assert floor > 0.3

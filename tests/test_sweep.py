@@ -172,7 +172,7 @@ def test_byte_order_marks_are_accepted_in_sweep_files_and_their_base(tmp_path):
     (tmp_path / "base.toml").write_bytes(b"\xef\xbb\xbf" + TINY.encode())
     spec = parse_sweep("\ufeff[sweep]\nbase = 'base.toml'\n[grid]\nlr = [0.1]\n", "s.toml", tmp_path)
     assert tuple(spec.lr) == (0.1,)
-    assert run_scenario(spec, (None, None), 0.1)["init"]["n"] == 12
+    assert run_scenario(spec, (None, None), 0.1).init.n == 12
 
 
 def test_sweep_main_reports_a_bad_file_with_exit_status_2(tmp_path, capsys):

@@ -252,9 +252,7 @@ def test_width_study_refuses_standard_scaling(tmp_path):
 
     resolved = load_scenario(BASE).resolved
     with pytest.raises(ValueError, match="mean_field"):
-        width_study(
-            {**resolved, "kernel": {**resolved["kernel"], "scaling": "standard"}}, [40], out=tmp_path / "x.h5"
-        )
+        width_study(resolved.with_changes("kernel.scaling", "standard"), [40], out=tmp_path / "x.h5")
 
 
 def test_width_cli_serial(tmp_path, capsys):

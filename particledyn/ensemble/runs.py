@@ -12,13 +12,23 @@ import time
 import numpy as np
 
 from ..divergence import GrowthRule
-from ..runner import ResumeError, RunResult, RunSink, _metadata, _prepare_interruptibly, set_threads
-from ..scenario import parse_toml, validate_scenario
+from ..runner import (
+    ResumeError,
+    RunResult,
+    RunSink,
+    _metadata,
+    _prepare_interruptibly,
+    set_threads,
+    sink_options,
+)
+from ..scenario import ResolvedScenario, parse_toml, validate_scenario
 from .ensemble import Ensemble
 from .scenario_keys import replica_scenarios
 
 
-def _prepared_replicas(signals, text: str, overrides: dict, resolved: dict, positions: bool = True) -> list:
+def _prepared_replicas(
+    signals, text: str, overrides: dict, resolved: ResolvedScenario, positions: bool = True
+) -> list:
     return [
         _prepare_interruptibly(signals, validate_scenario(raw, extra), positions=positions)
         for raw, extra in replica_scenarios(parse_toml(text), overrides, resolved)
@@ -27,21 +37,21 @@ def _prepared_replicas(signals, text: str, overrides: dict, resolved: dict, posi
 
 def _ensemble(prepared: list, sink, positions=None) -> Ensemble:
     first = prepared[0]
-    run, output = first.resolved["run"], first.resolved["output"]
+    run, output = first.resolved.run, first.resolved.output
     starts = np.stack([p.positions for p in prepared]) if positions is None else positions
     return Ensemble(
         [p.kernel for p in prepared],
         starts,
         optimizer=first.optimizer,
         lr=[p.schedule for p in prepared],
-        seed=[p.resolved["run"]["seed"] for p in prepared],
-        batch_size=first.resolved["optimizer"]["batch_size"],
+        seed=[p.resolved.run.seed for p in prepared],
+        batch_size=first.resolved.optimizer.batch_size,
         observers=lambda r: prepared[r].observers,
         sink=sink,
-        frame_every=output["frame_every"],
-        checkpoint_every=output["checkpoint_every"],
-        dtype=run["dtype"],
-        divergence=[GrowthRule.of_scenario(p.resolved["run"]) for p in prepared],
+        frame_every=output.frame_every,
+        checkpoint_every=output.checkpoint_every,
+        dtype=run.dtype,
+        divergence=[GrowthRule.of_scenario(p.resolved.run) for p in prepared],
     )
 
 
@@ -60,16 +70,16 @@ def start_ensemble_run(scenario, path: str, overwrite: bool, progress, signals) 
     from ..io import H5MDSink
 
     resolved = scenario.resolved
-    threads = set_threads(resolved["run"]["threads"])
+    threads = set_threads(resolved.run.threads)
     prepared = _prepared_replicas(signals, scenario.text, scenario.overrides, resolved)
-    output = resolved["output"]
+    output = resolved.output
     metadata = _metadata(scenario.text, scenario.source, prepared[0], threads, scenario.overrides)
     metadata.update(
-        resolved=resolved,
-        seed=resolved["run"]["seed"],
+        resolved=resolved.to_dict(),
+        seed=resolved.run.seed,
         ensemble={
             "replicas": len(prepared),
-            "seeds": [p.resolved["run"]["seed"] for p in prepared],
+            "seeds": [p.resolved.run.seed for p in prepared],
             "schedules": [p.schedule.describe() for p in prepared],
         },
     )
@@ -77,14 +87,11 @@ def start_ensemble_run(scenario, path: str, overwrite: bool, progress, signals) 
         path,
         metadata,
         every=1,
-        dtype=output["dtype"],
         masses=np.concatenate([p.masses for p in prepared]),
-        optimizer_state=output["optimizer_state"],
-        compression=None if output["compression"] == "none" else output["compression"],
         overwrite=overwrite,
-        durability=output["durability"],
+        **sink_options(output),
     )
-    total = resolved["run"]["steps"]
+    total = resolved.run.steps
     sink = RunSink(inner, total)
     began = time.perf_counter()
     try:
@@ -103,10 +110,10 @@ def resume_ensemble_run(
     """Continue an ensemble file from its checkpoint (called by ``runner.resume_run``)."""
     from ..io import H5MDSink
 
-    stored = parameters["resolved"]
+    stored = ResolvedScenario.from_dict(parameters["resolved"])
     start = int(checkpoint["step"])
     total = int(
-        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored["run"]["steps"])
+        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored.run.steps)
     )
     if total < start:
         raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
@@ -120,7 +127,11 @@ def resume_ensemble_run(
 
     try:
         inner, checkpoint = H5MDSink.resume(
-            path, force=force, durability=stored["output"]["durability"], validate=restorable
+            path,
+            force=force,
+            durability=stored.output.durability,
+            commit_seconds=stored.output.commit_seconds,
+            validate=restorable,
         )
     except (ValueError, OSError, RuntimeError) as exc:
         raise ResumeError(" ".join(str(exc).split())) from None

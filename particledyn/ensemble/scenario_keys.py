@@ -49,47 +49,48 @@ KEYS = (
     ),
     Key(
         "run.replica_seeds",
-        Custom("an array of R seeds", _seeds),
+        Custom("an array of R seeds", _seeds, "tuple[int, ...]"),
         "The replicas' run.seed (default: run.seed + r).",
         OPTIONAL,
     ),
     Key(
         "run.replica_lrs",
-        Custom("an array of R learning rates", _lrs),
+        Custom("an array of R learning rates", _lrs, "tuple[float, ...]"),
         "The replicas' schedule.lr (default: schedule.lr for all).",
         OPTIONAL,
     ),
 )
 
 
-def check_replicas(resolved: dict) -> None:
+def check_replicas(resolved) -> None:
     """Raise ScenarioError when the per-replica arrays do not have run.replicas entries, or an
     ensemble is asked of the GPU backend or of a subset of the particles."""
-    run = resolved["run"]
-    count = run.get("replicas", 1)
+    run = resolved.run
+    count = run.replicas
     for key in ("replica_seeds", "replica_lrs"):
-        values = run.get(key)
+        values = getattr(run, key)
         if values is not None and len(values) != count:
             raise ScenarioError(f"run.{key} with {len(values)} entries: expected run.replicas = {count}")
-    if count > 1 and resolved["output"]["subset"] is not None:
+    if count > 1 and resolved.output.subset is not None:
         raise ScenarioError(
             f"output.subset with run.replicas = {count}: expected every particle written "
             "(an ensemble file holds whole replicas)"
         )
-    if count > 1 and run["backend"] != "numba":
+    if count > 1 and run.backend != "numba":
         raise ScenarioError(
             f'run.replicas = {count}: expected run.backend = "numba" (ensembles run on '
-            f'the CPU), got "{run["backend"]}"'
+            f'the CPU), got "{run.backend}"'
         )
 
 
-def replica_scenarios(raw: dict, overrides: dict, resolved: dict) -> list[tuple[dict, dict]]:
+def replica_scenarios(raw: dict, overrides: dict, resolved) -> list[tuple[dict, dict]]:
     """(parsed scenario, dotted overrides) of each replica alone: ``raw`` (the parsed TOML) and
-    ``overrides`` without the ensemble keys, with run.seed and schedule.lr set to the replica's."""
-    run = resolved["run"]
-    count = run["replicas"]
-    seeds = run["replica_seeds"] or [run["seed"] + r for r in range(count)]
-    lrs = run["replica_lrs"] or [resolved["schedule"]["lr"]] * count
+    ``overrides`` without the ensemble keys, with run.seed and schedule.lr set to the replica's
+    (``resolved``: the ensemble's :class:`~particledyn.scenario.ResolvedScenario`)."""
+    run = resolved.run
+    count = run.replicas
+    seeds = list(run.replica_seeds or [run.seed + r for r in range(count)])
+    lrs = list(run.replica_lrs or [resolved.schedule.lr] * count)
     names = {f"run.{key.path.split('.')[1]}" for key in KEYS}
     raw = {**raw, "run": {k: v for k, v in raw.get("run", {}).items() if f"run.{k}" not in names}}
     if not isinstance(raw.get("schedule", {}), dict):  # the shorthand schedule = lr

@@ -32,9 +32,10 @@ from ..runner import (
     load_recorded_plugins,
     prepare,
     set_threads,
-    validate_scenario_resolved,
+    sink_options,
 )
 from ..scenario.checks import ScenarioError
+from ..scenario.resolved import ResolvedScenario
 from ..sinks import Sink
 from .comm import agree, scatter_rows, shard_bounds, world
 from .kernels import NotShardable, ShardedKernel, deepsets_form
@@ -51,19 +52,19 @@ def recorded_ranks(parameters: dict) -> int | None:
     return None if mpi.get("ranks") is None else int(mpi["ranks"])
 
 
-def _check_mode(resolved: dict, size: int) -> None:
-    run = resolved["run"]
-    if run["replicas"] > 1:
+def _check_mode(resolved: ResolvedScenario, size: int) -> None:
+    run = resolved.run
+    if run.replicas > 1:
         raise ScenarioError(
-            f"run.replicas = {run['replicas']} with --mpi: expected 1 (an ensemble is not sharded)"
+            f"run.replicas = {run.replicas} with --mpi: expected 1 (an ensemble is not sharded)"
         )
-    if run["backend"] != "numba":
-        raise ScenarioError(f'run.backend = "{run["backend"]}" with --mpi: expected "numba"')
+    if run.backend != "numba":
+        raise ScenarioError(f'run.backend = "{run.backend}" with --mpi: expected "numba"')
 
 
 def _form(prepared):
     try:
-        return deepsets_form(prepared.kernel, prepared.resolved["kernel"]["kind"])
+        return deepsets_form(prepared.kernel, prepared.resolved.kernel.kind)
     except NotShardable as exc:
         raise ScenarioError(str(exc)) from None
 
@@ -74,7 +75,7 @@ def _say(comm, text: str) -> None:
 
 
 def _simulation(prepared, form, comm, positions, masses, sink) -> ShardedSimulation:
-    run, output = prepared.resolved["run"], prepared.resolved["output"]
+    run, output = prepared.resolved.run, prepared.resolved.output
     return ShardedSimulation(
         ShardedKernel(form, comm),
         positions,
@@ -82,16 +83,14 @@ def _simulation(prepared, form, comm, positions, masses, sink) -> ShardedSimulat
         optimizer=prepared.optimizer,
         lr=prepared.schedule,
         masses=masses,
-        seed=run["seed"],
-        batch_size=prepared.resolved["optimizer"]["batch_size"],
+        seed=run.seed,
+        batch_size=prepared.resolved.optimizer.batch_size,
         observers=shard_observers(prepared.observers, form, comm),
         sink=sink,
-        frame_every=output["frame_every"],
-        checkpoint_every=output["checkpoint_every"],
-        dtype=run["dtype"],
-        divergence=GrowthRule(
-            run["divergence_growth"], run["divergence_window"], run["divergence_threshold"]
-        ),
+        frame_every=output.frame_every,
+        checkpoint_every=output.checkpoint_every,
+        dtype=run.dtype,
+        divergence=GrowthRule.of_scenario(run),
     )
 
 
@@ -148,7 +147,7 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
     rank, size = comm.Get_rank(), comm.Get_size()
     root = rank == 0
     resolved = scenario.resolved
-    path = out if out is not None else resolved["output"]["path"]
+    path = out if out is not None else resolved.output.path
 
     def checks():
         if root and os.path.exists(path) and not overwrite:
@@ -156,7 +155,7 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
                 f"output file {path!r} exists; pass --overwrite to replace it or --resume to continue it"
             )
         _check_mode(resolved, size)
-        return set_threads(resolved["run"]["threads"])
+        return set_threads(resolved.run.threads)
 
     threads = agree(comm, checks)
     prepared = agree(comm, lambda: prepare(resolved, positions=root))
@@ -165,12 +164,11 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
     n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
     if n < size:
         raise ScenarioError(f"init.n = {n} with {size} MPI ranks: expected at least one particle per rank")
-    total = resolved["run"]["steps"]
+    total = resolved.run.steps
 
     def open_file():
         if not root:
             return None
-        output = resolved["output"]
         metadata = {
             **_metadata(scenario.text, scenario.source, prepared, threads, scenario.overrides),
             "mpi": {"ranks": size},
@@ -180,21 +178,18 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
             metadata,
             every=1,
             subset=prepared.subset,
-            dtype=output["dtype"],
             masses=prepared.masses,
-            optimizer_state=output["optimizer_state"],
-            compression=None if output["compression"] == "none" else output["compression"],
             overwrite=overwrite,
-            durability=output["durability"],
+            **sink_options(resolved.output),
         )
         return RunSink(sink, total)
 
     inner = agree(comm, open_file)
     positions, masses = shard_start(prepared, comm, n)
     began = _time.perf_counter()
-    sink = ShardedSink(comm, inner, resolved["output"]["optimizer_state"])
+    sink = ShardedSink(comm, inner, resolved.output.optimizer_state)
     sim = _build(prepared, form, comm, positions, masses, sink, inner)
-    sim.progress_label = resolved["run"]["name"]
+    sim.progress_label = resolved.run.name
     _announce(comm, sim, n)
     _loop(sim, inner, total, progress, comm)
     return RunResult(path, 0, sim.state.step, total, _time.perf_counter() - began, True)
@@ -269,9 +264,9 @@ def _read_plan(path, scenario, steps, size) -> dict:
             f"cannot resume {path!r} on {size} MPI ranks: it ran on {ranks}; use mpiexec -n {ranks} "
             "(another count adds the sums in another order: not bit-identical)"
         )
-    stored = parameters["resolved"]
+    record = parameters["resolved"]  # the plain dict the file records
     if scenario is not None:
-        diff = _first_difference(_comparable(stored), _comparable(scenario.resolved))
+        diff = _first_difference(_comparable(record), _comparable(scenario.resolved.to_dict()))
         if diff:
             key, a, b = diff
             raise ResumeError(
@@ -284,13 +279,13 @@ def _read_plan(path, scenario, steps, size) -> dict:
         )
     start = int(checkpoint["step"])
     total = int(
-        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", stored["run"]["steps"])
+        steps if steps is not None else checkpoint.get("run", {}).get("total_steps", record["run"]["steps"])
     )
     if total < start:
         raise ResumeError(f"cannot resume {path!r} to {total} steps: it is already at step {start}")
     threads = int(checkpoint.get("threads", parameters.get("threads", 0)))
     return {
-        "stored": stored,
+        "stored": record,
         "plugins": parameters.get("plugins") or [],
         "start": start,
         "total": total,
@@ -318,7 +313,7 @@ def _resume(path, scenario, steps, progress, force, comm, signals) -> RunResult:
                 "more than numba has here (raise NUMBA_NUM_THREADS)"
             ) from None
         load_recorded_plugins({"plugins": plan["plugins"]}, path)
-        resolved = validate_scenario_resolved(plan["stored"])
+        resolved = ResolvedScenario.from_dict(plan["stored"])
         _check_mode(resolved, size)
         return resolved
 
@@ -341,7 +336,11 @@ def _resume(path, scenario, steps, progress, force, comm, signals) -> RunResult:
             return None, None
         try:
             sink, checkpoint = H5MDSink.resume(
-                path, validate=restorable, force=force, durability=resolved["output"]["durability"]
+                path,
+                validate=restorable,
+                force=force,
+                durability=resolved.output.durability,
+                commit_seconds=resolved.output.commit_seconds,
             )
         except (ValueError, OSError, RuntimeError) as exc:
             raise ResumeError(" ".join(str(exc).split())) from None
@@ -355,19 +354,21 @@ def _resume(path, scenario, steps, progress, force, comm, signals) -> RunResult:
         scalars["state_names"] = sorted(checkpoint["optimizer_state"])
     scalars = comm.bcast(scalars, root=0)
     n = comm.bcast(int(checkpoint["positions"].shape[0]) if root else None, root=0)
-    local = dict(scalars)
-    names = local.pop("state_names")
+    restored = dict(scalars)
+    names = restored.pop("state_names")
     for key in arrays:
-        local[key] = scatter_rows(comm, checkpoint[key] if root else None, n)
-    local["optimizer_state"] = {
+        restored[key] = scatter_rows(comm, checkpoint[key] if root else None, n)
+    restored["optimizer_state"] = {
         k: scatter_rows(comm, checkpoint["optimizer_state"][k] if root else None, n) for k in names
     }
-    local["observers"] = checkpoint.get("observers", {}) if root else {}
+    restored["observers"] = checkpoint.get("observers", {}) if root else {}
     del checkpoint
     began = _time.perf_counter()
-    sink = ShardedSink(comm, inner, resolved["output"]["optimizer_state"])
-    sim = _build(prepared, form, comm, local["positions"], local["masses"], sink, inner, checkpoint=local)
-    sim.progress_label = resolved["run"]["name"]
+    sink = ShardedSink(comm, inner, resolved.output.optimizer_state)
+    sim = _build(
+        prepared, form, comm, restored["positions"], restored["masses"], sink, inner, checkpoint=restored
+    )
+    sim.progress_label = resolved.run.name
     _announce(comm, sim, n)
     _loop(sim, inner, total, progress, comm)
     return RunResult(path, start, sim.state.step, total, _time.perf_counter() - began, True)

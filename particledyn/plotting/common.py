@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..scenario.resolved import recorded
 from ..summary import scalar_series
 
 #: Output formats :func:`save_figure` writes (matplotlib's backends: Agg, PDF, SVG).
@@ -37,8 +38,7 @@ def learning_rate(run) -> float | None:
     """The run's (first) learning rate: the CLI's schedule, the API's ``lr`` parameter,
     else 2 / two_over_eta of the sharpness observer; None when nothing says."""
     params = run.parameters
-    resolved = params.get("resolved") if isinstance(params.get("resolved"), dict) else {}
-    for lr in (resolved.get("schedule", {}).get("lr"), params.get("lr")):
+    for lr in (recorded(params, "schedule.lr"), params.get("lr")):
         if isinstance(lr, (int, float)) and not isinstance(lr, bool):
             return float(lr)
     found = scalar_series(run, "sharpness", "two_over_eta")
@@ -52,8 +52,7 @@ def optimizer_name(run) -> str:
     params = run.parameters
     opt = params.get("optimizer")
     if not isinstance(opt, dict):
-        resolved = params.get("resolved") if isinstance(params.get("resolved"), dict) else {}
-        opt = resolved.get("optimizer")
+        opt = recorded(params, "optimizer")
     if not isinstance(opt, dict) or "name" not in opt:
         return "optimizer not recorded"
     extra = [f"{key} {opt[key]:g}" for key in ("beta", "beta1") if isinstance(opt.get(key), (int, float))]

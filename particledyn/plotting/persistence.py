@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..scenario.resolved import recorded
 from ..summary import read_series
 from .common import mark_events, new_figure, opened, titled
 
@@ -90,8 +91,8 @@ def _zigzag_options(run) -> tuple[float, int]:
     from ..topology.observers import ZigzagObserver
 
     defaults = ZigzagObserver()
-    resolved = run.parameters.get("resolved")
-    for spec in resolved.get("observers", []) if isinstance(resolved, dict) else []:
+    specs = recorded(run.parameters, "observers", [])
+    for spec in specs if isinstance(specs, list) else []:
         if isinstance(spec, dict) and spec.get("type") == "zigzag":
             return float(spec.get("scale", defaults.scale)), int(spec.get("max_dim", defaults.max_dim))
     return defaults.scale, defaults.max_dim

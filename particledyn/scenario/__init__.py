@@ -23,8 +23,9 @@ import difflib
 import re
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from importlib import resources
+from types import SimpleNamespace
 from typing import Any
 
 try:
@@ -54,6 +55,7 @@ from .checks import (
 from .kernels import KERNEL_TYPES, KERNELS, KernelType, register_kernel
 from .observers import OBSERVER_TYPES, OBSERVERS, ObserverType, register_observer
 from .registry import Entry, Registry
+from .resolved import ResolvedScenario, Section, freeze, section_type
 from .sections import (
     CLOUD_SHAPES,
     DATA_KINDS,
@@ -67,6 +69,8 @@ from .sections import (
 
 __all__ = [
     "Scenario",
+    "ResolvedScenario",
+    "Section",
     "ScenarioError",
     "schema",
     "validate_scenario",
@@ -97,7 +101,8 @@ __all__ = [
     "OBSERVER_TYPES",
 ]
 
-SECTIONS = ("run", "data", "kernel", "init", "optimizer", "schedule", "output", "observers")
+#: The sections, in order: the fields of :class:`ResolvedScenario`.
+SECTIONS = tuple(f.name for f in fields(ResolvedScenario))
 #: The registry whose entry each section's selector key names, the selector's default and its docs.
 _SELECTED = {
     "data": (DATA_KINDS, REQUIRED, "Which data set."),
@@ -162,7 +167,7 @@ def _subset(value):
 
 def _derived(text: str, path: str, transform=lambda v: v) -> Derived:
     section, name = path.split(".")
-    return Derived(text, lambda resolved: transform(resolved[section][name]))
+    return Derived(text, lambda done: transform(getattr(getattr(done, section), name)))
 
 
 _SEED = Int(0, _INT64)
@@ -171,7 +176,7 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     # [run]
     Key(
         "run.name",
-        Custom("a name of letters, digits and _ . + -", _run_name),
+        Custom("a name of letters, digits and _ . + -", _run_name, "str"),
         "Name of the run; the default output file is <name>.h5.",
         "particledyn",
     ),
@@ -221,7 +226,7 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     ),
     Key(
         "run.plugins",
-        Custom("an array of module names", _modules),
+        Custom("an array of module names", _modules, "tuple[str, ...]"),
         "Modules imported before the "
         "scenario is checked, which register kernels, observers, ... (installed, or on PYTHONPATH; "
         "installed packages' particledyn.plugins entry points load without being listed).",
@@ -275,7 +280,7 @@ _BASE_SCHEMA: tuple[Key, ...] = (
     ),
     Key(
         "output.subset",
-        Custom("a count or an array of indices", _subset),
+        Custom("a count or an array of indices", _subset, "int | tuple[int, ...]"),
         "Write only these particles: a count (evenly spaced indices) or an array of indices (optional: all).",
         OPTIONAL,
     ),
@@ -323,14 +328,14 @@ _OBSERVER_COMMON = (
     Key("type", Choice(("loss",)), "Which observer (see below).", REQUIRED),
     Key(
         "every",
-        Custom('a count of steps >= 1 or "N epochs"', lambda v: _cadence(v)),
+        Custom('a count of steps >= 1 or "N epochs"', lambda v: _cadence(v), "int | str"),
         'Cadence in steps, or "N epochs" with optimizer.sampling = "epoch" (N times the steps per '
         "epoch, e.g. 28 for 3500 rows in batches of 128).",
         1,
     ),
     Key(
         "name",
-        Custom("a name without '/'", lambda v: _observer_name(v)),
+        Custom("a name without '/'", lambda v: _observer_name(v), "str"),
         "HDF5 group observables/<name> (default: the type; needed to use a type twice).",
         OPTIONAL,
     ),
@@ -398,9 +403,9 @@ def schema() -> tuple[Key, ...]:
 
 
 # ---------------------------------------------------------------- validation
-def _resolve_default(key: Key, resolved: dict) -> Any:
+def _resolve_default(key: Key, done: SimpleNamespace) -> Any:
     if isinstance(key.default, Derived):
-        return key.default.fn(resolved)
+        return key.default.fn(done)
     if key.default is OPTIONAL:
         return None
     return copy.deepcopy(key.default)
@@ -414,10 +419,20 @@ def _unknown(where: str, name: str, valid: list[str], context: str) -> ScenarioE
     return ScenarioError(f"{where}: unknown key{hint}; valid keys{context}: {', '.join(valid)}")
 
 
+def _annotation(key: Key) -> str:
+    """The field type of a key's resolved value (None where it is optional)."""
+    text = key.check.annotation()
+    return f"{text} | None" if key.default is OPTIONAL and text != "Any" else text
+
+
 def _validate_table(
-    table: Mapping, keys: list[Key], where: str, selector: str | None, resolved: dict
-) -> dict:
-    """Validate one table against its keys; ``where`` prefixes the paths in errors."""
+    table: Mapping, keys: list[Key], where: str, selector: str | None, done: SimpleNamespace
+) -> tuple[str | None, dict[str, Any], dict[str, str]]:
+    """Validate one table against its keys; ``where`` prefixes the paths in errors.
+
+    Returns the selector's value, the resolved values and their field types, in order;
+    ``done`` holds the sections validated before (for derived defaults).
+    """
     by_name: dict[str, list[Key]] = {}
     for key in keys:
         by_name.setdefault(key.name, []).append(key)
@@ -432,7 +447,7 @@ def _validate_table(
                 f"{where}.{selector}: missing required key ({sel_key.check.describe(selector)})"
             )
         else:
-            choice = _resolve_default(sel_key, resolved)
+            choice = _resolve_default(sel_key, done)
         out[selector] = choice
     applicable = {
         name: next((k for k in ks if k.when is None or choice in k.when), None)
@@ -463,8 +478,16 @@ def _validate_table(
                 f"{where}.{name}: missing required key ({key.check.describe(name)})"
                 + (f" for {where}.{selector} = {show(choice)}" if key.when else "")
             )
-        out[name] = _resolve_default(key, resolved)
-    return {name: out[name] for name in [selector] * (selector is not None) + valid if name in out}
+        out[name] = _resolve_default(key, done)
+    order = [name for name in [selector] * (selector is not None) + valid if name in out]
+    types = {name: _annotation(by_name[name][0] if name == selector else applicable[name]) for name in order}
+    return choice, {name: out[name] for name in order}, types
+
+
+def _section(section: str, choice: str | None, values: dict[str, Any], types: dict[str, str]) -> Section:
+    """The typed section (its type generated from the keys' names and types, see :mod:`.resolved`)."""
+    spec = tuple((name, types[name]) for name in values)
+    return section_type(section, choice, spec)(*(freeze(v) for v in values.values()))
 
 
 def _check_depth(raw: Mapping) -> None:
@@ -484,21 +507,21 @@ def _check_depth(raw: Mapping) -> None:
                 stack.append((child, where, depth + 1))
 
 
-def _check_epoch_batches(o: dict) -> None:
-    if o["sampling"] == "epoch" and o["batch_size"] is None:
+def _check_epoch_batches(o: Section) -> None:
+    if o.sampling == "epoch" and o.batch_size is None:
         raise ScenarioError(
             'optimizer.sampling = "epoch": expected optimizer.batch_size too (the rows '
             "per batch of each epoch)"
         )
 
 
-def _resolve_epochs(resolved: dict) -> None:
+def _resolve_epochs(done: SimpleNamespace) -> None:
     """Set run.steps from run.epochs (epochs x steps per epoch of the data and batch size)."""
     from ..data import dataset_spec, training_rows
     from ..sampling import steps_per_epoch
 
-    run, o = resolved["run"], resolved["optimizer"]
-    steps, epochs = run["steps"], run["epochs"]
+    run, o = done.run, done.optimizer
+    steps, epochs = run.steps, run.epochs
     if epochs is None:
         if steps is None:
             raise ScenarioError(f"run.steps: missing required key ({Int(0, 2**62).describe('steps')})")
@@ -507,35 +530,35 @@ def _resolve_epochs(resolved: dict) -> None:
         raise ScenarioError(
             f"run.epochs = {epochs}: expected run.steps or run.epochs, not both (run.steps = {steps})"
         )
-    if o["sampling"] != "epoch":
+    if o.sampling != "epoch":
         raise ScenarioError(
             f'run.epochs = {epochs}: expected optimizer.sampling = "epoch" (an epoch is '
-            f'one pass over the training rows in batches), got "{o["sampling"]}"'
+            f'one pass over the training rows in batches), got "{o.sampling}"'
         )
     _check_epoch_batches(o)
     try:
-        rows = training_rows(dataset_spec(resolved["data"]))
+        rows = training_rows(dataset_spec(done.data.to_dict()))
     except (ValueError, TypeError, OSError) as exc:
         raise ScenarioError(
             f"run.epochs = {epochs}: cannot count the training rows of [data]: {' '.join(str(exc).split())}"
         ) from None
-    run["steps"] = epochs * steps_per_epoch(rows, o["batch_size"])
+    done.run = replace(run, steps=epochs * steps_per_epoch(rows, o.batch_size))
 
 
-def _cross_checks(resolved: dict) -> None:
-    kernel_type = KERNELS.get_entry(resolved["kernel"]["kind"])
+def _cross_checks(resolved: ResolvedScenario) -> None:
+    kernel_type = KERNELS.get_entry(resolved.kernel.kind)
     if kernel_type.check is not None:
         kernel_type.check(resolved)
-    _check_epoch_batches(resolved["optimizer"])
+    _check_epoch_batches(resolved.optimizer)
     check_replicas(resolved)
-    s = resolved["schedule"]
+    s = resolved.schedule
     try:
-        SCHEDULES.get_entry(s["kind"]).build(s)
+        SCHEDULES.get_entry(s.kind).build(s.to_dict())
     except ValueError as exc:
         raise ScenarioError(f"schedule: {exc}") from None
 
 
-def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
+def _validate_observers(entries: Any, done: SimpleNamespace) -> tuple[Section, ...]:
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ScenarioError(
             f"observers = {show(entries)}: expected an array of tables, written "
@@ -549,25 +572,26 @@ def _validate_observers(entries: Any, resolved: dict) -> list[dict]:
             raise ScenarioError(f"{where}.type: missing required key ({type_key.check.describe('type')})")
         kind = type_key.parse(entry["type"], f"{where}.type")
         keys = [type_key, *_OBSERVER_COMMON[1:], *OBSERVERS[kind].options]
-        options = _validate_table(entry, keys, where, "type", resolved)
+        _, options, types = _validate_table(entry, keys, where, "type", done)
         if options.get("name") is None:
             options["name"] = kind
+        types["name"] = "str"
         if options["name"] in names:
             raise ScenarioError(
                 f"{where}.name = {show(options['name'])}: already used by "
                 f"observers[{names[options['name']]}]; give one of them another name"
             )
         names[options["name"]] = i
-        if isinstance(options["every"], str) and resolved["optimizer"]["sampling"] != "epoch":
+        if isinstance(options["every"], str) and done.optimizer.sampling != "epoch":
             raise ScenarioError(
                 f'{where}.every = "{options["every"]}": expected optimizer.sampling = '
-                f'"epoch" (epochs count its batches), got "{resolved["optimizer"]["sampling"]}"'
+                f'"epoch" (epochs count its batches), got "{done.optimizer.sampling}"'
             )
-        out.append(options)
-    return out
+        out.append(_section("observers", kind, options, types))
+    return tuple(out)
 
 
-def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) -> dict:
+def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) -> ResolvedScenario:
     """Check a parsed scenario and return it resolved (every default filled in).
 
     Parameters
@@ -580,9 +604,9 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
 
     Returns
     -------
-    dict
-        ``{section: {key: value}}`` plus ``observers``: a list of dicts; optional
-        keys left out are None.
+    ResolvedScenario
+        One frozen section per section (``resolved.output.frame_every``), ``observers`` a
+        tuple of them; optional keys left out are None (see :mod:`.resolved`).
 
     Raises
     ------
@@ -614,7 +638,7 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
     if isinstance(shorthand, (int, float)) and not isinstance(shorthand, bool):
         raw["schedule"] = {"lr": shorthand}
     keys = schema()
-    resolved: dict[str, Any] = {}
+    done = SimpleNamespace()  # the sections validated so far, for derived defaults
     for section in SECTIONS[:-1]:
         table = raw.get(section, {})
         if not isinstance(table, Mapping):
@@ -622,10 +646,12 @@ def validate_scenario(raw: Mapping, overrides: Mapping[str, Any] | None = None) 
                 f"{section} = {show(table)}: expected a table [{section}], got {toml_type(table)}"
             )
         section_keys = [k for k in keys if k.path.startswith(section + ".")]
-        resolved[section] = _validate_table(table, section_keys, section, SELECTORS.get(section), resolved)
+        choice, values, types = _validate_table(table, section_keys, section, SELECTORS.get(section), done)
+        setattr(done, section, _section(section, choice, values, types))
         if section == "optimizer":  # run.steps from run.epochs, before schedule.steps derives from it
-            _resolve_epochs(resolved)
-    resolved["observers"] = _validate_observers(raw.get("observers", []), resolved)
+            _resolve_epochs(done)
+    done.observers = _validate_observers(raw.get("observers", []), done)
+    resolved = ResolvedScenario(**vars(done))
     _cross_checks(resolved)
     return resolved
 
@@ -687,7 +713,7 @@ class Scenario:
 
     Attributes
     ----------
-    resolved : dict
+    resolved : ResolvedScenario
         Every key with its value or default (see :func:`validate_scenario`).
     text : str
         The TOML text as written.
@@ -697,7 +723,7 @@ class Scenario:
         The dotted overrides applied on top of ``text`` (``--set``, ``--steps``, ``--threads``).
     """
 
-    resolved: dict
+    resolved: ResolvedScenario
     text: str
     source: str
     overrides: dict = field(default_factory=dict)

@@ -27,16 +27,16 @@ def _build_two_layer(options: dict, dataset):
     )
 
 
-def _default_loss(resolved: dict) -> str:
-    return "cross_entropy" if has_labels(resolved["data"]["kind"]) else "mse"
+def _default_loss(done) -> str:
+    return "cross_entropy" if has_labels(done.data.kind) else "mse"
 
 
-def _check_loss(resolved: dict) -> None:
-    check_loss(resolved["kernel"]["loss"], resolved["data"]["kind"])
+def _check_loss(resolved) -> None:
+    check_loss(resolved.kernel.loss, resolved.data.kind)
 
 
-def _check_blocks(resolved: dict) -> None:
-    layers, n = resolved["kernel"]["layers"], resolved["init"].get("n")
+def _check_blocks(resolved) -> None:
+    layers, n = resolved.kernel.layers, getattr(resolved.init, "n", None)
     if n is not None and n != sum(layers):
         raise ScenarioError(
             f"init.n = {n}: expected the sum of kernel.layers = {sum(layers)} (one particle "
@@ -112,7 +112,7 @@ register_kernel(
         options=(
             Key(
                 "kernel.layers",
-                Custom("an array of block sizes", _layers),
+                Custom("an array of block sizes", _layers, "tuple[int, ...]"),
                 "Block sizes (N_1, ..., N_L) from the input on; rows of the initial cloud fill the "
                 "blocks in order, so init.n must equal their sum.",
                 REQUIRED,

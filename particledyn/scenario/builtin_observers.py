@@ -56,7 +56,7 @@ def _build_lemmas(options, ctx):
         equal_tol=options.get("equal_tol"),
         source=options["source"],
         n_sample=options["n_sample"],
-        seed=ctx.resolved["run"]["seed"],
+        seed=ctx.resolved.run.seed,
     )
 
 
@@ -87,8 +87,8 @@ def _build_balance(options, ctx):
     return BalanceObserver(options["every"], output_columns=output_columns(ctx.kernel), tol=options["tol"])
 
 
-def _adam(resolved: dict) -> bool:
-    return resolved["optimizer"]["name"] == "adam"
+def _adam(done) -> bool:
+    return done.optimizer.name == "adam"
 
 
 def _build_sharpness(options, ctx):

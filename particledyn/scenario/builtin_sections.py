@@ -228,7 +228,7 @@ _INIT_KEYS = {
     ),
     "parts": Key(
         "init.parts",
-        Custom("an array of cloud tables", _parts),
+        Custom("an array of cloud tables", _parts, "tuple[dict, ...]"),
         "Clouds to stack, each a table "
         "with shape, n, ... (as make_cloud takes them, in their native dimension).",
         REQUIRED,
@@ -330,8 +330,8 @@ for _optimizer in (
 
 
 # ---------------------------------------------------------------- [schedule]
-def _steps_default(resolved: dict) -> int:
-    return max(1, resolved["run"]["steps"])
+def _steps_default(done) -> int:
+    return max(1, done.run.steps)
 
 
 def _constant(s):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +46,11 @@ def show(value: Any) -> str:
     """A short one-line TOML-like rendering of a value for error messages."""
     if isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, (str, list, dict)):
+    elif isinstance(value, (str, list, tuple, Mapping)):  # a resolved value's tuples and tables too
         try:
-            text = json.dumps(value, default=str, ensure_ascii=False)
+            text = json.dumps(
+                value, default=lambda v: dict(v) if isinstance(v, Mapping) else str(v), ensure_ascii=False
+            )
         except ValueError:  # a circular structure cannot come from TOML; be safe anyway
             text = repr(value)
     else:
@@ -66,6 +68,10 @@ class Checker:
     """Validates one value: ``parse(value, name)`` returns it resolved or raises :class:`Invalid`."""
 
     label = "value"
+
+    def annotation(self) -> str:
+        """The Python type of the resolved value, as text (the field type of the typed scenario)."""
+        return "Any"
 
     def describe(self, name: str) -> str:
         """What the key accepts, for docs and errors (``name``: the key's last part)."""
@@ -102,6 +108,9 @@ class Int(Checker):
     lo: int | None = None
     hi: int | None = None
 
+    def annotation(self):
+        return "int"
+
     def describe(self, name):
         hi = self.hi if (self.hi is not None and self.hi < _TECHNICAL_LIMIT) else None
         bound = _bound_text(name, self.lo, hi, False, False)
@@ -127,6 +136,9 @@ class Float(Checker):
     hi: float | None = None
     lo_open: bool = False
     hi_open: bool = False
+
+    def annotation(self):
+        return "float"
 
     def describe(self, name):
         bound = _bound_text(name, self.lo, self.hi, self.lo_open, self.hi_open)
@@ -156,6 +168,9 @@ class Choice(Checker):
 
     options: tuple[str, ...]
 
+    def annotation(self):
+        return "str"
+
     def describe(self, name):
         return "one of " + ", ".join(f'"{o}"' for o in self.options)
 
@@ -173,6 +188,9 @@ class Str(Checker):
 
     label: str = "a non-empty string"
 
+    def annotation(self):
+        return "str"
+
     def parse(self, value, name):
         if not isinstance(value, str):
             raise self.wrong(value, name, True)
@@ -187,6 +205,9 @@ class Text(Checker):
 
     label: str = "a string"
 
+    def annotation(self):
+        return "str"
+
     def parse(self, value, name):
         if not isinstance(value, str):
             raise self.wrong(value, name, True)
@@ -198,6 +219,9 @@ class Bool(Checker):
     """true or false."""
 
     label: str = "true or false"
+
+    def annotation(self):
+        return "bool"
 
     def parse(self, value, name):
         if not isinstance(value, bool):
@@ -211,6 +235,9 @@ class FloatList(Checker):
 
     item: Float = Float()
     scalar_ok: bool = True
+
+    def annotation(self):
+        return "tuple[float, ...]"
 
     def describe(self, name):
         each = self.item.describe("each")
@@ -235,6 +262,10 @@ class OneOf(Checker):
 
     checkers: tuple[Checker, ...]
 
+    def annotation(self):
+        parts = dict.fromkeys(c.annotation() for c in self.checkers)
+        return "Any" if "Any" in parts else " | ".join(parts)
+
     def describe(self, name):
         return " or ".join(c.describe(name) for c in self.checkers)
 
@@ -253,6 +284,9 @@ class Literal(Checker):
 
     text: str
 
+    def annotation(self):
+        return "str"
+
     def describe(self, name):
         return f'"{self.text}"'
 
@@ -268,6 +302,10 @@ class Custom(Checker):
 
     label: str = ""
     fn: Callable[[Any], Any] | None = None
+    type: str = "Any"  # the resolved value's Python type, as text (arrays resolve as tuples)
+
+    def annotation(self):
+        return self.type
 
     def parse(self, value, name):
         return self.fn(value)
@@ -280,10 +318,13 @@ OPTIONAL = "optional"
 
 @dataclass(frozen=True)
 class Derived:
-    """A default computed from the already resolved scenario (e.g. ``run.seed``)."""
+    """A default computed from the sections resolved before it (e.g. ``run.seed``).
+
+    ``fn(done)`` gets them as attributes, each a typed section (``done.run.seed``).
+    """
 
     text: str  # for the docs: "run.seed"
-    fn: Callable[[dict], Any]
+    fn: Callable[[Any], Any]
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,12 @@ minutes later.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .checks import ScenarioError
+
+if TYPE_CHECKING:
+    from .resolved import ResolvedScenario
 
 
 def machine_memory() -> int:
@@ -25,14 +29,14 @@ def machine_memory() -> int:
     return min(total, int(limit)) if limit.isdigit() else total
 
 
-def _particles(init: dict) -> int | None:
-    if init["shape"] != "union":
-        return init["n"]
-    counts = [part.get("n") for part in init["parts"]]
+def _particles(init) -> int | None:
+    if init.shape != "union":
+        return init.n
+    counts = [part.get("n") for part in init.parts]
     return sum(counts) if all(isinstance(c, int) and not isinstance(c, bool) for c in counts) else None
 
 
-def estimate_bytes(resolved: dict) -> dict[str, tuple[object, int]]:
+def estimate_bytes(resolved: ResolvedScenario) -> dict[str, tuple[object, int]]:
     """A lower bound of the memory a run needs, by the key that drives each part.
 
     Returns
@@ -46,20 +50,20 @@ def estimate_bytes(resolved: dict) -> dict[str, tuple[object, int]]:
     from .kernels import KERNELS
     from .sections import DATA_KINDS, OPTIMIZERS
 
-    data, kernel = resolved["data"], resolved["kernel"]
-    size = DATA_KINDS.get_entry(data["kind"]).size
+    data, kernel, run = resolved.data, resolved.kernel, resolved.run
+    size = DATA_KINDS.get_entry(data.kind).size
     if size is None:  # a data kind that says nothing before it is built
         return {}
-    d_in, d_out, key, data_bytes = size(data)
-    parts = {key: (data[key.split(".")[1]], data_bytes)}
-    dim = KERNELS.get_entry(kernel["kind"]).dim
-    n = _particles(resolved["init"])
+    d_in, d_out, key, data_bytes = size(data.to_dict())
+    parts = {key: (getattr(data, key.split(".")[1]), data_bytes)}
+    dim = KERNELS.get_entry(kernel.kind).dim
+    n = _particles(resolved.init)
     if n is not None and dim is not None:
-        itemsize = 4 if resolved["run"]["dtype"] == "float32" else 8
+        itemsize = 4 if run.dtype == "float32" else 8
         # on the GPU the field and the optimizer state live on the device: the host keeps the positions
-        on_host = resolved["run"]["backend"] != "cupy"
-        copies = 3 + OPTIMIZERS.get_entry(resolved["optimizer"]["name"]).state_copies if on_host else 1
-        parts["init.n"] = (n, n * dim(kernel, d_in, d_out) * itemsize * copies)
+        on_host = run.backend != "cupy"
+        copies = 3 + OPTIMIZERS.get_entry(resolved.optimizer.name).state_copies if on_host else 1
+        parts["init.n"] = (n, n * dim(kernel.to_dict(), d_in, d_out) * itemsize * copies)
     return parts
 
 
@@ -67,12 +71,12 @@ def _gb(n_bytes: int) -> str:
     return f"{n_bytes / 1e9:.3g} GB"
 
 
-def check_memory(resolved: dict, available: int | None = None) -> None:
+def check_memory(resolved: ResolvedScenario, available: int | None = None) -> None:
     """Refuse a scenario whose arrays cannot fit in memory.
 
     Parameters
     ----------
-    resolved : dict
+    resolved : ResolvedScenario
         A resolved scenario (:func:`particledyn.scenario.validate_scenario`).
     available : int, optional
         Bytes available (default: :func:`machine_memory`).

@@ -18,16 +18,18 @@ from typing import Any
 
 from ..observers import Observer
 from .registry import Entry, Registry
+from .resolved import ResolvedScenario
 
 
 @dataclass
 class BuildContext:
-    """What an observer factory may use: the run's kernel, optimizer, data and scenario."""
+    """What an observer factory may use: the run's kernel, optimizer, data and scenario
+    (``resolved``, typed: ``context.resolved.run.seed``)."""
 
     kernel: Any
     optimizer: Any
     dataset: Any
-    resolved: dict
+    resolved: ResolvedScenario
     caches: dict = field(default_factory=dict)
     n_particles: int | None = None  # N where known before the cloud is drawn (None: a union cloud)
 

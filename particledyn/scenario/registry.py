@@ -138,6 +138,9 @@ class Named(Checker):
 
     registry: Registry
 
+    def annotation(self):
+        return "str"
+
     def describe(self, name):
         return "one of " + ", ".join(f'"{o}"' for o in self.registry.names())
 

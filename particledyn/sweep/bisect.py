@@ -225,8 +225,8 @@ def _point_row(spec: SweepSpec, state: BisectPoint, event: str, axes: str) -> di
 
     probe = run_scenario(spec, state.point, 1.0)
     return {
-        "seed": probe["run"]["seed"],
-        "n": probe["init"].get("n"),
+        "seed": probe.run.seed,
+        "n": getattr(probe.init, "n", None),
         "axes": axes,
         "event": event,
         "status": state.status,

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..scenario.resolved import ResolvedScenario
+
 __all__ = [
     "K_SOURCES",
     "POINT_COLUMNS",
@@ -136,12 +138,12 @@ def onset_bracket(outcomes: dict) -> dict:
     return dict(out, status=status, lo=below[-1], hi=hi)
 
 
-def start_K(resolved: dict, K0: float) -> dict:
+def start_K(resolved: ResolvedScenario, K0: float) -> dict:
     """The three K's at the start of a resolved scenario.
 
     Parameters
     ----------
-    resolved : dict
+    resolved : ResolvedScenario
     K0 : float
         lambda_max at the start, as the sweep measured it (:func:`particledyn.sweep.grid.measure_K0`).
 
@@ -228,8 +230,8 @@ def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> l
                 else dict.fromkeys(K_SOURCES, math.nan)
             )
         K = cache[key]
-        scaling = _axis(axes, "kernel.scaling", base["kernel"].get("scaling", ""))
-        optimizer = _axis(axes, "optimizer.name", base["optimizer"]["name"])
+        scaling = _axis(axes, "kernel.scaling", getattr(base.kernel, "scaling", ""))
+        optimizer = _axis(axes, "optimizer.name", base.optimizer.name)
         for event in events:
             outcomes = {
                 float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
@@ -266,7 +268,7 @@ def _point_of(spec, seed: int, n: int, axes: str):
     for point in grid_points(spec):
         probe = run_scenario(spec, point, 1.0)
         label = axes_label(tuple(zip((k for k, _ in spec.axes), point[2:])))
-        if probe["run"]["seed"] == seed and probe["init"].get("n") == n and label == axes:
+        if probe.run.seed == seed and getattr(probe.init, "n", None) == n and label == axes:
             return point
     return None
 
@@ -398,13 +400,13 @@ def scaling_markdown(fits: list[dict], source: str = "lambda_max") -> str:
         "| verdict |",
         "|---|---|---|---|---|---|",
     ]
-    for f in fits:
-        if f["K"] != source:
+    for row in fits:
+        if row["K"] != source:
             continue
-        b = f"{f['exponent']:.2f} +- {f['stderr']:.2f}" if math.isfinite(f["exponent"]) else ""
+        b = f"{row['exponent']:.2f} +- {row['stderr']:.2f}" if math.isfinite(row["exponent"]) else ""
         lines.append(
-            f"| {f['scaling']} | {f['optimizer']} | {f['event']} | {f['seeds_per_n'] or '-'} | {b} "
-            f"| {f['verdict']} |"
+            f"| {row['scaling']} | {row['optimizer']} | {row['event']} | {row['seeds_per_n'] or '-'} | {b} "
+            f"| {row['verdict']} |"
         )
     return "\n".join(lines) + "\n"
 

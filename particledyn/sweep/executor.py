@@ -181,7 +181,7 @@ def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = N
     from ..simulation import DivergenceError
 
     began = time.perf_counter()
-    steps = int(run.resolved["run"]["steps"])
+    steps = int(run.resolved.run.steps)
     scenario = Scenario(run.resolved, run.text, run.source)
     status, error, action = "finished", "", "start"
     try:
@@ -237,7 +237,7 @@ def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = N
 # ---------------------------------------------------------------- K0
 def _K0_key(spec: SweepSpec, point: tuple) -> str:
     resolved = run_scenario(spec, point, 1.0)
-    return f"{resolved['run']['seed']},{resolved['init'].get('n')},{K0_fingerprint(resolved)}"
+    return f"{resolved.run.seed},{getattr(resolved.init, 'n', None)},{K0_fingerprint(resolved)}"
 
 
 @contextlib.contextmanager
@@ -322,8 +322,8 @@ def _point_rows(spec: SweepSpec, points: dict, status: str) -> list[dict]:
                 run_id=run_id,
                 status=status,
                 error=error,
-                seed=probe["run"]["seed"],
-                n=probe["init"].get("n") or -1,
+                seed=probe.run.seed,
+                n=getattr(probe.init, "n", None) or -1,
                 axes=axes_label(tuple(zip((k for k, _ in spec.axes), point[2:]))),
             )
             if spec.lr_factor is not None:
@@ -384,7 +384,7 @@ def _packed(spec: SweepSpec, runs: list[RunSpec]) -> tuple[list, list[RunSpec]]:
 
 def _state(run: RunSpec) -> str:
     """:func:`file_state` of a run, or of its replica in a pack's file."""
-    steps = int(run.resolved["run"]["steps"])
+    steps = int(run.resolved.run.steps)
     if run.replica < 0:
         return file_state(run.path, steps)
     from .pack import replica_state
@@ -814,7 +814,7 @@ def _sweep_command(args, plot) -> int:
 def _list_runs(path, out) -> int:
     spec = load_sweep(path)
     root = Path(out if out is not None else spec.out).resolve()
-    steps = int(run_scenario(spec, grid_points(spec)[0], 1.0)["run"]["steps"])
+    steps = int(run_scenario(spec, grid_points(spec)[0], 1.0).run.steps)
     for number, run_id in enumerate(run_ids(spec)):
         print(f"{number}\t{run_id}\t{file_state(str(root / 'runs' / f'{run_id}.h5'), steps)}")
     return 0

@@ -66,6 +66,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..scenario.resolved import ResolvedScenario
 
 __all__ = [
     "SweepError",
@@ -194,7 +198,7 @@ class RunSpec:
     lr: float
     lr_factor: float
     K0: float
-    resolved: dict
+    resolved: ResolvedScenario
     text: str
     source: str
     axes: tuple[tuple[str, object], ...] = ()
@@ -458,7 +462,7 @@ def point_overrides(spec: SweepSpec, point: tuple) -> dict:
     return overrides
 
 
-def run_scenario(spec: SweepSpec, point: tuple, lr: float, extra: dict | None = None) -> dict:
+def run_scenario(spec: SweepSpec, point: tuple, lr: float, extra: dict | None = None) -> ResolvedScenario:
     """The resolved scenario of one grid point (base + ``sweep.set`` + grid values).
 
     Parameters
@@ -495,15 +499,16 @@ def run_overrides(spec: SweepSpec, point: tuple, lr: float, extra: dict | None =
     return overrides
 
 
-def K0_fingerprint(resolved: dict) -> str:
+def K0_fingerprint(resolved: ResolvedScenario) -> str:
     """A hash of everything in a resolved scenario that can change K0 (not lr, steps, output, observers)."""
-    keep = {k: v for k, v in resolved.items() if k not in ("output", "observers", "schedule")}
-    keep["run"] = {k: v for k, v in resolved["run"].items() if k in ("seed", "dtype")}
+    record = resolved.to_dict()
+    keep = {k: v for k, v in record.items() if k not in ("output", "observers", "schedule")}
+    keep["run"] = {"seed": resolved.run.seed, "dtype": resolved.run.dtype}
     text = json.dumps(keep, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def measure_K0(resolved: dict, tol: float = 1e-6) -> float:
+def measure_K0(resolved: ResolvedScenario, tol: float = 1e-6) -> float:
     """lambda_max of the loss Hessian at the initial state of a resolved scenario.
 
     Lanczos (:func:`particledyn.geometry.sharpness.top_eigenpairs`) on the kernel's
@@ -530,7 +535,7 @@ def measure_K0(resolved: dict, tol: float = 1e-6) -> float:
         lambda v: kernel.hvp(x, masses, context, v.reshape(x.shape)).ravel(),
         x.size,
         tol=tol,
-        seed=int(resolved["run"]["seed"]),
+        seed=int(resolved.run.seed),
     )
     if not (math.isfinite(result.lambda_max) and result.lambda_max > 0):
         raise ValueError(
@@ -566,7 +571,7 @@ def _rate_tags(spec: SweepSpec) -> list[str]:
 def _point_id(spec: SweepSpec, point: tuple) -> str:
     probe = run_scenario(spec, point, 1.0)
     axes = "".join(f"_{key}-{_label(value)}" for (key, _), value in zip(spec.axes, point[2:]))
-    return f"n{probe['init'].get('n')}_seed{probe['run']['seed']}{axes}"
+    return f"n{getattr(probe.init, 'n', None)}_seed{probe.run.seed}{axes}"
 
 
 def point_run_ids(spec: SweepSpec, point: tuple) -> list[str]:
@@ -598,7 +603,7 @@ def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None
             continue
         k0 = K0[point]
         probe = run_scenario(spec, point, 1.0)
-        real_seed, real_n = probe["run"]["seed"], probe["init"].get("n")
+        real_seed, real_n = probe.run.seed, getattr(probe.init, "n", None)
         if spec.lr_factor is not None:
             rates = [(f / k0, f) for f in spec.lr_factor]
         else:

@@ -14,12 +14,15 @@ rank runs several numba threads).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
+
+from ..scenario.resolved import ResolvedScenario
 
 __all__ = ["run_sharded", "run_single", "mpi_main"]
 
@@ -40,7 +43,7 @@ def _timed(sim, steps: int, barrier) -> tuple[float, float]:
     return (time.perf_counter() - began) / timed, cpu / timed
 
 
-def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
+def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> dict:
     """Step a resolved scenario sharded over ``comm``'s ranks, no observers, no file (collective).
 
     Returns
@@ -62,8 +65,8 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
     form = _form(prepared)
     x, m = shard_start(prepared, comm, n)
-    run = resolved["run"]
-    steps = int(run["steps"] if steps is None else steps)
+    run = resolved.run
+    steps = int(run.steps if steps is None else steps)
     sim = ShardedSimulation(
         ShardedKernel(form, comm),
         x,
@@ -71,11 +74,11 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
         optimizer=prepared.optimizer,
         lr=prepared.schedule,
         masses=m,
-        seed=run["seed"],
-        batch_size=resolved["optimizer"]["batch_size"],
+        seed=run.seed,
+        batch_size=resolved.optimizer.batch_size,
         sink=MemorySink(keep_frames=False),
         frame_every=0,
-        dtype=run["dtype"],
+        dtype=run.dtype,
     )
     sim.defer_signals = False  # nothing to checkpoint: a signal ends the benchmark where it lands
     seconds, cpu = _timed(sim, steps, comm.Barrier)
@@ -92,26 +95,26 @@ def run_sharded(resolved: dict, comm, steps: int | None = None) -> dict:
     }
 
 
-def run_single(resolved: dict, steps: int | None = None) -> dict:
+def run_single(resolved: ResolvedScenario, steps: int | None = None) -> dict:
     """The same steps in one process (the peer of :func:`run_sharded`)."""
     from ..runner import prepare
     from ..simulation import Simulation
     from ..sinks import MemorySink
 
     prepared = prepare(resolved, positions=True)
-    run = resolved["run"]
-    steps = int(run["steps"] if steps is None else steps)
+    run = resolved.run
+    steps = int(run.steps if steps is None else steps)
     sim = Simulation(
         prepared.kernel,
         prepared.positions,
         optimizer=prepared.optimizer,
         lr=prepared.schedule,
         masses=prepared.masses,
-        seed=run["seed"],
-        batch_size=resolved["optimizer"]["batch_size"],
+        seed=run.seed,
+        batch_size=resolved.optimizer.batch_size,
         sink=MemorySink(keep_frames=False),
         frame_every=0,
-        dtype=run["dtype"],
+        dtype=run.dtype,
     )
     prepared.positions = None
     seconds, cpu = _timed(sim, steps, lambda: None)
@@ -149,7 +152,7 @@ def mpi_main(argv: Sequence[str] | None = None) -> int:
     overrides = {"run.threads": args.threads}
     if args.n is not None:
         overrides["init.n"] = args.n
-    resolved = {**load_scenario(args.scenario, overrides).resolved, "observers": []}
+    resolved = dataclasses.replace(load_scenario(args.scenario, overrides).resolved, observers=())
     if args.single:
         result, root = run_single(resolved, args.steps), True
     else:

@@ -122,7 +122,7 @@ def execute_pack(pack: Pack, progress: bool = False, stop_event: str | None = No
     from .executor import DONE, _one_line, _stop_when
 
     began = time.perf_counter()
-    steps = int(pack.runs[0].resolved["run"]["steps"])
+    steps = int(pack.runs[0].resolved.run.steps)
 
     def outcomes(status: str, error: str, action: str) -> list[dict]:
         elapsed = (time.perf_counter() - began) / len(pack.runs) if action != "skip" else 0.0

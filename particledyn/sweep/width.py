@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..scenario.resolved import ResolvedScenario
+
 __all__ = [
     "wasserstein_exact",
     "wasserstein_pot",
@@ -163,20 +165,6 @@ def replica_distances(
 
 # ---------------------------------------------------------------- the study
 _FORMAT = "particledyn-width-study-1"
-
-
-def _raw(resolved: dict) -> dict:
-    """A resolved scenario as the table validate_scenario takes again (unset keys dropped)."""
-    raw = {
-        s: (
-            {k: v for k, v in t.items() if v is not None}
-            if isinstance(t, dict)
-            else [{k: v for k, v in e.items() if v is not None} for e in t]
-        )
-        for s, t in resolved.items()
-    }
-    raw["data"]["seed"] = resolved["data"]["seed"]
-    return raw
 
 
 def _prepared(raw: dict, n: int, seed: int, steps: int):
@@ -402,7 +390,7 @@ def _analyse(path: Path, raw: dict, plan: dict, exact_max: int, n_projections: i
 
 
 def width_study(
-    resolved: dict,
+    resolved: ResolvedScenario,
     sizes,
     *,
     replicas: int = 4,
@@ -420,7 +408,7 @@ def width_study(
 
     Parameters
     ----------
-    resolved : dict
+    resolved : ResolvedScenario
         A resolved scenario (:func:`particledyn.scenario.validate_scenario`) with a mean-field
         kernel; its observers run on every run (keep only cheap ones: the study reads the loss).
     sizes : sequence of int
@@ -456,9 +444,10 @@ def width_study(
     """
     import h5py
 
-    if resolved["kernel"].get("scaling") != "mean_field":
+    scaling = getattr(resolved.kernel, "scaling", None)
+    if scaling != "mean_field":
         raise ValueError(
-            f"kernel.scaling = {resolved['kernel'].get('scaling')!r}: expected "
+            f"kernel.scaling = {scaling!r}: expected "
             '"mean_field" (the infinite-width limit needs the 1/N output scaling)'
         )
     sizes = sorted({int(n) for n in sizes})
@@ -471,8 +460,8 @@ def width_study(
         raise ValueError(
             f"reference_n={reference_n}: expected more particles than the largest size {sizes[-1]}"
         )
-    steps = int(resolved["run"]["steps"] if steps is None else steps)
-    raw = _raw(resolved)
+    steps = int(resolved.run.steps if steps is None else steps)
+    raw = resolved.to_raw()  # data.seed stays the study's while init.seed varies
     plan = _plan(sizes, replicas, steps, reference_n, range(1, 2 * int(replicas) + 1))
     path = Path(out)
     _open_store(path, plan, scenario_text)
