@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .divergence import GrowthRule, describe, divergence_of
-from .io.locking import writer_alive
+from .io.locking import is_locked, writer_alive
 from .scenario import ResolvedScenario, Scenario
 from .scenario.checks import ScenarioError
 from .scenario.kernels import KERNELS
@@ -689,6 +689,9 @@ def _run_info(path: str) -> dict:
     from .io.layout import FINISHED, MODULE_NAME, committed_length
     from .io.repair import repair_hint
 
+    # before the file is read: a writer that finishes while it is read is then "running", never
+    # "stopped" with a checkpoint it has since passed
+    locked_before = is_locked(path)
     with open_run(path) as run:
         parameters = run.parameters
         module = dict(run.file[f"h5md/modules/{MODULE_NAME}"].attrs)
@@ -712,7 +715,7 @@ def _run_info(path: str) -> dict:
     total = (checkpoint or {}).get("run", {}).get("total_steps", recorded(parameters, "run.steps"))
     if finished:
         status = "finished"
-    elif writer_alive(path, module, takes_locks=locks):
+    elif locked_before or writer_alive(path, module, takes_locks=locks):
         status = "running"
     elif divergence_of(checkpoint) is not None:
         status = "diverged"

@@ -105,7 +105,7 @@ def test_renamed_observers_keep_their_sweep_table_columns(runs):
     rows = []
     for path in runs:
         spec = SimpleNamespace(
-            run_id="r", path=str(path), seed=0, n=120, axes=(), lr_factor=1.0, lr=2.0, K0=1.0
+            run_id="r", path=str(path), replica=-1, seed=0, n=120, axes=(), lr_factor=1.0, lr=2.0, K0=1.0
         )
         rows.append({k: v for k, v in run_row(spec, "finished").items() if k != "path"})
     assert rows[1]["K_source"] == "sharpness" and np.isfinite(rows[1]["max_eta_K"])

@@ -24,7 +24,7 @@ from particledyn.scenario import OBSERVER_TYPES
 SCENARIO = """\
 [run]
 name = "resume_{optimizer}"
-steps = 300
+steps = {steps}
 seed = 3
 threads = 1
 [data]
@@ -60,6 +60,7 @@ type = "sharpness"
 every = 100
 """
 OPTIMIZERS = {"gd": 0.5, "adam": 0.01}
+STEPS = 1500  # long enough that the watcher kills the run well before it ends
 KILL_AFTER_CHECKPOINT = 60
 
 
@@ -87,7 +88,7 @@ def runs(tmp_path_factory):
     watchers, seen = [], {}
     for optimizer, lr in OPTIMIZERS.items():
         scenario = directory / f"{optimizer}.toml"
-        scenario.write_text(SCENARIO.format(optimizer=optimizer, lr=lr))
+        scenario.write_text(SCENARIO.format(optimizer=optimizer, lr=lr, steps=STEPS))
         path = str(directory / f"killed_{optimizer}.h5")
         process = subprocess.Popen(
             [sys.executable, "-m", "particledyn", "run", str(scenario), "--out", path],
@@ -118,7 +119,7 @@ def runs(tmp_path_factory):
     return directory, seen
 
 
-def assert_same_records(path_a, path_b, total=300):
+def assert_same_records(path_a, path_b, total=STEPS):
     with open_run(path_a) as a, open_run(path_b) as b:
         assert a.finished and b.finished
         np.testing.assert_array_equal(a.steps, b.steps)
@@ -157,14 +158,14 @@ def test_sigkilled_run_resumes_bit_identical(runs, optimizer, capsys):
     assert record["running"]["status"] == "running" and "running (writer" in record["running_text"]
     killed = str(directory / f"killed_{optimizer}.h5")
     info = run_info(killed)
-    assert info["status"] == "stopped" and KILL_AFTER_CHECKPOINT <= info["checkpoint_step"] < 300
-    assert info["last_step"] < 300 and not open_run(killed).finished
+    assert info["status"] == "stopped" and KILL_AFTER_CHECKPOINT <= info["checkpoint_step"] < STEPS
+    assert info["last_step"] < STEPS and not open_run(killed).finished
     assert main(["info", killed]) == 0
     assert "stopped before the end" in capsys.readouterr().out
 
     assert main(["run", "--resume", "--out", killed]) == 0
     assert capsys.readouterr().out.startswith(
-        f"resumed {killed} at step {info['checkpoint_step']}: now at step 300"
+        f"resumed {killed} at step {info['checkpoint_step']}: now at step {STEPS}"
     )
     assert_same_records(killed, str(directory / f"reference_{optimizer}.h5"))
     if optimizer == "adam":
@@ -176,9 +177,9 @@ def test_resume_checks_the_scenario_and_the_total(runs, capsys, tmp_path):
     directory, _ = runs
     reference = str(directory / "reference_gd.h5")
     assert main(["run", "--resume", "--out", reference]) == 0
-    assert "already finished at step 300; nothing to do" in capsys.readouterr().out
+    assert f"already finished at step {STEPS}; nothing to do" in capsys.readouterr().out
     other = tmp_path / "other.toml"
-    other.write_text(SCENARIO.format(optimizer="gd", lr=0.25))
+    other.write_text(SCENARIO.format(optimizer="gd", lr=0.25, steps=STEPS))
     assert main(["run", str(other), "--resume", "--out", reference]) == 1
     err = capsys.readouterr().err
     assert (
