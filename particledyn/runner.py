@@ -460,6 +460,41 @@ def sink_options(output) -> dict:
     }
 
 
+def restorable_by(prepared: Prepared, path: str):
+    """The check :func:`reopen_run_file` runs on a checkpoint before the file is cut: it restores
+    the state on a throw-away simulation of ``prepared``."""
+
+    def restorable(state):
+        try:
+            prepared.simulation(Sink(), positions=state["positions"]).restore(state)
+        except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
+            raise ValueError(
+                f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
+                f"does not restore ({type(exc).__name__}: {exc})"
+            ) from None
+
+    return restorable
+
+
+def reopen_run_file(path: str, output: Section, validate, force: bool):
+    """Reopen a run file to continue it (:meth:`~particledyn.io.H5MDSink.resume`) with the
+    durability and commit interval of the scenario's ``output`` section; ``validate(state)``
+    raises where the newest checkpoint does not restore. Returns ``(sink, checkpoint)``; any
+    failure is one :class:`ResumeError` line."""
+    from .io import H5MDSink
+
+    try:
+        return H5MDSink.resume(
+            path,
+            validate=validate,
+            force=force,
+            durability=output.durability,
+            commit_seconds=output.commit_seconds,
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise ResumeError(" ".join(str(exc).split())) from None
+
+
 def _comparable(record: dict) -> dict:
     """A resolved scenario as a run file records it (:meth:`ResolvedScenario.to_dict`), without
     the keys a resume may change (the total in steps or epochs, threads, the path, when the file
@@ -532,7 +567,7 @@ def resume_run(
 
 
 def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunResult:
-    from .io import H5MDSink, open_run
+    from .io import open_run
 
     try:
         with open_run(path) as run:
@@ -587,25 +622,7 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
     resolved = ResolvedScenario.from_dict(record)
     prepared = _prepare_interruptibly(signals, resolved, positions=False)
 
-    def restorable(state):  # restore on a throw-away simulation before the file is cut
-        try:
-            prepared.simulation(Sink(), positions=state["positions"]).restore(state)
-        except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
-            raise ValueError(
-                f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
-                f"does not restore ({type(exc).__name__}: {exc})"
-            ) from None
-
-    try:
-        inner, checkpoint = H5MDSink.resume(
-            path,
-            validate=restorable,
-            force=force,
-            durability=resolved.output.durability,
-            commit_seconds=resolved.output.commit_seconds,
-        )
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise ResumeError(" ".join(str(exc).split())) from None
+    inner, checkpoint = reopen_run_file(path, resolved.output, restorable_by(prepared, path), force)
     sink = RunSink(inner, total)
     began = _time.perf_counter()
     try:

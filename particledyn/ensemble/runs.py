@@ -18,6 +18,7 @@ from ..runner import (
     RunSink,
     _metadata,
     _prepare_interruptibly,
+    reopen_run_file,
     set_threads,
     sink_options,
 )
@@ -108,7 +109,6 @@ def resume_ensemble_run(
     path: str, parameters: dict, checkpoint: dict, steps, progress, signals, force: bool = False
 ) -> RunResult:
     """Continue an ensemble file from its checkpoint (called by ``runner.resume_run``)."""
-    from ..io import H5MDSink
 
     stored = ResolvedScenario.from_dict(parameters["resolved"])
     start = int(checkpoint["step"])
@@ -125,16 +125,7 @@ def resume_ensemble_run(
     def restorable(state):  # restore on a throw-away ensemble before the file is cut
         _ensemble(prepared, None, state["positions"]).restore(state)
 
-    try:
-        inner, checkpoint = H5MDSink.resume(
-            path,
-            force=force,
-            durability=stored.output.durability,
-            commit_seconds=stored.output.commit_seconds,
-            validate=restorable,
-        )
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise ResumeError(" ".join(str(exc).split())) from None
+    inner, checkpoint = reopen_run_file(path, stored.output, restorable, force)
     sink = RunSink(inner, total)
     began = time.perf_counter()
     try:

@@ -31,12 +31,13 @@ from ..runner import (
     _ThreadsRestored,
     load_recorded_plugins,
     prepare,
+    reopen_run_file,
+    restorable_by,
     set_threads,
     sink_options,
 )
 from ..scenario.checks import ScenarioError
 from ..scenario.resolved import ResolvedScenario
-from ..sinks import Sink
 from .comm import agree, scatter_rows, shard_bounds, world
 from .kernels import NotShardable, ShardedKernel, deepsets_form
 from .observers import describe_plan, shard_observers
@@ -295,7 +296,6 @@ def _read_plan(path, scenario, steps, size) -> dict:
 
 
 def _resume(path, scenario, steps, progress, force, comm, signals) -> RunResult:
-    from ..io import H5MDSink
 
     rank, size = comm.Get_rank(), comm.Get_size()
     root = rank == 0
@@ -322,28 +322,10 @@ def _resume(path, scenario, steps, progress, force, comm, signals) -> RunResult:
     form = agree(comm, lambda: _form(prepared))
     signals.check()
 
-    def restorable(state):  # restore on a throw-away simulation before the file is cut
-        try:
-            prepared.simulation(Sink(), positions=state["positions"]).restore(state)
-        except Exception as exc:  # noqa: BLE001 - any failure means the checkpoint is unusable
-            raise ValueError(
-                f"cannot resume {path!r}: its checkpoint at step {state.get('step')} "
-                f"does not restore ({type(exc).__name__}: {exc})"
-            ) from None
-
     def reopen():
         if not root:
             return None, None
-        try:
-            sink, checkpoint = H5MDSink.resume(
-                path,
-                validate=restorable,
-                force=force,
-                durability=resolved.output.durability,
-                commit_seconds=resolved.output.commit_seconds,
-            )
-        except (ValueError, OSError, RuntimeError) as exc:
-            raise ResumeError(" ".join(str(exc).split())) from None
+        sink, checkpoint = reopen_run_file(path, resolved.output, restorable_by(prepared, path), force)
         return RunSink(sink, total), checkpoint
 
     inner, checkpoint = agree(comm, reopen)

@@ -160,6 +160,25 @@ def _stop_when(event_name: str | None, poll: float = 0.5):
         watcher.join()
 
 
+def continue_or_start(path: str, scenario, state: str, steps: int, progress) -> str:
+    """Bring the file at ``path`` (in :func:`file_state` ``state``, not done) to ``steps``: resume
+    or extend it where it can be, else start it afresh; the action taken ("resume", "extend",
+    "restart" or "start")."""
+    from ..runner import ResumeError, resume_run, start_run
+
+    if state == "running":
+        raise RuntimeError(f"{path} is being written by a live process; not touched")
+    if state in ("extend", "resume"):
+        try:
+            resume_run(path, scenario, steps=steps, progress=progress)
+            return state
+        except ResumeError:
+            start_run(scenario, out=path, overwrite=True, progress=progress)
+            return "restart"
+    start_run(scenario, out=path, overwrite=True, progress=progress)
+    return "start"
+
+
 def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = None) -> dict:
     """Run (or resume, or skip) one run of a sweep; never raises for the run's own errors.
 
@@ -176,7 +195,6 @@ def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = N
         ``elapsed`` (seconds), ``action``.
     """
     from ..interrupts import Interrupted
-    from ..runner import ResumeError, resume_run, start_run
     from ..scenario import Scenario
     from ..simulation import DivergenceError
 
@@ -208,17 +226,7 @@ def execute_run(run: RunSpec, progress: bool = False, stop_event: str | None = N
             state = file_state(run.path, steps, own_claim=True)
             if state in DONE:
                 return {"run_id": run.run_id, "status": state, "error": "", "elapsed": 0.0, "action": "skip"}
-            if state == "running":
-                raise RuntimeError(f"{run.path} is being written by a live process; not touched")
-            if state in ("extend", "resume"):
-                action = state
-                try:
-                    resume_run(run.path, scenario, steps=steps, progress=progress)
-                except ResumeError:
-                    action = "restart"
-                    start_run(scenario, out=run.path, overwrite=True, progress=progress)
-            else:
-                start_run(scenario, out=run.path, overwrite=True, progress=progress)
+            action = continue_or_start(run.path, scenario, state, steps, progress)
         except DivergenceError as exc:
             status, error = "diverged", _one_line(exc)
         except Interrupted as exc:

@@ -115,11 +115,10 @@ def execute_pack(pack: Pack, progress: bool = False, stop_event: str | None = No
     :func:`particledyn.sweep.executor.execute_run` returns for a run (never raises for the
     pack's own errors)."""
     from ..interrupts import Interrupted
-    from ..runner import ResumeError, resume_run, start_run
     from ..scenario import Scenario, validate_scenario
     from ..scenario import parse_toml as parse
     from .claims import ClaimHeld, acquire
-    from .executor import DONE, _one_line, _stop_when
+    from .executor import DONE, _one_line, _stop_when, continue_or_start
 
     began = time.perf_counter()
     steps = int(pack.runs[0].resolved.run.steps)
@@ -172,17 +171,7 @@ def execute_pack(pack: Pack, progress: bool = False, stop_event: str | None = No
             state = replica_state(pack.path, steps, 0, own_claim=True)
             if state in DONE:
                 return outcomes("finished", "", "skip")
-            if state == "running":
-                raise RuntimeError(f"{pack.path} is being written by a live process; not touched")
-            if state in ("extend", "resume"):
-                action = state
-                try:
-                    resume_run(pack.path, scenario, steps=steps, progress=progress)
-                except ResumeError:
-                    action = "restart"
-                    start_run(scenario, out=pack.path, overwrite=True, progress=progress)
-            else:
-                start_run(scenario, out=pack.path, overwrite=True, progress=progress)
+            action = continue_or_start(pack.path, scenario, state, steps, progress)
         except Interrupted as exc:
             status, error = "stopped", f"stopped by the sweep: {exc}"
         except Exception as exc:  # a failed pack is recorded, the sweep goes on
