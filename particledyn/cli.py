@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="with --resume: resume although the writer PID stamped in the file is alive "
-        "(a reused PID; a file whose write lock a live run holds is never resumed)",
+        "where no write lock can tell (an older particledyn's file, a filesystem without "
+        "record locks); a file whose write lock a live run holds is never resumed",
     )
     run.add_argument(
         "--mpi",

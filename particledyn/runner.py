@@ -548,8 +548,9 @@ def resume_run(
         or resumed with.
     force : bool
         Resume although the writer PID stamped in the file is alive on this host
-        while no process holds the file's write lock (a reused PID); a file whose
-        lock is held is never resumed.
+        where no write lock can tell whether it still writes (a file of an older
+        particledyn, or a filesystem without record locks); a file whose lock is
+        held is never resumed.
 
     Returns
     -------

@@ -15,7 +15,7 @@ from damage_trials import write_base
 from io_helpers import checkpoint, frame
 
 from particledyn.io import H5MDSink, open_run
-from particledyn.io.locking import FileLockedError, is_locked
+from particledyn.io.locking import FileLockedError, WriteLock, is_locked
 from particledyn.runner import run_info
 
 TESTS = str(Path(__file__).parent)
@@ -129,22 +129,51 @@ def test_an_external_link_is_refused_and_its_target_untouched(tmp_path):
     assert victim.read_bytes() == before
 
 
-def test_a_reused_writer_pid_needs_force_and_force_clears_it(tmp_path):
-    path = tmp_path / "run.h5"
-    write_base(path)
+def test_a_live_writer_pid_without_the_lock_needs_force_only_where_no_lock_can_tell(tmp_path, monkeypatch):
+    """A live stamped PID without the lock is a reused PID or a writer that closed the file and has
+    not exited (an aborted MPI job's rank): the lock decides. Where it cannot (the file of an older
+    particledyn, which took no lock; a filesystem without record locks), --force is needed."""
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        with h5py.File(path, "r+", libver="latest") as f:  # a dead writer's PID, reused by a live process
-            f["h5md/modules/particledyn"].attrs["writer_pid"] = sleeper.pid
-        assert run_info(str(path))["status"] == "finished"
-        with h5py.File(path, "r+", libver="latest") as f:
-            f.attrs["finished"] = False
-            f["h5md/modules/particledyn/finished"][0] = 0
+
+        def stopped_file(name, older=False):
+            path = tmp_path / name
+            write_base(path)
+            with h5py.File(path, "r+", libver="latest") as f:  # a dead writer's PID, reused by a live process
+                module = f["h5md/modules/particledyn"]
+                module.attrs["writer_pid"] = sleeper.pid
+                f.attrs["finished"] = False
+                module["finished"][0] = 0
+                if older:
+                    del module["finished"]
+            return path
+
+        path = stopped_file("run.h5")
         assert run_info(str(path))["status"] == "stopped"  # the lock, not the PID, decides
-        with pytest.raises(ValueError, match="PID .* is alive .* pass --force"):
-            H5MDSink.resume(path)
-        sink, ckpt = H5MDSink.resume(path, force=True)
+        sink, ckpt = H5MDSink.resume(path)
         assert ckpt["step"] == 29
+        sink.close(finished=True)
+
+        older = stopped_file("older.h5", older=True)
+        assert run_info(str(older))["status"] == "running"  # an older writer's live PID: maybe live
+        with pytest.raises(ValueError, match="PID .* is alive .* no write lock can tell .* pass --force"):
+            H5MDSink.resume(older)
+        sink, ckpt = H5MDSink.resume(older, force=True)
+        assert ckpt["step"] == 29
+        sink.close(finished=True)
+
+        unlocked = stopped_file("unlocked.h5")
+        real_acquire = WriteLock.acquire
+
+        def acquire_without_record_locks(self):
+            real_acquire(self)
+            self.enforced = False
+            return self
+
+        monkeypatch.setattr(WriteLock, "acquire", acquire_without_record_locks)
+        with pytest.raises(ValueError, match="PID .* is alive .* pass --force"):
+            H5MDSink.resume(unlocked)
+        sink, _ = H5MDSink.resume(unlocked, force=True)
         sink.close(finished=True)
     finally:
         sleeper.kill()

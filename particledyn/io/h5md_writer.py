@@ -864,7 +864,9 @@ class H5MDSink(Sink):
         try:
             self.start_swmr()
             self._commit("closing the file")
-            self._file[f"h5md/modules/{MODULE_NAME}/{FINISHED}"][0] = bool(finished)
+            module = self._file[f"h5md/modules/{MODULE_NAME}"]
+            if FINISHED in module:  # absent from a file an older particledyn began
+                module[FINISHED][0] = bool(finished)
             self._file.attrs.modify("finished", bool(finished))
             self._file.flush()
             self._sync()
@@ -917,7 +919,8 @@ class H5MDSink(Sink):
             Frame cadence; the stored one when None.
         force : bool
             Resume although the writer PID stamped in the file is alive on this
-            host (a reused PID: no process holds the file's write lock).
+            host where no write lock can tell whether it still writes (a file of
+            an older particledyn, or a filesystem without record locks).
         validate : callable, optional
             Called with the checkpoint before the file is changed; an exception
             it raises aborts the resume with the file untouched.
@@ -947,7 +950,7 @@ class H5MDSink(Sink):
         check_signature(path)
         lock = WriteLock(path).acquire()
         try:
-            module, checkpoint = cls._validate_for_resume(path, force)
+            module, checkpoint = cls._validate_for_resume(path, force, lock.enforced)
             if validate is not None:
                 validate(checkpoint)
             self = cls._reopen(path, module, every, lock, durability, commit_seconds)
@@ -957,20 +960,22 @@ class H5MDSink(Sink):
         return self, checkpoint
 
     @classmethod
-    def _validate_for_resume(cls, path: str, force: bool) -> tuple[dict, dict]:
+    def _validate_for_resume(cls, path: str, force: bool, lock_enforced: bool) -> tuple[dict, dict]:
         from .reader import LOW_LEVEL_ERRORS, damaged_file_error
 
         try:
-            return cls._check_resumable(path, force)
+            return cls._check_resumable(path, force, lock_enforced)
         except LOW_LEVEL_ERRORS as exc:
             raise damaged_file_error(path, exc) from None
 
     @staticmethod
-    def _check_resumable(path: str, force: bool) -> tuple[dict, dict]:
+    def _check_resumable(path: str, force: bool, lock_enforced: bool) -> tuple[dict, dict]:
         from .reader import latest_checkpoint_slot, open_run
 
         with open_run(path) as run:
-            module = dict(run.file[f"h5md/modules/{MODULE_NAME}"].attrs)
+            module_group = run.file[f"h5md/modules/{MODULE_NAME}"]
+            module = dict(module_group.attrs)
+            writer_took_lock = FINISHED in module_group
             header = run.file["checkpoint/header"][()]
             checkpoint = run.checkpoint()
             if checkpoint is None:
@@ -989,12 +994,16 @@ class H5MDSink(Sink):
                 for key, steps in damaged.items()
             )
             raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged ({listed})")
-        if not force and stamped_writer_alive(module):
+        # The lock just taken proves no writer lives when the filesystem enforces it and the file's
+        # writer took it (its files have the finished dataset); a live stamped PID is then a writer
+        # that closed the file and has not exited yet (a rank of an aborted MPI job) or a reused PID.
+        lock_decides = lock_enforced and writer_took_lock
+        if not force and not lock_decides and stamped_writer_alive(module):
             raise ValueError(
                 f"cannot resume {path!r}: its writer's PID {module[PID_ATTR]} is alive on "
-                "this host, but no process holds the file's write lock (a reused PID, "
-                "or a writer of an older particledyn): pass --force (force=True) to "
-                "resume anyway"
+                "this host, and no write lock can tell whether it still writes (a writer "
+                "of an older particledyn, or a filesystem without record locks): pass "
+                "--force (force=True) to resume anyway"
             )
         return module, checkpoint
 

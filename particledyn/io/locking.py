@@ -72,6 +72,8 @@ class WriteLock:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self.fd: int | None = None
+        #: Whether the filesystem enforces the lock (False: it has no record locks).
+        self.enforced = False
 
     def acquire(self) -> WriteLock:
         """Take the lock; raise :class:`FileLockedError` when another process holds it."""
@@ -87,6 +89,8 @@ class WriteLock:
             if exc.errno not in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: no locks here
                 raise
             fd = os.open(self.path, os.O_RDWR)
+        else:
+            self.enforced = True
         self.fd = fd
         info = os.fstat(fd)
         self._key = (info.st_dev, info.st_ino)
