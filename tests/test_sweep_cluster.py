@@ -245,6 +245,34 @@ def test_an_output_folder_the_workers_cannot_write_is_refused_before_any_launch(
     assert not (out / "K0.json").exists()
 
 
+def test_the_write_probe_waits_for_a_busy_worker_and_stops_when_there_is_none(tmp_path):
+    """The probe's patience runs only while no worker is up: a worker busy beyond it (as one still
+    importing on a loaded node) is waited for; a scheduler without workers stops it in time."""
+    import distributed
+
+    from particledyn.sweep.cluster import NoWorkersError, check_workers_can_write
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        busy = c.submit(time.sleep, 3.0, pure=False)  # holds the only thread for 3 s > the patience
+        began = time.monotonic()
+        check_workers_can_write(c, str(tmp_path / "runs"), timeout=1.0)
+        assert time.monotonic() - began >= 2.0 and busy.done()
+        assert (tmp_path / "runs").is_dir()
+    with (
+        distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        began = time.monotonic()
+        with pytest.raises(NoWorkersError, match="no Dask worker up for 1 s"):
+            check_workers_can_write(c, str(tmp_path / "none"), timeout=1.0)
+        assert time.monotonic() - began < 30
+
+
 def test_dask_jobqueue_runs_the_sweep_as_batch_jobs(tmp_path):
     sweep = sweep_file(
         tmp_path, steps=3, extra='[cluster]\njobqueue = "local"\njobs = 1\noptions = { memory = "2GB" }\n'

@@ -138,20 +138,22 @@ def check_workers_can_write(client, folder: str, timeout: float) -> None:
     SweepError
         A worker cannot write there (the message names the host and the reason).
     NoWorkersError
-        No worker took the probe within ``timeout`` seconds.
+        No worker was up for ``timeout`` seconds while the probe waited (a worker that is up
+        but slow to take it, e.g. still importing on a loaded node, is waited for).
     """
     problems = [
         p for p in client.run(_probe_writable, folder, on_error="return").values() if isinstance(p, str) and p
     ]
     probe = client.submit(_probe_writable, folder, pure=False)
     try:
-        problem = probe.result(timeout=timeout)
-    except TimeoutError:
+        wait_for_runs(client, {probe: folder}, lambda future: None, patience=timeout)
+    except NoWorkersError:
         probe.cancel()
         raise NoWorkersError(
-            f"no Dask worker took a task within {timeout:g} s "
+            f"no Dask worker up for {timeout:g} s to take a task "
             "(cluster.no_worker_timeout); are workers running?"
         ) from None
+    problem = probe.result()
     problems += [problem] if problem else []
     if problems:
         raise SweepError(
