@@ -40,12 +40,18 @@ __all__ = [
     "run_info",
     "RunResult",
     "ResumeError",
+    "RunModeError",
     "set_threads",
 ]
 
 
 class ResumeError(RuntimeError):
     """A run file cannot be continued (no checkpoint, diverged, another scenario, ...)."""
+
+
+class RunModeError(ResumeError):
+    """A run file continued in another mode than it was written with (with or without ``--mpi``,
+    another MPI rank count): a usage error, the file is untouched."""
 
 
 # ---------------------------------------------------------------- threads
@@ -581,6 +587,9 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
     if checkpoint is None:
         raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
+    from .mpi.mode import check_resume_mode
+
+    check_resume_mode(path, parameters, None)
     record = parameters["resolved"]  # the plain dict the file records
     if scenario is not None:
         diff = _first_difference(_comparable(record), _comparable(scenario.resolved.to_dict()))

@@ -218,11 +218,49 @@ def test_resume_is_bit_identical_and_needs_the_same_rank_count(gd_runs, tmp_path
             key = "loss" if name == "loss" else "lambda_max"
             np.testing.assert_array_equal(cut.observable(name, key)[1], whole.observable(name, key)[1])
     refused = _cli(["--resume", "--out", path, "--steps", "20"], 3)
-    assert refused.returncode == 1
-    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        f"error: cannot resume {str(path)!r} on 3 MPI ranks: it ran on 2; use mpiexec -n 2 "
+    assert _errors(refused) == [
+        f"error: cannot resume {str(path)!r} on 3 MPI ranks: it ran on 2; "
+        f"use: mpiexec -n 2 particledyn run --mpi --resume --out {path} "
         "(another count adds the sums in another order: not bit-identical)"
+    ]
+
+
+def _errors(refused):
+    """The one error line of a refused resume (exit 2, no traceback)."""
+    assert refused.returncode == 2, (refused.stdout + refused.stderr)[-3000:]
+    assert "Traceback" not in refused.stderr
+    return [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+
+
+def _untouched(path, refuse):
+    before = (Path(path).read_bytes(), os.stat(path).st_mtime_ns)
+    errors = refuse()
+    assert (Path(path).read_bytes(), os.stat(path).st_mtime_ns) == before
+    return errors
+
+
+def test_an_mpi_file_is_not_resumed_without_mpi(gd_runs, tmp_path):
+    scenario, _ = gd_runs
+    path = tmp_path / "cut.h5"
+    _ok(_cli([scenario, "--out", path, "--steps", "8"], 2))
+    errors = _untouched(path, lambda: _errors(_cli(["--resume", "--out", path, "--steps", "16"])))
+    assert errors == [
+        f"error: cannot resume {str(path)!r} without --mpi: it ran on 2 MPI ranks; "
+        f"use: mpiexec -n 2 particledyn run --mpi --resume --out {path} "
+        "(one process adds the sums in another order: not bit-identical)"
+    ]
+    # a scenario given to check against the file changes nothing
+    assert _errors(_cli([scenario, "--resume", "--out", path, "--steps", "16"])) == errors
+
+
+def test_a_single_process_file_is_not_resumed_with_mpi(gd_runs, tmp_path):
+    scenario, _ = gd_runs
+    path = tmp_path / "one.h5"
+    _ok(_cli([scenario, "--out", path, "--steps", "8"]))
+    errors = _untouched(path, lambda: _errors(_cli(["--resume", "--out", path, "--steps", "16"], 2)))
+    assert errors == [
+        f"error: cannot resume {str(path)!r} with --mpi: a single-process run wrote it; "
+        f"use: particledyn run --resume --out {path}"
     ]
 
 
@@ -283,6 +321,11 @@ def test_sigterm_on_one_rank_stops_every_rank_with_a_resumable_file(tmp_path):
     stopped = info["checkpoint_step"]
     assert info["status"] == "stopped" and 100 <= stopped < 4000
     assert f"interrupted: {path} keeps" in err and err.count("interrupted:") == 1
+    assert f"continue with: mpiexec -n 2 particledyn run --mpi --resume --out {path}" in err
+    shown = subprocess.run(
+        [sys.executable, "-m", "particledyn", "info", str(path)], capture_output=True, text=True, env=_env()
+    )
+    assert f"continue with: mpiexec -n 2 particledyn run --mpi --resume --out {path}" in shown.stdout
     # resumed to a total a little past the stop, it equals a run never interrupted
     total = stopped + 30
     _ok(_cli(["--resume", "--out", path, "--steps", total], 2))

@@ -40,17 +40,12 @@ from ..scenario.checks import ScenarioError
 from ..scenario.resolved import ResolvedScenario
 from .comm import agree, scatter_rows, shard_bounds, world
 from .kernels import NotShardable, ShardedKernel, deepsets_form
+from .mode import check_resume_mode
 from .observers import describe_plan, shard_observers
 from .simulation import ShardedSimulation
 from .sink import ShardedSink
 
-__all__ = ["start_mpi_run", "resume_mpi_run", "recorded_ranks", "shard_start"]
-
-
-def recorded_ranks(parameters: dict) -> int | None:
-    """The rank count a run file's parameters record (None: a single-process run)."""
-    mpi = parameters.get("mpi") or {}
-    return None if mpi.get("ranks") is None else int(mpi["ranks"])
+__all__ = ["start_mpi_run", "resume_mpi_run", "shard_start"]
 
 
 def _check_mode(resolved: ResolvedScenario, size: int) -> None:
@@ -236,7 +231,7 @@ def resume_mpi_run(
 ) -> RunResult:
     """Continue the sharded run in ``path`` on ``comm``'s ranks (collective); see
     :func:`particledyn.runner.resume_run`. The file must have been written by a run on as
-    many ranks (:class:`~particledyn.runner.ResumeError` otherwise)."""
+    many ranks (:class:`~particledyn.runner.RunModeError` otherwise)."""
     comm = world() if comm is None else comm
     with _ThreadsRestored(), deferred_signals() as signals:
         return _resume(path, scenario, steps, progress, force, comm, signals)
@@ -255,16 +250,7 @@ def _read_plan(path, scenario, steps, size) -> dict:
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
     if checkpoint is None:
         raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
-    ranks = recorded_ranks(parameters)
-    if ranks is None:
-        raise ResumeError(
-            f"cannot resume {path!r} with --mpi: a single-process run wrote it; resume it without --mpi"
-        )
-    if ranks != size:
-        raise ResumeError(
-            f"cannot resume {path!r} on {size} MPI ranks: it ran on {ranks}; use mpiexec -n {ranks} "
-            "(another count adds the sums in another order: not bit-identical)"
-        )
+    check_resume_mode(path, parameters, size)
     record = parameters["resolved"]  # the plain dict the file records
     if scenario is not None:
         diff = _first_difference(_comparable(record), _comparable(scenario.resolved.to_dict()))
