@@ -82,8 +82,8 @@ def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> d
     )
     sim.defer_signals = False  # nothing to checkpoint: a signal ends the benchmark where it lands
     seconds, cpu = _timed(sim, steps, comm.Barrier)
+    rss = comm.gather(_peak_rss_mib(), root=0)  # the run's peak, before the gather below
     positions = gather_rows(comm, sim.positions)
-    rss = comm.gather(_peak_rss_mib(), root=0)
     return {
         "positions": positions,
         "seconds_per_step": seconds,
