@@ -264,6 +264,30 @@ def test_a_single_process_file_is_not_resumed_with_mpi(gd_runs, tmp_path):
     ]
 
 
+def test_a_start_of_several_blocks_is_built_by_shard_and_equals_the_single_process(tmp_path):
+    """N over two sampling blocks: each rank builds only the blocks that hold its rows (the
+    rank boundaries fall inside blocks for 2 and 3 ranks), and the start is the single
+    process's bit for bit; the run after it equals it to 1e-12."""
+    from particledyn.clouds import BLOCK
+    from particledyn.io import open_run
+
+    n = 2 * BLOCK + 1001
+    text = _two_layer("gd", "mean_field", n=n, steps=2)
+    text = text[: text.index("[[observers]]")] + '[[observers]]\ntype = "loss"\nevery = 1\n'
+    text = text.replace("frame_every = 4\ncheckpoint_every = 4", "frame_every = 1\ncheckpoint_every = 2")
+    scenario = _scenario(tmp_path, "blocks", text)
+    files = {r: tmp_path / f"blocks_{r}.h5" for r in (None, 2, 3)}
+    for ranks, path in files.items():
+        _ok(_cli([scenario, "--out", path], ranks))
+    with open_run(files[None]) as one:
+        start, end = one.positions()[0], one.checkpoint()["positions"]
+        assert start.shape[0] == n
+    for ranks in (2, 3):
+        with open_run(files[ranks]) as run:
+            np.testing.assert_array_equal(run.positions()[0], start)
+            _close(run.checkpoint()["positions"], end)
+
+
 def test_kernel_not_in_deepsets_form_exits_2_with_one_line(tmp_path):
     done = _cli([ROOT / "scenarios" / "multi_layer_small.toml", "--out", tmp_path / "m.h5"], 2)
     assert done.returncode == 2

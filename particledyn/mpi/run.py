@@ -1,9 +1,9 @@
 """``particledyn run --mpi``: a scenario run sharded over the ranks of ``mpiexec``, one file.
 
 Each rank holds its block of the particles (:func:`~particledyn.mpi.comm.shard_bounds`), their
-optimizer state and the (small) data set. Rank 0 samples the initial cloud, exactly the
-single-process one, scatters the blocks and keeps only its own; it alone writes the run file
-(:mod:`particledyn.mpi.sink`), so it holds N x D numbers while it samples, writes a frame or
+optimizer state and the (small) data set. Each rank builds its own block of the initial cloud,
+bit-identical to those rows of the single process's (:func:`shard_start`); rank 0 alone writes
+the run file (:mod:`particledyn.mpi.sink`), so it holds N x D numbers while it writes a frame or
 a checkpoint, or runs a gathered observer. The file is the normal particledyn run file with
 ``parameters/mpi.ranks`` and a ``mpi`` entry in every checkpoint: ``particledyn info``, ``plot``
 and :func:`particledyn.io.open_run` read it as any other; ``--mpi --resume`` continues it on
@@ -35,6 +35,8 @@ from ..runner import (
     restorable_by,
     set_threads,
     sink_options,
+    start_positions,
+    start_size,
 )
 from ..scenario.checks import ScenarioError
 from ..scenario.resolved import ResolvedScenario
@@ -154,12 +156,14 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
         return set_threads(resolved.run.threads)
 
     threads = agree(comm, checks)
-    prepared = agree(comm, lambda: prepare(resolved, positions=root))
+    prepared = agree(comm, lambda: prepare(resolved, positions=False))
     form = agree(comm, lambda: _form(prepared))
     signals.check()
-    n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
+    n = start_size(resolved.init)
     if n < size:
         raise ScenarioError(f"init.n = {n} with {size} MPI ranks: expected at least one particle per rank")
+    positions, masses = shard_start(prepared, comm, n)
+    signals.check()
     total = resolved.run.steps
 
     def open_file():
@@ -181,7 +185,6 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
         return RunSink(sink, total)
 
     inner = agree(comm, open_file)
-    positions, masses = shard_start(prepared, comm, n)
     began = _time.perf_counter()
     sink = ShardedSink(comm, inner, resolved.output.optimizer_state)
     sim = _build(prepared, form, comm, positions, masses, sink, inner)
@@ -192,13 +195,15 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
 
 
 def shard_start(prepared, comm, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's block of the initial cloud rank 0 sampled, and its masses (collective).
+    """This rank's block of the initial cloud, built here alone, and its masses (collective).
 
-    Rank 0 drops the full cloud afterwards (``prepared.positions`` becomes None on every rank).
+    Every rank builds the sampling blocks (:data:`particledyn.clouds.BLOCK` points each) that
+    hold its rows ``shard_bounds(n, rank, R)``, each from the block's own stream: the start is
+    bit-identical to the single process's for any rank count, and no rank holds the whole
+    cloud. The other ranks drop ``prepared.masses`` (all N; rank 0 writes them to the file).
     """
     lo, hi = shard_bounds(n, comm.Get_rank(), comm.Get_size())
-    positions = scatter_rows(comm, prepared.positions, n)
-    prepared.positions = None  # rank 0 keeps only its block from here on
+    positions = agree(comm, lambda: start_positions(prepared.resolved.init, prepared.kernel, (lo, hi)))
     if comm.Get_rank() != 0:
         prepared.masses = None
     return positions, np.full(hi - lo, 1.0 / n)  # default_masses(n)[lo:hi]: one particle group

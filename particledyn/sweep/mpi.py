@@ -57,12 +57,11 @@ def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> d
     from ..mpi.kernels import ShardedKernel
     from ..mpi.run import _form, shard_start
     from ..mpi.simulation import ShardedSimulation
-    from ..runner import prepare
+    from ..runner import prepare, start_size
     from ..sinks import MemorySink
 
-    root = comm.Get_rank() == 0
-    prepared = prepare(resolved, positions=root)
-    n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
+    prepared = prepare(resolved, positions=False)
+    n = start_size(resolved.init)
     form = _form(prepared)
     x, m = shard_start(prepared, comm, n)
     run = resolved.run
