@@ -185,6 +185,7 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
         return RunSink(sink, total)
 
     inner = agree(comm, open_file)
+    prepared.masses = None  # all N, written to the file: from here every rank holds only its own
     began = _time.perf_counter()
     sink = ShardedSink(comm, inner, resolved.output.optimizer_state)
     sim = _build(prepared, form, comm, positions, masses, sink, inner)
@@ -200,7 +201,8 @@ def shard_start(prepared, comm, n: int) -> tuple[np.ndarray, np.ndarray]:
     Every rank builds the sampling blocks (:data:`particledyn.clouds.BLOCK` points each) that
     hold its rows ``shard_bounds(n, rank, R)``, each from the block's own stream: the start is
     bit-identical to the single process's for any rank count, and no rank holds the whole
-    cloud. The other ranks drop ``prepared.masses`` (all N; rank 0 writes them to the file).
+    cloud. The other ranks drop ``prepared.masses`` (all N; rank 0 drops them once it has
+    written them to the file).
     """
     lo, hi = shard_bounds(n, comm.Get_rank(), comm.Get_size())
     positions = agree(comm, lambda: start_positions(prepared.resolved.init, prepared.kernel, (lo, hi)))

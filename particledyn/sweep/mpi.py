@@ -64,6 +64,7 @@ def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> d
     n = start_size(resolved.init)
     form = _form(prepared)
     x, m = shard_start(prepared, comm, n)
+    prepared.masses = None  # as run --mpi once the file has them
     run = resolved.run
     steps = int(run.steps if steps is None else steps)
     sim = ShardedSimulation(
