@@ -4,7 +4,7 @@ per rank at N = 10^6 (and 10^7), the single process, 1 rank and 2 ranks, numba 1
 step of ``particledyn run --mpi``). Each configuration runs ``--repeat`` times; the median is
 quoted, with the load average before and after.
 
-    python benchmarks/bench_mpi.py [--n 1000000 10000000] [--steps 4] [--repeat 3]
+    python benchmarks/bench_mpi.py [--n 1000000 10000000] [--steps 4] [--repeat 3] [--ranks 0 1 2]
 """
 
 import argparse
@@ -46,6 +46,7 @@ def main():
     parser.add_argument("--n", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--ranks", type=int, nargs="+", default=[0, 1, 2], help="0: the single process")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()}")
     for n in args.n:
@@ -54,17 +55,22 @@ def main():
             f"of {args.steps - 1} timed steps after a warm-up step"
         )
         single = None
-        for label, ranks in (("single process", 0), ("1 rank", 1), ("2 ranks", 2)):
+        for ranks in args.ranks:
+            label = "single process" if ranks == 0 else f"{ranks} rank" + "s" * (ranks > 1)
             results = [run(ranks, n, args.steps) for _ in range(args.repeat)]
             seconds = statistics.median(r[0] for r in results)
             cpu = [statistics.median(r[1][i] for r in results) for i in range(len(results[0][1]))]
             rss = [statistics.median(r[2][i] for r in results) for i in range(len(results[0][2]))]
             single = (seconds, max(cpu)) if ranks == 0 else single
+            ratios = (
+                ""
+                if single is None
+                else f" ({single[0] / seconds:.2f}x the single process; slowest rank's CPU "
+                f"{single[1] / max(cpu):.2f}x)"
+            )
             print(
-                f"  {label:15s}: wall {seconds:.4f} s/step ({single[0] / seconds:.2f}x the single process), "
-                f"CPU per rank {', '.join(f'{v:.4f}' for v in cpu)} s/step "
-                f"(slowest {single[1] / max(cpu):.2f}x the single process); "
-                f"peak RSS per rank {', '.join(f'{v:.0f}' for v in rss)} MiB"
+                f"  {label:15s}: wall {seconds:.4f} s/step, CPU per rank {', '.join(f'{v:.4f}' for v in cpu)}"
+                f" s/step{ratios}; peak RSS per rank {', '.join(f'{v:.0f}' for v in rss)} MiB"
             )
     print(f"load average after: {os.getloadavg()}")
 

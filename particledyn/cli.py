@@ -425,7 +425,7 @@ def _run_or_resume(args, scenario, path) -> int:
     from .backends import GpuUnavailableError
     from .io import H5MDWriteError
     from .observers import ObserverError
-    from .runner import ResumeError, resume_run, start_run
+    from .runner import ResumeError, RunModeError, resume_run, start_run
     from .scenario.checks import ScenarioError
     from .simulation import DivergenceError
 
@@ -453,6 +453,8 @@ def _run_or_resume(args, scenario, path) -> int:
     except ScenarioError as exc:
         return _fail(exc, EXIT_USAGE)
     except FileExistsError as exc:
+        return _fail(exc, EXIT_USAGE)
+    except RunModeError as exc:  # with or without --mpi, the rank count: the invocation is wrong
         return _fail(exc, EXIT_USAGE)
     except ResumeError as exc:
         return _fail(exc, EXIT_ERROR)
@@ -500,20 +502,26 @@ def _interrupted_message(path: str) -> str:
 
     if not os.path.exists(path):
         return "interrupted: no file was written"
+    from .mpi.mode import recorded_ranks, resume_command
+
     try:
-        finished = run_info(path)["status"] == "finished"
+        info = run_info(path)
+        finished, ranks = info["status"] == "finished", recorded_ranks(info["other_parameters"])
     except (OSError, KeyError, ValueError):
-        finished = False
+        finished, ranks = False, None
     if finished:
         return f"interrupted as the run finished: {path} is complete ({_summary(path)})"
-    return f"interrupted: {path} keeps {_summary(path)}; continue with: particledyn run --resume --out {path}"
+    return f"interrupted: {path} keeps {_summary(path)}; continue with: {resume_command(path, ranks)}"
 
 
 def format_info(info: dict) -> str:
     """The text ``particledyn info`` prints for a :func:`particledyn.runner.run_info` dict."""
+    from .mpi.mode import recorded_ranks, resume_command
+
     scenario_written = info.get("scenario_written", True)
+    ranks = recorded_ranks(info.get("other_parameters") or {})
     stopped = "stopped before the end (killed or interrupted); " + (
-        f"continue with: particledyn run --resume --out {info['path']}"
+        f"continue with: {resume_command(info['path'], ranks)}"
         if scenario_written
         else "not resumable by particledyn run (it needs a file that particledyn run wrote from a scenario)"
     )

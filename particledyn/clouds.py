@@ -37,6 +37,18 @@ axis_scale, linear_map (scenario keys; :func:`make_cloud` and :func:`affine` onl
 Order of operations: sample the shape at the origin at scale ``size`` -> rotate ->
 embed into R^dim -> linear map -> add ``center``.
 
+Blocks, rows, post (every generator and :func:`make_cloud`)
+    A cloud is drawn in blocks of :data:`BLOCK` points: block ``b`` (points
+    ``[b BLOCK, (b + 1) BLOCK)``) takes its sample from its own stream, child ``b`` of the
+    sample stream (block 0: the sample stream itself), rejection-sampled shapes run their
+    rejection loop per block, and each block is placed on its own. So ``rows=(lo, hi)``
+    builds only the blocks that hold points ``lo..hi-1`` and returns those points,
+    bit-identical to the same rows of the whole cloud (what an MPI rank builds of the
+    start); ``post``, a map of each block's placed points, is applied block by block before
+    the rows are cut out. A cloud of ``n <= BLOCK`` points is one block, drawn exactly as
+    before blocks existed; a larger one is another draw of the same distribution than the
+    one-piece draw of particledyn before 0.x (its first block aside).
+
 The authors' starts (``figure_eight``, ``two_circles``, ``solid_double_torus``) follow
 their code (GitHub YYY-Experiments/Topological-Invariance-and-Breakdown-in-Learning,
 ``low-dim/models/initializations.py``): they are drawn in the authors' coordinates and
@@ -70,10 +82,15 @@ __all__ = [
     "make_cloud",
     "known_betti",
     "native_dimension",
+    "cloud_size",
     "SHAPES",
+    "BLOCK",
 ]
 
 EMBED_RULES = ("first", "random_orthonormal")
+
+#: Points per sampling block (see the module docstring): every start of N <= BLOCK is one block.
+BLOCK = 1 << 16
 
 # Unit-frame geometry of the planar genus-g region: a stadium of radius 1 around the
 # segment joining the hole centres, holes of radius 0.5, hole centres 2 apart.
@@ -126,10 +143,63 @@ def _seed_sequence(seed: Any) -> np.random.SeedSequence:
     raise ValueError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}")
 
 
-def _streams(seed: Any) -> tuple[np.random.Generator, np.random.SeedSequence, np.random.SeedSequence]:
-    """Sampling generator, rotation seed and embedding seed, independent of each other."""
+def _streams(seed: Any) -> tuple[np.random.SeedSequence, np.random.SeedSequence, np.random.SeedSequence]:
+    """Sample, rotation and embedding seeds, independent of each other."""
     sample_ss, rotation_ss, embed_ss = _seed_sequence(seed).spawn(3)
-    return np.random.default_rng(sample_ss), rotation_ss, embed_ss
+    return sample_ss, rotation_ss, embed_ss
+
+
+def _block_rng(sample_ss: np.random.SeedSequence, block: int) -> np.random.Generator:
+    """The generator of sampling block ``block``: the sample stream itself for block 0 (so a
+    one-block cloud is the one-piece draw), its child ``block`` (spawn key + (block,)) after."""
+    if block == 0:
+        return np.random.default_rng(sample_ss)
+    child = np.random.SeedSequence(sample_ss.entropy, spawn_key=(*sample_ss.spawn_key, int(block)))
+    return np.random.default_rng(child)
+
+
+def _check_rows(n: int, rows: Any) -> tuple[int, int]:
+    if rows is None:
+        return 0, n
+    try:
+        lo, hi = (int(r) for r in rows)
+    except (TypeError, ValueError):
+        raise ValueError(f"rows must be a pair (lo, hi) of ints, got {rows!r}") from None
+    if not 0 <= lo < hi <= n:
+        raise ValueError(f"rows={rows!r}: expected 0 <= lo < hi <= n = {n}")
+    return lo, hi
+
+
+def _drawn(n: int, seed: Any, rows: Any, post, sample, place) -> np.ndarray:
+    """Points ``rows`` of an ``n``-point cloud drawn block by block (module docstring).
+
+    ``sample(rng, start, m)``: the native points ``start..start+m-1`` drawn from ``rng``;
+    ``place(native, rotation_seed, embed_seed)``: them placed; ``post``: then mapped.
+    """
+    lo, hi = _check_rows(n, rows)
+    sample_ss, rot_ss, emb_ss = _streams(seed)
+    out = None
+    for block in range(lo // BLOCK, (hi - 1) // BLOCK + 1):
+        a, z = block * BLOCK, min(n, (block + 1) * BLOCK)
+        pts = place(sample(_block_rng(sample_ss, block), a, z - a), rot_ss, emb_ss)
+        pts = pts if post is None else post(pts)
+        i, j = max(lo, a) - a, min(hi, z) - a
+        if a <= lo and hi <= z:  # one block holds the rows
+            return pts if (i, j) == (0, z - a) else pts[i:j].copy()
+        if out is None:  # filled block by block: the rows and one block at a time
+            out = np.empty((hi - lo,) + pts.shape[1:], dtype=pts.dtype)
+        out[a + i - lo : a + j - lo] = pts[i:j]
+    assert out is not None
+    return out
+
+
+def _placer(**placement):
+    """``place`` for :func:`_drawn`: :func:`_place` with these keywords."""
+
+    def place(native, rotation_seed, embed_seed):
+        return _place(native, rotation_seed=rotation_seed, embed_seed=embed_seed, **placement)
+
+    return place
 
 
 # ---------------------------------------------------------------------------
@@ -392,6 +462,8 @@ def genus_region(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Planar region with ``genus`` holes, sampled uniformly in area.
 
@@ -409,26 +481,22 @@ def genus_region(
         Number of points.
     genus : int
         Number of holes, >= 0.
-    size, center, rotation, dim, embed_rule, seed
+    size, center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring (``embed_rule`` is :func:`embed`'s ``rule``).
 
     Returns
     -------
-    ndarray, shape (n, dim), float64
+    ndarray, shape (n, dim), float64 (``rows``: shape (hi - lo, dim))
     """
     n, genus = _check_n(n), _check_genus(genus)
     size = _check_positive(size, "size")
-    rng, rot_ss, emb_ss = _streams(seed)
-    pts, extent = _unit_region(rng, n, genus)
-    return _place(
-        pts * (size / extent),
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+
+    def sample(rng, start, m):
+        pts, extent = _unit_region(rng, m, genus)
+        return pts * (size / extent)
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def disjoint_regions(
@@ -442,6 +510,8 @@ def disjoint_regions(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """``count`` copies of :func:`genus_region` side by side along the first axis.
 
@@ -465,7 +535,7 @@ def disjoint_regions(
         Number of copies, >= 1.
     gap : float
         Gap between neighbouring copies as a fraction of a copy's half-length, > 0.
-    size, center, rotation, dim, embed_rule, seed
+    size, center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -478,26 +548,26 @@ def disjoint_regions(
         raise ValueError(f"n must be >= count={count} so every copy gets a point, got n={n}")
     size = _check_positive(size, "size")
     gap = _check_positive(gap, "gap")
-    rng, rot_ss, emb_ss = _streams(seed)
     w = size / (count + (count - 1) * gap / 2)
     offsets = (np.arange(count) - (count - 1) / 2) * (2 * w + gap * w)
     sizes = np.full(count, n // count)
     sizes[: n % count] += 1
-    parts = []
-    for off, m in zip(offsets, sizes):
-        pts, extent = _unit_region(rng, int(m), genus)
-        pts = pts * (w / extent)
-        pts[:, 0] += off
-        parts.append(pts)
-    return _place(
-        np.concatenate(parts),
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+    ends = np.cumsum(sizes)
+
+    def sample(rng, start, m):  # the copies' points in this block, copy by copy
+        parts = []
+        for off, first, end in zip(offsets, ends - sizes, ends):
+            k = min(end, start + m) - max(first, start)
+            if k <= 0:
+                continue
+            pts, extent = _unit_region(rng, int(k), genus)
+            pts = pts * (w / extent)
+            pts[:, 0] += off
+            parts.append(pts)
+        return np.concatenate(parts)
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def _torus_surface_points(rng: np.random.Generator, m: int, major: float, minor: float) -> np.ndarray:
@@ -528,6 +598,8 @@ def genus_surface(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Closed orientable surface of genus ``genus`` in R^3, sampled uniformly in area.
 
@@ -546,7 +618,7 @@ def genus_surface(
         Number of points.
     genus : int
         Genus, >= 0.
-    size, center, rotation, dim, embed_rule, seed
+    size, center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -557,9 +629,17 @@ def genus_surface(
     size = _check_positive(size, "size")
     if genus == 0:
         return sphere(
-            n, k=2, size=size, center=center, rotation=rotation, dim=dim, embed_rule=embed_rule, seed=seed
+            n,
+            k=2,
+            size=size,
+            center=center,
+            rotation=rotation,
+            dim=dim,
+            embed_rule=embed_rule,
+            seed=seed,
+            rows=rows,
+            post=post,
         )
-    rng, rot_ss, emb_ss = _streams(seed)
     big, small = _SURFACE_MAJOR, _SURFACE_MINOR
     centres = (np.arange(genus) - (genus - 1) / 2) * 2 * big
 
@@ -577,17 +657,13 @@ def genus_surface(
             ok &= ~inside | (c[:, 3] == j)
         return ok
 
-    pts = _rejection_sample(rng, n, propose, accept, 0.7)[:, :3]
     extent = (genus - 1) * big + big + small
-    return _place(
-        pts * (size / extent),
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+
+    def sample(rng, start, m):
+        return _rejection_sample(rng, m, propose, accept, 0.7)[:, :3] * (size / extent)
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def torus(
@@ -599,6 +675,8 @@ def torus(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Torus of revolution about the z axis in R^3, sampled uniformly in area.
 
@@ -611,7 +689,7 @@ def torus(
         Number of points.
     minor_ratio : float
         Tube radius over major radius, in (0, 1).
-    size, center, rotation, dim, embed_rule, seed
+    size, center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -622,18 +700,13 @@ def torus(
     size = _check_positive(size, "size")
     if isinstance(minor_ratio, bool) or not isinstance(minor_ratio, numbers.Real) or not 0 < minor_ratio < 1:
         raise ValueError(f"minor_ratio must be a number in (0, 1), got {minor_ratio!r}")
-    rng, rot_ss, emb_ss = _streams(seed)
     major = size / (1 + minor_ratio)
-    pts = _torus_surface_points(rng, n, major, minor_ratio * major)
-    return _place(
-        pts,
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+
+    def sample(rng, start, m):
+        return _torus_surface_points(rng, m, major, minor_ratio * major)
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def sphere(
@@ -645,6 +718,8 @@ def sphere(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Round sphere S^k of radius ``size`` in R^{k+1}, sampled uniformly.
 
@@ -660,7 +735,7 @@ def sphere(
         Number of points.
     k : int
         Dimension of the sphere, >= 0.
-    size, center, rotation, dim, embed_rule, seed
+    size, center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -670,7 +745,6 @@ def sphere(
     n = _check_n(n)
     k = _check_genus(k, "k")
     size = _check_positive(size, "size")
-    rng, rot_ss, emb_ss = _streams(seed)
 
     def propose(g, m):
         return g.standard_normal((m, k + 1))
@@ -678,17 +752,12 @@ def sphere(
     def accept(p):
         return np.linalg.norm(p, axis=1) > 1e-12
 
-    pts = _rejection_sample(rng, n, propose, accept, 1.0)
-    pts = pts / np.linalg.norm(pts, axis=1, keepdims=True) * size
-    return _place(
-        pts,
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+    def sample(rng, start, m):
+        pts = _rejection_sample(rng, m, propose, accept, 1.0)
+        return pts / np.linalg.norm(pts, axis=1, keepdims=True) * size
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def circle(
@@ -699,17 +768,30 @@ def circle(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Circle of radius ``size``, sampled uniformly; ``sphere(n, k=1, ...)``.
 
     Betti numbers (1, 1, 0). Native dimension 2.
     """
     return sphere(
-        n, k=1, size=size, center=center, rotation=rotation, dim=dim, embed_rule=embed_rule, seed=seed
+        n,
+        k=1,
+        size=size,
+        center=center,
+        rotation=rotation,
+        dim=dim,
+        embed_rule=embed_rule,
+        seed=seed,
+        rows=rows,
+        post=post,
     )
 
 
-def gaussian(n: int, dim: int = 2, size: float = 1.0, center=None, seed=0) -> np.ndarray:
+def gaussian(
+    n: int, dim: int = 2, size: float = 1.0, center=None, seed=0, rows=None, post=None
+) -> np.ndarray:
     """Isotropic Gaussian cloud N(center, size^2 I) in R^dim.
 
     Betti numbers (1, 0, 0) (contractible). The usual random initialisation.
@@ -722,7 +804,7 @@ def gaussian(n: int, dim: int = 2, size: float = 1.0, center=None, seed=0) -> np
         Dimension, >= 1.
     size : float
         Standard deviation per coordinate.
-    center, seed
+    center, seed, rows, post
         See the module docstring.
 
     Returns
@@ -732,21 +814,23 @@ def gaussian(n: int, dim: int = 2, size: float = 1.0, center=None, seed=0) -> np
     n = _check_n(n)
     dim = _check_n(dim, "dim")
     size = _check_positive(size, "size")
-    rng, rot_ss, emb_ss = _streams(seed)
-    pts = rng.standard_normal((n, dim)) * size
-    return _place(
-        pts,
-        rotation=None,
-        dim=dim,
-        embed_rule="first",
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+
+    def sample(rng, start, m):
+        return rng.standard_normal((m, dim)) * size
+
+    place = _placer(rotation=None, dim=dim, embed_rule="first", center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def figure_eight(
-    n: int, center=None, rotation=None, dim: int | None = None, embed_rule: str = "first", seed=0
+    n: int,
+    center=None,
+    rotation=None,
+    dim: int | None = None,
+    embed_rule: str = "first",
+    seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """The figure-eight curve ``(sin t, sin 2t)``, ``t ~ U(0, 2 pi)``: the paper code's 2-D start.
 
@@ -757,7 +841,7 @@ def figure_eight(
     ----------
     n : int
         Number of points.
-    center, rotation, dim, embed_rule, seed
+    center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -765,18 +849,13 @@ def figure_eight(
     ndarray, shape (n, dim), float64
     """
     n = _check_n(n)
-    rng, rot_ss, emb_ss = _streams(seed)
-    t = rng.uniform(0.0, 2.0 * np.pi, n)
-    pts = np.column_stack([np.sin(t), np.sin(2.0 * t)])
-    return _place(
-        pts,
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+
+    def sample(rng, start, m):
+        t = rng.uniform(0.0, 2.0 * np.pi, m)
+        return np.column_stack([np.sin(t), np.sin(2.0 * t)])
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def two_circles(
@@ -788,6 +867,8 @@ def two_circles(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Two circles of ``radius`` centred at ``(0, +-separation / 2)``, evenly spaced points.
 
@@ -804,7 +885,7 @@ def two_circles(
         Radius of each circle.
     separation : float
         Distance between the centres, > 2 radius (disjoint circles).
-    center, rotation, dim, embed_rule, seed
+    center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -820,20 +901,18 @@ def two_circles(
         raise ValueError(
             f"separation must be > 2 radius = {2.0 * radius} (disjoint circles), got {separation!r}"
         )
-    _, rot_ss, emb_ss = _streams(seed)
-    parts = []
-    for count, cy in ((n // 2, separation / 2.0), (n - n // 2, -separation / 2.0)):
-        theta = 2.0 * np.pi * np.arange(count) / count
-        parts.append(np.column_stack([radius * np.cos(theta), cy + radius * np.sin(theta)]))
-    return _place(
-        np.concatenate(parts),
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+
+    def sample(rng, start, m):  # no draw: point i is fixed by i
+        parts = []
+        for first, count, cy in ((0, n // 2, separation / 2.0), (n // 2, n - n // 2, -separation / 2.0)):
+            a, z = max(first, start), min(first + count, start + m)
+            if a < z:
+                theta = 2.0 * np.pi * np.arange(a - first, z - first) / count
+                parts.append(np.column_stack([radius * np.cos(theta), cy + radius * np.sin(theta)]))
+        return np.concatenate(parts)
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def _soft_min(a: np.ndarray, b: np.ndarray, k: float) -> np.ndarray:
@@ -851,6 +930,8 @@ def solid_double_torus(
     dim: int | None = None,
     embed_rule: str = "first",
     seed=0,
+    rows=None,
+    post=None,
 ) -> np.ndarray:
     """Uniform sample of the solid soft-min double torus: the paper code's 3-D start.
 
@@ -873,7 +954,7 @@ def solid_double_torus(
         The tori are centred at ``(+-offset, 0, 0)``.
     sharpness : float
         k of the soft minimum (larger: closer to the plain union).
-    center, rotation, dim, embed_rule, seed
+    center, rotation, dim, embed_rule, seed, rows, post
         See the module docstring.
 
     Returns
@@ -885,7 +966,6 @@ def solid_double_torus(
     offset, sharpness = _check_positive(offset, "offset"), _check_positive(sharpness, "sharpness")
     if minor >= major:
         raise ValueError(f"minor must be < major = {major} (a torus with a hole), got {minor!r}")
-    rng, rot_ss, emb_ss = _streams(seed)
     half = np.array([offset + major + minor, major + minor, 1.05 * minor])
 
     def propose(g, m):
@@ -896,16 +976,11 @@ def solid_double_torus(
         f = [(np.hypot(x - c, y) - major) ** 2 + z**2 - minor**2 for c in (offset, -offset)]
         return _soft_min(f[0], f[1], sharpness) <= 0.0
 
-    pts = _rejection_sample(rng, n, propose, accept, 0.3)
-    return _place(
-        pts,
-        rotation=rotation,
-        dim=dim,
-        embed_rule=embed_rule,
-        center=center,
-        rotation_seed=rot_ss,
-        embed_seed=emb_ss,
-    )
+    def sample(rng, start, m):
+        return _rejection_sample(rng, m, propose, accept, 0.3)
+
+    place = _placer(rotation=rotation, dim=dim, embed_rule=embed_rule, center=center)
+    return _drawn(n, seed, rows, post, sample, place)
 
 
 def union(*clouds: np.ndarray) -> np.ndarray:
@@ -998,7 +1073,15 @@ def _union_parts(params: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(p) for p in parts]
 
 
-def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
+def cloud_size(spec: Mapping[str, Any]) -> int:
+    """The number of points of a :func:`make_cloud` spec (a union's: its parts' sum)."""
+    shape, params = _validated(spec)
+    if shape == "union":
+        return sum(cloud_size(part) for part in _union_parts(params))
+    return _check_n(params["n"])
+
+
+def make_cloud(spec: Mapping[str, Any], rows=None, post=None) -> np.ndarray:
     """Build a cloud from a dict, as a TOML scenario names it.
 
     Keys
@@ -1046,10 +1129,14 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
         ``union`` only: the cloud specs to stack, in order. A part without its own
         ``seed`` uses seed ``[seed, i]`` (``seed`` the union's, default 0; ``i`` the
         part's index), so parts differ.
+    rows, post (arguments)
+        Points ``lo..hi-1`` only, and a map of each block's placed points (after
+        ``axis_scale``, ``linear_map`` and ``center``); see the module docstring (blocks).
+        A union's parts are drawn in their own blocks.
 
     Returns
     -------
-    ndarray, shape (n, dim), float64
+    ndarray, shape (n, dim), float64 (``rows``: shape (hi - lo, dim))
 
     Raises
     ------
@@ -1062,9 +1149,17 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
         clouds = []
         base = _seed_sequence(params.get("seed", 0)).entropy
         base = list(base) if isinstance(base, (list, tuple)) else [base]
-        for i, part in enumerate(_union_parts(params)):
+        parts = _union_parts(params)
+        lo, hi = _check_rows(sum(cloud_size(p) for p in parts), rows)
+        first = 0
+        for i, part in enumerate(parts):
             part.setdefault("seed", base + [i])
-            clouds.append(make_cloud(part))
+            end = first + cloud_size(part)
+            if rows is None:
+                clouds.append(make_cloud(part, post=post))
+            elif max(lo, first) < min(hi, end):  # this part's share of the rows
+                clouds.append(make_cloud(part, (max(lo, first) - first, min(hi, end) - first), post))
+            first = end
         out = union(*clouds)
         if "dim" in params and params["dim"] != out.shape[1]:
             raise ValueError(
@@ -1079,7 +1174,14 @@ def make_cloud(spec: Mapping[str, Any]) -> np.ndarray:
             raise ValueError(
                 f"cloud spec key 'embed' must be one of {EMBED_RULES}, got {kwargs['embed_rule']!r}"
             )
-    return affine(SHAPES[shape]["fn"](**kwargs), **placement)
+    if any(v is not None for v in placement.values()):
+
+        def placed(points):
+            points = affine(points, **placement)
+            return points if post is None else post(points)
+
+        return SHAPES[shape]["fn"](**kwargs, rows=rows, post=placed)
+    return SHAPES[shape]["fn"](**kwargs, rows=rows, post=post)
 
 
 def known_betti(spec: Mapping[str, Any]) -> tuple[int, int, int]:

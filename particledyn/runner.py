@@ -40,12 +40,18 @@ __all__ = [
     "run_info",
     "RunResult",
     "ResumeError",
+    "RunModeError",
     "set_threads",
 ]
 
 
 class ResumeError(RuntimeError):
     """A run file cannot be continued (no checkpoint, diverged, another scenario, ...)."""
+
+
+class RunModeError(ResumeError):
+    """A run file continued in another mode than it was written with (with or without ``--mpi``,
+    another MPI rank count): a usage error, the file is untouched."""
 
 
 # ---------------------------------------------------------------- threads
@@ -111,8 +117,9 @@ def _build_dataset(data: Section):
         raise ScenarioError(f"data: {' '.join(str(exc).split())}") from None
 
 
-def initial_positions(init: Section, dim: int) -> np.ndarray:
-    """The initial cloud of an ``[init]`` section, placed in R^dim (see the section's docs)."""
+def initial_positions(init: Section, dim: int, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """The initial cloud of an ``[init]`` section, placed in R^dim (see the section's docs);
+    ``rows=(lo, hi)``: its points ``lo..hi-1`` only (bit-identical to those of the whole)."""
     shape = CLOUD_SHAPES.get_entry(init.shape)
     options = init.to_dict()
     native = shape.native(options)
@@ -122,9 +129,40 @@ def initial_positions(init: Section, dim: int) -> np.ndarray:
             f"neurons of dimension D = {dim}"
         )
     try:
-        return shape.build(options, dim)
+        if rows is None:
+            return shape.build(options, dim)
+        if shape.rows:
+            return shape.build(options, dim, rows)
+        return np.array(shape.build(options, dim)[rows[0] : rows[1]])  # a shape that builds it whole
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
+
+
+def start_size(init: Section) -> int:
+    """N of an ``[init]`` section without building it (a union: its parts' sum)."""
+    if init.shape == "union":
+        from .clouds import cloud_size
+
+        return cloud_size({"shape": "union", "parts": list(init.parts)})
+    return int(init.n)
+
+
+def start_positions(init: Section, kernel, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """The start of a run: :func:`initial_positions` in the kernel's R^D, ``init.output_scale``
+    applied, checked against the kernel; ``rows``: points ``lo..hi-1`` only (an MPI rank's)."""
+    x = initial_positions(init, kernel.dim, rows)
+    if init.output_scale is not None:
+        x = scale_outputs(x, kernel, init.output_scale)
+    try:
+        kernel.check_positions(x) if rows is None else _check_rows_fit(kernel, x)
+    except ValueError as exc:
+        raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
+    return x
+
+
+def _check_rows_fit(kernel, rows: np.ndarray) -> None:
+    if rows.ndim != 2 or rows.shape[1] != kernel.dim:
+        raise ValueError(f"positions of shape {rows.shape}: expected (N, {kernel.dim}) for {kernel.name}")
 
 
 def scale_outputs(positions: np.ndarray, kernel, factor: float) -> np.ndarray:
@@ -209,18 +247,8 @@ def prepare(resolved: ResolvedScenario, positions: bool = True) -> Prepared:
         kernel.sample_by_epoch(resolved.optimizer.batch_size, resolved.run.seed)
     optimizer = OPTIMIZERS.get_entry(resolved.optimizer.name).build(resolved.optimizer.to_dict())
     schedule = SCHEDULES.get_entry(resolved.schedule.kind).build(resolved.schedule.to_dict())
-    init = resolved.init
-    x = initial_positions(init, kernel.dim) if positions else None
-    if x is not None and init.output_scale is not None:
-        x = scale_outputs(x, kernel, init.output_scale)
-    if x is not None:
-        try:
-            kernel.check_positions(x)
-        except ValueError as exc:
-            raise ScenarioError(f"init: {' '.join(str(exc).split())}") from None
-    n = x.shape[0] if x is not None else None
-    if n is None:
-        n = init.n if init.shape != "union" else None
+    x = start_positions(resolved.init, kernel) if positions else None
+    n = x.shape[0] if x is not None else start_size(resolved.init)
     context = BuildContext(kernel, optimizer, dataset, resolved, n_particles=n)
     observers = _build_observers(resolved.observers, context)
     subset = _subset(resolved.output.subset, n) if n is not None else None
@@ -256,8 +284,8 @@ def _metadata(
             "input_dim": data.input_dim,
             "info": data.info,
         },
-        "n_particles": int(prepared.positions.shape[0]),
-        "dim": int(prepared.positions.shape[1]),
+        "n_particles": int(prepared.masses.shape[0]),
+        "dim": int(prepared.kernel.dim),
         "versions": {"particledyn": __version__},
         "plugins": loaded_plugins(),
     }
@@ -581,6 +609,9 @@ def _resume_run(path, scenario, steps, progress, signals, force=False) -> RunRes
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
     if checkpoint is None:
         raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
+    from .mpi.mode import check_resume_mode
+
+    check_resume_mode(path, parameters, None)
     record = parameters["resolved"]  # the plain dict the file records
     if scenario is not None:
         diff = _first_difference(_comparable(record), _comparable(scenario.resolved.to_dict()))

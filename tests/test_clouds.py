@@ -494,3 +494,103 @@ def test_affine_placement_of_the_authors_start():
 def test_bad_authors_specs(spec, match):
     with pytest.raises(ValueError, match=match):
         clouds.make_cloud(spec)
+
+
+# ------------------------------------------------------------------ blocks and rows
+_BLOCK_SPECS = [
+    {"shape": "genus_region", "n": 300, "genus": 2, "rotation": "random"},
+    {"shape": "disjoint_regions", "n": 301, "count": 3},
+    {"shape": "genus_surface", "n": 300, "genus": 2},
+    {"shape": "genus_surface", "n": 300, "genus": 0},
+    {"shape": "torus", "n": 300, "dim": 5, "embed": "random_orthonormal"},
+    {"shape": "sphere", "n": 300, "k": 3},
+    {"shape": "circle", "n": 300, "linear_map": [[1.0, 2.0], [3.0, 4.0]]},
+    {"shape": "gaussian", "n": 300, "dim": 4, "center": [1, 2, 3, 4]},
+    {"shape": "figure_eight", "n": 300, "axis_scale": [0.1, 1], "center": [-2, 0]},
+    {"shape": "two_circles", "n": 301},
+    {"shape": "solid_double_torus", "n": 300, "rotation": [0.6, 0.3, 1.1]},
+    {"shape": "union", "parts": [{"shape": "circle", "n": 150}, {"shape": "genus_region", "n": 170}]},
+]
+
+
+def _one_piece_gaussian(n, dim, seed):
+    """The one-piece draw of particledyn before blocks: the sample stream, n x dim normals."""
+    sample_ss = np.random.SeedSequence(seed).spawn(3)[0]
+    return np.random.default_rng(sample_ss).standard_normal((n, dim))
+
+
+def test_a_start_of_one_block_is_the_one_piece_draw():
+    n = clouds.BLOCK
+    np.testing.assert_array_equal(clouds.gaussian(n, dim=3, seed=5), _one_piece_gaussian(n, 3, 5))
+    t = np.random.default_rng(np.random.SeedSequence(2).spawn(3)[0]).uniform(0.0, 2.0 * np.pi, 50)
+    np.testing.assert_array_equal(
+        clouds.figure_eight(50, seed=2), np.column_stack([np.sin(t), np.sin(2.0 * t)])
+    )
+
+
+def test_a_larger_start_draws_block_b_from_child_b_of_the_sample_stream():
+    n, block = clouds.BLOCK + 10, clouds.BLOCK
+    x = clouds.gaussian(n, dim=2, seed=5)
+    np.testing.assert_array_equal(x[:block], _one_piece_gaussian(block, 2, 5))
+    sample_ss = np.random.SeedSequence(5).spawn(3)[0]
+    child = sample_ss.spawn(2)[1]  # spawn key (0, 1)
+    np.testing.assert_array_equal(x[block:], np.random.default_rng(child).standard_normal((10, 2)))
+    assert not np.array_equal(x[block:], _one_piece_gaussian(n, 2, 5)[block:])  # not the one-piece draw
+
+
+@pytest.mark.parametrize("spec", _BLOCK_SPECS, ids=lambda s: s["shape"])
+def test_rows_of_a_many_block_start_equal_the_whole(spec, monkeypatch):
+    monkeypatch.setattr(clouds, "BLOCK", 64)  # 5 blocks: rows cross block boundaries
+    whole = clouds.make_cloud({**spec, "seed": 3})
+    n = clouds.cloud_size(spec)
+    assert whole.shape[0] == n
+    for lo, hi in [(0, n), (0, 1), (n - 1, n), (63, 65), (n // 3, 2 * n // 3 + 1), (64, 128)]:
+        np.testing.assert_array_equal(clouds.make_cloud({**spec, "seed": 3}, (lo, hi)), whole[lo:hi])
+    # the blocks are drawn from their own streams: not the one-piece draw, which is block 0 only
+    monkeypatch.setattr(clouds, "BLOCK", 1 << 16)
+    one_piece = clouds.make_cloud({**spec, "seed": 3})
+    if spec["shape"] != "two_circles":  # no draw: the same points either way
+        assert not np.array_equal(whole, one_piece)
+    else:
+        np.testing.assert_array_equal(whole, one_piece)
+
+
+def test_a_start_split_over_ranks_is_the_same_start(monkeypatch):
+    """Rows cut as shard_bounds cuts them for 1, 2 and 3 ranks give one start, bit for bit."""
+    from particledyn.mpi.comm import shard_bounds
+
+    monkeypatch.setattr(clouds, "BLOCK", 100)
+    spec = {"shape": "solid_double_torus", "n": 1001, "seed": 9, "dim": 6, "embed": "random_orthonormal"}
+    whole = clouds.make_cloud(spec)
+    for size in (2, 3, 7):
+        parts = [clouds.make_cloud(spec, shard_bounds(1001, r, size)) for r in range(size)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+@pytest.mark.parametrize("rows", [(0, 0), (5, 3), (-1, 4), (0, 301), "ab", None.__class__])
+def test_bad_rows_are_refused(rows):
+    with pytest.raises(ValueError, match="rows"):
+        clouds.make_cloud({"shape": "circle", "n": 300}, rows)
+
+
+@pytest.mark.parametrize("n", [40, 400])  # the union embedded whole (one block), or block by block
+def test_a_scenario_start_by_rows_equals_the_whole(n, monkeypatch):
+    """What an MPI rank builds (runner.start_positions with rows): a union embedded at random
+    and scaled outputs, cut as the ranks cut it."""
+    from particledyn.runner import prepare, start_positions, start_size
+    from particledyn.scenario import default_scenario_text, parse_scenario
+
+    monkeypatch.setattr(clouds, "BLOCK", 64)
+    text = default_scenario_text().replace(
+        'shape = "genus_region"\nn = 1000\ngenus = 2\nsize = 1.0',
+        f'shape = "union"\nembed = "random_orthonormal"\noutput_scale = 0.5\n'
+        f'parts = [{{shape = "circle", n = {n // 2}}}, {{shape = "genus_region", n = {n - n // 2 + 3}}}]',
+    )
+    text = text.replace("\nd = 1 ", "\nd = 4 ")  # neurons in R^5
+    assert text.count("d = 4") == 1 and "union" in text
+    resolved = parse_scenario(text).resolved
+    init, kernel = resolved.init, prepare(resolved, positions=False).kernel
+    whole = start_positions(init, kernel)
+    assert start_size(init) == whole.shape[0] == n + 3 and whole.shape[1] == kernel.dim > 2
+    for lo, hi in [(0, 1), (n // 2 - 1, n // 2 + 70), (n // 3, n + 3)]:
+        np.testing.assert_array_equal(start_positions(init, kernel, (lo, hi)), whole[lo:hi])

@@ -218,12 +218,74 @@ def test_resume_is_bit_identical_and_needs_the_same_rank_count(gd_runs, tmp_path
             key = "loss" if name == "loss" else "lambda_max"
             np.testing.assert_array_equal(cut.observable(name, key)[1], whole.observable(name, key)[1])
     refused = _cli(["--resume", "--out", path, "--steps", "20"], 3)
-    assert refused.returncode == 1
-    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [
-        f"error: cannot resume {str(path)!r} on 3 MPI ranks: it ran on 2; use mpiexec -n 2 "
+    assert _errors(refused) == [
+        f"error: cannot resume {str(path)!r} on 3 MPI ranks: it ran on 2; "
+        f"use: mpiexec -n 2 particledyn run --mpi --resume --out {path} "
         "(another count adds the sums in another order: not bit-identical)"
     ]
+
+
+def _errors(refused):
+    """The one error line of a refused resume (exit 2, no traceback)."""
+    assert refused.returncode == 2, (refused.stdout + refused.stderr)[-3000:]
+    assert "Traceback" not in refused.stderr
+    return [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+
+
+def _untouched(path, refuse):
+    before = (Path(path).read_bytes(), os.stat(path).st_mtime_ns)
+    errors = refuse()
+    assert (Path(path).read_bytes(), os.stat(path).st_mtime_ns) == before
+    return errors
+
+
+def test_an_mpi_file_is_not_resumed_without_mpi(gd_runs, tmp_path):
+    scenario, _ = gd_runs
+    path = tmp_path / "cut.h5"
+    _ok(_cli([scenario, "--out", path, "--steps", "8"], 2))
+    errors = _untouched(path, lambda: _errors(_cli(["--resume", "--out", path, "--steps", "16"])))
+    assert errors == [
+        f"error: cannot resume {str(path)!r} without --mpi: it ran on 2 MPI ranks; "
+        f"use: mpiexec -n 2 particledyn run --mpi --resume --out {path} "
+        "(one process adds the sums in another order: not bit-identical)"
+    ]
+    # a scenario given to check against the file changes nothing
+    assert _errors(_cli([scenario, "--resume", "--out", path, "--steps", "16"])) == errors
+
+
+def test_a_single_process_file_is_not_resumed_with_mpi(gd_runs, tmp_path):
+    scenario, _ = gd_runs
+    path = tmp_path / "one.h5"
+    _ok(_cli([scenario, "--out", path, "--steps", "8"]))
+    errors = _untouched(path, lambda: _errors(_cli(["--resume", "--out", path, "--steps", "16"], 2)))
+    assert errors == [
+        f"error: cannot resume {str(path)!r} with --mpi: a single-process run wrote it; "
+        f"use: particledyn run --resume --out {path}"
+    ]
+
+
+def test_a_start_of_several_blocks_is_built_by_shard_and_equals_the_single_process(tmp_path):
+    """N over two sampling blocks: each rank builds only the blocks that hold its rows (the
+    rank boundaries fall inside blocks for 2 and 3 ranks), and the start is the single
+    process's bit for bit; the run after it equals it to 1e-12."""
+    from particledyn.clouds import BLOCK
+    from particledyn.io import open_run
+
+    n = 2 * BLOCK + 1001
+    text = _two_layer("gd", "mean_field", n=n, steps=2)
+    text = text[: text.index("[[observers]]")] + '[[observers]]\ntype = "loss"\nevery = 1\n'
+    text = text.replace("frame_every = 4\ncheckpoint_every = 4", "frame_every = 1\ncheckpoint_every = 2")
+    scenario = _scenario(tmp_path, "blocks", text)
+    files = {r: tmp_path / f"blocks_{r}.h5" for r in (None, 2, 3)}
+    for ranks, path in files.items():
+        _ok(_cli([scenario, "--out", path], ranks))
+    with open_run(files[None]) as one:
+        start, end = one.positions()[0], one.checkpoint()["positions"]
+        assert start.shape[0] == n
+    for ranks in (2, 3):
+        with open_run(files[ranks]) as run:
+            np.testing.assert_array_equal(run.positions()[0], start)
+            _close(run.checkpoint()["positions"], end)
 
 
 def test_kernel_not_in_deepsets_form_exits_2_with_one_line(tmp_path):
@@ -283,6 +345,11 @@ def test_sigterm_on_one_rank_stops_every_rank_with_a_resumable_file(tmp_path):
     stopped = info["checkpoint_step"]
     assert info["status"] == "stopped" and 100 <= stopped < 4000
     assert f"interrupted: {path} keeps" in err and err.count("interrupted:") == 1
+    assert f"continue with: mpiexec -n 2 particledyn run --mpi --resume --out {path}" in err
+    shown = subprocess.run(
+        [sys.executable, "-m", "particledyn", "info", str(path)], capture_output=True, text=True, env=_env()
+    )
+    assert f"continue with: mpiexec -n 2 particledyn run --mpi --resume --out {path}" in shown.stdout
     # resumed to a total a little past the stop, it equals a run never interrupted
     total = stopped + 30
     _ok(_cli(["--resume", "--out", path, "--steps", total], 2))

@@ -1,9 +1,9 @@
 """``particledyn run --mpi``: a scenario run sharded over the ranks of ``mpiexec``, one file.
 
 Each rank holds its block of the particles (:func:`~particledyn.mpi.comm.shard_bounds`), their
-optimizer state and the (small) data set. Rank 0 samples the initial cloud, exactly the
-single-process one, scatters the blocks and keeps only its own; it alone writes the run file
-(:mod:`particledyn.mpi.sink`), so it holds N x D numbers while it samples, writes a frame or
+optimizer state and the (small) data set. Each rank builds its own block of the initial cloud,
+bit-identical to those rows of the single process's (:func:`shard_start`); rank 0 alone writes
+the run file (:mod:`particledyn.mpi.sink`), so it holds N x D numbers while it writes a frame or
 a checkpoint, or runs a gathered observer. The file is the normal particledyn run file with
 ``parameters/mpi.ranks`` and a ``mpi`` entry in every checkpoint: ``particledyn info``, ``plot``
 and :func:`particledyn.io.open_run` read it as any other; ``--mpi --resume`` continues it on
@@ -35,22 +35,19 @@ from ..runner import (
     restorable_by,
     set_threads,
     sink_options,
+    start_positions,
+    start_size,
 )
 from ..scenario.checks import ScenarioError
 from ..scenario.resolved import ResolvedScenario
 from .comm import agree, scatter_rows, shard_bounds, world
 from .kernels import NotShardable, ShardedKernel, deepsets_form
+from .mode import check_resume_mode
 from .observers import describe_plan, shard_observers
 from .simulation import ShardedSimulation
 from .sink import ShardedSink
 
-__all__ = ["start_mpi_run", "resume_mpi_run", "recorded_ranks", "shard_start"]
-
-
-def recorded_ranks(parameters: dict) -> int | None:
-    """The rank count a run file's parameters record (None: a single-process run)."""
-    mpi = parameters.get("mpi") or {}
-    return None if mpi.get("ranks") is None else int(mpi["ranks"])
+__all__ = ["start_mpi_run", "resume_mpi_run", "shard_start"]
 
 
 def _check_mode(resolved: ResolvedScenario, size: int) -> None:
@@ -159,12 +156,14 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
         return set_threads(resolved.run.threads)
 
     threads = agree(comm, checks)
-    prepared = agree(comm, lambda: prepare(resolved, positions=root))
+    prepared = agree(comm, lambda: prepare(resolved, positions=False))
     form = agree(comm, lambda: _form(prepared))
     signals.check()
-    n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
+    n = start_size(resolved.init)
     if n < size:
         raise ScenarioError(f"init.n = {n} with {size} MPI ranks: expected at least one particle per rank")
+    positions, masses = shard_start(prepared, comm, n)
+    signals.check()
     total = resolved.run.steps
 
     def open_file():
@@ -186,7 +185,7 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
         return RunSink(sink, total)
 
     inner = agree(comm, open_file)
-    positions, masses = shard_start(prepared, comm, n)
+    prepared.masses = None  # all N, written to the file: from here every rank holds only its own
     began = _time.perf_counter()
     sink = ShardedSink(comm, inner, resolved.output.optimizer_state)
     sim = _build(prepared, form, comm, positions, masses, sink, inner)
@@ -197,13 +196,16 @@ def _start(scenario, out, overwrite, progress, comm, signals) -> RunResult:
 
 
 def shard_start(prepared, comm, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """This rank's block of the initial cloud rank 0 sampled, and its masses (collective).
+    """This rank's block of the initial cloud, built here alone, and its masses (collective).
 
-    Rank 0 drops the full cloud afterwards (``prepared.positions`` becomes None on every rank).
+    Every rank builds the sampling blocks (:data:`particledyn.clouds.BLOCK` points each) that
+    hold its rows ``shard_bounds(n, rank, R)``, each from the block's own stream: the start is
+    bit-identical to the single process's for any rank count, and no rank holds the whole
+    cloud. The other ranks drop ``prepared.masses`` (all N; rank 0 drops them once it has
+    written them to the file).
     """
     lo, hi = shard_bounds(n, comm.Get_rank(), comm.Get_size())
-    positions = scatter_rows(comm, prepared.positions, n)
-    prepared.positions = None  # rank 0 keeps only its block from here on
+    positions = agree(comm, lambda: start_positions(prepared.resolved.init, prepared.kernel, (lo, hi)))
     if comm.Get_rank() != 0:
         prepared.masses = None
     return positions, np.full(hi - lo, 1.0 / n)  # default_masses(n)[lo:hi]: one particle group
@@ -236,7 +238,7 @@ def resume_mpi_run(
 ) -> RunResult:
     """Continue the sharded run in ``path`` on ``comm``'s ranks (collective); see
     :func:`particledyn.runner.resume_run`. The file must have been written by a run on as
-    many ranks (:class:`~particledyn.runner.ResumeError` otherwise)."""
+    many ranks (:class:`~particledyn.runner.RunModeError` otherwise)."""
     comm = world() if comm is None else comm
     with _ThreadsRestored(), deferred_signals() as signals:
         return _resume(path, scenario, steps, progress, force, comm, signals)
@@ -255,16 +257,7 @@ def _read_plan(path, scenario, steps, size) -> dict:
         raise ResumeError(f"cannot resume {path!r}: it holds no scenario (not written by particledyn run)")
     if checkpoint is None:
         raise ResumeError(f"cannot resume {path!r}: the file holds no checkpoint")
-    ranks = recorded_ranks(parameters)
-    if ranks is None:
-        raise ResumeError(
-            f"cannot resume {path!r} with --mpi: a single-process run wrote it; resume it without --mpi"
-        )
-    if ranks != size:
-        raise ResumeError(
-            f"cannot resume {path!r} on {size} MPI ranks: it ran on {ranks}; use mpiexec -n {ranks} "
-            "(another count adds the sums in another order: not bit-identical)"
-        )
+    check_resume_mode(path, parameters, size)
     record = parameters["resolved"]  # the plain dict the file records
     if scenario is not None:
         diff = _first_difference(_comparable(record), _comparable(scenario.resolved.to_dict()))

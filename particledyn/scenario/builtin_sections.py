@@ -245,24 +245,30 @@ def _cloud_spec(init: dict) -> dict:
     return {k: v for k, v in init.items() if v is not None and k not in ("embed", "output_scale")}
 
 
-def _place(init: dict, dim: int):
+def _place(init: dict, dim: int, rows=None):
     from ..clouds import make_cloud
 
     spec = {**_cloud_spec(init), "dim": dim}
     if "embed" in SHAPES[init["shape"]]["keys"]:
         spec["embed"] = init["embed"]
-    return make_cloud(spec)
+    return make_cloud(spec, rows)
 
 
-def _union(init: dict, dim: int):
-    from ..clouds import embed, make_cloud
+def _union(init: dict, dim: int, rows=None):
+    from ..clouds import BLOCK, cloud_size, embed, make_cloud
 
-    points = make_cloud(_cloud_spec(init))
-    if points.shape[1] > dim:
-        raise ScenarioError(
-            f"init.parts: a cloud of dimension {points.shape[1]} does not fit neurons of dimension D = {dim}"
-        )
-    return embed(points, dim, init["embed"], seed=init["seed"])
+    def embedded(points):
+        if points.shape[1] > dim:
+            raise ScenarioError(
+                f"init.parts: a cloud of dimension {points.shape[1]} does not fit neurons of dimension D = {dim}"
+            )
+        return embed(points, dim, init["embed"], seed=init["seed"])
+
+    spec = _cloud_spec(init)
+    if cloud_size(spec) <= BLOCK:  # embedded as a whole, as before blocks (rows cut from it)
+        points = embedded(make_cloud(spec))
+        return points if rows is None else points[rows[0] : rows[1]].copy()
+    return make_cloud(spec, rows, post=embedded)  # block by block, each part's own blocks
 
 
 def _shape_keys(name: str) -> tuple[Key, ...]:
@@ -286,6 +292,7 @@ for _name in SHAPES:
             _shape_keys(_name),
             _union if _name == "union" else _place,
             lambda init: native_dimension(init),
+            rows=True,
         )
     )
 

@@ -47,10 +47,13 @@ class CloudShape(Entry):
     """An ``init.shape``: ``build(section, dim) -> ndarray (N, dim)`` from the resolved ``[init]``.
 
     ``native(section)`` is the dimension it is sampled in (None: it decides while building).
+    ``rows``: ``build(section, dim, (lo, hi))`` builds points ``lo..hi-1`` alone, equal to those
+    of the whole cloud (what an MPI rank builds of the start; otherwise it builds all and cuts).
     """
 
-    build: Callable[[dict, int], Any]
+    build: Callable[..., Any]
     native: Callable[[dict], int | None] = lambda section: None
+    rows: bool = False
 
 
 @dataclass(frozen=True)

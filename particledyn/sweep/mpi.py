@@ -57,14 +57,14 @@ def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> d
     from ..mpi.kernels import ShardedKernel
     from ..mpi.run import _form, shard_start
     from ..mpi.simulation import ShardedSimulation
-    from ..runner import prepare
+    from ..runner import prepare, start_size
     from ..sinks import MemorySink
 
-    root = comm.Get_rank() == 0
-    prepared = prepare(resolved, positions=root)
-    n = comm.bcast(None if prepared.positions is None else int(prepared.positions.shape[0]), root=0)
+    prepared = prepare(resolved, positions=False)
+    n = start_size(resolved.init)
     form = _form(prepared)
     x, m = shard_start(prepared, comm, n)
+    prepared.masses = None  # as run --mpi once the file has them
     run = resolved.run
     steps = int(run.steps if steps is None else steps)
     sim = ShardedSimulation(
@@ -82,8 +82,8 @@ def run_sharded(resolved: ResolvedScenario, comm, steps: int | None = None) -> d
     )
     sim.defer_signals = False  # nothing to checkpoint: a signal ends the benchmark where it lands
     seconds, cpu = _timed(sim, steps, comm.Barrier)
+    rss = comm.gather(_peak_rss_mib(), root=0)  # the run's peak, before the gather below
     positions = gather_rows(comm, sim.positions)
-    rss = comm.gather(_peak_rss_mib(), root=0)
     return {
         "positions": positions,
         "seconds_per_step": seconds,
