@@ -35,7 +35,6 @@ from gph import ripser_parallel
 from scipy import sparse
 from scipy.spatial import cKDTree
 
-from .alpha_filtration import delaunay_alpha_tree
 from .diagrams import betti_from_diagram, bottleneck_distances, pack_diagrams
 from .landmarks import _check_cloud, covering_radius, maxmin_landmarks
 
@@ -263,10 +262,7 @@ def alpha_diagram(
     precision : {"fast", "safe", "exact"}
         gudhi's setting. "fast" keeps CGAL's exact predicates (so the complex
         itself is right) and computes circumradii in double precision; it
-        builds ~5x faster than gudhi's default "safe" here. In 3-D, "fast" takes
-        the triangulation from qhull and the alpha values from numpy
-        (:mod:`particledyn.topology.alpha_filtration`; the same diagram up to
-        rounding), gudhi's where qhull would drop a point.
+        builds ~5x faster than gudhi's default "safe" here.
     coeff : int
         Prime p of the coefficient field Z/p.
 
@@ -284,12 +280,9 @@ def alpha_diagram(
         raise ValueError(f"max_radius={max_radius!r}: expected a non-negative radius")
     if precision not in ("fast", "safe", "exact"):
         raise ValueError(f"precision={precision!r}: expected 'fast', 'safe' or 'exact'")
-    tree = delaunay_alpha_tree(X, max_radius**2, max_dim) if precision == "fast" else None
-    if tree is None:  # 2-D (gudhi's triangulation is the faster there), degenerate clouds
-        tree = gudhi.AlphaComplex(points=X, precision=precision).create_simplex_tree(
-            max_alpha_square=max_radius**2
-        )
-        tree.prune_above_dimension(max_dim + 1)  # H_k needs (k+1)-simplices, no more
+    alpha = gudhi.AlphaComplex(points=X, precision=precision)
+    tree = alpha.create_simplex_tree(max_alpha_square=max_radius**2)
+    tree.prune_above_dimension(max_dim + 1)  # H_k needs (k+1)-simplices, no more
     # H_k of the top dimension is only computed on request (e.g. H2 of 2-D points, 0).
     tree.compute_persistence(homology_coeff_field=coeff, persistence_dim_max=tree.dimension() <= max_dim)
     rows = []
