@@ -26,10 +26,9 @@ Usage::
 ``--baseline`` times each configuration a second time, right after, with the pair observers on
 their array code (``pdist`` arrays, ``np.triu_indices``: the reference of the fused loops) and
 the closest approach by a k-d tree query (:func:`particledyn.geometry.closest.closest_pair_reference`),
-as they ran before the fused loops, and the 3-D alpha complex (``betti_alpha``, ``betti_alpha_3d``,
-``expansion``) by gudhi's ``AlphaComplex`` instead of qhull's triangulation with numpy alpha values
-(:mod:`particledyn.topology.alpha_filtration`; 2-D clouds take gudhi's either way): the line
-``<name> (baseline)`` is that peer in the same run.
+as they ran before the fused loops, and the expansion's distinct points (S(t) as a set) by
+``np.unique(axis=0)`` instead of a lexsort: the line ``<name> (baseline)`` is that peer in the
+same run.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ import statistics
 import time
 
 import numba
+import numpy as np
 
 from particledyn.runner import prepare
 from particledyn.scenario import parse_override, parse_scenario
@@ -79,8 +79,6 @@ BASELINE = (
     "merges",
     "closest_approach",
     "pairs_shared",
-    "betti_alpha",
-    "betti_alpha_3d",
     "expansion",
 )
 """The configurations whose code ``--baseline`` swaps (the others have one code path)."""
@@ -109,15 +107,15 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 
 @contextlib.contextmanager
 def baseline_code():
-    """The pair observers on their array code, the closest approach by a k-d tree and the 3-D
-    alpha complex by gudhi's ``AlphaComplex`` alone, for the duration of the block."""
+    """The pair observers on their array code, the closest approach by a k-d tree and the
+    expansion's distinct points by ``np.unique(axis=0)``, for the duration of the block."""
     from particledyn.geometry.closest import closest_pair_reference
     from particledyn.geometry.neighbours import NeighbourPairs
     from particledyn.geometry.observers import ClosestApproachObserver
-    from particledyn.topology import betti
+    from particledyn.topology import expansion
 
     fused, observe = NeighbourPairs.fused, ClosestApproachObserver.observe
-    alpha_tree = betti.delaunay_alpha_tree
+    distinct = expansion._distinct
 
     def tree_observe(self, info):
         d, i, j = closest_pair_reference(info.positions)
@@ -125,13 +123,13 @@ def baseline_code():
 
     NeighbourPairs.fused = property(lambda self: False)  # type: ignore[method-assign,assignment]
     ClosestApproachObserver.observe = tree_observe  # type: ignore[method-assign]
-    betti.delaunay_alpha_tree = lambda *args: None  # type: ignore[assignment]
+    expansion._distinct = lambda X: np.unique(X, axis=0)  # type: ignore[assignment]
     try:
         yield
     finally:
         NeighbourPairs.fused = fused  # type: ignore[method-assign]
         ClosestApproachObserver.observe = observe  # type: ignore[method-assign]
-        betti.delaunay_alpha_tree = alpha_tree
+        expansion._distinct = distinct
 
 
 def time_calls(observer, own: list[float]) -> None:

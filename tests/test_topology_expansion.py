@@ -142,3 +142,28 @@ def test_empirical_lipschitz_of_a_linear_spread_is_its_rate():
 def test_bad_input(kwargs, err):
     with pytest.raises(err):
         expansion_check(**kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(0, 80),
+    dim=st.integers(1, 4),
+    grid=st.sampled_from([None, 1, 2]),
+    zeros=st.booleans(),
+)
+def test_distinct_rows_are_numpys_unique_rows(seed, n, dim, grid, zeros):
+    """The lexsort gives np.unique(axis=0)'s rows in its order (the plain-numpy reference), with
+    repeated rows (a coarse grid), -0.0 beside 0.0, and under any permutation of the particles."""
+    from particledyn.topology.expansion import _distinct
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim))
+    if grid is not None:
+        X = np.round(X, grid)  # many repeated rows
+    if zeros and n:
+        X[rng.random(n) < 0.3, 0] = -0.0
+    want = np.unique(X, axis=0)
+    got = _distinct(X)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert np.array_equal(_distinct(X[rng.permutation(n)]), want)
