@@ -27,8 +27,8 @@ Usage::
 their array code (``pdist`` arrays, ``np.triu_indices``: the reference of the fused loops) and
 the closest approach by a k-d tree query (:func:`particledyn.geometry.closest.closest_pair_reference`),
 as they ran before the fused loops, and the expansion's distinct points (S(t) as a set) by
-``np.unique(axis=0)`` instead of a lexsort: the line ``<name> (baseline)`` is that peer in the
-same run.
+``np.unique(axis=0)`` instead of a lexsort and its empirical K's neighbour ratios by the array
+code instead of the loop: the line ``<name> (baseline)`` is that peer in the same run.
 """
 
 from __future__ import annotations
@@ -108,14 +108,15 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 @contextlib.contextmanager
 def baseline_code():
     """The pair observers on their array code, the closest approach by a k-d tree and the
-    expansion's distinct points by ``np.unique(axis=0)``, for the duration of the block."""
+    expansion's distinct points by ``np.unique(axis=0)`` and its empirical K by the array code,
+    for the duration of the block."""
     from particledyn.geometry.closest import closest_pair_reference
     from particledyn.geometry.neighbours import NeighbourPairs
     from particledyn.geometry.observers import ClosestApproachObserver
     from particledyn.topology import expansion
 
     fused, observe = NeighbourPairs.fused, ClosestApproachObserver.observe
-    distinct = expansion._distinct
+    distinct, loop_below = expansion._distinct, expansion._PAIRWISE_SUM_MIN
 
     def tree_observe(self, info):
         d, i, j = closest_pair_reference(info.positions)
@@ -124,12 +125,14 @@ def baseline_code():
     NeighbourPairs.fused = property(lambda self: False)  # type: ignore[method-assign,assignment]
     ClosestApproachObserver.observe = tree_observe  # type: ignore[method-assign]
     expansion._distinct = lambda X: np.unique(X, axis=0)  # type: ignore[assignment]
+    expansion._PAIRWISE_SUM_MIN = 0  # every dimension on the array code
     try:
         yield
     finally:
         NeighbourPairs.fused = fused  # type: ignore[method-assign]
         ClosestApproachObserver.observe = observe  # type: ignore[method-assign]
         expansion._distinct = distinct
+        expansion._PAIRWISE_SUM_MIN = loop_below
 
 
 def time_calls(observer, own: list[float]) -> None:
