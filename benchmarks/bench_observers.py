@@ -20,11 +20,15 @@ Usage::
     python benchmarks/bench_observers.py
     python benchmarks/bench_observers.py --only betti_alpha sharpness --blocks 5
     python benchmarks/bench_observers.py --baseline   # also the array code and the k-d tree, same run
+    python benchmarks/bench_observers.py --scenario scenarios/authors/authors_adam_3d_large.toml \
+        --set init.n=1024 --only betti_alpha_3d expansion --baseline
 
 ``--baseline`` times each configuration a second time, right after, with the pair observers on
 their array code (``pdist`` arrays, ``np.triu_indices``: the reference of the fused loops) and
 the closest approach by a k-d tree query (:func:`particledyn.geometry.closest.closest_pair_reference`),
-as they ran before the fused loops: the line ``<name> (baseline)`` is that peer in the same run.
+as they ran before the fused loops, and the expansion's distinct points (S(t) as a set) by
+``np.unique(axis=0)`` instead of a lexsort and its empirical K's neighbour ratios by the array
+code instead of the loop: the line ``<name> (baseline)`` is that peer in the same run.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ import statistics
 import time
 
 import numba
+import numpy as np
 
 from particledyn.runner import prepare
-from particledyn.scenario import parse_scenario
+from particledyn.scenario import parse_override, parse_scenario
 from particledyn.sinks import MemorySink
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,6 +59,8 @@ CONFIGS = {
     "closest_approach": 'type = "closest_approach"\nevery = 1',
     "balance": 'type = "balance"',
     "betti_alpha": 'type = "betti"\ncomplex = "alpha"\nscale = 0.01\nmax_dim = 1',
+    # the authors' 3-D scenarios' Betti observer (authors_adam_3d_large.toml)
+    "betti_alpha_3d": 'type = "betti"\ncomplex = "alpha"\nscale = 0.05\nmax_dim = 2',
     "betti_rips_default": 'type = "betti"\nmax_dim = 1',  # 0.25 x the start's diameter, held
     "betti_rips_adaptive": 'type = "betti"\nscale = "adaptive"\nmax_dim = 1',
     "betti_authors_recipe": 'type = "betti"\nscale = "adaptive"\nmax_dim = 2\ncoeff = 11',
@@ -66,16 +73,23 @@ CONFIGS = {
 }
 """Observer tables (TOML) timed; ``every`` is one epoch unless the table sets it."""
 
-BASELINE = ("pairwise_lipschitz", "lemmas", "merges", "closest_approach", "pairs_shared")
+BASELINE = (
+    "pairwise_lipschitz",
+    "lemmas",
+    "merges",
+    "closest_approach",
+    "pairs_shared",
+    "expansion",
+)
 """The configurations whose code ``--baseline`` swaps (the others have one code path)."""
 
 
-def build(base_text: str, source: str, table: str | None):
+def build(base_text: str, source: str, table: str | None, overrides=None):
     text = base_text
     if table is not None:
         every = "" if "every" in table else '\nevery = "1 epoch"'
         text += f"\n[[observers]]\n{table}{every}\n"
-    scenario = parse_scenario(text, source)
+    scenario = parse_scenario(text, source, overrides)
     sim = prepare(scenario.resolved).simulation(MemorySink())
     sim.frame_every = 0
     sim.checkpoint_every = 0
@@ -93,13 +107,16 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 
 @contextlib.contextmanager
 def baseline_code():
-    """The pair observers on their array code and the closest approach by a k-d tree, for the
-    duration of the block."""
+    """The pair observers on their array code, the closest approach by a k-d tree and the
+    expansion's distinct points by ``np.unique(axis=0)`` and its empirical K by the array code,
+    for the duration of the block."""
     from particledyn.geometry.closest import closest_pair_reference
     from particledyn.geometry.neighbours import NeighbourPairs
     from particledyn.geometry.observers import ClosestApproachObserver
+    from particledyn.topology import expansion
 
     fused, observe = NeighbourPairs.fused, ClosestApproachObserver.observe
+    distinct, loop_below = expansion._distinct, expansion._PAIRWISE_SUM_MIN
 
     def tree_observe(self, info):
         d, i, j = closest_pair_reference(info.positions)
@@ -107,11 +124,15 @@ def baseline_code():
 
     NeighbourPairs.fused = property(lambda self: False)  # type: ignore[method-assign,assignment]
     ClosestApproachObserver.observe = tree_observe  # type: ignore[method-assign]
+    expansion._distinct = lambda X: np.unique(X, axis=0)  # type: ignore[assignment]
+    expansion._PAIRWISE_SUM_MIN = 0  # every dimension on the array code
     try:
         yield
     finally:
         NeighbourPairs.fused = fused  # type: ignore[method-assign]
         ClosestApproachObserver.observe = observe  # type: ignore[method-assign]
+        expansion._distinct = distinct
+        expansion._PAIRWISE_SUM_MIN = loop_below
 
 
 def time_calls(observer, own: list[float]) -> None:
@@ -130,7 +151,7 @@ def time_calls(observer, own: list[float]) -> None:
 def measure(label: str, base_text: str, args, table: str, per_epoch: int, steps: int, step: float) -> None:
     """Time one observer configuration and print its line."""
     try:
-        sim, _ = build(base_text, args.scenario, table)
+        sim, _ = build(base_text, args.scenario, table, args.overrides)
         sim.run(per_epoch, progress=False)
     except Exception as exc:  # an observer that does not apply to this run says why
         print(f"{label:28} not applicable: {' '.join(str(exc).split())[:100]}")
@@ -165,18 +186,27 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--baseline", action="store_true", help="also time the array code / k-d tree peer, same run"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a scenario key, as `particledyn run --set` (e.g. init.n=1024)",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
     args = parser.parse_args(argv)
-    numba.set_num_threads(1)
+    args.overrides = dict(parse_override(item) for item in args.set)
+    numba.set_num_threads(args.threads)
     with open(args.scenario) as f:
         base_text = f.read().split("[[observers]]")[0]  # the observer tables close the authors' files
 
-    plain, scenario = build(base_text, args.scenario, None)
+    plain, scenario = build(base_text, args.scenario, None, args.overrides)
     per_epoch = plain.kernel.batches.steps_per_epoch if getattr(plain.kernel, "batches", None) else 1
     steps = args.epochs * per_epoch
     print(
         f"scenario {scenario.resolved.run.name}: N = {plain.positions.shape[0]}, "
         f"{per_epoch} steps per "
-        f"epoch; CPU time, 1 thread, median of {args.blocks} blocks of {steps} steps"
+        f"epoch; CPU time, {args.threads} thread(s), median of {args.blocks} blocks of {steps} steps"
     )
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     plain.run(per_epoch, progress=False)

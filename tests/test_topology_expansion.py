@@ -142,3 +142,66 @@ def test_empirical_lipschitz_of_a_linear_spread_is_its_rate():
 def test_bad_input(kwargs, err):
     with pytest.raises(err):
         expansion_check(**kwargs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(0, 80),
+    dim=st.integers(1, 4),
+    grid=st.sampled_from([None, 1, 2]),
+    zeros=st.booleans(),
+)
+def test_distinct_rows_are_numpys_unique_rows(seed, n, dim, grid, zeros):
+    """The lexsort gives np.unique(axis=0)'s rows in its order (the plain-numpy reference), with
+    repeated rows (a coarse grid), -0.0 beside 0.0, and under any permutation of the particles."""
+    from particledyn.topology.expansion import _distinct
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim))
+    if grid is not None:
+        X = np.round(X, grid)  # many repeated rows
+    if zeros and n:
+        X[rng.random(n) < 0.3, 0] = -0.0
+    want = np.unique(X, axis=0)
+    got = _distinct(X)
+    assert got.shape == want.shape and np.array_equal(got, want)
+    assert np.array_equal(_distinct(X[rng.permutation(n)]), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    n=st.integers(2, 200),
+    dim=st.integers(1, 10),
+    k=st.integers(1, 12),
+    lr=st.floats(1e-4, 10.0),
+    merged=st.booleans(),
+)
+def test_empirical_lipschitz_loop_equals_the_array_code(seed, n, dim, k, lr, merged):
+    """Bit for bit the plain-numpy ratio (float64), merged particles (dx = 0) included, and the
+    same K under any permutation of the particles."""
+    from scipy.spatial import cKDTree
+
+    from particledyn.topology.expansion import _neighbour_ratio_reference
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim))
+    if merged:
+        X[rng.random(n) < 0.3] = X[0]
+    Y = X + lr * rng.normal(size=X.shape)
+    _, nb = cKDTree(X).query(X, k=min(k + 1, n))
+    want = _neighbour_ratio_reference(X, Y, nb, lr)
+    got = empirical_lipschitz(X, Y, lr, k)
+    assert got == want
+    if not merged:  # distinct points: the neighbour pairs are the same set after a permutation
+        perm = rng.permutation(n)
+        assert empirical_lipschitz(X[perm], Y[perm], lr, k) == want
+
+
+def test_empirical_lipschitz_loop_finds_a_planted_ratio():
+    X = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
+    Y = X.copy()
+    Y[1, 0] += 0.3  # U_1 - U_0 = 0.3 / lr over a distance of 1
+    assert empirical_lipschitz(X, Y, 0.1, k=1) == pytest.approx(3.0, rel=1e-15)
+    assert empirical_lipschitz(X, X, 0.1, k=1) == 0.0

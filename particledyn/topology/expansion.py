@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -64,8 +65,16 @@ TANGENCY_RTOL = 1e-9
 
 
 def _distinct(X: np.ndarray) -> np.ndarray:
-    # S(t) is a set: merged particles are one point of it.
-    return np.unique(X, axis=0)
+    """The distinct rows of ``X`` in lexicographic order, as ``np.unique(X, axis=0)`` gives them
+    (S(t) is a set: merged particles are one point of it), by a lexsort: ~7x faster at N = 1024
+    than ``np.unique``'s sort of a structured view."""
+    if len(X) < 2:
+        return X.copy()
+    rows = X[np.lexsort(X.T[::-1])]
+    keep = np.empty(len(rows), dtype=bool)
+    keep[0] = True
+    keep[1:] = np.any(rows[1:] != rows[:-1], axis=1)
+    return rows[keep]
 
 
 def min_separation(points) -> float:
@@ -166,6 +175,39 @@ def empirical_lipschitz(before, after, lr: float, k: int = 8) -> float:
     if n < 2:
         return 0.0
     _, nb = cKDTree(X).query(X, k=min(k + 1, n))
+    if X.shape[1] < _PAIRWISE_SUM_MIN:
+        return _max_neighbour_ratio(X, Y, nb, float(lr))
+    return _neighbour_ratio_reference(X, Y, nb, lr)
+
+
+_PAIRWISE_SUM_MIN = 8
+"""numpy sums rows of fewer than 8 coordinates left to right, as the loop does (bit for bit);
+longer rows it sums pairwise, so those take the array code."""
+
+
+@numba.njit(cache=True)
+def _max_neighbour_ratio(X, Y, nb, lr):
+    best, found = 0.0, False
+    for a in range(nb.shape[0]):
+        for c in range(1, nb.shape[1]):
+            b = nb[a, c]
+            dx2, du2 = 0.0, 0.0
+            for d in range(X.shape[1]):
+                t = X[a, d] - X[b, d]
+                dx2 += t * t
+                u = (Y[a, d] - X[a, d]) - (Y[b, d] - X[b, d])
+                du2 += u * u
+            dx = np.sqrt(dx2)
+            if dx > 0:
+                ratio = (np.sqrt(du2) / lr) / dx
+                if not found or ratio > best:
+                    best, found = ratio, True
+    return best
+
+
+def _neighbour_ratio_reference(X, Y, nb, lr) -> float:
+    """The array code of :func:`empirical_lipschitz`'s ratio (and its reference in the tests)."""
+    n = len(X)
     i = np.repeat(np.arange(n), nb.shape[1] - 1)
     j = nb[:, 1:].ravel()
     dx = np.linalg.norm(X[i] - X[j], axis=1)
