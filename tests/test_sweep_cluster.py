@@ -411,6 +411,38 @@ def test_bisection_brackets_the_smallest_rate_of_divergence(tmp_path, client):
     assert again.bisection == result.bisection
 
 
+def test_collect_of_a_bisection_lists_its_midpoints_and_waits_on_a_missing_one(tmp_path, client):
+    text = (
+        SWEEP.format(steps=60).replace("lr_factor = [0.1, 2.0]\n", "").replace("seed = [0, 1]", "seed = [0]")
+    )
+    path = tmp_path / "b.toml"
+    path.write_text(
+        text + '[sharpness]\nevery = 0\n[bisect]\nevent = "diverged"\nlo = 0.5\nhi = 1024.0\niterations = 3\n'
+    )
+    out = tmp_path / "out"
+    ran = run_sweep(path, out=out, client=client, progress=False)
+    assert len(ran.rows) == 5  # both ends and 3 midpoints
+    collected = collect_sweep(path, out=out)
+    by_id = {r["run_id"]: r for r in ran.rows}
+    assert sorted(r["run_id"] for r in collected.rows) == sorted(by_id)
+    for row in collected.rows:
+        assert row["status"] == by_id[row["run_id"]]["status"]
+        assert row["lr_factor"] == by_id[row["run_id"]]["lr_factor"]
+        assert row["elapsed"] == pytest.approx(by_id[row["run_id"]]["elapsed"])  # kept from the table
+    assert collected.bisection == ran.bisection
+    assert sweep_main([str(path), "--collect", "--out", str(out)]) == 0
+    assert len(read_table(out / "summary.csv")["run_id"]) == 5
+    # the last round's run file gone (the rounds run one after another): its bracket waits on it
+    last = max(ran.rows, key=lambda r: os.path.getmtime(r["path"]))
+    os.remove(last["path"])
+    waiting = collect_sweep(path, out=out)
+    statuses = {r["run_id"]: r["status"] for r in waiting.rows}
+    assert statuses[last["run_id"]] == "pending" and len(statuses) == 5
+    (bracket,) = waiting.bisection
+    assert bracket["status"] == "pending" and last["run_id"] in bracket["error"] and bracket["onset"] == ""
+    assert sweep_main([str(path), "--collect", "--out", str(out)]) == 1
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

@@ -20,6 +20,9 @@ two coincide).
 
 Run files go to ``<out>/runs`` like any sweep's (a rerun skips the finished ones and resumes
 the rest); ``<out>/bisection.csv`` holds one row per point, ``summary.csv`` one per run.
+``particledyn sweep --collect`` (:func:`collect_bisection`) writes both from the run files alone,
+replaying the rounds: the midpoints each bracket led to are listed with the ends, and a bracket
+whose next run is not done (missing, stopped, running) is ``pending``.
 The bracket assumes the event is monotone in the rate over [lo, hi]; each point's row keeps
 every rate tried and its outcome, so a non-monotone point can be seen.
 """
@@ -34,7 +37,7 @@ from pathlib import Path
 
 from .grid import RunSpec, SweepSpec, expand_runs
 
-__all__ = ["BisectPoint", "run_bisection", "has_event", "BISECT_COLUMNS"]
+__all__ = ["BisectPoint", "run_bisection", "collect_bisection", "read_run", "has_event", "BISECT_COLUMNS"]
 
 BISECT_COLUMNS = (
     "seed",
@@ -55,15 +58,17 @@ BISECT_COLUMNS = (
 )
 
 
-def has_event(row: dict, event: str) -> tuple[bool, bool]:
+def has_event(row: dict, event: str, events: dict | None = None) -> tuple[bool, bool]:
     """``(seen, diverged first)`` of ``event`` in a run: ``diverged`` from the table row's status;
     every other event from the run file at ``row["path"]`` (:func:`particledyn.sweep.onset.run_events`,
-    which also says whether the run diverged or blew up before showing it)."""
+    which also says whether the run diverged or blew up before showing it), or from ``events``,
+    what ``run_events`` read from it already."""
     if event == "diverged":
         return row["status"] == "diverged", False
     from .onset import event_seen, run_events
 
-    events = run_events(row["path"])
+    if events is None:
+        events = run_events(row["path"])
     seen = event_seen(events, event)
     return seen, events["diverged"] is not None and not seen
 
@@ -108,7 +113,7 @@ class BisectPoint:
     def onset(self) -> str:
         """What the run at the bracket's top showed: "event", "diverged" (before the event) or ""."""
         top = self.lo if self.status == "event_at_lo" else self.hi
-        if self.status in ("no_event_at_hi", "failed") or top not in self.tried:
+        if self.status in ("no_event_at_hi", "failed", "pending") or top not in self.tried:
             return ""
         return "diverged" if self.diverged.get(top) else "event"
 
@@ -125,6 +130,78 @@ def _run_at(spec: SweepSpec, point: tuple, K0: float, factor: float, out: Path) 
     return expand_runs(single, {point: K0}, out)[0]
 
 
+def read_run(run: RunSpec, status: str, error: str, elapsed: float, events) -> tuple:
+    """What a bisection learns from one run: ``(table row, run_events or None, error reading it)``.
+
+    The file is read once for all ``events`` (and not at all for a run not done or when only
+    ``diverged`` is bisected); a live bisection reads it on the worker that ran it.
+    """
+    from .executor import _one_line
+    from .onset import run_events
+    from .table import run_row
+
+    row = run_row(run, status, error, elapsed)
+    found, unreadable = None, ""
+    if row["status"] in ("finished", "diverged") and any(e != "diverged" for e in events):
+        try:
+            found = run_events(row["path"])
+        except (OSError, KeyError, ValueError) as exc:
+            unreadable = f"cannot read the run file: {_one_line(exc)}"
+    return row, found, unreadable
+
+
+def _run_and_read(run: RunSpec, events) -> tuple:
+    """On a worker: run (or skip, or resume) one run of a bisection and read it (:func:`read_run`)."""
+    from .executor import execute_run
+
+    outcome = execute_run(run)
+    return read_run(run, outcome["status"], outcome["error"], outcome["elapsed"], events)
+
+
+def _rounds(spec: SweepSpec, out: Path, K0: dict, evaluate) -> dict:
+    """The bisection's rounds: both ends of every point, then each open bracket's midpoint.
+
+    ``evaluate(wanted, record)`` brings about the runs of one round (``wanted``:
+    ``{(point, factor): RunSpec}``) and calls ``record((point, factor), read)`` with what
+    :func:`read_run` made of each. Returns ``{(point, event): BisectPoint}``.
+    """
+    bounds, events = (spec.bisect.lo, spec.bisect.hi), spec.bisect.events
+    points = {(p, e): BisectPoint(p, K0[p], *bounds) for p in K0 for e in events}
+
+    def record(key: tuple, read: tuple) -> None:
+        row, found, unreadable = read
+        p, factor = key
+        for event in events:
+            state = points[(p, event)]
+            if row["status"] in ("pending", "stopped", "running"):
+                if state.status == "bracketing":
+                    state.status, state.error = "pending", f"run {row['run_id']} is {row['status']}"
+                continue
+            if row["status"] not in ("finished", "diverged"):
+                state.status, state.error = "failed", row["error"] or row["status"]
+                continue
+            if unreadable and event != "diverged":
+                state.status, state.error = "failed", unreadable
+                continue
+            seen, diverged = has_event(row, event, found)
+            state.diverged[factor] = diverged
+            state.update(factor, seen or diverged, bounds)
+
+    for _ in range(spec.bisect.iterations + 1):  # both ends, then one midpoint a round per bracket
+        wanted = {}
+        for (p, _event), state in points.items():
+            for factor in state.next_factors(bounds):
+                if (p, factor) not in wanted:
+                    wanted[(p, factor)] = _run_at(spec, p, state.K0, factor, out)
+        if not wanted:
+            break
+        evaluate(wanted, record)
+    for state in points.values():
+        if state.status == "bracketing":
+            state.status = "bracketed"
+    return points
+
+
 def run_bisection(
     spec: SweepSpec, client, out: Path, K0: dict, K0_errors: dict, patience: float, progress=None
 ) -> tuple[list[dict], list[dict], Path]:
@@ -136,58 +213,95 @@ def run_bisection(
         The per-run table rows, the per-point rows (:data:`BISECT_COLUMNS`) and the CSV written.
     """
     from .cluster import wait_for_runs
-    from .executor import _one_line, execute_run
-    from .table import axes_label, run_row
+    from .executor import _one_line
 
-    bounds, events = (spec.bisect.lo, spec.bisect.hi), spec.bisect.events
-    points = {(p, e): BisectPoint(p, K0[p], *bounds) for p in K0 for e in events}
     rows: dict[str, dict] = {}
-    for _ in range(spec.bisect.iterations + 1):  # both ends, then one midpoint a round per bracket
-        wanted = {}
-        for (p, _event), state in points.items():
-            for factor in state.next_factors(bounds):
-                if (p, factor) not in wanted:
-                    wanted[(p, factor)] = _run_at(spec, p, state.K0, factor, out)
-        if not wanted:
-            break
+    events = spec.bisect.events
+
+    def evaluate(wanted: dict, record) -> None:
         futures = {
             client.submit(
-                execute_run, run, pure=False, key=f"particledyn-bisect-{run.run_id}-{time.monotonic_ns()}"
+                _run_and_read,
+                run,
+                events,
+                pure=False,
+                key=f"particledyn-bisect-{run.run_id}-{time.monotonic_ns()}",
             ): key
             for key, run in wanted.items()
         }
 
-        def record(future):
-            p, factor = futures[future]
-            run = wanted[(p, factor)]
+        def done(future):
+            key = futures[future]
+            run = wanted[key]
             try:
-                outcome = future.result()
-            except Exception as exc:
-                outcome = {"status": "failed", "error": _one_line(exc), "elapsed": math.nan}
-            row = run_row(run, outcome["status"], outcome["error"], outcome["elapsed"])
-            rows[run.run_id] = row
-            for event in events:
-                state = points[(p, event)]
-                if row["status"] not in ("finished", "diverged"):
-                    state.status, state.error = "failed", row["error"] or row["status"]
-                    continue
-                try:
-                    seen, diverged = has_event(row, event)
-                except (OSError, KeyError, ValueError) as exc:
-                    state.status, state.error = "failed", f"cannot read the run file: {_one_line(exc)}"
-                    continue
-                state.diverged[factor] = diverged
-                state.update(factor, seen or diverged, bounds)
+                read = future.result()
+            except Exception as exc:  # the worker died, the task was lost, ...
+                read = read_run(run, "failed", _one_line(exc), math.nan, ())
+            rows[run.run_id] = read[0]
+            record(key, read)
 
         try:
-            wait_for_runs(client, futures, record, patience)
+            wait_for_runs(client, futures, done, patience)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
-    for state in points.values():
-        if state.status == "bracketing":
-            state.status = "bracketed"
+
+    points = _rounds(spec, out, K0, evaluate)
+    return list(rows.values()), _write_points(spec, out, points, K0_errors), out / "bisection.csv"
+
+
+def collect_bisection(spec: SweepSpec, out: Path, K0: dict, K0_errors: dict, elapsed: dict | None = None):
+    """The bisection as its run files in ``out`` record it, running nothing: the rounds are
+    replayed, each round's rates read from the runs of the rounds before (the midpoints included),
+    and a bracket whose next run is not done stays ``pending``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : Path
+        The sweep's folder (its ``runs/``); ``bisection.csv`` is written there.
+    K0 : dict
+        ``{point: K0}`` of the points measured (the sweep's ``K0.json``).
+    K0_errors : dict
+        ``{point: error}`` of points without a K0: one failed row per event.
+    elapsed : dict, optional
+        ``{run_id: seconds}`` known from an earlier table (the run files do not hold it).
+
+    Returns
+    -------
+    (list of dict, list of dict, Path)
+        As :func:`run_bisection`: the per-run rows (finished, diverged, or pending / stopped /
+        running for the runs a bracket waits on), the per-point rows and the CSV written.
+    """
+    from .executor import _state
+
+    rows: dict[str, dict] = {}
+    known = elapsed or {}
+
+    def evaluate(wanted: dict, record) -> None:
+        for key, run in wanted.items():
+            state = _state(run)  # finished, diverged, running, or not done: missing or stopped
+            status = (
+                state if state in ("finished", "diverged", "running") else _NOT_DONE.get(state, "stopped")
+            )
+            read = read_run(run, status, "", known.get(run.run_id, math.nan), spec.bisect.events)
+            rows[run.run_id] = read[0]
+            record(key, read)
+
+    points = _rounds(spec, out, K0, evaluate)
+    return list(rows.values()), _write_points(spec, out, points, K0_errors), out / "bisection.csv"
+
+
+_NOT_DONE = {"missing": "pending"}
+
+
+def _write_points(spec: SweepSpec, out: Path, points: dict, K0_errors: dict) -> list[dict]:
+    """The per-point rows (:data:`BISECT_COLUMNS`), also written to ``<out>/bisection.csv``."""
+    from .table import axes_label
+
+    events = spec.bisect.events
+    bounds = (spec.bisect.lo, spec.bisect.hi)
     point_rows = [
         _point_row(spec, state, event, axes_label(tuple(zip((k for k, _ in spec.axes), state.point[2:]))))
         for (_, event), state in points.items()
@@ -205,7 +319,7 @@ def run_bisection(
         writer.writeheader()
         writer.writerows(point_rows)
     tmp.replace(path)
-    return list(rows.values()), point_rows, path
+    return point_rows
 
 
 def _point_row(spec: SweepSpec, state: BisectPoint, event: str, axes: str) -> dict:

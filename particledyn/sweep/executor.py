@@ -10,7 +10,8 @@ workers before anything is launched. Every run is claimed while it runs
 
 A job array runs one sweep in parts: ``--shard I/K`` (every K-th run from the I-th) or
 ``--index I`` (one run); each part measures the K0 it needs and records its outcomes under
-``<out>/shards/``, and ``--collect`` then writes the table from the run files.
+``<out>/shards/``, and ``--collect`` then writes the table from the run files (of a
+``[bisect]`` sweep, every rate its rounds ran: both ends and the midpoints).
 
 Resuming: a run whose file says finished at the sweep's step count, or whose run diverged
 (a deterministic outcome), is skipped; a stopped file (killed, interrupted) is resumed from
@@ -675,7 +676,9 @@ def _write_outcomes(path: Path, outcomes: dict) -> None:
 
 def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
     """Assemble the table (and phase diagram) of a sweep run in parts (``--shard``/``--index``),
-    from the run files, the K0 cache and the shards' outcomes; runs nothing.
+    from the run files, the K0 cache and the shards' outcomes; runs nothing. Of a ``[bisect]``
+    sweep, the rounds are replayed from the run files (:func:`.bisect.collect_bisection`): its
+    table lists the midpoints with the ends, and ``bisection.csv`` is written again.
 
     Returns
     -------
@@ -692,6 +695,15 @@ def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
     missing = {
         p: "K0 not measured yet: no shard of this point has run" for p in grid_points(spec) if p not in K0
     }
+    if spec.bisect is not None:  # its rates are the ends and the midpoints its run files led to
+        from dataclasses import replace
+
+        from .bisect import collect_bisection
+
+        rows, brackets, bisection_csv = collect_bisection(spec, out, K0, {}, _known_elapsed(out))
+        rows += _point_rows(spec, missing, "pending")
+        result = _finish(spec, out, rows, False, began, 0.0, len(rows), 0, write=True)
+        return replace(result, bisection_csv=bisection_csv, bisection=brackets)
     _, runs = _packed(spec, expand_runs(spec, K0, out))
     outcomes: dict = {}
     for shard_file in sorted((out / "shards").glob("*.json")):
@@ -699,6 +711,18 @@ def collect_sweep(path, *, out=None, plot: bool | None = None) -> SweepResult:
     states = {r.run_id: _state(r) for r in runs}
     rows = _status_rows(spec, runs, states, outcomes, missing, "pending")
     return _finish(spec, out, rows, plot, began, 0.0, len(runs), 0, write=True)
+
+
+def _known_elapsed(out: Path) -> dict:
+    """``{run_id: elapsed}`` from the table already in ``out`` (empty without one): a run file
+    does not hold its wall time, so a collected table keeps what the run's own table measured."""
+    from .table import read_table
+
+    try:
+        table = read_table(out / "summary.csv")
+    except (OSError, KeyError, ValueError):
+        return {}
+    return {str(i): float(e) for i, e in zip(table["run_id"], table["elapsed"])}
 
 
 # ---------------------------------------------------------------- command line
