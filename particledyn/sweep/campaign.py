@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ..scenario.resolved import ResolvedScenario
+from .stop import raise_if_stopped
 
 __all__ = [
     "K_SOURCES",
@@ -214,6 +215,7 @@ def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> l
     rows = []
     base = run_scenario(spec, grid_points(spec)[0], 1.0)
     for (seed, n, axes), runs in by_point.items():
+        raise_if_stopped()  # the analysis of a large campaign takes minutes on the client
         read = {}
         for run in runs:
             try:
@@ -699,8 +701,9 @@ def campaign_main(
     way, 130 interrupted (run it again to resume).
     """
     from .cluster import NoWorkersError
-    from .executor import _sigterm_as_interrupt, run_sweep
+    from .executor import run_sweep
     from .grid import SweepError, load_sweep
+    from .stop import stop_on_signals
 
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -750,42 +753,45 @@ def campaign_main(
         return 2
     left = 0
     points: list[dict] = []
-    with _sigterm_as_interrupt():
-        for path, spec, out in zip(args.sweeps, specs, folders):
-            if not args.analyse_only:
-                try:
-                    result = run_sweep(
-                        path,
-                        out=out,
-                        address=args.address,
-                        workers=args.workers,
-                        limit=args.limit,
-                        progress=args.progress,
-                        plot=False,
+    try:
+        with stop_on_signals():
+            for path, spec, out in zip(args.sweeps, specs, folders):
+                if not args.analyse_only:
+                    try:
+                        result = run_sweep(
+                            path,
+                            out=out,
+                            address=args.address,
+                            workers=args.workers,
+                            limit=args.limit,
+                            progress=args.progress,
+                            plot=False,
+                        )
+                    except (SweepError, ValueError) as exc:
+                        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+                        return 2
+                    except NoWorkersError as exc:
+                        print(f"error: {exc}; run the campaign again to resume", file=sys.stderr)
+                        return 1
+                    left += sum(
+                        v
+                        for k, v in result.counts.items()
+                        if k in ("failed", "pending", "stopped", "running")
                     )
-                except (SweepError, ValueError) as exc:
-                    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-                    return 2
-                except NoWorkersError as exc:
-                    print(f"error: {exc}; run the campaign again to resume", file=sys.stderr)
-                    return 1
-                except KeyboardInterrupt:
+                if not (out / "summary.csv").is_file():
                     print(
-                        "interrupted: run the campaign again to resume (finished runs are skipped)",
+                        f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
                         file=sys.stderr,
                     )
-                    return 130
-                left += sum(
-                    v for k, v in result.counts.items() if k in ("failed", "pending", "stopped", "running")
+                    return 2
+                events = (
+                    EVENTS if spec.bisect is None else tuple(e for e in spec.bisect.events if e in EVENTS)
                 )
-            if not (out / "summary.csv").is_file():
-                print(
-                    f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
-                    file=sys.stderr,
-                )
-                return 2
-            events = EVENTS if spec.bisect is None else tuple(e for e in spec.bisect.events if e in EVENTS)
-            points += point_rows(spec, out, events=events)
+                raise_if_stopped()
+                points += point_rows(spec, out, events=events)
+    except KeyboardInterrupt:
+        print("interrupted: run the campaign again to resume (finished runs are skipped)", file=sys.stderr)
+        return 130
     table = aggregate(points)
     fits = scaling_fit(points)
     paths = write_campaign(points, table, target, {"sweeps": identity}, fits=fits)

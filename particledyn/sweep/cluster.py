@@ -173,6 +173,8 @@ def wait_for_runs(client, futures: dict, on_done, patience: float, poll: float =
     """Call ``on_done(future)`` as each future finishes; stop with :class:`NoWorkersError`
     when no worker has been left for ``patience`` seconds (tasks left pending are cancelled
     by the caller)."""
+    from .stop import raise_if_stopped
+
     pending = set(futures)
     alone_since = None
     last_check = 0.0
@@ -195,5 +197,6 @@ def wait_for_runs(client, futures: dict, on_done, patience: float, poll: float =
                     )
             else:
                 alone_since = None
+        raise_if_stopped()
         if not finished:
             time.sleep(poll)

@@ -49,6 +49,7 @@ from .grid import (
     run_ids,
     run_scenario,
 )
+from .stop import stop_on_signals
 from .table import axes_label, run_row, write_table
 
 __all__ = [
@@ -773,28 +774,8 @@ def sweep_main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     plot = False if args.no_plot else None
-    with _sigterm_as_interrupt():
+    with stop_on_signals():
         return _sweep_command(args, plot)
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a batch job's time limit) stops the sweep as Ctrl-C does (main thread only)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep_command(args, plot) -> int:
