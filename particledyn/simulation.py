@@ -134,7 +134,10 @@ class Simulation:
         self._checkpointed: int | None = None  # step of the last checkpoint sent to the sink
         self.last_field: np.ndarray | None = None
         # 1 thread or numba's count for each step, whichever is faster now (results are the same)
-        self.thread_governor = ThreadGovernor(enabled=None if self.backend.name == "numba" else False)
+        invariant = (
+            self.backend.name == "numba" and kernel.thread_invariant and self.optimizer.thread_invariant
+        )
+        self.thread_governor = ThreadGovernor(enabled=None if invariant else False)
 
     # -- stepping -----------------------------------------------------------------
     def _upload(self) -> None:

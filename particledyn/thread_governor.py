@@ -11,9 +11,10 @@ smaller median and now and then one step of the other (a probe) to follow a chan
 probe that loses doubles the wait for the next one (from ``probe_every`` up to ``max_interval``
 steps), so a count that keeps losing costs at most one step in ``max_interval``.
 
-The results do not change: the CPU kernels are bit-identical at every thread count (their sums
-run over fixed chunks in a fixed order; ``particledyn.testing.check_thread_determinism`` checks
-any kernel for it), so only the time depends on the choice. Outside the step (observers, the
+The results do not change: a step is governed only when its kernel and optimizer declare
+``thread_invariant = True`` (the built-in ones: their sums run over fixed chunks in a fixed
+order; ``particledyn.testing.check_thread_determinism`` checks any kernel for it), so only the
+time depends on the choice; any other kernel runs every step at numba's count, as set. Outside the step (observers, the
 frame writer) numba's thread count is the ceiling, as set, and that is the count a run records.
 ``PARTICLEDYN_ADAPTIVE_THREADS=0`` in the environment turns the governor off (every step at the
 ceiling).

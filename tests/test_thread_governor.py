@@ -134,3 +134,22 @@ def test_a_governed_run_switching_counts_is_bit_identical_to_one_thread():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(ends["switching"], ends["one"])
     np.testing.assert_array_equal(ends["two"], ends["one"])
+
+
+def test_only_thread_invariant_kernels_and_optimizers_are_governed(monkeypatch):
+    monkeypatch.delenv("PARTICLEDYN_ADAPTIVE_THREADS", raising=False)
+    z = np.random.default_rng(0).standard_normal((8, 2))
+    x0 = np.random.default_rng(1).standard_normal((10, 3))
+
+    class Reducing(TwoLayerNet):  # a kernel that does not promise thread-count-free sums
+        thread_invariant = False
+
+    class Clipped(GD):
+        thread_invariant = False
+
+    plain = TwoLayerNet(z, z[:, 0], activation="sigmoid", loss="mse")
+    assert Simulation(plain, x0, lr=0.1).thread_governor.enabled
+    assert not Simulation(
+        Reducing(z, z[:, 0], activation="sigmoid", loss="mse"), x0, lr=0.1
+    ).thread_governor.enabled
+    assert not Simulation(plain, x0, optimizer=Clipped(), lr=0.1).thread_governor.enabled

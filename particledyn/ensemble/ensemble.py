@@ -174,7 +174,8 @@ class Ensemble:
                 )
         self.observers = self._replica_observers(observers)
         # 1 thread or numba's count for each step, whichever is faster now (results are the same)
-        self.thread_governor = ThreadGovernor()
+        invariant = all(m.kernel.thread_invariant for m in self.members) and self.optimizer.thread_invariant
+        self.thread_governor = ThreadGovernor(enabled=None if invariant else False)
         self.sink = sink if sink is not None else MemorySink()
         self._gather_state()
         self.fields = ReplicaFields(kernels, self.masses, self.dtype)
