@@ -5,16 +5,19 @@ active wait) or wait for a descheduled thread can be several times slower at 2 t
 particledyn chooses the layer and the wait policy when it is imported (``particledyn.threads``);
 this script shows what that choice buys. Each configuration runs in a fresh subprocess (numba
 reads the layer, libgomp the wait policy, once per process) with its own environment; inside it,
-1-thread and 2-thread steps alternate so that load changes hit both alike. Optionally
+1-thread, 2-thread and governed steps rotate so that load changes hit all alike. Optionally
 ``--hogs`` busy-loop subprocesses (``while 1: pass``) run beside it for the whole measurement.
 
-Printed per configuration, N and hog count: median wall seconds per step at 1 and 2 threads, the
-ratio t(2) / t(1) (below 1: two threads help), and the median CPU seconds per step of the process
-(spinning threads burn CPU that other jobs on the machine could use).
+Printed per configuration, N and hog count: the 1-minute load average when it finished, median
+wall seconds per step at 1 thread, at 2 threads fixed (the governor off) and at 2 threads
+governed (``auto``: particledyn's default, each step at 1 or 2 threads by measured time), the
+ratios to 1 thread (below 1: two threads help), the median CPU seconds per step of the process
+(spinning threads burn CPU that other jobs on the machine could use), the share of governed
+steps that ran at 2 threads and the mean wall seconds of a governed step (probes included).
 
 Usage::
 
-    python benchmarks/bench_threads.py                       # N = 2e4 and 1e5, 0 and 1 hog
+    python benchmarks/bench_threads.py                       # N = 1024 .. 1e6, 0, 1, 2 hogs
     python benchmarks/bench_threads.py --n 20000 --hogs 1 --repeats 40
 """
 
@@ -38,7 +41,9 @@ CONFIGS = {
 
 
 def probe(n: int, repeats: int) -> dict:
-    """Run inside the subprocess: alternate 1- and 2-thread steps, medians of wall and CPU time."""
+    """Run inside the subprocess: rotate 1-thread, fixed 2-thread and governed 2-thread steps
+    (``particledyn.thread_governor``: 1 or 2 threads per step, by measured time, after its own
+    warm-up of 2 x its window), medians of wall and CPU time of each."""
     import numba
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -47,23 +52,36 @@ def probe(n: int, repeats: int) -> dict:
     from particledyn.threads import threading_choice
 
     sim = ours(*make_problem(n, 128, "float64"))
-    times = {1: [], 2: []}
-    cpu = {1: [], 2: []}
-    for threads in (1, 2, 1, 2):  # warm-up: compilation, thread pool start
-        numba.set_num_threads(threads)
+    governor = sim.thread_governor
+    modes = {"1": (1, False), "2": (2, False), "auto": (2, True)}
+    times: dict = {m: [] for m in modes}
+    cpu: dict = {m: [] for m in modes}
+    for mode in ("1", "2", "1", "2"):  # warm-up: compilation, thread pool start
+        numba.set_num_threads(modes[mode][0])
+        governor.enabled = False
         sim.step()
-    for _ in range(repeats):
-        for threads in (1, 2):
+    numba.set_num_threads(2)
+    governor.enabled = True
+    for _ in range(2 * governor.window):  # the governor's own warm-up (its first steps try both)
+        sim.step()
+    order, at_two = list(modes.items()), 0
+    for i in range(repeats):
+        for mode, (threads, governed) in order[i % 3 :] + order[: i % 3]:  # each mode first in turn
             numba.set_num_threads(threads)
+            governor.enabled = governed
             wall, proc = time.perf_counter(), time.process_time()
             sim.step()
-            times[threads].append(time.perf_counter() - wall)
-            cpu[threads].append(time.process_time() - proc)
+            times[mode].append(time.perf_counter() - wall)
+            cpu[mode].append(time.process_time() - proc)
+            if governed:
+                at_two += governor.last == 2
     return {
         "layer": numba.threading_layer(),
         "choice": threading_choice(),
-        **{f"wall{t}": statistics.median(times[t]) for t in (1, 2)},
-        **{f"cpu{t}": statistics.median(cpu[t]) for t in (1, 2)},
+        "auto_at_2": at_two / max(1, repeats),
+        "mean_auto": statistics.fmean(times["auto"]),
+        **{f"wall{m}": statistics.median(times[m]) for m in modes},
+        **{f"cpu{m}": statistics.median(cpu[m]) for m in modes},
     }
 
 
@@ -81,9 +99,11 @@ def _load() -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=float, nargs="+", default=[2e4, 1e5], help="particle counts")
-    parser.add_argument("--hogs", type=int, nargs="+", default=[0, 1], help="busy-loop processes beside it")
-    parser.add_argument("--repeats", type=int, default=30, help="timed step pairs per figure (median)")
+    parser.add_argument("--n", type=float, nargs="+", default=[1024, 2e4, 1e5, 1e6], help="particle counts")
+    parser.add_argument(
+        "--hogs", type=int, nargs="+", default=[0, 1, 2], help="busy-loop processes beside it"
+    )
+    parser.add_argument("--repeats", type=int, default=30, help="timed rotations per figure (median)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -92,13 +112,13 @@ def main(argv=None) -> None:
         return
     print(
         f"one GD step (float64, B = 128, d = 2), 1 vs 2 threads; median of {args.repeats} "
-        f"alternating pairs; "
+        f"rotations (1, 2, auto); "
         f"{os.cpu_count()} CPUs"
     )
     print(f"load average at start: {_load()}\n")
     print(
-        f"{'configuration':36} {'layer':>9} {'N':>8} {'hogs':>4} {'1 thr s':>9} {'2 thr s':>9} "
-        f"{'t2/t1':>6} {'cpu1 s':>8} {'cpu2 s':>8}"
+        f"{'configuration':36} {'layer':>9} {'N':>8} {'hogs':>4} {'load1':>6} {'1 thr s':>9} {'2 thr s':>9} "
+        f"{'auto s':>9} {'t2/t1':>6} {'auto/t1':>7} {'cpu1 s':>8} {'cpu2 s':>8} {'cpuauto':>8} {'at 2':>5}"
     )
     for hogs in args.hogs:
         hog_procs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(hogs)]
@@ -107,9 +127,10 @@ def main(argv=None) -> None:
                 for name in args.configs:
                     r = run_config(CONFIGS[name], int(n), args.repeats)
                     print(
-                        f"{name:36} {r['layer']:>9} {int(n):8d} {hogs:4d} "
-                        f"{r['wall1']:9.5f} {r['wall2']:9.5f} "
-                        f"{r['wall2'] / r['wall1']:6.2f} {r['cpu1']:8.5f} {r['cpu2']:8.5f}",
+                        f"{name:36} {r['layer']:>9} {int(n):8d} {hogs:4d} {os.getloadavg()[0]:6.1f} "
+                        f"{r['wall1']:9.5f} {r['wall2']:9.5f} {r['wallauto']:9.5f} "
+                        f"{r['wall2'] / r['wall1']:6.2f} {r['wallauto'] / r['wall1']:7.2f} "
+                        f"{r['cpu1']:8.5f} {r['cpu2']:8.5f} {r['cpuauto']:8.5f} {r['auto_at_2']:5.2f} {r['mean_auto']:9.5f}",
                         flush=True,
                     )
         finally:

@@ -70,6 +70,8 @@ class MultiLayerNet(SupervisedKernel):
     evaluated in order, the neurons of one block in parallel chunks.
     """
 
+    thread_invariant = True  # sums over fixed chunks in a fixed order
+
     dim = 2
 
     def __init__(

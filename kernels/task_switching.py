@@ -56,6 +56,8 @@ class TaskSwitchingNet(Kernel):
         Append a constant input 1 (a bias coordinate per neuron): D = d_in + 1 + d_out.
     """
 
+    thread_invariant = True  # sums over fixed chunks in a fixed order
+
     def __init__(
         self,
         epoch_steps,

@@ -61,6 +61,8 @@ class TwoLayerNet(SupervisedKernel):
     when ``batch_size`` is None). Memory per call is O(N D + chunks B C).
     """
 
+    thread_invariant = True  # sums over fixed chunks in a fixed order
+
     def __init__(
         self,
         inputs,

@@ -176,6 +176,8 @@ class DeepSetsKernel(Kernel):
     of the last :meth:`context` the simulation asked for.
     """
 
+    thread_invariant = True  # sums over fixed chunks in a fixed order
+
     def __init__(
         self,
         phi: Callable,

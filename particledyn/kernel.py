@@ -32,11 +32,17 @@ class Kernel:
         independently permutable sets (one per hidden layer); None for one set.
     is_gradient : bool
         True when ``field`` is the negative gradient of ``loss``.
+    thread_invariant : bool
+        True when ``field`` is bit-identical at every numba thread count (sums over fixed
+        chunks in a fixed order, as the built-in kernels do); then each step may run at 1 thread
+        or at numba's count, whichever is faster (:mod:`particledyn.thread_governor`). False
+        (the default for a new kernel): every step runs at numba's count.
     """
 
     dim: int
     groups: tuple[int, ...] | None = None
     is_gradient: bool = True
+    thread_invariant: bool = False
     name: str = "kernel"
 
     def context(self, step: int, rng: np.random.Generator | None, batch_size: int | None) -> Any:

@@ -76,6 +76,8 @@ class Optimizer:
 
     name = "optimizer"
     state_names: tuple[str, ...] = ()
+    # elementwise updates are the same at every thread count (see Kernel.thread_invariant)
+    thread_invariant: bool = False
 
     def __init__(self, weight_decay: float = 0.0):
         self.weight_decay = _check_decay(weight_decay)
@@ -111,6 +113,7 @@ class GD(Optimizer):
     the data set this is SGD, the mini-batch shared by all particles."""
 
     name = "gd"
+    thread_invariant = True
 
     def to_device(self, backend) -> Optimizer:
         from .optimizers_cuda import DeviceGD
@@ -134,6 +137,7 @@ class Momentum(Optimizer):
     """Heavy-ball momentum (PyTorch convention): b <- beta b + g, S = -b, g = -U + wd x."""
 
     name = "momentum"
+    thread_invariant = True
     state_names = ("velocity",)
 
     def __init__(self, beta: float = 0.9, weight_decay: float = 0.0):
@@ -170,6 +174,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    thread_invariant = True
     state_names = ("adam_m", "adam_v")
 
     def __init__(

@@ -17,6 +17,7 @@ from .optimizers import GD, Optimizer
 from .schedules import Schedule, as_schedule
 from .sinks import MemorySink, Sink
 from .state import ParticleState, default_masses, step_rng, validate_masses, validate_positions
+from .thread_governor import ThreadGovernor
 
 
 class Simulation:
@@ -132,6 +133,11 @@ class Simulation:
         self._started = False
         self._checkpointed: int | None = None  # step of the last checkpoint sent to the sink
         self.last_field: np.ndarray | None = None
+        # 1 thread or numba's count for each step, whichever is faster now (results are the same)
+        invariant = (
+            self.backend.name == "numba" and kernel.thread_invariant and self.optimizer.thread_invariant
+        )
+        self.thread_governor = ThreadGovernor(enabled=None if invariant else False)
 
     # -- stepping -----------------------------------------------------------------
     def _upload(self) -> None:
@@ -163,7 +169,8 @@ class Simulation:
         state = self.state
         t = state.step
         lr = self.schedule(t)
-        field, direction, bad = self._update(t, lr)
+        with self.thread_governor:
+            field, direction, bad = self._update(t, lr)
         state.step = t + 1
         state.time += lr
         self.last_field = field

@@ -11,6 +11,12 @@ Both choices are defaults only: a ``NUMBA_THREADING_LAYER`` or ``OMP_WAIT_POLICY
 environment when particledyn is imported is kept as it is (e.g. ``OMP_WAIT_POLICY=ACTIVE`` for a
 dedicated node, ``NUMBA_THREADING_LAYER=workqueue``). ``benchmarks/bench_threads.py`` measures the
 configurations side by side, with and without a CPU hog.
+
+A passive wait stops the spinning, not the waiting: with other jobs on the cores a parallel
+region still waits at its barrier for a worker the kernel's scheduler has not run yet, and at a
+small N (one chunk) the second thread has nothing to do. So each step then runs at 1 thread or at
+numba's count, whichever measured faster (:mod:`particledyn.thread_governor`; the results are the
+same at every count).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from ..optimizers import apply_step
 from ..simulation import Simulation
 from ..sinks import MemorySink, Sink
 from ..state import validate_masses
+from ..thread_governor import ThreadGovernor
 from .fields import ReplicaFields
 from .updates import fused_update, is_fused
 
@@ -172,6 +173,9 @@ class Ensemble:
                     f"{first.state.positions.shape}: expected one (N, D)"
                 )
         self.observers = self._replica_observers(observers)
+        # 1 thread or numba's count for each step, whichever is faster now (results are the same)
+        invariant = all(m.kernel.thread_invariant for m in self.members) and self.optimizer.thread_invariant
+        self.thread_governor = ThreadGovernor(enabled=None if invariant else False)
         self.sink = sink if sink is not None else MemorySink()
         self._gather_state()
         self.fields = ReplicaFields(kernels, self.masses, self.dtype)
@@ -234,8 +238,9 @@ class Ensemble:
         for r in live:
             lrs[r] = self.members[r].schedule(t)
         contexts = {r: self.members[r].context(t) for r in live}
-        self.fields(self.positions, contexts, self._field)
-        bad = self._update(t, live, lrs)
+        with self.thread_governor:
+            self.fields(self.positions, contexts, self._field)
+            bad = self._update(t, live, lrs)
         self.step_count = t + 1
         failed = []
         for r in live:

@@ -9,8 +9,9 @@ workers before anything is launched. Every run is claimed while it runs
 (:mod:`particledyn.sweep.claims`), so two sweeps sharing the folder never run it twice at once.
 
 A job array runs one sweep in parts: ``--shard I/K`` (every K-th run from the I-th) or
-``--index I`` (one run); each part measures the K0 it needs and records its outcomes under
-``<out>/shards/``, and ``--collect`` then writes the table from the run files (of a
+``--index I`` (one run); a packed sweep's parts are whole packs (one ensemble file each,
+:func:`particledyn.sweep.pack.pack_index`). Each part measures the K0 it needs and records its
+outcomes under ``<out>/shards/``, and ``--collect`` then writes the table from the run files (of a
 ``[bisect]`` sweep, every rate its rounds ran: both ends and the midpoints).
 
 Resuming: a run whose file says finished at the sweep's step count, or whose run diverged
@@ -366,20 +367,36 @@ def selected_indices(
     spec: SweepSpec, shard: tuple[int, int] | None = None, index: int | None = None
 ) -> list[int]:
     """The run numbers (in :func:`particledyn.sweep.grid.run_ids` order) a call runs: all, the
-    shard ``(I, K)`` (every K-th run from the I-th), or the one run ``index``."""
-    total = len(run_ids(spec))
+    shard ``(I, K)`` (every K-th run from the I-th), or the one run ``index``. In a packed sweep
+    the units are packs (:func:`particledyn.sweep.pack.pack_index`): the shard's packs, or pack
+    number ``index``, and the numbers returned are those of their runs."""
+    packs = _pack_members(spec)
+    total, unit = (len(packs), "packs") if packs is not None else (len(run_ids(spec)), "runs")
     if shard is not None and index is not None:
         raise ValueError("--shard and --index: expected at most one of them")
     if index is not None:
         if isinstance(index, bool) or int(index) != index or not 0 <= index < total:
             raise ValueError(
-                f"--index {index!r}: expected an integer 0 <= I < {total} (this sweep has {total} runs)"
+                f"--index {index!r}: expected an integer 0 <= I < {total} (this sweep has {total} {unit})"
             )
-        return [int(index)]
-    if shard is not None:
+        chosen = [int(index)]
+    elif shard is not None:
         i, k = shard
-        return list(range(i, total, k))
-    return list(range(total))
+        chosen = list(range(i, total, k))
+    else:
+        chosen = list(range(total))
+    if packs is None:
+        return chosen
+    return sorted(j for p in chosen for j in packs[p])
+
+
+def _pack_members(spec: SweepSpec) -> list[tuple[int, ...]] | None:
+    """The run numbers of each pack of a packed sweep, in pack order; None unpacked."""
+    if not spec.pack:
+        return None
+    from .pack import pack_index
+
+    return [members for _, members in pack_index(spec)]
 
 
 def _packed(spec: SweepSpec, runs: list[RunSpec]) -> tuple[list, list[RunSpec]]:
@@ -508,7 +525,8 @@ def run_sweep(
     workers : int, optional
         LocalCluster worker count (overrides ``cluster.workers``).
     limit : int, optional
-        Launch at most this many of the runs still to do (the rest stay pending).
+        Launch at most this many of the runs (of a packed sweep: packs) still to do (the rest
+        stay pending).
     progress : bool or None
         Progress bar counting runs; None: on a terminal only.
     plot : bool, optional
@@ -519,6 +537,10 @@ def run_sweep(
     index : int, optional
         Run only the run with this number (0-based, in :func:`particledyn.sweep.grid.run_ids`
         order), e.g. ``$SLURM_ARRAY_TASK_ID``.
+
+        A packed sweep (``[sweep] pack``) counts packs instead of runs in ``shard``, ``index``
+        and ``limit`` (:func:`particledyn.sweep.pack.pack_index`): every part runs whole
+        ensemble files.
 
     Returns
     -------
@@ -542,10 +564,6 @@ def run_sweep(
         raise ValueError(f"limit={limit!r}: expected an integer >= 0 or None")
     if spec.bisect is not None and (shard is not None or index is not None or limit is not None):
         raise ValueError("a [bisect] sweep runs its rounds itself: expected no --shard, --index or --limit")
-    if spec.pack and (shard is not None or index is not None or limit is not None):
-        raise ValueError(
-            f'sweep.pack = "{spec.pack}" runs whole packs: expected no --shard, --index or --limit'
-        )
     indices = selected_indices(spec, shard, index)
     cluster = spec.cluster
     if address is not None:
@@ -574,11 +592,11 @@ def run_sweep(
         packs, runs = _packed(spec, runs)
         states = {r.run_id: _state(r) for r in runs}
         todo = [r for r in runs if states[r.run_id] not in DONE + ("running",)]
-        launch = todo if limit is None else todo[: int(limit)]
-        # one task per run, or per pack (an ensemble of runs) of a packed sweep
-        wanted = {r.run_id for r in launch}
-        work = [(execute_run, r, (r,), r.run_id) for r in launch] if not spec.pack else []
-        work += [(_execute_pack, p, p.runs, p.pack_id) for p in packs if wanted & {r.run_id for r in p.runs}]
+        # one task per run, or per pack (an ensemble of runs) of a packed sweep; --limit counts tasks
+        work = [(execute_run, r, (r,), r.run_id) for r in todo] if not spec.pack else []
+        left = {r.run_id for r in todo}
+        work += [(_execute_pack, p, p.runs, p.pack_id) for p in packs if left & {r.run_id for r in p.runs}]
+        work = work if limit is None else work[: int(limit)]
         outcomes: dict[str, dict] = {}
         bar = tqdm(
             total=len(runs),
@@ -749,22 +767,30 @@ def sweep_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers", type=int, metavar="N", help="LocalCluster workers (default: cluster.workers)"
     )
-    parser.add_argument("--limit", type=int, metavar="N", help="launch at most N of the runs left to do")
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="launch at most N of the runs (packs, if packed) left to do"
+    )
     part = parser.add_mutually_exclusive_group()
     part.add_argument(
         "--shard",
         metavar="I/K",
-        help="run only part I of K (a job array's task); then assemble the table with --collect",
+        help="run only part I of K (a job array's task; a packed sweep's parts are whole packs); then "
+        "assemble the table with --collect",
     )
     part.add_argument(
-        "--index", type=int, metavar="I", help="run only run number I (see --list), e.g. $SLURM_ARRAY_TASK_ID"
+        "--index",
+        type=int,
+        metavar="I",
+        help="run only run number I (pack number I, if packed; see --list), e.g. $SLURM_ARRAY_TASK_ID",
     )
     part.add_argument(
         "--collect",
         action="store_true",
         help="run nothing: write the table and phase diagram from the run files of all parts",
     )
-    part.add_argument("--list", action="store_true", help="print the runs with their numbers and states")
+    part.add_argument(
+        "--list", action="store_true", help="print the runs (packs, if packed) with their numbers and states"
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not draw the phase diagram")
     parser.add_argument(
         "--progress",
@@ -825,9 +851,19 @@ def _sweep_command(args, plot) -> int:
 
 
 def _list_runs(path, out) -> int:
+    """Print the units ``--index`` numbers: runs (number, run id, state), or in a packed sweep
+    packs (number, pack id, state of its file, its runs)."""
     spec = load_sweep(path)
     root = Path(out if out is not None else spec.out).resolve()
     steps = int(run_scenario(spec, grid_points(spec)[0], 1.0).run.steps)
+    if spec.pack:
+        from .pack import pack_index
+
+        ids = run_ids(spec)
+        for number, (pack_id, members) in enumerate(pack_index(spec)):
+            state = file_state(str(root / "runs" / f"{pack_id}.h5"), steps)
+            print(f"{number}\t{pack_id}\t{state}\t{','.join(ids[j] for j in members)}")
+        return 0
     for number, run_id in enumerate(run_ids(spec)):
         print(f"{number}\t{run_id}\t{file_state(str(root / 'runs' / f'{run_id}.h5'), steps)}")
     return 0

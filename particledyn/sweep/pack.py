@@ -8,17 +8,30 @@ into ``<out>/runs/<pack_id>.h5``. Replica r of a pack is exactly its run's scena
 are bit-identical to the unpacked sweep's run file; only ``run.name`` and ``output.path`` (the
 metadata) differ. The table keeps one row per run (its ``replica`` column the index in the
 pack's file); ``elapsed`` is the pack's time shared among its replicas.
+
+A packed sweep is sharded by packs: :func:`pack_index` numbers them (without K0, in the order
+:func:`pack_runs` makes them), and ``--index I`` / ``--shard I/K`` / ``--limit N`` count packs,
+so every part runs whole ensemble files, the parts are disjoint and together cover the sweep.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 
-from .grid import RunSpec, SweepSpec, base_scenario_text, run_overrides
+from .grid import (
+    RunSpec,
+    SweepSpec,
+    _rate_tags,
+    base_scenario_text,
+    grid_points,
+    point_run_ids,
+    run_overrides,
+)
 
-__all__ = ["Pack", "pack_runs", "execute_pack", "replica_state"]
+__all__ = ["Pack", "pack_index", "pack_runs", "execute_pack", "replica_state"]
 
 
 @dataclass(frozen=True)
@@ -33,10 +46,39 @@ class Pack:
     overrides: dict
 
 
-def _pack_id(spec: SweepSpec, run: RunSpec, rate_tag: str) -> str:
+def _pack_id(spec: SweepSpec, run_id: str, rate_tag: str) -> str:
     if spec.pack == "seed":  # run ids begin with n<N>_seed<seed>
-        return run.run_id.replace(f"_seed{run.seed}", "_seeds", 1)
-    return f"{run.run_id[: -len(rate_tag)]}lrs"
+        return re.sub(r"_seed-?[0-9]+", "_seeds", run_id, count=1)
+    return f"{run_id[: -len(rate_tag)]}lrs"
+
+
+def _pack_key(spec: SweepSpec, point: tuple, k: int) -> tuple:
+    """Which pack the run of rate number ``k`` at grid ``point`` belongs to: its point without
+    the seed and its rate (``"seed"``), or its point (``"lr"``)."""
+    return (point[1:], k) if spec.pack == "seed" else (point,)
+
+
+def pack_index(spec: SweepSpec) -> list[tuple[str, tuple[int, ...]]]:
+    """The packs of a packed sweep in order, without K0: what ``--index`` / ``--shard`` number.
+
+    Returns
+    -------
+    list of (str, tuple of int)
+        Each pack's id and its runs' numbers (in :func:`particledyn.sweep.grid.run_ids` order),
+        replica r the r-th; the same packs, in the same order, as :func:`pack_runs` makes of
+        every run of the sweep.
+    """
+    tags = _rate_tags(spec)
+    groups: dict[tuple, list[tuple[int, str, str]]] = {}
+    number = 0
+    for point in grid_points(spec):
+        for k, run_id in enumerate(point_run_ids(spec, point)):
+            groups.setdefault(_pack_key(spec, point, k), []).append((number, run_id, tags[k]))
+            number += 1
+    return [
+        (_pack_id(spec, members[0][1], members[0][2]), tuple(j for j, _, _ in members))
+        for members in groups.values()
+    ]
 
 
 def pack_runs(spec: SweepSpec, runs: list[RunSpec]) -> tuple[list[Pack], list[RunSpec]]:
@@ -49,8 +91,6 @@ def pack_runs(spec: SweepSpec, runs: list[RunSpec]) -> tuple[list[Pack], list[Ru
         The same runs, in the same order, each with ``path`` its pack's file and ``replica``
         its index there.
     """
-    from .grid import _rate_tags
-
     tags = _rate_tags(spec)
     by_point: dict[tuple, list[RunSpec]] = {}
     for run in runs:
@@ -58,13 +98,12 @@ def pack_runs(spec: SweepSpec, runs: list[RunSpec]) -> tuple[list[Pack], list[Ru
     groups: dict[tuple, list[tuple[RunSpec, str]]] = {}
     for point, point_runs in by_point.items():
         for k, run in enumerate(point_runs):
-            key = (point[1:], k) if spec.pack == "seed" else (point,)
-            groups.setdefault(key, []).append((run, tags[k]))
+            groups.setdefault(_pack_key(spec, point, k), []).append((run, tags[k]))
     text = base_scenario_text(spec)
     packs, placed = [], {}
     for members in groups.values():
         first, tag = members[0]
-        pack_id = _pack_id(spec, first, tag)
+        pack_id = _pack_id(spec, first.run_id, tag)
         path = os.path.join(os.path.dirname(first.path), f"{pack_id}.h5")
         overrides = run_overrides(spec, first.point, first.lr, {"run.name": pack_id, "output.path": path})
         overrides.pop("run.seed", None)
