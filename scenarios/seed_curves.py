@@ -32,7 +32,9 @@ BETTI = (
 SHARPNESS = (
     ("sharpness_authors", "authors' K (20 power it., test)"),
     ("sharpness_raw", "Lanczos K (train)"),
+    ("sharpness", "preconditioned K (Adam; edge 38)"),
 )
+"""The K observers drawn where a run has them: Adam's files add the preconditioned one (``sharpness``)."""
 
 
 def read_run(run) -> dict:
@@ -111,12 +113,14 @@ def draw(groups: dict, out: str) -> None:
         _band(row[2], x, g["loss"], "train", "C3")
         _band(row[2], x, g["test_loss"], "test", "C4")
         row[2].set_title("cross-entropy loss", fontsize=8)
-        for (name, text), color in zip(SHARPNESS, ("C5", "C7")):
+        for (name, text), color in zip(SHARPNESS, ("C5", "C7", "C9")):
             if name in g:
                 _band(row[3], x, g[name], text, color)
         row[3].axhline(2.0, color="k", lw=0.8, ls=":", label="2")
+        if "sharpness" in g:
+            row[3].axhline(38.0, color="C9", lw=0.8, ls=":", label="38")
         row[3].set_yscale("log")
-        row[3].set_title("eta K, raw Hessian", fontsize=8)
+        row[3].set_title("eta K" if "sharpness" in g else "eta K, raw Hessian", fontsize=8)
         for ax in row:
             ax.legend(fontsize=7, frameon=False)
             ax.tick_params(labelsize=7)
@@ -131,8 +135,8 @@ def table(groups: dict) -> str:
     lines = [
         "| experiment | seeds | last epoch | Betti, authors' recipe (start -> end) | Betti, ours | train loss "
         "| test loss | test accuracy | atoms at the end (min) | eta K authors' (start; max; end) "
-        "| eta K Lanczos (start; max; end) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| eta K Lanczos (start; max; end) | eta K preconditioned (start; max; end) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, g in groups.items():
 
@@ -158,7 +162,7 @@ def table(groups: dict) -> str:
             f"| {label} | {g['n']} | {g['epoch'][0, -1]:g} | {betti('betti_authors')} | {betti('betti')} | "
             f"{loss.mean():.3g} +- {loss.std():.2g} | {test.mean():.3g} +- {test.std():.2g} "
             f"| {accuracy.mean():.3g} +- {accuracy.std():.2g} % | {int(g['atoms'][:, -1].min())} "
-            f"| {sharp('sharpness_authors')} | {sharp('sharpness_raw')} |"
+            f"| {sharp('sharpness_authors')} | {sharp('sharpness_raw')} | {sharp('sharpness')} |"
         )
     return "\n".join(lines)
 
