@@ -54,3 +54,25 @@ def test_numba_imported_first_still_gets_the_layer():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     first = json.loads(out.stdout.strip().splitlines()[-1])
     assert first["config"] == first["running"] == threads.DEFAULT_LAYER
+
+
+def test_run_threads_set_blas_too_and_are_restored():
+    """A run's thread count limits BLAS as well (observers' matrix products), and is undone after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from particledyn.runner import _ThreadsRestored, set_threads
+
+    def blas():
+        return {
+            info["filepath"]: info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"
+        }
+
+    import numpy  # noqa: F401  (loads a BLAS)
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas()
+        assert before and set(before.values()) == {2}
+        with _ThreadsRestored():
+            assert set_threads(1) == 1
+            assert set(blas().values()) == {1}
+        assert blas() == before

@@ -79,6 +79,19 @@ def observable_groups(file) -> dict[str, dict[str, h5py.Group]]:
     return found
 
 
+def observable_group(file, name: str, key: str) -> h5py.Group | None:
+    """The series group of ``name``/``key`` as :func:`observable_groups` finds it (the scalar home
+    first), looked up directly: reading every series of a file by name stays linear in their
+    number (a scan per lookup made an ensemble file's summary quadratic)."""
+    for root in (OBSERVABLES_ROOT, RAGGED_ROOT):
+        home = file.get(root)
+        observer = home.get(name) if isinstance(home, h5py.Group) else None
+        group = observer.get(key) if isinstance(observer, h5py.Group) else None
+        if is_series(group):
+            return group
+    return None
+
+
 def all_series(file):
     """``(name, group)`` of every time series of a run file: particles, then observables (the
     observables named ``observables/<observer>/<key>`` whichever group holds them)."""

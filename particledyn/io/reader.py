@@ -23,6 +23,7 @@ from .layout import (
     MODULE_NAME,
     committed_length,
     is_series,
+    observable_group,
     observable_groups,
     read_text,
 )
@@ -194,7 +195,7 @@ class Run:
         """The HDF5 time series group of observable ``name``/``key``: ``observables/<name>/<key>``
         for scalars, ``particledyn/ragged/<name>/<key>`` for arrays (``observables/`` in files
         written before particledyn 1.1 of the layout)."""
-        group = observable_groups(self.file).get(name, {}).get(key)
+        group = observable_group(self.file, name, key)
         if group is None:
             raise KeyError(f"no observable {name!r}/{key!r} in {self.path!r}; present: {self.observables}")
         return group
