@@ -320,13 +320,15 @@ def external(tmp_path):
         )
     import distributed
 
-    with distributed.Client(address, timeout="30s") as c:
-        c.wait_for_workers(2, timeout=60)
-    yield address, procs, where
-    for proc in procs.values():
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    try:  # the processes go also when the cluster never comes up (they outlived a failed setup)
+        with distributed.Client(address, timeout="30s") as c:
+            c.wait_for_workers(2, timeout=60)
+        yield address, procs, where
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _free_port():
