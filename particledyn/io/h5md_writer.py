@@ -76,7 +76,7 @@ from .layout import (
     to_json,
     write_text,
 )
-from .locking import PID_ATTR, FileLockedError, WriteLock, is_locked, stamped_writer_alive, writer_stamp
+from .locking import PID_ATTR, FileLockedError, WriteLock, is_locked, unlocked_writer_alive, writer_stamp
 from .observer_attrs import write_description
 from .superblock import clear_write_flags
 
@@ -994,11 +994,7 @@ class H5MDSink(Sink):
                 for key, steps in damaged.items()
             )
             raise ValueError(f"cannot resume {path!r}: records before its checkpoint are damaged ({listed})")
-        # The lock just taken proves no writer lives when the filesystem enforces it and the file's
-        # writer took it (its files have the finished dataset); a live stamped PID is then a writer
-        # that closed the file and has not exited yet (a rank of an aborted MPI job) or a reused PID.
-        lock_decides = lock_enforced and writer_took_lock
-        if not force and not lock_decides and stamped_writer_alive(module):
+        if not force and unlocked_writer_alive(module, writer_took_lock, lock_enforced):
             raise ValueError(
                 f"cannot resume {path!r}: its writer's PID {module[PID_ATTR]} is alive on "
                 "this host, and no write lock can tell whether it still writes (a writer "

@@ -13,7 +13,7 @@ never reopens its own file while it writes).
 Whether a run file has a live writer is decided here only (:func:`writer_alive`):
 its lock is held, or -- for files of an older particledyn, which took no lock --
 the writer PID stamped in the file (:func:`writer_stamp`) is a live process on
-this host (:func:`stamped_writer_alive`).
+this host (:func:`unlocked_writer_alive`, which resume asks too).
 """
 
 from __future__ import annotations
@@ -138,7 +138,16 @@ def stamped_writer_alive(module_attrs: Mapping) -> bool:
     return host == socket.gethostname() and pid != os.getpid() and process_alive(pid)
 
 
+def unlocked_writer_alive(module_attrs: Mapping, takes_locks: bool, locks_enforced: bool = True) -> bool:
+    """Whether the stamped writer may still write a file whose lock is free: only where no lock
+    can tell (its writer took none, ``takes_locks`` false: an older particledyn; or this
+    filesystem enforces none) and its stamped PID is alive. Otherwise a live stamped PID is a
+    writer that closed the file and has not exited yet (a rank of an aborted MPI job) or a
+    reused PID."""
+    return not (takes_locks and locks_enforced) and stamped_writer_alive(module_attrs)
+
+
 def writer_alive(path: str | os.PathLike, module_attrs: Mapping, takes_locks: bool = True) -> bool:
-    """Whether a live process writes ``path``: it holds the file's write lock, or, for a file whose
-    writer took no lock (``takes_locks`` false: an older particledyn), its stamped PID is alive."""
-    return is_locked(path) or (not takes_locks and stamped_writer_alive(module_attrs))
+    """Whether a live process writes ``path``: it holds the file's write lock, or
+    :func:`unlocked_writer_alive` (``takes_locks`` false: its writer took no lock)."""
+    return is_locked(path) or unlocked_writer_alive(module_attrs, takes_locks)
