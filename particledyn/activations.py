@@ -8,6 +8,8 @@ their own code for each name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 __all__ = ["ACTIVATIONS", "NAMES", "check_activation"]
@@ -24,7 +26,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 #: name -> the activation applied elementwise to a numpy array.
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": _sigmoid,
     "tanh": np.tanh,
     "relu": lambda x: np.maximum(x, 0.0),

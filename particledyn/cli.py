@@ -300,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str | BaseException, code: int) -> int:
+    """Print ``message`` (a text or the exception to report) on one line; return ``code``."""
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return code
 

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -108,19 +108,24 @@ _SURFACE_MINOR = 0.5
 
 
 def _check_n(n: Any, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or int(n) < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {n!r}")
     return int(n)
 
 
 def _check_positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(float(value))
+        or float(value) <= 0
+    ):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 
 
 def _check_genus(genus: Any, name: str = "genus") -> int:
-    if isinstance(genus, bool) or not isinstance(genus, numbers.Integral) or genus < 0:
+    if isinstance(genus, bool) or not isinstance(genus, numbers.Integral) or int(genus) < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {genus!r}")
     return int(genus)
 
@@ -131,13 +136,13 @@ def _seed_sequence(seed: Any) -> np.random.SeedSequence:
     if isinstance(seed, bool):
         raise ValueError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}")
     if isinstance(seed, numbers.Integral):
-        if seed < 0:
+        if int(seed) < 0:
             raise ValueError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}")
         return np.random.SeedSequence(int(seed))
     if (
         isinstance(seed, (list, tuple, np.ndarray))
         and len(seed) > 0
-        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 0 for s in seed)
+        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and int(s) >= 0 for s in seed)
     ):
         return np.random.SeedSequence([int(s) for s in seed])
     raise ValueError(f"seed must be an int >= 0 or a sequence of them, got {seed!r}")
@@ -432,7 +437,7 @@ def _rejection_sample(
 # ---------------------------------------------------------------------------
 
 
-def _unit_region(rng: np.random.Generator, n: int, genus: int) -> np.ndarray:
+def _unit_region(rng: np.random.Generator, n: int, genus: int) -> tuple[np.ndarray, float]:
     """Uniform sample of the unit-frame genus-g region; returns points and half-extent."""
     half = max(genus - 1, 0) * _REGION_HOLE_SPACING / 2  # half-length of the spine segment
     holes = (np.arange(genus) - (genus - 1) / 2) * _REGION_HOLE_SPACING
@@ -1147,8 +1152,9 @@ def make_cloud(spec: Mapping[str, Any], rows=None, post=None) -> np.ndarray:
     shape, params = _validated(spec)
     if shape == "union":
         clouds = []
-        base = _seed_sequence(params.get("seed", 0)).entropy
-        base = list(base) if isinstance(base, (list, tuple)) else [base]
+        entropy = _seed_sequence(params.get("seed", 0)).entropy
+        # a SeedSequence fills in its entropy when made, so here it is never None
+        base: list[int] = list(entropy) if isinstance(entropy, (list, tuple)) else [cast(int, entropy)]
         parts = _union_parts(params)
         lo, hi = _check_rows(sum(cloud_size(p) for p in parts), rows)
         first = 0
@@ -1205,7 +1211,7 @@ def known_betti(spec: Mapping[str, Any]) -> tuple[int, int, int]:
         total = np.zeros(3, dtype=int)
         for part in _union_parts(params):
             total += known_betti(part)
-        return tuple(int(b) for b in total)
+        return (int(total[0]), int(total[1]), int(total[2]))
     if shape == "genus_region":
         return (1, _check_genus(params.get("genus", 2)), 0)
     if shape == "disjoint_regions":

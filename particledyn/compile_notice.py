@@ -15,12 +15,16 @@ def cached_dispatchers(module_prefix: str) -> list:
     from numba.core.caching import FunctionCache
     from numba.core.registry import CPUDispatcher
 
-    found = []
+    found: list[CPUDispatcher] = []
     for name, module in list(sys.modules.items()):
         if module is None or not name.startswith(module_prefix):
             continue
         for value in list(vars(module).values()):
-            if isinstance(value, CPUDispatcher) and isinstance(value._cache, FunctionCache):
+            if isinstance(value, CPUDispatcher) and isinstance(
+                # ``_cache`` is set in the dispatcher's __init__, which numba's stubs do not declare
+                getattr(value, "_cache", None),
+                FunctionCache,
+            ):
                 if all(value is not seen for seen in found):
                     found.append(value)
     return found

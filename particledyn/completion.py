@@ -17,7 +17,9 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict:
 
 def _words(parser: argparse.ArgumentParser) -> tuple[list[str], dict, bool]:
     """A parser's flags (hidden ones left out), ``{flag: choices}`` and whether it takes files."""
-    flags, choices, files = [], {}, False
+    flags: list[str] = []
+    choices: dict[str, list[str]] = {}
+    files = False
     for action in parser._actions:
         if action.help == argparse.SUPPRESS:
             continue

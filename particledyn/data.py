@@ -12,7 +12,7 @@ import numbers
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,7 @@ def _check_seed(seed: Any) -> int:
 
 
 def _check_fraction(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < float(value) < 1:
         raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
     return float(value)
 
@@ -221,7 +221,7 @@ def linear_teacher_task(
 # ---------------------------------------------------------------------------
 
 # IDX type byte -> big-endian numpy dtype
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -506,7 +506,9 @@ def _check_normalize(value: Any) -> tuple[float, float]:
     ok = (
         isinstance(value, (list, tuple))
         and len(value) == 2
-        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) for v in value)
+        and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(float(v)) for v in value
+        )
     )
     if not ok or not value[1] > 0:
         raise ValueError(f"normalize must be [mean, std] with std > 0, got {value!r}")
@@ -594,7 +596,8 @@ def classification_dataset(
 # registry for TOML scenarios
 # ---------------------------------------------------------------------------
 
-_DATASETS = {
+#: name -> (generator, the keys it takes)
+_DATASETS: dict[str, tuple[Callable[..., Dataset], tuple[str, ...]]] = {
     "teacher_student": (
         teacher_student,
         (

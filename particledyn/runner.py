@@ -65,7 +65,8 @@ def set_threads(requested: int) -> int:
     import numba
     from threadpoolctl import threadpool_limits
 
-    available = int(numba.config.NUMBA_NUM_THREADS)
+    # numba sets its config attributes at import, which its stubs do not declare
+    available = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     threads = available if requested == 0 else int(requested)
     if threads > available:
         raise ScenarioError(
@@ -90,7 +91,7 @@ class Prepared:
     positions: np.ndarray | None
     observers: list
     subset: np.ndarray | None
-    masses: np.ndarray | None
+    masses: np.ndarray | None  # None once an MPI run has written them and sharded them
 
     def simulation(self, sink: Sink | None, positions=None):
         """A :class:`~particledyn.Simulation` of these parts writing to ``sink``."""
@@ -258,8 +259,8 @@ def prepare(resolved: ResolvedScenario, positions: bool = True) -> Prepared:
     n = x.shape[0] if x is not None else start_size(resolved.init)
     context = BuildContext(kernel, optimizer, dataset, resolved, n_particles=n)
     observers = _build_observers(resolved.observers, context)
-    subset = _subset(resolved.output.subset, n) if n is not None else None
-    masses = default_masses(n, getattr(kernel, "groups", None)) if n is not None else None
+    subset = _subset(resolved.output.subset, n)
+    masses = default_masses(n, getattr(kernel, "groups", None))
     return Prepared(resolved, dataset, kernel, optimizer, schedule, x, observers, subset, masses)
 
 
@@ -271,6 +272,10 @@ def _metadata(
 
     run = prepared.resolved.run
     data = prepared.dataset
+    if prepared.masses is None:
+        raise RuntimeError(
+            "run metadata needs the prepared masses; an MPI run frees them only after writing them"
+        )
     return {
         "scenario_toml": scenario_text,
         "scenario_source": source,

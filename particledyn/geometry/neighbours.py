@@ -349,9 +349,9 @@ class NeighbourPairs:
         self.leafsize = int(leafsize)
         self.workers = int(workers)
         self._tree = None
-        self._knn = None
-        self._pairs = None
-        self._distances = None
+        self._knn: tuple[np.ndarray, np.ndarray] | None = None
+        self._pairs: tuple[np.ndarray, np.ndarray] | None = None
+        self._distances: np.ndarray | None = None
         self._atoms: dict[float, tuple[int, np.ndarray]] = {}
         self._spanning: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._scans: dict[float, tuple] = {}  # all-pairs scans (pairs within eps, closest pair)

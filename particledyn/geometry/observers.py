@@ -233,11 +233,16 @@ class LemmaObserver(Observer):
         else:
             K = self.K
         rtol, atol = lemma_tolerances(info.positions.dtype, pairs.positions, info.positions)
-        tolerances = dict(rtol=rtol if self.rtol is None else self.rtol, atol=atol, equal_tol=self.equal_tol)
+        if self.rtol is not None:
+            rtol = self.rtol
         if fused:
-            check = bounds_check_all_pairs(pairs.positions, info.positions, info.lr, K, **tolerances)
+            check = bounds_check_all_pairs(
+                pairs.positions, info.positions, info.lr, K, rtol=rtol, atol=atol, equal_tol=self.equal_tol
+            )
         else:
-            check = bounds_check(before[checked], after[checked], info.lr, K, **tolerances)
+            check = bounds_check(
+                before[checked], after[checked], info.lr, K, rtol=rtol, atol=atol, equal_tol=self.equal_tol
+            )
         return {
             "K": K,
             "eta_K": info.lr * K,

@@ -281,7 +281,38 @@ def _dense_eigenpairs(op: CountedOperator, k: int, which: str) -> SharpnessResul
     )
 
 
-def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x, h: float | None = None) -> HVP:
+class FiniteDifferenceHVP:
+    """``H v`` by central differences of ``grad`` at ``x`` (see :func:`finite_difference_hvp`).
+
+    Attributes
+    ----------
+    n_grad : int
+        Gradient calls made so far (two per nonzero ``v``).
+    h : float
+        Step length along the unit direction.
+    """
+
+    def __init__(self, grad: Callable[[np.ndarray], np.ndarray], x: np.ndarray, h: float):
+        self.grad = grad
+        self.x = x
+        self.h = h
+        self.n_grad = 0
+
+    def __call__(self, v) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        norm = float(np.linalg.norm(v))
+        if norm == 0.0:
+            return np.zeros_like(v)
+        u = v / norm
+        self.n_grad += 2
+        forward = np.asarray(self.grad(self.x + self.h * u), dtype=np.float64).reshape(-1)
+        backward = np.asarray(self.grad(self.x - self.h * u), dtype=np.float64).reshape(-1)
+        return (forward - backward) * (norm / (2.0 * self.h))
+
+
+def finite_difference_hvp(
+    grad: Callable[[np.ndarray], np.ndarray], x, h: float | None = None
+) -> FiniteDifferenceHVP:
     """Hessian-vector products by central differences of a gradient.
 
     ``H v ~ ||v|| (g(x + h u) - g(x - h u)) / (2 h)`` with ``u = v / ||v||``.
@@ -301,7 +332,7 @@ def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x, h: float 
 
     Returns
     -------
-    callable
+    FiniteDifferenceHVP
         ``hvp(v) -> H v``; its attribute ``n_grad`` counts gradient calls.
     """
     if not callable(grad):
@@ -313,20 +344,7 @@ def finite_difference_hvp(grad: Callable[[np.ndarray], np.ndarray], x, h: float 
     if not (np.isfinite(h) and h > 0):
         raise ValueError(f"h={h!r}: expected a positive finite step")
 
-    def hvp(v):
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
-        norm = float(np.linalg.norm(v))
-        if norm == 0.0:
-            return np.zeros_like(v)
-        u = v / norm
-        hvp.n_grad += 2
-        forward = np.asarray(grad(x + h * u), dtype=np.float64).reshape(-1)
-        backward = np.asarray(grad(x - h * u), dtype=np.float64).reshape(-1)
-        return (forward - backward) * (norm / (2.0 * h))
-
-    hvp.n_grad = 0
-    hvp.h = h
-    return hvp
+    return FiniteDifferenceHVP(grad, x, h)
 
 
 def preconditioned_hvp(hvp: HVP, diagonal) -> HVP:

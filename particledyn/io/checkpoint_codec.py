@@ -67,7 +67,9 @@ def encode_checkpoint(checkpoint: Mapping[str, Any]) -> bytes:
     tree = walk(checkpoint, "")
     arrays[_TREE] = np.frombuffer(json.dumps(tree).encode("utf-8"), dtype=np.uint8)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    # numpy's stub types savez's **kwds as if a key could be its ``allow_pickle`` flag; the keys
+    # here are only "a<i>" and the tree's name
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
     return buffer.getvalue()
 
 

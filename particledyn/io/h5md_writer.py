@@ -744,10 +744,10 @@ class H5MDSink(Sink):
 
     def _observer_group(self, root: str, name: str, where: str, step: int) -> h5py.Group:
         """The group of observer ``name`` under ``root``, created while the file is not live."""
-        parent = self._file.require_group(root) if not self._live else self._file.get(root)
-        if parent is not None and name in parent:
-            return parent[name]
         if self._live:
+            live_parent = self._file.get(root)
+            if live_parent is not None and name in live_parent:
+                return live_parent[name]
             if name in observable_groups(self._file):
                 raise self._late_series(where, step)
             raise LateSeriesError(
@@ -755,6 +755,9 @@ class H5MDSink(Sink):
                 f"step ({self._first_step}) when the file went live (SWMR): every "
                 "observer must record at the first step"
             )
+        parent = self._file.require_group(root)
+        if name in parent:
+            return parent[name]
         group = parent.create_group(name)
         if name in self._descriptions:
             write_description(group, self._descriptions[name])

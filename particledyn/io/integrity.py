@@ -28,7 +28,7 @@ class DamagedRecordError(ValueError):
 def record_checksum(step: int, time: float, value: np.ndarray) -> int:
     """CRC-32 of one record as stored: step (int64), time (float64), both in the machine's byte
     order as numpy stores them, then the value bytes."""
-    return zlib.crc32(np.ascontiguousarray(value), zlib.crc32(_HEAD.pack(step, time)))
+    return zlib.crc32(np.ascontiguousarray(value).data, zlib.crc32(_HEAD.pack(step, time)))
 
 
 def _record(group, i: int, index):

@@ -74,7 +74,7 @@ def _cloud_frames(run, steps, max_points: int):
     keep = np.unique(np.linspace(0, n - 1, min(n, int(max_points))).astype(np.int64))
     frames = [x[keep] for x in frames]
     note = "" if keep.size == n else f"{keep.size} of {n} neurons drawn"
-    names = ("x1", "x2", "x3")
+    names: tuple[str, ...] = ("x1", "x2", "x3")
     if dim > 3:
         reference = frames[0][_finite_rows(frames[0])]
         reference = reference if len(reference) else np.zeros((1, dim))
@@ -161,11 +161,13 @@ def figure_cloud(run, max_points: int = 20000):
         note = ", ".join(filter(None, [note, "own axes per panel (the frames' scales differ too much)"]))
     fig = new_figure(5.2 * len(frames) + 0.8, 5.0)
     vmax = max(int(colour.max(initial=0)), 1)
-    art = None
+    arts = []
     for i, (step, x) in enumerate(zip(steps, frames)):
         label = "first frame" if i == 0 else "last frame"
-        art = _scatter(fig, (1, len(frames), i + 1), x, colour, vmax, names, limits, f"{label}: step {step}")
-    fig.colorbar(art, ax=fig.axes, label="neuron index", shrink=0.8)
+        arts.append(
+            _scatter(fig, (1, len(frames), i + 1), x, colour, vmax, names, limits, f"{label}: step {step}")
+        )
+    fig.colorbar(arts[-1], ax=fig.axes, label="neuron index", shrink=0.8)
     fig.suptitle(
         "Neuron cloud, colour = neuron index" + (f" ({note})" if note else "") + f"\n{identity}",
         fontsize="medium",
@@ -235,7 +237,9 @@ def write_movie(
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(frames), blit=False)
-    writer = PillowWriter(fps=fps) if format == "gif" else FFMpegWriter(fps=fps)
+    # matplotlib's stubs type fps as int; both writers take any positive number (a float as
+    # documented above: 1000 / fps ms per GIF frame, ``-r fps`` for ffmpeg)
+    writer = PillowWriter(fps=fps) if format == "gif" else FFMpegWriter(fps=fps)  # type: ignore[arg-type]
     target = Path(target)
     animation.save(target, writer=writer, dpi=dpi)
     return target

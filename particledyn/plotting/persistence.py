@@ -50,10 +50,11 @@ def figure_diagrams(run, summary: dict | None = None, n_diagrams: int = 4):
     top = float(finite.max()) if finite.size else 1.0
     inf_at = 1.1 * top if top > 0 else 1.0
     dims = sorted({int(k) for d in diagrams for k in d[:, 0]})
-    first = None
+    top_row: list = []  # the diagrams' axes; the later ones share the first's scales
     for col, i in enumerate(picks):
+        first = top_row[0] if top_row else None
         ax = fig.add_subplot(grid[0, col], sharex=first, sharey=first)
-        first = first or ax
+        top_row.append(ax)
         d = diagrams[i]
         for k in dims:
             rows = d[d[:, 0] == k]
@@ -65,7 +66,7 @@ def figure_diagrams(run, summary: dict | None = None, n_diagrams: int = 4):
         ax.set(title=f"step {int(steps[i])}", xlabel="birth", ylabel="death" if col == 0 else "")
         ax.set_aspect("equal", adjustable="box")
         ax.grid(alpha=0.3)
-    first.legend(loc="lower right", fontsize="x-small")
+    top_row[0].legend(loc="lower right", fontsize="x-small")
     ax = fig.add_subplot(grid[1, :])
     lengths = []
     for k in dims:

@@ -75,7 +75,7 @@ def figure_stability(run, summary: dict | None = None):
         edge = _edge(run)
         fig = titled(new_figure(7.5, 5.6), run, "Learning rate against the Lipschitz constant K")
     ax = fig.add_subplot()
-    shown = [[1.0]]
+    shown: list[np.ndarray | list[float]] = [[1.0]]  # what the axis must show
     for source, (steps, values) in series.items():
         values = np.where(np.isfinite(values), values, np.nan)
         ax.plot(steps, values, marker="o", ms=3, label=f"eta*K, {labels[source]}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import sys
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -28,9 +29,9 @@ from importlib import resources
 from types import SimpleNamespace
 from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # Python < 3.11
+else:  # Python < 3.11
     import tomli as tomllib
 
 from ..ensemble.scenario_keys import KEYS as ENSEMBLE_KEYS
@@ -104,7 +105,7 @@ __all__ = [
 #: The sections, in order: the fields of :class:`ResolvedScenario`.
 SECTIONS = tuple(f.name for f in fields(ResolvedScenario))
 #: The registry whose entry each section's selector key names, the selector's default and its docs.
-_SELECTED = {
+_SELECTED: dict[str, tuple[Registry[Any], Any, str]] = {
     "data": (DATA_KINDS, REQUIRED, "Which data set."),
     "kernel": (KERNELS, "two_layer", "Which kernel."),
     "init": (CLOUD_SHAPES, REQUIRED, "Shape of the initial cloud."),
@@ -382,7 +383,9 @@ def _selected_keys(section: str) -> list[Key]:
     for entry in registry.values():
         for key in entry.options:
             known = keys.get(id(key))
-            keys[id(key)] = replace(key, when=(known.when if known else ()) + (entry.name,))
+            # a key seen before has its ``when`` set here, so ``or ()`` only covers the first time
+            earlier = (known.when or ()) if known is not None else ()
+            keys[id(key)] = replace(key, when=earlier + (entry.name,))
     return [Key(registry.path, registry.checker(), doc, default), *keys.values()]
 
 
@@ -449,18 +452,19 @@ def _validate_table(
         else:
             choice = _resolve_default(sel_key, done)
         out[selector] = choice
-    applicable = {
-        name: next((k for k in ks if k.when is None or choice in k.when), None)
-        for name, ks in by_name.items()
-    }
-    valid = [n for n, k in applicable.items() if k is not None]
+    applicable: dict[str, Key] = {}  # the keys that apply to this choice, by name
+    for name, ks in by_name.items():
+        match = next((k for k in ks if k.when is None or choice in k.when), None)
+        if match is not None:
+            applicable[name] = match
+    valid = list(applicable)
     context = f" for {where}.{selector} = {show(choice)}" if selector else f" in {where}"
     for name, value in table.items():
         if name == selector:
             continue
         path = f"{where}.{name}"
-        key = applicable.get(name)
-        if key is None:
+        found = applicable.get(name)
+        if found is None:
             if name in by_name:
                 users = sorted({v for k in by_name[name] for v in (k.when or ())})
                 raise ScenarioError(
@@ -468,7 +472,7 @@ def _validate_table(
                     f"{show(choice)} (only for {', '.join(users)})"
                 )
             raise _unknown(path, name, valid, context)
-        out[name] = key.parse(value, path)
+        out[name] = found.parse(value, path)
     for name in valid:
         if name in out:
             continue
@@ -492,7 +496,7 @@ def _section(section: str, choice: str | None, values: dict[str, Any], types: di
 
 def _check_depth(raw: Mapping) -> None:
     """Refuse values nested deeper than ``_MAX_DEPTH`` (iteratively: no recursion to exhaust)."""
-    stack = [(raw, "", 0)]
+    stack: list[tuple[Mapping | list, str, int]] = [(raw, "", 0)]
     while stack:
         node, path, depth = stack.pop()
         if depth > _MAX_DEPTH:
@@ -564,7 +568,8 @@ def _validate_observers(entries: Any, done: SimpleNamespace) -> tuple[Section, .
             f"observers = {show(entries)}: expected an array of tables, written "
             "[[observers]] (got " + toml_type(entries) + ")"
         )
-    out, names = [], {}
+    out: list[Section] = []
+    names: dict[str, int] = {}  # observer name -> the index of the entry that took it
     type_key = replace(_OBSERVER_COMMON[0], check=OBSERVERS.checker())
     for i, entry in enumerate(entries):
         where = f"observers[{i}]"

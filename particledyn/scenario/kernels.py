@@ -11,12 +11,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .checks import ScenarioError
 from .registry import Entry, Registry
+
+if TYPE_CHECKING:
+    from .resolved import ResolvedScenario
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class KernelType(Entry):
     """
 
     build: Callable[[dict, Any], Any]
-    check: Callable[[dict], None] | None = None
+    check: Callable[[ResolvedScenario], None] | None = None
     dim: Callable[[dict, int, int], int] | None = None
 
 

@@ -165,7 +165,7 @@ def _rounds(spec: SweepSpec, out: Path, K0: dict, evaluate) -> dict:
     ``{(point, factor): RunSpec}``) and calls ``record((point, factor), read)`` with what
     :func:`read_run` made of each. Returns ``{(point, event): BisectPoint}``.
     """
-    bounds, events = (spec.bisect.lo, spec.bisect.hi), spec.bisect.events
+    bounds, events = (spec.bisection().lo, spec.bisection().hi), spec.bisection().events
     points = {(p, e): BisectPoint(p, K0[p], *bounds) for p in K0 for e in events}
 
     def record(key: tuple, read: tuple) -> None:
@@ -187,7 +187,7 @@ def _rounds(spec: SweepSpec, out: Path, K0: dict, evaluate) -> dict:
             state.diverged[factor] = diverged
             state.update(factor, seen or diverged, bounds)
 
-    for _ in range(spec.bisect.iterations + 1):  # both ends, then one midpoint a round per bracket
+    for _ in range(spec.bisection().iterations + 1):  # both ends, then one midpoint a round per bracket
         wanted = {}
         for (p, _event), state in points.items():
             for factor in state.next_factors(bounds):
@@ -216,7 +216,7 @@ def run_bisection(
     from .executor import _one_line
 
     rows: dict[str, dict] = {}
-    events = spec.bisect.events
+    events = spec.bisection().events
 
     def evaluate(wanted: dict, record) -> None:
         futures = {
@@ -285,7 +285,7 @@ def collect_bisection(spec: SweepSpec, out: Path, K0: dict, K0_errors: dict, ela
             status = (
                 state if state in ("finished", "diverged", "running") else _NOT_DONE.get(state, "stopped")
             )
-            read = read_run(run, status, "", known.get(run.run_id, math.nan), spec.bisect.events)
+            read = read_run(run, status, "", known.get(run.run_id, math.nan), spec.bisection().events)
             rows[run.run_id] = read[0]
             record(key, read)
 
@@ -300,8 +300,8 @@ def _write_points(spec: SweepSpec, out: Path, points: dict, K0_errors: dict) -> 
     """The per-point rows (:data:`BISECT_COLUMNS`), also written to ``<out>/bisection.csv``."""
     from .table import axes_label
 
-    events = spec.bisect.events
-    bounds = (spec.bisect.lo, spec.bisect.hi)
+    events = spec.bisection().events
+    bounds = (spec.bisection().lo, spec.bisection().hi)
     point_rows = [
         _point_row(spec, state, event, axes_label(tuple(zip((k for k, _ in spec.axes), state.point[2:]))))
         for (_, event), state in points.items()
@@ -326,9 +326,9 @@ def _point_row(spec: SweepSpec, state: BisectPoint, event: str, axes: str) -> di
     K0 = state.K0
     lo, hi = state.lo, state.hi
     if state.status == "event_at_lo":
-        lo, hi = 0.0, spec.bisect.lo
+        lo, hi = 0.0, spec.bisection().lo
     elif state.status == "no_event_at_hi":
-        lo, hi = spec.bisect.hi, math.inf
+        lo, hi = spec.bisection().hi, math.inf
     elif state.status == "failed":
         lo = hi = math.nan
     tried = "; ".join(

@@ -10,6 +10,8 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from .grid import ClusterSpec, SweepError
 
@@ -49,8 +51,11 @@ def _jobqueue_cluster(cluster: ClusterSpec):
             f"cluster.jobqueue = {cluster.jobqueue!r} needs dask-jobqueue: "
             "in the particledyn checkout: pip install -e '.[dist]'"
         ) from None
+    Jobs: Callable[..., Any]  # a dask-jobqueue cluster class
     if cluster.jobqueue == "local":  # dask-jobqueue's own test double: job scripts run as local processes
-        from dask_jobqueue.local import LocalCluster as Jobs
+        from dask_jobqueue.local import LocalCluster
+
+        Jobs = LocalCluster
     else:
         Jobs = getattr(
             dask_jobqueue,
@@ -64,7 +69,7 @@ def _jobqueue_cluster(cluster: ClusterSpec):
                 "moab": "MoabCluster",
             }[cluster.jobqueue],
         )
-    options = {"cores": cluster.threads_per_worker, "memory": "4GB", "processes": 1}
+    options: dict[str, Any] = {"cores": cluster.threads_per_worker, "memory": "4GB", "processes": 1}
     options.update(cluster.options)
     try:
         jobs = Jobs(**options)

@@ -31,9 +31,10 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .claims import ClaimHeld, acquire, holder
 from .cluster import NoWorkersError, check_workers_can_write, open_client, wait_for_runs
@@ -327,7 +328,7 @@ def _point_rows(spec: SweepSpec, points: dict, status: str) -> list[dict]:
     rows = []
     for point, error in points.items():
         probe = run_scenario(spec, point, 1.0)
-        for run_id, value in zip(point_run_ids(spec, point), spec.lr_factor or spec.lr):
+        for run_id, value in zip(point_run_ids(spec, point), spec.rates()):
             row = {name: _MISSING[kind] for name, kind in COLUMNS.items()}
             row.update(
                 run_id=run_id,
@@ -431,7 +432,7 @@ def _runs_for(spec: SweepSpec, K0: dict, out: Path, indices: list[int]) -> list[
 
 
 def _points_of(spec: SweepSpec, indices: list[int]) -> list[tuple]:
-    per_point = len(spec.lr_factor or spec.lr)
+    per_point = len(spec.rates())
     points = grid_points(spec)
     return list(dict.fromkeys(points[j // per_point] for j in indices))
 
@@ -593,7 +594,10 @@ def run_sweep(
         states = {r.run_id: _state(r) for r in runs}
         todo = [r for r in runs if states[r.run_id] not in DONE + ("running",)]
         # one task per run, or per pack (an ensemble of runs) of a packed sweep; --limit counts tasks
-        work = [(execute_run, r, (r,), r.run_id) for r in todo] if not spec.pack else []
+        # (task, its argument, the runs it covers, its name); a task returns one outcome or a list
+        work: list[tuple[Callable[..., dict | list[dict]], Any, tuple[RunSpec, ...], str]] = (
+            [(execute_run, r, (r,), r.run_id) for r in todo] if not spec.pack else []
+        )
         left = {r.run_id for r in todo}
         work += [(_execute_pack, p, p.runs, p.pack_id) for p in packs if left & {r.run_id for r in p.runs}]
         work = work if limit is None else work[: int(limit)]

@@ -141,6 +141,20 @@ class SweepSpec:
     bisect: BisectSpec | None = None
     pack: str = ""
 
+    def rates(self) -> tuple[float, ...]:
+        """The grid's rates as written: ``lr_factor`` (multiples of eta*) if set, else ``lr``."""
+        if self.lr_factor is not None:
+            return self.lr_factor
+        if self.lr is None:
+            raise SweepError(f"{self.source}: grid has neither lr nor lr_factor")
+        return self.lr
+
+    def bisection(self) -> BisectSpec:
+        """The ``[bisect]`` table of a bisection sweep (SweepError for a plain grid)."""
+        if self.bisect is None:
+            raise SweepError(f"{self.source}: expected a [bisect] table, this sweep is a plain grid")
+        return self.bisect
+
 
 EVENTS = ("merge", "betti_change", "change", "diverged", "exact_merge", "persistent_betti")
 
@@ -222,7 +236,7 @@ def _int(value, where: str, low: int = 0) -> int:
 def _positive_list(value, where: str, kind=float) -> tuple:
     if not isinstance(value, list) or not value:
         raise SweepError(f"{where} = {value!r}: expected a non-empty array")
-    out = []
+    out: list[int | float] = []
     for i, item in enumerate(value):
         if kind is int:
             out.append(_int(item, f"{where}[{i}]", 0 if where.endswith("seed") else 1))
@@ -479,8 +493,8 @@ def run_scenario(spec: SweepSpec, point: tuple, lr: float, extra: dict | None = 
     SweepError
         The base scenario rejects a value (the message names the scenario key).
     """
-    from ..config.checks import ScenarioError
     from ..scenario import validate_scenario
+    from ..scenario.checks import ScenarioError
 
     try:
         return validate_scenario(base_raw(spec), run_overrides(spec, point, lr, extra))
@@ -565,7 +579,7 @@ def _label(x) -> str:
 def _rate_tags(spec: SweepSpec) -> list[str]:
     if spec.lr_factor is not None:
         return [f"x{_label(f)}" for f in spec.lr_factor]
-    return [f"lr{_label(lr)}" for lr in spec.lr]
+    return [f"lr{_label(lr)}" for lr in spec.rates()]
 
 
 def _point_id(spec: SweepSpec, point: tuple) -> str:
@@ -607,7 +621,7 @@ def expand_runs(spec: SweepSpec, K0: dict[tuple, float], out: Path | None = None
         if spec.lr_factor is not None:
             rates = [(f / k0, f) for f in spec.lr_factor]
         else:
-            rates = [(lr, lr * k0) for lr in spec.lr]
+            rates = [(lr, lr * k0) for lr in spec.rates()]
         axes = tuple((key, value) for (key, _), value in zip(spec.axes, point[2:]))
         for (lr, factor), run_id in zip(rates, point_run_ids(spec, point)):
             path = str(out / "runs" / f"{run_id}.h5")

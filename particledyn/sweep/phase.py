@@ -105,10 +105,10 @@ def plot_phase_diagram(rows: list[dict], out, title: str = "") -> Path:
         pick = (n == size) & np.isfinite(mass)
         if not pick.any():
             continue
-        colour = cmap(i / max(1, len(sizes) - 1))
-        ax_mass.scatter(factor[pick] * jitter[pick], mass[pick], color=colour, s=25, label=f"N = {int(size)}")
+        shade = cmap(i / max(1, len(sizes) - 1))
+        ax_mass.scatter(factor[pick] * jitter[pick], mass[pick], color=shade, s=25, label=f"N = {int(size)}")
         levels = np.unique(factor[pick])
-        ax_mass.plot(levels, [np.mean(mass[pick & (factor == f)]) for f in levels], color=colour, lw=1)
+        ax_mass.plot(levels, [np.mean(mass[pick & (factor == f)]) for f in levels], color=shade, lw=1)
     ax_mass.axvline(1.0, color="0.3", ls="--", lw=1)
     ax_mass.set(xscale="log", xlabel="eta / eta*", ylabel="merged mass", title="mass merged over the run")
     if sizes:

@@ -555,8 +555,8 @@ def width_main(argv=None, prog: str = "python -m particledyn.sweep.width") -> in
     import argparse
     import sys
 
-    from ..config.checks import ScenarioError
     from ..scenario import load_scenario
+    from ..scenario.checks import ScenarioError
     from .cluster import open_client
     from .grid import ClusterSpec, SweepError
 

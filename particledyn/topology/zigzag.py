@@ -110,10 +110,10 @@ def zigzag_barcode(frames, scale: float, max_dim: int = 1, method: str = "fast")
     times = []
     for s in simplices:
         present = np.zeros(n_times, dtype=bool)
-        t = np.asarray(in_frame[s])
-        present[2 * t] = True
-        present[np.clip(2 * t - 1, 0, None)] |= t > 0  # union (t-1, t)
-        present[np.clip(2 * t + 1, None, n_times - 1)] |= t < n_frames - 1  # union (t, t+1)
+        seen = np.asarray(in_frame[s])  # the frames holding s
+        present[2 * seen] = True
+        present[np.clip(2 * seen - 1, 0, None)] |= seen > 0  # union (t-1, t)
+        present[np.clip(2 * seen + 1, None, n_times - 1)] |= seen < n_frames - 1  # union (t, t+1)
         times.append(_toggle_times(present))
     if method == "fast":
         cone = d.fast_zigzag([list(s) for s in simplices], times)
