@@ -38,6 +38,7 @@ __all__ = [
     "start_run",
     "resume_run",
     "run_info",
+    "recorded_scenario",
     "RunResult",
     "ResumeError",
     "RunModeError",
@@ -701,6 +702,51 @@ def load_recorded_plugins(parameters: dict, path: str) -> list[dict]:
             dist = f" (distribution {record['dist']} {record['version']})" if record.get("dist") else ""
             raise PluginError(f"{exc}{dist}") from None
     return records
+
+
+def recorded_scenario(run) -> ResolvedScenario:
+    """The typed scenario a run file records, as the run used it.
+
+    For a replica view of an ensemble file (``Run.replica(i)``) it is the replica's own
+    scenario, the one its run was built from: its ``run.seed`` and ``schedule.lr``, and what
+    derives from them (``data.seed`` unless the file sets it). The plugins the file records
+    are imported first, as ``--resume`` does.
+
+    Parameters
+    ----------
+    run : particledyn.io.reader.Run or particledyn.ensemble.ReplicaRun
+        An open run file, or one replica of an ensemble file.
+
+    Returns
+    -------
+    ResolvedScenario
+
+    Raises
+    ------
+    ScenarioError
+        The file records no scenario (it was written through the Python API), or the record
+        does not validate here.
+    particledyn.plugins.PluginError
+        A recorded plugin cannot be imported here.
+    """
+    from .ensemble.scenario_keys import replica_scenarios
+    from .scenario import parse_toml, validate_scenario
+
+    parameters = run.parameters
+    record = parameters.get("resolved")
+    if not isinstance(record, dict):
+        raise ScenarioError(
+            f"{run.path!r}: records no scenario (parameters/resolved); expected a file written by a scenario run"
+        )
+    load_recorded_plugins(parameters, run.path)
+    resolved = ResolvedScenario.from_dict(record)
+    index = parameters.get("replica")
+    if index is None or resolved.run.replicas == 1:
+        return resolved
+    raw, extra = replica_scenarios(
+        parse_toml(parameters["scenario_toml"]), parameters.get("overrides", {}), resolved
+    )[int(index)]
+    return validate_scenario(raw, extra)
 
 
 def _plugin_status(parameters: dict, path: str) -> list[dict]:

@@ -20,18 +20,20 @@ from particledyn.data import dataset_spec, make_dataset
 from particledyn.geometry.sharpness import top_eigenpairs
 from particledyn.io import open_run
 from particledyn.kernels import TwoLayerNet
+from particledyn.runner import recorded_scenario
 
 
 def gaps(run) -> tuple[np.ndarray, np.ndarray]:
-    """Relative gaps and the early-stop flags of one run's ``sharpness_authors`` records."""
-    resolved = run.parameters["resolved"]
-    data = make_dataset(dataset_spec(resolved["data"]))
+    """Relative gaps and the early-stop flags of one run's ``sharpness_authors`` records (``run``:
+    a file, or one replica of an ensemble file, whose own data draw its scenario gives)."""
+    resolved = recorded_scenario(run)
+    data = make_dataset(dataset_spec(resolved.data.to_dict()))
     kernel = TwoLayerNet(
         data.z_train,
         data.y_train,
-        loss=resolved["kernel"]["loss"],
-        scaling=resolved["kernel"]["scaling"],
-        activation=resolved["kernel"]["activation"],
+        loss=resolved.kernel.loss,
+        scaling=resolved.kernel.scaling,
+        activation=resolved.kernel.activation,
         n_outputs=int(data.y_train.max()) + 1,
     )
     steps, power = run.observable("sharpness_authors", "lambda_max")
@@ -51,7 +53,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for path in args.files:
         with open_run(path) as run:
-            replicas = run.parameters["resolved"]["run"].get("replicas", 1)
+            replicas = recorded_scenario(run).run.replicas
             views = [run] if replicas == 1 else [run.replica(r) for r in range(replicas)]
             found = [gaps(v) for v in views]
         gap = np.concatenate([g for g, _ in found])

@@ -21,6 +21,7 @@ import numpy as np
 
 from particledyn.data import dataset_spec, training_rows
 from particledyn.io import open_run
+from particledyn.runner import recorded_scenario
 from particledyn.sampling import steps_per_epoch
 
 BETTI = (
@@ -39,9 +40,9 @@ SHARPNESS = (
 
 def read_run(run) -> dict:
     """Epochs and the curves of one run (a file or one replica of an ensemble file)."""
-    resolved = run.parameters["resolved"]
+    resolved = recorded_scenario(run)
     per_epoch = steps_per_epoch(
-        training_rows(dataset_spec(resolved["data"])), resolved["optimizer"]["batch_size"]
+        training_rows(dataset_spec(resolved.data.to_dict())), resolved.optimizer.batch_size
     )
     out = {}
     for name, _ in BETTI:
@@ -61,7 +62,7 @@ def read_run(run) -> dict:
 def read_file(path: str) -> list:
     """The runs of one file: itself, or each replica of an ensemble file."""
     with open_run(path) as run:
-        replicas = run.parameters["resolved"]["run"].get("replicas", 1)
+        replicas = recorded_scenario(run).run.replicas
         if replicas == 1:
             return [read_run(run)]
         return [read_run(run.replica(r)) for r in range(replicas)]

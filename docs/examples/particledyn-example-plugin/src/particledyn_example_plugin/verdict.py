@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from particledyn.scenario.resolved import recorded
+
 
 def _radius(run, name):
     steps, radius = run.observable(name, "radius")
@@ -10,8 +12,11 @@ def _radius(run, name):
 
 def _target(run):
     """sqrt(kernel.radius2) when the run's kernel is ``example_spread``, else None."""
-    kernel = (run.parameters.get("resolved") or {}).get("kernel") or {}
-    return float(np.sqrt(kernel["radius2"])) if kernel.get("kind") == "example_spread" else None
+    # read as the package's own summary reads a file's scenario: without validating it, so
+    # that a file of another kernel, or written through the Python API, is no error
+    if recorded(run.parameters, "kernel.kind") != "example_spread":
+        return None
+    return float(np.sqrt(recorded(run.parameters, "kernel.radius2")))
 
 
 def summarize_radius(run, name):
