@@ -2,7 +2,7 @@
 
 A scenario's ``kernel.activation`` and ``data.activation`` accept these names, the teacher of
 :func:`particledyn.data.teacher_student` uses these functions, and the kernels check names
-against :data:`NAMES`. The compiled kernels (``particledyn.fastmath``, the CUDA kernels) carry
+against :data:`NAMES`. The compiled kernels (``particledyn.kernels.fastmath``, the CUDA kernels) carry
 their own code for each name.
 """
 

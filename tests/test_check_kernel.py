@@ -46,6 +46,17 @@ def _built_in():
 BUILT_IN = _built_in()
 
 
+def test_every_kernel_kind_registered_by_the_package_is_among_the_checked_kernels():
+    # a new built-in kernel (its KernelType in scenario/builtin_kernels.py) must be added to
+    # _built_in above, or check_kernel would not run over it
+    from particledyn.scenario import KERNELS
+
+    kinds = [n for n in KERNELS.names() if KERNELS.origin(n) == "particledyn.scenario.builtin_kernels"]
+    assert {"two_layer", "multi_layer", "task_switching"} <= set(kinds)
+    missing = [k for k in kinds if not any(name == k or name.startswith(f"{k}_") for name in BUILT_IN)]
+    assert not missing, f"built-in kernel kinds not run through check_kernel: {missing}"
+
+
 @pytest.mark.parametrize("name", sorted(BUILT_IN))
 def test_every_built_in_kernel_passes(name):
     kernel = BUILT_IN[name]

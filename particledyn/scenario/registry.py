@@ -92,6 +92,11 @@ class Registry(Mapping, Generic[T]):
         del self._entries[name]
         del self._origin[name]
 
+    def origin(self, name: str) -> str:
+        """The module that registered ``name`` (KeyError when absent)."""
+        self._load()
+        return self._origin[name]
+
     def names(self) -> tuple[str, ...]:
         """The registered names, in registration order."""
         self._load()
