@@ -151,3 +151,45 @@ def test_requires_gpu_skips_or_fails(monkeypatch):
     monkeypatch.setattr(gpu_support, "gpu_unavailable_reason", lambda: None)
     needs_a_gpu()
     assert ran == [True]
+
+
+PACKAGE = __import__("pathlib").Path(backends.__file__).resolve().parent.parent
+
+
+def _module_imports(source: str, package: str) -> set[str]:
+    """The modules (and names) a module of ``package`` imports at its top level, relative
+    imports resolved."""
+    import ast
+
+    out = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = parts[: len(parts) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            out |= {target} | {f"{target}.{a.name}" for a in node.names}
+    return out
+
+
+def test_the_backends_do_not_import_the_loop_back():
+    # issue 16.4: the backend is a strategy the loop holds, no subclass of it (no import circle)
+    assert not (PACKAGE / "backends" / "device_simulation.py").exists()
+    assert not hasattr(backends, "DeviceSimulation")
+    for path in sorted((PACKAGE / "backends").glob("*.py")):
+        found = _module_imports(path.read_text(encoding="utf-8"), "particledyn.backends")
+        assert "particledyn.simulation" not in found, path.name
+    loop = _module_imports((PACKAGE / "simulation.py").read_text(encoding="utf-8"), "particledyn")
+    assert "particledyn.backends" in loop
+
+
+def test_the_import_scan_resolves_relative_imports():
+    found = _module_imports(
+        "from ..simulation import Simulation\nfrom . import frames\n", "particledyn.backends"
+    )
+    assert {
+        "particledyn.simulation",
+        "particledyn.simulation.Simulation",
+        "particledyn.backends.frames",
+    } <= found
