@@ -200,7 +200,7 @@ class ThreadGovernor:
             self._probe_spent += elapsed
             if not self._probe_left:
                 self._decide(ceiling)
-        elif not transition and len(self._samples(count)) == self.window:
+        elif not transition and self._steps % self.window == 0:  # a fresh window's worth since
             if self._steps < self._next_probe and _median(self._samples(count)) > RISE * self._reference:
                 self._next_probe = max(self._steps, self._earliest)  # the load changed: probe soon
 
@@ -230,7 +230,10 @@ class ThreadGovernor:
         if self._functions is None:
             self._functions = _thread_count_functions()
         ceiling = self._ceiling = self._functions[0]()
-        self._count = self.choose(ceiling)
+        if self._running and ceiling == self._for_ceiling and self.enabled:  # between probes: no call
+            self._count = self._running if self._steps < self._next_probe else self.choose(ceiling)
+        else:
+            self._count = self.choose(ceiling)
         if self._count != ceiling:
             self._functions[1](self._count)
         self._began = time.perf_counter()
