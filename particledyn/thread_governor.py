@@ -140,7 +140,7 @@ class ThreadGovernor:
         self.times: dict[int, deque] = {}
         self.used: dict[int, int] = {}
         self.last = 0  # the count the last step ran at (0: none yet)
-        self._functions = None  # numba's (get, set) thread count, fetched on first use
+        self._functions: tuple | None = None  # numba's (get, set) thread count, fetched on first use
         self._reset(0)
         self._count = 0
         self._began = 0.0
@@ -227,21 +227,22 @@ class ThreadGovernor:
         self._next_probe = self._steps + max(self._interval, least)
 
     def __enter__(self) -> ThreadGovernor:
-        if self._functions is None:
-            self._functions = _thread_count_functions()
-        ceiling = self._ceiling = self._functions[0]()
+        functions = self._functions
+        if functions is None:
+            functions = self._functions = _thread_count_functions()
+        ceiling = self._ceiling = functions[0]()
         if self._running and ceiling == self._for_ceiling and self.enabled:  # between probes: no call
             self._count = self._running if self._steps < self._next_probe else self.choose(ceiling)
         else:
             self._count = self.choose(ceiling)
         if self._count != ceiling:
-            self._functions[1](self._count)
+            functions[1](self._count)
         self._began = time.perf_counter()
         return self
 
     def __exit__(self, kind, *exc) -> None:
         elapsed = time.perf_counter() - self._began
-        if self._count != self._ceiling:
+        if self._count != self._ceiling and self._functions is not None:
             self._functions[1](self._ceiling)
         if kind is None:
             self.record(self._count, self._ceiling, elapsed)
