@@ -22,6 +22,11 @@ Usage::
     python benchmarks/bench_observers.py --baseline   # also the array code and the k-d tree, same run
     python benchmarks/bench_observers.py --scenario scenarios/authors/authors_adam_3d_large.toml \
         --set init.n=1024 --only betti_alpha_3d expansion --baseline
+    # the authors' high-dim cadence (Betti recipe and power-iteration K once per epoch):
+    python benchmarks/bench_observers.py --scenario scenarios/authors/authors_digits_adam_large.toml \
+        --only betti_authors_recipe sharpness_authors
+    python benchmarks/bench_observers.py --scenario scenarios/authors/authors_mnist_adam_large.toml \
+        --mnist-shaped --epochs 1 --only betti_authors_recipe sharpness_authors
 
 ``--baseline`` times each configuration a second time, right after, with the pair observers on
 their array code (``pdist`` arrays, ``np.triu_indices``: the reference of the fused loops) and
@@ -37,6 +42,7 @@ import argparse
 import contextlib
 import os
 import statistics
+import tempfile
 import time
 
 import numba
@@ -53,6 +59,9 @@ CONFIGS = {
     "loss": 'type = "loss"',
     "sharpness": 'type = "sharpness"',  # Adam: preconditioned
     "sharpness_raw": 'type = "sharpness"\npreconditioned = false',
+    # K as the authors' high-dim code measures it (their sharpness.py), once per epoch
+    "sharpness_authors": 'type = "sharpness"\npreconditioned = false\nmethod = "power_iter"\non = "test"\n'
+    'iterations = 20\nbatch_size = "optimizer"',
     "pairwise_lipschitz": 'type = "pairwise_lipschitz"',
     "lemmas": 'type = "lemmas"',
     "merges": 'type = "merges"\neps = 1e-4',
@@ -194,8 +203,35 @@ def main(argv=None) -> None:
         help="override a scenario key, as `particledyn run --set` (e.g. init.n=1024)",
     )
     parser.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
+    parser.add_argument(
+        "--mnist-shaped",
+        action="store_true",
+        help="for an authors_mnist_* scenario: random uint8 images of MNIST's shapes (60000 + 10000 "
+        "x 28 x 28, 10 classes) in a temporary .npz as data.path (costs depend on the shapes only)",
+    )
     args = parser.parse_args(argv)
     args.overrides = dict(parse_override(item) for item in args.set)
+    with contextlib.ExitStack() as stack:
+        if args.mnist_shaped:
+            args.overrides["data.path"] = mnist_shaped(stack.enter_context(tempfile.TemporaryDirectory()))
+        run_all(args)
+
+
+def mnist_shaped(folder: str) -> str:
+    """An .npz of random uint8 images and labels in MNIST's layout and shapes, in ``folder``."""
+    rng = np.random.default_rng(0)
+    path = os.path.join(folder, "mnist_shaped.npz")
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 60000).astype(np.uint8),
+        x_test=rng.integers(0, 256, (10000, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 10000).astype(np.uint8),
+    )
+    return path
+
+
+def run_all(args) -> None:
     numba.set_num_threads(args.threads)
     with open(args.scenario) as f:
         base_text = f.read().split("[[observers]]")[0]  # the observer tables close the authors' files
