@@ -388,3 +388,140 @@ def test_particledyn_campaign_puts_several_sweeps_each_in_its_own_folder_and_rej
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- the analysis on the workers
+@pytest.fixture(scope="module")
+def tiny_bisection(tmp_path_factory, client):
+    from particledyn.sweep import run_sweep
+
+    folder = tmp_path_factory.mktemp("tiny_bisection")
+    path = folder / "tiny.toml"
+    path.write_text(
+        TINY.replace("seed = [0, 1]", "seed = [0, 1, 2]").replace(
+            "[grid]\n", '[grid]\n"kernel.scaling" = ["mean_field", "standard"]\n'
+        )
+        + '[bisect]\nevent = ["exact_merge", "merge", "persistent_betti"]\nlo = 0.25\nhi = 64.0\niterations = 1\n'
+    )
+    run_sweep(path, out=folder / "out", client=client, progress=False)
+    return path, folder / "out"
+
+
+def _same(a: list[dict], b: list[dict]) -> bool:
+    """Equal row for row and bit for bit (NaN equal to NaN)."""
+    if len(a) != len(b) or any(list(x) != list(y) for x, y in zip(a, b)):
+        return False
+    for x, y in zip(a, b):
+        for k in x:
+            u, v = x[k], y[k]
+            if isinstance(u, float) and isinstance(v, float):
+                if not (np.float64(u).tobytes() == np.float64(v).tobytes()):
+                    return False
+            elif u != v or type(u) is not type(v):
+                return False
+    return True
+
+
+def test_the_analysis_on_the_workers_is_the_serial_one_bit_for_bit(tiny_bisection, tmp_path):
+    import logging
+
+    import distributed
+
+    from particledyn.sweep.campaign import markdown_table, write_campaign
+    from particledyn.sweep.grid import load_sweep
+
+    path, out = tiny_bisection
+    spec = load_sweep(path)
+    serial = point_rows(spec, out, events=("exact_merge", "merge", "persistent_betti"))
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        cache: dict = {}
+        with distributed.get_task_stream(client=c) as stream:
+            on_workers = point_rows(
+                spec, out, events=("exact_merge", "merge", "persistent_betti"), client=c, K_cache=cache
+            )
+    analysed = [t for t in stream.data if "particledyn-analyse" in str(t["key"])]
+    assert len(analysed) == 6  # one task per grid point, on the workers
+    assert len(serial) == 6 * 3 and _same(serial, on_workers)
+    assert len(cache) == 6 and all(set(K) == {"lambda_max", "pairwise", "apriori"} for K in cache.values())
+    assert markdown_table(aggregate(serial)) == markdown_table(aggregate(on_workers))
+    a = write_campaign(serial, aggregate(serial), tmp_path / "serial")
+    b = write_campaign(on_workers, aggregate(on_workers), tmp_path / "workers")
+    for name in ("points", "table", "scaling"):
+        assert a[name].read_bytes() == b[name].read_bytes(), name
+    # the comparison can fail: one K changed in its last bit is told apart
+    bumped = [dict(r) for r in on_workers]
+    bumped[0]["K_pairwise"] = float(np.nextafter(bumped[0]["K_pairwise"], np.inf))
+    assert not _same(serial, bumped)
+    # a K known already is not measured again (here: a made-up one, to see that it is used)
+    fake = {k: dict(v, pairwise=1.0) for k, v in cache.items()}
+    rows = point_rows(spec, out, events=("merge",), K_cache=fake)
+    assert all(r["K_pairwise"] == 1.0 for r in rows)
+
+
+def test_earlier_points_join_a_campaign_once_and_a_point_twice_is_refused(tiny_bisection, tmp_path, capsys):
+    import csv
+
+    from particledyn.cli import main
+    from particledyn.sweep.campaign import read_points
+
+    path, out = tiny_bisection
+    first = tmp_path / "first"
+    assert (
+        main(
+            [
+                "campaign",
+                str(path),
+                "--out",
+                str(out),
+                "--analyse-only",
+                "--table-out",
+                str(first),
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    assert not (out / "campaign.h5").exists()  # the table went to --table-out, beside no runs
+    stored = read_points(first / "campaign_points.csv")
+    assert len(stored) == 18 and stored[0]["sweep"] == "tiny" and isinstance(stored[0]["seed"], int)
+    capsys.readouterr()
+    # the same points again, from the runs and from the file: refused in one line before anything runs
+    again = ["campaign", str(path), "--out", str(out), "--analyse-only", "--table-out", str(tmp_path / "b")]
+    assert main(again + ["--with-points", str(first / "campaign_points.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is in both 'tiny' and 'tiny'" in err and "--skip-sweep" in err
+    assert not (tmp_path / "b").exists()
+    # another sweep's points (renamed, other seeds) join the table: 3 + 3 seeds per group
+    renamed = tmp_path / "renamed.csv"
+    with open(first / "campaign_points.csv", newline="") as src, open(renamed, "w", newline="") as dst:
+        rows = list(csv.DictReader(src))
+        writer = csv.DictWriter(dst, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([dict(r, sweep="old", seed=str(int(r["seed"]) + 10)) for r in rows])
+    assert main(again + ["--with-points", str(renamed)]) == 0
+    table = read_points(tmp_path / "b" / "campaign_points.csv")
+    assert len(table) == 36 and sorted({r["sweep"] for r in table}) == ["old", "tiny"]
+    with open(tmp_path / "b" / "campaign_table.csv", newline="") as handle:
+        assert {int(r["seeds"]) for r in csv.DictReader(handle)} == {6}
+    # left out by --skip-sweep: the runs' points only
+    assert main(again + ["--with-points", str(renamed), "--skip-sweep", "old", "--overwrite"]) == 0
+    assert len(read_points(tmp_path / "b" / "campaign_points.csv")) == 18
+    capsys.readouterr()
+    for bad, word in (
+        (["--with-points", str(renamed), "--skip-sweep", "nope"], "--skip-sweep nope"),
+        (["--with-points", str(tmp_path / "missing.csv")], "missing.csv"),
+        (["--with-points", str(path)], "expected a campaign_points.csv"),
+    ):
+        assert main(again + bad + ["--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1 and word in err, err

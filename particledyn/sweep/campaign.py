@@ -4,9 +4,13 @@ scaling, read against each K measured at the start (issue 18, item 5).
 One command runs the sweeps (resuming what is done) and writes the table and figure::
 
     particledyn campaign scenarios/sweeps/phase_transition_campaign.toml [more sweeps ...] \\
-        [--out DIR] [--overwrite] [--address A] [--workers N] [--limit N] [--figure PNG] [--analyse-only]
+        [--out DIR] [--table-out DIR] [--overwrite] [--address A] [--workers N] [--limit N] \\
+        [--figure PNG] [--analyse-only] [--with-points CSV ...] [--skip-sweep NAME ...]
 
-(``python -m particledyn.sweep.campaign`` is the same command.)
+(``python -m particledyn.sweep.campaign`` is the same command.) The analysis runs on the Dask
+workers, one task per grid point (its runs read and its K's measured where they are,
+:func:`analyse_point`); the client only gathers the rows. ``--with-points`` adds the rows of an
+earlier analysis whose run files are gone.
 
 Per grid point (seed, N, scaling, optimizer) and event (:mod:`particledyn.sweep.onset`), the
 onset is bracketed from the rates the sweep ran (a ladder or a bisection alike): ``hi`` is the
@@ -47,7 +51,10 @@ __all__ = [
     "TABLE_COLUMNS",
     "onset_bracket",
     "start_K",
+    "analyse_point",
     "point_rows",
+    "read_points",
+    "check_distinct",
     "aggregate",
     "scaling_fit",
     "scaling_markdown",
@@ -189,7 +196,123 @@ def _axis(axes: str, key: str, default: str) -> str:
     return default
 
 
-def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> list[dict]:
+def _runs_by_point(out: Path) -> dict[tuple, list[dict]]:
+    """The rows of ``<out>/summary.csv``, per grid point ``(seed, n, axes)``, in table order."""
+    from .table import read_table
+
+    table = read_table(out / "summary.csv")
+    names = list(table)
+    by_point: dict[tuple, list[dict]] = {}
+    for values in zip(*(table[n] for n in names)):
+        row = dict(zip(names, values))
+        by_point.setdefault((int(row["seed"]), int(row["n"]), str(row["axes"])), []).append(row)
+    return by_point
+
+
+def _points_by_label(spec) -> dict[tuple, tuple]:
+    """``{(seed, n, axes label): grid point}`` (the first point of each label)."""
+    from .grid import grid_points, run_scenario
+    from .table import axes_label
+
+    found: dict[tuple, tuple] = {}
+    for point in grid_points(spec):
+        probe = run_scenario(spec, point, 1.0)
+        label = axes_label(tuple(zip((k for k, _ in spec.axes), point[2:])))
+        found.setdefault((probe.run.seed, getattr(probe.init, "n", None), label), point)
+    return found
+
+
+def analyse_point(
+    spec,
+    point: tuple | None,
+    key: tuple,
+    runs: list[dict],
+    events,
+    names: tuple[str, str],
+    K: dict | None = None,
+) -> tuple[list[dict], dict]:
+    """The rows (:data:`POINT_COLUMNS`) of one grid point: its runs read, its K's measured.
+
+    It runs on a Dask worker in :func:`point_rows` (or here, serially): the run files are read
+    and the start prepared where the work is, and only the rows come back.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    point : tuple or None
+        The grid point (:func:`particledyn.sweep.grid.grid_points`); None: not in the sweep's
+        grid (its K's are NaN).
+    key : tuple
+        ``(seed, n, axes label)`` of the point, as the summary table names it.
+    runs : list of dict
+        The point's rows of the summary table.
+    events : sequence of str
+    names : (str, str)
+        The point's scaling and optimizer, as the table names them.
+    K : dict, optional
+        The point's K's (:func:`start_K`) when known already: not measured again.
+
+    Returns
+    -------
+    (list of dict, dict)
+        One row per event, and the point's K's.
+    """
+    from .grid import run_scenario
+    from .onset import run_events
+
+    seed, n, _axes = key
+    read = {}
+    for run in runs:
+        try:
+            read[run["run_id"]] = run_events(run["path"]) if run["path"] else None
+        except (OSError, KeyError, ValueError):
+            read[run["run_id"]] = None
+    K0 = next((float(r["K0"]) for r in runs if np.isfinite(r["K0"])), math.nan)
+    if K is None:
+        K = (
+            start_K(run_scenario(spec, point, 1.0), K0)
+            if point is not None and np.isfinite(K0)
+            else dict.fromkeys(K_SOURCES, math.nan)
+        )
+    scaling, optimizer = names
+    rows = []
+    for event in events:
+        outcomes = {
+            float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
+            for r in runs
+            if np.isfinite(r["lr_factor"])
+        }
+        b = onset_bracket(outcomes)
+        eta_c = math.sqrt(b["lo"] * b["hi"]) / K0 if b["status"] == "bracketed" and K0 > 0 else math.nan
+        rows.append(
+            {
+                "sweep": spec.name,
+                "seed": seed,
+                "n": n,
+                "scaling": scaling,
+                "optimizer": optimizer,
+                "event": event,
+                "status": b["status"],
+                "lo_factor": b["lo"],
+                "hi_factor": b["hi"],
+                "non_monotone": b["non_monotone"],
+                "runs": b["runs"],
+                **{f"K_{s}": K[s] for s in K_SOURCES},
+                "eta_c": eta_c,
+                **{f"eta_c_{s}": eta_c * K[s] for s in K_SOURCES},
+            }
+        )
+    return rows, K
+
+
+def point_rows(
+    spec,
+    out: Path,
+    events=EVENTS,
+    K_cache: dict | None = None,
+    client=None,
+    patience: float = 120.0,
+) -> list[dict]:
     """One row (:data:`POINT_COLUMNS`) per grid point and event of a finished sweep.
 
     Parameters
@@ -199,80 +322,130 @@ def point_rows(spec, out: Path, events=EVENTS, K_cache: dict | None = None) -> l
         The sweep's folder (its ``summary.csv`` and run files).
     events : sequence of str
     K_cache : dict, optional
-        ``{run file of the point's first run: start_K}``, filled as the K's are measured.
+        ``{"<out>|<seed>|<n>|<axes>": start_K}``: the K's of the points in it are not measured
+        again, and the rest are added as they are measured.
+    client : distributed.Client, optional
+        Analyse each point (:func:`analyse_point`: read its runs, measure its K's) on the
+        workers, all points at once; only the rows come back to the client. Without it, one
+        point after another here. The rows are the same either way, in the same order.
+    patience : float
+        With ``client``: seconds with no worker left before
+        :class:`particledyn.sweep.cluster.NoWorkersError` (``cluster.no_worker_timeout``).
     """
     from .grid import grid_points, run_scenario
-    from .onset import run_events
-    from .table import read_table
 
-    table = read_table(out / "summary.csv")
-    names = list(table)
-    by_point: dict[tuple, list[dict]] = {}
-    for values in zip(*(table[n] for n in names)):
-        row = dict(zip(names, values))
-        by_point.setdefault((int(row["seed"]), int(row["n"]), str(row["axes"])), []).append(row)
+    by_point = _runs_by_point(Path(out))
+    labels = _points_by_label(spec)
     cache = {} if K_cache is None else K_cache
-    rows = []
     base = run_scenario(spec, grid_points(spec)[0], 1.0)
-    for (seed, n, axes), runs in by_point.items():
-        raise_if_stopped()  # the analysis of a large campaign takes minutes on the client
-        read = {}
-        for run in runs:
-            try:
-                read[run["run_id"]] = run_events(run["path"]) if run["path"] else None
-            except (OSError, KeyError, ValueError):
-                read[run["run_id"]] = None
-        K0 = next((float(r["K0"]) for r in runs if np.isfinite(r["K0"])), math.nan)
-        key = f"{out}|{seed}|{n}|{axes}"
-        if key not in cache:
-            point = _point_of(spec, seed, n, axes)
-            cache[key] = (
-                start_K(run_scenario(spec, point, 1.0), K0)
-                if point is not None and np.isfinite(K0)
-                else dict.fromkeys(K_SOURCES, math.nan)
-            )
-        K = cache[key]
-        scaling = _axis(axes, "kernel.scaling", getattr(base.kernel, "scaling", ""))
-        optimizer = _axis(axes, "optimizer.name", base.optimizer.name)
-        for event in events:
-            outcomes = {
-                float(r["lr_factor"]): _outcome(read[r["run_id"]], str(r["status"]), event)
-                for r in runs
-                if np.isfinite(r["lr_factor"])
-            }
-            b = onset_bracket(outcomes)
-            eta_c = math.sqrt(b["lo"] * b["hi"]) / K0 if b["status"] == "bracketed" and K0 > 0 else math.nan
-            rows.append(
-                {
-                    "sweep": spec.name,
-                    "seed": seed,
-                    "n": n,
-                    "scaling": scaling,
-                    "optimizer": optimizer,
-                    "event": event,
-                    "status": b["status"],
-                    "lo_factor": b["lo"],
-                    "hi_factor": b["hi"],
-                    "non_monotone": b["non_monotone"],
-                    "runs": b["runs"],
-                    **{f"K_{s}": K[s] for s in K_SOURCES},
-                    "eta_c": eta_c,
-                    **{f"eta_c_{s}": eta_c * K[s] for s in K_SOURCES},
-                }
-            )
+    tasks = []
+    for key, runs in by_point.items():
+        axes = key[2]
+        names = (
+            _axis(axes, "kernel.scaling", getattr(base.kernel, "scaling", "")),
+            _axis(axes, "optimizer.name", base.optimizer.name),
+        )
+        cache_key = f"{out}|{key[0]}|{key[1]}|{axes}"
+        tasks.append(
+            (cache_key, (spec, labels.get(key), key, runs, tuple(events), names, cache.get(cache_key)))
+        )
+    results: dict[int, tuple] = {}
+    if client is None:
+        for i, (_, args) in enumerate(tasks):
+            raise_if_stopped()  # the analysis of a large campaign takes minutes
+            results[i] = analyse_point(*args)
+    else:
+        import uuid
+
+        from .cluster import wait_for_runs
+
+        tag = uuid.uuid4().hex[:8]
+        futures = {
+            client.submit(
+                analyse_point, *args, pure=False, key=f"particledyn-analyse-{spec.name}-{i}-{tag}"
+            ): i
+            for i, (_, args) in enumerate(tasks)
+        }
+
+        def done(future) -> None:
+            results[futures[future]] = future.result()  # a point that raised raises here, as serially
+
+        try:
+            wait_for_runs(client, futures, done, patience)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    rows = []
+    for i, (cache_key, _) in enumerate(tasks):
+        point_rows_, K = results[i]
+        cache.setdefault(cache_key, K)
+        rows += point_rows_
     return rows
 
 
-def _point_of(spec, seed: int, n: int, axes: str):
-    from .grid import grid_points, run_scenario
-    from .table import axes_label
+_INT_COLUMNS = ("seed", "n", "non_monotone", "runs")
+_STR_COLUMNS = ("sweep", "scaling", "optimizer", "event", "status")
 
-    for point in grid_points(spec):
-        probe = run_scenario(spec, point, 1.0)
-        label = axes_label(tuple(zip((k for k, _ in spec.axes), point[2:])))
-        if probe.run.seed == seed and getattr(probe.init, "n", None) == n and label == axes:
-            return point
-    return None
+
+def read_points(path) -> list[dict]:
+    """The per-point rows of an earlier analysis (its ``campaign_points.csv``), for a campaign
+    whose run files are gone: floats as written there (6 significant digits), empty cells NaN.
+
+    Raises
+    ------
+    ValueError
+        The file lacks a column of :data:`POINT_COLUMNS` or holds a value that is not a number
+        where one is expected (the message names the file, row and column).
+    """
+    path = Path(path)
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in POINT_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{str(path)!r}: no column {missing[0]!r}: expected a campaign_points.csv")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            row: dict = {}
+            for column in POINT_COLUMNS:
+                text = raw[column]
+                if column in _STR_COLUMNS:
+                    row[column] = text
+                    continue
+                try:
+                    row[column] = int(text) if column in _INT_COLUMNS else float(text) if text else math.nan
+                except ValueError:
+                    raise ValueError(
+                        f"{str(path)!r} line {line}: {column} = {text!r}: expected a number"
+                    ) from None
+            rows.append(row)
+    return rows
+
+
+def _point_key(row: dict) -> tuple:
+    return (row["seed"], row["n"], row["scaling"], row["optimizer"], row["event"])
+
+
+def check_distinct(rows: list[dict]) -> None:
+    """Refuse a campaign that holds one grid point and event twice (two sweeps, or a sweep and an
+    earlier analysis' points, measuring the same thing): the table would count its seed twice.
+
+    Raises
+    ------
+    ValueError
+        Naming the point, the event and the two sweeps.
+    """
+    first: dict[tuple, str] = {}
+    for row in rows:
+        key = _point_key(row)
+        if key in first:
+            seed, n, scaling, optimizer, event = key
+            raise ValueError(
+                f"seed={seed} n={n} scaling={scaling} optimizer={optimizer} event={event} is in both "
+                f"{first[key]!r} and {row['sweep']!r}: expected each grid point once "
+                "(--skip-sweep NAME leaves the points of a sweep out of --with-points)"
+            )
+        first[key] = row["sweep"]
 
 
 def _extreme(rows: list[dict], status: str, key: str, pick) -> float:
@@ -689,19 +862,54 @@ def _check_target(target: Path, identity: str, overwrite: bool) -> None:
         )
 
 
+def _grid_stubs(spec, events) -> list[dict]:
+    """The keys (:func:`check_distinct`) of every grid point and event a sweep will analyse."""
+    from .grid import grid_points, run_scenario
+
+    base = run_scenario(spec, grid_points(spec)[0], 1.0)
+    return [
+        {"sweep": spec.name, "seed": seed, "n": n, "scaling": names[0], "optimizer": names[1], "event": e}
+        for (seed, n, axes) in _points_by_label(spec)
+        for names in [_names(base, axes)]
+        for e in events
+    ]
+
+
+def _names(base, axes: str) -> tuple[str, str]:
+    """The scaling and optimizer of a point (its axes label, else the base scenario's)."""
+    return (
+        _axis(axes, "kernel.scaling", getattr(base.kernel, "scaling", "")),
+        _axis(axes, "optimizer.name", base.optimizer.name),
+    )
+
+
+def _no_summary(spec, out: Path) -> bool:
+    """True (and said in one line) when the sweep's folder has no table to analyse."""
+    if (out / "summary.csv").is_file():
+        return False
+    print(f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first", file=sys.stderr)
+    return True
+
+
 def campaign_main(
     argv: Sequence[str] | None = None, prog: str = "python -m particledyn.sweep.campaign"
 ) -> int:
-    """``particledyn campaign SWEEP.toml [...] [--out DIR] [--overwrite] [--address A]
-    [--workers N] [--limit N] [--figure PNG] [--analyse-only]``: run the sweeps (resuming what is
-    done: run it again to go on), then write the table, the scaling fits and the figure.
+    """``particledyn campaign SWEEP.toml [...] [--out DIR] [--table-out DIR] [--overwrite]
+    [--address A] [--workers N] [--limit N] [--figure PNG] [--analyse-only]
+    [--with-points CSV ...] [--skip-sweep NAME ...]``: run the sweeps (resuming what is done:
+    run it again to go on), then write the table, the scaling fits and the figure.
+
+    The analysis runs on the sweep's Dask workers, one task per grid point
+    (:func:`point_rows`); ``--with-points`` adds the per-point rows of earlier analyses whose
+    run files are gone (:func:`read_points`), without the rows of the sweeps ``--skip-sweep``
+    names. A grid point and event found twice is refused (:func:`check_distinct`).
 
     Exit status: 0 written, 1 a sweep left runs undone or no worker was left (the table is
-    written from what is done), 2 a bad sweep file or option, or a table of other sweeps in the
-    way, 130 interrupted (run it again to resume).
+    written from what is done), 2 a bad sweep file, option or points file, a point twice, or a
+    table of other sweeps in the way, 130 interrupted (run it again to resume).
     """
-    from .cluster import NoWorkersError
-    from .executor import run_sweep
+    from .cluster import NoWorkersError, open_client
+    from .executor import run_sweep, sweep_cluster
     from .grid import SweepError, load_sweep
     from .stop import stop_on_signals
 
@@ -716,6 +924,11 @@ def campaign_main(
         metavar="DIR",
         help="output folder: one sweep runs there, several each in DIR/<sweep name>; the table and "
         "figure go there (default: each sweep's sweep.out, the table in the first's)",
+    )
+    parser.add_argument(
+        "--table-out",
+        metavar="DIR",
+        help="write the table, points, fits and figure here instead (the runs stay where --out says)",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace a campaign table there written from other sweeps"
@@ -735,8 +948,23 @@ def campaign_main(
         default=False,
         help="progress bar counting runs (default: off)",
     )
-    parser.add_argument("--figure", metavar="PNG", help="figure file (default: <out>/campaign.png)")
+    parser.add_argument("--figure", metavar="PNG", help="figure file (default: <table folder>/campaign.png)")
     parser.add_argument("--analyse-only", action="store_true", help="run nothing; analyse the runs there")
+    parser.add_argument(
+        "--with-points",
+        action="append",
+        default=[],
+        metavar="CSV",
+        help="add the per-point rows of an earlier analysis (its campaign_points.csv), e.g. of runs "
+        "no longer on disk (repeatable)",
+    )
+    parser.add_argument(
+        "--skip-sweep",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave out the --with-points rows of this sweep (e.g. one a sweep given here supersedes)",
+    )
     args = parser.parse_args(argv)
     for name in ("workers", "limit"):
         value = getattr(args, name)
@@ -746,52 +974,69 @@ def campaign_main(
     try:
         specs = [load_sweep(path) for path in args.sweeps]
         folders, target = _sweep_outs(specs, args.out)
-        identity = _identity(args.sweeps)
+        target = Path(args.table_out).resolve() if args.table_out else target
+        identity = _identity(list(args.sweeps) + list(args.with_points))
         _check_target(target, identity, args.overwrite)
-    except (SweepError, ValueError, FileExistsError) as exc:
+        stored = [r for path in args.with_points for r in read_points(path)]
+        earlier = [r for r in stored if r["sweep"] not in args.skip_sweep]
+        unused = sorted(set(args.skip_sweep) - {r["sweep"] for r in stored})
+        if unused:
+            raise ValueError(f"--skip-sweep {unused[0]}: no such sweep in the --with-points files")
+        wanted = [
+            EVENTS if spec.bisect is None else tuple(e for e in spec.bisect.events if e in EVENTS)
+            for spec in specs
+        ]
+        check_distinct(
+            [s for spec, events in zip(specs, wanted) for s in _grid_stubs(spec, events)] + earlier
+        )
+        clusters = [sweep_cluster(spec, args.address, args.workers) for spec in specs]
+    except (SweepError, ValueError, FileExistsError, OSError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     left = 0
     points: list[dict] = []
     try:
         with stop_on_signals():
-            for path, spec, out in zip(args.sweeps, specs, folders):
-                if not args.analyse_only:
-                    try:
-                        result = run_sweep(
-                            path,
-                            out=out,
-                            address=args.address,
-                            workers=args.workers,
-                            limit=args.limit,
-                            progress=args.progress,
-                            plot=False,
-                        )
-                    except (SweepError, ValueError) as exc:
-                        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
-                        return 2
-                    except NoWorkersError as exc:
-                        print(f"error: {exc}; run the campaign again to resume", file=sys.stderr)
-                        return 1
-                    left += sum(
-                        v
-                        for k, v in result.counts.items()
-                        if k in ("failed", "pending", "stopped", "running")
-                    )
-                if not (out / "summary.csv").is_file():
-                    print(
-                        f"error: {spec.source}: no summary.csv in {str(out)!r}; run the sweep first",
-                        file=sys.stderr,
-                    )
+            for path, spec, out, cluster, events in zip(args.sweeps, specs, folders, clusters, wanted):
+                if args.analyse_only and _no_summary(spec, out):  # before a cluster is started
                     return 2
-                events = (
-                    EVENTS if spec.bisect is None else tuple(e for e in spec.bisect.events if e in EVENTS)
-                )
-                raise_if_stopped()
-                points += point_rows(spec, out, events=events)
+                try:
+                    with open_client(cluster) as client:
+                        if not args.analyse_only:
+                            result = run_sweep(
+                                path,
+                                out=out,
+                                client=client,
+                                limit=args.limit,
+                                progress=args.progress,
+                                plot=False,
+                            )
+                            left += sum(
+                                v
+                                for k, v in result.counts.items()
+                                if k in ("failed", "pending", "stopped", "running")
+                            )
+                        if _no_summary(spec, out):
+                            return 2
+                        raise_if_stopped()
+                        points += point_rows(
+                            spec, out, events=events, client=client, patience=cluster.no_worker_timeout
+                        )
+                except (SweepError, ValueError) as exc:
+                    print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+                    return 2
+                except NoWorkersError as exc:
+                    print(f"error: {exc}; run the campaign again to resume", file=sys.stderr)
+                    return 1
     except KeyboardInterrupt:
         print("interrupted: run the campaign again to resume (finished runs are skipped)", file=sys.stderr)
         return 130
+    points += earlier
+    try:
+        check_distinct(points)
+    except ValueError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     table = aggregate(points)
     fits = scaling_fit(points)
     paths = write_campaign(points, table, target, {"sweeps": identity}, fits=fits)
@@ -804,9 +1049,10 @@ def campaign_main(
         title="critical rate of each event, in units of each K's eta* at the start",
     )
     print(
-        f"campaign: {len(points)} point-events from {len(specs)} sweep(s); table {paths['table']}; "
-        f"scaling {paths['scaling']}; points {paths['points']}; {paths['h5']}; figure {figure}"
-        + (f"; {left} runs left to do: run it again to resume" if left else "")
+        f"campaign: {len(points)} point-events from {len(specs)} sweep(s)"
+        + (f" and {len(earlier)} from {len(args.with_points)} points file(s)" if args.with_points else "")
+        + f"; table {paths['table']}; scaling {paths['scaling']}; points {paths['points']}; {paths['h5']}; "
+        f"figure {figure}" + (f"; {left} runs left to do: run it again to resume" if left else "")
     )
     return 0 if left == 0 else 1
 

@@ -62,6 +62,7 @@ __all__ = [
     "execute_run",
     "file_state",
     "open_client",
+    "sweep_cluster",
     "parse_shard",
     "selected_indices",
 ]
@@ -496,6 +497,27 @@ def _finish(
     )
 
 
+def sweep_cluster(spec: SweepSpec, address: str | None = None, workers: int | None = None):
+    """The sweep file's ``[cluster]``, with a scheduler ``address`` (no batch jobs then) or a
+    LocalCluster ``workers`` count given on the command line.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` is not an integer >= 1.
+    """
+    from dataclasses import replace
+
+    cluster = spec.cluster
+    if address is not None:
+        cluster = replace(cluster, address=address, jobqueue="")
+    if workers is not None:
+        if int(workers) != workers or workers < 1:
+            raise ValueError(f"workers={workers!r}: expected an integer >= 1")
+        cluster = replace(cluster, workers=int(workers))
+    return cluster
+
+
 def run_sweep(
     path,
     *,
@@ -566,13 +588,7 @@ def run_sweep(
     if spec.bisect is not None and (shard is not None or index is not None or limit is not None):
         raise ValueError("a [bisect] sweep runs its rounds itself: expected no --shard, --index or --limit")
     indices = selected_indices(spec, shard, index)
-    cluster = spec.cluster
-    if address is not None:
-        cluster = replace(cluster, address=address, jobqueue="")
-    if workers is not None:
-        if int(workers) != workers or workers < 1:
-            raise ValueError(f"workers={workers!r}: expected an integer >= 1")
-        cluster = replace(cluster, workers=int(workers))
+    cluster = sweep_cluster(spec, address, workers)
     out = Path(out if out is not None else spec.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext(client) if client is not None else open_client(cluster) as c:
