@@ -240,12 +240,7 @@ def run_bisection(
             rows[run.run_id] = read[0]
             record(key, read)
 
-        try:
-            wait_for_runs(client, futures, done, patience)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        wait_for_runs(client, futures, done, patience)
 
     points = _rounds(spec, out, K0, evaluate)
     return list(rows.values()), _write_points(spec, out, points, K0_errors), out / "bisection.csv"

@@ -370,12 +370,7 @@ def point_rows(
         def done(future) -> None:
             results[futures[future]] = future.result()  # a point that raised raises here, as serially
 
-        try:
-            wait_for_runs(client, futures, done, patience)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        wait_for_runs(client, futures, done, patience)
     rows = []
     for i, (cache_key, _) in enumerate(tasks):
         point_rows_, K = results[i]

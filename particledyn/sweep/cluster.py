@@ -153,7 +153,6 @@ def check_workers_can_write(client, folder: str, timeout: float) -> None:
     try:
         wait_for_runs(client, {probe: folder}, lambda future: None, patience=timeout)
     except NoWorkersError:
-        probe.cancel()
         raise NoWorkersError(
             f"no Dask worker up for {timeout:g} s to take a task "
             "(cluster.no_worker_timeout); are workers running?"
@@ -176,11 +175,21 @@ def _worker_count(client) -> int:
 
 def wait_for_runs(client, futures: dict, on_done, patience: float, poll: float = 0.25) -> None:
     """Call ``on_done(future)`` as each future finishes; stop with :class:`NoWorkersError`
-    when no worker has been left for ``patience`` seconds (tasks left pending are cancelled
-    by the caller)."""
+    when no worker has been left for ``patience`` seconds. Whatever ends the wait early (that
+    error, a signal, ``on_done`` raising) cancels the futures still pending before it propagates
+    (a task already running goes on in its thread until it stops)."""
+    pending = set(futures)
+    try:
+        _wait(client, pending, on_done, patience, poll)
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
+
+
+def _wait(client, pending: set, on_done, patience: float, poll: float) -> None:
     from .stop import raise_if_stopped
 
-    pending = set(futures)
     alone_since = None
     last_check = 0.0
     while pending:

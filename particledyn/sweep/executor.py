@@ -655,10 +655,6 @@ def run_sweep(
         except KeyboardInterrupt:
             _stop_running(c, stop_event, futures)
             raise
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
         finally:
             bar.close()
             shard_file = _shard_file(out, shard, index)
