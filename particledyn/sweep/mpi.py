@@ -139,16 +139,15 @@ def mpi_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("scenario", metavar="SCENARIO.toml")
     parser.add_argument("--steps", type=int, help="number of steps (default: run.steps)")
     parser.add_argument("--n", type=int, help="number of particles (overrides init.n)")
-    parser.add_argument("--threads", type=int, default=1, help="numba threads per rank (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="numba and BLAS threads per rank (default 1)")
     parser.add_argument("--single", action="store_true", help="one process, no MPI: the peer")
     parser.add_argument("--out", help="the final positions and timing go here (.npz, rank 0)")
     args = parser.parse_args(argv)
 
-    import numba
-
+    from ..runner import set_threads
     from ..scenario import load_scenario
 
-    numba.set_num_threads(args.threads)
+    set_threads(args.threads)  # numba's and BLAS's, as a run sets them
     overrides = {"run.threads": args.threads}
     if args.n is not None:
         overrides["init.n"] = args.n
