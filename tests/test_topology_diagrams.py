@@ -218,3 +218,19 @@ def test_exact_bottleneck_with_an_infinite_pair_is_gudhis():
     a, b = np.array([[0.0, np.inf], [0.1, 0.4]]), np.array([[0.05, np.inf]])
     assert exact_bottleneck(a, b) == gudhi.bottleneck_distance(a, b)
     assert exact_bottleneck(np.zeros((0, 2)), np.zeros((0, 2))) == 0.0
+
+
+def test_exact_bottleneck_of_twins_and_near_twins():
+    """Lower bound 0 (every pair has an equal pair across): 0 for equal diagrams, and one moved
+    pair decides the distance."""
+    import gudhi.hera
+
+    from particledyn.topology.diagrams import exact_bottleneck
+
+    rng = np.random.default_rng(5)
+    a = grid_diagram(rng, 300, 0)
+    assert exact_bottleneck(a, a[::-1]) == 0.0
+    b = a.copy()
+    b[17] += [0.0, 0.3]
+    b = np.concatenate([b, a[:5]])  # and five duplicates, near the diagonal or not
+    assert exact_bottleneck(a, b) == pytest.approx(gudhi.hera.bottleneck_distance(a, b, 0.0), abs=1e-15)

@@ -194,7 +194,7 @@ def exact_bottleneck(a, b) -> float:
     t = max(float(np.max(np.minimum(ha, to_b))), float(np.max(np.minimum(hb, to_a))))
     top = max(float(ha.max()), float(hb.max()))
     low = t * (1.0 - 1e-9)
-    upper = min(max(2.0 * t, np.finfo(float).tiny), top)
+    upper = min(2.0 * t if t > 0 else top / 1024, top)  # t = 0: every pair has a twin across
     while True:
         i, j, dist = _edges(a, b, sa, sb, order_a, order_b, ha >= low, hb >= low, upper)
         if upper >= top or _feasible(upper, ha, hb, i, j, dist):
