@@ -1,11 +1,13 @@
-"""Bottleneck distance of the 3-D Betti observer's diagrams: gudhi's CGAL matching against hera.
+"""Bottleneck distance of the 3-D Betti observer's diagrams: ours against gudhi's CGAL matching and hera.
 
 The diagrams are those ``BettiObserver`` compares in ``authors_adam_3d_large`` at N = 1024 (alpha
 radius 0.05, b0..b2): the start's and one epoch (28 steps) later's, truncated as the observer
 truncates them. For each dimension it prints the pairs on each side, the CPU milliseconds
-(median of ``--repeats``) of ``gudhi.bottleneck_distance`` (CGAL, what the observer calls for
-H1/H2; H0 takes the exact same-birth path) and of ``gudhi.hera.bottleneck_distance`` with
-``delta = 0`` (exact), and both distances, which must agree.
+(median of ``--repeats``) of :func:`particledyn.topology.diagrams.exact_bottleneck` (what the
+observer calls for H1/H2; H0 takes the exact same-birth path), of ``gudhi.bottleneck_distance``
+(CGAL, default ``e``: what the observer called before) and of ``gudhi.hera.bottleneck_distance``
+with ``delta = 0`` (exact), and the three distances (ours and hera's must agree; CGAL's may differ
+in the last bits).
 
 Usage::
 
@@ -28,7 +30,7 @@ from particledyn.runner import prepare
 from particledyn.scenario import parse_override, parse_scenario
 from particledyn.sinks import MemorySink
 from particledyn.topology.betti import alpha_diagram
-from particledyn.topology.diagrams import _truncate
+from particledyn.topology.diagrams import _truncate, exact_bottleneck
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.join(HERE, "..", "scenarios", "authors", "authors_adam_3d_large.toml")
@@ -59,13 +61,22 @@ def main(argv=None) -> None:
     radius = 0.05
     A, B = alpha_diagram(before, 2, radius), alpha_diagram(after, 2, radius)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{'dim':>3} {'pairs':>11} {'CGAL ms':>9} {'hera ms':>9} {'CGAL d_B':>14} {'hera d_B':>14}")
+    exact_bottleneck(A[:4, 1:], B[:4, 1:])  # compile
+    print(
+        f"{'dim':>3} {'pairs':>11} {'ours ms':>9} {'CGAL ms':>9} {'hera ms':>9} "
+        f"{'ours d_B':>22} {'CGAL d_B':>22} {'hera d_B':>22}"
+    )
     for k in (1, 2):
         a, b = _truncate(A, k, radius), _truncate(B, k, radius)
+        ours = cpu_ms(lambda a=a, b=b: exact_bottleneck(a, b), args.repeats)
         cgal = cpu_ms(lambda a=a, b=b: gudhi.bottleneck_distance(a, b), args.repeats)
         hera = cpu_ms(lambda a=a, b=b: gudhi.hera.bottleneck_distance(a, b, 0.0), args.repeats)
-        d_cgal, d_hera = gudhi.bottleneck_distance(a, b), gudhi.hera.bottleneck_distance(a, b, 0.0)
-        print(f"{k:3d} {len(a):5d}/{len(b):5d} {cgal:9.2f} {hera:9.2f} {d_cgal:14.10g} {d_hera:14.10g}")
+        d_ours, d_cgal = exact_bottleneck(a, b), gudhi.bottleneck_distance(a, b)
+        d_hera = gudhi.hera.bottleneck_distance(a, b, 0.0)
+        print(
+            f"{k:3d} {len(a):5d}/{len(b):5d} {ours:9.2f} {cgal:9.2f} {hera:9.2f} "
+            f"{d_ours!r:>22} {d_cgal!r:>22} {d_hera!r:>22}"
+        )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -33,7 +33,9 @@ their array code (``pdist`` arrays, ``np.triu_indices``: the reference of the fu
 the closest approach by a k-d tree query (:func:`particledyn.geometry.closest.closest_pair_reference`),
 as they ran before the fused loops, and the expansion's distinct points (S(t) as a set) by
 ``np.unique(axis=0)`` instead of a lexsort and its empirical K's neighbour ratios by the array
-code instead of the loop: the line ``<name> (baseline)`` is that peer in the same run.
+code instead of the loop, and the Betti observer's bottleneck distances (H1, H2) by gudhi's CGAL
+matching on the whole diagrams instead of :func:`particledyn.topology.diagrams.exact_bottleneck`:
+the line ``<name> (baseline)`` is that peer in the same run.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import statistics
 import tempfile
 import time
 
+import gudhi
 import numba
 import numpy as np
 
@@ -89,6 +92,8 @@ BASELINE = (
     "closest_approach",
     "pairs_shared",
     "expansion",
+    "betti_alpha",
+    "betti_alpha_3d",
 )
 """The configurations whose code ``--baseline`` swaps (the others have one code path)."""
 
@@ -116,16 +121,17 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 
 @contextlib.contextmanager
 def baseline_code():
-    """The pair observers on their array code, the closest approach by a k-d tree and the
+    """The pair observers on their array code, the closest approach by a k-d tree, the
     expansion's distinct points by ``np.unique(axis=0)`` and its empirical K by the array code,
-    for the duration of the block."""
+    and the Betti bottleneck by gudhi's CGAL matching, for the duration of the block."""
     from particledyn.geometry.closest import closest_pair_reference
     from particledyn.geometry.neighbours import NeighbourPairs
     from particledyn.geometry.observers import ClosestApproachObserver
-    from particledyn.topology import expansion
+    from particledyn.topology import diagrams, expansion
 
     fused, observe = NeighbourPairs.fused, ClosestApproachObserver.observe
     distinct, loop_below = expansion._distinct, expansion._PAIRWISE_SUM_MIN
+    exact = diagrams.exact_bottleneck
 
     def tree_observe(self, info):
         d, i, j = closest_pair_reference(info.positions)
@@ -135,9 +141,11 @@ def baseline_code():
     ClosestApproachObserver.observe = tree_observe  # type: ignore[method-assign]
     expansion._distinct = lambda X: np.unique(X, axis=0)  # type: ignore[assignment]
     expansion._PAIRWISE_SUM_MIN = 0  # every dimension on the array code
+    diagrams.exact_bottleneck = lambda a, b: float(gudhi.bottleneck_distance(a, b))  # CGAL, as before
     try:
         yield
     finally:
+        diagrams.exact_bottleneck = exact
         NeighbourPairs.fused = fused  # type: ignore[method-assign]
         ClosestApproachObserver.observe = observe  # type: ignore[method-assign]
         expansion._distinct = distinct

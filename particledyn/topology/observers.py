@@ -60,7 +60,10 @@ class BettiObserver(Observer):
     Recorded keys: ``betti`` (n_scales, max_dim + 1), ``scale`` (n_scales,), the absolute
     scales used, ``diagram`` (ragged, rows [dim, birth, death]), ``threshold``,
     ``bottleneck`` (max_dim + 1,) to the previous diagram, both truncated at
-    the smaller threshold (nan at the first record), ``covering_radius``,
+    the smaller threshold (nan at the first record), exact
+    (:func:`~particledyn.topology.diagrams.exact_bottleneck`, recorded option
+    ``bottleneck = "exact"``; runs without that option took gudhi's default matching, which
+    can be off in the last bits and, on diagrams with ties, by more), ``covering_radius``,
     ``diameter`` (the frame's with ``"adaptive"``; with ``scale_relative`` the start's at the
     first record; nan otherwise); with landmarks also ``landmarks`` (their indices).
     """
@@ -123,6 +126,7 @@ class BettiObserver(Observer):
             "landmarks": self.landmarks,
             "fixed_landmarks": self.fixed_landmarks,
             "coeff": self.coeff,
+            "bottleneck": "exact",  # diagrams.exact_bottleneck (gudhi's default before)
         }
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
