@@ -9,17 +9,19 @@ fresh subprocess (numba reads the layer, libgomp the wait policy, once per proce
 environment. Optionally ``--hogs`` busy-loop subprocesses (``while 1: pass``) run beside it for
 the whole measurement.
 
-Inside the subprocess three variants of the same simulation run in **blocks** of consecutive
-steps, as a run would: a 1-thread run (``numba.set_num_threads(1)``: what ``--threads 1`` does), a
-fixed 2-thread run (the governor off) and a governed 2-thread run (particledyn's default). The
-order of the three blocks changes every rotation (the six orders in turn), so load changes and
-the step that follows another variant's block hit all alike; the first step of every block is
+Inside the subprocess four variants of the same simulation run in **blocks** of consecutive
+steps, as a run would: a 1-thread run (``numba.set_num_threads(1)``: what ``--threads 1`` does;
+its loops run as their serial twins, :mod:`particledyn.serial_twins`), the same 1-thread run
+with the parallel compilations (``set_serial_twins(False)``: the 1-thread step before the
+twins), a fixed 2-thread run (the governor off) and a governed 2-thread run (particledyn's
+default). The order of the four blocks changes every rotation (the 24 orders in turn), so load
+changes and the step that follows another variant's block hit all alike; the first step of every block is
 not timed: it follows another variant's steps (a change of thread count costs that step up to
 10x beside a hog, which no run of one variant pays).
 
 Printed per configuration, N and hog count: the 1-minute load average when it finished, the
 median wall milliseconds per step of each variant with its interquartile range over all timed
-steps, the ratios to 1 thread (below 1: two threads help) as the median over rotations of the
+steps, the ratios to 1 thread (below 1: two threads help; ``1par/1`` above 1: the twins help) as the median over rotations of the
 per-rotation ratio of block medians with its interquartile range, the ratio of mean wall times
 (a governed run's probes of the slower count included), the median CPU milliseconds per step
 (spinning threads burn CPU that other jobs on the machine could use) and the share of governed
@@ -50,8 +52,9 @@ CONFIGS = {
     "workqueue": {"NUMBA_THREADING_LAYER": "workqueue"},
 }
 """Environment of each configuration (on top of the caller's, with these variables removed first)."""
-MODES = {"1": (1, True), "2": (2, False), "auto": (2, True)}
-"""Variant: (numba thread count, governor on). At 1 thread the governor has nothing to choose."""
+MODES = {"1": (1, True, True), "1par": (1, True, False), "2": (2, False, True), "auto": (2, True, True)}
+"""Variant: (numba thread count, governor on, serial twins on). At 1 thread the governor has
+nothing to choose."""
 
 
 def default_block(n: int) -> int:
@@ -70,22 +73,25 @@ def _quartiles(values) -> tuple[float, float, float]:
 
 
 def probe(n: int, repeats: int, block: int) -> dict:
-    """Run inside the subprocess: blocks of 1-thread, fixed 2-thread and governed steps in
-    rotating orders; per-step wall and CPU times, per-rotation ratios of block medians."""
+    """Run inside the subprocess: blocks of 1-thread (serial twins; parallel compilations), fixed
+    2-thread and governed steps in rotating orders; per-step wall and CPU times, per-rotation
+    ratios of block medians."""
     import numba
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_step import make_problem, ours
 
+    from particledyn.serial_twins import set_serial_twins
     from particledyn.threads import threading_choice
 
     sim = ours(*make_problem(n, 128, "float64"))
     governor = sim.thread_governor
 
     def steps(mode: str, count: int, timed: list | None = None, cpu: list | None = None) -> list:
-        threads, governed = MODES[mode]
+        threads, governed, twins = MODES[mode]
         numba.set_num_threads(threads)
         governor.enabled = governed
+        set_serial_twins(twins)
         counts = []
         for _ in range(count):
             wall, proc = time.perf_counter(), time.process_time()
@@ -96,12 +102,12 @@ def probe(n: int, repeats: int, block: int) -> dict:
             counts.append(governor.last)
         return counts
 
-    for mode in ("1", "2", "1", "2"):  # compilation, the thread pool
+    for mode in ("1", "1par", "2", "1", "1par", "2"):  # compilation, the thread pool
         steps(mode, 1)
     steps("auto", 2 * (governor.warmup + 1) + 2)  # the governor's warm-up: both counts sampled
     times: dict = {m: [] for m in MODES}
     cpu: dict = {m: [] for m in MODES}
-    ratios: dict = {"2": [], "auto": []}
+    ratios: dict = {"1par": [], "2": [], "auto": []}
     orders = list(itertools.permutations(MODES))
     at_two = governed_steps = 0
     for i in range(repeats):
@@ -170,7 +176,7 @@ def main(argv=None) -> None:
         "--hogs", type=int, nargs="+", default=[0, 1, 2], help="busy-loop processes beside it"
     )
     parser.add_argument(
-        "--repeats", type=int, default=None, help="rotations of the three blocks (default: by N, 6-30)"
+        "--repeats", type=int, default=None, help="rotations of the four blocks (default: by N, 6-30)"
     )
     parser.add_argument("--block", type=int, default=None, help="steps per block (default: by N, 3-20)")
     parser.add_argument(
@@ -192,7 +198,8 @@ def main(argv=None) -> None:
         return
     configs = list(CONFIGS) if "all" in args.configs else args.configs
     print(
-        "one GD step (float64, B = 128, d = 2): blocks of 1-thread, fixed 2-thread and governed steps "
+        "one GD step (float64, B = 128, d = 2): blocks of 1-thread (serial twins; parallel "
+        "compilations), fixed 2-thread and governed steps "
         f"in rotating orders; {os.cpu_count()} CPUs"
     )
     print(f"load average at start: {_load()}")
@@ -202,7 +209,8 @@ def main(argv=None) -> None:
     )
     print(
         f"{'configuration':24} {'layer':>9} {'N':>8} {'hogs':>4} {'load1':>5} {'steps':>5}  "
-        f"{'1 thread ms':>22} {'fixed 2 ms':>22} {'governed ms':>22}  {'2/1':>17} {'gov/1':>17} "
+        f"{'1 thread ms':>22} {'1 thread par ms':>22} {'fixed 2 ms':>22} {'governed ms':>22}  "
+        f"{'1par/1':>17} {'2/1':>17} {'gov/1':>17} "
         f"{'mean gov/1':>10} {'cpu1 ms':>8} {'cpu2 ms':>8} {'cpugov':>8} {'at 2':>5}"
     )
     summary: dict = {}
@@ -217,26 +225,32 @@ def main(argv=None) -> None:
                     load = os.getloadavg()[0]
                     print(
                         f"{name[:24]:24} {r['layer']:>9} {n:8d} {hogs:4d} {load:5.1f} {r['steps']:5d}  "
-                        f"{_ms(r['wall1']):>22} {_ms(r['wall2']):>22} {_ms(r['wallauto']):>22}  "
+                        f"{_ms(r['wall1']):>22} {_ms(r['wall1par']):>22} {_ms(r['wall2']):>22} "
+                        f"{_ms(r['wallauto']):>22}  {_ratio(r['ratio1par']):>17} "
                         f"{_ratio(r['ratio2']):>17} {_ratio(r['ratioauto']):>17} "
                         f"{r['meanauto'] / r['mean1']:10.2f} {1e3 * r['cpu1']:8.3f} {1e3 * r['cpu2']:8.3f} "
                         f"{1e3 * r['cpuauto']:8.3f} {r['auto_at_2']:5.2f}",
                         flush=True,
                     )
-                    summary[name, n, hogs] = (r["ratioauto"][1], r["ratio2"][1], load)
+                    summary[name, n, hogs] = (r["ratioauto"][1], r["ratio2"][1], r["ratio1par"][1], load)
         finally:
             for proc in hog_procs:
                 proc.kill()
                 proc.wait()
     print(f"\nload average at end: {_load()}")
     for name in configs:
-        print(f"\n{name}: governed/1 thread; fixed 2/1 thread (median ratios), load1 at the row's end")
+        print(
+            f"\n{name}: governed/1 thread; fixed 2/1 thread; 1 thread parallel compilations/1 thread "
+            "(median ratios), load1 at the row's end"
+        )
         print("| N | " + " | ".join(f"{h} hogs" for h in args.hogs) + " |")
         print("|---|" + "---|" * len(args.hogs))
         for n in args.n:
             cells = [summary[name, int(n), h] for h in args.hogs]
             print(
-                f"| {int(n)} | " + " | ".join(f"{a:.2f}; {b:.2f} (load {x:.0f})" for a, b, x in cells) + " |"
+                f"| {int(n)} | "
+                + " | ".join(f"{a:.2f}; {b:.2f}; {c:.2f} (load {x:.0f})" for a, b, c, x in cells)
+                + " |"
             )
 
 

@@ -19,17 +19,17 @@ padded entries never reach a reduction. Compiled with ``LOOP_OPTIONS``
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
+from ..serial_twins import parallel_loop
 from .fastmath import LOOP_OPTIONS, activation_batch, activation_tag
 from .two_layer_wide_numba import CHUNK, LANES, tree_dot
 
 __all__ = ["CHUNK", "LANES", "compiled_loops", "pad_vector"]
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def forward(act, positions, coef, layer_input, with_jacobian):
     """h = sum_i c_i a_i sigma(w_i h_in) and (optionally) dh/dh_in, float64, chunk-ordered."""
     n = positions.shape[0]
@@ -68,7 +68,7 @@ def forward(act, positions, coef, layer_input, with_jacobian):
     return h, jacobian
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def field(act, positions, layer_input, grad, grad_times_input, out):
     """The block's field: -(a_i-part, w_i-part) against the backpropagated gradient."""
     n = positions.shape[0]

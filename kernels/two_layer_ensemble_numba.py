@@ -12,10 +12,10 @@ frozen). Neurons of more than ``WIDE_DIMS`` coordinates are not covered here.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import prange
 
+from ..serial_twins import parallel_loop
 from .fastmath import LOOP_OPTIONS, activation, activation_tag
 from .llvm_ops import add_reassoc
 from .two_layer_numba import (
@@ -32,7 +32,7 @@ from .two_layer_numba import (
 __all__ = ["forward", "field", "compiled_loops", "WIDE_DIMS"]
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def forward(act, inputs_dims, output_dims, positions, coef, inputs_t, replicas):
     """F.T per listed replica, shape (len(replicas), C, B): positions (R, N, D), coef (R, N),
     inputs_t (R, d, B); row q is replica ``replicas[q]``, summed as the single-run forward."""
@@ -79,7 +79,7 @@ def forward(act, inputs_dims, output_dims, positions, coef, inputs_t, replicas):
     return out
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def field(act, inputs_dims, output_dims, positions, inputs_t, grad_out, replicas, out):
     """out[r] = the single-run field of replica r for each r in ``replicas``: positions and out
     (R, N, D), inputs_t (R, d, B), grad_out (R, C, B) (B even, zero gradients on the padding)."""

@@ -24,6 +24,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..serial_twins import parallel_loop
 from . import two_layer_wide_numba as wide
 from .fastmath import LOOP_OPTIONS, activation, activation_tag
 from .llvm_ops import add_reassoc
@@ -120,7 +121,7 @@ def sum_chunks(partial):
     return out
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def forward(act, inputs_dims, output_dims, positions, coef, inputs_t):
     """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum."""
     n = positions.shape[0]
@@ -158,7 +159,7 @@ def forward(act, inputs_dims, output_dims, positions, coef, inputs_t):
     return sum_chunks(partial)
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def field(act, inputs_dims, output_dims, positions, inputs_t, grad_out, out):
     """out[i] = -(sum_b (G_b . a_i) sigma'_ib z_b, sum_b G_b sigma_ib), G = grad_out (C, B), B even."""
     n = positions.shape[0]

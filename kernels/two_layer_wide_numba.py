@@ -26,6 +26,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..serial_twins import parallel_loop
 from .fastmath import LOOP_OPTIONS, activation_batch, activation_tag
 
 CHUNK = 2048
@@ -74,7 +75,7 @@ def _preactivation(positions, i, inputs_t, pre, d, batch):
             pre[b] += wk * inputs_t[k, b]
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def forward(act, positions, coef, inputs_t):
     """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum.
 
@@ -113,7 +114,7 @@ def forward(act, positions, coef, inputs_t):
     return out
 
 
-@numba.njit(**LOOP_OPTIONS)
+@parallel_loop(**LOOP_OPTIONS)
 def field(act, positions, inputs_t, grad_out, out):
     """out[i] = -(sum_b G_b sigma_ib, sum_b (G_b . a_i) sigma'_ib z_b), G = grad_out (C, B)."""
     n, dim = positions.shape

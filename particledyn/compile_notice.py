@@ -11,22 +11,25 @@ COMPILE_NOTICE = "compiling kernels (first run only; later runs load them from n
 
 def cached_dispatchers(module_prefix: str) -> list:
     """The numba dispatchers with an on-disk cache (``cache=True``) of the loaded modules whose
-    name starts with ``module_prefix``."""
+    name starts with ``module_prefix`` (both compilations of a twinned parallel loop)."""
     from numba.core.caching import FunctionCache
     from numba.core.registry import CPUDispatcher
+
+    from .serial_twins import twinned_dispatchers
 
     found: list[CPUDispatcher] = []
     for name, module in list(sys.modules.items()):
         if module is None or not name.startswith(module_prefix):
             continue
-        for value in list(vars(module).values()):
-            if isinstance(value, CPUDispatcher) and isinstance(
-                # ``_cache`` is set in the dispatcher's __init__, which numba's stubs do not declare
-                getattr(value, "_cache", None),
-                FunctionCache,
-            ):
-                if all(value is not seen for seen in found):
-                    found.append(value)
+        for member in list(vars(module).values()):
+            for value in twinned_dispatchers(member):  # a parallel loop and its serial twin
+                if isinstance(value, CPUDispatcher) and isinstance(
+                    # ``_cache`` is set in the dispatcher's __init__, which numba's stubs do not declare
+                    getattr(value, "_cache", None),
+                    FunctionCache,
+                ):
+                    if all(value is not seen for seen in found):
+                        found.append(value)
     return found
 
 

@@ -17,25 +17,26 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
+from .serial_twins import parallel_loop
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+
+@parallel_loop(error_model="numpy", cache=True)
 def _gd(x, u, wd, out):
     for j in prange(x.size):
         out[j] = u[j] - wd * x[j]
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@parallel_loop(error_model="numpy", cache=True)
 def _momentum(x, u, wd, beta, buf, out):
     for j in prange(x.size):
         buf[j] = beta * buf[j] + (wd * x[j] - u[j])
         out[j] = -buf[j]
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@parallel_loop(error_model="numpy", cache=True)
 def _adam(x, u, wd, beta1, beta2, c1, c2, eps, m, v, out):
     one = beta1 - beta1 + 1
     for j in prange(x.size):
@@ -45,7 +46,7 @@ def _adam(x, u, wd, beta1, beta2, c1, c2, eps, m, v, out):
         out[j] = -(m[j] / c1) / (math.sqrt(v[j] / c2) + eps)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@parallel_loop(error_model="numpy", cache=True)
 def apply_step(x, direction, lr):
     """x += lr * direction in place; returns the number of non-finite entries."""
     bad = 0

@@ -35,6 +35,10 @@ time depends on the choice; any other kernel runs every step at numba's count, a
 the step (observers, the frame writer) numba's thread count is the ceiling, as set, and that is
 the count a run records. ``PARTICLEDYN_ADAPTIVE_THREADS=0`` in the environment turns the
 governor off (every step at the ceiling).
+
+A step at 1 thread runs the built-in loops as their serial twins (:mod:`particledyn.serial_twins`:
+a ``parallel=False`` compilation of the same code, no parallel region, the same results), which
+the loops decide from numba's thread count themselves; this module only sets the count.
 """
 
 from __future__ import annotations

@@ -206,3 +206,38 @@ def test_only_thread_invariant_kernels_and_optimizers_are_governed(monkeypatch):
         Reducing(z, z[:, 0], activation="sigmoid", loss="mse"), x0, lr=0.1
     ).thread_governor.enabled
     assert not Simulation(plain, x0, optimizer=Clipped(), lr=0.1).thread_governor.enabled
+
+
+@needs_two
+def test_governed_steps_at_one_thread_run_the_serial_twins_with_the_same_results(monkeypatch):
+    from particledyn.kernels import two_layer_numba
+    from particledyn.serial_twins import set_serial_twins
+
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((48, 2))
+    x0 = np.column_stack([rng.standard_normal((4500, 2)), rng.standard_normal(4500) / 70])  # 3 chunks
+    serial_calls = []
+    original = two_layer_numba.field.serial
+
+    def spy(*args):
+        serial_calls.append(numba.get_num_threads())
+        return original(*args)
+
+    monkeypatch.setattr(two_layer_numba.field, "serial", spy)
+    before = numba.get_num_threads()
+    ends = {}
+    try:
+        numba.set_num_threads(2)
+        for twins in (True, False):
+            set_serial_twins(twins)
+            kernel = TwoLayerNet(z, np.sin(z[:, 0]), activation="tanh", loss="mse")
+            sim = Simulation(kernel, x0.copy(), optimizer=GD(), lr=0.5, frame_every=0, batch_size=16, seed=5)
+            sim.thread_governor = _EveryStepSwitches(window=2, probe_every=2, max_interval=2, warmup=1)
+            sim.run(10, progress=False)
+            ends[twins] = sim.positions
+            assert len(serial_calls) == (5 if twins else 0) and set(serial_calls) <= {1}
+            serial_calls.clear()
+    finally:
+        set_serial_twins(True)
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(ends[True], ends[False])

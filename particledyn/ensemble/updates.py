@@ -16,6 +16,7 @@ import numpy as np
 from numba import prange
 
 from ..optimizers import GD, SGD, Adam, Momentum, Optimizer
+from ..serial_twins import parallel_loop
 
 SPAN = 4096
 """Entries per parallel task."""
@@ -36,7 +37,7 @@ def _counts_per_replica(counts, replicas, spans, bad):
         bad[replicas[q]] = total
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@parallel_loop(error_model="numpy", cache=True)
 def gd_update(x, u, wd, lr, replicas, out, bad):
     """out = u - wd x; x += lr[r] out; bad[r] = non-finite new entries of replica r."""
     spans, tasks = _tasks(replicas, x.shape[1])
@@ -56,7 +57,7 @@ def gd_update(x, u, wd, lr, replicas, out, bad):
     _counts_per_replica(counts, replicas, spans, bad)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@parallel_loop(error_model="numpy", cache=True)
 def momentum_update(x, u, wd, beta, buf, lr, replicas, out, bad):
     """buf = beta buf + (wd x - u); out = -buf; x += lr[r] out."""
     spans, tasks = _tasks(replicas, x.shape[1])
@@ -77,7 +78,7 @@ def momentum_update(x, u, wd, beta, buf, lr, replicas, out, bad):
     _counts_per_replica(counts, replicas, spans, bad)
 
 
-@numba.njit(parallel=True, error_model="numpy", cache=True)
+@parallel_loop(error_model="numpy", cache=True)
 def adam_update(x, u, wd, beta1, beta2, c1, c2, eps, m, v, lr, replicas, out, bad):
     """Adam's moments and direction as :class:`particledyn.Adam`; x += lr[r] out."""
     one = beta1 - beta1 + 1
