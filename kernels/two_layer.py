@@ -154,8 +154,32 @@ class TwoLayerNet(SupervisedKernel):
 
     def accuracy(self, positions, masses, inputs, labels):
         """Fraction of correctly classified inputs (cross-entropy kernels)."""
-        predicted = np.argmax(self.outputs(positions, masses, inputs), axis=1)
-        return float(np.mean(predicted == labels))
+        return self.loss_and_accuracy(positions, masses, (inputs, None), labels)[1]
+
+    def loss_and_accuracy(self, positions, masses, context, labels):
+        """:meth:`loss` on ``context = (inputs, targets)`` and :meth:`accuracy` of ``labels`` on
+        the same inputs, from one forward pass (the same values as the two calls).
+
+        Parameters
+        ----------
+        positions, masses : ndarray
+            The particles.
+        context : tuple
+            ``(inputs, targets)``; ``targets=None`` skips the loss (returned as NaN).
+        labels : ndarray, shape (n,)
+            Class labels of the inputs.
+
+        Returns
+        -------
+        tuple of float
+            ``(loss, accuracy)``.
+        """
+        inputs, targets = context
+        outputs = self.outputs(positions, masses, inputs)
+        accuracy = float(np.mean(np.argmax(outputs, axis=1) == labels))
+        if targets is None:
+            return float("nan"), accuracy
+        return float(loss_and_output_gradient(outputs, targets, self.loss_name)[0]), accuracy
 
     def hvp(self, positions, masses, context, vector, chunk=4096):
         """Exact Hessian-vector product (float64).

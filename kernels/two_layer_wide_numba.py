@@ -7,7 +7,9 @@ Two passes over the particles, never forming an N x B matrix:
 
 1. forward: F[c, b] = sum_i coef_i a_ic sigma(<w_i, z_b>), accumulated in float64
    per fixed-size chunk of particles and summed over chunks in order, so the
-   result does not depend on the number of threads;
+   result does not depend on the number of threads; the batch is worked in tiles
+   that stay in cache (an evaluation on a whole data set, 60000 MNIST rows, is
+   otherwise memory-bound), with the same bits for every tile size;
 2. field: per particle, recompute sigma and sigma' on the batch and reduce
    against G = dL/dF.
 
@@ -35,6 +37,11 @@ LANES = 8
 """Batch padding: the batch is a multiple of LANES, the width of the reduction trees."""
 SUB = 32
 """Particles summed in the working dtype before a float64 add, in the forward pass."""
+TILE = 256
+"""Batch entries per tile of the forward pass (a multiple of LANES)."""
+NEURONS = 4
+"""Particles whose preactivations the forward pass computes together (one load of each input;
+the loop body, :func:`_preactivation4`, is written for four)."""
 
 
 @numba.njit(inline="always")
@@ -66,6 +73,7 @@ def tree_dot(x, y, buf, n):
 
 @numba.njit(inline="always")
 def _preactivation(positions, i, inputs_t, pre, d, batch):
+    """pre[b] = <w_i, z_b> for b < batch, summed over the inputs in order."""
     w0 = positions[i, 0]
     for b in range(batch):
         pre[b] = w0 * inputs_t[0, b]
@@ -75,38 +83,82 @@ def _preactivation(positions, i, inputs_t, pre, d, batch):
             pre[b] += wk * inputs_t[k, b]
 
 
+@numba.njit(inline="always")
+def _preactivation4(positions, i, inputs_t, p0, p1, p2, p3, d, batch):
+    """:func:`_preactivation` of particles i..i+3 into p0..p3 (each sum in the same order, so the
+    same bits), with one load of each input for the four."""
+    w0, w1, w2, w3 = positions[i, 0], positions[i + 1, 0], positions[i + 2, 0], positions[i + 3, 0]
+    for b in range(batch):
+        z = inputs_t[0, b]
+        p0[b] = w0 * z
+        p1[b] = w1 * z
+        p2[b] = w2 * z
+        p3[b] = w3 * z
+    for k in range(1, d):
+        w0, w1, w2, w3 = positions[i, k], positions[i + 1, k], positions[i + 2, k], positions[i + 3, k]
+        for b in range(batch):
+            z = inputs_t[k, b]
+            p0[b] += w0 * z
+            p1[b] += w1 * z
+            p2[b] += w2 * z
+            p3[b] += w3 * z
+
+
 @parallel_loop(**LOOP_OPTIONS)
-def forward(act, positions, coef, inputs_t):
+def forward(act, positions, coef, inputs_t, tile=TILE):
     """F.T, shape (C, B): sum_i coef_i a_i sigma(<w_i, z_b>), float64, chunk-ordered sum.
 
     Within a chunk, SUB particles at a time are summed in the working dtype (a full-width
-    vector FMA in float32), then added to the chunk's float64 sum.
+    vector FMA in float32), then added to the chunk's float64 sum. The batch is worked through in
+    tiles of ``tile`` entries, each copied once, so that a tile's inputs stay in cache for all the
+    chunk's particles (measured here at d = 784: one pass over a 16384-entry batch per particle ran
+    at 2.7 GFLOP/s, memory-bound); each entry's arithmetic is the same for every ``tile``, so the
+    result is too (bit for bit). The (chunk, tile) pairs are the parallel work items.
     """
     n, dim = positions.shape
     d, batch = inputs_t.shape
     n_out = dim - d
     n_chunks = (n + CHUNK - 1) // CHUNK
+    n_tiles = (batch + tile - 1) // tile
     partial = np.zeros((n_chunks, n_out, batch), dtype=np.float64)
-    for chunk in prange(n_chunks):
-        pre = np.empty(batch, dtype=positions.dtype)
-        value = np.empty(batch, dtype=positions.dtype)
-        deriv = np.empty(batch, dtype=positions.dtype)
-        local = np.zeros((n_out, batch), dtype=positions.dtype)
+    for item in prange(n_chunks * n_tiles):
+        chunk, lo = item // n_tiles, (item % n_tiles) * tile
+        width = min(batch, lo + tile) - lo
+        z = np.empty((d, width), dtype=positions.dtype)
+        for k in range(d):
+            for b in range(width):
+                z[k, b] = inputs_t[k, lo + b]
+        p0 = np.empty(width, dtype=positions.dtype)
+        p1 = np.empty(width, dtype=positions.dtype)
+        p2 = np.empty(width, dtype=positions.dtype)
+        p3 = np.empty(width, dtype=positions.dtype)
+        value = np.empty(width, dtype=positions.dtype)
+        deriv = np.empty(width, dtype=positions.dtype)
+        local = np.zeros((n_out, width), dtype=positions.dtype)
         acc = partial[chunk]
         stop = min(n, (chunk + 1) * CHUNK)
         for start in range(chunk * CHUNK, stop, SUB):
-            for i in range(start, min(stop, start + SUB)):
-                _preactivation(positions, i, inputs_t, pre, d, batch)
-                activation_batch(act, pre, value, deriv, batch)
-                for c in range(n_out):
-                    weight = coef[i] * positions[i, d + c]
-                    row = local[c]
-                    for b in range(batch):
-                        row[b] += weight * value[b]
+            end = min(stop, start + SUB)
+            i = start
+            while i < end:
+                block = NEURONS if i + NEURONS <= end else 1
+                if block == NEURONS:
+                    _preactivation4(positions, i, z, p0, p1, p2, p3, d, width)
+                else:
+                    _preactivation(positions, i, z, p0, d, width)
+                for j in range(block):
+                    pre = p0 if j == 0 else (p1 if j == 1 else (p2 if j == 2 else p3))
+                    activation_batch(act, pre, value, deriv, width)
+                    for c in range(n_out):
+                        weight = coef[i + j] * positions[i + j, d + c]
+                        row = local[c]
+                        for b in range(width):
+                            row[b] += weight * value[b]
+                i += block
             for c in range(n_out):
                 row, wide = local[c], acc[c]
-                for b in range(batch):
-                    wide[b] += row[b]
+                for b in range(width):
+                    wide[lo + b] += row[b]
                     row[b] = 0
     out = np.zeros((n_out, batch), dtype=np.float64)
     for chunk in range(n_chunks):

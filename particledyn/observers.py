@@ -156,10 +156,41 @@ class LossObserver(Observer):
     def __init__(self, every: int = 1, *, labels=None):
         super().__init__(every)
         self.labels = labels
+        self._shared_forward = (None, False)  # (kernel, whether the labels' inputs are its data)
+
+    def _labels_on_kernel_data(self, kernel) -> bool:
+        """True when the kernel computes loss and accuracy in one forward pass and the labels'
+        inputs are its training and test inputs (then each data set's forward runs once)."""
+        checked, shared = self._shared_forward
+        if checked is not kernel:
+            z_train, _, z_test, _ = self.labels
+            train_inputs = kernel.evaluation_context()[0]
+            test_inputs = getattr(kernel, "test_inputs", None)
+            shared = bool(
+                hasattr(kernel, "loss_and_accuracy")
+                and hasattr(kernel, "test_loss")
+                and test_inputs is not None
+                and np.array_equal(z_train, train_inputs)
+                and np.array_equal(z_test, test_inputs)
+            )
+            self._shared_forward = (kernel, shared)
+        return shared
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         kernel = info.simulation.kernel
         x, m = info.positions, info.masses
+        if self.labels is not None and self._labels_on_kernel_data(kernel):
+            _, y_train, _, y_test = self.labels
+            loss, accuracy = kernel.loss_and_accuracy(x, m, kernel.evaluation_context(), y_train)
+            test_loss, test_accuracy = kernel.loss_and_accuracy(
+                x, m, (kernel.test_inputs, kernel.test_targets), y_test
+            )
+            return {
+                "loss": loss,
+                "test_loss": test_loss,
+                "accuracy": accuracy,
+                "test_accuracy": test_accuracy,
+            }
         values = {"loss": float(kernel.loss(x, m, kernel.evaluation_context()))}
         if getattr(kernel, "test_inputs", None) is not None and hasattr(kernel, "test_loss"):
             values["test_loss"] = float(kernel.test_loss(x, m))
