@@ -525,3 +525,43 @@ def test_earlier_points_join_a_campaign_once_and_a_point_twice_is_refused(tiny_b
         assert main(again + bad + ["--overwrite"]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and err.count("\n") == 1 and word in err, err
+
+
+def test_a_campaign_is_analysed_from_points_files_alone_when_no_run_file_is_left(
+    tiny_bisection, tmp_path, capsys
+):
+    import csv
+
+    from particledyn.cli import main
+
+    path, out = tiny_bisection
+    first = tmp_path / "first"
+    argv = ["campaign", str(path), "--out", str(out), "--analyse-only", "--table-out", str(first)]
+    assert main(argv + ["--workers", "1"]) == 0
+    # the run files gone: the points file alone gives the same points, table and scaling fits
+    points = first / "campaign_points.csv"
+    alone = tmp_path / "alone"
+    assert main(["campaign", "--with-points", str(points), "--table-out", str(alone)]) == 0
+    for name in ("campaign_points.csv", "campaign_scaling.csv"):
+        assert (alone / name).read_bytes() == (first / name).read_bytes(), name
+    with (
+        open(first / "campaign_table.csv", newline="") as a,
+        open(alone / "campaign_table.csv", newline="") as b,
+    ):
+        rows_a, rows_b = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert len(rows_a) == len(rows_b) == 6
+    for x, y in zip(rows_a, rows_b):  # the means of 6-digit values: equal to 5 digits
+        for k in x:
+            try:
+                assert math.isclose(float(x[k]), float(y[k]), rel_tol=1e-5) or x[k] == y[k], k
+            except ValueError:
+                assert x[k] == y[k], k
+    assert (alone / "campaign.png").is_file() and (alone / "campaign_table.md").is_file()
+    capsys.readouterr()
+    for bad, word in (
+        (["campaign"], "expected a sweep file or --with-points"),
+        (["campaign", "--with-points", str(points)], "expected --table-out"),
+    ):
+        assert main(bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1 and word in err, err

@@ -686,9 +686,9 @@ def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exac
 
 _COLOURS = {"gd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
 _LINES = {"mean_field": "-", "standard": "--"}
-#: Bracketed points: a filled circle (mean-field) or an open square (standard); censored markers
-#: are filled in mean-field and open in standard scaling, so a lone marker names its scaling.
-_MEAN_MARKERS = {"mean_field": "o", "standard": "s"}
+#: Bracketed points: a marker per optimizer, filled in mean-field and open in standard scaling;
+#: censored markers are filled / open alike, so a lone marker names its scaling.
+_MEAN_MARKERS = {"gd": "o", "momentum": "s", "adam": "D"}
 _FILLED = {"mean_field": True, "standard": False}
 _CENSORED = (
     ("none", "^", "lo_factor", min),
@@ -707,9 +707,9 @@ def plot_campaign(
 ) -> Path:
     """The critical eta*K against N: one panel per (K, event), a line per (optimizer, scaling).
 
-    Colour: the optimizer; scaling: a solid line and filled markers (mean-field) or a dashed line
-    and open markers (standard). Bracketed points: mean +- std over seeds (circle / square), the
-    count of bracketed seeds beside it. Censored seeds, at the table's extremes: no onset in range,
+    Colour and marker: the optimizer (GD a circle, momentum a square, Adam a diamond); scaling: a
+    solid line and filled markers (mean-field) or a dashed line and open markers (standard).
+    Bracketed points: mean +- std over seeds, the count of bracketed seeds beside it. Censored seeds, at the table's extremes: no onset in range,
     an up-triangle at the smallest top rate; onset below the range, a down-triangle at the largest
     bottom rate; diverged before the event, an X at the smallest rate where the runs diverge.
     Drawn in units of each K's eta* at the start; the dotted line is eta*K = 1.
@@ -763,7 +763,7 @@ def plot_campaign(
                         yerr=[np.minimum(spreads, 0.9 * means), spreads],
                         color=colour,
                         ls=line,
-                        marker=_MEAN_MARKERS.get(scaling, "o"),
+                        marker=_MEAN_MARKERS.get(optimizer, "o"),
                         mfc=face,
                         ms=5,
                         capsize=3,
@@ -783,16 +783,19 @@ def plot_campaign(
                 ax.set_title(event.replace("_", " "))
             if col == 0:
                 ax.set_ylabel(f"critical eta * K\nK = {_K_LABELS[source]}")
-    handles = [Line2D([], [], color=c, label=o) for o, c in _COLOURS.items()]
+    handles = [
+        Line2D([], [], color=c, marker=_MEAN_MARKERS[o], label=f"{o} (mean +- std, n bracketed)")
+        for o, c in _COLOURS.items()
+    ]
     handles += [
         Line2D(
             [],
             [],
             color="0.3",
             ls=_LINES[s],
-            marker=_MEAN_MARKERS[s],
+            marker="o",
             mfc="0.3" if _FILLED[s] else "none",
-            label=f"{s} (mean +- std, n bracketed)",
+            label=f"{s} ({'filled' if _FILLED[s] else 'open'})",
         )
         for s in _LINES
     ]
@@ -817,8 +820,8 @@ def _sweep_outs(specs, out) -> tuple[list[Path], Path]:
         folders = [spec.out.resolve() for spec in specs]
         return folders, folders[0]
     root = Path(out).resolve()
-    if len(specs) == 1:
-        return [root], root
+    if len(specs) <= 1:  # none: a campaign of --with-points rows alone
+        return [root] * len(specs), root
     names = [spec.name for spec in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -913,7 +916,12 @@ def campaign_main(
         description="Run the phase-transition sweeps on Dask (a rerun resumes) and write the critical "
         "eta/eta* table, its scaling with N and the figure.",
     )
-    parser.add_argument("sweeps", nargs="+", metavar="SWEEP.toml")
+    parser.add_argument(
+        "sweeps",
+        nargs="*",
+        metavar="SWEEP.toml",
+        help="sweep files to run and analyse (none: analyse only the --with-points rows)",
+    )
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -966,9 +974,15 @@ def campaign_main(
         if value is not None and value < 1:
             print(f"error: --{name}={value}: expected a positive integer", file=sys.stderr)
             return 2
+    if not args.sweeps and not args.with_points:
+        print("error: expected a sweep file or --with-points CSV", file=sys.stderr)
+        return 2
+    if not args.sweeps and not (args.table_out or args.out):
+        print("error: with --with-points alone, expected --table-out DIR (or --out DIR)", file=sys.stderr)
+        return 2
     try:
         specs = [load_sweep(path) for path in args.sweeps]
-        folders, target = _sweep_outs(specs, args.out)
+        folders, target = _sweep_outs(specs, args.out if specs else args.out or args.table_out)
         target = Path(args.table_out).resolve() if args.table_out else target
         identity = _identity(list(args.sweeps) + list(args.with_points))
         _check_target(target, identity, args.overwrite)
