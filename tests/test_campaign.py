@@ -47,6 +47,25 @@ def test_the_markdown_table_names_why_a_group_has_no_number():
     assert "| 2 | 0.5 | 4 | lambda_max |" in lines["10"]
 
 
+def test_the_table_by_n_puts_each_n_in_a_column_with_the_fit_and_why_a_cell_has_no_number():
+    from particledyn.sweep.campaign import markdown_by_n, scaling_fit
+
+    rows = [_seeded(n, 2.0 * n**-0.5 * (1 + 0.01 * s), s) for n in (100, 10000) for s in range(3)]
+    rows += [dict(_seeded(100000, math.nan, s), status="diverged", hi_factor=2.83) for s in range(3)]
+    rows.append(dict(_seeded(10000, math.nan, 3), status="at_lo", lo_factor=0.0, hi_factor=0.0156))
+    text = markdown_by_n(aggregate(rows), scaling_fit(rows))
+    head, _, line = text.splitlines()
+    assert head.startswith("| scaling | optimizer | event | N = 100 | N = 10^4 | N = 10^5 | b (lambda_max)")
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "0.202 +- 0.002 [3/3]" and cells[4] == "0.0202 +- 0.0002 [3/4; 1 below]"
+    assert cells[5] == "3 div. 2.83"  # no bracketed seed: why, with the rate
+    assert cells[6].startswith("-0.50 +- 0.00") and cells[6].endswith("*")  # a trend past 2 sigma
+    # a flat onset is no trend: no star
+    flat = [_seeded(n, 0.5 * (1 + 0.3 * (-1) ** s), s) for n in (100, 10000) for s in range(4)]
+    (line,) = markdown_by_n(aggregate(flat), scaling_fit(flat)).splitlines()[2:]
+    assert "*" not in line
+
+
 @pytest.mark.parametrize(
     "outcomes, status, lo, hi, non_monotone",
     [
