@@ -47,6 +47,25 @@ def test_the_markdown_table_names_why_a_group_has_no_number():
     assert "| 2 | 0.5 | 4 | lambda_max |" in lines["10"]
 
 
+def test_the_table_by_n_puts_each_n_in_a_column_with_the_fit_and_why_a_cell_has_no_number():
+    from particledyn.sweep.campaign import markdown_by_n, scaling_fit
+
+    rows = [_seeded(n, 2.0 * n**-0.5 * (1 + 0.01 * s), s) for n in (100, 10000) for s in range(3)]
+    rows += [dict(_seeded(100000, math.nan, s), status="diverged", hi_factor=2.83) for s in range(3)]
+    rows.append(dict(_seeded(10000, math.nan, 3), status="at_lo", lo_factor=0.0, hi_factor=0.0156))
+    text = markdown_by_n(aggregate(rows), scaling_fit(rows))
+    head, _, line = text.splitlines()
+    assert head.startswith("| scaling | optimizer | event | N = 100 | N = 10^4 | N = 10^5 | b (lambda_max)")
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[3] == "0.202 +- 0.002 [3/3]" and cells[4] == "0.0202 +- 0.0002 [3/4; 1 below]"
+    assert cells[5] == "3 div. 2.83"  # no bracketed seed: why, with the rate
+    assert cells[6].startswith("-0.50 +- 0.00") and cells[6].endswith("*")  # a trend past 2 sigma
+    # a flat onset is no trend: no star
+    flat = [_seeded(n, 0.5 * (1 + 0.3 * (-1) ** s), s) for n in (100, 10000) for s in range(4)]
+    (line,) = markdown_by_n(aggregate(flat), scaling_fit(flat)).splitlines()[2:]
+    assert "*" not in line
+
+
 @pytest.mark.parametrize(
     "outcomes, status, lo, hi, non_monotone",
     [
@@ -523,5 +542,45 @@ def test_earlier_points_join_a_campaign_once_and_a_point_twice_is_refused(tiny_b
         (["--with-points", str(path)], "expected a campaign_points.csv"),
     ):
         assert main(again + bad + ["--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and err.count("\n") == 1 and word in err, err
+
+
+def test_a_campaign_is_analysed_from_points_files_alone_when_no_run_file_is_left(
+    tiny_bisection, tmp_path, capsys
+):
+    import csv
+
+    from particledyn.cli import main
+
+    path, out = tiny_bisection
+    first = tmp_path / "first"
+    argv = ["campaign", str(path), "--out", str(out), "--analyse-only", "--table-out", str(first)]
+    assert main(argv + ["--workers", "1"]) == 0
+    # the run files gone: the points file alone gives the same points, table and scaling fits
+    points = first / "campaign_points.csv"
+    alone = tmp_path / "alone"
+    assert main(["campaign", "--with-points", str(points), "--table-out", str(alone)]) == 0
+    for name in ("campaign_points.csv", "campaign_scaling.csv"):
+        assert (alone / name).read_bytes() == (first / name).read_bytes(), name
+    with (
+        open(first / "campaign_table.csv", newline="") as a,
+        open(alone / "campaign_table.csv", newline="") as b,
+    ):
+        rows_a, rows_b = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert len(rows_a) == len(rows_b) == 6
+    for x, y in zip(rows_a, rows_b):  # the means of 6-digit values: equal to 5 digits
+        for k in x:
+            try:
+                assert math.isclose(float(x[k]), float(y[k]), rel_tol=1e-5) or x[k] == y[k], k
+            except ValueError:
+                assert x[k] == y[k], k
+    assert (alone / "campaign.png").is_file() and (alone / "campaign_table.md").is_file()
+    capsys.readouterr()
+    for bad, word in (
+        (["campaign"], "expected a sweep file or --with-points"),
+        (["campaign", "--with-points", str(points)], "expected --table-out"),
+    ):
+        assert main(bad) == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and err.count("\n") == 1 and word in err, err

@@ -3,6 +3,7 @@ no workers left, claims between concurrent sweeps, job-array shards assembled by
 grid axes over any scenario key, dask-jobqueue, and unwritable output folders."""
 
 import json
+import math
 import os
 import signal
 import socket
@@ -525,3 +526,41 @@ def test_ctrl_c_stops_the_running_runs_on_an_external_scheduler_and_a_rerun_comp
         with open_run(str(ref)) as a, open_run(str(tmp_path / "out" / "runs" / ref.name)) as b:
             assert a.finished and b.finished
             np.testing.assert_array_equal(a.positions(a.steps[-1]), b.positions(b.steps[-1]))
+
+
+def test_collect_reports_a_file_a_live_writer_holds_as_running_and_does_not_read_it(tmp_path, client):
+    from particledyn.sweep.executor import file_state
+
+    sweep = sweep_file(tmp_path)
+    out = tmp_path / "out"
+    run_sweep(sweep, out=out, client=client, progress=False, index=0)
+    (path,) = sorted((out / "runs").glob("*.h5"))
+    assert file_state(str(path), 6) == "finished"
+    # another process holds the run file's write lock (a run written outside the sweep, or one
+    # whose claim went stale): no claim names it, its file says "finished" from before
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from particledyn.io.locking import WriteLock; lock = WriteLock(sys.argv[1]).acquire(); "
+            "print('locked', flush=True); sys.stdin.read()",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        assert file_state(str(path), 6) == "running"
+        collected = collect_sweep(sweep, out=out)
+        (live,) = [r for r in collected.rows if r["path"] == str(path)]
+        assert live["status"] == "running" and math.isnan(live["final_loss"])  # not read
+        assert sweep_main([str(sweep), "--collect", "--out", str(out)]) == 1
+    finally:
+        writer.stdin.close()
+        writer.wait()
+    assert file_state(str(path), 6) == "finished"  # the lock gone with its writer
+    done = collect_sweep(sweep, out=out)
+    (row,) = [r for r in done.rows if r["path"] == str(path)]
+    assert row["status"] == "finished" and math.isfinite(row["final_loss"])

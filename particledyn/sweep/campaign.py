@@ -60,6 +60,7 @@ __all__ = [
     "scaling_markdown",
     "write_campaign",
     "markdown_table",
+    "markdown_by_n",
     "plot_campaign",
     "campaign_main",
 ]
@@ -650,6 +651,96 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.3g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
 
 
+def _why(e: dict) -> str:
+    """Where the seeds of a table entry had no bracket, why (below the range, none in it,
+    diverged first), each with its count."""
+    why = []
+    if e["at_lo"]:
+        why.append(f"{e['at_lo']} below {e['below']:.3g}")
+    if e["none"]:
+        why.append(f"{e['none']} none up to {e['none_up_to']:.3g}")
+    if e["diverged"]:
+        span = f"{e['diverges_lo']:.3g}" + (
+            f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] > e["diverges_lo"] else ""
+        )
+        why.append(f"{e['diverged']} diverge first (at {span})")
+    return "; ".join(why)
+
+
+def _short_why(e: dict) -> str:
+    """:func:`_why` in a few words: ``10 div. 2.83-6.73``, ``9 none to 16``, ``3 below 0.0156``."""
+    why = []
+    if e["at_lo"]:
+        why.append(f"{e['at_lo']} below {e['below']:.3g}")
+    if e["none"]:
+        why.append(f"{e['none']} none to {e['none_up_to']:.3g}")
+    if e["diverged"]:
+        span = f"{e['diverges_lo']:.3g}" + (
+            f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] > e["diverges_lo"] else ""
+        )
+        why.append(f"{e['diverged']} div. {span}")
+    return "; ".join(why) or f"{e['failed']} failed"
+
+
+def _n_label(n: int) -> str:
+    exponent = round(math.log10(n)) if n > 0 else 0
+    return f"10^{exponent}" if n >= 10000 and 10**exponent == n else str(n)
+
+
+def markdown_by_n(
+    table: list[dict], fits: list[dict], events=("merge", "persistent_betti", "exact_merge")
+) -> str:
+    """The campaign's table with one column per N: per (scaling, optimizer, event), the critical
+    eta / eta*_lambda_max (mean +- std over the bracketed seeds, [bracketed / seeds; how many of
+    the others had the onset below the range, none in it, or diverged first]; where none was
+    bracketed, those counts with the rates), then the fitted exponent b of eta_c K ~ N^b with its error for each K
+    (:func:`scaling_fit`; ``*`` where |b| > 2 stderr) and the K closest to eta K = 1 at each N."""
+    ns = sorted({e["n"] for e in table})
+    head = (
+        "| scaling | optimizer | event | "
+        + " | ".join(f"N = {_n_label(n)}" for n in ns)
+        + " | "
+        + " | ".join(f"b ({s})" for s in K_SOURCES)
+        + " | closest to 1 (per N) |"
+    )
+    lines = [head, "|" + "---|" * (4 + len(ns) + len(K_SOURCES))]
+    fit_of = {(f["scaling"], f["optimizer"], f["event"], f["K"]): f for f in fits}
+    groups = sorted({(e["scaling"], e["optimizer"], e["event"]) for e in table if e["event"] in events})
+    for scaling, optimizer, event in groups:
+        mine = {
+            e["n"]: e
+            for e in table
+            if (e["scaling"], e["optimizer"], e["event"]) == (scaling, optimizer, event)
+        }
+        cells = []
+        for n in ns:
+            e = mine.get(n)
+            if e is None:
+                cells.append("-")
+            elif e["bracketed"]:
+                rest = "; ".join(
+                    f"{e[k]} {word}"
+                    for k, word in (("at_lo", "below"), ("none", "none"), ("diverged", "div."))
+                    if e[k]
+                )
+                cells.append(
+                    f"{_pm(e['mean_lambda_max'], e['std_lambda_max'])} [{e['bracketed']}/{e['seeds']}"
+                    + (f"; {rest}]" if rest else "]")
+                )
+            else:
+                cells.append(_short_why(e))
+        for source in K_SOURCES:
+            fit = fit_of.get((scaling, optimizer, event, source))
+            if fit is None or not math.isfinite(fit["exponent"]):
+                cells.append("-")
+            else:
+                star = "*" if abs(fit["exponent"]) > 2 * fit["stderr"] else ""
+                cells.append(f"{fit['exponent']:.2f} +- {fit['stderr']:.2f}{star}")
+        cells.append(", ".join(mine[n]["predicts"] for n in ns if n in mine and mine[n]["predicts"]) or "-")
+        lines.append(f"| {scaling} | {optimizer} | {event} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exact_merge")) -> str:
     """The campaign's table as Markdown: per (N, scaling, optimizer, event), the critical eta*K
     (mean +- std over the bracketed seeds) for each K, and where no onset was bracketed, why."""
@@ -664,17 +755,7 @@ def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exac
         if e["bracketed"]:
             cells = [_pm(e[f"mean_{s}"], e[f"std_{s}"]) for s in K_SOURCES]
         else:
-            why = []
-            if e["at_lo"]:
-                why.append(f"{e['at_lo']} below {e['below']:.3g}")
-            if e["none"]:
-                why.append(f"{e['none']} none up to {e['none_up_to']:.3g}")
-            if e["diverged"]:
-                span = f"{e['diverges_lo']:.3g}" + (
-                    f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] > e["diverges_lo"] else ""
-                )
-                why.append(f"{e['diverged']} diverge first (at {span})")
-            cells = ["; ".join(why) or "failed", "", ""]
+            cells = [_why(e) or "failed", "", ""]
         counts = f"{e['seeds']}: {e['bracketed']} / {e['at_lo']} / {e['none']} / {e['diverged']}"
         lines.append(
             f"| {e['n']} | {e['scaling']} | {e['optimizer']} | {e['event']} | {counts} | "
@@ -686,9 +767,9 @@ def markdown_table(table: list[dict], events=("merge", "persistent_betti", "exac
 
 _COLOURS = {"gd": "tab:blue", "momentum": "tab:orange", "adam": "tab:green"}
 _LINES = {"mean_field": "-", "standard": "--"}
-#: Bracketed points: a filled circle (mean-field) or an open square (standard); censored markers
-#: are filled in mean-field and open in standard scaling, so a lone marker names its scaling.
-_MEAN_MARKERS = {"mean_field": "o", "standard": "s"}
+#: Bracketed points: a marker per optimizer, filled in mean-field and open in standard scaling;
+#: censored markers are filled / open alike, so a lone marker names its scaling.
+_MEAN_MARKERS = {"gd": "o", "momentum": "s", "adam": "D"}
 _FILLED = {"mean_field": True, "standard": False}
 _CENSORED = (
     ("none", "^", "lo_factor", min),
@@ -707,9 +788,9 @@ def plot_campaign(
 ) -> Path:
     """The critical eta*K against N: one panel per (K, event), a line per (optimizer, scaling).
 
-    Colour: the optimizer; scaling: a solid line and filled markers (mean-field) or a dashed line
-    and open markers (standard). Bracketed points: mean +- std over seeds (circle / square), the
-    count of bracketed seeds beside it. Censored seeds, at the table's extremes: no onset in range,
+    Colour and marker: the optimizer (GD a circle, momentum a square, Adam a diamond); scaling: a
+    solid line and filled markers (mean-field) or a dashed line and open markers (standard).
+    Bracketed points: mean +- std over seeds, the count of bracketed seeds beside it. Censored seeds, at the table's extremes: no onset in range,
     an up-triangle at the smallest top rate; onset below the range, a down-triangle at the largest
     bottom rate; diverged before the event, an X at the smallest rate where the runs diverge.
     Drawn in units of each K's eta* at the start; the dotted line is eta*K = 1.
@@ -763,7 +844,7 @@ def plot_campaign(
                         yerr=[np.minimum(spreads, 0.9 * means), spreads],
                         color=colour,
                         ls=line,
-                        marker=_MEAN_MARKERS.get(scaling, "o"),
+                        marker=_MEAN_MARKERS.get(optimizer, "o"),
                         mfc=face,
                         ms=5,
                         capsize=3,
@@ -783,16 +864,19 @@ def plot_campaign(
                 ax.set_title(event.replace("_", " "))
             if col == 0:
                 ax.set_ylabel(f"critical eta * K\nK = {_K_LABELS[source]}")
-    handles = [Line2D([], [], color=c, label=o) for o, c in _COLOURS.items()]
+    handles = [
+        Line2D([], [], color=c, marker=_MEAN_MARKERS[o], label=f"{o} (mean +- std, n bracketed)")
+        for o, c in _COLOURS.items()
+    ]
     handles += [
         Line2D(
             [],
             [],
             color="0.3",
             ls=_LINES[s],
-            marker=_MEAN_MARKERS[s],
+            marker="o",
             mfc="0.3" if _FILLED[s] else "none",
-            label=f"{s} (mean +- std, n bracketed)",
+            label=f"{s} ({'filled' if _FILLED[s] else 'open'})",
         )
         for s in _LINES
     ]
@@ -817,8 +901,8 @@ def _sweep_outs(specs, out) -> tuple[list[Path], Path]:
         folders = [spec.out.resolve() for spec in specs]
         return folders, folders[0]
     root = Path(out).resolve()
-    if len(specs) == 1:
-        return [root], root
+    if len(specs) <= 1:  # none: a campaign of --with-points rows alone
+        return [root] * len(specs), root
     names = [spec.name for spec in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -913,7 +997,12 @@ def campaign_main(
         description="Run the phase-transition sweeps on Dask (a rerun resumes) and write the critical "
         "eta/eta* table, its scaling with N and the figure.",
     )
-    parser.add_argument("sweeps", nargs="+", metavar="SWEEP.toml")
+    parser.add_argument(
+        "sweeps",
+        nargs="*",
+        metavar="SWEEP.toml",
+        help="sweep files to run and analyse (none: analyse only the --with-points rows)",
+    )
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -966,9 +1055,15 @@ def campaign_main(
         if value is not None and value < 1:
             print(f"error: --{name}={value}: expected a positive integer", file=sys.stderr)
             return 2
+    if not args.sweeps and not args.with_points:
+        print("error: expected a sweep file or --with-points CSV", file=sys.stderr)
+        return 2
+    if not args.sweeps and not (args.table_out or args.out):
+        print("error: with --with-points alone, expected --table-out DIR (or --out DIR)", file=sys.stderr)
+        return 2
     try:
         specs = [load_sweep(path) for path in args.sweeps]
-        folders, target = _sweep_outs(specs, args.out)
+        folders, target = _sweep_outs(specs, args.out if specs else args.out or args.table_out)
         target = Path(args.table_out).resolve() if args.table_out else target
         identity = _identity(list(args.sweeps) + list(args.with_points))
         _check_target(target, identity, args.overwrite)
@@ -1036,7 +1131,11 @@ def campaign_main(
     fits = scaling_fit(points)
     paths = write_campaign(points, table, target, {"sweeps": identity}, fits=fits)
     (target / "campaign_table.md").write_text(
-        markdown_table(table) + "\n" + "".join(scaling_markdown(fits, s) + "\n" for s in K_SOURCES)
+        markdown_by_n(table, fits)
+        + "\n"
+        + markdown_table(table)
+        + "\n"
+        + "".join(scaling_markdown(fits, s) + "\n" for s in K_SOURCES)
     )
     figure = plot_campaign(
         points,

@@ -106,9 +106,11 @@ class SweepResult:
 # ---------------------------------------------------------------- one run (on a worker)
 def file_state(path: str, steps: int, own_claim: bool = False) -> str:
     """What to do with a run file: ``missing``, ``finished``/``diverged`` (done), ``extend``
-    (finished at fewer steps), ``resume`` (stopped), ``running`` (its writer is alive, or a
-    live claim holds it: see :mod:`particledyn.sweep.claims`; ``own_claim``: the caller holds
-    it) or ``restart`` (unreadable)."""
+    (finished at fewer steps), ``resume`` (stopped), ``running`` (a live claim holds it: see
+    :mod:`particledyn.sweep.claims`, ``own_claim``: the caller holds it; or another process
+    holds its write lock, claimed or not: the file is then not opened) or ``restart``
+    (unreadable)."""
+    from ..io.locking import is_locked
     from ..runner import run_info
 
     if not own_claim and holder(path) is not None:
@@ -117,6 +119,8 @@ def file_state(path: str, steps: int, own_claim: bool = False) -> str:
         return "missing"
     if not os.path.isfile(path):
         return "restart"
+    if is_locked(path, others_only=True):  # a live writer: its file is not read while it writes
+        return "running"
     try:
         info = run_info(path)
     except (OSError, KeyError, ValueError):
@@ -453,7 +457,9 @@ def _status_rows(
     rows = []
     for run in runs:
         outcome = outcomes.get(run.run_id)
-        if outcome is not None and not (outcome["status"] == "failed" and states[run.run_id] in DONE):
+        if states[run.run_id] == "running":  # live now, whatever a shard said of it before
+            rows.append(run_row(run, "running"))
+        elif outcome is not None and not (outcome["status"] == "failed" and states[run.run_id] in DONE):
             rows.append(run_row(run, outcome["status"], outcome["error"], outcome["elapsed"]))
         else:
             state = states[run.run_id]

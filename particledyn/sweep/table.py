@@ -97,7 +97,8 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
     ----------
     run : RunSpec
     status : str
-        What this sweep call knows of the run (finished, diverged, failed, stopped, pending).
+        What this sweep call knows of the run (finished, diverged, failed, stopped, pending,
+        running: a live run, whose file is not read).
     error : str
     elapsed : float
 
@@ -128,7 +129,7 @@ def run_row(run, status: str, error: str = "", elapsed: float = math.nan) -> dic
         eta_K0=run.lr * run.K0,
         elapsed=elapsed,
     )
-    if not os.path.isfile(run.path):
+    if not os.path.isfile(run.path) or status == "running":  # a live run's file is not read
         return row
     replica = None if run.replica < 0 else run.replica
     try:
