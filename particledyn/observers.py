@@ -136,6 +136,26 @@ class Observer:
         """Restore what :meth:`state_dict` returned."""
 
 
+def start_observer(observer: Observer, simulation: Any, name: str | None = None) -> None:
+    """Call ``observer.start(simulation)``; an error there (a setting that cannot apply to
+    this run) is raised as :class:`ObserverError` at the simulation's step, as in ``observe``.
+
+    Parameters
+    ----------
+    observer : Observer
+    simulation : Simulation
+        The run (for an ensemble, the replica's member) the observer is started on.
+    name : str, optional
+        The name to report (an ensemble's per-replica name); default ``observer.name``.
+    """
+    try:
+        observer.start(simulation)
+    except (ObserverError, MemoryError):
+        raise
+    except Exception as exc:
+        raise ObserverError(name or observer.name, simulation.state.step, exc) from exc
+
+
 class LossObserver(Observer):
     """Training loss on the full training set, test loss, and accuracies for classifiers.
 

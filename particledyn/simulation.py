@@ -12,7 +12,7 @@ from .backends import Backend, get_backend
 from .divergence import DivergenceError, FloatWarnings, GrowthRule, cloud_radius, non_finite_keys
 from .interrupts import Deferral, deferred_signals
 from .kernel import Kernel
-from .observers import Observer, ObserverError, StepInfo
+from .observers import Observer, ObserverError, StepInfo, start_observer
 from .optimizers import GD, Optimizer
 from .schedules import Schedule, as_schedule
 from .sinks import MemorySink, Sink
@@ -296,7 +296,7 @@ class Simulation:
     def _start(self):
         state = self.state
         for observer in self.observers:
-            observer.start(self)
+            start_observer(observer, self)
             self.sink.describe_observer(observer.name, observer.description())
         if state.step == 0 or self.frame_every and state.step % self.frame_every == 0:
             self._write_frame()
@@ -412,7 +412,7 @@ class Simulation:
         )
         observer_states = checkpoint.get("observers", {})
         for observer in self.observers:
-            observer.start(self)
+            start_observer(observer, self)
             if observer.name in observer_states:
                 observer.load_state_dict(observer_states[observer.name])
         self.divergence.load_state_dict(checkpoint.get("divergence"))

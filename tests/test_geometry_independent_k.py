@@ -11,6 +11,7 @@ from particledyn.geometry.apriori import jacobian_sup, lipschitz_bound, output_g
 from particledyn.geometry.lemmas import bounds_check, extreme_pairs, lemma_tolerances
 from particledyn.geometry.lipschitz import pairwise_lipschitz
 from particledyn.kernels import TwoLayerNet
+from particledyn.observers import ObserverError
 
 
 def problem(n=60, activation="sigmoid", scaling="mean_field", seed=0):
@@ -72,12 +73,12 @@ def test_relu_has_no_bound_and_the_a_priori_kinds_refuse_other_rules():
     kernel, X = problem(10, "relu")
     G = output_gradient(kernel, X, np.full(10, 0.1), (kernel.inputs, kernel.targets))
     assert lipschitz_bound(X, kernel.inputs, G, "relu") == np.inf
-    with pytest.raises(ValueError, match="activation 'relu': expected a smooth activation"):
+    with pytest.raises(ObserverError, match="activation 'relu': expected a smooth activation"):
         lemma_series(kernel, X, 0.1, 1, "apriori")
-    with pytest.raises(ValueError, match="optimizer 'momentum': expected 'gd' or 'sgd'"):
+    with pytest.raises(ObserverError, match="optimizer 'momentum': expected 'gd' or 'sgd'"):
         lemma_series(problem(10)[0], X, 0.1, 1, "apriori", optimizer=Momentum(0.9))
     rule = BlackBoxKernel(lambda x, m, c: -x, dim=3)
-    with pytest.raises(ValueError, match="expected the built-in two-layer net"):
+    with pytest.raises(ObserverError, match="expected the built-in two-layer net"):
         lemma_series(rule, X, 0.1, 1, "jacobian_sup")
 
 

@@ -226,3 +226,30 @@ def test_offline_betti_series_equals_the_observer_frame_by_frame():
         assert np.allclose(series["bottleneck"][t], out["bottleneck"], equal_nan=True)
         assert series["covering_radius"][t] == out["covering_radius"]
     assert series["betti"][:, 1, 1].tolist() == [1, 1, 1, 0]
+
+
+@pytest.mark.parametrize(
+    "observer",
+    [BettiObserver(complex="alpha", scale=0.3, max_dim=1), ExpansionObserver(model="alpha", K=1.0)],
+    ids=["betti", "expansion"],
+)
+def test_alpha_on_a_cloud_above_its_dimension_limit_is_refused_before_step_0(observer):
+    from particledyn import GD, BlackBoxKernel, Simulation
+    from particledyn.observers import ObserverError
+    from particledyn.topology.betti import ALPHA_MAX_DIMENSION, alpha_diagram, check_alpha_dimension
+
+    check_alpha_dimension(ALPHA_MAX_DIMENSION)
+    too_many = ALPHA_MAX_DIMENSION + 1
+    cloud = np.random.default_rng(0).normal(size=(30, too_many))
+    with pytest.raises(
+        ValueError, match=f"alpha complex of a {too_many}-dimensional cloud: expected dimension <= "
+    ):
+        alpha_diagram(cloud)  # before gudhi's Delaunay, which would not finish at D = 794
+    sim = Simulation(BlackBoxKernel(lambda x, m, c: -x, dim=too_many), cloud, GD(), observers=[observer])
+    with pytest.raises(
+        ObserverError, match=f"observer '{observer.name}' failed at step 0: ValueError: an alpha"
+    ):
+        sim.run(3)
+    assert sim.state.step == 0 and np.array_equal(sim.state.positions, cloud)
+    rips = BettiObserver(complex="rips", scale=0.3, max_dim=1)
+    Simulation(BlackBoxKernel(lambda x, m, c: -x, dim=too_many), cloud, GD(), observers=[rips]).run(1)

@@ -12,7 +12,7 @@ import numpy as np
 from ..divergence import DivergenceError, FloatWarnings, GrowthRule, cloud_radius, non_finite_keys
 from ..interrupts import Deferral, deferred_signals
 from ..kernel import Kernel
-from ..observers import Observer, ObserverError, StepInfo
+from ..observers import Observer, ObserverError, StepInfo, start_observer
 from ..optimizers import apply_step
 from ..simulation import Simulation
 from ..sinks import MemorySink, Sink
@@ -346,7 +346,7 @@ class Ensemble:
     def _start(self) -> None:
         for r in self.live:
             for observer in self.observers[r]:
-                observer.start(self.members[r])
+                start_observer(observer, self.members[r], replica_name(observer.name, r))
                 self.sink.describe_observer(replica_name(observer.name, r), observer.description())
         if self.step_count == 0 or self.frame_every and self.step_count % self.frame_every == 0:
             self._write_frame()
@@ -494,7 +494,7 @@ class Ensemble:
             member.state.seed = int(info["seeds"][r])
             member.divergence.load_state_dict((info.get("divergence") or [None] * self.replicas)[r])
             for observer in self.observers[r]:
-                observer.start(member)
+                start_observer(observer, member, replica_name(observer.name, r))
                 if replica_name(observer.name, r) in states:
                     observer.load_state_dict(states[replica_name(observer.name, r)])
         self._started = True

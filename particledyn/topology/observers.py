@@ -15,6 +15,7 @@ from .betti import (
     _check_coeff,
     _check_max_dim,
     betti_numbers,
+    check_alpha_dimension,
     check_fractions,
     resolve_scales,
 )
@@ -45,7 +46,8 @@ class BettiObserver(Observer):
     max_dim : int
     complex : {"rips", "alpha"}
         Rips (default, scale = edge length) or the union-of-balls alpha
-        complex (scale = ball radius).
+        complex (scale = ball radius; clouds of dimension <= 6,
+        :data:`~particledyn.topology.betti.ALPHA_MAX_DIMENSION`, refused above at the start).
     landmarks : int, optional
         Build the complex on this many max-min landmarks.
     fixed_landmarks : bool
@@ -128,6 +130,10 @@ class BettiObserver(Observer):
             "coeff": self.coeff,
             "bottleneck": "exact",  # diagrams.exact_bottleneck (gudhi's default before)
         }
+
+    def start(self, simulation) -> None:
+        if self.complex == "alpha":  # refuse before step 0, not at the first frame
+            check_alpha_dimension(simulation.state.dim)
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         relative_start = self.scale is None and self._start_scales is None
@@ -284,6 +290,8 @@ class ExpansionObserver(Observer):
         }
 
     def start(self, simulation) -> None:
+        if self.model == "alpha":
+            check_alpha_dimension(simulation.state.dim)
         if self.K == "apriori":
             from ..geometry.apriori import check_applicable
 
