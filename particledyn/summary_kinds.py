@@ -60,19 +60,17 @@ K_NAMES = {
 }
 
 
+def _as_rows(diagram) -> np.ndarray:
+    return np.asarray(diagram, dtype=np.float64).reshape(-1, 3)
+
+
 def _critical_values(diagrams, threshold):
     values = [0.0, threshold]
     for D in diagrams:
-        D = np.asarray(D, dtype=np.float64).reshape(-1, 3)
+        D = _as_rows(D)
         finite = np.concatenate([D[:, 1], D[:, 2]])
         values.extend(finite[np.isfinite(finite) & (finite <= threshold)].tolist())
     return np.unique(values)
-
-
-def _betti_at(diagram, s, max_dim):
-    from .topology.diagrams import betti_from_diagram
-
-    return betti_from_diagram(np.asarray(diagram, dtype=np.float64).reshape(-1, 3), s, max_dim)[0]
 
 
 def betti_window(before, after, scale: float, threshold: float, max_dim: int) -> dict[str, Any]:
@@ -94,19 +92,21 @@ def betti_window(before, after, scale: float, threshold: float, max_dim: int) ->
         ``lo``, ``hi`` (the window), ``hi_capped`` (it reaches the threshold), ``ratio`` (hi / lo)
         and ``kind`` ("geometric" or "persistent"); ``None`` values when they agree at ``scale``.
     """
+    from .topology.diagrams import betti_from_diagram
+
     cuts = _critical_values((before, after), threshold)
-    differs = [
-        not np.array_equal(_betti_at(before, c, max_dim), _betti_at(after, c, max_dim)) for c in cuts[:-1]
-    ]  # Betti numbers are constant on [cuts[k], cuts[k + 1])
-    k = int(np.searchsorted(cuts, scale, side="right")) - 1
-    k = min(max(k, 0), len(differs) - 1)
-    if not differs or not differs[k]:
+    # Betti numbers are constant on [cuts[k], cuts[k + 1]); each diagram read once, by sorted search
+    differs = np.any(
+        betti_from_diagram(_as_rows(before), cuts[:-1], max_dim)
+        != betti_from_diagram(_as_rows(after), cuts[:-1], max_dim),
+        axis=1,
+    )
+    k = min(max(int(np.searchsorted(cuts, scale, side="right")) - 1, 0), len(differs) - 1)
+    if not len(differs) or not differs[k]:
         return {"lo": None, "hi": None, "hi_capped": False, "ratio": None, "kind": None}
-    lo, hi = k, k
-    while lo > 0 and differs[lo - 1]:
-        lo -= 1
-    while hi + 1 < len(differs) and differs[hi + 1]:
-        hi += 1
+    same = np.flatnonzero(~differs)  # the window is the run of differing cuts around k
+    lo = int(same[same < k][-1]) + 1 if (same < k).any() else 0
+    hi = int(same[same > k][0]) - 1 if (same > k).any() else len(differs) - 1
     low, high = float(cuts[lo]), float(cuts[hi + 1])
     ratio = high / low if low > 0 else math.inf
     capped = bool(high >= threshold)

@@ -131,35 +131,14 @@ def test_a_finite_blow_up_counts_as_divergence_and_hides_what_came_after():
 
 
 # ---------------------------------------------------------------- Betti windows
-def test_the_fast_window_equals_the_summary_s_window():
-    from particledyn.summary_kinds import betti_window
-    from particledyn.sweep.onset import fast_betti_window
-
-    rng = np.random.default_rng(3)
-
-    def diagram(n):
-        birth = rng.uniform(0, 0.3, n)
-        death = birth + rng.exponential(0.05, n)
-        death[rng.random(n) < 0.1] = np.inf
-        return np.c_[rng.integers(0, 2, n), birth, death]
-
-    kinds = set()
-    for _ in range(200):
-        a, b, scale = diagram(rng.integers(1, 25)), diagram(rng.integers(1, 25)), rng.uniform(0, 0.4)
-        fast = fast_betti_window(a, b, scale, 0.4, 1)
-        assert fast == betti_window(a, b, scale, 0.4, 1)
-        kinds.add(fast["kind"])
-    assert {"persistent", "geometric", None} <= kinds  # every branch was compared
-
-
 def test_a_change_across_one_narrow_scale_window_is_not_persistent():
-    from particledyn.sweep.onset import fast_betti_window
+    from particledyn.summary_kinds import betti_window
 
     before = np.array([[0, 0.0, np.inf], [1, 0.09, 0.5]])  # a loop alive from 0.09 to 0.5
     narrow = np.array([[0, 0.0, np.inf], [1, 0.11, 0.5]])  # born a little later: differs on [0.09, 0.11)
     wide = np.array([[0, 0.0, np.inf], [1, 0.3, 0.5]])  # differs on [0.09, 0.3)
-    assert fast_betti_window(before, narrow, 0.1, 0.5, 1)["kind"] == "geometric"
-    assert fast_betti_window(before, wide, 0.1, 0.5, 1)["kind"] == "persistent"
+    assert betti_window(before, narrow, 0.1, 0.5, 1)["kind"] == "geometric"
+    assert betti_window(before, wide, 0.1, 0.5, 1)["kind"] == "persistent"
 
 
 # ---------------------------------------------------------------- bisection of several events

@@ -1,7 +1,11 @@
 """The verdict names what kind of change it saw, at which scale, with which K and prediction."""
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from run_files import write_records
 
 from particledyn.summary import summarize_run
@@ -26,6 +30,79 @@ def test_a_tube_thinning_across_the_scale_is_geometric_a_hole_filling_is_persist
     # the diagrams stop at the scale: a narrow window below it says nothing about above
     capped = betti_window(before, thinner, 0.15, 0.15, 1)
     assert capped["hi_capped"] and capped["kind"] == "unresolved"
+
+
+def reference_window(before, after, scale, threshold, max_dim):
+    """betti_window by brute force: every cut, every pair, plain Python."""
+    rows = [list(map(float, r)) for d in (before, after) for r in np.asarray(d, dtype=float).reshape(-1, 3)]
+    cuts = sorted({0.0, threshold} | {v for r in rows for v in r[1:] if math.isfinite(v) and v <= threshold})
+
+    def betti(d, c):
+        d = np.asarray(d, dtype=float).reshape(-1, 3)
+        return [sum(1 for r in d if r[0] == k and r[1] <= c < r[2]) for k in range(max_dim + 1)]
+
+    differs = [betti(before, c) != betti(after, c) for c in cuts[:-1]]
+    k = 0
+    while k + 1 < len(differs) and cuts[k + 1] <= scale:
+        k += 1
+    if not differs or not differs[k]:
+        return {"lo": None, "hi": None, "hi_capped": False, "ratio": None, "kind": None}
+    lo, hi = k, k
+    while lo > 0 and differs[lo - 1]:
+        lo -= 1
+    while hi + 1 < len(differs) and differs[hi + 1]:
+        hi += 1
+    low, high = cuts[lo], cuts[hi + 1]
+    ratio = high / low if low > 0 else math.inf
+    capped = high >= threshold
+    kind = "persistent" if ratio >= WINDOW_RATIO else ("unresolved" if capped else "geometric")
+    return {"lo": low, "hi": high, "hi_capped": capped, "ratio": ratio, "kind": kind}
+
+
+GRID = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, math.inf]  # few values: ties, inf, beyond 0.4
+
+
+@st.composite
+def diagrams(draw):
+    n = draw(st.integers(0, 12))
+    out = []
+    for _ in range(n):
+        i = draw(st.integers(0, len(GRID) - 2))
+        j = draw(st.integers(i, len(GRID) - 1))
+        out.append([draw(st.integers(0, 2)), GRID[i], GRID[j]])
+    return np.array(out, dtype=float).reshape(-1, 3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=diagrams(),
+    after=diagrams(),
+    scale=st.sampled_from(GRID[:-1] + [0.07, 0.33]),
+    threshold=st.sampled_from([0.1, 0.3, 0.4]),
+    max_dim=st.integers(0, 2),
+)
+def test_the_window_equals_a_brute_force_read_of_every_cut(before, after, scale, threshold, max_dim):
+    assert betti_window(before, after, scale, threshold, max_dim) == reference_window(
+        before, after, scale, threshold, max_dim
+    )
+
+
+def test_the_window_equals_brute_force_on_random_diagrams_in_every_branch():
+    rng = np.random.default_rng(3)
+
+    def diagram(n):
+        birth = rng.uniform(0, 0.3, n)
+        death = birth + rng.exponential(0.05, n)
+        death[rng.random(n) < 0.1] = np.inf
+        return np.c_[rng.integers(0, 2, n), birth, death]
+
+    kinds = set()
+    for _ in range(200):
+        a, b, scale = diagram(rng.integers(0, 25)), diagram(rng.integers(0, 25)), rng.uniform(0, 0.4)
+        got = betti_window(a, b, scale, 0.4, 1)
+        assert got == reference_window(a, b, scale, 0.4, 1)
+        kinds.add(got["kind"])
+    assert {"persistent", "geometric", "unresolved", None} <= kinds  # every branch was compared
 
 
 def betti_records(after_diagram, scale=0.15):

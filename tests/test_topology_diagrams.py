@@ -29,6 +29,24 @@ def test_betti_from_diagram_matches_a_loop():
             assert got[s, k] == want
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 3), st.sampled_from([0.0, 0.1, 0.2]), st.sampled_from([0.1, 0.2, np.inf])),
+        max_size=15,
+    ),
+    max_dim=st.integers(0, 2),
+)
+def test_betti_from_diagram_matches_a_loop_on_ties_infinite_deaths_and_empty_dimensions(rows, max_dim):
+    D = np.array([(k, b, max(b, d)) for k, b, d in rows], dtype=float).reshape(-1, 3)
+    scales = [0.0, 0.05, 0.1, 0.2, 0.3, np.inf]
+    got = betti_from_diagram(D, scales, max_dim)
+    want = [
+        [sum(1 for dim, b, d in D if dim == k and b <= r < d) for k in range(max_dim + 1)] for r in scales
+    ]
+    assert got.tolist() == want
+
+
 def test_betti_convention_birth_inclusive_death_exclusive():
     D = np.array([[1.0, 0.5, 1.0]])
     assert betti_from_diagram(D, [0.5, 1.0], 1)[:, 1].tolist() == [1, 0]

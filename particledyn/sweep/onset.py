@@ -22,7 +22,6 @@ Read from a run file (:func:`run_events`), each as the first step it happened at
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -34,47 +33,12 @@ __all__ = [
     "run_events",
     "persistent_betti_step",
     "event_seen",
-    "fast_betti_window",
 ]
 
 #: A training loss this many times the first record's is a blow-up (a divergence still finite).
 BLOWUP_FACTOR = 1e3
 #: Events :func:`run_events` reads.
 ONSET_EVENTS = ("exact_merge", "merge", "betti_change", "persistent_betti", "change", "diverged")
-
-
-def _betti_curve(diagram, cuts: np.ndarray, max_dim: int) -> np.ndarray:
-    """b[s, k] = #{dimension-k pairs with birth <= cuts[s] < death}, by sorted search."""
-    D = np.asarray(diagram, dtype=np.float64).reshape(-1, 3)
-    out = np.zeros((len(cuts), max_dim + 1), dtype=np.int64)
-    for k in range(max_dim + 1):
-        rows = D[D[:, 0] == k]
-        born = np.searchsorted(np.sort(rows[:, 1]), cuts, side="right")
-        dead = np.searchsorted(np.sort(rows[:, 2]), cuts, side="right")
-        out[:, k] = born - dead
-    return out
-
-
-def fast_betti_window(before, after, scale: float, threshold: float, max_dim: int) -> dict[str, Any]:
-    """:func:`particledyn.summary_kinds.betti_window` in O(n log n) (it reads the Betti numbers
-    cut by cut, O(n^2): minutes for the diagrams of 10^4 particles); the same result."""
-    from ..summary_kinds import WINDOW_RATIO, _critical_values
-
-    cuts = _critical_values((before, after), threshold)
-    differs = np.any(
-        _betti_curve(before, cuts[:-1], max_dim) != _betti_curve(after, cuts[:-1], max_dim), axis=1
-    )
-    k = min(max(int(np.searchsorted(cuts, scale, side="right")) - 1, 0), len(differs) - 1)
-    if not len(differs) or not differs[k]:
-        return {"lo": None, "hi": None, "hi_capped": False, "ratio": None, "kind": None}
-    same = np.flatnonzero(~differs)
-    lo = int(same[same < k][-1]) + 1 if (same < k).any() else 0
-    hi = int(same[same > k][0]) - 1 if (same > k).any() else len(differs) - 1
-    low, high = float(cuts[lo]), float(cuts[hi + 1])
-    ratio = high / low if low > 0 else math.inf
-    capped = bool(high >= threshold)
-    kind = "persistent" if ratio >= WINDOW_RATIO else ("unresolved" if capped else "geometric")
-    return {"lo": low, "hi": high, "hi_capped": capped, "ratio": ratio, "kind": kind}
 
 
 def persistent_betti_step(run, scale_index: int = 0) -> tuple[int | None, int]:
@@ -88,6 +52,7 @@ def persistent_betti_step(run, scale_index: int = 0) -> tuple[int | None, int]:
         (geometric or unresolved).
     """
     from ..summary import read_series
+    from ..summary_kinds import betti_window
 
     found = read_series(run, "betti", "betti")
     diagrams = read_series(run, "betti", "diagram")
@@ -104,9 +69,7 @@ def persistent_betti_step(run, scale_index: int = 0) -> tuple[int | None, int]:
             continue
         scale = float(np.atleast_1d(np.asarray(scales[1][k], dtype=np.float64))[scale_index])
         cap = float(min(thresholds[1][k - 1], thresholds[1][k]))
-        window = fast_betti_window(
-            diagrams[1][k - 1], diagrams[1][k], min(scale, cap), cap, after.shape[1] - 1
-        )
+        window = betti_window(diagrams[1][k - 1], diagrams[1][k], min(scale, cap), cap, after.shape[1] - 1)
         if window["kind"] == "persistent":
             return int(steps[k]), transient
         transient += 1

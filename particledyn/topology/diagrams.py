@@ -59,10 +59,12 @@ def betti_from_diagram(diagram, scales, max_dim: int) -> np.ndarray:
     """
     D = as_diagram(diagram)
     r = np.atleast_1d(np.asarray(scales, dtype=np.float64))
-    alive = (D[None, :, 1] <= r[:, None]) & (r[:, None] < D[None, :, 2])
     out = np.zeros((r.size, max_dim + 1), dtype=np.int64)
-    for k in range(max_dim + 1):
-        out[:, k] = alive[:, D[:, 0] == k].sum(axis=1)
+    for k in range(max_dim + 1):  # born by r minus dead by r (death >= birth): O((n + s) log n)
+        rows = D[D[:, 0] == k]
+        born = np.searchsorted(np.sort(rows[:, 1]), r, side="right")
+        dead = np.searchsorted(np.sort(rows[:, 2]), r, side="right")
+        out[:, k] = born - dead
     return out
 
 
