@@ -17,6 +17,7 @@ from particledyn import (
     make_optimizer,
 )
 from particledyn.kernels import TwoLayerNet
+from particledyn.observers import ObserverError
 
 
 def _contraction(positions, masses, context):
@@ -224,8 +225,9 @@ def test_sharpness_k_above_the_parameter_count_is_refused_before_the_first_frame
     net = TwoLayerNet(Z[:, :1], Z[:, 1])  # D = 2: three particles have 6 parameters
     sim = Simulation(net, GOOD[:3], observers=[kernel_sharpness(k=7)])
     with raises(
-        ValueError,
-        "k=7: expected an integer number of eigenpairs in 1..6 (at most the number of parameters N * D = 6)",
+        ObserverError,
+        "observer 'sharpness' failed at step 0: ValueError: k=7: expected an integer number of "
+        "eigenpairs in 1..6 (at most the number of parameters N * D = 6)",
     ):
         sim.run(1, progress=False)
     assert sim.sink.steps == [] and sim.state.step == 0

@@ -10,6 +10,7 @@ from particledyn.geometry import kernel_sharpness
 from particledyn.geometry.sharpness import top_eigenpairs
 from particledyn.geometry.sharpness_power import consecutive_batches, power_iteration
 from particledyn.kernels import TwoLayerNet
+from particledyn.observers import ObserverError
 from particledyn.optimizers import make_optimizer
 
 
@@ -129,7 +130,10 @@ def test_the_observer_is_reproducible_from_seed_and_step_and_needs_no_state():
 def test_a_kernel_without_test_data_and_power_iteration_with_k_above_one_are_refused():
     kernel, x, m, _ = make_problem("sigmoid", "mse", "standard", 2, 1, 16, 10, seed=7)
     sim = Simulation(kernel, x, observers=[kernel_sharpness(on="test")])
-    with pytest.raises(ValueError, match="on = 'test' with kernel .*: expected a kernel with held-out data"):
+    with pytest.raises(
+        ObserverError,
+        match="step 0: ValueError: sharpness on = 'test' with kernel .*: expected a kernel with held-out data",
+    ):
         sim.run(0, progress=False)
     with pytest.raises(ValueError, match="k=2 with method='power_iter': expected k = 1"):
         kernel_sharpness(k=2, method="power_iter")

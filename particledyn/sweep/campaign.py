@@ -704,7 +704,7 @@ def markdown_by_n(
         + " | closest to 1 (per N) |"
     )
     lines = [head, "|" + "---|" * (4 + len(ns) + len(K_SOURCES))]
-    fit_of = {(f["scaling"], f["optimizer"], f["event"], f["K"]): f for f in fits}
+    fit_of = {(row["scaling"], row["optimizer"], row["event"], row["K"]): row for row in fits}
     groups = sorted({(e["scaling"], e["optimizer"], e["event"]) for e in table if e["event"] in events})
     for scaling, optimizer, event in groups:
         mine = {
