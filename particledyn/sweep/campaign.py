@@ -651,35 +651,21 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.3g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
 
 
-def _why(e: dict) -> str:
+def _why(e: dict, short: bool = False) -> str:
     """Where the seeds of a table entry had no bracket, why (below the range, none in it,
-    diverged first), each with its count."""
+    diverged first), each with its count; ``short``: in a few words (``10 div. 2.83-6.73``,
+    ``9 none to 16``, ``3 below 0.0156``)."""
     why = []
     if e["at_lo"]:
         why.append(f"{e['at_lo']} below {e['below']:.3g}")
     if e["none"]:
-        why.append(f"{e['none']} none up to {e['none_up_to']:.3g}")
+        why.append(f"{e['none']} none {'to' if short else 'up to'} {e['none_up_to']:.3g}")
     if e["diverged"]:
         span = f"{e['diverges_lo']:.3g}" + (
             f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] > e["diverges_lo"] else ""
         )
-        why.append(f"{e['diverged']} diverge first (at {span})")
+        why.append(f"{e['diverged']} div. {span}" if short else f"{e['diverged']} diverge first (at {span})")
     return "; ".join(why)
-
-
-def _short_why(e: dict) -> str:
-    """:func:`_why` in a few words: ``10 div. 2.83-6.73``, ``9 none to 16``, ``3 below 0.0156``."""
-    why = []
-    if e["at_lo"]:
-        why.append(f"{e['at_lo']} below {e['below']:.3g}")
-    if e["none"]:
-        why.append(f"{e['none']} none to {e['none_up_to']:.3g}")
-    if e["diverged"]:
-        span = f"{e['diverges_lo']:.3g}" + (
-            f"-{e['diverges_hi']:.3g}" if e["diverges_hi"] > e["diverges_lo"] else ""
-        )
-        why.append(f"{e['diverged']} div. {span}")
-    return "; ".join(why) or f"{e['failed']} failed"
 
 
 def _n_label(n: int) -> str:
@@ -728,7 +714,7 @@ def markdown_by_n(
                     + (f"; {rest}]" if rest else "]")
                 )
             else:
-                cells.append(_short_why(e))
+                cells.append(_why(e, short=True) or f"{e['failed']} failed")
         for source in K_SOURCES:
             fit = fit_of.get((scaling, optimizer, event, source))
             if fit is None or not math.isfinite(fit["exponent"]):
