@@ -252,3 +252,63 @@ def test_exact_bottleneck_of_twins_and_near_twins():
     b[17] += [0.0, 0.3]
     b = np.concatenate([b, a[:5]])  # and five duplicates, near the diagonal or not
     assert exact_bottleneck(a, b) == pytest.approx(gudhi.hera.bottleneck_distance(a, b, 0.0), abs=1e-15)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    seed=st.integers(0, 10**6),
+    na=st.integers(0, 60),
+    nb=st.integers(0, 60),
+    grid=st.sampled_from([0, 4, 16, 1000]),
+    pick=st.floats(0, 1),
+)
+def test_feasibility_on_couples_found_while_searching_equals_it_on_all_couples_listed(
+    seed, na, nb, grid, pick
+):
+    """``_covers_within`` (cells, never a list) against ``_feasible`` on every couple, at deltas
+    that are the diagram's own candidate values (ties included)."""
+    from particledyn.topology import diagrams
+
+    rng = np.random.default_rng(seed)
+    a = grid_diagram(rng, na, grid)
+    b = (
+        np.sort(a + rng.normal(scale=0.02, size=a.shape), axis=1)
+        if rng.random() < 0.5
+        else grid_diagram(rng, nb, grid)
+    )
+    if not len(a) or not len(b):
+        return
+    ha, hb = diagrams._to_diagonal(a), diagrams._to_diagonal(b)
+    i, j = (x.ravel() for x in np.meshgrid(np.arange(len(a)), np.arange(len(b)), indexing="ij"))
+    dist = diagrams._sup(a[i], b[j])
+    values = np.unique(np.concatenate([ha, hb, dist]))
+    delta = values[min(int(pick * len(values)), len(values) - 1)]
+    if delta <= 0:
+        return
+    expected = diagrams._feasible(delta, ha, hb, i, j, dist)
+    assert diagrams._covers_within(delta, a, b, ha > delta, hb > delta) == expected
+    d = brute_bottleneck(a, b) if len(a) + len(b) <= 8 else diagrams.exact_bottleneck(a, b)
+    if d > 0:  # the deciding couple is at distance d itself, and just below d nothing covers
+        assert diagrams._covers_within(d, a, b, ha > d, hb > d)
+        below = values[values < d].max(initial=0.0)
+        if below > 0:
+            assert not diagrams._covers_within(below, a, b, ha > below, hb > below)
+
+
+def test_exact_bottleneck_of_crowded_large_diagrams_lists_no_couple(monkeypatch):
+    """Two consecutive H1 diagrams of a 10^5-point cloud crowd their births into a small
+    interval: listing every couple within the lower bound took 10 GB there. The common case
+    d = t is decided without a list, and equals the listing search's value."""
+    from particledyn.topology import diagrams
+
+    rng = np.random.default_rng(3)
+    births = rng.uniform(0.0007, 0.005, 30000)
+    a = np.column_stack([births, births + rng.exponential(3e-5, births.size)])
+    a[:200, 1] += rng.uniform(0.001, 0.05, 200)  # a few pairs far from the diagonal
+    b = np.sort(a + rng.normal(scale=2e-5, size=a.shape), axis=1)
+    listed = diagrams._edges
+    monkeypatch.setattr(diagrams, "_edges", lambda *x: pytest.fail("the couples were listed"))
+    got = diagrams.exact_bottleneck(a, b)
+    monkeypatch.setattr(diagrams, "_edges", listed)
+    monkeypatch.setattr(diagrams, "_covers_within", lambda *x: False)  # force the listing search
+    assert diagrams.exact_bottleneck(a, b) == got

@@ -172,7 +172,9 @@ def exact_bottleneck(a, b) -> float:
        and if a matching M* covering the far pairs exists, M xor M* holds such a path from
        every far pair M leaves uncovered (Mendelsohn-Dulmage), first for A's, then for B's.
     3. d >= t := the largest min(h(p), dist(p, other side)) over both sides (p goes to the
-       diagonal or to a pair of the other side); d <= max h (all to the diagonal).
+       diagonal or to a pair of the other side); d <= max h (all to the diagonal). Feasible
+       at t, d = t: this common case is tested on couples found while searching
+       (:func:`_covers_within`), never listed.
     4. Feasibility changes only where delta crosses an h or the distance of an edge with a far
        end, and d is the least feasible delta, so d is one of these values in [t, U] for any
        feasible U: U doubles from 2t until feasible, then a binary search over the sorted
@@ -195,6 +197,8 @@ def exact_bottleneck(a, b) -> float:
     to_b, to_a = _nearest(a, sb), _nearest(b, sa)
     t = max(float(np.max(np.minimum(ha, to_b))), float(np.max(np.minimum(hb, to_a))))
     top = max(float(ha.max()), float(hb.max()))
+    if t > 0 and _covers_within(t, a, b, ha > t, hb > t):
+        return t  # most often d = t, tested without listing the couples
     low = t * (1.0 - 1e-9)
     upper = min(2.0 * t if t > 0 else top / 1024, top)  # t = 0: every pair has a twin across
     while True:
@@ -205,8 +209,6 @@ def exact_bottleneck(a, b) -> float:
     hs = np.concatenate([ha, hb, dist, [upper]])
     cand = np.unique(hs[(hs >= low) & (hs <= upper)])
     lo, hi = 0, len(cand) - 1  # cand[hi] = upper is feasible
-    if hi and _feasible(cand[0], ha, hb, i, j, dist):  # most often d = t, the lower bound
-        return float(cand[0])
     while lo < hi:
         mid = (lo + hi) // 2
         if _feasible(cand[mid], ha, hb, i, j, dist):
@@ -260,15 +262,38 @@ def _nearest(p, q_sorted):
 
 
 @numba.njit(cache=True)
+def _close(q, p, radius):
+    return abs(q[0] - p[0]) <= radius and abs(q[1] - p[1]) <= radius
+
+
+@numba.njit(cache=True)
+def _window(births, x, radius):
+    """Indices [lo, hi) of the sorted ``births`` that can be within ``radius`` of ``x`` as
+    :func:`_close` rounds it (widened by a few ulps: |b - x| rounded can be <= radius when
+    b < x - radius rounded)."""
+    slack = 1e-15 * (abs(x) + radius)
+    return np.searchsorted(births, x - radius - slack), np.searchsorted(
+        births, x + radius + slack, side="right"
+    )
+
+
+@numba.njit(cache=True)
 def _within(p, rows, q_sorted, order, skip, radius):
     """Index couples (row of p, row of q) within ``radius`` in the sup norm, for the ``rows`` of
     ``p``, leaving out q's rows marked in ``skip`` (``q_sorted`` = q[order], sorted by birth)."""
     births = q_sorted[:, 0]
-    lo = np.searchsorted(births, p[rows, 0] - radius, side="left")
-    hi = np.searchsorted(births, p[rows, 0] + radius, side="right")
+    lo = np.empty(len(rows), np.int64)
+    hi = np.empty(len(rows), np.int64)
+    for s in range(len(rows)):
+        lo[s], hi[s] = _window(births, p[rows[s], 0], radius)
+    # Counted first with the whole test: the birth windows alone can hold ~N^2 / 10 couples of
+    # a 10^5-pair diagram whose births crowd an interval, while the couples within radius are few.
     count = 0
     for s in range(len(rows)):
-        count += hi[s] - lo[s]
+        r = rows[s]
+        for k in range(lo[s], hi[s]):
+            if not skip[order[k]] and _close(q_sorted[k], p[r], radius):
+                count += 1
     src = np.empty(count, np.int64)
     dst = np.empty(count, np.int64)
     c = 0
@@ -276,13 +301,11 @@ def _within(p, rows, q_sorted, order, skip, radius):
         r = rows[s]
         for k in range(lo[s], hi[s]):
             q = order[k]
-            if skip[q]:
-                continue
-            if abs(q_sorted[k, 0] - p[r, 0]) <= radius and abs(q_sorted[k, 1] - p[r, 1]) <= radius:
+            if not skip[q] and _close(q_sorted[k], p[r], radius):
                 src[c] = r
                 dst[c] = q
                 c += 1
-    return src[:c], dst[:c]
+    return src, dst
 
 
 def _feasible(delta, ha, hb, i, j, dist) -> bool:
@@ -363,6 +386,128 @@ def _covers(n_a, n_b, i, j, far_a, far_b):
         if far_b[r] and mate_b[r] == -1:
             stamp += 1
             if not _augment(r, ptr_b, idx_b, mate_b, mate_a, far_b, seen_a, stamp, stack, pos):
+                return False
+    return True
+
+
+def _covers_within(delta, a, b, far_a, far_b) -> bool | None:
+    """:func:`_covers` at ``delta`` on the couples within ``delta`` with a far end, found while
+    searching, never listed: a 10^5-pair diagram can hold ~10^7 such couples, while a greedy pass
+    and a few alternating paths touch few. Each side's pairs are bucketed in square cells a bit
+    wider than ``delta`` (a couple's cells are neighbours). None: too many cells for int64 keys."""
+    both = np.concatenate([a, b])
+    size = delta * (1.0 + 1e-6)  # |x - y| <= delta as rounded: cells at most one apart
+    origin = both.min(axis=0) - size
+    span = (both.max(axis=0) - origin) / size + 3
+    if not np.all(span < 2.0**30):
+        return None
+    width = np.int64(span[1])
+    keys_a, keys_b = _cell_keys(a, origin, size, width), _cell_keys(b, origin, size, width)
+    order_a, order_b = np.argsort(keys_a, kind="stable"), np.argsort(keys_b, kind="stable")
+    return bool(
+        _covers_cells(
+            delta,
+            a,
+            b,
+            keys_a,
+            keys_b,
+            order_a,
+            order_b,
+            keys_a[order_a],
+            keys_b[order_b],
+            width,
+            far_a,
+            far_b,
+        )
+    )
+
+
+@numba.njit(cache=True)
+def _cell_keys(points, origin, size, width):
+    out = np.empty(len(points), np.int64)
+    for r in range(len(points)):
+        row = np.int64(np.floor((points[r, 0] - origin[0]) / size))
+        out[r] = row * width + np.int64(np.floor((points[r, 1] - origin[1]) / size))
+    return out
+
+
+@numba.njit(cache=True)
+def _run(sorted_keys, key, width, run):
+    """Indices [lo, hi) of the ``sorted_keys`` in the three cells of row offset ``run - 1``
+    around the cell ``key`` (a row has ``width`` cells, the last two always empty)."""
+    centre = key + (run - 1) * width
+    return np.searchsorted(sorted_keys, centre - 1), np.searchsorted(sorted_keys, centre + 1, side="right")
+
+
+@numba.njit(cache=True)
+def _covers_cells(delta, a, b, keys_a, keys_b, order_a, order_b, sorted_a, sorted_b, width, far_a, far_b):
+    n_a, n_b = len(a), len(b)
+    mate_a = np.full(n_a, -1, np.int64)
+    mate_b = np.full(n_b, -1, np.int64)
+    seen_a = np.zeros(n_a, np.int64)
+    seen_b = np.zeros(n_b, np.int64)
+    n = max(n_a, n_b) + 1
+    stack = np.empty(n, np.int64)
+    run = np.empty(n, np.int64)
+    pos = np.empty(n, np.int64)
+    end = np.empty(n, np.int64)
+    stamp = 0
+    for side in range(2):
+        if side == 0:
+            p, q, keys_p, order_q, sorted_q, far_p, far_q = a, b, keys_a, order_b, sorted_b, far_a, far_b
+            mate_p, mate_q, seen_q = mate_a, mate_b, seen_b
+        else:
+            p, q, keys_p, order_q, sorted_q, far_p, far_q = b, a, keys_b, order_a, sorted_a, far_b, far_a
+            mate_p, mate_q, seen_q = mate_b, mate_a, seen_a
+        for r in range(len(p)):  # greedy: a free partner in the nine cells
+            if far_p[r] and mate_p[r] == -1:
+                for cells in range(3):
+                    k, stop = _run(sorted_q, keys_p[r], width, cells)
+                    while k < stop and mate_p[r] == -1:
+                        y = order_q[k]
+                        if mate_q[y] == -1 and _close(q[y], p[r], delta):
+                            mate_p[r], mate_q[y] = y, r
+                        k += 1
+        for r in range(len(p)):
+            if not (far_p[r] and mate_p[r] == -1):
+                continue
+            stamp += 1
+            found = False
+            depth = 0
+            stack[0], run[0] = r, 0
+            pos[0], end[0] = _run(sorted_q, keys_p[r], width, 0)
+            while depth >= 0 and not found:
+                x = stack[depth]
+                k = pos[depth]
+                if k >= end[depth]:
+                    if run[depth] == 2:
+                        depth -= 1
+                    else:
+                        run[depth] += 1
+                        pos[depth], end[depth] = _run(sorted_q, keys_p[x], width, run[depth])
+                    continue
+                pos[depth] = k + 1
+                y = order_q[k]
+                if seen_q[y] == stamp or not (far_p[x] or far_q[y]) or not _close(q[y], p[x], delta):
+                    continue
+                seen_q[y] = stamp
+                x2 = mate_q[y]
+                if x2 == -1 or not far_p[x2]:  # a free y, or one matched to a near x (freed)
+                    if x2 != -1:
+                        mate_p[x2] = -1
+                    yy = y
+                    for level in range(depth, -1, -1):
+                        xx = stack[level]
+                        previous = mate_p[xx]
+                        mate_p[xx] = yy
+                        mate_q[yy] = xx
+                        yy = previous
+                    found = True
+                else:
+                    depth += 1
+                    stack[depth], run[depth] = x2, 0
+                    pos[depth], end[depth] = _run(sorted_q, keys_p[x2], width, 0)
+            if not found:
                 return False
     return True
 
