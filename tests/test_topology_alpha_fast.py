@@ -13,21 +13,28 @@ from particledyn.topology.betti import alpha_diagram, betti_numbers
 from particledyn.topology.diagrams import betti_from_diagram
 
 RTOL = 1e-12
+# gudhi's "fast" radius of a short edge goes through its midpoint: a few ulps of the coordinates
+# (measured: 6e-12 relative on a 5e-5 edge of a unit cloud; ours was the exact value's neighbour)
+ATOL_ULPS = 8 * np.finfo(float).eps
 
 
-def _rows(D, k):
+def _rows(D, k, rounding=0.0):
     a = D[D[:, 0] == k][:, 1:]
+    death = np.where(np.isfinite(a[:, 1]), a[:, 1], 0.0)
+    a = a[~(np.isfinite(a[:, 1]) & (a[:, 1] - a[:, 0] <= rounding * death))]
     return a[np.lexsort((a[:, 1], a[:, 0]))]
 
 
-def assert_same_diagram(A, B, rtol=RTOL):
-    """Per dimension, pairs sorted by (birth, death), equal to ``rtol`` (inf equal to inf)."""
+def assert_same_diagram(A, B, rtol=RTOL, scale=4.0, rounding=0.0):
+    """Per dimension, pairs sorted by (birth, death), equal to ``rtol`` (inf equal to inf) and a
+    few ulps of the coordinates' ``scale``; pairs of relative persistence <= ``rounding`` are
+    left out of both."""
     for k in range(4):
-        a, b = _rows(A, k), _rows(B, k)
+        a, b = _rows(A, k, rounding), _rows(B, k, rounding)
         assert a.shape == b.shape, f"H{k}: {len(a)} pairs against {len(b)}"
         assert np.array_equal(np.isinf(a), np.isinf(b)), f"H{k}: deaths inf differ"
         fin = np.isfinite(a)
-        np.testing.assert_allclose(a[fin], b[fin], rtol=rtol, atol=0, err_msg=f"H{k}")
+        np.testing.assert_allclose(a[fin], b[fin], rtol=rtol, atol=ATOL_ULPS * scale, err_msg=f"H{k}")
 
 
 def gaussian(seed, n, dim):
@@ -59,11 +66,16 @@ def test_random_clouds_match_gudhi(seed, dim, n, max_dim, coeff, cut, uniform):
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1, 1, (n, dim)) if uniform else rng.standard_normal((n, dim))
     radius = np.inf
-    if cut is not None:  # prune at a quantile of the finite deaths
-        full = alpha_diagram(X, 2, engine="gudhi")
-        radius = float(np.quantile(full[np.isfinite(full[:, 2]), 2], cut))
+    if cut is not None:  # prune between two values near a quantile (not on one: rounding)
+        full = alpha_diagram(X, 2, engine="gudhi")[:, 1:]
+        values = np.unique(full[np.isfinite(full)])
+        i = int(cut * (len(values) - 2))
+        radius = float(values[i] + values[i + 1]) / 2
     ours = alpha_diagram(X, max_dim, radius, coeff=coeff, engine="numba")
-    assert_same_diagram(ours, alpha_diagram(X, max_dim, radius, coeff=coeff, engine="gudhi"))
+    ref = alpha_diagram(X, max_dim, radius, coeff=coeff, engine="gudhi")
+    # gudhi's "fast" values can split an edge from the triangle it is attached to by an ulp: a
+    # pair of persistence 2e-16 that its "safe" and "exact" values do not have (seen at N = 1433)
+    assert_same_diagram(ours, ref, scale=np.abs(X).max(), rounding=RTOL)
     assert np.all(ours[:, 2] > ours[:, 1]) and np.all(ours[:, 1] <= radius)
 
 
@@ -89,6 +101,15 @@ def test_diagram_does_not_depend_on_the_order_of_the_points(seed, dim, n):
     X = rng.standard_normal((n, dim))
     perm = rng.permutation(n)
     assert_same_diagram(alpha_diagram(X[perm], 2, engine="numba"), alpha_diagram(X, 2, engine="numba"))
+
+
+def test_a_rounding_pair_of_gudhis_fast_values_is_not_ours():
+    rng = np.random.default_rng(93)
+    X = rng.uniform(-1, 1, (int(rng.integers(5, 1500)), 3))  # 1433 points
+    ours, fast = alpha_diagram(X, 2, engine="numba"), alpha_diagram(X, 2, engine="gudhi")
+    exact = alpha_diagram(X, 2, engine="gudhi", precision="exact")
+    assert len(_rows(fast, 1)) == len(_rows(ours, 1)) + 1 == len(_rows(exact, 1)) + 1
+    assert_same_diagram(ours, exact, rtol=1e-11, scale=np.abs(X).max())
 
 
 def test_same_bits_for_the_same_cloud():

@@ -274,14 +274,20 @@ def _triangle_side(X, a, b, c, w):
 
 
 @numba.njit(cache=True)
-def _values_3d(X, S, Nb, TE, TEOF):
+def _failed(status, cellv):
+    e3 = np.empty((0, 3), np.int64)
+    e2 = np.empty((0, 2), np.int64)
+    return status, cellv, e3, e2, np.empty(0), e2, np.empty(0), e3, e3
+
+
+@numba.njit(cache=True)
+def _values_3d(X, S, Nb, TE, TEOF, max_value):
     n = X.shape[0]
     M = S.shape[0]
-    empty_i = np.empty((0, 3), np.int64)
-    empty_f = np.empty(0)
     status, cellv, orient = _tet_values(X, S)
     if status != OK:
-        return status, cellv, empty_i, empty_i[:, :2], empty_f, empty_i[:, :2], empty_f, empty_i, empty_i
+        return _failed(status, cellv)
+    cellv[cellv > max_value] = np.inf  # above the cut only "above" matters
     # edges: one id per vertex pair, through each vertex's star (no sort)
     deg = np.zeros(n + 1, np.int64)
     for i in range(M):
@@ -347,77 +353,31 @@ def _values_3d(X, S, Nb, TE, TEOF):
                         loc[q], loc[q + 1] = loc[q + 1], loc[q]
             a, b, c = S[i, loc[0]], S[i, loc[1]], S[i, loc[2]]
             w = S[i, k]
-            g = _triangle_side(X, a, b, c, w)
-            if g == 0:
-                return (
-                    GABRIEL_TIE,
-                    cellv,
-                    empty_i,
-                    empty_i[:, :2],
-                    empty_f,
-                    empty_i[:, :2],
-                    empty_f,
-                    empty_i,
-                    empty_i,
-                )
-            inside = g < 0
             best = cellv[i]
+            w2 = -1
             if j != -1:
-                w2 = -1
                 for p in range(4):
                     if Nb[j, p] == i:
                         w2 = S[j, p]
-                if w2 < 0:
-                    return (
-                        NOT_DELAUNAY,
-                        cellv,
-                        empty_i,
-                        empty_i[:, :2],
-                        empty_f,
-                        empty_i[:, :2],
-                        empty_f,
-                        empty_i,
-                        empty_i,
-                    )
-                ins = _insphere_side(X, S, i, w2, orient[i], work)
-                if ins <= 0:
-                    return (
-                        NOT_DELAUNAY,
-                        cellv,
-                        empty_i,
-                        empty_i[:, :2],
-                        empty_f,
-                        empty_i[:, :2],
-                        empty_f,
-                        empty_i,
-                        empty_i,
-                    )
-                g2 = _triangle_side(X, a, b, c, w2)
-                if g2 == 0:
-                    return (
-                        GABRIEL_TIE,
-                        cellv,
-                        empty_i,
-                        empty_i[:, :2],
-                        empty_f,
-                        empty_i[:, :2],
-                        empty_f,
-                        empty_i,
-                        empty_i,
-                    )
-                inside = inside or g2 < 0
+                if w2 < 0 or _insphere_side(X, S, i, w2, orient[i], work) <= 0:
+                    return _failed(NOT_DELAUNAY, cellv)
                 best = min(best, cellv[j])
-            if inside:
-                tv[T] = best
+            u0, u1, u2 = X[b, 0] - X[a, 0], X[b, 1] - X[a, 1], X[b, 2] - X[a, 2]
+            v0, v1, v2 = X[c, 0] - X[a, 0], X[c, 1] - X[a, 1], X[c, 2] - X[a, 2]
+            cx, cy, cz = _cross(u0, u1, u2, v0, v1, v2)
+            w0, w1, w2_ = v0 - u0, v1 - u1, v2 - u2
+            uu = u0 * u0 + u1 * u1 + u2 * u2
+            vv = v0 * v0 + v1 * v1 + v2 * v2
+            ww = w0 * w0 + w1 * w1 + w2_ * w2_
+            own = uu * vv * ww / (4.0 * (cx * cx + cy * cy + cz * cz))
+            if own > max_value and best > max_value:
+                tv[T] = np.inf  # above the cut whether it is Gabriel or not
             else:
-                u0, u1, u2 = X[b, 0] - X[a, 0], X[b, 1] - X[a, 1], X[b, 2] - X[a, 2]
-                v0, v1, v2 = X[c, 0] - X[a, 0], X[c, 1] - X[a, 1], X[c, 2] - X[a, 2]
-                cx, cy, cz = _cross(u0, u1, u2, v0, v1, v2)
-                w0, w1, w2_ = v0 - u0, v1 - u1, v2 - u2
-                uu = u0 * u0 + u1 * u1 + u2 * u2
-                vv = v0 * v0 + v1 * v1 + v2 * v2
-                ww = w0 * w0 + w1 * w1 + w2_ * w2_
-                tv[T] = uu * vv * ww / (4.0 * (cx * cx + cy * cy + cz * cz))
+                g = _triangle_side(X, a, b, c, w)
+                g2 = _triangle_side(X, a, b, c, w2) if w2 >= 0 else 1
+                if g == 0 or g2 == 0:
+                    return _failed(GABRIEL_TIE, cellv)
+                tv[T] = best if (g < 0 or g2 < 0) else own
             tverts[T, 0], tverts[T, 1], tverts[T, 2] = a, b, c
             tcell[T, 0], tcell[T, 1] = i, j
             # boundary [b, c] - [a, c] + [a, b]; slot r holds the edge opposite local vertex 2 - r
@@ -428,37 +388,31 @@ def _values_3d(X, S, Nb, TE, TEOF):
             T += 1
     # edges: Gabriel against the third vertex of every triangle through them, top-down
     ev = np.empty(E)
+    for e in range(E):
+        a, b = everts[e, 0], everts[e, 1]
+        s = 0.0
+        for k in range(3):
+            d = X[b, k] - X[a, k]
+            s += d * d
+        ev[e] = 0.25 * s
     for t in range(T):
         a, b, c = tverts[t, 0], tverts[t, 1], tverts[t, 2]
         for r in range(3):
             e = tedge[t, r]
+            if tv[t] > max_value and ev[e] > max_value:
+                continue  # above the cut either way
             opp = c if r == 0 else (b if r == 1 else a)
             g = _edge_side(X, everts[e, 0], everts[e, 1], opp)
             if g == 0:
-                return (
-                    GABRIEL_TIE,
-                    cellv,
-                    empty_i,
-                    empty_i[:, :2],
-                    empty_f,
-                    empty_i[:, :2],
-                    empty_f,
-                    empty_i,
-                    empty_i,
-                )
+                return _failed(GABRIEL_TIE, cellv)
             if g < 0:
                 einside[e] = True
             emin[e] = min(emin[e], tv[t])
     for e in range(E):
         if einside[e]:
             ev[e] = emin[e]
-        else:
-            a, b = everts[e, 0], everts[e, 1]
-            s = 0.0
-            for k in range(3):
-                d = X[b, k] - X[a, k]
-                s += d * d
-            ev[e] = 0.25 * s
+        elif ev[e] > max_value:
+            ev[e] = np.inf
     return (
         OK,
         cellv,
@@ -490,13 +444,16 @@ def _triangulate(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return S, Nb, used
 
 
-def alpha_filtration(points) -> AlphaFiltration:
+def alpha_filtration(points, max_value: float = np.inf) -> AlphaFiltration:
     """Delaunay triangulation (qhull) and alpha values (squared radii) of a 2-D or 3-D cloud.
 
     Parameters
     ----------
     points : ndarray of float64, shape (N, 2) or (N, 3)
         Finite coordinates (as checked by the caller).
+    max_value : float
+        Squared radius of interest: in 3-D every value above it is inf (those simplices'
+        Gabriel tests are skipped; a truncated diagram needs no more).
 
     Returns
     -------
@@ -518,7 +475,9 @@ def alpha_filtration(points) -> AlphaFiltration:
         if status != OK:
             raise DegenerateCloud(_WHY[status])
         return AlphaFiltration(2, len(X), used, S, cellv, ev_, ec, ev, ev_, ev)
-    status, cellv, tvt, tc, tv, evt, ev, te, ts = _values_3d(X, S, Nb, _TET_EDGES, _TET_EDGE_OF)
+    status, cellv, tvt, tc, tv, evt, ev, te, ts = _values_3d(
+        X, S, Nb, _TET_EDGES, _TET_EDGE_OF, float(max_value)
+    )
     if status != OK:
         raise DegenerateCloud(_WHY[status])
     return AlphaFiltration(3, len(X), used, S, cellv, tvt, tc, tv, evt, ev, te, ts)

@@ -49,8 +49,18 @@ def _order_ties_by_index(values, order):
     return order
 
 
-def _order(values: np.ndarray) -> np.ndarray:
-    """Indices sorting ``values`` ascending, equal values by index (what a stable sort gives)."""
+def _order(values: np.ndarray, max_value: float = np.inf) -> np.ndarray:
+    """Indices sorting ``values`` ascending, equal values by index (what a stable sort gives).
+
+    Values above ``max_value`` come last in index order, unsorted (a truncated diagram does not
+    depend on their order).
+    """
+    if max_value < np.inf:
+        low = values <= max_value
+        if not low.all():
+            below = np.flatnonzero(low)
+            head = _order_ties_by_index(values, below[np.argsort(values[below])])
+            return np.concatenate([head, np.flatnonzero(~low)])
     return _order_ties_by_index(values, np.argsort(values))
 
 
@@ -256,7 +266,7 @@ def alpha_pairs(
         ``[birth, death]`` of every pair, zero-persistence ones included; ``death = inf`` for
         classes that never die.
     """
-    eorder = _order(filt.edge_value)
+    eorder = _order(filt.edge_value, max_value)
     h0, merged = _h0(filt.n_points, filt.edge_vertices, filt.edge_value, eorder)
     n_essential = filt.n_vertices - len(h0)
     out = [
@@ -264,8 +274,8 @@ def alpha_pairs(
     ]
     if max_dim < 1:
         return out
-    forder = eorder if filt.dim == 2 else _order(filt.facet_value)
-    corder = _order(filt.cell_value)
+    forder = eorder if filt.dim == 2 else _order(filt.facet_value, max_value)
+    corder = _order(filt.cell_value, max_value)
     top, creates = _dual(
         len(filt.cell_value), filt.cell_value, corder, filt.facet_cells, filt.facet_value, forder
     )
@@ -299,7 +309,7 @@ def numba_alpha_diagram(points: np.ndarray, max_dim: int, max_radius: float, coe
     floating-point path cannot decide (the caller falls back to gudhi).
     """
     m2 = max_radius * max_radius
-    pairs = alpha_pairs(alpha_filtration(points), max_dim, coeff, m2)
+    pairs = alpha_pairs(alpha_filtration(points, m2), max_dim, coeff, m2)
     rows = []
     for k in range(max_dim + 1):
         iv = pairs[k] if k < len(pairs) else np.empty((0, 2))
