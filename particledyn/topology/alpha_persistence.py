@@ -303,10 +303,28 @@ def alpha_pairs(
 
 
 def numba_alpha_diagram(points: np.ndarray, max_dim: int, max_radius: float, coeff: int) -> np.ndarray:
-    """:func:`particledyn.topology.betti.alpha_diagram` on qhull and the numba kernels (checked input).
+    """:func:`particledyn.topology.betti.alpha_diagram` on qhull and the numba kernels.
 
-    Raises :class:`~particledyn.topology.alpha_filtration.DegenerateCloud` where the
-    floating-point path cannot decide (the caller falls back to gudhi).
+    Parameters
+    ----------
+    points : ndarray of float64, shape (N, 2) or (N, 3)
+        Checked by the caller (finite, contiguous).
+    max_dim : int
+    max_radius : float
+        Largest ball radius; classes alive there get death inf.
+    coeff : int
+        A prime (checked by the caller).
+
+    Returns
+    -------
+    ndarray, shape (n_pairs, 3)
+        Rows ``[dim, birth, death]`` in radius units, by dimension, then birth, then death;
+        zero-persistence pairs left out.
+
+    Raises
+    ------
+    DegenerateCloud
+        Where the floating-point path cannot decide (the caller falls back to gudhi).
     """
     m2 = max_radius * max_radius
     pairs = alpha_pairs(alpha_filtration(points, m2), max_dim, coeff, m2)
