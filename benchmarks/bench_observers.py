@@ -34,7 +34,8 @@ the closest approach by a k-d tree query (:func:`particledyn.geometry.closest.cl
 as they ran before the fused loops, and the expansion's distinct points (S(t) as a set) by
 ``np.unique(axis=0)`` instead of a lexsort and its empirical K's neighbour ratios by the array
 code instead of the loop, and the Betti observer's bottleneck distances (H1, H2) by gudhi's CGAL
-matching on the whole diagrams instead of :func:`particledyn.topology.diagrams.exact_bottleneck`:
+matching on the whole diagrams instead of :func:`particledyn.topology.diagrams.exact_bottleneck`
+and its alpha diagrams (and the expansion's) by gudhi's AlphaComplex instead of the numba engine:
 the line ``<name> (baseline)`` is that peer in the same run.
 """
 
@@ -123,15 +124,22 @@ def timed_blocks(sim, steps: int, blocks: int) -> list[float]:
 def baseline_code():
     """The pair observers on their array code, the closest approach by a k-d tree, the
     expansion's distinct points by ``np.unique(axis=0)`` and its empirical K by the array code,
-    and the Betti bottleneck by gudhi's CGAL matching, for the duration of the block."""
+    the Betti bottleneck by gudhi's CGAL matching, and the alpha diagrams by gudhi's AlphaComplex
+    (the numba engine refuses every cloud, so ``alpha_diagram`` falls back), for the duration of
+    the block."""
     from particledyn.geometry.closest import closest_pair_reference
     from particledyn.geometry.neighbours import NeighbourPairs
     from particledyn.geometry.observers import ClosestApproachObserver
-    from particledyn.topology import diagrams, expansion
+    from particledyn.topology import betti, diagrams, expansion
+    from particledyn.topology.alpha_filtration import DegenerateCloud
 
     fused, observe = NeighbourPairs.fused, ClosestApproachObserver.observe
     distinct, loop_below = expansion._distinct, expansion._PAIRWISE_SUM_MIN
     exact = diagrams.exact_bottleneck
+    numba_alpha = betti.numba_alpha_diagram
+
+    def refuse(*args):
+        raise DegenerateCloud("baseline: gudhi")
 
     def tree_observe(self, info):
         d, i, j = closest_pair_reference(info.positions)
@@ -142,9 +150,11 @@ def baseline_code():
     expansion._distinct = lambda X: np.unique(X, axis=0)  # type: ignore[assignment]
     expansion._PAIRWISE_SUM_MIN = 0  # every dimension on the array code
     diagrams.exact_bottleneck = lambda a, b: float(gudhi.bottleneck_distance(a, b))  # CGAL, as before
+    betti.numba_alpha_diagram = refuse  # gudhi's AlphaComplex, as before
     try:
         yield
     finally:
+        betti.numba_alpha_diagram = numba_alpha
         diagrams.exact_bottleneck = exact
         NeighbourPairs.fused = fused  # type: ignore[method-assign]
         ClosestApproachObserver.observe = observe  # type: ignore[method-assign]

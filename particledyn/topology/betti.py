@@ -8,9 +8,10 @@ Two complexes, named explicitly:
   largest scale asked for, after a k-d tree has listed the edges ``<= r`` and
   with edge collapse on.
 * ``"alpha"``: the alpha complex, which has the homotopy type of the union of
-  closed balls; the scale ``r`` is a **ball radius** (gudhi's filtration
-  values are squared radii; they are converted back). Exact and fast in
-  D <= 3, exponential in D.
+  closed balls; the scale ``r`` is a **ball radius** (filtration values are
+  squared radii; they are converted back). In 2-D and 3-D: qhull's Delaunay
+  triangulation and numba kernels (:func:`alpha_diagram`), gudhi where those
+  cannot decide; above, gudhi's (exponential in D).
 
 Balls of radius ``r`` meet pairwise exactly when Rips(2r) has the edge, so the
 paper's adaptive scale "1/4 of the diameter" (a Rips edge length) is the ball
@@ -35,6 +36,8 @@ from gph import ripser_parallel
 from scipy import sparse
 from scipy.spatial import cKDTree
 
+from .alpha_filtration import DegenerateCloud
+from .alpha_persistence import numba_alpha_diagram
 from .diagrams import betti_from_diagram, bottleneck_distances, pack_diagrams
 from .landmarks import _check_cloud, covering_radius, maxmin_landmarks
 
@@ -44,6 +47,7 @@ __all__ = [
     "betti_series",
     "rips_diagram",
     "alpha_diagram",
+    "ALPHA_ENGINES",
     "cloud_diameter",
     "resolve_scales",
     "COMPLEXES",
@@ -269,8 +273,16 @@ def check_alpha_dimension(dimension: int) -> None:
         )
 
 
+ALPHA_ENGINES = ("auto", "numba", "gudhi")
+
+
 def alpha_diagram(
-    points, max_dim: int = 2, max_radius: float = np.inf, precision: str = "fast", coeff: int = 2
+    points,
+    max_dim: int = 2,
+    max_radius: float = np.inf,
+    precision: str = "fast",
+    coeff: int = 2,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Persistence diagram of the alpha complex (union of balls), in radius units.
 
@@ -284,15 +296,31 @@ def alpha_diagram(
     precision : {"fast", "safe", "exact"}
         gudhi's setting. "fast" keeps CGAL's exact predicates (so the complex
         itself is right) and computes circumradii in double precision; it
-        builds ~5x faster than gudhi's default "safe" here.
+        builds ~5x faster than gudhi's default "safe" here. The numba engine
+        computes them in double precision too ("fast" only).
     coeff : int
-        Prime p of the coefficient field Z/p.
+        Prime p of the coefficient field Z/p. H0, the voids (H2 in 3-D) and
+        every H1 of a planar cloud do not depend on the field (a subcomplex of
+        R^2 or R^3 has torsion-free homology and these maps are 0/1 by
+        duality); H1 in 3-D can (a Moebius band's boundary is twice its core in
+        H1, zero over Z/2), so there the reduction is over Z/p.
+    engine : {"auto", "numba", "gudhi"}
+        ``"numba"``: qhull's Delaunay triangulation (scipy), alpha values and
+        persistence by :mod:`~particledyn.topology.alpha_filtration` and
+        :mod:`~particledyn.topology.alpha_persistence` (2-D and 3-D clouds,
+        ``precision="fast"``); a cloud whose floating-point tests tie (grid
+        points, co-circular or co-spherical sets), a flat cloud or one of
+        fewer than D + 2 points is refused with the reason. ``"gudhi"``:
+        gudhi's AlphaComplex (CGAL), the reference. ``"auto"`` (default):
+        numba where it applies, gudhi otherwise, and for every cloud numba
+        refuses.
 
     Returns
     -------
     ndarray, shape (n_pairs, 3)
-        Rows ``[dim, birth, death]``; births and deaths are radii (square
-        roots of gudhi's alpha^2 filtration values).
+        Rows ``[dim, birth, death]`` by dimension; births and deaths are radii
+        (square roots of the alpha^2 filtration values); zero-persistence pairs
+        are left out.
     """
     X = _check_cloud(points)
     max_dim = _check_max_dim(max_dim)
@@ -302,7 +330,25 @@ def alpha_diagram(
         raise ValueError(f"max_radius={max_radius!r}: expected a non-negative radius")
     if precision not in ("fast", "safe", "exact"):
         raise ValueError(f"precision={precision!r}: expected 'fast', 'safe' or 'exact'")
+    if engine not in ALPHA_ENGINES:
+        raise ValueError(f"engine={engine!r}: expected one of {ALPHA_ENGINES}")
     check_alpha_dimension(X.shape[1])
+    if engine != "gudhi":
+        if engine == "numba" and (precision != "fast" or X.shape[1] not in (2, 3)):
+            raise ValueError(
+                f"engine='numba' with precision={precision!r} on a {X.shape[1]}-D cloud: expected "
+                "precision='fast' and a 2-D or 3-D cloud"
+            )
+        if precision == "fast" and X.shape[1] in (2, 3):
+            try:
+                return numba_alpha_diagram(X, max_dim, max_radius, coeff)
+            except DegenerateCloud as why:
+                if engine == "numba":
+                    raise ValueError(f"engine='numba' cannot decide this cloud: {why}") from None
+    return _gudhi_alpha_diagram(X, max_dim, max_radius, precision, coeff)
+
+
+def _gudhi_alpha_diagram(X, max_dim, max_radius, precision, coeff) -> np.ndarray:
     alpha = gudhi.AlphaComplex(points=X, precision=precision)
     tree = alpha.create_simplex_tree(max_alpha_square=max_radius**2)
     tree.prune_above_dimension(max_dim + 1)  # H_k needs (k+1)-simplices, no more
