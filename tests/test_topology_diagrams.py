@@ -130,6 +130,9 @@ def test_same_birth_bottleneck_matches_brute_force_and_hera(seed, na, nb, birth)
     # hera, not gudhi's CGAL matching: gudhi 3.13 is wrong on some of these diagrams (all births
     # equal), e.g. seed 23, 2 x 4 pairs: 0.208 (e = 0: 0.212) against 0.160 by brute force
     assert got == pytest.approx(gudhi.hera.bottleneck_distance(A, B, 0.0), abs=1e-12)
+    from particledyn.topology.diagrams import exact_bottleneck
+
+    assert got == exact_bottleneck(A, B)  # the same value on the same floats, to the bit
 
 
 def test_h0_of_a_real_cloud_takes_the_sorted_path_and_agrees_with_gudhi(monkeypatch):

@@ -520,13 +520,16 @@ def same_birth_bottleneck(deaths_a, deaths_b, birth: float) -> float:
     distance is the least of these over k. (If a matching of cost delta exists, let k be the larger
     number of pairs on either side farther than 2 delta from the diagonal, which every matching
     must pair: counting the partners within delta shows |a_i - b_i| <= delta for i < k, so the
-    k-th sorted matching costs <= delta too.) O(n log n), where a general bottleneck matching on
+    k-th sorted matching costs <= delta too.) A pair's distance to the diagonal is rounded as
+    :func:`exact_bottleneck` rounds it, so both give the same value to the bit. O(n log n), where a general bottleneck matching on
     the ~N pairs of H_0 costs ~5x more than the whole Betti computation.
     """
     a = np.sort(np.asarray(deaths_a, dtype=np.float64))[::-1]
     b = np.sort(np.asarray(deaths_b, dtype=np.float64))[::-1]
     pairs = min(len(a), len(b))
     matched = np.concatenate([[0.0], np.maximum.accumulate(np.abs(a[:pairs] - b[:pairs]))])
-    rest_a = np.concatenate([(a - birth) / 2, np.zeros(pairs + 1 - len(a) if len(a) <= pairs else 0)])
-    rest_b = np.concatenate([(b - birth) / 2, np.zeros(pairs + 1 - len(b) if len(b) <= pairs else 0)])
+    to_a = _to_diagonal(np.column_stack([np.full(len(a), birth), a]))  # rounded as exact_bottleneck's
+    to_b = _to_diagonal(np.column_stack([np.full(len(b), birth), b]))
+    rest_a = np.concatenate([to_a, np.zeros(pairs + 1 - len(a) if len(a) <= pairs else 0)])
+    rest_b = np.concatenate([to_b, np.zeros(pairs + 1 - len(b) if len(b) <= pairs else 0)])
     return float(np.min(np.maximum(matched, np.maximum(rest_a[: pairs + 1], rest_b[: pairs + 1]))))
