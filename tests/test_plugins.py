@@ -424,3 +424,41 @@ def test_the_example_plugin_is_swept_on_dask_workers(installed_example, tmp_path
     assert len(_radius(run)) == 40 // 5 + 1
     info = json.loads(_cli(["info", str(run), "--json"], tmp_path, [installed_example]).stdout)
     assert [p["module"] for p in info["plugins"]] == ["particledyn_example_plugin"]
+
+
+def test_an_absolute_rate_sweep_runs_a_rule_without_a_loss_hessian(user_plugin):
+    """K0 = lambda_max needs the kernel's Hessian-vector products; a user's rule without them
+    still runs in a sweep of absolute rates (no eta* needed), its eta K0 NaN; a sweep in units of
+    eta* refuses the point in one line instead."""
+    import json
+    import math
+
+    from particledyn.sweep import read_table
+
+    folder, module, kind = user_plugin
+    rule = PLUGIN.replace(
+        'name = "pull"', 'name = "pull"\n    is_gradient = False  # a rotation added: no loss'
+    )
+    rule = rule.replace("return -positions", "return -positions + positions[:, ::-1] * [1.0, -1.0]")
+    (folder / f"{module}.py").write_text(rule.format(kind=kind))
+    base = folder / "base.toml"
+    base.write_text(SCENARIO.format(module=module, kind=kind).replace('type = "loss"', 'type = "merges"'))
+    sweep = folder / "sweep.toml"
+    sweep.write_text(
+        f'[sweep]\nname = "pulls"\nbase = "{base}"\n[grid]\nlr = [0.05, 0.2]\n[sharpness]\nevery = 0\n[cluster]\nworkers = 1\n'
+    )
+    done = _cli(["sweep", str(sweep), "--out", str(folder / "out")], folder, pythonpath=[folder])
+    assert done.returncode == 0, done.stderr
+    table = read_table(folder / "out" / "summary.csv")
+    assert table["status"].tolist() == ["finished", "finished"]
+    assert np.all(np.isnan(table["lr_factor"]))
+    assert [math.isnan(v) for v in json.loads((folder / "out" / "K0.json").read_text()).values()] == [True]
+    collected = _cli(
+        ["sweep", str(sweep), "--out", str(folder / "out"), "--collect"], folder, pythonpath=[folder]
+    )
+    assert collected.returncode == 0, collected.stderr
+    assert read_table(folder / "out" / "summary.csv")["status"].tolist() == ["finished", "finished"]
+    sweep.write_text(sweep.read_text().replace("lr = [0.05, 0.2]", "lr_factor = [0.5]"))
+    refused = _cli(["sweep", str(sweep), "--out", str(folder / "eta_star")], folder, pythonpath=[folder])
+    assert refused.returncode == 1
+    assert "K0 measurement failed" in read_table(folder / "eta_star" / "summary.csv")["error"][0]

@@ -307,14 +307,24 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
             resolved = run_scenario(spec, point, 1.0)
             futures[point] = (
                 _K0_key(spec, point),
-                client.submit(measure_K0, resolved, spec.sharpness_tol, pure=False),
+                client.submit(
+                    measure_K0 if spec.lr_factor is not None else _K0_or_nan,
+                    resolved,
+                    spec.sharpness_tol,
+                    pure=False,
+                ),
             )
     measured = {}
     for point, (key, future) in futures.items():
         try:
             values[point] = measured[key] = float(future.result())
         except Exception as exc:
-            errors[point] = f"K0 measurement failed: {_one_line(exc)}"
+            if spec.lr_factor is None:
+                # absolute rates need no eta*: the runs go on (a rule without a loss Hessian,
+                # e.g. a user's own) with eta K0 not known, NaN in the table and in K0.json
+                values[point] = measured[key] = math.nan
+            else:
+                errors[point] = f"K0 measurement failed: {_one_line(exc)}"
     if measured:
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out / "K0.json.lock"):
@@ -324,6 +334,14 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
             tmp.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
             tmp.replace(cache_path)
     return values, errors
+
+
+def _K0_or_nan(resolved, tol: float) -> float:
+    """:func:`measure_K0`, NaN where the kernel has no lambda_max (a sweep of absolute rates)."""
+    try:
+        return measure_K0(resolved, tol)
+    except ValueError:
+        return math.nan
 
 
 def _point_rows(spec: SweepSpec, points: dict, status: str) -> list[dict]:
