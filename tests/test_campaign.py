@@ -563,3 +563,14 @@ def test_a_campaign_is_analysed_from_points_files_alone_when_no_run_file_is_left
         assert main(bad) == 2
         err = capsys.readouterr().err
         assert err.startswith("error:") and err.count("\n") == 1 and word in err, err
+
+
+def test_the_table_prints_no_rounding_residue_as_a_spread():
+    """Seeds bracketed alike have one eta_c: their std is the mean's rounding (2.8e-17), shown 0."""
+    from particledyn.sweep.campaign import _pm
+
+    values = np.array([0.21022410381342865, np.nextafter(0.21022410381342865, 1.0)])
+    assert 0 < values.std(ddof=1) < 1e-15
+    assert _pm(values.mean(), values.std(ddof=1)) == "0.21 +- 0"
+    assert _pm(0.863, 0.57) == "0.863 +- 0.57"
+    assert _pm(0.5, math.nan) == "0.5"

@@ -648,6 +648,8 @@ def write_campaign(
 def _pm(mean: float, std: float) -> str:
     if not math.isfinite(mean):
         return ""
+    if math.isfinite(std) and std <= 1e-12 * abs(mean):
+        std = 0.0  # seeds with the same bracket: the spread is the mean's rounding, not 2.8e-17
     return f"{mean:.3g}" + (f" +- {std:.2g}" if math.isfinite(std) else "")
 
 
