@@ -42,7 +42,8 @@ def test_lanczos_matches_dense_eigvalsh(seed, activation):
     assert result.converged
     assert abs(result.lambda_max - exact[-1]) <= 1e-8 * abs(exact[-1])
     residual = np.linalg.norm(net.hvp_flat(X)(result.eigenvector) - result.lambda_max * result.eigenvector)
-    np.testing.assert_allclose(result.residual, residual, rtol=1e-6, atol=1e-18)
+    # the residual from the stored products is the explicit one up to rounding (eps ||H||)
+    np.testing.assert_allclose(result.residual, residual, rtol=1e-6, atol=1e-15 * abs(result.lambda_max))
     assert result.residual <= 1e-10 * abs(result.lambda_max)
     assert result.n_hvp > 0
 

@@ -54,7 +54,7 @@ def _adam_preconditioner(info: StepInfo):
     sim = info.simulation
     if sim.state.step == 0:
         # no second moments yet (v = 0 would give P = eps): report the plain Hessian at step 0
-        return np.ones(info.positions.size)
+        return None
     state = {name: sim.backend.to_host(array) for name, array in sim.state.optimizer_state.items()}
     return sim.optimizer.preconditioner(state, sim.state.step).ravel()
 

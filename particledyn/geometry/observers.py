@@ -553,7 +553,8 @@ class SharpnessObserver(Observer):
         (2 + 2 beta1) / ((1 - beta1) eta) (38 / eta at 0.9).
     preconditioner : callable, optional
         ``preconditioner(info) -> diagonal of P`` (e.g. Adam's sqrt(v_hat) + eps):
-        the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness).
+        the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness); None at a step
+        means no preconditioner yet (the plain H, e.g. Adam's step 0).
     gradient : callable, optional
         ``gradient(info) -> flat dL/dx at info.positions``; adds ``grad_fraction``,
         the fraction ||P_k g||^2 / ||g||^2 of the gradient in the top-k eigenspace.
@@ -618,6 +619,8 @@ class SharpnessObserver(Observer):
         self.k, self.tol, self.ncv, self.which, self.momentum = k, tol, ncv, which, momentum
         self.adam_beta1 = adam_beta1
         self.eigenvector: np.ndarray | None = None
+        # whether the warm-start vector is P^-1/2 H P^-1/2's (True), H's (False) or unknown (None)
+        self.eigenvector_preconditioned: bool | None = None
 
     def recorded_options(self) -> dict[str, Any]:
         return {
@@ -634,31 +637,33 @@ class SharpnessObserver(Observer):
             ),
         }
 
-    def _operators(self, info: StepInfo) -> list:
+    def _operators(self, info: StepInfo) -> tuple[list, bool]:
+        """The operators of this call, and whether they are preconditioned."""
         operators = (
             [self.hvp(info)] if self.method == "lanczos" or self.batch_hvps is None else self.batch_hvps(info)
         )
         operators = [_finite_or_diverged(op, info) for op in operators]
-        if self.preconditioner is not None:
-            diagonal = self.preconditioner(info)
+        diagonal = None if self.preconditioner is None else self.preconditioner(info)
+        if diagonal is not None:
             operators = [preconditioned_hvp(op, diagonal) for op in operators]
-        return operators
+        return operators, diagonal is not None
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         n = int(np.size(info.positions))
-        operators = self._operators(info)
+        operators, preconditioned = self._operators(info)
         if self.method == "power_iter":
             # a fresh start at every call, as the authors' code draws one: no state to resume
             rng = np.random.default_rng([self.seed, int(info.step)])
             result = power_iteration(operators, n, self.iterations, self.power_tol, rng)
         else:
             v0 = self.eigenvector
-            if v0 is not None and v0.size != n:
-                v0 = None
+            stale = self.eigenvector_preconditioned not in (None, preconditioned)
+            if v0 is not None and (v0.size != n or stale):
+                v0 = None  # another operator's eigenvector is no warm start: a cold one, seeded
             result = top_eigenpairs(
                 operators[0], n, self.k, v0=v0, tol=self.tol, ncv=self.ncv, which=self.which
             )
-            self.eigenvector = result.eigenvector
+            self.eigenvector, self.eigenvector_preconditioned = result.eigenvector, preconditioned
         values: dict[str, Any] = {"lambda_max": result.lambda_max}
         values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum, self.adam_beta1))
         values.update(n_hvp=result.n_hvp, residual=result.residual, converged=result.converged)
@@ -669,11 +674,18 @@ class SharpnessObserver(Observer):
         return values
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {} if self.eigenvector is None else {"eigenvector": self.eigenvector.copy()}
+        if self.eigenvector is None:
+            return {}
+        state = {"eigenvector": self.eigenvector.copy()}
+        if self.eigenvector_preconditioned is not None:
+            state["eigenvector_preconditioned"] = np.array(self.eigenvector_preconditioned)
+        return state
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         vector = state.get("eigenvector")
         self.eigenvector = None if vector is None else np.asarray(vector, dtype=np.float64)
+        kind = state.get("eigenvector_preconditioned")
+        self.eigenvector_preconditioned = None if kind is None else bool(np.asarray(kind))
 
 
 def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
