@@ -67,8 +67,9 @@ def test_lanczos_on_the_kernel_matches_the_torch_hessian(loss, preconditioned):
 
 def test_a_warm_start_gives_the_cold_answer_to_the_tolerance_even_from_another_operator():
     """From a slightly moved eigenvector, and from the raw Hessian's eigenvector for the
-    preconditioned operator (a stale start), Lanczos finds the same top eigenvalue as a cold
-    start: a solver that trusted v0 (its Rayleigh quotient, or too few products) fails here."""
+    preconditioned operator (another operator's vector), Lanczos finds the same top eigenvalue
+    as a cold start: a solver that trusted v0 (its Rayleigh quotient, or too few products)
+    fails here."""
     hvp, H, x = problem(seed=3)
     P = adam_like_diagonal(x.size, 4)
     pre = preconditioned_hvp(hvp, P)
@@ -137,37 +138,41 @@ def test_lambda_max_is_invariant_under_permutations_of_the_particles(data):
     assert values[1] == pytest.approx(values[0], rel=1e-10)
 
 
-def test_the_observer_never_warm_starts_from_another_operators_vector(monkeypatch):
+def test_the_observer_carries_its_warm_start_across_preconditioners(monkeypatch):
     """Adam: step 0 has no second moments, so the observer measures H there and
-    P^-1/2 H P^-1/2 after: the first preconditioned solve starts cold (seeded), the next warm
-    from its vector; the raw observer warm-starts from step 2 on."""
+    P^-1/2 H P^-1/2 after. Each warm start keeps the previous eigenvector's direction in
+    parameter space, x = P^-1/2 y: v0 = y_prev sqrt(P / P_prev) (P = 1 for the plain H), not
+    the stale y_prev of another operator; the raw observer passes y_prev as it is."""
     from particledyn import simulate
     from particledyn.clouds import make_cloud
     from particledyn.data import teacher_student
     from particledyn.kernels import TwoLayerNet
     from particledyn.optimizers import make_optimizer
 
-    starts: dict[str, list] = {"sharpness": [], "raw": []}
+    calls: dict[str, list] = {"sharpness": [], "raw": []}
     solve = geometry_observers.top_eigenpairs
+    current = ["sharpness"]
 
     def spy(hvp, n, k, **options):
-        starts[current[0]].append(None if options["v0"] is None else options["v0"].copy())
-        return solve(hvp, n, k, **options)
+        result = solve(hvp, n, k, **options)
+        calls[current[0]][-1].update(v0=options["v0"], vector=result.eigenvector)
+        return result
 
     monkeypatch.setattr(geometry_observers, "top_eigenpairs", spy)
     data = teacher_student(1, n=60, seed=0)
     kernel = TwoLayerNet(data.z_train, data.y_train)
     pre, raw = kernel_sharpness(2), kernel_sharpness(2, preconditioned=False)
     raw.name = "raw"
-    current = ["sharpness"]
     for observer in (pre, raw):
-        inner = observer.observe
+        operators = observer._operators
 
-        def observe(info, inner=inner, name=observer.name):
+        def recorded(info, operators=operators, name=observer.name):
             current[0] = name
-            return inner(info)
+            ops, diagonal = operators(info)
+            calls[name].append({"diagonal": np.ones(info.positions.size) if diagonal is None else diagonal})
+            return ops, diagonal
 
-        observer.observe = observe
+        monkeypatch.setattr(observer, "_operators", recorded)
     sim = simulate(
         kernel,
         make_cloud({"shape": "two_circles", "n": 16}),
@@ -177,6 +182,12 @@ def test_the_observer_never_warm_starts_from_another_operators_vector(monkeypatc
         observers=[pre, raw],
         progress=False,
     )
-    assert [v is None for v in starts["sharpness"]] == [True, True, False, False]
-    assert [v is None for v in starts["raw"]] == [True, False, False, False]
+    for name in calls:
+        assert len(calls[name]) == 4 and calls[name][0]["v0"] is None
+        for before, after in zip(calls[name], calls[name][1:]):
+            expected = before["vector"] * np.sqrt(after["diagonal"] / before["diagonal"])
+            np.testing.assert_allclose(after["v0"], expected, rtol=1e-14, atol=0)
+    assert not np.allclose(calls["sharpness"][1]["diagonal"], 1.0)
+    for before, after in zip(calls["raw"], calls["raw"][1:]):
+        np.testing.assert_array_equal(after["v0"], before["vector"])
     assert all(sim.sink.series("sharpness", "converged")[1])
