@@ -135,7 +135,8 @@ def kernel_sharpness(
     Parameters
     ----------
     every : int
-        Cadence in steps (each call costs ~20-60 Hessian-vector products).
+        Cadence in steps (a cold call costs ~5-30 Hessian-vector products, a warm one, where
+        the top eigenvector moved little since the last call, 1-3).
     k : int
         Number of top eigenpairs.
     tol : float

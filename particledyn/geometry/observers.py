@@ -554,7 +554,9 @@ class SharpnessObserver(Observer):
     preconditioner : callable, optional
         ``preconditioner(info) -> diagonal of P`` (e.g. Adam's sqrt(v_hat) + eps):
         the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness); None at a step
-        means no preconditioner yet (the plain H, e.g. Adam's step 0).
+        means no preconditioner yet (the plain H, e.g. Adam's step 0). The warm start carries
+        the previous eigenvector y over to the new P as the same parameter-space direction
+        P^{-1/2} y (:meth:`_carried`).
     gradient : callable, optional
         ``gradient(info) -> flat dL/dx at info.positions``; adds ``grad_fraction``,
         the fraction ||P_k g||^2 / ||g||^2 of the gradient in the top-k eigenspace.
