@@ -705,7 +705,7 @@ class SharpnessObserver(Observer):
 
 def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
     """``operator`` that raises DivergenceError when H v overflows (positions still finite but
-    huge: the run is diverging, and ARPACK would fail with an illegible error)."""
+    huge: the run is diverging, and Lanczos would go on with NaN to an illegible error)."""
     from ..simulation import DivergenceError
 
     def checked(vector):

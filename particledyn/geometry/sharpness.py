@@ -276,7 +276,7 @@ def _thick_restart_lanczos(
 
 
 def _dense_eigenpairs(op: CountedOperator, k: int, which: str) -> SharpnessResult:
-    """Tiny problems (ARPACK needs k < n - 1): build H from n HVPs."""
+    """Tiny problems (k >= n - 1 or n <= 3): build H from n HVPs."""
     n = op.shape[0]
     dense = np.column_stack([op.matvec(e) for e in np.eye(n)])
     values, vectors = np.linalg.eigh(0.5 * (dense + dense.T))
