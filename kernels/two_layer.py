@@ -231,30 +231,40 @@ class TwoLayerNet(SupervisedKernel):
 
     def _hvp_cached(self, x, m, inputs, targets):
         """Wide neurons, N <= chunk: the formulas of ``hessian_vector_reference`` with the
-        activations, the loss gradient and their products with the output weights computed once
-        per operator (O(N B) memory), so a product costs three N x d x B matrix products."""
+        activations, the loss gradient and the second-derivative factor computed once per
+        operator, so a product costs two N x d x B matrix products (``tv = v_w Z^T`` and
+        ``q Z``) and a few passes over (N, B) arrays kept in two preallocated buffers: O(5 N B)
+        memory in all, no (N, B) allocation per product (a fresh one costs its page faults).
+
+        The outputs are ``s^T (coef a)`` from the activations already at hand (the same
+        numbers as :meth:`outputs` up to rounding), not a second forward pass."""
         d = self.d_in
         inputs = np.asarray(inputs, dtype=np.float64)
         coef = self._coefficients(m, np.float64)
         a = x[:, d:]
-        outputs = self.outputs(x, m, inputs)
-        _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
-        s, ds, dds = activation_reference(self.activation, x[:, :d] @ inputs.T)
-        scaled_s = np.ascontiguousarray(s.T * coef)  # (B, N)
         scaled_a = coef[:, None] * a
-        curvature = (a @ grad_out.T) * dds  # (N, B): the second-derivative term's factor
-        del dds
+        s, ds, curvature = activation_reference(self.activation, x[:, :d] @ inputs.T)  # (N, B)
+        outputs = s.T @ scaled_a  # (B, C)
+        _, grad_out = loss_and_output_gradient(outputs, targets, self.loss_name)
+        tv = np.empty_like(s)  # <v_w, z_b>, then the factor of z_b in h_w
+        scratch = np.empty_like(s)
+        np.matmul(a, grad_out.T, out=scratch)
+        curvature *= scratch  # sigma'' (a . G): the second-derivative term's factor
+        coef_column = coef[:, None]
 
         def product(v):
             vw, va = v[:, :d], v[:, d:]
-            tv = vw @ inputs.T  # (N, B)
-            ds_tv = ds * tv
-            delta = scaled_s @ va + ds_tv.T @ scaled_a  # J v, (B, C)
+            np.matmul(vw, inputs.T, out=tv)
+            ds_tv = np.multiply(ds, tv, out=scratch)
+            delta = s.T @ (coef_column * va) + ds_tv.T @ scaled_a  # J v, (B, C)
             u = loss_hessian_product(outputs, delta, self.loss_name)
             out = np.empty_like(x)
             out[:, d:] = s @ u + ds_tv @ grad_out
-            tv *= curvature
-            tv += ds * (a @ u.T + va @ grad_out.T)
+            # sigma' (a . u + va . G) + sigma'' (a . G) tv, with one K = 2C product for the first
+            mixed = np.matmul(np.hstack([a, va]), np.hstack([u, grad_out]).T, out=scratch)
+            mixed *= ds
+            np.multiply(tv, curvature, out=tv)
+            np.add(tv, mixed, out=tv)
             out[:, :d] = tv @ inputs
             return out
 

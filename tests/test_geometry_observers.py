@@ -153,7 +153,7 @@ def test_sharpness_observer_with_a_preconditioner():
 
 def test_sharpness_observer_reports_an_overflowing_hessian_as_divergence():
     """Positions still finite but huge (a run about to diverge): H v overflows. The observer raises
-    DivergenceError naming the step, not ARPACK's illegible error."""
+    DivergenceError naming the step, not an illegible error from the eigensolver's arithmetic on infinities."""
     net, X, _ = teacher_student(12, d=2, batch=30, seed=4)
     observer = SharpnessObserver(lambda info: lambda v: net.hvp_flat(info.positions)(v) * np.inf)
     info = StepInfo(step=7, time=0.7, positions=X, masses=np.ones(12) / 12, lr=0.1)

@@ -42,7 +42,8 @@ def test_lanczos_matches_dense_eigvalsh(seed, activation):
     assert result.converged
     assert abs(result.lambda_max - exact[-1]) <= 1e-8 * abs(exact[-1])
     residual = np.linalg.norm(net.hvp_flat(X)(result.eigenvector) - result.lambda_max * result.eigenvector)
-    np.testing.assert_allclose(result.residual, residual, rtol=1e-6, atol=1e-18)
+    # the residual from the stored products is the explicit one up to rounding (eps ||H||)
+    np.testing.assert_allclose(result.residual, residual, rtol=1e-6, atol=1e-15 * abs(result.lambda_max))
     assert result.residual <= 1e-10 * abs(result.lambda_max)
     assert result.n_hvp > 0
 
@@ -181,10 +182,10 @@ def test_kernel_sharpness_uses_adams_edge_for_the_preconditioned_operator():
 
 
 def test_a_warm_start_that_moved_a_little_converges_in_a_few_products_to_the_cold_answer():
-    """The warm Krylov path (residual tested after every HVP) on a crowded spectrum: a start
-    ~2e-5 off the top eigenvector is done in a few HVPs at tol 1e-6, where ARPACK would spend
-    ncv = 8 first, and agrees with a cold solve to the tolerance; a start too far off for 8 Krylov
-    steps at tol 1e-9 falls back to ARPACK from the best Ritz vector and still finds the top."""
+    """The residual is tested after every HVP, on a crowded spectrum: a start ~2e-5 off the
+    top eigenvector is done in a few HVPs at tol 1e-6 (ARPACK, before, spent ncv = 8 first) and
+    agrees with a cold solve to the tolerance; a start further off at tol 1e-9 needs more than
+    8 products and still finds the top."""
     rng = np.random.default_rng(3)
     Q, _ = np.linalg.qr(rng.standard_normal((300, 300)))
     A = Q @ np.diag(np.r_[2.0, np.linspace(1.6, -1.0, 299)]) @ Q.T

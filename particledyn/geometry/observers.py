@@ -553,7 +553,10 @@ class SharpnessObserver(Observer):
         (2 + 2 beta1) / ((1 - beta1) eta) (38 / eta at 0.9).
     preconditioner : callable, optional
         ``preconditioner(info) -> diagonal of P`` (e.g. Adam's sqrt(v_hat) + eps):
-        the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness).
+        the operator becomes P^{-1/2} H P^{-1/2} (preconditioned sharpness); None at a step
+        means no preconditioner yet (the plain H, e.g. Adam's step 0). The warm start carries
+        the previous eigenvector y over to the new P as the same parameter-space direction
+        P^{-1/2} y (:meth:`_carried`).
     gradient : callable, optional
         ``gradient(info) -> flat dL/dx at info.positions``; adds ``grad_fraction``,
         the fraction ||P_k g||^2 / ||g||^2 of the gradient in the top-k eigenspace.
@@ -618,6 +621,8 @@ class SharpnessObserver(Observer):
         self.k, self.tol, self.ncv, self.which, self.momentum = k, tol, ncv, which, momentum
         self.adam_beta1 = adam_beta1
         self.eigenvector: np.ndarray | None = None
+        # the diagonal of P of the operator the warm-start vector belongs to (ones for plain H)
+        self.eigenvector_diagonal: np.ndarray | None = None
 
     def recorded_options(self) -> dict[str, Any]:
         return {
@@ -634,19 +639,21 @@ class SharpnessObserver(Observer):
             ),
         }
 
-    def _operators(self, info: StepInfo) -> list:
+    def _operators(self, info: StepInfo) -> tuple[list, np.ndarray | None]:
+        """The operators of this call, and the flat diagonal of their preconditioner (or None)."""
         operators = (
             [self.hvp(info)] if self.method == "lanczos" or self.batch_hvps is None else self.batch_hvps(info)
         )
         operators = [_finite_or_diverged(op, info) for op in operators]
-        if self.preconditioner is not None:
-            diagonal = self.preconditioner(info)
+        diagonal = None if self.preconditioner is None else self.preconditioner(info)
+        if diagonal is not None:
+            diagonal = np.asarray(diagonal, dtype=np.float64).reshape(-1)
             operators = [preconditioned_hvp(op, diagonal) for op in operators]
-        return operators
+        return operators, diagonal
 
     def observe(self, info: StepInfo) -> Mapping[str, Any]:
         n = int(np.size(info.positions))
-        operators = self._operators(info)
+        operators, diagonal = self._operators(info)
         if self.method == "power_iter":
             # a fresh start at every call, as the authors' code draws one: no state to resume
             rng = np.random.default_rng([self.seed, int(info.step)])
@@ -655,10 +662,13 @@ class SharpnessObserver(Observer):
             v0 = self.eigenvector
             if v0 is not None and v0.size != n:
                 v0 = None
+            elif v0 is not None:
+                v0 = self._carried(v0, diagonal, n)
             result = top_eigenpairs(
                 operators[0], n, self.k, v0=v0, tol=self.tol, ncv=self.ncv, which=self.which
             )
             self.eigenvector = result.eigenvector
+            self.eigenvector_diagonal = np.ones(n) if diagonal is None else diagonal
         values: dict[str, Any] = {"lambda_max": result.lambda_max}
         values.update(stability_thresholds(result.lambda_max, info.lr, self.momentum, self.adam_beta1))
         values.update(n_hvp=result.n_hvp, residual=result.residual, converged=result.converged)
@@ -668,17 +678,34 @@ class SharpnessObserver(Observer):
             values["grad_fraction"] = gradient_fraction(self.gradient(info), result.eigenvectors)
         return values
 
+    def _carried(self, vector: np.ndarray, diagonal: np.ndarray | None, n: int) -> np.ndarray:
+        """The previous eigenvector y of P_old^-1/2 H P_old^-1/2 as a start for this call's
+        operator: the same direction in parameter space, x = P^-1/2 y, so y P_new^1/2 / P_old^1/2
+        (P = 1 for the plain H; unchanged when neither call is preconditioned)."""
+        old = self.eigenvector_diagonal
+        new = np.ones(n) if diagonal is None else diagonal
+        if old is None or old.size != n or np.array_equal(old, new):
+            return vector
+        return vector * np.sqrt(new / old)
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {} if self.eigenvector is None else {"eigenvector": self.eigenvector.copy()}
+        if self.eigenvector is None:
+            return {}
+        state = {"eigenvector": self.eigenvector.copy()}
+        if self.eigenvector_diagonal is not None:
+            state["eigenvector_diagonal"] = self.eigenvector_diagonal.copy()
+        return state
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         vector = state.get("eigenvector")
         self.eigenvector = None if vector is None else np.asarray(vector, dtype=np.float64)
+        diagonal = state.get("eigenvector_diagonal")
+        self.eigenvector_diagonal = None if diagonal is None else np.asarray(diagonal, dtype=np.float64)
 
 
 def _finite_or_diverged(operator: Callable, info: StepInfo) -> Callable:
     """``operator`` that raises DivergenceError when H v overflows (positions still finite but
-    huge: the run is diverging, and ARPACK would fail with an illegible error)."""
+    huge: the run is diverging, and Lanczos would go on with NaN to an illegible error)."""
     from ..simulation import DivergenceError
 
     def checked(vector):

@@ -1,11 +1,11 @@
 """Sharpness: top Hessian eigenvalues by Lanczos on Hessian-vector products.
 
-``scipy.sparse.linalg.eigsh`` (ARPACK's implicitly restarted Lanczos) runs on a
-``LinearOperator`` whose matvec is the user's Hessian-vector product, counted.
-ARPACK stops when the Ritz estimate of every wanted pair satisfies
-``||H v - lambda v|| <= tol * |lambda|``; we then recompute that residual
-explicitly (one more HVP per pair) and restart from the best vector when it
-does not hold. Warm start: pass the previous step's eigenvector as ``v0``.
+A thick-restart Lanczos (:func:`top_eigenpairs`) runs on the user's Hessian-vector product,
+counted: full reorthogonalisation, the Ritz residual ``||H x - theta x||`` tested after every
+product (explicit: a combination of the stored products, no extra HVP), stop when it is
+``<= tol * |theta|``. Warm start: pass the previous step's eigenvector as ``v0``; a start that
+is still an eigenvector to ``tol`` costs one HVP. (ARPACK, used before, tested only after
+``ncv`` products and threw its basis away at each restart and at each warm start that missed.)
 
 What K means here: for gradient descent U = -grad L, so the Lipschitz constant
 of U is ``||H||_2``; ``lambda_max`` (``which='LA'``, the default) is the
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from scipy.sparse.linalg import LinearOperator
 
 HVP = Callable[[np.ndarray], np.ndarray]
 
@@ -121,11 +121,15 @@ def top_eigenpairs(
     tol: float = 1e-6,
     ncv: int | None = None,
     which: str = "LA",
-    maxiter: int | None = None,
-    max_restarts: int = 2,
+    max_hvp: int | None = None,
     seed: int = 0,
 ) -> SharpnessResult:
     """Top-k eigenpairs of a symmetric operator given by Hessian-vector products.
+
+    Thick-restart Lanczos (:func:`_thick_restart_lanczos`): the Krylov space of ``v0`` grows
+    one HVP at a time, with full reorthogonalisation, and the Ritz residuals are tested after
+    every product, so a start that is still an eigenvector to ``tol`` costs one HVP and a
+    cold start stops at the first product that meets ``tol``.
 
     Parameters
     ----------
@@ -136,25 +140,22 @@ def top_eigenpairs(
     k : int
         Number of eigenpairs.
     v0 : ndarray, shape (n,), optional
-        Starting vector (warm start: the previous eigenvector). Default: a
-        normal random vector from ``seed``. With k = 1 a given v0 is first
-        grown into a Krylov space one HVP at a time, the residual tested after each
-        (:func:`_warm_lanczos`, at most ``ncv`` HVPs): a start that is still an
-        eigenvector to ``tol`` costs one HVP, one that moved a little a few; ARPACK
-        (which tests only after ``ncv`` HVPs) runs from the best Ritz vector otherwise.
+        Starting vector (warm start: the previous eigenvector). Default: a normal random
+        vector from ``seed``.
     tol : float
-        Ritz-residual tolerance: stop when ``||H v - lambda v|| <= tol * |lambda|``.
+        Ritz-residual tolerance: stop when ``||H x - theta x|| <= tol * |theta|`` for each of
+        the k pairs (then ``|lambda - theta| <= tol |theta|``, and far less when the top
+        eigenvalue is separated: ``residual^2 / gap``).
     ncv : int, optional
-        Lanczos basis size (>= max(3, k + 2)); default ``max(2k + 1, 12)``
-        from a random start, ``max(2k + 1, 8)`` from a given ``v0``.
+        Lanczos basis size before a thick restart (>= max(3, k + 2)); default
+        ``max(2k + 1, 30)``, at most ``n`` and at most what fits in 1 GiB for V and H V.
     which : {'LA', 'LM'}
         Largest algebraic or largest magnitude eigenvalues.
-    maxiter : int, optional
-        ARPACK restart limit.
-    max_restarts : int
-        Extra eigsh runs, each warm-started, when the explicit residual misses ``tol``.
+    max_hvp : int, optional
+        Most HVPs before giving up (``converged`` False); default ``max(100 ncv, 1000)``.
     seed : int
-        Seed of the default starting vector.
+        Seed of the default starting vector (and of a fresh direction if the Krylov space of
+        ``v0`` is an invariant subspace).
 
     Returns
     -------
@@ -170,99 +171,112 @@ def top_eigenpairs(
     if k >= n - 1 or n <= 3:
         return _dense_eigenpairs(op, k, which)
     if ncv is None:
-        # ARPACK spends ncv HVPs before its first convergence test: a warm
-        # start converges in few Lanczos steps, so it gets a smaller basis.
-        ncv = max(2 * k + 1, 8 if v0 is not None else 12)
+        ncv = max(2 * k + 1, min(30, _BASIS_BYTES // (16 * n)))
     ncv = int(ncv)
     if ncv < max(3, k + 2):
         raise ValueError(f"ncv={ncv!r}: expected at least max(3, k + 2) = {max(3, k + 2)}")
     ncv = min(ncv, n)
-    warm = v0 is not None
+    if max_hvp is None:
+        max_hvp = max(100 * ncv, 1000)
+    if int(max_hvp) != max_hvp or max_hvp < 1:
+        raise ValueError(f"max_hvp={max_hvp!r}: expected a positive integer number of HVPs")
+    rng = np.random.default_rng(seed)
     if v0 is None:
-        v0 = np.random.default_rng(seed).standard_normal(n)
+        v0 = rng.standard_normal(n)
     v0 = np.asarray(v0, dtype=np.float64).reshape(-1)
     if v0.shape != (n,) or not np.isfinite(v0).all() or not v0.any():
         raise ValueError(f"v0 of size {v0.size}: expected a finite nonzero vector of length {n}")
-    if warm and k == 1:
-        # A warm start is close to the answer: Lanczos from it with the residual tested after
-        # every product converges in a few HVPs, where ARPACK tests only after ncv of them.
-        found, v0 = _warm_lanczos(op, v0, tol, which, max(ncv, 3))
-        if found is not None:
-            return found  # else ARPACK from the best Ritz vector so far
-    for _ in range(max_restarts + 1):
-        try:
-            values, vectors = eigsh(op, k=k, which=which, v0=v0, ncv=ncv, tol=tol, maxiter=maxiter)
-        except ArpackNoConvergence as err:
-            values, vectors = err.eigenvalues, err.eigenvectors
-            if len(values) == 0:
-                raise RuntimeError(
-                    f"eigsh found no eigenpair within maxiter={maxiter} ({op.count} HVPs)"
-                ) from err
-        order = np.argsort(values)[::-1] if which == "LA" else np.argsort(-np.abs(values))
-        values, vectors = values[order], vectors[:, order]
-        residuals = np.array(
-            [
-                np.linalg.norm(op.matvec(vectors[:, c]) - values[c] * vectors[:, c])
-                for c in range(vectors.shape[1])
-            ]
-        )
-        converged = bool(len(values) == k and (residuals <= tol * np.abs(values)).all())
-        if converged:
-            break
-        v0 = vectors[:, 0]
+    return _thick_restart_lanczos(op, v0, k, tol, which, ncv, int(max_hvp), rng)
+
+
+_BASIS_BYTES = 1 << 30
+"""Memory for the Lanczos basis V and its products H V together (bounds the default ncv)."""
+
+
+def _top(values: np.ndarray, which: str, k: int) -> np.ndarray:
+    """Indices of the k wanted Ritz values, best first (ties: the lower index, stable)."""
+    key = -values if which == "LA" else -np.abs(values)
+    return np.argsort(key, kind="stable")[:k]
+
+
+def _thick_restart_lanczos(
+    op: CountedOperator,
+    v0: np.ndarray,
+    k: int,
+    tol: float,
+    which: str,
+    ncv: int,
+    max_hvp: int,
+    rng: np.random.Generator,
+) -> SharpnessResult:
+    """Lanczos with full reorthogonalisation and thick restarts, in Rayleigh-Ritz form.
+
+    The basis V (rows, orthonormal) and the products W = H V are kept; T = V W^T is the
+    projected operator, its top eigenpairs (theta, y) give Ritz pairs x = y V, H x = y W, so
+    every residual ``||H x - theta x||`` is explicit (a combination of actual products) and
+    costs no further HVP. The next basis vector is a Ritz residual orthogonalised against V:
+    in a Krylov space every Ritz residual is parallel to the next Lanczos vector, so this is
+    Lanczos, with the better-conditioned direction. When V holds ``ncv`` vectors it is
+    replaced by its ``max(k + 1, ncv // 2)`` top Ritz vectors (and W by their products):
+    the thick restart of Wu and Simon (2000), still a Krylov space.
+    """
+    n = v0.size
+    V = np.empty((ncv, n))
+    W = np.empty((ncv, n))
+    T = np.zeros((ncv, ncv))
+    keep = min(max(k + 1, ncv // 2), ncv - 1)
+    q = v0 / np.linalg.norm(v0)
+    size = 0
+    while True:
+        V[size] = q
+        W[size] = op.matvec(q)
+        column = V[: size + 1] @ W[size]
+        T[: size + 1, size] = column
+        T[size, : size + 1] = column
+        size += 1
+        values, vectors = np.linalg.eigh(T[:size, :size])
+        chosen = _top(values, which, min(k, size))
+        theta, Y = values[chosen], vectors[:, chosen]
+        X, HX = Y.T @ V[:size], Y.T @ W[:size]
+        R = HX - theta[:, None] * X
+        residuals = np.linalg.norm(R, axis=1)
+        done = residuals <= tol * np.abs(theta)
+        if (size >= k and done.all()) or op.count >= max_hvp or size == n:
+            break  # (at size n the Ritz pairs are exact to rounding)
+        r = R[int(np.argmin(done))] if size >= k else W[size - 1].copy()
+        scale = float(np.linalg.norm(r))
+        for _ in range(2):  # twice is enough (Kahan-Parlett)
+            r -= (V[:size] @ r) @ V[:size]
+        length = float(np.linalg.norm(r))
+        if not length > 1e-10 * max(scale, 1e-300):
+            # the Krylov space of v0 is invariant: go on in a fresh random direction
+            r = rng.standard_normal(n)
+            for _ in range(2):
+                r -= (V[:size] @ r) @ V[:size]
+            length = float(np.linalg.norm(r))
+        if size == ncv:
+            order = _top(values, which, keep)
+            Yk = vectors[:, order]
+            V[:keep], W[:keep] = Yk.T @ V[:size], Yk.T @ W[:size]
+            T[:] = 0.0
+            T[np.arange(keep), np.arange(keep)] = values[order]
+            size = keep
+        q = r / length
+    converged = bool(size >= k and done.all())
     return SharpnessResult(
-        float(values[0]),
-        vectors[:, 0].copy(),
+        float(theta[0]),
+        X[0].copy(),
         op.count,
         float(residuals[0]),
-        values,
-        vectors,
+        theta,
+        np.ascontiguousarray(X.T),
         residuals,
         converged,
     )
 
 
-def _warm_lanczos(
-    op: CountedOperator, v0: np.ndarray, tol: float, which: str, steps: int
-) -> tuple[SharpnessResult | None, np.ndarray]:
-    """Top Ritz pair of the Krylov space of ``v0``, grown one HVP at a time (full
-    reorthogonalisation) until ``||H x - theta x|| <= tol |theta|``: (the result, its vector),
-    or (None, the best Ritz vector) after ``steps`` HVPs without it.
-
-    The residual is explicit: ``H x`` is the combination of the stored products ``H v_j``
-    with the Ritz vector's coefficients, so it costs no further HVP."""
-    basis = [v0 / np.linalg.norm(v0)]
-    products: list[np.ndarray] = []
-    best = basis[0]
-    for j in range(steps):
-        products.append(op.matvec(basis[j]))
-        V, W = np.column_stack(basis), np.column_stack(products)
-        T = V.T @ W
-        values, vectors = np.linalg.eigh(0.5 * (T + T.T))
-        c = int(np.argmax(values) if which == "LA" else np.argmax(np.abs(values)))
-        theta, y = float(values[c]), vectors[:, c]
-        x, hx = V @ y, W @ y
-        norm = float(np.linalg.norm(x))
-        x, hx = x / norm, hx / norm
-        residual = float(np.linalg.norm(hx - theta * x))
-        best = x
-        if residual <= tol * abs(theta):
-            result = SharpnessResult(
-                theta, x, op.count, residual, np.array([theta]), x[:, None], np.array([residual]), True
-            )
-            return result, x
-        w = products[j].copy()
-        for _ in range(2):  # twice is enough (Kahan-Parlett)
-            w -= V @ (V.T @ w)
-        length = float(np.linalg.norm(w))
-        if length <= 1e-12 * float(np.linalg.norm(products[j])):
-            break  # an invariant subspace that misses tol: leave it to ARPACK
-        basis.append(w / length)
-    return None, best
-
-
 def _dense_eigenpairs(op: CountedOperator, k: int, which: str) -> SharpnessResult:
-    """Tiny problems (ARPACK needs k < n - 1): build H from n HVPs."""
+    """Tiny problems (k >= n - 1 or n <= 3): build H from n HVPs."""
     n = op.shape[0]
     dense = np.column_stack([op.matvec(e) for e in np.eye(n)])
     values, vectors = np.linalg.eigh(0.5 * (dense + dense.T))
