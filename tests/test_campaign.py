@@ -574,3 +574,34 @@ def test_the_table_prints_no_rounding_residue_as_a_spread():
     assert _pm(values.mean(), values.std(ddof=1)) == "0.21 +- 0"
     assert _pm(0.863, 0.57) == "0.863 +- 0.57"
     assert _pm(0.5, math.nan) == "0.5"
+
+
+def test_the_figure_ticks_the_measured_N_only(tmp_path, monkeypatch):
+    """The optimizers are drawn side by side about each N; at one N a log axis would tick those
+    offsets as if they were other N (8 x 10^4, 9 x 10^4): only the measured N are ticked."""
+    from matplotlib.figure import Figure
+
+    drawn = []
+    real = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: drawn.append(self) or real(self, *a, **k))
+    rows = [
+        {
+            "n": 100000,
+            "seed": s,
+            "scaling": "mean_field",
+            "optimizer": o,
+            "event": "merge",
+            "status": "bracketed",
+            "lo_factor": 0.1,
+            "hi_factor": 0.5,
+            "eta_c_lambda_max": 0.2 + 0.01 * s,
+            "eta_c_pairwise": 0.05,
+            "eta_c_apriori": 0.5,
+        }
+        for s in range(3)
+        for o in ("gd", "momentum", "adam")
+    ]
+    plot_campaign(rows, tmp_path / "c.png", events=("merge",))
+    for ax in drawn[0].axes:
+        assert list(ax.get_xticks()) == [100000] and [t.get_text() for t in ax.get_xticklabels()] == ["10^5"]
+        assert not len(ax.xaxis.get_minorticklocs())

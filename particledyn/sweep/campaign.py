@@ -785,6 +785,7 @@ def plot_campaign(
     """
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullLocator
 
     from ..plotting.common import DPI
 
@@ -792,6 +793,7 @@ def plot_campaign(
     fig = Figure(figsize=(4.6 * len(events), 3.6 * len(K_SOURCES)), dpi=DPI)
     axes = np.atleast_2d(fig.subplots(len(K_SOURCES), len(events), squeeze=False))
     series = sorted({(r["optimizer"], r["scaling"]) for r in points})
+    sizes = sorted({int(r["n"]) for r in points})
     offsets = {s: 1.0 + 0.08 * (i - (len(series) - 1) / 2) for i, s in enumerate(series)}
     for row_i, source in enumerate(K_SOURCES):
         for col, event in enumerate(events):
@@ -848,6 +850,9 @@ def plot_campaign(
                         )
             ax.axhline(1.0, color="0.3", ls=":", lw=1)
             ax.set(xscale="log", yscale="log", xlabel="N")
+            # ticks at the measured N only: the optimizers' side-by-side offsets are not other N
+            ax.set_xticks(sizes, [_n_label(n) for n in sizes])
+            ax.xaxis.set_minor_locator(NullLocator())
             if row_i == 0:
                 ax.set_title(event.replace("_", " "))
             if col == 0:
