@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from scipy.spatial.distance import pdist
 
+from ..union_find import find
 from . import all_pairs
 
 #: N at or below which every pair is used instead of k nearest neighbours.
@@ -106,14 +107,6 @@ GRID_MAX_DIM = 3
 
 
 @numba.njit(cache=True)
-def _find(parent, a):
-    while parent[a] != a:
-        parent[a] = parent[parent[a]]
-        a = parent[a]
-    return a
-
-
-@numba.njit(cache=True)
 def _cell_index(cells, target):
     """Row of ``target`` in the lexicographically sorted ``cells``, or -1."""
     lo, hi, dim = 0, cells.shape[0], cells.shape[1]
@@ -164,7 +157,7 @@ def _grid_walk(points, cells, boxes, starts, order, offsets, eps2, count_only):
             continue
         for a in range(starts[c], starts[c + 1] - 1):
             src[n_edges], dst[n_edges] = order[a], order[a + 1]
-            parent[_find(parent, order[a + 1])] = _find(parent, order[a])
+            parent[find(parent, order[a + 1])] = find(parent, order[a])
             n_edges += 1
     for c in range(n_cells):
         for o in range(len(offsets)):
@@ -180,7 +173,7 @@ def _grid_walk(points, cells, boxes, starts, order, offsets, eps2, count_only):
                 if far <= eps2:
                     total += (starts[c + 1] - starts[c]) * (starts[t + 1] - starts[t])
                     continue
-            elif _find(parent, order[starts[c]]) == _find(parent, order[starts[t]]):
+            elif find(parent, order[starts[c]]) == find(parent, order[starts[t]]):
                 continue
             found = False
             for a in range(starts[c], starts[c + 1]):
@@ -196,7 +189,7 @@ def _grid_walk(points, cells, boxes, starts, order, offsets, eps2, count_only):
                             total += 1
                         else:
                             src[n_edges], dst[n_edges] = p, q
-                            parent[_find(parent, q)] = _find(parent, p)
+                            parent[find(parent, q)] = find(parent, p)
                             n_edges += 1
                             found = True
                             break

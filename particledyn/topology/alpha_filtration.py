@@ -17,6 +17,8 @@ duplicates of a vertex are left out, as gudhi does.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba
 import numpy as np
 from scipy.spatial import Delaunay, QhullError
@@ -41,6 +43,7 @@ class DegenerateCloud(ValueError):
     """The cloud is outside what the floating-point path decides (ties, flat, too few points)."""
 
 
+@dataclass
 class AlphaFiltration:
     """The alpha filtration of a 2-D or 3-D cloud on its Delaunay triangulation.
 
@@ -67,20 +70,18 @@ class AlphaFiltration:
         boundary ``[v1, v2] - [v0, v2] + [v0, v1]``.
     """
 
-    def __init__(self, dim, n_points, n_vertices, cells, cell_value, facet_vertices, facet_cells, facet_value,
-                 edge_vertices, edge_value, facet_edges=None, facet_signs=None):  # fmt: skip
-        self.dim = dim
-        self.n_points = n_points
-        self.n_vertices = n_vertices
-        self.cells = cells
-        self.cell_value = cell_value
-        self.facet_vertices = facet_vertices
-        self.facet_cells = facet_cells
-        self.facet_value = facet_value
-        self.edge_vertices = edge_vertices
-        self.edge_value = edge_value
-        self.facet_edges = facet_edges
-        self.facet_signs = facet_signs
+    dim: int
+    n_points: int
+    n_vertices: int
+    cells: np.ndarray
+    cell_value: np.ndarray
+    facet_vertices: np.ndarray
+    facet_cells: np.ndarray
+    facet_value: np.ndarray
+    edge_vertices: np.ndarray
+    edge_value: np.ndarray
+    facet_edges: np.ndarray | None = None
+    facet_signs: np.ndarray | None = None
 
 
 @numba.njit(cache=True, inline="always")

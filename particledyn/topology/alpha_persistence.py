@@ -21,17 +21,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..union_find import find
 from .alpha_filtration import AlphaFiltration, alpha_filtration
 
 __all__ = ["alpha_pairs", "numba_alpha_diagram"]
-
-
-@numba.njit(cache=True, inline="always")
-def _find(parent, x):
-    while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-    return x
 
 
 @numba.njit(cache=True)
@@ -72,8 +65,8 @@ def _h0(n, everts, ev, order):
     deaths = np.empty(len(ev))
     k = 0
     for e in order:
-        ra = _find(parent, everts[e, 0])
-        rb = _find(parent, everts[e, 1])
+        ra = find(parent, everts[e, 0])
+        rb = find(parent, everts[e, 1])
         if ra != rb:
             if ra < rb:
                 parent[rb] = ra
@@ -103,8 +96,8 @@ def _dual(n_cells, cellv, corder, facet_cells, fv, forder):
         c1 = facet_cells[f, 1]
         if c1 < 0:
             c1 = n_cells
-        r0 = _find(parent, c0)
-        r1 = _find(parent, c1)
+        r0 = find(parent, c0)
+        r1 = find(parent, c1)
         if r0 == r1:
             continue
         t0, t1 = top[r0], top[r1]

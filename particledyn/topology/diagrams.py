@@ -330,6 +330,20 @@ def _csr(n, src, dst):
     return ptr, idx
 
 
+@numba.njit(cache=True, inline="always")
+def _flip(stack, depth, y, mate_x, mate_y):
+    """Flip the alternating path stack[0] -> ... -> stack[depth] -> y: y's near mate, if any, is
+    freed, and each x on the path takes the next y."""
+    if mate_y[y] != -1:
+        mate_x[mate_y[y]] = -1
+    for level in range(depth, -1, -1):
+        x = stack[level]
+        previous = mate_x[x]
+        mate_x[x] = y
+        mate_y[y] = x
+        y = previous
+
+
 @numba.njit(cache=True)
 def _augment(root, ptr, idx, mate_x, mate_y, far_x, seen_y, stamp, stack, pos):
     """Alternating path from the uncovered ``root`` to a free y or a matched near x; flip it."""
@@ -349,15 +363,7 @@ def _augment(root, ptr, idx, mate_x, mate_y, far_x, seen_y, stamp, stack, pos):
         seen_y[y] = stamp
         x2 = mate_y[y]
         if x2 == -1 or not far_x[x2]:
-            if x2 != -1:
-                mate_x[x2] = -1
-            yy = y
-            for level in range(depth, -1, -1):
-                xx = stack[level]
-                previous = mate_x[xx]
-                mate_x[xx] = yy
-                mate_y[yy] = xx
-                yy = previous
+            _flip(stack, depth, y, mate_x, mate_y)
             return True
         depth += 1
         stack[depth] = x2
@@ -493,15 +499,7 @@ def _covers_cells(delta, a, b, keys_a, keys_b, order_a, order_b, sorted_a, sorte
                 seen_q[y] = stamp
                 x2 = mate_q[y]
                 if x2 == -1 or not far_p[x2]:  # a free y, or one matched to a near x (freed)
-                    if x2 != -1:
-                        mate_p[x2] = -1
-                    yy = y
-                    for level in range(depth, -1, -1):
-                        xx = stack[level]
-                        previous = mate_p[xx]
-                        mate_p[xx] = yy
-                        mate_q[yy] = xx
-                        yy = previous
+                    _flip(stack, depth, y, mate_p, mate_q)
                     found = True
                 else:
                     depth += 1
