@@ -313,5 +313,38 @@ def test_exact_bottleneck_of_crowded_large_diagrams_lists_no_couple(monkeypatch)
     monkeypatch.setattr(diagrams, "_edges", lambda *x: pytest.fail("the couples were listed"))
     got = diagrams.exact_bottleneck(a, b)
     monkeypatch.setattr(diagrams, "_edges", listed)
-    monkeypatch.setattr(diagrams, "_covers_within", lambda *x: False)  # force the listing search
+    monkeypatch.setattr(diagrams, "_covers_within", lambda *x: None)  # force the listing search
+    assert diagrams.exact_bottleneck(a, b) == got
+
+
+def test_exact_bottleneck_above_its_lower_bound_lists_no_couple(monkeypatch):
+    """d > t > 0: two pairs 0.005 from the one pair across (t = 0.005), one of them must go to
+    the diagonal (d = 0.5); and a crowded diagram pair with d > t. Both found by bisection on
+    the cells' matching and the couples of the last interval alone, equal to brute force, hera
+    and the listing search."""
+    import gudhi.hera
+
+    from particledyn.topology import diagrams
+
+    listed = diagrams._edges
+    monkeypatch.setattr(diagrams, "_edges", lambda *x: pytest.fail("the couples were listed"))
+    a, b = np.array([[0.0, 1.0], [0.01, 1.01]]), np.array([[0.005, 1.005]])
+    assert diagrams.exact_bottleneck(a, b) == brute_bottleneck(a, b) == 0.5
+    rng = np.random.default_rng(8)
+    births = rng.uniform(0.0, 0.01, 3000)
+    a = np.column_stack([births, births + rng.exponential(1e-3, births.size)])
+    b = np.sort(a + rng.normal(scale=1e-5, size=a.shape), axis=1)
+    far = np.argsort(diagrams._to_diagonal(a))[-40:]
+    a = np.concatenate([a, a[far] + 1e-6])  # twins of the 40 farthest: one of each has no partner
+    ha, hb = diagrams._to_diagonal(a), diagrams._to_diagonal(b)
+    order_a, order_b = np.argsort(a[:, 0]), np.argsort(b[:, 0])
+    t = max(
+        np.max(np.minimum(ha, diagrams._nearest(a, b[order_b]))),
+        np.max(np.minimum(hb, diagrams._nearest(b, a[order_a]))),
+    )
+    got = diagrams.exact_bottleneck(a, b)
+    assert got > t
+    monkeypatch.setattr(diagrams, "_edges", listed)
+    assert got == pytest.approx(gudhi.hera.bottleneck_distance(a, b, 0.0), rel=0, abs=1e-15)
+    monkeypatch.setattr(diagrams, "_least_feasible", lambda *x: None)
     assert diagrams.exact_bottleneck(a, b) == got

@@ -197,8 +197,14 @@ def exact_bottleneck(a, b) -> float:
     to_b, to_a = _nearest(a, sb), _nearest(b, sa)
     t = max(float(np.max(np.minimum(ha, to_b))), float(np.max(np.minimum(hb, to_a))))
     top = max(float(ha.max()), float(hb.max()))
-    if t > 0 and _covers_within(t, a, b, ha > t, hb > t):
-        return t  # most often d = t, tested without listing the couples
+    if t > 0:
+        first = _covers_within(t, a, b, ha > t, hb > t)
+        if first:
+            return t  # most often d = t, tested without listing the couples
+        if first is not None:
+            found = _least_feasible(t, top, a, b, ha, hb)
+            if found is not None:
+                return found
     low = t * (1.0 - 1e-9)
     upper = min(2.0 * t if t > 0 else top / 1024, top)  # t = 0: every pair has a twin across
     while True:
@@ -396,11 +402,11 @@ def _covers(n_a, n_b, i, j, far_a, far_b):
     return True
 
 
-def _covers_within(delta, a, b, far_a, far_b) -> bool | None:
-    """:func:`_covers` at ``delta`` on the couples within ``delta`` with a far end, found while
-    searching, never listed: a 10^5-pair diagram can hold ~10^7 such couples, while a greedy pass
-    and a few alternating paths touch few. Each side's pairs are bucketed in square cells a bit
-    wider than ``delta`` (a couple's cells are neighbours). None: too many cells for int64 keys."""
+def _cells(a, b, delta):
+    """Both sides' pairs bucketed in square cells a bit wider than ``delta``, so that a couple
+    within ``delta`` lies in neighbouring cells: ``(keys_a, keys_b, order_a, order_b, width)``
+    (each side's cell keys, the orders sorting them, cells per row), or None when the cells
+    would be too many for int64 keys."""
     both = np.concatenate([a, b])
     size = delta * (1.0 + 1e-6)  # |x - y| <= delta as rounded: cells at most one apart
     origin = both.min(axis=0) - size
@@ -409,7 +415,17 @@ def _covers_within(delta, a, b, far_a, far_b) -> bool | None:
         return None
     width = np.int64(span[1])
     keys_a, keys_b = _cell_keys(a, origin, size, width), _cell_keys(b, origin, size, width)
-    order_a, order_b = np.argsort(keys_a, kind="stable"), np.argsort(keys_b, kind="stable")
+    return keys_a, keys_b, np.argsort(keys_a, kind="stable"), np.argsort(keys_b, kind="stable"), width
+
+
+def _covers_within(delta, a, b, far_a, far_b) -> bool | None:
+    """:func:`_covers` at ``delta`` on the couples within ``delta`` with a far end, found while
+    searching in :func:`_cells`, never listed: a 10^5-pair diagram can hold ~10^7 such couples,
+    while a greedy pass and a few alternating paths touch few. None: too many cells."""
+    cells = _cells(a, b, delta)
+    if cells is None:
+        return None
+    keys_a, keys_b, order_a, order_b, width = cells
     return bool(
         _covers_cells(
             delta,
@@ -426,6 +442,75 @@ def _covers_within(delta, a, b, far_a, far_b) -> bool | None:
             far_b,
         )
     )
+
+
+def _least_feasible(t: float, top: float, a, b, ha, hb) -> float | None:
+    """The least delta in (t, top] at which :func:`_covers_within` holds, when it fails at t:
+    doubling, then bisection of the reals to a relative width 2^-20, then a search over the
+    values at which feasibility can change inside that last interval (the h's and the couples'
+    distances there, :func:`_shell`). Exact: feasibility is constant between such values. None
+    where the cells do not fit (the listing search then decides)."""
+
+    def covers(delta):
+        return _covers_within(delta, a, b, ha > delta, hb > delta)
+
+    lo, hi = t, min(2.0 * t, top)
+    while hi < top:  # at top every pair may go to the diagonal: feasible
+        ok = covers(hi)
+        if ok is None:
+            return None
+        if ok:
+            break
+        lo, hi = hi, min(2.0 * hi, top)
+    while hi - lo > hi * 2.0**-20:
+        mid = 0.5 * (lo + hi)
+        ok = covers(mid)
+        if ok is None:
+            return None
+        lo, hi = (lo, mid) if ok else (mid, hi)
+    shell = _shell(a, b, lo, hi)
+    if shell is None:
+        return None
+    cand = np.unique(np.concatenate([ha, hb, shell]))
+    cand = cand[(cand > lo) & (cand <= hi)]  # not empty: infeasible at lo, feasible at hi
+    first, last = 0, len(cand) - 1  # the last is feasible, as hi is
+    while first < last:
+        mid = (first + last) // 2
+        if covers(cand[mid]):
+            last = mid
+        else:
+            first = mid + 1
+    return float(cand[first])
+
+
+def _shell(a, b, lo, hi):
+    """Sup-norm distances of the couples (a pair of a, a pair of b) in (lo, hi], as
+    :func:`_close` rounds them; None when the cells do not fit."""
+    cells = _cells(a, b, hi)
+    if cells is None:
+        return None
+    keys_a, keys_b, _, order_b, width = cells
+    return _shell_cells(lo, hi, a, b, keys_a, order_b, keys_b[order_b], width)
+
+
+@numba.njit(cache=True)
+def _shell_cells(lo, hi, p, q, keys_p, order_q, sorted_q, width):
+    count = 0
+    for stage in range(2):  # count, then fill
+        out = np.empty(count)
+        c = 0
+        for r in range(len(p)):
+            for cells in range(3):
+                k, stop = _run(sorted_q, keys_p[r], width, cells)
+                for m in range(k, stop):
+                    y = order_q[m]
+                    dist = max(abs(q[y, 0] - p[r, 0]), abs(q[y, 1] - p[r, 1]))
+                    if lo < dist <= hi:
+                        if stage == 1:
+                            out[c] = dist
+                        c += 1
+        count = c
+    return out
 
 
 @numba.njit(cache=True)
