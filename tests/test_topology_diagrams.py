@@ -189,8 +189,9 @@ def test_exact_bottleneck_equals_heras_and_gudhis_exact_value(seed, na, nb, grid
     # hera rounds distances its own way (the diagonal's, a difference's): equal to a few ulps of 1
     assert got == pytest.approx(gudhi.hera.bottleneck_distance(a, b, 0.0), rel=0, abs=1e-15)
     assert exact_bottleneck(b[rng.permutation(len(b))], a[rng.permutation(len(a))]) == got
-    if not grid:  # no ties: gudhi's exact matching too, to the bit (with ties it can be wrong)
-        assert got == gudhi.bottleneck_distance(a, b, 0)
+    if len(a) + len(b) <= 8:  # and brute force; not gudhi's e = 0, which 3.13 gets wrong on some
+        # diagrams, with ties and without (seed 0, 2 x 6 pairs: 0.4119 against 0.4066)
+        assert got == pytest.approx(brute_bottleneck(a, b), rel=0, abs=1e-15)
 
 
 def test_exact_bottleneck_matches_brute_force_on_small_diagrams():
@@ -290,7 +291,7 @@ def test_feasibility_on_couples_found_while_searching_equals_it_on_all_couples_l
         return
     expected = diagrams._feasible(delta, ha, hb, i, j, dist)
     assert diagrams._covers_within(delta, a, b, ha > delta, hb > delta) == expected
-    d = brute_bottleneck(a, b) if len(a) + len(b) <= 8 else diagrams.exact_bottleneck(a, b)
+    d = diagrams.exact_bottleneck(a, b)  # its own rounding of h (brute force's (d - b)/2 is an ulp off)
     if d > 0:  # the deciding couple is at distance d itself, and just below d nothing covers
         assert diagrams._covers_within(d, a, b, ha > d, hb > d)
         below = values[values < d].max(initial=0.0)

@@ -143,11 +143,12 @@ def exact_bottleneck(a, b) -> float:
     """Exact bottleneck distance of two finite diagrams, from the pairs that can decide it.
 
     Exact on the given floats: a pair's distance to the diagonal rounded as gudhi rounds it,
-    so equal to ``gudhi.bottleneck_distance(a, b, e=0)`` to the bit where that is right (without
-    ties: tested), and to hera's (``delta = 0``) to a few ulps (hera rounds its own way); both
-    cost 75-150x more on the 3-D H1 diagrams at N = 1024. gudhi's default (``e`` = the least
+    so equal to ``gudhi.bottleneck_distance(a, b, e=0)`` to the bit where that is right, and to
+    hera's (``delta = 0``) and brute force's to a few ulps (each rounds its own way); gudhi and
+    hera cost 75-150x more on the 3-D H1 diagrams at N = 1024. gudhi's default (``e`` = the least
     double) may differ in the last 2-3 bits, as its documentation says, and gudhi 3.13 is wrong on
-    some diagrams with ties (e.g. all births equal).
+    some diagrams, with ties (all births equal) and without (2 x 6 random pairs: 0.4119 against
+    0.4066 by hera and brute force).
 
     Parameters
     ----------
