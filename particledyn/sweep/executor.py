@@ -319,12 +319,7 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
         try:
             values[point] = measured[key] = float(future.result())
         except Exception as exc:
-            if spec.lr_factor is None:
-                # absolute rates need no eta*: the runs go on (a rule without a loss Hessian,
-                # e.g. a user's own) with eta K0 not known, NaN in the table and in K0.json
-                values[point] = measured[key] = math.nan
-            else:
-                errors[point] = f"K0 measurement failed: {_one_line(exc)}"
+            errors[point] = f"K0 measurement failed: {_one_line(exc)}"
     if measured:
         out.mkdir(parents=True, exist_ok=True)
         with _locked(out / "K0.json.lock"):
@@ -337,7 +332,9 @@ def measure_grid_K0(spec: SweepSpec, client, out: Path, points=None) -> tuple[di
 
 
 def _K0_or_nan(resolved, tol: float) -> float:
-    """:func:`measure_K0`, NaN where the kernel has no lambda_max (a sweep of absolute rates)."""
+    """:func:`measure_K0`, NaN where the kernel has no lambda_max: a sweep of absolute rates needs
+    no eta*, so its runs go on (a user's rule without a loss Hessian) with eta K0 NaN in the
+    table and in K0.json; a failure of another kind (a lost worker) is not cached."""
     try:
         return measure_K0(resolved, tol)
     except ValueError:
